@@ -1,0 +1,161 @@
+# hitld — GNU make build. `make help` lists the targets.
+#
+# Objects go to $(B) (build/ by default, build/asan for the sanitizer
+# variant), so the normal and the sanitizer build can sit side by side.
+
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+DATADIR     ?= $(PREFIX)/share
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+CATALOGDIR  ?= /usr/lib/systemd/catalog
+DESTDIR     ?=
+
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+PYTHON      ?= python3
+SAN         ?=
+B           ?= build
+
+PKGS := libsystemd libcurl json-c libconfig
+TEST_PKGS := cmocka
+
+# Hardening: fortify needs optimisation, so -O2 unless the caller says
+# otherwise; the sanitizer variant uses -O1 and no fortify (they clash).
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wno-unused-parameter -Wvla -Wdate-time
+ifeq ($(SAN),)
+OPT       ?= -O2 -g
+HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection \
+             -fcf-protection -fPIE
+HARDEN_LD := -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+else
+OPT       ?= -O1 -g -fno-omit-frame-pointer
+HARDEN    := -fPIE -fsanitize=address,undefined -fno-sanitize-recover=all
+HARDEN_LD := -pie -fsanitize=address,undefined -Wl,-z,relro -Wl,-z,now
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
+
+CPPFLAGS  += -D_GNU_SOURCE -DHITLD_VERSION='"$(VERSION)"' -Idaemon -Iclient
+CFLAGS    += -std=c17 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS   += $(HARDEN_LD)
+
+DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(B)/%.o)
+CLIENT_LIB_SRC := client/hitlclient.c
+CLIENT_LIB_OBJ := $(CLIENT_LIB_SRC:%.c=$(B)/%.o)
+CLIENT_PIC_OBJ := $(CLIENT_LIB_SRC:%.c=$(B)/pic/%.o)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:%.c=$(B)/%)
+UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(B)/%.o)
+
+PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
+LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
+
+.PHONY: all help deps check check-unit check-emulator check-integration \
+        check-asan demo install uninstall clean
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS) $(LIBS_OUT) $(UNIT_BIN)
+
+help:
+	@echo "make            build hitld, hitlctl, the client library and unit tests"
+	@echo "make demo       install missing deps, build, run a request end to end"
+	@echo "make check      install missing deps, build (-Werror), run every test"
+	@echo "make install    install (honours DESTDIR, PREFIX)"
+	@echo "make clean      remove build/"
+
+deps:
+	@./scripts/install-deps
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+
+$(B)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(B)/libhitld.a: $(DAEMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/hitld: $(B)/daemon/main.o $(B)/libhitld.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/libhitlclient.a: $(CLIENT_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libhitlclient.so: $(CLIENT_PIC_OBJ)
+	$(CC) -shared -Wl,-soname,libhitlclient.so.0 $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(shell $(PKG_CONFIG) --libs json-c)
+
+$(B)/hitlctl: $(B)/client/hitlctl.o $(B)/libhitlclient.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
+
+# The tests. Each runner prints its own results; tests/run-suite adds them
+# up and ends with one "N passed, N failed" line.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 B=build/asan all
+	@./tests/run-suite --build $(B) --asan-build build/asan
+
+check-unit: all
+	@./tests/run-suite --build $(B) --only unit
+
+check-emulator:
+	@./tests/run-suite --build $(B) --only emulator
+
+check-integration: all
+	@./tests/run-suite --build $(B) --only integration
+
+check-asan:
+	@$(MAKE) --no-print-directory SAN=1 B=build/asan all
+	@./tests/run-suite --build build/asan --only unit,integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@./scripts/demo --build $(B)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(B)/hitld $(DESTDIR)$(SBINDIR)/hitld
+	$(if $(wildcard $(B)/hitlctl),install -m 0755 $(B)/hitlctl $(DESTDIR)$(BINDIR)/hitlctl)
+	install -d $(DESTDIR)$(SYSCONFDIR)/hitld
+	install -m 0644 etc/hitld.conf $(DESTDIR)$(SYSCONFDIR)/hitld/hitld.conf
+	for f in $(wildcard systemd/*.service systemd/*.socket); do \
+		install -D -m 0644 $$f $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
+	$(if $(wildcard systemd/hitld.sysusers),install -D -m 0644 systemd/hitld.sysusers $(DESTDIR)$(SYSUSERSDIR)/hitld.conf)
+	$(if $(wildcard systemd/hitld.tmpfiles),install -D -m 0644 systemd/hitld.tmpfiles $(DESTDIR)$(TMPFILESDIR)/hitld.conf)
+	$(if $(wildcard systemd/hitld.catalog),install -D -m 0644 systemd/hitld.catalog $(DESTDIR)$(CATALOGDIR)/hitld.catalog)
+	for f in $(wildcard docs/*.[1-8]); do \
+		s=$${f##*.}; install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$f); done
+	$(if $(LIBS_OUT),install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR))
+	$(if $(LIBS_OUT),install -m 0644 $(B)/libhitlclient.a $(DESTDIR)$(LIBDIR)/)
+	$(if $(LIBS_OUT),install -m 0755 $(B)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0)
+	$(if $(LIBS_OUT),ln -sf libhitlclient.so.0 $(DESTDIR)$(LIBDIR)/libhitlclient.so)
+	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,130 @@
+/* record.h — the request record: hitld's unit of durable state.
+ * Owns the in-memory shape of a request, its state machine vocabulary, and the
+ * two JSON forms: the on-disk form (record_to_json/record_from_json, strict,
+ * versioned) and the client-facing form of PROTOCOL.md §3 (record_to_protocol).
+ * Pure: no I/O, no clock. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <json-c/json.h>
+
+#include "timeutil.h"
+
+#define RECORD_FORMAT_VERSION 1
+#define RECORD_ID_MAX 32         /* "r_" + 26 Crockford base32 chars + NUL fits */
+#define REMOTE_ID_LEN 24         /* HITL.sh ObjectID: 24 hex chars */
+#define CLIENT_REF_MAX 128
+
+typedef enum RequestState {
+	REQUEST_QUEUED,
+	REQUEST_SUBMITTING,
+	REQUEST_PENDING,
+	REQUEST_COMPLETED,
+	REQUEST_TIMEOUT,
+	REQUEST_CANCELLED,
+	REQUEST_FAILED,
+	_REQUEST_STATE_MAX,
+	_REQUEST_STATE_INVALID = -EINVAL,
+} RequestState;
+
+typedef enum Priority {
+	PRIORITY_LOW,
+	PRIORITY_MEDIUM,
+	PRIORITY_HIGH,
+	PRIORITY_CRITICAL,
+	_PRIORITY_MAX,
+	_PRIORITY_INVALID = -EINVAL,
+} Priority;
+
+typedef enum ResultSource {
+	RESULT_NONE,
+	RESULT_REVIEWER,
+	RESULT_DEFAULT,
+	_RESULT_SOURCE_MAX,
+	_RESULT_SOURCE_INVALID = -EINVAL,
+} ResultSource;
+
+typedef enum FeedbackState {
+	FEEDBACK_NONE,
+	FEEDBACK_QUEUED,
+	FEEDBACK_SENT,
+	FEEDBACK_FAILED,
+	_FEEDBACK_STATE_MAX,
+	_FEEDBACK_STATE_INVALID = -EINVAL,
+} FeedbackState;
+
+typedef struct Record {
+	char id[RECORD_ID_MAX];           /* local id, "r_…" */
+	uint64_t seq;                     /* monotonically increasing acceptance order */
+	char *client_ref;                 /* NULL or 1..128 chars */
+	uid_t owner_uid;
+
+	RequestState state;
+	Priority priority;                /* copy of params.priority, for scheduling */
+	char *loop_id;                    /* copy of params.loop_id */
+
+	/* The HITL.sh create-request body as validated and normalised at submit
+	 * (validate_submit): loop_id, request_text, response_type, … . The
+	 * timeout sent remotely is recomputed from deadline_at at send time. */
+	json_object *params;
+
+	usec_t created_at;                /* accepted by the daemon */
+	usec_t updated_at;                /* last state change */
+	usec_t submitted_at;              /* created remotely; 0 = not yet */
+	usec_t deadline_at;               /* created_at + timeout_seconds; 0 = none */
+	usec_t next_attempt_at;           /* next planned remote action; 0 = none */
+
+	char *remote_id;                  /* HITL.sh request id, NULL until known */
+	char *remote_status;              /* last status seen remotely, NULL until known */
+
+	json_object *response;            /* {data, by, at, time_seconds} or NULL */
+	json_object *result;              /* normalised answer or default, or NULL */
+	ResultSource result_source;
+
+	bool cancel_requested;
+	FeedbackState feedback_state;
+	json_object *feedback;            /* the feedback object to send, or NULL */
+
+	unsigned attempts;                /* remote create attempts so far */
+	json_object *error;               /* {code, message, http_status} or NULL */
+} Record;
+
+Record *record_new(void);
+Record *record_free(Record *r);
+static inline void record_freep(Record **r) {
+	if (*r)
+		record_free(*r);
+}
+
+const char *request_state_to_string(RequestState s);
+RequestState request_state_from_string(const char *s);
+static inline bool request_state_is_terminal(RequestState s) {
+	return s == REQUEST_COMPLETED || s == REQUEST_TIMEOUT || s == REQUEST_CANCELLED ||
+	       s == REQUEST_FAILED;
+}
+
+const char *priority_to_string(Priority p);
+Priority priority_from_string(const char *s);
+const char *result_source_to_string(ResultSource s);
+ResultSource result_source_from_string(const char *s);
+const char *feedback_state_to_string(FeedbackState s);
+FeedbackState feedback_state_from_string(const char *s);
+
+/* Generates a new local id "r_" + 26-char ULID (48-bit ms time + 80 random
+ * bits, Crockford base32) so ids sort by creation time. */
+int record_make_id(usec_t now, char ret[static RECORD_ID_MAX]);
+
+/* Is s a syntactically valid local id? */
+bool record_id_is_valid(const char *s);
+
+/* On-disk form: a JSON object with "version": RECORD_FORMAT_VERSION and every
+ * field above. record_from_json() is strict: wrong types, unknown states, bad
+ * ids or sizes give -EBADMSG and no record. */
+int record_to_json(const Record *r, json_object **ret);
+int record_from_json(json_object *j, Record **ret);
+
+/* Client form of PROTOCOL.md §3 (request record). */
+int record_to_protocol(const Record *r, json_object **ret);
