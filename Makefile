@@ -47,7 +47,7 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
-CPPFLAGS  += -D_GNU_SOURCE -DHITLD_VERSION='"$(VERSION)"' -Idaemon -Iclient
+CPPFLAGS  += -D_GNU_SOURCE -DHITLD_VERSION='"$(VERSION)"' -iquote daemon -iquote client
 CFLAGS    += -std=c17 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += $(HARDEN_LD)
 

@@ -1,0 +1,646 @@
+/* api.c — see api.h. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <strings.h>
+
+#include "api.h"
+#include "apiparse.h"
+#include "cleanup.h"
+#include "curl_glue.h"
+#include "log.h"
+
+#ifndef HITLD_VERSION
+#define HITLD_VERSION "0"
+#endif
+
+#define API_TIMEOUT_DEFAULT_S 30U
+#define API_CONNECT_TIMEOUT_MAX_S 10U
+/* Only the rate-limit lines are kept (apiparse_header_wanted), so this is ample. */
+#define API_HEADER_BLOCK_MAX 4096U
+
+struct ApiClient {
+	sd_event *event;
+	CurlGlue *glue;
+	char *base_url;        /* normalised, no trailing '/' */
+	char *ca_file;
+	unsigned timeout_s;
+	bool plain_loopback;   /* http:// to loopback: never through a proxy */
+	char *key;
+	struct ApiCall *calls;
+	unsigned n_calls;
+};
+
+struct ApiCall {
+	ApiClient *client;
+	CURL *easy;            /* owned by the glue once added */
+	api_done_t done;
+	void *userdata;
+	struct curl_slist *headers; /* holds the Authorization line: wiped on free */
+
+	char *body;            /* response body, NUL-terminated, ≤ API_RESPONSE_BODY_MAX bytes */
+	size_t body_len, body_alloc;
+	bool body_oversize;
+
+	char header_block[API_HEADER_BLOCK_MAX];
+	size_t header_len;
+
+	bool reached_send;     /* CURLOPT_PREREQFUNCTION ran: the request may be on the wire */
+	bool delivering;       /* inside done() */
+	char errbuf[CURL_ERROR_SIZE];
+	usec_t started_at;
+	char method[8];
+	struct ApiCall *prev, *next;
+};
+
+static void headers_wipe_and_free(struct curl_slist *l) {
+	for (struct curl_slist *i = l; i; i = i->next)
+		if (i->data)
+			explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(l);
+}
+
+/* Frees the call's own memory; the easy handle must be gone or detached. */
+static void call_free(ApiCall *call) {
+	if (!call)
+		return;
+	headers_wipe_and_free(call->headers);
+	free(call->body);
+	free(call);
+}
+
+static void call_freep(ApiCall **call) {
+	if (!*call)
+		return;
+	/* Only before curl_glue_add(): afterwards the glue owns the easy. */
+	if ((*call)->easy)
+		curl_easy_cleanup((*call)->easy);
+	call_free(*call);
+}
+
+static void client_unlink(ApiClient *c, ApiCall *call) {
+	if (call->next)
+		call->next->prev = call->prev;
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		c->calls = call->next;
+	call->prev = call->next = NULL;
+	c->n_calls--;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+	ApiCall *call = userdata;
+	size_t n = size * nmemb;
+
+	if (n > API_RESPONSE_BODY_MAX - call->body_len) {
+		call->body_oversize = true;
+		return 0; /* anything but n aborts the transfer */
+	}
+	if (call->body_len + n + 1 > call->body_alloc) {
+		size_t want = call->body_alloc ? call->body_alloc : 4096;
+		char *p;
+
+		while (want < call->body_len + n + 1)
+			want *= 2;
+		if (want > API_RESPONSE_BODY_MAX + 1)
+			want = API_RESPONSE_BODY_MAX + 1;
+		p = realloc(call->body, want);
+		if (!p)
+			return 0;
+		call->body = p;
+		call->body_alloc = want;
+	}
+	memcpy(call->body + call->body_len, ptr, n);
+	call->body_len += n;
+	call->body[call->body_len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
+	ApiCall *call = userdata;
+	size_t n = size * nitems;
+
+	/* A status line starts a new response (after a 1xx): forget the old one. */
+	if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+		call->header_len = 0;
+		return n;
+	}
+	if (apiparse_header_wanted(buf, n) && n + 1 <= sizeof(call->header_block) - call->header_len) {
+		memcpy(call->header_block + call->header_len, buf, n);
+		call->header_len += n;
+		if (buf[n - 1] != '\n')
+			call->header_block[call->header_len++] = '\n';
+	}
+	return n;
+}
+
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port) {
+	ApiCall *call = clientp;
+
+	/* Connected (TLS done) and about to send: from here on a failure leaves
+	 * the outcome unknown. */
+	call->reached_send = true;
+	return CURL_PREREQFUNC_OK;
+}
+
+static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
+	ApiCall *call = userdata;
+	ApiClient *c = call->client;
+	_cleanup_(json_object_putp) json_object *root = NULL;
+	ApiResult res = {
+		.started_at = call->started_at,
+		.finished_at = now_realtime(),
+	};
+
+	(void) apiparse_header_block(call->header_block, call->header_len, &res.rate);
+
+	if (call->body_oversize)
+		result = CURLE_FILESIZE_EXCEEDED;
+	if (result == CURLE_OK) {
+		long status = 0;
+
+		(void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status < 100 || status > 599) {
+			result = CURLE_WEIRD_SERVER_REPLY;
+			snprintf(call->errbuf, sizeof(call->errbuf), "No valid HTTP status (%ld)", status);
+		} else
+			res.http_status = status;
+	}
+
+	if (result != CURLE_OK) {
+		res.curl_code = (int) result;
+		res.maybe_sent = call->reached_send || result == CURLE_FILESIZE_EXCEEDED;
+		if (result == CURLE_FILESIZE_EXCEEDED)
+			res.error_text = "Response body larger than 4 MiB";
+		else
+			res.error_text = call->errbuf[0] ? call->errbuf : curl_easy_strerror(result);
+	} else {
+		bool envelope_error = false;
+		const char *msg = NULL;
+		json_object *data = NULL;
+
+		if (apiparse_envelope(call->body, call->body_len, &root, &envelope_error, &msg, &data) < 0) {
+			res.body_invalid = true;
+			res.api_error = true;
+		} else {
+			res.root = root;
+			res.msg = msg;
+			res.data = data;
+			res.api_error = envelope_error || res.http_status < 200 || res.http_status > 299;
+		}
+	}
+
+	log_debug("HITL.sh %s call finished: HTTP %ld, curl %d%s%s, %llu ms.", call->method,
+	          res.http_status, res.curl_code, res.maybe_sent ? ", maybe sent" : "",
+	          res.body_invalid ? ", invalid body" : "",
+	          (unsigned long long) (usec_sub(res.finished_at, res.started_at) / USEC_PER_MSEC));
+
+	client_unlink(c, call);
+	call->delivering = true;
+	if (call->done)
+		call->done(c, &res, call->userdata);
+
+	/* The glue cleans easy up after we return; let it point at nothing of ours. */
+	(void) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	(void) curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	call_free(call);
+}
+
+static bool is_loopback_host(const char *host) {
+	struct in_addr a4;
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+
+	n = strlen(host);
+	if (n < 3 || n >= sizeof(buf) || host[0] != '[' || host[n - 1] != ']')
+		return false;
+	memcpy(buf, host + 1, n - 2);
+	buf[n - 2] = '\0';
+	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+static void curl_urlp(CURLU **u) {
+	if (*u)
+		curl_url_cleanup(*u);
+}
+
+static void curl_freep(char **p) {
+	if (*p)
+		curl_free(*p);
+}
+
+/* Validates base_url and returns its normalised form without trailing '/'. */
+static int base_url_check(const char *base_url, char **ret_url, bool *ret_plain_loopback) {
+	_cleanup_(curl_urlp) CURLU *u = NULL;
+	_cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *part = NULL, *url = NULL;
+	bool plain_loopback = false;
+	char *copy;
+	size_t n;
+
+	if (!base_url || !*base_url)
+		return log_error_errno(EINVAL, "No HITL.sh base URL configured.");
+	u = curl_url();
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK)
+		return log_error_errno(EINVAL, "HITL.sh base URL does not parse as a URL.");
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+		return log_error_errno(EINVAL, "HITL.sh base URL has no scheme.");
+	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
+		return log_error_errno(EPROTONOSUPPORT,
+		                       "Refusing HITL.sh base URL with scheme %s: only https:// "
+		                       "(or http:// to a loopback host) is allowed.", scheme);
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		return log_error_errno(EINVAL, "HITL.sh base URL has no host.");
+
+	/* User info would carry a secret into logs and Authorization confusion;
+	 * a query or fragment cannot be followed by a path. */
+	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		return log_error_errno(EINVAL, "HITL.sh base URL must not contain user information.");
+	if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		return log_error_errno(EINVAL, "HITL.sh base URL must not contain a query or fragment.");
+
+	if (strcasecmp(scheme, "http") == 0) {
+		if (!is_loopback_host(host))
+			return log_error_errno(EPROTONOSUPPORT,
+			                       "Refusing HITL.sh base URL with plain http:// to %s: "
+			                       "http:// is only allowed to a loopback host, use https://.",
+			                       host);
+		plain_loopback = true;
+	}
+
+	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+		return -EINVAL;
+	n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	if (n > API_PATH_MAX)
+		return log_error_errno(EINVAL, "HITL.sh base URL is too long.");
+	copy = strndup(url, n);
+	if (!copy)
+		return -ENOMEM;
+	*ret_url = copy;
+	*ret_plain_loopback = plain_loopback;
+	return 0;
+}
+
+ApiClient *api_free(ApiClient *c) {
+	if (!c)
+		return NULL;
+
+	while (c->calls) {
+		ApiCall *call = c->calls;
+
+		client_unlink(c, call);
+		curl_glue_remove(c->glue, call->easy);
+		call_free(call);
+	}
+	curl_glue_free(c->glue);
+	erase_and_freep(&c->key);
+	free(c->base_url);
+	free(c->ca_file);
+	sd_event_unref(c->event);
+	free(c);
+	return NULL;
+}
+
+int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
+	_cleanup_(api_freep) ApiClient *c = NULL;
+	int r;
+
+	if (!e || !config || !ret)
+		return -EINVAL;
+
+	c = calloc(1, sizeof(ApiClient));
+	if (!c)
+		return -ENOMEM;
+	c->event = sd_event_ref(e);
+	c->timeout_s = config->timeout_s > 0 ? config->timeout_s : API_TIMEOUT_DEFAULT_S;
+
+	r = base_url_check(config->base_url, &c->base_url, &c->plain_loopback);
+	if (r < 0)
+		return r;
+	if (config->ca_file) {
+		c->ca_file = strdup(config->ca_file);
+		if (!c->ca_file)
+			return -ENOMEM;
+	}
+
+	r = curl_glue_new(e, &c->glue);
+	if (r < 0)
+		return r;
+
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+int api_set_key(ApiClient *c, const char *key) {
+	char *copy = NULL;
+
+	if (!c)
+		return -EINVAL;
+	if (key) {
+		size_t n = strlen(key);
+
+		/* It goes into an HTTP header: no CR/LF, no spaces, nothing odd. */
+		if (n == 0 || n > API_KEY_MAX)
+			return -EINVAL;
+		for (size_t i = 0; i < n; i++)
+			if (key[i] < 0x21 || key[i] > 0x7e)
+				return -EINVAL;
+		copy = strdup(key);
+		if (!copy)
+			return -ENOMEM;
+	}
+	erase_and_freep(&c->key);
+	c->key = copy;
+	return 0;
+}
+
+bool api_has_key(const ApiClient *c) {
+	return c && c->key;
+}
+
+unsigned api_in_flight(const ApiClient *c) {
+	return c ? c->n_calls : 0;
+}
+
+static bool path_is_valid(const char *path) {
+	size_t n;
+
+	if (!path || path[0] != '/')
+		return false;
+	n = strlen(path);
+	if (n > API_PATH_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (path[i] < 0x21 || path[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int easy_setup(ApiClient *c, ApiCall *call, const char *method, const char *url,
+                      const char *body, size_t body_len) {
+	CURL *easy = call->easy;
+	unsigned connect_s = c->timeout_s < API_CONNECT_TIMEOUT_MAX_S ? c->timeout_s
+	                                                              : API_CONNECT_TIMEOUT_MAX_S;
+	bool ok = true;
+
+#define SET(opt, val) (ok = ok && curl_easy_setopt(easy, (opt), (val)) == CURLE_OK)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file)
+		SET(CURLOPT_CAINFO, c->ca_file);
+	if (c->plain_loopback)
+		SET(CURLOPT_PROXY, ""); /* no proxy from the environment for loopback */
+	SET(CURLOPT_TIMEOUT_MS, (long) c->timeout_s * 1000L);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long) connect_s * 1000L);
+	SET(CURLOPT_USERAGENT, "hitld/" HITLD_VERSION);
+	SET(CURLOPT_HTTPHEADER, call->headers);
+	SET(CURLOPT_ERRORBUFFER, call->errbuf);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, call);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, call);
+	SET(CURLOPT_PREREQFUNCTION, on_prereq);
+	SET(CURLOPT_PREREQDATA, call);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) API_RESPONSE_BODY_MAX);
+	/* One exchange per connection: curl silently resends a request when a
+	 * reused connection dies before any answer, and HITL.sh has no
+	 * idempotency key. At ≤100 calls an hour reuse buys nothing anyway. */
+	SET(CURLOPT_FRESH_CONNECT, 1L);
+	SET(CURLOPT_FORBID_REUSE, 1L);
+
+	if (streq(method, "GET"))
+		SET(CURLOPT_HTTPGET, 1L);
+	else {
+		if (streq(method, "POST"))
+			SET(CURLOPT_POST, 1L);
+		else
+			SET(CURLOPT_CUSTOMREQUEST, method);
+		if (body || streq(method, "POST")) {
+			SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+			SET(CURLOPT_COPYPOSTFIELDS, body ? body : "");
+		}
+	}
+#undef SET
+	return ok ? 0 : -EIO;
+}
+
+static int headers_build(const char *key, bool with_body, struct curl_slist **ret) {
+	static const char prefix[] = "Authorization: Bearer ";
+	char auth[sizeof(prefix) + API_KEY_MAX];
+	struct curl_slist *l = NULL, *n;
+	const char *lines[] = {
+		auth,
+		"Accept: application/json",
+		with_body ? "Content-Type: application/json" : "Content-Type:",
+		"Expect:",
+	};
+
+	snprintf(auth, sizeof(auth), "%s%s", prefix, key);
+	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+		n = curl_slist_append(l, lines[i]);
+		if (!n) {
+			explicit_bzero(auth, sizeof(auth));
+			headers_wipe_and_free(l);
+			return -ENOMEM;
+		}
+		l = n;
+	}
+	explicit_bzero(auth, sizeof(auth));
+	*ret = l;
+	return 0;
+}
+
+int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
+             api_done_t done, void *userdata, ApiCall **ret_call) {
+	_cleanup_(call_freep) ApiCall *call = NULL;
+	_cleanup_(freep) char *url = NULL;
+	const char *body_str = NULL;
+	size_t body_len = 0;
+	ApiCall *started;
+	int r;
+
+	if (!c || !method || !path_is_valid(path))
+		return -EINVAL;
+	if (!streq(method, "GET") && !streq(method, "POST") && !streq(method, "PUT") &&
+	    !streq(method, "DELETE"))
+		return -EINVAL;
+	if (body && streq(method, "GET"))
+		return -EINVAL;
+	if (!c->key)
+		return -ENOKEY;
+	if (c->n_calls >= API_MAX_IN_FLIGHT)
+		return -EBUSY;
+
+	if (body) {
+		body_str = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+		                                                JSON_C_TO_STRING_NOSLASHESCAPE);
+		if (!body_str)
+			return -ENOMEM;
+		body_len = strlen(body_str);
+		if (body_len > API_REQUEST_BODY_MAX)
+			return -E2BIG;
+	}
+	if (asprintf(&url, "%s%s", c->base_url, path) < 0) {
+		url = NULL;
+		return -ENOMEM;
+	}
+
+	call = calloc(1, sizeof(ApiCall));
+	if (!call)
+		return -ENOMEM;
+	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata };
+	snprintf(call->method, sizeof(call->method), "%s", method);
+
+	r = headers_build(c->key, body, &call->headers);
+	if (r < 0)
+		return r;
+	call->easy = curl_easy_init();
+	if (!call->easy)
+		return -ENOMEM;
+	r = easy_setup(c, call, method, url, body_str, body_len);
+	if (r < 0)
+		return r;
+
+	call->started_at = now_realtime();
+	started = TAKE_PTR(call);
+	r = curl_glue_add(c->glue, started->easy, on_done, started);
+	if (r < 0) { /* the glue has cleaned up the easy handle */
+		call_free(started);
+		return r;
+	}
+
+	started->next = c->calls;
+	if (c->calls)
+		c->calls->prev = started;
+	c->calls = started;
+	c->n_calls++;
+
+	if (ret_call)
+		*ret_call = started;
+	return 0;
+}
+
+void api_call_cancel(ApiCall *call) {
+	ApiClient *c;
+
+	if (!call || call->delivering)
+		return;
+	c = call->client;
+	client_unlink(c, call);
+	curl_glue_remove(c->glue, call->easy);
+	call_free(call);
+}
+
+int api_test_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret) {
+	return api_call(c, "GET", "/test", NULL, done, ud, ret);
+}
+
+int api_create_request(ApiClient *c, const char *loop_id, json_object *body, api_done_t done,
+                       void *ud, ApiCall **ret) {
+	char path[64];
+
+	if (!apiparse_id_is_valid(loop_id) || !json_object_is_type(body, json_type_object))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/api/loops/%s/requests", loop_id);
+	return api_call(c, "POST", path, body, done, ud, ret);
+}
+
+static bool string_in(const char *s, const char *const *set, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		if (streq(s, set[i]))
+			return true;
+	return false;
+}
+
+int api_list_requests(ApiClient *c, const char *status, unsigned limit, unsigned offset,
+                      const char *sort, api_done_t done, void *ud, ApiCall **ret) {
+	static const char *const statuses[] = { "pending", "claimed", "completed", "timeout", "cancelled" };
+	static const char *const sorts[] = { "created_at_desc", "created_at_asc", "priority_desc", "status_asc" };
+	char path[160];
+
+	if (status && !string_in(status, statuses, ELEMENTSOF(statuses)))
+		return -EINVAL;
+	if (sort && !string_in(sort, sorts, ELEMENTSOF(sorts)))
+		return -EINVAL;
+	if (limit < 1 || limit > 100)
+		return -EINVAL;
+
+	snprintf(path, sizeof(path), "/api/requests?%s%s%slimit=%u&offset=%u%s%s",
+	         status ? "status=" : "", status ? status : "", status ? "&" : "", limit, offset,
+	         sort ? "&sort=" : "", sort ? sort : "");
+	return api_call(c, "GET", path, NULL, done, ud, ret);
+}
+
+static int request_call(ApiClient *c, const char *method, const char *id, const char *suffix,
+                        json_object *body, api_done_t done, void *ud, ApiCall **ret) {
+	char path[80];
+
+	if (!apiparse_id_is_valid(id))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/api/requests/%s%s", id, suffix);
+	return api_call(c, method, path, body, done, ud, ret);
+}
+
+int api_get_request(ApiClient *c, const char *id, api_done_t done, void *ud, ApiCall **ret) {
+	return request_call(c, "GET", id, "", NULL, done, ud, ret);
+}
+
+int api_cancel_request(ApiClient *c, const char *id, api_done_t done, void *ud, ApiCall **ret) {
+	return request_call(c, "DELETE", id, "", NULL, done, ud, ret);
+}
+
+int api_feedback(ApiClient *c, const char *id, json_object *feedback_obj, api_done_t done,
+                 void *ud, ApiCall **ret) {
+	_cleanup_(json_object_putp) json_object *body = NULL;
+
+	if (!json_object_is_type(feedback_obj, json_type_object))
+		return -EINVAL;
+	body = json_object_new_object();
+	if (!body)
+		return -ENOMEM;
+	if (json_object_object_add(body, "feedback", json_object_get(feedback_obj)) < 0) {
+		json_object_put(feedback_obj);
+		return -ENOMEM;
+	}
+	return request_call(c, "POST", id, "/feedback", body, done, ud, ret);
+}
+
+static bool loop_suffix_is_valid(const char *suffix) {
+	static const char members[] = "/members/";
+
+	if (streq(suffix, "/members") || streq(suffix, "/requests"))
+		return true;
+	return strncmp(suffix, members, strlen(members)) == 0 &&
+	       apiparse_id_is_valid(suffix + strlen(members));
+}
+
+int api_loop_call(ApiClient *c, const char *method, const char *loop_id, const char *suffix,
+                  json_object *body, api_done_t done, void *ud, ApiCall **ret) {
+	char path[128];
+
+	if (loop_id && !apiparse_id_is_valid(loop_id))
+		return -EINVAL;
+	if (suffix && (!loop_id || !loop_suffix_is_valid(suffix)))
+		return -EINVAL;
+
+	snprintf(path, sizeof(path), "/api/loops%s%s%s", loop_id ? "/" : "", loop_id ? loop_id : "",
+	         suffix ? suffix : "");
+	return api_call(c, method, path, body, done, ud, ret);
+}

@@ -1,0 +1,100 @@
+/* api.h — HITL.sh HTTP calls on libcurl inside the daemon's sd-event loop; holds the key.
+ * Reports every outcome (status, envelope, rate headers, whether a failed call may have
+ * reached the server) and decides nothing; bounded to 16 calls and 4 MiB per body; never
+ * logs the key or the Authorization header. One ApiClient per daemon, used by the scheduler. */
+#pragma once
+
+#include <stdbool.h>
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "budget.h"
+#include "timeutil.h"
+
+#define API_MAX_IN_FLIGHT 16U
+#define API_RESPONSE_BODY_MAX (4U * 1024U * 1024U)
+#define API_REQUEST_BODY_MAX (1U * 1024U * 1024U)
+#define API_KEY_MAX 512U
+#define API_PATH_MAX 2048U
+
+typedef struct ApiConfig {
+	const char *base_url;     /* "https://api.hitl.sh/v1"; copied */
+	const char *ca_file;      /* NULL = system store; copied */
+	unsigned timeout_s;       /* whole-call timeout (connect timeout = min(10, timeout_s)); 0 = 30 */
+} ApiConfig;
+
+typedef struct ApiResult {
+	long http_status;         /* 0 when no complete HTTP response was received */
+	int curl_code;            /* CURLcode; 0 when a response arrived */
+	bool maybe_sent;          /* no response, and the request may have reached the server
+	                           * (curl got as far as sending it): outcome unknown */
+	const char *error_text;   /* transport error text (curl's errbuf) or NULL */
+	RateInfo rate;            /* from the response headers (also those of a response cut short) */
+	json_object *root;        /* parsed body or NULL (owned by the ApiClient, valid during the callback) */
+	bool api_error;           /* non-2xx, envelope error:true, or body_invalid */
+	bool body_invalid;        /* a response arrived but its body is not a valid envelope
+	                           * (then root, msg, data are NULL) */
+	const char *msg;          /* envelope msg or NULL */
+	json_object *data;        /* envelope data or NULL */
+	usec_t started_at, finished_at; /* local realtime */
+} ApiResult;
+
+typedef struct ApiClient ApiClient;
+typedef struct ApiCall ApiCall;
+
+/* Called once per call that is not cancelled, from the event loop. May start
+ * new calls; must not free the client. The ApiCall is gone when it returns. */
+typedef void (*api_done_t)(ApiClient *c, const ApiResult *res, void *userdata);
+
+/* Refuses (-EPROTONOSUPPORT, with a log_error naming the reason) a base_url
+ * that is not https:// unless it is http:// to a loopback host (127.0.0.0/8,
+ * ::1, localhost); -EINVAL for a URL that does not parse, has user info, a
+ * query or a fragment. */
+int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret);
+/* Aborts calls in flight without callbacks; wipes the key. */
+ApiClient *api_free(ApiClient *c);
+static inline void api_freep(ApiClient **c) {
+	if (*c)
+		api_free(*c);
+}
+
+/* Copies key (1..API_KEY_MAX printable ASCII, no spaces); explicit_bzero of
+ * the previous key. NULL clears it. Takes effect on the next call. */
+int api_set_key(ApiClient *c, const char *key);
+bool api_has_key(const ApiClient *c);
+
+/* method "GET"/"POST"/"PUT"/"DELETE"; path relative to base_url beginning
+ * with "/" (e.g. "/api/requests?status=pending&limit=100", "/test"), printable
+ * ASCII without spaces; body (not for GET) serialised plain, or NULL. Sends
+ * Authorization: Bearer <key>, Accept: application/json, Content-Type with a
+ * body, User-Agent hitld/<HITLD_VERSION>. Every call uses a fresh connection
+ * that is closed afterwards, so curl never replays a request on its own.
+ * Returns -ENOKEY without a key, -EBUSY with API_MAX_IN_FLIGHT calls in
+ * flight, -E2BIG for a body over API_REQUEST_BODY_MAX. *ret_call (optional)
+ * stays valid until done() returns or api_call_cancel(). */
+int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
+             api_done_t done, void *userdata, ApiCall **ret_call);
+/* No callback after this; the call is aborted (it may still have reached the
+ * server). A no-op while the call's own done() runs. */
+void api_call_cancel(ApiCall *call);
+unsigned api_in_flight(const ApiClient *c);
+
+/* Wrappers that build the paths; ids must be 24 hex, else -EINVAL. */
+int api_test_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret);  /* GET /test */
+/* POST /api/loops/{id}/requests; body required. */
+int api_create_request(ApiClient *c, const char *loop_id, json_object *body, api_done_t done,
+                       void *ud, ApiCall **ret);
+/* GET /api/requests?status=&limit=&offset=&sort=; status one of the five
+ * statuses or NULL, limit 1..100, sort one of created_at_desc, created_at_asc,
+ * priority_desc, status_asc or NULL. */
+int api_list_requests(ApiClient *c, const char *status, unsigned limit, unsigned offset,
+                      const char *sort, api_done_t done, void *ud, ApiCall **ret);
+int api_get_request(ApiClient *c, const char *id, api_done_t done, void *ud, ApiCall **ret);   /* GET /api/requests/{id} */
+int api_cancel_request(ApiClient *c, const char *id, api_done_t done, void *ud, ApiCall **ret); /* DELETE /api/requests/{id} */
+/* POST /api/requests/{id}/feedback with body {"feedback": feedback_obj}. */
+int api_feedback(ApiClient *c, const char *id, json_object *feedback_obj, api_done_t done,
+                 void *ud, ApiCall **ret);
+/* METHOD /api/loops[/{loop_id}[suffix]]; suffix NULL, "/members",
+ * "/members/<24 hex>" or "/requests" (needs loop_id). */
+int api_loop_call(ApiClient *c, const char *method, const char *loop_id, const char *suffix,
+                  json_object *body, api_done_t done, void *ud, ApiCall **ret);

@@ -1,0 +1,553 @@
+/* budget.c — see budget.h.
+ *
+ * The ledger tracks one window at a time in local realtime. Which server window a
+ * response speaks of is decided on the server's own clock (X-RateLimit-Reset
+ * compared with the newest Reset seen), never on ours; where the window ends on our
+ * clock is derived from Reset - Date, so a skewed local clock shifts nothing. Every
+ * estimate of the end errs late (network delay, Date truncation, +1 s margin): the
+ * worst a wrong estimate can do is waste a little time, never spend early. */
+#include <assert.h>
+#include <limits.h>
+#include <string.h>
+
+#include "budget.h"
+#include "cleanup.h"
+
+/* Year 9999: keeps epoch * USEC_PER_SEC far from overflowing. */
+#define EPOCH_MAX INT64_C(253402300799)
+
+typedef enum Relation {
+	RELATION_UNPLACED,  /* no usable Reset: cannot tell the window, merge conservatively */
+	RELATION_NEW,       /* a server window later than any seen */
+	RELATION_SAME,      /* the server window we are in */
+	RELATION_STALE,     /* a window that has already ended here: ignore */
+} Relation;
+
+static const char *const call_kind_table[_CALL_KIND_MAX] = {
+	[CALL_CREATE] = "create",
+	[CALL_POLL] = "poll",
+	[CALL_CANCEL] = "cancel",
+	[CALL_FEEDBACK] = "feedback",
+	[CALL_RECONCILE] = "reconcile",
+	[CALL_INTERACTIVE] = "interactive",
+	[CALL_PROBE] = "probe",
+};
+
+const char *budget_call_kind_to_string(CallKind kind) {
+	if (kind < 0 || kind >= _CALL_KIND_MAX)
+		return NULL;
+	return call_kind_table[kind];
+}
+
+CallKind budget_call_kind_from_string(const char *s) {
+	if (!s)
+		return _CALL_KIND_INVALID;
+	for (CallKind k = 0; k < _CALL_KIND_MAX; k++)
+		if (streq(call_kind_table[k], s))
+			return k;
+	return _CALL_KIND_INVALID;
+}
+
+static usec_t usec_min(usec_t a, usec_t b) {
+	return a < b ? a : b;
+}
+
+static usec_t usec_max(usec_t a, usec_t b) {
+	return a > b ? a : b;
+}
+
+static double jitter_sanitize(double jitter) {
+	/* NaN fails both comparisons and becomes 0. */
+	if (!(jitter >= 0.0))
+		return 0.0;
+	if (jitter > 1.0)
+		return 1.0;
+	return jitter;
+}
+
+/* d × factor for a duration; factor in [0, 1.2]. d is capped first so that the
+ * product always fits. */
+static usec_t usec_scale(usec_t d, double factor) {
+	return (usec_t) ((double) usec_min(d, BUDGET_WINDOW_MAX) * factor);
+}
+
+static BudgetConfig config_sanitize(const BudgetConfig *config) {
+	BudgetConfig c = *config;
+
+	if (c.limit_per_hour == 0)
+		c.limit_per_hour = 1;
+	if (c.limit_per_hour > BUDGET_LIMIT_MAX)
+		c.limit_per_hour = BUDGET_LIMIT_MAX;
+	if (c.window < USEC_PER_SEC)
+		c.window = USEC_PER_SEC;
+	if (c.window > BUDGET_WINDOW_MAX)
+		c.window = BUDGET_WINDOW_MAX;
+	return c;
+}
+
+/* b->config is public and may be edited in place (reload): never divide by 0. */
+static usec_t config_window(const Budget *b) {
+	return usec_max(usec_min(b->config.window, BUDGET_WINDOW_MAX), USEC_PER_SEC);
+}
+
+static usec_t window_len(const Budget *b) {
+	usec_t len = usec_sub(b->window_end, b->window_start);
+
+	return len >= USEC_PER_SEC ? len : USEC_PER_SEC;
+}
+
+/* Calls of a kind allowed per window: creates leave the reserve, clamped to half
+ * the limit so that creates always get a share. */
+static unsigned kind_cap(const Budget *b, CallKind kind) {
+	if (kind == CALL_CREATE) {
+		unsigned reserve = b->config.poll_reserve < b->limit / 2 ? b->config.poll_reserve : b->limit / 2;
+		return b->limit - reserve;
+	}
+	return b->limit;
+}
+
+static bool epoch_valid(int64_t e) {
+	return e > 0 && e <= EPOCH_MAX;
+}
+
+static bool reset_usable(const RateInfo *ri) {
+	return ri && ri->has_reset && epoch_valid(ri->reset_epoch);
+}
+
+/* Where the server's reset falls on our clock, +margin. From Reset - Date when the
+ * response has a Date (skew-free); else Reset read on our clock. Returns false when
+ * the answer cannot be trusted (no Date and a reset already past here: our clock is
+ * ahead of the server's). */
+static bool reset_to_local(const RateInfo *ri, usec_t now, usec_t *ret_end) {
+	usec_t end;
+
+	assert(reset_usable(ri));
+
+	if (ri->has_date && epoch_valid(ri->date_epoch)) {
+		int64_t delta = ri->reset_epoch - ri->date_epoch;
+
+		/* A reset before the server's own "now" is nonsense; a very far one is
+		 * capped so that bad headers cannot stop us for more than a day. */
+		if (delta < 0)
+			delta = 0;
+		end = usec_add(now, usec_min((usec_t) delta * USEC_PER_SEC, BUDGET_WINDOW_MAX));
+	} else {
+		end = (usec_t) ri->reset_epoch * USEC_PER_SEC;
+		if (end <= now)
+			return false;
+		end = usec_min(end, usec_add(now, BUDGET_WINDOW_MAX));
+	}
+	*ret_end = usec_add(end, BUDGET_RESET_MARGIN);
+	return true;
+}
+
+static Relation classify(const Budget *b, const RateInfo *ri) {
+	if (!reset_usable(ri))
+		return RELATION_UNPLACED;
+	if (b->server_reset_epoch == 0 || ri->reset_epoch > b->server_reset_epoch)
+		return RELATION_NEW;
+	/* Equal Reset after our ledger rolled over: a reply from the window that has
+	 * ended (our end is never before the server's), arriving late. */
+	if (ri->reset_epoch == b->server_reset_epoch && b->from_server)
+		return RELATION_SAME;
+	return RELATION_STALE;
+}
+
+static unsigned used_from_remaining(unsigned limit, unsigned remaining) {
+	return limit - (remaining < limit ? remaining : limit);
+}
+
+void budget_init(Budget *b, const BudgetConfig *config, usec_t now) {
+	assert(b);
+	assert(config);
+
+	*b = (Budget) {
+		.config = config_sanitize(config),
+	};
+	b->limit = b->config.limit_per_hour;
+	/* Before the server speaks: windows aligned to the local clock (top of the
+	 * hour for the default window). */
+	b->window_start = now - now % b->config.window;
+	b->window_end = usec_add(b->window_start, b->config.window);
+}
+
+void budget_tick(Budget *b, usec_t now) {
+	bool consecutive;
+	usec_t start;
+
+	assert(b);
+
+	if (now < b->window_end)
+		return;
+
+	if (b->server_reset_epoch == 0) {
+		usec_t len = config_window(b);
+
+		start = now - now % len;
+		consecutive = start == b->window_end;
+		b->window_start = start;
+		b->window_end = usec_add(start, len);
+	} else {
+		/* Step whole windows from the server-derived end, so the server's
+		 * alignment (and our margin) is kept across idle windows. */
+		usec_t len = window_len(b);
+		usec_t k = (now - b->window_end) / len;
+
+		consecutive = k == 0;
+		start = b->window_end + k * len;   /* ≤ now, cannot overflow */
+		b->window_start = start;
+		b->window_end = usec_add(start, len);
+	}
+
+	/* "Calls were waiting for the reset" is read as: the window just ended ran
+	 * out of creates. The first call of the new window then waits a random part
+	 * of an interval instead of bursting at the reset. */
+	b->prev_window_exhausted = consecutive && b->used >= kind_cap(b, CALL_CREATE);
+	b->used = 0;
+	b->from_server = false;
+}
+
+void budget_charge(Budget *b, CallKind kind, usec_t now) {
+	assert(b);
+
+	budget_tick(b, now);
+	/* The scheduler only charges calls budget_next_slot() allowed; if a caller
+	 * goes beyond, the ledger just stays full. */
+	if (b->used < b->limit)
+		b->used++;
+	b->last_call_at = now;
+	b->prev_window_exhausted = false;
+}
+
+static void adopt_limit(Budget *b, const RateInfo *ri) {
+	if (ri && ri->has_limit && ri->limit > 0 && ri->limit <= BUDGET_LIMIT_MAX)
+		b->limit = ri->limit;
+	if (b->used > b->limit)
+		b->used = b->limit;
+}
+
+/* A response from a server window later than any seen: its count replaces ours. */
+static void adopt_new_window(Budget *b, const RateInfo *ri, usec_t now) {
+	usec_t len = config_window(b), end;
+
+	/* Learn the server's window length from consecutive resets (a multiple of
+	 * it after idle windows); it only shapes predictions, which the next
+	 * response corrects. */
+	if (b->server_reset_epoch > 0) {
+		int64_t delta = ri->reset_epoch - b->server_reset_epoch;
+
+		if (delta > 0 && (uint64_t) delta < len / USEC_PER_SEC)
+			len = (usec_t) delta * USEC_PER_SEC;
+	}
+
+	/* Reset lies behind our clock and there is no Date to correct it: we know
+	 * the server's window has not ended, not when it will; assume a whole one. */
+	if (!reset_to_local(ri, now, &end))
+		end = usec_add(now, len);
+
+	b->window_end = end;
+	b->window_start = usec_min(usec_sub(end, len), now);
+	b->server_reset_epoch = ri->reset_epoch;
+	b->from_server = true;
+
+	adopt_limit(b, ri);
+	if (ri->has_remaining)
+		b->used = used_from_remaining(b->limit, ri->remaining);
+}
+
+/* A response whose window we cannot tell, or the one we are in: replies may
+ * arrive out of order, one sent earlier says more remains than is true now, so
+ * the server's count can only raise ours. */
+static void merge_count(Budget *b, const RateInfo *ri) {
+	adopt_limit(b, ri);
+	if (ri->has_remaining) {
+		unsigned server_used = used_from_remaining(b->limit, ri->remaining);
+
+		if (server_used > b->used)
+			b->used = server_used;
+	}
+}
+
+void budget_observe(Budget *b, const RateInfo *ri, usec_t now) {
+	usec_t end;
+
+	assert(b);
+
+	budget_tick(b, now);
+	if (!ri)
+		return;
+
+	switch (classify(b, ri)) {
+	case RELATION_STALE:
+		break;
+	case RELATION_NEW:
+		adopt_new_window(b, ri, now);
+		break;
+	case RELATION_SAME:
+		/* The latest estimate of the end: all err late, and the latest also
+		 * follows a step of our clock. */
+		if (reset_to_local(ri, now, &end)) {
+			usec_t len = window_len(b);
+
+			b->window_end = end;
+			b->window_start = usec_min(usec_sub(end, len), now);
+		}
+		merge_count(b, ri);
+		break;
+	case RELATION_UNPLACED:
+		merge_count(b, ri);
+		break;
+	}
+}
+
+void budget_observe_429(Budget *b, const RateInfo *ri, usec_t now, double jitter) {
+	usec_t extra, base;
+	Relation rel;
+
+	assert(b);
+
+	budget_tick(b, now);
+	if (b->over_limit_429s < UINT_MAX)
+		b->over_limit_429s++;
+
+	rel = classify(b, ri);
+	if (rel == RELATION_STALE) {
+		/* The 429 is about a window that has ended; the server's own word is
+		 * that the reset frees the key. A short pause still keeps us from
+		 * hammering should that reading ever be wrong. */
+		usec_t wait = ri->has_retry_after ? usec_min((usec_t) ri->retry_after_s * USEC_PER_SEC, BUDGET_WINDOW_MAX)
+		                                  : BUDGET_429_DEFAULT_WAIT;
+
+		extra = usec_scale(usec_min(window_len(b) / 10, BUDGET_429_JITTER_MAX), jitter_sanitize(jitter));
+
+		b->paused_until = usec_max(b->paused_until, usec_add(usec_add(now, wait), extra));
+		return;
+	}
+
+	budget_observe(b, ri, now);
+	/* The window as the server just told it (length learned included). */
+	extra = usec_scale(usec_min(window_len(b) / 10, BUDGET_429_JITTER_MAX), jitter_sanitize(jitter));
+
+	/* Prefer the Reset (now in window_end); else Retry-After; else 60 s. */
+	base = b->window_end;
+	if (rel == RELATION_UNPLACED) {
+		usec_t wait = ri && ri->has_retry_after
+		                      ? usec_min((usec_t) ri->retry_after_s * USEC_PER_SEC, BUDGET_WINDOW_MAX)
+		                      : BUDGET_429_DEFAULT_WAIT;
+
+		base = usec_max(base, usec_add(now, wait));
+	}
+
+	b->used = b->limit;
+	b->paused_until = usec_max(b->paused_until, usec_add(base, extra));
+}
+
+unsigned budget_available(const Budget *b, CallKind kind, usec_t now) {
+	Budget w;
+	unsigned cap;
+
+	assert(b);
+
+	if (kind < 0 || kind >= _CALL_KIND_MAX)
+		return 0;
+
+	w = *b;
+	budget_tick(&w, now);
+	if (w.paused_until > now)
+		return 0;
+	cap = kind_cap(&w, kind);
+	return w.used < cap ? cap - w.used : 0;
+}
+
+unsigned budget_remaining(const Budget *b, usec_t now) {
+	Budget w;
+
+	assert(b);
+
+	w = *b;
+	budget_tick(&w, now);
+	if (w.paused_until > now)
+		return 0;
+	return w.used < w.limit ? w.limit - w.used : 0;
+}
+
+usec_t budget_next_slot(const Budget *b, CallKind kind, unsigned wanted, usec_t now, double jitter) {
+	Budget w;
+	usec_t t = now;
+
+	assert(b);
+
+	if (kind < 0 || kind >= _CALL_KIND_MAX)
+		return USEC_INFINITY;
+
+	jitter = jitter_sanitize(jitter);
+	if (wanted == 0)
+		wanted = 1;
+
+	/* Each round moves t past one obstacle (pause, spent window); the ledger
+	 * is rolled at t on a copy. Three rounds suffice: pause, window end, the
+	 * fresh window (where used = 0 < cap, as limit ≥ 1 gives every kind a cap
+	 * ≥ 1). */
+	w = *b;
+	for (unsigned round = 0; round < 8; round++) {
+		unsigned cap, available;
+
+		budget_tick(&w, t);
+
+		if (w.paused_until > t) {
+			t = w.paused_until;
+			continue;
+		}
+
+		cap = kind_cap(&w, kind);
+		if (w.used >= cap) {
+			if (w.window_end <= t)  /* only at USEC_INFINITY */
+				return USEC_INFINITY;
+			t = w.window_end;
+			continue;
+		}
+		available = cap - w.used;
+
+		if (w.prev_window_exhausted) {
+			usec_t interval = window_len(&w) / available;
+
+			return usec_max(t, usec_add(w.window_start, usec_scale(usec_min(interval, BUDGET_RESET_SPREAD_MAX), jitter)));
+		}
+
+		if (wanted > available) {
+			usec_t interval = usec_sub(w.window_end, t) / available;
+
+			/* ±20 % around the even spacing: jitter 0 → 0.8, 1 → 1.2. */
+			return usec_max(t, usec_add(w.last_call_at, usec_scale(interval, 0.8 + 0.4 * jitter)));
+		}
+
+		return t;
+	}
+
+	return USEC_INFINITY;  /* not reached */
+}
+
+/* ------------------------------------------------------------------ persistence */
+
+static int json_add(json_object *o, const char *key, json_object *v) {
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int budget_to_json(const Budget *b, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	int r;
+
+	assert(b);
+	assert(ret);
+
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+
+	if ((r = json_add(o, "version", json_object_new_int(BUDGET_FORMAT_VERSION))) < 0 ||
+	    (r = json_add(o, "limit", json_object_new_int64(b->limit))) < 0 ||
+	    (r = json_add(o, "used", json_object_new_int64(b->used))) < 0 ||
+	    (r = json_add(o, "window_start_usec", json_object_new_uint64(b->window_start))) < 0 ||
+	    (r = json_add(o, "window_end_usec", json_object_new_uint64(b->window_end))) < 0 ||
+	    (r = json_add(o, "paused_until_usec", json_object_new_uint64(b->paused_until))) < 0 ||
+	    (r = json_add(o, "from_server", json_object_new_boolean(b->from_server))) < 0 ||
+	    (r = json_add(o, "last_call_at_usec", json_object_new_uint64(b->last_call_at))) < 0 ||
+	    (r = json_add(o, "over_limit_429s", json_object_new_int64(b->over_limit_429s))) < 0 ||
+	    (r = json_add(o, "server_reset_epoch", json_object_new_int64(b->server_reset_epoch))) < 0 ||
+	    (r = json_add(o, "prev_window_exhausted", json_object_new_boolean(b->prev_window_exhausted))) < 0)
+		return r;
+
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+/* A non-negative integer member no larger than max. */
+static int json_get_uint(json_object *o, const char *key, uint64_t max, uint64_t *ret) {
+	json_object *v;
+	uint64_t u;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -EBADMSG;
+	if (json_object_get_int64(v) < 0)
+		return -EBADMSG;
+	u = json_object_get_uint64(v);
+	if (u > max)
+		return -EBADMSG;
+	*ret = u;
+	return 0;
+}
+
+static int json_get_bool(json_object *o, const char *key, bool *ret) {
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+		return -EBADMSG;
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+int budget_from_json(Budget *b, json_object *j, usec_t now) {
+	uint64_t version, limit, used, window_start, window_end, paused_until, last_call_at, n429, reset;
+	bool from_server, exhausted;
+	Budget n;
+
+	assert(b);
+
+	if (!j || !json_object_is_type(j, json_type_object))
+		return -EBADMSG;
+
+	if (json_get_uint(j, "version", UINT32_MAX, &version) < 0 || version != BUDGET_FORMAT_VERSION ||
+	    json_get_uint(j, "limit", BUDGET_LIMIT_MAX, &limit) < 0 || limit == 0 ||
+	    json_get_uint(j, "used", limit, &used) < 0 ||
+	    json_get_uint(j, "window_start_usec", UINT64_MAX, &window_start) < 0 ||
+	    json_get_uint(j, "window_end_usec", UINT64_MAX, &window_end) < 0 ||
+	    json_get_uint(j, "paused_until_usec", UINT64_MAX, &paused_until) < 0 ||
+	    json_get_uint(j, "last_call_at_usec", UINT64_MAX, &last_call_at) < 0 ||
+	    json_get_uint(j, "over_limit_429s", UINT_MAX, &n429) < 0 ||
+	    json_get_uint(j, "server_reset_epoch", EPOCH_MAX, &reset) < 0 ||
+	    json_get_bool(j, "from_server", &from_server) < 0 ||
+	    json_get_bool(j, "prev_window_exhausted", &exhausted) < 0)
+		return -EBADMSG;
+
+	if (window_end <= window_start || window_end - window_start > BUDGET_WINDOW_MAX)
+		return -EBADMSG;
+	/* A window or pause far in our future is corruption (or a clock stepped back
+	 * by more than a day); either way it must not stall the daemon. */
+	if (window_start > usec_add(now, BUDGET_WINDOW_MAX) ||
+	    paused_until > usec_add(now, usec_add(BUDGET_WINDOW_MAX, BUDGET_429_JITTER_MAX)))
+		return -EBADMSG;
+	if (from_server && reset == 0)
+		return -EBADMSG;
+
+	n = (Budget) {
+		.config = config_sanitize(&b->config),
+		.limit = (unsigned) limit,
+		.used = (unsigned) used,
+		.window_start = window_start,
+		.window_end = window_end,
+		.paused_until = paused_until,
+		.from_server = from_server,
+		.last_call_at = last_call_at,
+		.over_limit_429s = (unsigned) n429,
+		.server_reset_epoch = (int64_t) reset,
+		.prev_window_exhausted = exhausted,
+	};
+
+	/* Never heard from the server: the configured limit rules (it may have
+	 * changed across the restart). */
+	if (n.server_reset_epoch == 0) {
+		n.limit = n.config.limit_per_hour;
+		if (n.used > n.limit)
+			n.used = n.limit;
+	}
+
+	budget_tick(&n, now);
+	*b = n;
+	return 0;
+}

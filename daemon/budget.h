@@ -1,0 +1,94 @@
+/* budget.h — the ledger of HITL.sh calls per rate-limit window (100 an hour per key).
+ * Promises that no call it allows can exceed what the server allows: it counts every
+ * call before it is sent, follows the server's window via X-RateLimit-* and Date, and
+ * pauses everything after a 429. Pure: time and random numbers come from the caller
+ * (the scheduler in manager.c), so the clock can be injected in tests. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "timeutil.h"
+
+#define BUDGET_FORMAT_VERSION 1
+#define BUDGET_LIMIT_MAX 1000000U                  /* larger Limit headers are ignored */
+#define BUDGET_WINDOW_MAX USEC_PER_DAY             /* no window we believe in is longer */
+#define BUDGET_RESET_MARGIN USEC_PER_SEC           /* Date has 1-second precision */
+#define BUDGET_429_DEFAULT_WAIT (60 * USEC_PER_SEC)
+#define BUDGET_429_JITTER_MAX (60 * USEC_PER_SEC)
+#define BUDGET_RESET_SPREAD_MAX (30 * USEC_PER_SEC)
+
+typedef enum CallKind {
+	CALL_CREATE,       /* create-request: the useful work */
+	CALL_POLL,         /* list/get to learn answers */
+	CALL_CANCEL,
+	CALL_FEEDBACK,
+	CALL_RECONCILE,    /* find out whether an ambiguous create happened */
+	CALL_INTERACTIVE,  /* a local client waits synchronously (loops, key.test) */
+	CALL_PROBE,        /* GET /v1/test while the key is invalid */
+	_CALL_KIND_MAX,
+	_CALL_KIND_INVALID = -EINVAL,
+} CallKind;
+
+/* What one HTTP response said about the budget. */
+typedef struct RateInfo {
+	bool has_limit, has_remaining, has_reset, has_date, has_retry_after;
+	unsigned limit, remaining;
+	int64_t reset_epoch;      /* X-RateLimit-Reset, server clock, seconds */
+	int64_t date_epoch;       /* Date header, server clock, seconds */
+	unsigned retry_after_s;
+} RateInfo;
+
+typedef struct BudgetConfig {
+	unsigned limit_per_hour;      /* assumed limit until the server says (100) */
+	unsigned poll_reserve;        /* calls per window kept back from creates for polls/cancels/feedback/reconcile (10) */
+	usec_t window;                /* window length assumed before the server speaks (1 h) */
+} BudgetConfig;
+
+typedef struct Budget {
+	BudgetConfig config;
+	unsigned limit;          /* current limit: the server's once known */
+	unsigned used;           /* calls counted in the current window, ≤ limit */
+	usec_t window_start;     /* local realtime */
+	usec_t window_end;       /* local realtime instant the window resets (already includes the safety margin) */
+	usec_t paused_until;     /* after a 429: no calls before this; 0 = not paused */
+	bool from_server;        /* the current window is the server window server_reset_epoch names */
+	usec_t last_call_at;
+	unsigned over_limit_429s;  /* 429s seen (for status) */
+
+	/* Additions to the interface of the task: */
+	int64_t server_reset_epoch;  /* X-RateLimit-Reset of the newest server window seen; 0 = none yet.
+	                              * Responses naming an older (or the already ended) window are stale. */
+	bool prev_window_exhausted;  /* the window before this one ran out of creates and no call has
+	                              * been made since the reset: the first one is spread, no burst */
+} Budget;
+
+const char *budget_call_kind_to_string(CallKind kind);
+CallKind budget_call_kind_from_string(const char *s);
+
+void budget_init(Budget *b, const BudgetConfig *config, usec_t now);
+/* Rolls the ledger into a new window once now ≥ window_end (used = 0, new window bounds). Called by every function below. */
+void budget_tick(Budget *b, usec_t now);
+/* Counts one call BEFORE it is sent (a call whose reply is lost still counts). */
+void budget_charge(Budget *b, CallKind kind, usec_t now);
+/* Applies a response's headers (any status incl. errors). */
+void budget_observe(Budget *b, const RateInfo *ri, usec_t now);
+/* A 429: nothing more until the reset plus jitter. jitter in [0,1) scales a random extra wait.
+ * May follow budget_observe() of the same response. */
+void budget_observe_429(Budget *b, const RateInfo *ri, usec_t now, double jitter);
+/* Calls left in the current window for any kind; 0 while paused. */
+unsigned budget_remaining(const Budget *b, usec_t now);
+/* Calls of this kind left now (creates leave the reserve); 0 while paused. */
+unsigned budget_available(const Budget *b, CallKind kind, usec_t now);
+/* Earliest local time ≥ now at which ONE call of this kind may be made.
+ * wanted = how many calls of this kind are waiting (backlog);
+ * jitter in [0,1) from the caller's RNG. Never returns a time at which the call
+ * would exceed what the server allows. USEC_INFINITY for an invalid kind.
+ * With the same jitter, asking again at the returned time returns that time. */
+usec_t budget_next_slot(const Budget *b, CallKind kind, unsigned wanted, usec_t now, double jitter);
+/* Persisted ledger, so a restart does not forget what this window spent.
+ * budget_from_json() keeps b->config (b must have been budget_init()ed). */
+int budget_to_json(const Budget *b, json_object **ret);
+int budget_from_json(Budget *b, json_object *j, usec_t now);  /* -EBADMSG on bad input, b untouched; a stale window is rolled over */
