@@ -1,0 +1,188 @@
+/* listener.c — see listener.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "listener.h"
+#include "log.h"
+
+static int fd_set_flags(int fd) {
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+		return -errno;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static int listener_inherit(int *ret_fd) {
+	int fd = SD_LISTEN_FDS_START, r;
+
+	r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
+	if (r < 0)
+		return log_error_errno(r, "Cannot inspect the socket passed by systemd: %m");
+	if (r == 0) {
+		log_error("The socket passed by systemd is not a listening AF_UNIX stream socket; "
+		          "check ListenStream= in hitld.socket.");
+		return -EINVAL;
+	}
+	r = fd_set_flags(fd);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set flags on the socket passed by systemd: %m");
+	*ret_fd = fd;
+	return 0;
+}
+
+static int fill_sockaddr(const char *path, struct sockaddr_un *sa) {
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof sa->sun_path)
+		return -ENAMETOOLONG;
+	*sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
+	memcpy(sa->sun_path, path, len + 1);
+	return 0;
+}
+
+/* A directory anyone may write to, without the sticky bit, lets anyone replace our socket. */
+static int check_parent_dir(const char *path) {
+	_cleanup_(freep) char *copy = strdup(path);
+	struct stat st;
+	const char *dir;
+
+	if (!copy)
+		return -ENOMEM;
+	dir = dirname(copy);
+	if (stat(dir, &st) < 0)
+		return log_error_errno(errno, "Cannot stat socket directory %s: %m", dir);
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("Socket directory %s is not a directory.", dir);
+		return -ENOTDIR;
+	}
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+		log_error("Refusing to create socket %s: directory %s is writable by everyone "
+		          "and not sticky (mode %04o).", path, dir, (unsigned) (st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* An existing socket file: remove it if stale, refuse if something listens on it. */
+static int clear_stale_socket(const char *path, const struct sockaddr_un *sa) {
+	_cleanup_(closep) int fd = -EBADF;
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_error_errno(errno, "Cannot stat %s: %m", path);
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("Refusing to replace %s: it exists and is not a socket.", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(errno, "Cannot create socket: %m");
+	if (connect(fd, (const struct sockaddr *) sa, sizeof *sa) == 0 || errno == EAGAIN ||
+	    errno == EINPROGRESS) {
+		/* EAGAIN: the listener's backlog is full, which still means it is alive. */
+		log_error("Socket %s is in use: another hitld is running?", path);
+		return -EADDRINUSE;
+	}
+	if (errno != ECONNREFUSED)
+		return log_error_errno(errno, "Cannot probe existing socket %s: %m", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return log_error_errno(errno, "Cannot remove stale socket %s: %m", path);
+	log_info("Removed stale socket %s.", path);
+	return 0;
+}
+
+static int listener_bind(const char *path, mode_t mode, gid_t gid, int *ret_fd) {
+	_cleanup_(closep) int fd = -EBADF;
+	struct sockaddr_un sa;
+	mode_t old_umask;
+	int r;
+
+	if (!path)
+		return -EINVAL;
+	r = fill_sockaddr(path, &sa);
+	if (r < 0)
+		return log_error_errno(r, "Socket path %s is empty or too long.", path);
+	r = check_parent_dir(path);
+	if (r < 0)
+		return r;
+	r = clear_stale_socket(path, &sa);
+	if (r < 0)
+		return r;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(errno, "Cannot create socket: %m");
+	/* Born 0600, so nobody else can connect before the final mode and group are set. */
+	old_umask = umask(0177);
+	r = bind(fd, (const struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+	umask(old_umask);
+	if (r < 0)
+		return log_error_errno(r, "Cannot bind socket %s: %m", path);
+	if (gid != (gid_t) -1 && lchown(path, (uid_t) -1, gid) < 0) {
+		r = log_error_errno(errno, "Cannot set group %u on socket %s: %m", (unsigned) gid, path);
+		(void) unlink(path);
+		return r;
+	}
+	if (chmod(path, mode & 07777) < 0) {
+		r = log_error_errno(errno, "Cannot set mode %04o on socket %s: %m", (unsigned) mode, path);
+		(void) unlink(path);
+		return r;
+	}
+	if (listen(fd, SOMAXCONN) < 0) {
+		r = log_error_errno(errno, "Cannot listen on socket %s: %m", path);
+		(void) unlink(path);
+		return r;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int listener_open(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited) {
+	int fd = -EBADF, n, r;
+
+	if (!ret_fd || !ret_inherited)
+		return -EINVAL;
+	n = sd_listen_fds(1);
+	if (n < 0)
+		return log_error_errno(n, "Cannot read the sockets passed by systemd: %m");
+	if (n > 1) {
+		log_error("systemd passed %d sockets, expected exactly one.", n);
+		return -EINVAL;
+	}
+	if (n == 1) {
+		r = listener_inherit(&fd);
+		if (r < 0)
+			return r;
+		*ret_fd = fd;
+		*ret_inherited = true;
+		return 0;
+	}
+	r = listener_bind(path, mode, gid, &fd);
+	if (r < 0)
+		return r;
+	*ret_fd = fd;
+	*ret_inherited = false;
+	return 0;
+}
+
+void listener_close(int fd, const char *path, bool inherited) {
+	if (!inherited && path && unlink(path) < 0 && errno != ENOENT)
+		log_warning_errno(errno, "Cannot remove socket %s: %m", path);
+	if (fd >= 0)
+		(void) close(fd);
+}
