@@ -1,0 +1,953 @@
+/* outbox.c — see outbox.h.
+ *
+ * Index: every record has a small private Entry. Entries hang in two chained
+ * hash tables (by id; by (uid, client_ref)) and in a seq-ordered array of
+ * slots. New records always get the highest seq, so insertion appends;
+ * removal leaves a dead slot that a later compaction squeezes out, which keeps
+ * the array sorted and lets outbox_seek_le() binary-search it. The Entry also
+ * remembers the state last written, because callers change r->state before
+ * outbox_save(): the per-state and per-uid counts move only on a save that
+ * succeeded. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "msgid.h"
+#include "outbox.h"
+#include "store.h"
+
+#define REQUESTS_DIR "requests"
+#define QUARANTINE_DIR "quarantine"
+#define RECORD_SUFFIX ".json"
+#define TMP_SUFFIX ".tmp"
+#define RECORD_FILE_NAME_MAX (RECORD_ID_MAX + sizeof(RECORD_SUFFIX))
+#define JSON_DEPTH_MAX 64
+#define QUARANTINE_TRIES 1000
+#define REASON_MAX 128
+#define TABLE_MIN 64
+#define UID_TABLE_MIN 16
+#define COMPACT_MIN 64
+
+typedef struct Entry Entry;
+struct Entry {
+	Record *record;
+	Entry *id_next;
+	Entry *cref_next;
+	size_t slot;           /* index in Outbox.slots */
+	uid_t uid;             /* owner_uid at insert */
+	RequestState state;    /* state as last written */
+	bool cref_indexed;     /* in the (uid, client_ref) table */
+};
+
+typedef struct Slot {
+	uint64_t seq;
+	Entry *entry; /* NULL: removed, waiting for compaction */
+} Slot;
+
+typedef struct UidCount {
+	uid_t uid;
+	bool used;
+	size_t live;
+} UidCount;
+
+struct Outbox {
+	int state_fd;
+	int requests_fd;
+	int quarantine_fd;
+
+	Slot *slots;
+	size_t n_slots;
+	size_t n_slots_allocated;
+	size_t n_dead;
+
+	Entry **by_id;
+	size_t n_by_id_buckets;
+	Entry **by_cref;
+	size_t n_by_cref_buckets;
+	size_t n_cref;
+
+	/* Open addressing; entries are never removed (uids are few). */
+	UidCount *uids;
+	size_t n_uid_buckets;
+	size_t n_uids;
+
+	size_t n_records;
+	size_t state_counts[_REQUEST_STATE_MAX];
+	uint64_t next_seq;
+	uint64_t min_free;
+	unsigned quarantined;
+};
+
+/* ---- hashing ------------------------------------------------------------------- */
+
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t len) {
+	const unsigned char *p = data;
+
+	/* FNV-1a. */
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+static uint64_t hash_finish(uint64_t h) {
+	/* splitmix64 finaliser: spreads FNV's weak low bits over the mask. */
+	h ^= h >> 30;
+	h *= UINT64_C(0xbf58476d1ce4e5b9);
+	h ^= h >> 27;
+	h *= UINT64_C(0x94d049bb133111eb);
+	h ^= h >> 31;
+	return h;
+}
+
+#define HASH_SEED UINT64_C(0xcbf29ce484222325)
+
+static uint64_t hash_id(const char *id) {
+	return hash_finish(hash_bytes(HASH_SEED, id, strlen(id)));
+}
+
+static uint64_t hash_cref(uid_t uid, const char *client_ref) {
+	uint64_t h = hash_bytes(HASH_SEED, &uid, sizeof uid);
+
+	return hash_finish(hash_bytes(h, client_ref, strlen(client_ref)));
+}
+
+static uint64_t hash_uid(uid_t uid) {
+	return hash_finish((uint64_t) uid + 1);
+}
+
+/* ---- index --------------------------------------------------------------------- */
+
+static Entry *find_entry(const Outbox *o, const char *id) {
+	if (!id || o->n_by_id_buckets == 0)
+		return NULL;
+	for (Entry *e = o->by_id[hash_id(id) & (o->n_by_id_buckets - 1)]; e; e = e->id_next)
+		if (streq(e->record->id, id))
+			return e;
+	return NULL;
+}
+
+static Entry *find_cref(const Outbox *o, uid_t uid, const char *client_ref) {
+	if (!client_ref || o->n_by_cref_buckets == 0)
+		return NULL;
+	for (Entry *e = o->by_cref[hash_cref(uid, client_ref) & (o->n_by_cref_buckets - 1)]; e;
+	     e = e->cref_next)
+		if (e->uid == uid && streq(e->record->client_ref, client_ref))
+			return e;
+	return NULL;
+}
+
+/* The entry of r, if r (this very object) is in o. */
+static Entry *entry_of(const Outbox *o, const Record *r) {
+	Entry *e;
+
+	if (!o || !r)
+		return NULL;
+	e = find_entry(o, r->id);
+	return e && e->record == r ? e : NULL;
+}
+
+static UidCount *find_uid(const Outbox *o, uid_t uid) {
+	size_t mask = o->n_uid_buckets - 1;
+
+	if (o->n_uid_buckets == 0)
+		return NULL;
+	for (size_t i = hash_uid(uid) & mask;; i = (i + 1) & mask) {
+		if (!o->uids[i].used)
+			return NULL;
+		if (o->uids[i].uid == uid)
+			return &o->uids[i];
+	}
+}
+
+/* Needs a free bucket: reserve() makes sure of it. */
+static UidCount *add_uid(Outbox *o, uid_t uid) {
+	size_t mask = o->n_uid_buckets - 1;
+	size_t i = hash_uid(uid) & mask;
+
+	while (o->uids[i].used)
+		i = (i + 1) & mask;
+	o->uids[i] = (UidCount) { .uid = uid, .used = true };
+	o->n_uids++;
+	return &o->uids[i];
+}
+
+static int resize_uids(Outbox *o, size_t n) {
+	UidCount *old = o->uids;
+	size_t n_old = o->n_uid_buckets;
+
+	o->uids = calloc(n, sizeof *o->uids);
+	if (!o->uids) {
+		o->uids = old;
+		return -ENOMEM;
+	}
+	o->n_uid_buckets = n;
+	o->n_uids = 0;
+	for (size_t i = 0; i < n_old; i++)
+		if (old[i].used)
+			add_uid(o, old[i].uid)->live = old[i].live;
+	free(old);
+	return 0;
+}
+
+static int resize_by_id(Outbox *o, size_t n) {
+	Entry **buckets = calloc(n, sizeof *buckets);
+
+	if (!buckets)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_by_id_buckets; i++)
+		for (Entry *e = o->by_id[i], *next; e; e = next) {
+			size_t h = hash_id(e->record->id) & (n - 1);
+
+			next = e->id_next;
+			e->id_next = buckets[h];
+			buckets[h] = e;
+		}
+	free(o->by_id);
+	o->by_id = buckets;
+	o->n_by_id_buckets = n;
+	return 0;
+}
+
+static int resize_by_cref(Outbox *o, size_t n) {
+	Entry **buckets = calloc(n, sizeof *buckets);
+
+	if (!buckets)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->n_by_cref_buckets; i++)
+		for (Entry *e = o->by_cref[i], *next; e; e = next) {
+			size_t h = hash_cref(e->uid, e->record->client_ref) & (n - 1);
+
+			next = e->cref_next;
+			e->cref_next = buckets[h];
+			buckets[h] = e;
+		}
+	free(o->by_cref);
+	o->by_cref = buckets;
+	o->n_by_cref_buckets = n;
+	return 0;
+}
+
+static void compact_slots(Outbox *o) {
+	size_t j = 0;
+
+	for (size_t i = 0; i < o->n_slots; i++)
+		if (o->slots[i].entry) {
+			o->slots[j] = o->slots[i];
+			o->slots[j].entry->slot = j;
+			j++;
+		}
+	o->n_slots = j;
+	o->n_dead = 0;
+}
+
+static size_t grown(size_t n, size_t min) {
+	return n < min ? min : n * 2;
+}
+
+/* Makes room for one more record in every structure, so that indexing it
+ * after its file is durable cannot fail. */
+static int reserve(Outbox *o, const Record *r) {
+	int k;
+
+	if (o->n_slots == o->n_slots_allocated) {
+		if (o->n_dead > 0)
+			compact_slots(o);
+		else {
+			size_t n = grown(o->n_slots_allocated, TABLE_MIN);
+			Slot *s = reallocarray(o->slots, n, sizeof *s);
+
+			if (!s)
+				return -ENOMEM;
+			o->slots = s;
+			o->n_slots_allocated = n;
+		}
+	}
+	if (o->n_records + 1 > o->n_by_id_buckets) {
+		k = resize_by_id(o, grown(o->n_by_id_buckets, TABLE_MIN));
+		if (k < 0)
+			return k;
+	}
+	if (r->client_ref && o->n_cref + 1 > o->n_by_cref_buckets) {
+		k = resize_by_cref(o, grown(o->n_by_cref_buckets, TABLE_MIN));
+		if (k < 0)
+			return k;
+	}
+	if (!find_uid(o, r->owner_uid) && (o->n_uids + 1) * 2 > o->n_uid_buckets) {
+		k = resize_uids(o, grown(o->n_uid_buckets, UID_TABLE_MIN));
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+static bool state_is_valid(RequestState s) {
+	return s >= 0 && s < _REQUEST_STATE_MAX;
+}
+
+/* Cannot fail once reserve() succeeded for this record. */
+static void index_entry(Outbox *o, Entry *e, bool with_cref) {
+	Record *r = e->record;
+	size_t h = hash_id(r->id) & (o->n_by_id_buckets - 1);
+	UidCount *u;
+
+	e->id_next = o->by_id[h];
+	o->by_id[h] = e;
+
+	e->uid = r->owner_uid;
+	e->cref_indexed = with_cref && r->client_ref;
+	if (e->cref_indexed) {
+		h = hash_cref(e->uid, r->client_ref) & (o->n_by_cref_buckets - 1);
+		e->cref_next = o->by_cref[h];
+		o->by_cref[h] = e;
+		o->n_cref++;
+	}
+
+	e->slot = o->n_slots;
+	o->slots[o->n_slots++] = (Slot) { .seq = r->seq, .entry = e };
+
+	e->state = r->state;
+	if (state_is_valid(e->state))
+		o->state_counts[e->state]++;
+	u = find_uid(o, e->uid);
+	if (!u)
+		u = add_uid(o, e->uid);
+	if (!request_state_is_terminal(e->state))
+		u->live++;
+	o->n_records++;
+}
+
+static void unindex_entry(Outbox *o, Entry *e) {
+	Entry **p;
+	UidCount *u;
+
+	for (p = &o->by_id[hash_id(e->record->id) & (o->n_by_id_buckets - 1)]; *p != e;
+	     p = &(*p)->id_next)
+		;
+	*p = e->id_next;
+
+	if (e->cref_indexed) {
+		for (p = &o->by_cref[hash_cref(e->uid, e->record->client_ref) &
+		                     (o->n_by_cref_buckets - 1)];
+		     *p != e; p = &(*p)->cref_next)
+			;
+		*p = e->cref_next;
+		o->n_cref--;
+	}
+
+	o->slots[e->slot].entry = NULL;
+	o->n_dead++;
+	/* Dead slots at the end can go at once. */
+	while (o->n_slots > 0 && !o->slots[o->n_slots - 1].entry) {
+		o->n_slots--;
+		o->n_dead--;
+	}
+	if (o->n_dead >= COMPACT_MIN && o->n_dead * 2 > o->n_slots)
+		compact_slots(o);
+
+	if (state_is_valid(e->state))
+		o->state_counts[e->state]--;
+	u = find_uid(o, e->uid);
+	if (u && !request_state_is_terminal(e->state))
+		u->live--;
+	o->n_records--;
+}
+
+/* Moves the counts of e from its last written state to s. */
+static void account_state(Outbox *o, Entry *e, RequestState s) {
+	bool was_live = !request_state_is_terminal(e->state);
+	bool is_live = !request_state_is_terminal(s);
+
+	if (e->state == s)
+		return;
+	if (state_is_valid(e->state))
+		o->state_counts[e->state]--;
+	if (state_is_valid(s))
+		o->state_counts[s]++;
+	if (was_live != is_live) {
+		UidCount *u = find_uid(o, e->uid);
+
+		if (u) {
+			if (is_live)
+				u->live++;
+			else
+				u->live--;
+		}
+	}
+	e->state = s;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static void record_file_name(const char *id, char buf[static RECORD_FILE_NAME_MAX]) {
+	snprintf(buf, RECORD_FILE_NAME_MAX, "%s" RECORD_SUFFIX, id);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && streq(s + n - m, suffix);
+}
+
+static void json_tokener_freep(json_tokener **t) {
+	if (*t)
+		json_tokener_free(*t);
+}
+
+/* Strict JSON: RFC 8259 syntax, valid UTF-8, no NUL bytes, one value with
+ * nothing but whitespace after it. */
+static int parse_json_text(const char *text, size_t len, json_object **ret) {
+	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+
+	if (len > INT_MAX || memchr(text, '\0', len))
+		return -EBADMSG;
+	tok = json_tokener_new_ex(JSON_DEPTH_MAX);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+	                                    JSON_TOKENER_VALIDATE_UTF8);
+	j = json_tokener_parse_ex(tok, text, (int) len);
+	if (!j || json_tokener_get_error(tok) != json_tokener_success)
+		return -EBADMSG;
+	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+		if (!strchr(" \t\r\n", text[i]))
+			return -EBADMSG;
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+static int write_record(Outbox *o, const Record *r) {
+	_cleanup_(json_object_putp) json_object *j = NULL, *reread = NULL;
+	_cleanup_(record_freep) Record *check = NULL;
+	char name[RECORD_FILE_NAME_MAX];
+	const char *text;
+	size_t len;
+	int k;
+
+	k = record_to_json(r, &j);
+	if (k < 0)
+		return k == -ENOMEM ? k : -EINVAL;
+	text = json_object_to_json_string_length(
+		j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (!text)
+		return -ENOMEM;
+	if (len > OUTBOX_RECORD_MAX)
+		return -EFBIG;
+
+	/* Read it back the way outbox_open() will: a record acknowledged now
+	 * and quarantined at the next start would be a lost request. */
+	k = parse_json_text(text, len, &reread);
+	if (k == -ENOMEM)
+		return k;
+	if (k >= 0)
+		k = record_from_json(reread, &check);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0 || !streq(check->id, r->id))
+		return -EINVAL;
+
+	record_file_name(r->id, name);
+	return store_write_file(o->requests_fd, name, text, len);
+}
+
+static int check_free_space(const Outbox *o) {
+	struct statvfs sv;
+	uint64_t avail;
+
+	if (o->min_free == 0)
+		return 0;
+	if (fstatvfs(o->requests_fd, &sv) < 0)
+		return negative_errno();
+	if (sv.f_frsize > 0 && (uint64_t) sv.f_bavail > UINT64_MAX / sv.f_frsize)
+		avail = UINT64_MAX;
+	else
+		avail = (uint64_t) sv.f_bavail * sv.f_frsize;
+	return avail < o->min_free ? -ENOSPC : 0;
+}
+
+/* ---- open ----------------------------------------------------------------------- */
+
+typedef struct BadFile {
+	char *name;
+	char reason[REASON_MAX];
+} BadFile;
+
+typedef struct LoadState {
+	Record **records;
+	size_t n_records;
+	size_t n_records_allocated;
+	BadFile *bad;
+	size_t n_bad;
+	size_t n_bad_allocated;
+	char **tmps;
+	size_t n_tmps;
+	size_t n_tmps_allocated;
+} LoadState;
+
+static void load_state_done(LoadState *s) {
+	for (size_t i = 0; i < s->n_records; i++)
+		record_free(s->records[i]);
+	free(s->records);
+	for (size_t i = 0; i < s->n_bad; i++)
+		free(s->bad[i].name);
+	free(s->bad);
+	for (size_t i = 0; i < s->n_tmps; i++)
+		free(s->tmps[i]);
+	free(s->tmps);
+}
+
+static int grow_array(void **array, size_t *allocated, size_t need, size_t size) {
+	void *p;
+	size_t n;
+
+	if (need <= *allocated)
+		return 0;
+	n = grown(*allocated, 64);
+	if (n < need)
+		n = need;
+	p = reallocarray(*array, n, size);
+	if (!p)
+		return -ENOMEM;
+	*array = p;
+	*allocated = n;
+	return 0;
+}
+
+static int add_bad(LoadState *s, const char *name, const char *reason) {
+	int k = grow_array((void **) &s->bad, &s->n_bad_allocated, s->n_bad + 1, sizeof *s->bad);
+
+	if (k < 0)
+		return k;
+	s->bad[s->n_bad].name = strdup(name);
+	if (!s->bad[s->n_bad].name)
+		return -ENOMEM;
+	snprintf(s->bad[s->n_bad].reason, REASON_MAX, "%s", reason);
+	s->n_bad++;
+	return 0;
+}
+
+static int add_tmp(LoadState *s, const char *name) {
+	int k = grow_array((void **) &s->tmps, &s->n_tmps_allocated, s->n_tmps + 1, sizeof *s->tmps);
+
+	if (k < 0)
+		return k;
+	s->tmps[s->n_tmps] = strdup(name);
+	if (!s->tmps[s->n_tmps])
+		return -ENOMEM;
+	s->n_tmps++;
+	return 0;
+}
+
+/* Reads one directory entry. A bad file is noted in s, not an error; only
+ * lack of memory fails. */
+static int load_one(Outbox *o, LoadState *s, const char *name) {
+	_cleanup_(freep) char *text = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	_cleanup_(record_freep) Record *r = NULL;
+	char id[RECORD_ID_MAX] = "";
+	char reason[REASON_MAX];
+	size_t len, stem;
+	int k;
+
+	if (ends_with(name, TMP_SUFFIX))
+		return add_tmp(s, name);
+
+	stem = strlen(name) - (ends_with(name, RECORD_SUFFIX) ? strlen(RECORD_SUFFIX) : 0);
+	if (ends_with(name, RECORD_SUFFIX) && stem < sizeof id) {
+		memcpy(id, name, stem);
+		id[stem] = '\0';
+	}
+	if (!record_id_is_valid(id))
+		return add_bad(s, name, "unexpected file name");
+
+	k = store_read_file(o->requests_fd, name, OUTBOX_RECORD_MAX, &text, &len);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0) {
+		snprintf(reason, sizeof reason, "cannot read: %s", strerror(-k));
+		return add_bad(s, name, reason);
+	}
+
+	k = parse_json_text(text, len, &j);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0)
+		return add_bad(s, name, len == 0 ? "empty file" : "not valid JSON (torn or corrupt)");
+
+	k = record_from_json(j, &r);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0)
+		return add_bad(s, name, "not a valid hitld record");
+
+	if (!streq(r->id, id))
+		return add_bad(s, name, "record id does not match the file name");
+
+	k = grow_array((void **) &s->records, &s->n_records_allocated, s->n_records + 1,
+	               sizeof *s->records);
+	if (k < 0)
+		return k;
+	s->records[s->n_records++] = TAKE_PTR(r);
+	return 0;
+}
+
+static void closedirp(DIR **d) {
+	if (*d)
+		closedir(*d);
+}
+
+static int scan_requests(Outbox *o, LoadState *s) {
+	_cleanup_(closedirp) DIR *d = NULL;
+	int fd, k;
+
+	fd = fcntl(o->requests_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return negative_errno();
+	d = fdopendir(fd);
+	if (!d) {
+		k = negative_errno();
+		close(fd);
+		return k;
+	}
+
+	for (;;) {
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno != 0)
+				return negative_errno();
+			return 0;
+		}
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		k = load_one(o, s, de->d_name);
+		if (k < 0)
+			return k;
+	}
+}
+
+static void quarantine(Outbox *o, const char *name, const char *reason) {
+	char target[NAME_MAX + 1];
+	int k = -EEXIST;
+
+	/* Never overwrite an earlier quarantined file of the same name. */
+	for (unsigned i = 0; i < QUARANTINE_TRIES && k == -EEXIST; i++) {
+		int n = i == 0 ? snprintf(target, sizeof target, "%s", name)
+		               : snprintf(target, sizeof target, "%s.%u", name, i);
+
+		if (n < 0 || (size_t) n >= sizeof target) {
+			k = -ENAMETOOLONG;
+			break;
+		}
+		k = store_move(o->requests_fd, name, o->quarantine_fd, target);
+	}
+
+	o->quarantined++;
+	if (k < 0) {
+		log_internal(LOG_WARNING, k, MID_RECORD_QUARANTINED,
+		             LOG_FIELDS({ "HITL_FILE", name }, { "HITL_REASON", reason }),
+		             "Ignoring unreadable record file %s/%s (%s); moving it to %s/ failed: %m",
+		             REQUESTS_DIR, name, reason, QUARANTINE_DIR);
+		return;
+	}
+	log_event(LOG_WARNING, MID_RECORD_QUARANTINED,
+	          LOG_FIELDS({ "HITL_FILE", name }, { "HITL_REASON", reason }),
+	          "Quarantined record file %s/%s: %s (kept as %s/%s)", REQUESTS_DIR, name, reason,
+	          QUARANTINE_DIR, target);
+}
+
+static int compare_records(const void *a, const void *b) {
+	const Record *x = *(Record *const *) a, *y = *(Record *const *) b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static int load(Outbox *o) {
+	_cleanup_(load_state_done) LoadState s = {};
+	uint64_t max_seq = 0;
+	int k;
+
+	k = scan_requests(o, &s);
+	if (k < 0)
+		return k;
+
+	for (size_t i = 0; i < s.n_tmps; i++) {
+		k = store_unlink(o->requests_fd, s.tmps[i]);
+		if (k < 0 && k != -ENOENT)
+			log_warning_errno(k, "Failed to remove stray %s/%s: %m", REQUESTS_DIR, s.tmps[i]);
+	}
+	for (size_t i = 0; i < s.n_bad; i++)
+		quarantine(o, s.bad[i].name, s.bad[i].reason);
+
+	if (s.n_records > 0)
+		qsort(s.records, s.n_records, sizeof *s.records, compare_records);
+	for (size_t i = 0; i < s.n_records; i++) {
+		Record *r = s.records[i];
+		Entry *e, *clash;
+
+		k = reserve(o, r);
+		if (k < 0)
+			return k;
+		e = calloc(1, sizeof *e);
+		if (!e)
+			return -ENOMEM;
+
+		clash = find_cref(o, r->owner_uid, r->client_ref);
+		if (clash)
+			/* Both are acknowledged requests: keep serving both,
+			 * the older one answers for the client_ref. */
+			log_warning("Record %s repeats client_ref of %s for uid %u; only %s answers "
+			            "lookups by client_ref.",
+			            r->id, clash->record->id, (unsigned) r->owner_uid,
+			            clash->record->id);
+
+		e->record = TAKE_PTR(s.records[i]);
+		index_entry(o, e, !clash);
+		if (r->seq > max_seq)
+			max_seq = r->seq;
+	}
+	s.n_records = 0; /* every record is owned by o now */
+
+	o->next_seq = max_seq + 1;
+	return 0;
+}
+
+int outbox_open(const char *state_dir, Outbox **ret) {
+	_cleanup_(outbox_freep) Outbox *o = NULL;
+	int k;
+
+	if (!state_dir || !ret)
+		return -EINVAL;
+
+	o = calloc(1, sizeof *o);
+	if (!o)
+		return -ENOMEM;
+	o->state_fd = o->requests_fd = o->quarantine_fd = -EBADF;
+	o->next_seq = 1;
+
+	k = store_open_dir(AT_FDCWD, state_dir, 0700, &o->state_fd);
+	if (k < 0)
+		return k;
+	k = store_open_dir(o->state_fd, REQUESTS_DIR, 0700, &o->requests_fd);
+	if (k < 0)
+		return k;
+	k = store_open_dir(o->state_fd, QUARANTINE_DIR, 0700, &o->quarantine_fd);
+	if (k < 0)
+		return k;
+
+	k = load(o);
+	if (k < 0)
+		return k;
+
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+Outbox *outbox_free(Outbox *o) {
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < o->n_slots; i++)
+		if (o->slots[i].entry) {
+			record_free(o->slots[i].entry->record);
+			free(o->slots[i].entry);
+		}
+	free(o->slots);
+	free(o->by_id);
+	free(o->by_cref);
+	free(o->uids);
+	closep(&o->state_fd);
+	closep(&o->requests_fd);
+	closep(&o->quarantine_fd);
+	free(o);
+	return NULL;
+}
+
+/* ---- changes -------------------------------------------------------------------- */
+
+int outbox_insert(Outbox *o, Record *r) {
+	_cleanup_(freep) Entry *e = NULL;
+	uint64_t old_seq;
+	int k;
+
+	if (!o || !r)
+		return -EINVAL;
+	if (!record_id_is_valid(r->id))
+		return -EINVAL;
+	if (find_entry(o, r->id) || find_cref(o, r->owner_uid, r->client_ref))
+		return -EEXIST;
+
+	k = check_free_space(o);
+	if (k < 0)
+		return k;
+
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	k = reserve(o, r);
+	if (k < 0)
+		return k;
+
+	old_seq = r->seq;
+	r->seq = o->next_seq;
+	k = write_record(o, r);
+	if (k < 0) {
+		r->seq = old_seq;
+		return k;
+	}
+
+	o->next_seq++;
+	e->record = r;
+	index_entry(o, TAKE_PTR(e), true);
+	return 0;
+}
+
+int outbox_save(Outbox *o, Record *r) {
+	Entry *e = entry_of(o, r);
+	int k;
+
+	if (!e)
+		return -ENOENT;
+	/* The keys of the index must not have moved under it. */
+	if (r->owner_uid != e->uid || r->seq != o->slots[e->slot].seq ||
+	    (e->cref_indexed && find_cref(o, e->uid, r->client_ref) != e))
+		return -EINVAL;
+
+	k = write_record(o, r);
+	if (k < 0)
+		return k;
+	account_state(o, e, r->state);
+	return 0;
+}
+
+int outbox_remove(Outbox *o, Record *r) {
+	Entry *e = entry_of(o, r);
+	char name[RECORD_FILE_NAME_MAX];
+	int k;
+
+	if (!e)
+		return -ENOENT;
+
+	record_file_name(r->id, name);
+	k = store_unlink(o->requests_fd, name);
+	/* Already gone (an earlier remove whose directory fsync failed): the
+	 * goal is reached. */
+	if (k < 0 && k != -ENOENT)
+		return k;
+
+	unindex_entry(o, e);
+	free(e);
+	record_free(r);
+	return 0;
+}
+
+/* ---- queries -------------------------------------------------------------------- */
+
+Record *outbox_get(const Outbox *o, const char *id) {
+	Entry *e = o ? find_entry(o, id) : NULL;
+
+	return e ? e->record : NULL;
+}
+
+Record *outbox_get_client_ref(const Outbox *o, uid_t uid, const char *client_ref) {
+	Entry *e = o ? find_cref(o, uid, client_ref) : NULL;
+
+	return e ? e->record : NULL;
+}
+
+size_t outbox_size(const Outbox *o) {
+	return o ? o->n_records : 0;
+}
+
+size_t outbox_count_state(const Outbox *o, RequestState s) {
+	if (!o || !state_is_valid(s))
+		return 0;
+	return o->state_counts[s];
+}
+
+size_t outbox_count_live_uid(const Outbox *o, uid_t uid) {
+	UidCount *u = o ? find_uid(o, uid) : NULL;
+
+	return u ? u->live : 0;
+}
+
+unsigned outbox_quarantined(const Outbox *o) {
+	return o ? o->quarantined : 0;
+}
+
+void outbox_set_min_free(Outbox *o, uint64_t bytes) {
+	if (o)
+		o->min_free = bytes;
+}
+
+int outbox_state_dirfd(const Outbox *o) {
+	return o ? o->state_fd : -EBADF;
+}
+
+static Record *scan_forward(const Outbox *o, size_t i) {
+	for (; i < o->n_slots; i++)
+		if (o->slots[i].entry)
+			return o->slots[i].entry->record;
+	return NULL;
+}
+
+/* The last live record in slots [0, end). */
+static Record *scan_backward(const Outbox *o, size_t end) {
+	while (end > 0) {
+		end--;
+		if (o->slots[end].entry)
+			return o->slots[end].entry->record;
+	}
+	return NULL;
+}
+
+Record *outbox_first(const Outbox *o) {
+	return o ? scan_forward(o, 0) : NULL;
+}
+
+Record *outbox_last(const Outbox *o) {
+	return o ? scan_backward(o, o->n_slots) : NULL;
+}
+
+Record *outbox_next(const Outbox *o, const Record *r) {
+	Entry *e = entry_of(o, r);
+
+	return e ? scan_forward(o, e->slot + 1) : NULL;
+}
+
+Record *outbox_prev(const Outbox *o, const Record *r) {
+	Entry *e = entry_of(o, r);
+
+	return e ? scan_backward(o, e->slot) : NULL;
+}
+
+Record *outbox_seek_le(const Outbox *o, uint64_t max_seq) {
+	size_t lo = 0, hi;
+
+	if (!o)
+		return NULL;
+	/* Slots (dead ones too) are sorted by seq: find how many have
+	 * seq <= max_seq. */
+	hi = o->n_slots;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (o->slots[mid].seq <= max_seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return scan_backward(o, lo);
+}

@@ -1,0 +1,80 @@
+/* outbox.h — the durable set of request records and its in-memory index.
+ * Owns STATE_DIR/requests/<id>.json (one record per file, record_to_json form,
+ * written through store.h) and STATE_DIR/quarantine/ (unreadable records moved
+ * there at open, never deleted). Promises: insert/save/remove return only once
+ * the change is durable, and on error change nothing; a bad file never stops
+ * outbox_open(). Lookups by id and by (uid, client_ref) are O(1) expected;
+ * iteration is in seq (acceptance) order. Called by methods and the state
+ * machine. Single-threaded, like the rest of hitld. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "record.h"
+
+/* Largest record file read or written. Bigger records are refused at
+ * insert/save (-EFBIG), so nothing is stored that could not be read back. */
+#define OUTBOX_RECORD_MAX (4U * 1024U * 1024U)
+
+typedef struct Outbox Outbox;
+
+/* Creates state_dir, requests/ and quarantine/ (0700) if missing; loads every
+ * record; removes stray *.tmp; quarantines (moves into quarantine/, logs a
+ * warning with MESSAGE_ID MID_RECORD_QUARANTINED, HITL_FILE and
+ * HITL_REASON) any entry that is not a readable, valid record named
+ * "<id>.json" after its own id. Fails only for the directories themselves,
+ * I/O errors reading the directory, or lack of memory. The seq counter
+ * continues at max(seq)+1. */
+int outbox_open(const char *state_dir, Outbox **ret);
+Outbox *outbox_free(Outbox *o);
+static inline void outbox_freep(Outbox **o) {
+	if (*o)
+		outbox_free(*o);
+}
+
+/* Assigns r->seq, writes durably, indexes. On error nothing changed (r->seq
+ * restored) and the caller still owns r; on success the outbox owns r.
+ * -EEXIST on an id clash or when uid already has a record with this
+ * client_ref; -ENOSPC also when free space is under the minimum set with
+ * outbox_set_min_free(); -EINVAL for a record that would not read back
+ * (bad id, missing loop_id/params, …); -EFBIG past OUTBOX_RECORD_MAX.
+ * id, seq, owner_uid and client_ref are fixed once inserted. */
+int outbox_insert(Outbox *o, Record *r);
+
+/* Durable rewrite of a record already in the outbox, after the caller changed
+ * it. On error the file keeps its previous content (or, if only the final
+ * directory fsync failed, the new one) and the counts keep the last saved
+ * state; the caller retries or restores r. -ENOENT if r is not in o. */
+int outbox_save(Outbox *o, Record *r);
+
+/* Unlinks durably, drops from the index, frees r. On error nothing changed. */
+int outbox_remove(Outbox *o, Record *r);
+
+Record *outbox_get(const Outbox *o, const char *id);
+Record *outbox_get_client_ref(const Outbox *o, uid_t uid, const char *client_ref);
+size_t outbox_size(const Outbox *o);
+
+/* O(1): per-state counts as of the last successful insert/save. */
+size_t outbox_count_state(const Outbox *o, RequestState s);
+/* Non-terminal records of uid, O(1) expected. */
+size_t outbox_count_live_uid(const Outbox *o, uid_t uid);
+/* Entries quarantined by outbox_open(). */
+unsigned outbox_quarantined(const Outbox *o);
+/* outbox_insert() refuses with -ENOSPC while the file system holding the
+ * records has fewer than bytes available (0: no check). */
+void outbox_set_min_free(Outbox *o, uint64_t bytes);
+
+/* Iteration in seq order. Removing the current record is safe if the next
+ * one was fetched first. NULL at either end or if r is not in o. */
+Record *outbox_first(const Outbox *o);
+Record *outbox_next(const Outbox *o, const Record *r);
+Record *outbox_last(const Outbox *o);
+Record *outbox_prev(const Outbox *o, const Record *r);
+/* First record with seq <= max_seq walking backwards (cursor support for
+ * newest-first listing). O(log n). */
+Record *outbox_seek_le(const Outbox *o, uint64_t max_seq);
+
+/* The state directory, for other small durable files (budget ledger). */
+int outbox_state_dirfd(const Outbox *o);

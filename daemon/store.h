@@ -1,0 +1,42 @@
+/* store.h — the one place that makes files durable (STYLE.md "Durable writes").
+ * Promises: a write either leaves the old content of a name intact or replaces
+ * it whole (tmp → fsync → rename → fsync(dir)); nothing is half-written under
+ * the final name. Called by outbox, budget and anything else with state files.
+ * Tests replace the syscalls through store_set_ops() to inject faults. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes data to dirfd/name durably: open "name.tmp" O_CREAT|O_EXCL|O_CLOEXEC|O_WRONLY 0600
+ * (remove a stale tmp first), write all, fsync, renameat over name, fsync(dirfd). On any failure the
+ * tmp is unlinked and the negative errno returned; name is then unchanged — except when the final
+ * fsync(dirfd) fails: then the rename has happened and name holds the new content, but it is not
+ * known to be durable. The caller treats the write as failed (reports the error, keeps its previous
+ * view) and writes again later; a rewrite is always safe. name is a plain file name (no '/'). */
+int store_write_file(int dirfd, const char *name, const void *data, size_t len);
+
+/* Reads the regular file dirfd/name (symlinks refused: -ELOOP; directories -EISDIR; other
+ * non-regular files -EBADFD) into a NUL-terminated buffer. -EFBIG past max_len. */
+int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len);
+
+/* unlink + fsync(dirfd). -ENOENT (and no fsync) when name does not exist. */
+int store_unlink(int dirfd, const char *name);
+
+/* Moves olddirfd/oldname to newdirfd/newname without ever replacing an existing newname
+ * (-EEXIST), then fsyncs both directories (new one first). Same file system only. */
+int store_move(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+
+/* mkdir if missing (then fsync the parent), O_DIRECTORY|O_CLOEXEC; refuses a symlink. */
+int store_open_dir(int atfd, const char *path, mode_t mode, int *ret_fd);
+
+/* Fault seam: tests replace the syscalls. NULL restores the real ones; so does a NULL member. */
+typedef struct StoreOps {
+	int (*openat)(int dirfd, const char *path, int flags, mode_t mode);
+	ssize_t (*write)(int fd, const void *buf, size_t len);
+	int (*fsync)(int fd);
+	int (*renameat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+	int (*unlinkat)(int dirfd, const char *path, int flags);
+} StoreOps;
+
+void store_set_ops(const StoreOps *ops);

@@ -1,0 +1,564 @@
+/* The request record: on-disk form round trips and strict parsing, ids,
+ * and the client-facing form of PROTOCOL.md §3. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "record.h"
+
+#define VALID_ID "r_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+#define LOOP_ID "65f1234567890abcdef12345"
+#define REMOTE_ID "65f1234567890abcdef12348"
+#define T0 ((usec_t) 1795874531000000ULL) /* 2026-11-28T14:02:11Z */
+
+static json_object *parse(const char *text) {
+	json_object *j = json_tokener_parse(text);
+
+	assert_true(j || streq(text, "null"));
+	return j;
+}
+
+static Record *make_minimal(void) {
+	Record *r = record_new();
+
+	assert_non_null(r);
+	strcpy(r->id, VALID_ID);
+	r->seq = 1;
+	r->owner_uid = 1000;
+	r->loop_id = strdup(LOOP_ID);
+	r->params = parse("{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Deploy?\","
+	                  "\"response_type\":\"text\"}");
+	r->created_at = T0;
+	r->updated_at = T0;
+	return r;
+}
+
+static Record *make_full(void) {
+	Record *r = record_new();
+
+	assert_non_null(r);
+	strcpy(r->id, VALID_ID);
+	r->seq = 42;
+	r->client_ref = strdup("build-4812");
+	r->owner_uid = 1001;
+	r->state = REQUEST_COMPLETED;
+	r->priority = PRIORITY_HIGH;
+	r->loop_id = strdup(LOOP_ID);
+	r->params = parse(
+		"{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Deploy build 4812?\","
+		"\"response_type\":\"single_select\",\"priority\":\"high\","
+		"\"processing_type\":\"time-sensitive\",\"type\":\"markdown\","
+		"\"response_config\":{\"options\":[{\"value\":\"approve\",\"label\":\"Approve\"},"
+		"{\"value\":\"reject\",\"label\":\"Reject\"}]},\"default_response\":\"reject\","
+		"\"timeout_seconds\":900,\"context\":{\"build\":4812},\"platform\":\"api\"}");
+	r->created_at = T0;
+	r->updated_at = T0 + 300 * USEC_PER_SEC;
+	r->submitted_at = T0 + 5 * USEC_PER_SEC;
+	r->deadline_at = T0 + 900 * USEC_PER_SEC;
+	r->next_attempt_at = T0 + 60 * USEC_PER_SEC + 17;
+	r->remote_id = strdup(REMOTE_ID);
+	r->remote_status = strdup("completed");
+	r->response = parse("{\"data\":\"approve\",\"by\":\"65f1234567890abcdef12350\","
+	                    "\"at\":\"2026-11-28T14:07:11Z\",\"time_seconds\":295.5}");
+	r->result = parse("\"approve\"");
+	r->result_source = RESULT_REVIEWER;
+	r->cancel_requested = true;
+	r->feedback_state = FEEDBACK_QUEUED;
+	r->feedback = parse("{\"rating\":5,\"comment\":\"quick\"}");
+	r->attempts = 3;
+	r->error = parse("{\"code\":\"x\",\"message\":\"y\",\"http_status\":400}");
+	return r;
+}
+
+static void assert_json_equal(json_object *a, json_object *b) {
+	if (!json_object_equal(a, b))
+		fail_msg("%s != %s", json_object_to_json_string(a), json_object_to_json_string(b));
+}
+
+static void assert_records_equal(const Record *a, const Record *b) {
+	assert_string_equal(a->id, b->id);
+	assert_int_equal(a->seq, b->seq);
+	assert_true(streq_ptr(a->client_ref, b->client_ref));
+	assert_int_equal(a->owner_uid, b->owner_uid);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->priority, b->priority);
+	assert_string_equal(a->loop_id, b->loop_id);
+	assert_json_equal(a->params, b->params);
+	assert_int_equal(a->created_at, b->created_at);
+	assert_int_equal(a->updated_at, b->updated_at);
+	assert_int_equal(a->submitted_at, b->submitted_at);
+	assert_int_equal(a->deadline_at, b->deadline_at);
+	assert_int_equal(a->next_attempt_at, b->next_attempt_at);
+	assert_true(streq_ptr(a->remote_id, b->remote_id));
+	assert_true(streq_ptr(a->remote_status, b->remote_status));
+	assert_json_equal(a->response, b->response);
+	assert_json_equal(a->result, b->result);
+	assert_int_equal(a->result_source, b->result_source);
+	assert_int_equal(a->cancel_requested, b->cancel_requested);
+	assert_int_equal(a->feedback_state, b->feedback_state);
+	assert_json_equal(a->feedback, b->feedback);
+	assert_int_equal(a->attempts, b->attempts);
+	assert_json_equal(a->error, b->error);
+}
+
+/* Through text, as on disk. */
+static Record *round_trip(const Record *r) {
+	_cleanup_(json_object_putp) json_object *j = NULL, *back = NULL;
+	Record *out = NULL;
+
+	assert_int_equal(record_to_json(r, &j), 0);
+	back = parse(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	assert_int_equal(record_from_json(back, &out), 0);
+	assert_non_null(out);
+	return out;
+}
+
+static void test_record_full_round_trip_keeps_every_field(void **state) {
+	_cleanup_(record_freep) Record *r = make_full(), *back = NULL;
+
+	back = round_trip(r);
+	assert_records_equal(r, back);
+	/* Independent copies, not shared references. */
+	assert_ptr_not_equal(r->params, back->params);
+}
+
+static void test_record_minimal_round_trip_keeps_nulls(void **state) {
+	_cleanup_(record_freep) Record *r = make_minimal(), *back = NULL;
+
+	back = round_trip(r);
+	assert_records_equal(r, back);
+	assert_null(back->client_ref);
+	assert_null(back->remote_id);
+	assert_null(back->response);
+	assert_null(back->result);
+	assert_int_equal(back->result_source, RESULT_NONE);
+	assert_int_equal(back->feedback_state, FEEDBACK_NONE);
+	assert_int_equal(back->state, REQUEST_QUEUED);
+	assert_int_equal(back->priority, PRIORITY_MEDIUM);
+}
+
+static void test_record_result_may_be_any_json_type(void **state) {
+	static const char *const results[] = { "\"approve\"", "4", "4.5", "[\"a\",\"b\"]",
+		                               "{\"x\":1}", "true" };
+
+	for (size_t i = 0; i < ELEMENTSOF(results); i++) {
+		_cleanup_(record_freep) Record *r = make_minimal(), *back = NULL;
+
+		r->result = parse(results[i]);
+		r->result_source = RESULT_DEFAULT;
+		back = round_trip(r);
+		assert_json_equal(r->result, back->result);
+		assert_int_equal(back->result_source, RESULT_DEFAULT);
+	}
+}
+
+static void test_record_to_json_writes_version_and_every_field(void **state) {
+	static const char *const keys[] = {
+		"version", "id", "seq", "client_ref", "owner_uid", "state", "priority",
+		"loop_id", "params", "created_at", "updated_at", "submitted_at", "deadline_at",
+		"next_attempt_at", "remote_id", "remote_status", "response", "result",
+		"result_source", "cancel_requested", "feedback_state", "feedback", "attempts",
+		"error",
+	};
+	_cleanup_(record_freep) Record *r = make_full();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	json_object *v;
+
+	assert_int_equal(record_to_json(r, &j), 0);
+	assert_int_equal(json_object_object_length(j), ELEMENTSOF(keys));
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+		assert_true(json_object_object_get_ex(j, keys[i], NULL));
+	assert_true(json_object_object_get_ex(j, "version", &v));
+	assert_int_equal(json_object_get_int(v), RECORD_FORMAT_VERSION);
+	/* Times are integer microseconds. */
+	assert_true(json_object_object_get_ex(j, "next_attempt_at", &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	assert_int_equal(json_object_get_int64(v), (int64_t) (T0 + 60 * USEC_PER_SEC + 17));
+	assert_true(json_object_object_get_ex(j, "state", &v));
+	assert_string_equal(json_object_get_string(v), "completed");
+}
+
+static void test_record_to_json_refuses_what_it_could_not_read_back(void **state) {
+	_cleanup_(record_freep) Record *r = make_minimal();
+	json_object *j = NULL;
+
+	r->state = 99;
+	assert_int_equal(record_to_json(r, &j), -EINVAL);
+	r->state = REQUEST_QUEUED;
+	r->priority = _PRIORITY_INVALID;
+	assert_int_equal(record_to_json(r, &j), -EINVAL);
+	r->priority = PRIORITY_LOW;
+	r->deadline_at = USEC_INFINITY;
+	assert_int_equal(record_to_json(r, &j), -ERANGE);
+	assert_null(j);
+}
+
+/* One malformed field each. value is JSON text; NULL deletes the key.
+ * "params.x" reaches into params. */
+static const struct {
+	const char *key;
+	const char *value;
+} malformed[] = {
+	{ "version", "2" },
+	{ "version", "\"1\"" },
+	{ "version", "1.0" },
+	{ "id", "\"r_short\"" },
+	{ "id", "\"x_01ARZ3NDEKTSV4RRFFQ69G5FAV\"" },
+	{ "id", "\"r_01arz3ndektsv4rrffq69g5fav\"" },
+	{ "id", "\"r_81ARZ3NDEKTSV4RRFFQ69G5FAV\"" },
+	{ "id", "\"r_01ARZ3NDEKTSV4RRFFQ69G5FAU\"" },
+	{ "id", "\"r_01ARZ3NDEKTSV4RRFFQ69G5FAVX\"" },
+	{ "id", "5" },
+	{ "id", "null" },
+	{ "seq", "-1" },
+	{ "seq", "\"42\"" },
+	{ "seq", "1.5" },
+	{ "seq", "99999999999999999999" },
+	{ "client_ref", "\"\"" },
+	{ "client_ref", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"" },
+	{ "client_ref", "\"a\\u0000b\"" },
+	{ "client_ref", "7" },
+	{ "owner_uid", "-1" },
+	{ "owner_uid", "4294967295" },
+	{ "owner_uid", "\"1000\"" },
+	{ "state", "\"done\"" },
+	{ "state", "\"QUEUED\"" },
+	{ "state", "3" },
+	{ "state", "null" },
+	{ "priority", "\"urgent\"" },
+	{ "priority", "null" },
+	{ "loop_id", "\"\"" },
+	{ "loop_id", "null" },
+	{ "loop_id", "\"65f1234567890abcdef99999\"" }, /* differs from params.loop_id */
+	{ "params", "[]" },
+	{ "params", "null" },
+	{ "params", "{}" },
+	{ "params.loop_id", NULL },
+	{ "params.request_text", NULL },
+	{ "params.request_text", "5" },
+	{ "params.response_type", NULL },
+	{ "params.priority", "\"low\"" }, /* differs from priority */
+	{ "created_at", "-5" },
+	{ "created_at", "\"2026-11-28T14:02:11Z\"" },
+	{ "updated_at", "1.0" },
+	{ "submitted_at", "null" },
+	{ "deadline_at", "-1" },
+	{ "next_attempt_at", "true" },
+	{ "remote_id", "\"65f1234567890abcdef1234\"" },
+	{ "remote_id", "\"65f1234567890abcdef1234g\"" },
+	{ "remote_id", "\"65f1234567890abcdef123456\"" },
+	{ "remote_id", "12" },
+	{ "remote_status", "\"\"" },
+	{ "remote_status", "\"PENDING!\"" },
+	{ "remote_status", "3" },
+	{ "response", "\"approve\"" },
+	{ "response", "[1]" },
+	{ "result_source", "\"human\"" },
+	{ "result_source", "1" },
+	{ "cancel_requested", "1" },
+	{ "cancel_requested", "\"true\"" },
+	{ "cancel_requested", "null" },
+	{ "feedback_state", "\"lost\"" },
+	{ "feedback", "\"great\"" },
+	{ "attempts", "-1" },
+	{ "attempts", "4294967296" },
+	{ "attempts", "\"3\"" },
+	{ "error", "\"boom\"" },
+	{ "surprise", "1" }, /* unknown key */
+};
+
+static void test_record_from_json_rejects_each_malformed_field(void **state) {
+	for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+		_cleanup_(record_freep) Record *r = make_full();
+		_cleanup_(json_object_putp) json_object *j = NULL;
+		json_object *target;
+		const char *key = malformed[i].key;
+		Record *out = NULL;
+
+		assert_int_equal(record_to_json(r, &j), 0);
+		target = j;
+		if (strncmp(key, "params.", 7) == 0) {
+			assert_true(json_object_object_get_ex(j, "params", &target));
+			key += 7;
+		}
+		if (malformed[i].value)
+			json_object_object_add(target, key, parse(malformed[i].value));
+		else
+			json_object_object_del(target, key);
+
+		if (record_from_json(j, &out) != -EBADMSG)
+			fail_msg("accepted %s = %s", malformed[i].key, strna(malformed[i].value));
+		assert_null(out);
+	}
+}
+
+static void test_record_from_json_requires_every_key(void **state) {
+	_cleanup_(record_freep) Record *r = make_minimal();
+	_cleanup_(json_object_putp) json_object *full = NULL;
+
+	assert_int_equal(record_to_json(r, &full), 0);
+	json_object_object_foreach(full, key, val) {
+		_cleanup_(json_object_putp) json_object *j = NULL;
+		Record *out = NULL;
+
+		(void) val;
+		assert_int_equal(json_object_deep_copy(full, &j, NULL), 0);
+		json_object_object_del(j, key);
+		if (record_from_json(j, &out) != -EBADMSG)
+			fail_msg("accepted a record without %s", key);
+		assert_null(out);
+	}
+}
+
+static void test_record_from_json_rejects_non_objects(void **state) {
+	static const char *const texts[] = { "[]", "\"r\"", "1", "null" };
+
+	for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+		_cleanup_(json_object_putp) json_object *j = parse(texts[i]);
+		Record *out = NULL;
+
+		assert_int_equal(record_from_json(j, &out), -EBADMSG);
+		assert_null(out);
+	}
+}
+
+static void test_record_enum_strings_round_trip(void **state) {
+	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
+		assert_int_equal(request_state_from_string(request_state_to_string(s)), s);
+	for (Priority p = 0; p < _PRIORITY_MAX; p++)
+		assert_int_equal(priority_from_string(priority_to_string(p)), p);
+	for (ResultSource s = 0; s < _RESULT_SOURCE_MAX; s++)
+		assert_int_equal(result_source_from_string(result_source_to_string(s)), s);
+	for (FeedbackState s = 0; s < _FEEDBACK_STATE_MAX; s++)
+		assert_int_equal(feedback_state_from_string(feedback_state_to_string(s)), s);
+
+	assert_string_equal(request_state_to_string(REQUEST_SUBMITTING), "submitting");
+	assert_string_equal(priority_to_string(PRIORITY_CRITICAL), "critical");
+	assert_int_equal(request_state_from_string("Queued"), -EINVAL);
+	assert_int_equal(request_state_from_string(NULL), -EINVAL);
+	assert_int_equal(priority_from_string("urgent"), -EINVAL);
+	assert_null(request_state_to_string(_REQUEST_STATE_MAX));
+	assert_null(priority_to_string(_PRIORITY_INVALID));
+}
+
+/* ---- ids ---- */
+
+static void test_record_id_is_r_plus_26_crockford_chars(void **state) {
+	char id[RECORD_ID_MAX];
+
+	assert_int_equal(record_make_id(T0, id), 0);
+	assert_int_equal(strlen(id), 28);
+	assert_memory_equal(id, "r_", 2);
+	for (size_t i = 2; i < 28; i++)
+		assert_non_null(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", id[i]));
+	assert_true(record_id_is_valid(id));
+}
+
+static void test_record_id_encodes_millisecond_time_like_ulid(void **state) {
+	char id[RECORD_ID_MAX];
+
+	/* The ULID spec's example: 1469918176385 ms -> "01ARYZ6S41". */
+	assert_int_equal(record_make_id(1469918176385ULL * USEC_PER_MSEC + 999, id), 0);
+	assert_memory_equal(id + 2, "01ARYZ6S41", 10);
+	assert_int_equal(record_make_id(0, id), 0);
+	assert_memory_equal(id + 2, "0000000000", 10);
+	assert_int_equal(record_make_id(((1ULL << 48) - 1) * USEC_PER_MSEC, id), 0);
+	assert_memory_equal(id + 2, "7ZZZZZZZZZ", 10);
+	assert_int_equal(record_make_id((1ULL << 48) * USEC_PER_MSEC, id), -ERANGE);
+}
+
+static int compare_ids(const void *a, const void *b) {
+	return strcmp(a, b);
+}
+
+static void test_record_ids_sort_by_time(void **state) {
+	char prev[RECORD_ID_MAX], id[RECORD_ID_MAX];
+
+	assert_int_equal(record_make_id(T0, prev), 0);
+	for (unsigned i = 1; i < 1000; i++) {
+		assert_int_equal(record_make_id(T0 + i * USEC_PER_MSEC, id), 0);
+		assert_true(strcmp(prev, id) < 0);
+		strcpy(prev, id);
+	}
+}
+
+static void test_record_ids_monotonic_within_one_millisecond(void **state) {
+	char prev[RECORD_ID_MAX], id[RECORD_ID_MAX];
+
+	assert_int_equal(record_make_id(T0 + 5 * USEC_PER_SEC, prev), 0);
+	for (unsigned i = 1; i < 10000; i++) {
+		/* Same millisecond, different microseconds. */
+		assert_int_equal(record_make_id(T0 + 5 * USEC_PER_SEC + i % 1000, id), 0);
+		assert_memory_equal(id, prev, 12); /* same time part */
+		assert_true(strcmp(prev, id) < 0);
+		strcpy(prev, id);
+	}
+}
+
+static void test_record_ids_are_unique(void **state) {
+	enum { N = 20000 };
+	char(*ids)[RECORD_ID_MAX] = calloc(N, RECORD_ID_MAX);
+
+	assert_non_null(ids);
+	/* Half in one millisecond, half spread out: both paths of the
+	 * generator. */
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(record_make_id(i < N / 2 ? T0 + 7 * USEC_PER_SEC
+		                                          : T0 + 8 * USEC_PER_SEC + i * USEC_PER_MSEC,
+		                                ids[i]),
+		                 0);
+	qsort(ids, N, RECORD_ID_MAX, compare_ids);
+	for (unsigned i = 1; i < N; i++)
+		assert_true(strcmp(ids[i - 1], ids[i]) < 0);
+	free(ids);
+}
+
+static void test_record_id_validity(void **state) {
+	assert_true(record_id_is_valid(VALID_ID));
+	assert_false(record_id_is_valid(NULL));
+	assert_false(record_id_is_valid(""));
+	assert_false(record_id_is_valid("r_"));
+	assert_false(record_id_is_valid("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+	assert_false(record_id_is_valid("r_01ARZ3NDEKTSV4RRFFQ69G5FA"));
+	assert_false(record_id_is_valid("r_01ARZ3NDEKTSV4RRFFQ69G5FAVV"));
+	assert_false(record_id_is_valid("r_01ARZ3NDEKTSV4RRFFQ69G5FAI"));
+	assert_false(record_id_is_valid("r_01ARZ3NDEKTSV4RRFFQ69G5FA/"));
+	assert_false(record_id_is_valid("r_91ARZ3NDEKTSV4RRFFQ69G5FAV"));
+	assert_false(record_id_is_valid("R_01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+}
+
+/* ---- client form ---- */
+
+static const char *const protocol_keys[] = {
+	"id", "client_ref", "owner_uid", "state", "remote_id", "remote_status", "loop_id",
+	"priority", "processing_type", "type", "request_text", "image_url", "response_type",
+	"response_config", "default_response", "timeout_seconds", "context", "callback_url",
+	"platform", "platform_version", "created_at", "submitted_at", "deadline_at",
+	"updated_at", "response", "result", "result_source", "cancel_requested",
+	"feedback_state", "attempts", "next_attempt_at", "error",
+};
+
+static const char *get_str(json_object *j, const char *key) {
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(j, key, &v));
+	assert_true(json_object_is_type(v, json_type_string));
+	return json_object_get_string(v);
+}
+
+static bool is_null(json_object *j, const char *key) {
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(j, key, &v));
+	return v == NULL;
+}
+
+static void test_record_protocol_form_has_exactly_the_documented_fields(void **state) {
+	_cleanup_(record_freep) Record *r = make_full();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	for (size_t i = 0; i < ELEMENTSOF(protocol_keys); i++)
+		if (!json_object_object_get_ex(j, protocol_keys[i], NULL))
+			fail_msg("missing %s", protocol_keys[i]);
+	assert_int_equal(json_object_object_length(j), ELEMENTSOF(protocol_keys));
+	assert_false(json_object_object_get_ex(j, "params", NULL));
+	assert_false(json_object_object_get_ex(j, "seq", NULL));
+}
+
+static void test_record_protocol_form_values(void **state) {
+	_cleanup_(record_freep) Record *r = make_full();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	json_object *v, *expected;
+
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	assert_string_equal(get_str(j, "id"), VALID_ID);
+	assert_string_equal(get_str(j, "state"), "completed");
+	assert_string_equal(get_str(j, "priority"), "high");
+	assert_string_equal(get_str(j, "loop_id"), LOOP_ID);
+	assert_string_equal(get_str(j, "created_at"), "2026-11-28T14:02:11Z");
+	assert_string_equal(get_str(j, "deadline_at"), "2026-11-28T14:17:11Z");
+	assert_string_equal(get_str(j, "next_attempt_at"), "2026-11-28T14:03:11Z");
+	assert_string_equal(get_str(j, "result_source"), "reviewer");
+	assert_string_equal(get_str(j, "feedback_state"), "queued");
+	assert_string_equal(get_str(j, "processing_type"), "time-sensitive");
+	assert_string_equal(get_str(j, "result"), "approve");
+	assert_true(json_object_object_get_ex(j, "owner_uid", &v));
+	assert_int_equal(json_object_get_int(v), 1001);
+	assert_true(json_object_object_get_ex(j, "timeout_seconds", &v));
+	assert_int_equal(json_object_get_int(v), 900);
+	assert_true(json_object_object_get_ex(j, "cancel_requested", &v));
+	assert_true(json_object_get_boolean(v));
+	assert_true(json_object_object_get_ex(j, "attempts", &v));
+	assert_int_equal(json_object_get_int(v), 3);
+	assert_true(json_object_object_get_ex(j, "response_config", &v));
+	assert_true(json_object_object_get_ex(r->params, "response_config", &expected));
+	assert_json_equal(v, expected);
+	/* Absent from params: null. */
+	assert_true(is_null(j, "image_url"));
+	assert_true(is_null(j, "callback_url"));
+	assert_true(is_null(j, "platform_version"));
+}
+
+static void test_record_protocol_form_nulls_for_unset_fields(void **state) {
+	_cleanup_(record_freep) Record *r = make_minimal();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	static const char *const nulls[] = {
+		"client_ref", "remote_id", "remote_status", "submitted_at", "deadline_at",
+		"next_attempt_at", "response", "result", "result_source", "feedback_state",
+		"error", "context", "default_response",
+	};
+
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	for (size_t i = 0; i < ELEMENTSOF(nulls); i++)
+		if (!is_null(j, nulls[i]))
+			fail_msg("%s is not null", nulls[i]);
+	assert_string_equal(get_str(j, "state"), "queued");
+	assert_string_equal(get_str(j, "request_text"), "Deploy?");
+	assert_string_equal(get_str(j, "updated_at"), "2026-11-28T14:02:11Z");
+}
+
+static void test_record_protocol_form_is_a_copy(void **state) {
+	_cleanup_(record_freep) Record *r = make_full();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	json_object *ctx;
+
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	assert_true(json_object_object_get_ex(j, "context", &ctx));
+	json_object_object_add(ctx, "hitld_id", json_object_new_string("x"));
+	assert_true(json_object_object_get_ex(r->params, "context", &ctx));
+	assert_false(json_object_object_get_ex(ctx, "hitld_id", NULL));
+}
+
+int main(void) {
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
+		cmocka_unit_test(test_record_minimal_round_trip_keeps_nulls),
+		cmocka_unit_test(test_record_result_may_be_any_json_type),
+		cmocka_unit_test(test_record_to_json_writes_version_and_every_field),
+		cmocka_unit_test(test_record_to_json_refuses_what_it_could_not_read_back),
+		cmocka_unit_test(test_record_from_json_rejects_each_malformed_field),
+		cmocka_unit_test(test_record_from_json_requires_every_key),
+		cmocka_unit_test(test_record_from_json_rejects_non_objects),
+		cmocka_unit_test(test_record_enum_strings_round_trip),
+		cmocka_unit_test(test_record_id_is_r_plus_26_crockford_chars),
+		cmocka_unit_test(test_record_id_encodes_millisecond_time_like_ulid),
+		cmocka_unit_test(test_record_ids_sort_by_time),
+		cmocka_unit_test(test_record_ids_monotonic_within_one_millisecond),
+		cmocka_unit_test(test_record_ids_are_unique),
+		cmocka_unit_test(test_record_id_validity),
+		cmocka_unit_test(test_record_protocol_form_has_exactly_the_documented_fields),
+		cmocka_unit_test(test_record_protocol_form_values),
+		cmocka_unit_test(test_record_protocol_form_nulls_for_unset_fields),
+		cmocka_unit_test(test_record_protocol_form_is_a_copy),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
