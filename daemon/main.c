@@ -1,6 +1,118 @@
-/* main.c — placeholder until the daemon is assembled. */
+/* main.c — command line, process hardening, and the manager's life. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
-int main(void) {
-	return 0;
+#include "cleanup.h"
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "secret.h"
+
+#define DEFAULT_CONFIG "/etc/hitld/hitld.conf"
+
+static void help(void) {
+	printf("Usage: hitld [OPTIONS]\n"
+	       "\n"
+	       "Holds a HITL.sh API key, keeps a durable outbox of human-review requests,\n"
+	       "and serves local programs on a Unix socket (see hitld(8)).\n"
+	       "\n"
+	       "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+	       "  -s, --socket PATH     listen on PATH instead of socket.path\n"
+	       "  -d, --state-dir DIR   keep the outbox in DIR instead of outbox.state_dir\n"
+	       "  -f, --foreground      log to stderr even when started by systemd\n"
+	       "      --check-config    validate the configuration, print it, and exit\n"
+	       "  -h, --help            show this help\n"
+	       "      --version         show the version\n");
+}
+
+int main(int argc, char **argv) {
+	enum { ARG_CHECK_CONFIG = 0x100, ARG_VERSION };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{}
+	};
+	_cleanup_(manager_freep) Manager *m = NULL;
+	ManagerOptions mo = { .config_path = DEFAULT_CONFIG };
+	bool check_config = false, foreground = false;
+	int c, k;
+
+	while ((c = getopt_long(argc, argv, "c:s:d:fh", options, NULL)) >= 0)
+		switch (c) {
+		case 'c':
+			mo.config_path = optarg;
+			mo.config_must_exist = true;
+			break;
+		case 's':
+			mo.socket_path = optarg;
+			break;
+		case 'd':
+			mo.state_dir = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case ARG_CHECK_CONFIG:
+			check_config = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_SUCCESS;
+		case ARG_VERSION:
+			printf("hitld %s\n", HITLD_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			fprintf(stderr, "Try 'hitld --help'.\n");
+			return 2;
+		}
+	if (optind < argc) {
+		fprintf(stderr, "hitld: unexpected argument '%s'. Try 'hitld --help'.\n", argv[optind]);
+		return 2;
+	}
+
+	log_setup(foreground ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
+
+	if (check_config) {
+		_cleanup_(freep) char *error = NULL;
+		Config *cfg = NULL;
+
+		k = config_load(mo.config_path, mo.config_must_exist, &cfg, &error);
+		if (k < 0) {
+			fprintf(stderr, "%s\n", error ? error : "hitld: invalid configuration");
+			return EXIT_FAILURE;
+		}
+		config_dump(cfg, stdout);
+		config_free(cfg);
+		return EXIT_SUCCESS;
+	}
+
+	/* Before anything reads the key: no core dumps, no ptrace by others. */
+	k = secret_protect_process();
+	if (k < 0) {
+		log_error_errno(k, "Failed to make the process non-dumpable: %m");
+		return EXIT_FAILURE;
+	}
+	umask(0077);
+
+	k = manager_new(&mo, &m);
+	if (k < 0) {
+		log_error_errno(k, "Failed to set up: %m");
+		return EXIT_FAILURE;
+	}
+	k = manager_startup(m);
+	if (k < 0)
+		return EXIT_FAILURE;
+	k = manager_run(m);
+	if (k < 0) {
+		log_error_errno(k, "Event loop failed: %m");
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
 }

@@ -1,0 +1,1380 @@
+/* manager.c — see manager.h. The remote-work engine lives here: one timer
+ * decides, each time it fires, which single HITL.sh call (if any) is the most
+ * useful one the budget allows now, and otherwise sleeps until the earliest
+ * moment anything could change. */
+#include <fcntl.h>
+#include <grp.h>
+#include <math.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "apiparse.h"
+#include "cleanup.h"
+#include "listener.h"
+#include "log.h"
+#include "manager.h"
+#include "msgid.h"
+#include "store.h"
+#include "validate.h"
+
+#define BUDGET_FILE "budget.json"
+#define PAUSED_FILE "paused"
+#define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
+#define FAILURE_BACKOFF_CAP (300 * USEC_PER_SEC)
+#define PROBE_BACKOFF_CAP USEC_PER_HOUR
+#define POLL_PAGE_LIMIT 100
+#define POLL_MAX_PAGES 10
+#define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
+
+struct Waiter {
+	Manager *manager;
+	RpcCall *call;
+	char id[RECORD_ID_MAX];
+	sd_event_source *timer;
+	Waiter *prev, *next;
+};
+
+struct Watch {
+	Manager *manager;
+	RpcConn *conn;
+	uid_t uid;
+	bool admin;
+	char **ids;   /* NULL: every record the peer may see */
+	size_t n_ids;
+	Watch *prev, *next;
+};
+
+static const char *const key_state_table[_KEY_STATE_MAX] = {
+	[KEY_MISSING] = "missing",
+	[KEY_UNKNOWN] = "unknown",
+	[KEY_VALID] = "valid",
+	[KEY_INVALID] = "invalid",
+};
+
+const char *key_state_to_string(KeyState s) {
+	return s >= 0 && s < _KEY_STATE_MAX ? key_state_table[s] : NULL;
+}
+
+double manager_random(Manager *m) {
+	/* xorshift64*: jitter only, never security. */
+	m->rng ^= m->rng >> 12;
+	m->rng ^= m->rng << 25;
+	m->rng ^= m->rng >> 27;
+	return (double) ((m->rng * 0x2545F4914F6CDD1DULL) >> 11) / (double) (1ULL << 53);
+}
+
+static void set_string(char **p, const char *s) {
+	free(*p);
+	*p = s ? strdup(s) : NULL;
+}
+
+/* ------------------------------------------------------------------ waiters */
+
+static Waiter *waiter_free(Waiter *w) {
+	if (!w)
+		return NULL;
+	Manager *m = w->manager;
+	if (w->prev)
+		w->prev->next = w->next;
+	else if (m->waiters == w)
+		m->waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	sd_event_source_disable_unref(w->timer);
+	free(w);
+	return NULL;
+}
+
+static void waiter_answer(Waiter *w, Record *r, bool done) {
+	_cleanup_(json_object_putp) json_object *rec = NULL;
+	json_object *result;
+
+	if (r && record_to_protocol(r, &rec) >= 0) {
+		result = json_object_new_object();
+		json_object_object_add(result, "request", TAKE_PTR(rec));
+		json_object_object_add(result, "done", json_object_new_boolean(done));
+		rpc_call_reply(w->call, result);
+	} else
+		rpc_call_error(w->call, RPC_ERROR_NOT_FOUND, "Request not found.", NULL);
+	w->call = NULL;
+	waiter_free(w);
+}
+
+static int waiter_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+	Waiter *w = userdata;
+
+	waiter_answer(w, outbox_get(w->manager->outbox, w->id), false);
+	return 0;
+}
+
+static void waiter_on_abandon(RpcCall *call, void *userdata) {
+	Waiter *w = userdata;
+
+	w->call = NULL;
+	waiter_free(w);
+}
+
+int manager_add_waiter(Manager *m, RpcCall *call, Record *r, usec_t timeout) {
+	_cleanup_(freep) Waiter *w = NULL;
+	int k;
+
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->manager = m;
+	w->call = call;
+	snprintf(w->id, sizeof w->id, "%s", r->id);
+	k = sd_event_add_time_relative(m->event, &w->timer, CLOCK_MONOTONIC, timeout, 10 * USEC_PER_MSEC,
+	                               waiter_on_timeout, w);
+	if (k < 0)
+		return k;
+	rpc_call_set_abandon(call, waiter_on_abandon, w);
+	w->next = m->waiters;
+	if (m->waiters)
+		m->waiters->prev = w;
+	m->waiters = TAKE_PTR(w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ watches */
+
+static void watch_destroy(void *userdata) {
+	Watch *w = userdata;
+	Manager *m = w->manager;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else if (m->watches == w)
+		m->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	for (size_t i = 0; i < w->n_ids; i++)
+		free(w->ids[i]);
+	free(w->ids);
+	free(w);
+}
+
+int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_object *ids, size_t *ret_count) {
+	Watch *w;
+	size_t count = 0;
+
+	if (rpc_conn_get_userdata(conn))
+		return -EALREADY;
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->manager = m;
+	w->conn = conn;
+	w->uid = uid;
+	w->admin = admin;
+	if (ids) {
+		size_t n = json_object_array_length(ids);
+
+		w->ids = calloc(n ? n : 1, sizeof(char *));
+		if (!w->ids) {
+			free(w);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++) {
+			w->ids[i] = strdup(json_object_get_string(json_object_array_get_idx(ids, i)));
+			if (!w->ids[i]) {
+				w->n_ids = i;
+				watch_destroy(w);
+				return -ENOMEM;
+			}
+			Record *r = outbox_get(m->outbox, w->ids[i]);
+			if (r && (admin || r->owner_uid == uid))
+				count++;
+		}
+		w->n_ids = n;
+	} else
+		for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+			if (admin || r->owner_uid == uid)
+				count++;
+
+	w->next = m->watches;
+	if (m->watches)
+		m->watches->prev = w;
+	m->watches = w;
+	rpc_conn_set_userdata(conn, w, watch_destroy);
+	rpc_conn_set_watching(conn, true);
+	*ret_count = count;
+	return 0;
+}
+
+static bool watch_matches(const Watch *w, const Record *r) {
+	if (!w->admin && r->owner_uid != w->uid)
+		return false;
+	if (!w->ids)
+		return true;
+	for (size_t i = 0; i < w->n_ids; i++)
+		if (streq(w->ids[i], r->id))
+			return true;
+	return false;
+}
+
+void manager_notify(Manager *m, Record *r) {
+	_cleanup_(json_object_putp) json_object *rec = NULL;
+
+	if (record_to_protocol(r, &rec) < 0)
+		return;
+
+	/* Waiters are answered once the request is final. */
+	if (request_state_is_terminal(r->state))
+		for (Waiter *w = m->waiters, *next; w; w = next) {
+			next = w->next;
+			if (streq(w->id, r->id))
+				waiter_answer(w, r, true);
+		}
+
+	for (Watch *w = m->watches, *next; w; w = next) {
+		json_object *params;
+
+		next = w->next;
+		if (!watch_matches(w, r))
+			continue;
+		params = json_object_new_object();
+		json_object_object_add(params, "request", json_object_get(rec));
+		if (rpc_conn_notify(w->conn, "request.changed", params) == -ENOBUFS)
+			/* Frees w through watch_destroy once the connection goes. */
+			rpc_conn_notify_and_close(w->conn, "watch.overflow", json_object_new_object());
+	}
+}
+
+/* ------------------------------------------------------------------ status */
+
+static void update_status(Manager *m) {
+	char reset[ISO8601_MAX];
+	usec_t now = now_realtime();
+
+	sd_notifyf(false,
+	           "STATUS=%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
+	           m->paused ? "Paused. " : "",
+	           outbox_count_state(m->outbox, REQUEST_QUEUED),
+	           outbox_count_state(m->outbox, REQUEST_SUBMITTING),
+	           outbox_count_state(m->outbox, REQUEST_PENDING),
+	           budget_remaining(&m->budget, now), m->budget.limit,
+	           format_iso8601(m->budget.window_end, reset),
+	           m->last_error ? "; last API error: " : "",
+	           m->last_error ? m->last_error : "");
+}
+
+static int on_status_defer(sd_event_source *s, void *userdata) {
+	update_status(userdata);
+	return 0;
+}
+
+static void status_changed(Manager *m) {
+	if (m->status_defer)
+		sd_event_source_set_enabled(m->status_defer, SD_EVENT_ONESHOT);
+}
+
+/* ------------------------------------------------------------------ records */
+
+int manager_record_changed(Manager *m, Record *r) {
+	int k;
+
+	r->updated_at = now_realtime();
+	k = outbox_save(m->outbox, r);
+	if (k < 0)
+		log_error_errno(k, "Failed to save request %s: %m", r->id);
+	/* Even an unsaved change is the truth in memory; the next save retries. */
+	manager_notify(m, r);
+	status_changed(m);
+	manager_kick(m);
+	return k;
+}
+
+_printf_(5, 6)
+static void request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+	char uid[16], status[8] = "";
+	va_list ap;
+
+	snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
+	if (r->error && json_object_object_get(r->error, "http_status"))
+		snprintf(status, sizeof status, "%d",
+		         json_object_get_int(json_object_object_get(r->error, "http_status")));
+	va_start(ap, fmt);
+	log_internalv(prio, 0, mid,
+	              LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", r->remote_id },
+	                         { "HITL_LOOP_ID", r->loop_id }, { "HITL_UID", uid },
+	                         { "HITL_STATE", request_state_to_string(r->state) },
+	                         { "HITL_HTTP_STATUS", status[0] ? status : NULL }),
+	              fmt, ap);
+	va_end(ap);
+}
+
+static void set_error(Record *r, const char *code, const char *message, long http_status) {
+	json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(message ? message : ""));
+	if (http_status > 0)
+		json_object_object_add(e, "http_status", json_object_new_int((int) http_status));
+	json_object_put(r->error);
+	r->error = e;
+}
+
+static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
+	json_object *def = json_object_object_get(r->params, "default_response");
+
+	r->state = REQUEST_TIMEOUT;
+	json_object_put(r->result);
+	r->result = json_object_get(def);
+	r->result_source = RESULT_DEFAULT;
+	r->next_attempt_at = 0;
+	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out %s; the default response applies.", r->id, why);
+	manager_record_changed(m, r);
+}
+
+/* Applies what HITL.sh says about r's remote request. */
+static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	const char *rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
+	json_object *config = json_object_object_get(r->params, "response_config");
+	RequestState old = r->state;
+	bool changed = false;
+
+	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
+		set_string(&r->remote_id, rr->id);
+		changed = true;
+	}
+	if (!streq_ptr(r->remote_status, rr->status)) {
+		set_string(&r->remote_status, rr->status);
+		changed = true;
+	}
+	if (r->state == REQUEST_SUBMITTING) {
+		r->state = REQUEST_PENDING;
+		if (r->submitted_at == 0)
+			r->submitted_at = now_realtime();
+		changed = true;
+	}
+
+	if (streq(rr->status, "completed") || streq(rr->status, "timeout")) {
+		_cleanup_(json_object_putp) json_object *result = NULL;
+		json_object *resp = json_object_new_object();
+
+		if (rr->response_data &&
+		    validate_normalise_result(rtype, config, rr->response_data, &result) < 0) {
+			log_warning("Request %s: HITL.sh's response_data does not fit response type %s; passing it on unchanged.",
+			            r->id, strna(rtype));
+			result = json_object_get(rr->response_data);
+		}
+		json_object_object_add(resp, "data", json_object_get(rr->response_data));
+		json_object_object_add(resp, "by", rr->response_by ? json_object_new_string(rr->response_by) : NULL);
+		json_object_object_add(resp, "at", rr->response_at ? json_object_new_string(rr->response_at) : NULL);
+		json_object_object_add(resp, "time_seconds",
+		                       rr->has_response_time ? json_object_new_double(rr->response_time_seconds) : NULL);
+		json_object_put(r->response);
+		r->response = resp;
+		json_object_put(r->result);
+		if (streq(rr->status, "completed")) {
+			r->state = REQUEST_COMPLETED;
+			r->result = TAKE_PTR(result);
+			r->result_source = RESULT_REVIEWER;
+		} else if (result) {
+			r->state = REQUEST_TIMEOUT;
+			r->result = TAKE_PTR(result);
+			r->result_source = RESULT_REVIEWER;
+		} else {
+			r->state = REQUEST_TIMEOUT;
+			r->result = json_object_get(json_object_object_get(r->params, "default_response"));
+			r->result_source = RESULT_DEFAULT;
+		}
+		r->cancel_requested = false;
+		changed = true;
+	} else if (streq(rr->status, "cancelled")) {
+		r->state = REQUEST_CANCELLED;
+		r->cancel_requested = false;
+		changed = true;
+	}
+
+	if (!changed)
+		return;
+	if (old != r->state) {
+		if (r->state == REQUEST_COMPLETED)
+			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
+		else if (r->state == REQUEST_TIMEOUT)
+			request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
+		else if (r->state == REQUEST_CANCELLED)
+			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+	}
+	manager_record_changed(m, r);
+}
+
+/* ------------------------------------------------------------------ budget */
+
+static void budget_persist(Manager *m) {
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	const char *s;
+	int k;
+
+	if (budget_to_json(&m->budget, &j) < 0)
+		return;
+	s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+	k = store_write_file(outbox_state_dirfd(m->outbox), BUDGET_FILE, s, strlen(s));
+	if (k < 0)
+		log_warning_errno(k, "Failed to persist the budget ledger: %m");
+}
+
+static void budget_load(Manager *m) {
+	_cleanup_(freep) char *data = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	size_t len;
+	int k;
+
+	k = store_read_file(outbox_state_dirfd(m->outbox), BUDGET_FILE, 64 * 1024, &data, &len);
+	if (k < 0) {
+		if (k != -ENOENT)
+			log_warning_errno(k, "Failed to read the budget ledger, starting a fresh one: %m");
+		return;
+	}
+	j = json_tokener_parse(data);
+	if (!j || budget_from_json(&m->budget, j, now_realtime()) < 0)
+		log_warning("The budget ledger %s/%s is malformed, starting a fresh one.", m->state_dir, BUDGET_FILE);
+}
+
+void manager_set_paused(Manager *m, bool paused) {
+	int fd = outbox_state_dirfd(m->outbox);
+	int k;
+
+	m->paused = paused;
+	if (paused)
+		k = store_write_file(fd, PAUSED_FILE, "1\n", 2);
+	else {
+		k = store_unlink(fd, PAUSED_FILE);
+		if (k == -ENOENT)
+			k = 0;
+	}
+	if (k < 0)
+		log_warning_errno(k, "Failed to persist the paused state: %m");
+	log_notice("Queue %s.", paused ? "paused: no remote calls until resumed" : "resumed");
+	status_changed(m);
+	manager_kick(m);
+}
+
+/* ------------------------------------------------------------------ the work engine */
+
+static int work_start(Manager *m, WorkKind kind, CallKind call_kind);
+static void work_done(ApiClient *c, const ApiResult *res, void *userdata);
+
+void manager_kick(Manager *m) {
+	if (m->work_timer && !m->shutting_down) {
+		sd_event_source_set_time(m->work_timer, 0);
+		sd_event_source_set_enabled(m->work_timer, SD_EVENT_ONESHOT);
+	}
+}
+
+static void work_arm(Manager *m, usec_t when) {
+	if (when == USEC_INFINITY) {
+		sd_event_source_set_enabled(m->work_timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(m->work_timer, when);
+	sd_event_source_set_enabled(m->work_timer, SD_EVENT_ONESHOT);
+}
+
+static usec_t min_usec(usec_t a, usec_t b) {
+	return a < b ? a : b;
+}
+
+/* When should the next poll round go, given how the budget stands? */
+static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
+	usec_t min_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC;
+	usec_t left = usec_sub(m->budget.window_end, now);
+	unsigned remaining = budget_remaining(&m->budget, now);
+	unsigned share;
+	usec_t interval;
+
+	/* While creates wait, polls live on the reserve; otherwise the whole
+	 * remaining budget is spread over the rest of the window. */
+	if (queued > 0)
+		share = m->config->budget_poll_reserve < remaining ? m->config->budget_poll_reserve : remaining;
+	else
+		share = remaining;
+	if (share == 0)
+		share = 1;
+	interval = left / share;
+	return interval > min_interval ? interval : min_interval;
+}
+
+typedef struct WorkScan {
+	Record **queued;
+	size_t n_queued;
+	Record *reconcile;      /* a submitting record not in flight */
+	Record *cancel;         /* pending with cancel_requested */
+	Record *feedback;       /* completed with feedback queued */
+	Record *pending_one;    /* some pending record */
+	size_t n_pending;
+	usec_t next_local;      /* earliest local deadline */
+} WorkScan;
+
+static void work_scan_free(WorkScan *s) {
+	free(s->queued);
+}
+
+static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
+	usec_t lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC;
+	usec_t retention = (usec_t) m->config->outbox_retention_days * USEC_PER_DAY;
+	WorkScan s = { .next_local = USEC_INFINITY };
+	size_t cap = outbox_count_state(m->outbox, REQUEST_QUEUED);
+
+	s.queued = malloc(sizeof(Record *) * (cap ? cap : 1));
+	if (!s.queued)
+		return -ENOMEM;
+
+	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
+		next = outbox_next(m->outbox, r);
+
+		switch (r->state) {
+		case REQUEST_QUEUED:
+			if (r->deadline_at > 0 && now + LOCAL_TIMEOUT_MARGIN > r->deadline_at) {
+				finish_timeout_locally(m, r, "before it could be sent (under 60 s left)");
+				continue;
+			}
+			if (usec_add(r->created_at, lifetime) <= now) {
+				r->state = REQUEST_FAILED;
+				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
+				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
+				manager_record_changed(m, r);
+				continue;
+			}
+			if (r->deadline_at > 0)
+				s.next_local = min_usec(s.next_local, r->deadline_at - LOCAL_TIMEOUT_MARGIN);
+			s.next_local = min_usec(s.next_local, usec_add(r->created_at, lifetime));
+			if (s.n_queued < cap)
+				s.queued[s.n_queued++] = r;
+			break;
+		case REQUEST_SUBMITTING:
+			if (!s.reconcile && !(m->work_call && streq(m->work_record, r->id)))
+				s.reconcile = r;
+			break;
+		case REQUEST_PENDING:
+			s.n_pending++;
+			if (!s.pending_one)
+				s.pending_one = r;
+			if (r->cancel_requested && !s.cancel && !streq_ptr(r->remote_status, "claimed"))
+				s.cancel = r;
+			break;
+		case REQUEST_COMPLETED:
+			if (r->feedback_state == FEEDBACK_QUEUED && !s.feedback)
+				s.feedback = r;
+			_fallthrough_;
+		default:
+			if (request_state_is_terminal(r->state) && retention > 0 && !m->paused) {
+				usec_t expiry = usec_add(r->updated_at, retention);
+
+				if (expiry <= now && !(r->state == REQUEST_COMPLETED && r->feedback_state == FEEDBACK_QUEUED)) {
+					int k = outbox_remove(m->outbox, r);
+					if (k < 0)
+						log_warning_errno(k, "Failed to remove expired request record: %m");
+					continue;
+				}
+				s.next_local = min_usec(s.next_local, expiry);
+			}
+			break;
+		}
+	}
+	*ret = s;
+	return 0;
+}
+
+/* Tries a call of kind; returns true if it started, else lowers *next to
+ * when the budget would allow it. */
+static bool try_call(Manager *m, WorkKind kind, CallKind call_kind, unsigned wanted, usec_t now, usec_t *next) {
+	usec_t slot = budget_next_slot(&m->budget, call_kind, wanted, now, manager_random(m));
+
+	if (slot > now) {
+		*next = min_usec(*next, slot);
+		return false;
+	}
+	return work_start(m, kind, call_kind) >= 0;
+}
+
+static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+	Manager *m = userdata;
+	_cleanup_(work_scan_free) WorkScan s = {};
+	usec_t now = now_realtime(), next;
+
+	if (m->shutting_down)
+		return 0;
+	if (work_scan(m, now, &s) < 0) {
+		work_arm(m, now + USEC_PER_SEC);
+		return 0;
+	}
+	next = s.next_local;
+	budget_tick(&m->budget, now);
+
+	if (m->work_call || m->key_state == KEY_MISSING || m->paused)
+		goto done;
+	if (now < m->backoff_until) {
+		next = min_usec(next, m->backoff_until);
+		goto done;
+	}
+
+	if (m->key_state == KEY_INVALID) {
+		if (now < m->next_probe_at)
+			next = min_usec(next, m->next_probe_at);
+		else
+			try_call(m, WORK_PROBE, CALL_PROBE, 1, now, &next);
+		goto done;
+	}
+
+	if (s.reconcile) {
+		snprintf(m->work_record, sizeof m->work_record, "%s", s.reconcile->id);
+		if (try_call(m, WORK_RECONCILE, CALL_RECONCILE, 1, now, &next))
+			goto done;
+	}
+	if (s.cancel) {
+		snprintf(m->work_record, sizeof m->work_record, "%s", s.cancel->id);
+		if (try_call(m, WORK_CANCEL, CALL_CANCEL, 1, now, &next))
+			goto done;
+	}
+	if (s.feedback) {
+		snprintf(m->work_record, sizeof m->work_record, "%s", s.feedback->id);
+		if (try_call(m, WORK_FEEDBACK, CALL_FEEDBACK, 1, now, &next))
+			goto done;
+	}
+	if (s.n_pending > 0) {
+		if (m->next_poll_at == 0)
+			m->next_poll_at = now + poll_interval(m, now, s.n_queued);
+		if (now >= m->next_poll_at) {
+			m->poll_offset = 0;
+			m->poll_pages = 0;
+			if (s.n_pending == 1) {
+				snprintf(m->work_record, sizeof m->work_record, "%s", s.pending_one->id);
+				if (try_call(m, WORK_POLL_GET, CALL_POLL, 1, now, &next))
+					goto done;
+			} else if (try_call(m, WORK_POLL_LIST, CALL_POLL, 1, now, &next))
+				goto done;
+		} else
+			next = min_usec(next, m->next_poll_at);
+	} else
+		m->next_poll_at = 0;
+
+	/* No new create while an earlier one's outcome is unknown: it might
+	 * have happened, and creating again could show reviewers a duplicate. */
+	if (s.n_queued > 0 && !s.reconcile) {
+		usec_t ready = USEC_INFINITY;
+		Record *r = sched_pick_create(s.queued, s.n_queued, &m->sched, now, &ready);
+
+		if (r) {
+			snprintf(m->work_record, sizeof m->work_record, "%s", r->id);
+			if (try_call(m, WORK_CREATE, CALL_CREATE, (unsigned) s.n_queued, now, &next))
+				goto done;
+		} else
+			next = min_usec(next, ready);
+	}
+
+done:
+	if (!m->work_call)
+		work_arm(m, next);
+	return 0;
+}
+
+static int build_create_body(Manager *m, Record *r, usec_t now, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *body = NULL;
+	json_object *context;
+
+	if (json_object_deep_copy(r->params, &body, NULL) < 0)
+		return -ENOMEM;
+	json_object_object_del(body, "loop_id");
+	if (r->deadline_at > 0) {
+		usec_t left = usec_sub(r->deadline_at, now) / USEC_PER_SEC;
+
+		json_object_object_add(body, "timeout_seconds", json_object_new_int64((int64_t) left));
+	}
+	/* Our id rides along so a create with an unknown outcome can be found. */
+	context = json_object_object_get(body, "context");
+	if (!context) {
+		context = json_object_new_object();
+		json_object_object_add(body, "context", context);
+	}
+	json_object_object_add(context, "hitld_id", json_object_new_string(r->id));
+	*ret = TAKE_PTR(body);
+	return 0;
+}
+
+static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
+	_cleanup_(json_object_putp) json_object *body = NULL;
+	usec_t now = now_realtime();
+	Record *r = NULL;
+	int k;
+
+	if (kind != WORK_PROBE && kind != WORK_POLL_LIST) {
+		r = outbox_get(m->outbox, m->work_record);
+		if (!r)
+			return -ENOENT;
+	}
+
+	switch (kind) {
+	case WORK_CREATE:
+		k = build_create_body(m, r, now, &body);
+		if (k < 0)
+			return k;
+		/* Durably "submitting" before the call: after a crash from here on
+		 * the daemon reconciles instead of creating again. */
+		r->state = REQUEST_SUBMITTING;
+		r->attempts++;
+		r->next_attempt_at = 0;
+		r->updated_at = now;
+		k = outbox_save(m->outbox, r);
+		if (k < 0) {
+			r->state = REQUEST_QUEUED;
+			r->attempts--;
+			return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
+		}
+		manager_notify(m, r);
+		sched_note_served(&m->sched, r);
+		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
+		break;
+	case WORK_RECONCILE:
+		set_string(&m->work_loop, r->loop_id);
+		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
+		break;
+	case WORK_CANCEL:
+		k = api_cancel_request(m->api, r->remote_id, work_done, m, &m->work_call);
+		break;
+	case WORK_FEEDBACK:
+		k = api_feedback(m->api, r->remote_id, r->feedback, work_done, m, &m->work_call);
+		break;
+	case WORK_POLL_GET:
+		k = api_get_request(m->api, r->remote_id, work_done, m, &m->work_call);
+		break;
+	case WORK_POLL_LIST:
+		k = api_list_requests(m->api, NULL, POLL_PAGE_LIMIT, m->poll_offset, "created_at_desc", work_done, m,
+		                      &m->work_call);
+		break;
+	case WORK_PROBE:
+		k = api_test_key(m->api, work_done, m, &m->work_call);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (k < 0) {
+		m->work_call = NULL;
+		if (kind == WORK_CREATE && r) {
+			r->state = REQUEST_QUEUED;
+			manager_record_changed(m, r);
+		}
+		return log_error_errno(k, "Failed to start a HITL.sh call: %m");
+	}
+
+	m->work_kind = kind;
+	budget_charge(&m->budget, call_kind, now);
+	budget_persist(m);
+	status_changed(m);
+	return 0;
+}
+
+static void note_failure(Manager *m, const char *what) {
+	m->consecutive_failures++;
+	m->backoff_until = now_realtime() + sched_backoff(m->consecutive_failures, FAILURE_BACKOFF_CAP, manager_random(m));
+	set_string(&m->last_error, what);
+}
+
+static void key_invalid(Manager *m, const ApiResult *res) {
+	const char *msg = res->msg ? res->msg : "401 Unauthorized";
+
+	m->probe_failures++;
+	m->next_probe_at = now_realtime() + sched_backoff(m->probe_failures, PROBE_BACKOFF_CAP, manager_random(m));
+	if (m->key_state != KEY_INVALID || !streq_ptr(m->key_error, msg))
+		/* Once per change, not once per call. */
+		log_event(LOG_ERR, MID_KEY_INVALID, LOG_FIELDS({ "HITL_HTTP_STATUS", "401" }),
+		          "HITL.sh refused the API key (%s); remote calls stop until it works again or is replaced (systemctl reload hitld).",
+		          msg);
+	m->key_state = KEY_INVALID;
+	set_string(&m->key_error, msg);
+	set_string(&m->last_error, msg);
+}
+
+static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
+	usec_t now = now_realtime();
+
+	if (res->http_status >= 200 && res->http_status < 300 && !res->api_error) {
+		RemoteRequest rr;
+
+		if (res->data && apiparse_remote_request(res->data, &rr) >= 0) {
+			set_string(&r->remote_id, rr.id);
+			set_string(&r->remote_status, rr.status);
+			r->state = REQUEST_PENDING;
+			r->submitted_at = now;
+			json_object_put(r->error);
+			r->error = NULL;
+			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
+			if (m->next_poll_at == 0)
+				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
+			manager_record_changed(m, r);
+			return;
+		}
+		/* A success we cannot read: it was created, but we lack its id. */
+		log_warning("HITL.sh accepted request %s but its reply had no request id; reconciling.", r->id);
+		return;
+	}
+
+	if (res->http_status == 429) {
+		r->state = REQUEST_QUEUED;
+		manager_record_changed(m, r);
+		return;
+	}
+	if (res->http_status == 401) {
+		r->state = REQUEST_QUEUED;
+		r->attempts--;
+		manager_record_changed(m, r);
+		return;
+	}
+	if (res->http_status >= 400 && res->http_status < 500) {
+		_cleanup_(freep) char *message = NULL;
+		const char *data = res->data && json_object_is_type(res->data, json_type_string)
+		                           ? json_object_get_string(res->data)
+		                           : NULL;
+
+		if (asprintf(&message, "%s%s%s", res->msg ? res->msg : "HITL.sh rejected the request",
+		             data ? ": " : "", data ? data : "") < 0)
+			message = NULL;
+		r->state = REQUEST_FAILED;
+		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
+		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
+		manager_record_changed(m, r);
+		return;
+	}
+	if (res->http_status == 0 && !res->maybe_sent) {
+		/* Never reached the server: safe to send again later. */
+		r->state = REQUEST_QUEUED;
+		r->next_attempt_at = m->backoff_until;
+		manager_record_changed(m, r);
+		return;
+	}
+	/* 5xx, or a transport failure after sending: the create may have
+	 * happened. The record stays "submitting" and is reconciled. */
+	log_event(LOG_WARNING, MID_API_ERROR, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
+	          "Creating request %s had an unknown outcome (%s); it will be reconciled before anything new is created.",
+	          r->id, res->error_text ? res->error_text : res->msg ? res->msg : "server error");
+	manager_notify(m, r);
+}
+
+static void on_reconcile_done(Manager *m, const ApiResult *res) {
+	json_object *requests;
+	size_t found = 0, requeued = 0;
+
+	if (res->http_status == 404 || res->http_status == 403) {
+		/* The loop is gone or not ours: nothing of ours can exist there. */
+		for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
+			next = outbox_next(m->outbox, r);
+			if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
+				continue;
+			r->state = REQUEST_FAILED;
+			set_error(r, "remote_rejected", res->msg ? res->msg : "Loop not accessible", res->http_status);
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, strna(res->msg));
+			manager_record_changed(m, r);
+		}
+		return;
+	}
+	if (res->http_status != 200 || res->api_error || !res->data)
+		return;
+	requests = json_object_object_get(res->data, "requests");
+	if (!json_object_is_type(requests, json_type_array))
+		return;
+
+	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
+		bool matched = false;
+
+		next = outbox_next(m->outbox, r);
+		if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(requests); i++) {
+			RemoteRequest rr;
+			json_object *ctx;
+
+			if (apiparse_remote_request(json_object_array_get_idx(requests, i), &rr) < 0)
+				continue;
+			ctx = rr.context;
+			if (!ctx || !streq_ptr(json_object_get_string(json_object_object_get(ctx, "hitld_id")), r->id))
+				continue;
+			matched = true;
+			found++;
+			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", rr.id }),
+			          "Reconciled request %s: HITL.sh has it as %s, not creating it again.", r->id, rr.id);
+			apply_remote(m, r, &rr);
+			break;
+		}
+		if (!matched) {
+			requeued++;
+			r->state = REQUEST_QUEUED;
+			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
+			          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
+			manager_record_changed(m, r);
+		}
+	}
+}
+
+static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
+	RemoteRequest rr;
+
+	if (apiparse_remote_request(obj, &rr) < 0)
+		return;
+	/* Linear in pending records: polls are rare (a few per minute at most). */
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		if (r->state != REQUEST_PENDING || !streq_ptr(r->remote_id, rr.id))
+			continue;
+		(*ret_matched)++;
+		apply_remote(m, r, &rr);
+		return;
+	}
+}
+
+static bool on_poll_list_done(Manager *m, const ApiResult *res) {
+	json_object *requests = NULL;
+	unsigned total = 0, next_offset = 0;
+	bool has_more = false;
+	size_t matched = 0;
+
+	if (res->http_status != 200 || res->api_error || !res->data ||
+	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
+		return false;
+	for (size_t i = 0; i < json_object_array_length(requests); i++)
+		poll_apply(m, json_object_array_get_idx(requests, i), &matched);
+	m->poll_pages++;
+
+	/* Another page only if pending requests remain unseen and the list
+	 * goes on; the budget still decides (next timer run). */
+	size_t still_pending = outbox_count_state(m->outbox, REQUEST_PENDING);
+	if (has_more && still_pending > 0 && m->poll_pages < POLL_MAX_PAGES) {
+		m->poll_offset = next_offset;
+		return true;
+	}
+	return false;
+}
+
+static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
+	Manager *m = userdata;
+	WorkKind kind = m->work_kind;
+	usec_t now = now_realtime();
+	Record *r = outbox_get(m->outbox, m->work_record);
+	bool more_pages = false;
+
+	m->work_call = NULL;
+	m->work_kind = WORK_NONE;
+
+	budget_observe(&m->budget, &res->rate, now);
+	if (res->http_status == 429) {
+		char remaining[16];
+
+		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
+		snprintf(remaining, sizeof remaining, "%u", budget_remaining(&m->budget, now));
+		log_event(LOG_WARNING, MID_RATE_LIMITED,
+		          LOG_FIELDS({ "HITL_HTTP_STATUS", "429" }, { "HITL_BUDGET_REMAINING", remaining }),
+		          "HITL.sh answered 429 (rate limit): another user of the key spends it too. No remote calls until the reset.");
+	}
+	budget_persist(m);
+
+	if (res->http_status == 0) {
+		m->reachable = false;
+		note_failure(m, res->error_text ? res->error_text : "HITL.sh unreachable");
+	} else {
+		m->reachable = true;
+		m->last_ok_at = now;
+		if (res->http_status >= 500)
+			note_failure(m, res->msg ? res->msg : "HITL.sh server error");
+		else if (res->http_status == 401)
+			key_invalid(m, res);
+		else {
+			m->consecutive_failures = 0;
+			m->backoff_until = 0;
+			if (res->http_status != 429) {
+				if (m->key_state != KEY_VALID)
+					log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
+				m->key_state = KEY_VALID;
+				m->probe_failures = 0;
+				set_string(&m->key_error, NULL);
+				set_string(&m->last_error, NULL);
+			}
+		}
+	}
+
+	switch (kind) {
+	case WORK_CREATE:
+		if (r && r->state == REQUEST_SUBMITTING)
+			on_create_done(m, r, res);
+		break;
+	case WORK_RECONCILE:
+		on_reconcile_done(m, res);
+		break;
+	case WORK_CANCEL:
+		if (!r)
+			break;
+		if (res->http_status == 200 && !res->api_error) {
+			r->state = REQUEST_CANCELLED;
+			r->cancel_requested = false;
+			set_string(&r->remote_status, "cancelled");
+			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+			manager_record_changed(m, r);
+		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
+			/* Already final remotely (answered, timed out): learn how. */
+			r->cancel_requested = false;
+			m->next_poll_at = now;
+			manager_record_changed(m, r);
+		}
+		break;
+	case WORK_FEEDBACK:
+		if (!r)
+			break;
+		if (res->http_status == 200 && !res->api_error) {
+			r->feedback_state = FEEDBACK_SENT;
+			request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
+			manager_record_changed(m, r);
+		} else if (res->http_status >= 400 && res->http_status < 500 && res->http_status != 401 &&
+		           res->http_status != 429) {
+			r->feedback_state = FEEDBACK_FAILED;
+			log_warning("HITL.sh refused the feedback on request %s: %s", r->id, strna(res->msg));
+			manager_record_changed(m, r);
+		}
+		break;
+	case WORK_POLL_GET:
+		if (r && res->http_status == 200 && !res->api_error && res->data) {
+			RemoteRequest rr;
+			json_object *obj = json_object_object_get(res->data, "request");
+
+			if (apiparse_remote_request(obj ? obj : res->data, &rr) >= 0)
+				apply_remote(m, r, &rr);
+		} else if (r && res->http_status == 404) {
+			r->state = REQUEST_FAILED;
+			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
+			manager_record_changed(m, r);
+		}
+		if (res->http_status > 0 && res->http_status < 500)
+			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
+		break;
+	case WORK_POLL_LIST:
+		more_pages = on_poll_list_done(m, res);
+		if (more_pages)
+			m->next_poll_at = now;
+		else if (res->http_status > 0 && res->http_status < 500)
+			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
+		break;
+	case WORK_PROBE:
+		if (res->http_status == 200 && res->data) {
+			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
+			set_string(&m->api_key_id, id);
+		}
+		break;
+	default:
+		break;
+	}
+
+	status_changed(m);
+	if (m->shutting_down) {
+		sd_event_exit(m->event, 0);
+		return;
+	}
+	if (more_pages) {
+		/* Continue the round where it left off (poll_offset kept). */
+		usec_t slot = budget_next_slot(&m->budget, CALL_POLL, 1, now, manager_random(m));
+		if (slot <= now && work_start(m, WORK_POLL_LIST, CALL_POLL) >= 0)
+			return;
+	}
+	manager_kick(m);
+}
+
+/* ------------------------------------------------------------------ admin check */
+
+bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid) {
+	const char *group = m->config->socket_admin_group;
+	struct group *gr;
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = (int) ELEMENTSOF(groups);
+
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (!group || !*group)
+		return false;
+	gr = getgrnam(group);
+	if (!gr)
+		return false;
+	if (gid == gr->gr_gid)
+		return true;
+	pw = getpwuid(uid);
+	if (!pw)
+		return false;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+static void config_freep(Config **c) {
+	if (*c)
+		config_free(*c);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	Manager *m = userdata;
+
+	if (si->ssi_signo == SIGHUP) {
+		(void) manager_reload(m);
+		return 0;
+	}
+
+	if (m->shutting_down)
+		return 0;
+	m->shutting_down = true;
+	sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
+	log_event(LOG_INFO, MID_DAEMON_STOPPING, LOG_NO_FIELDS, "Shutting down (signal %u).", si->ssi_signo);
+	rpc_server_stop_reading(m->rpc);
+	sd_event_source_set_enabled(m->work_timer, SD_EVENT_OFF);
+
+	/* Anyone still waiting hears why. */
+	while (m->waiters) {
+		Waiter *w = m->waiters;
+
+		rpc_call_error(w->call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+		w->call = NULL;
+		waiter_free(w);
+	}
+
+	if (!m->work_call)
+		return sd_event_exit(m->event, 0);
+	/* Give the call in flight a moment to finish so its outcome is recorded. */
+	return sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, SHUTDOWN_GRACE, USEC_PER_MSEC,
+	                                  NULL, NULL);
+}
+
+static int apply_config(Manager *m) {
+	RpcLimits limits = {
+		.max_message_bytes = m->config->socket_max_message_bytes,
+		.max_output_bytes = 4 * 1024 * 1024,
+		.max_connections = m->config->socket_max_connections,
+		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
+		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
+		.max_pending_calls = 64,
+	};
+
+	log_set_max_level(m->config->log_level);
+	m->budget.config.poll_reserve = m->config->budget_poll_reserve;
+	if (m->rpc)
+		rpc_server_set_limits(m->rpc, &limits);
+	return 0;
+}
+
+static int load_key(Manager *m, bool reload) {
+	_cleanup_(erase_and_freep) char *key = NULL;
+	SecretSource source;
+	int k;
+
+	k = secret_load(m->config->api_key_file, &key, &source);
+	if (k == -ENOKEY) {
+		if (reload && api_has_key(m->api)) {
+			log_warning("No API key found on reload; keeping the current one.");
+			return 0;
+		}
+		log_error("No API key: set LoadCredential=hitl-api-key:… in the unit, api.key_file in %s, or HITL_API_KEY. "
+		          "Requests are accepted and queued until a key is supplied (systemctl reload hitld).",
+		          m->config->path ? m->config->path : "the configuration");
+		m->key_state = KEY_MISSING;
+		return 0;
+	}
+	if (k < 0) {
+		if (reload && api_has_key(m->api)) {
+			log_warning("The new API key was refused; keeping the current one.");
+			return 0;
+		}
+		m->key_state = KEY_MISSING;
+		return k;
+	}
+	k = api_set_key(m->api, key);
+	if (k < 0)
+		return k;
+	m->key_source = source;
+	m->key_state = KEY_UNKNOWN;
+	m->probe_failures = 0;
+	m->next_probe_at = 0;
+	set_string(&m->key_error, NULL);
+	set_string(&m->api_key_id, NULL);
+	log_event(LOG_INFO, MID_KEY_LOADED, LOG_FIELDS({ "HITL_KEY_SOURCE", secret_source_to_string(source) }),
+	          "API key %s from the %s.", reload ? "reloaded" : "loaded", secret_source_to_string(source));
+	return 0;
+}
+
+int manager_reload(Manager *m) {
+	_cleanup_(config_freep) Config *c = NULL;
+	_cleanup_(freep) char *error = NULL;
+	int k;
+
+	sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration.");
+	k = config_load(m->options.config_path, m->options.config_must_exist, &c, &error);
+	if (k < 0)
+		log_error("Reload failed, keeping the current configuration: %s", error ? error : strerror(-k));
+	else {
+		/* Paths that are bound at start do not change on reload. */
+		config_free(m->config);
+		m->config = TAKE_PTR(c);
+		apply_config(m);
+		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
+	}
+	(void) load_key(m, true);
+	sd_notify(false, "READY=1");
+	status_changed(m);
+	manager_kick(m);
+	return k;
+}
+
+int manager_new(const ManagerOptions *options, Manager **ret) {
+	_cleanup_(manager_freep) Manager *m = NULL;
+	int k;
+
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->options = *options;
+	m->listen_fd = -EBADF;
+	if (getrandom(&m->rng, sizeof m->rng, 0) != sizeof m->rng || m->rng == 0)
+		m->rng = now_monotonic() | 1;
+
+	k = sd_event_default(&m->event);
+	if (k < 0)
+		return k;
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+int manager_startup(Manager *m) {
+	_cleanup_(freep) char *error = NULL;
+	usec_t now = now_realtime();
+	sigset_t mask;
+	int k;
+
+	k = config_load(m->options.config_path, m->options.config_must_exist, &m->config, &error);
+	if (k < 0) {
+		log_error("%s", error ? error : "Failed to load the configuration.");
+		return k;
+	}
+	log_set_max_level(m->config->log_level);
+	m->socket_path = m->options.socket_path ? m->options.socket_path : m->config->socket_path;
+	m->state_dir = m->options.state_dir ? m->options.state_dir : m->config->outbox_state_dir;
+	m->started_at = now;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	(void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+	(void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+	(void) sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
+	(void) sd_event_set_watchdog(m->event, true);
+
+	ApiConfig api_config = {
+		.base_url = m->config->api_base_url,
+		.ca_file = m->config->api_ca_file,
+		.timeout_s = m->config->api_timeout_s,
+	};
+	k = api_new(m->event, &api_config, &m->api);
+	if (k < 0)
+		return log_error_errno(k, "Refusing api.base_url %s: %m", m->config->api_base_url);
+	k = load_key(m, false);
+	if (k < 0)
+		return k;
+
+	k = outbox_open(m->state_dir, &m->outbox);
+	if (k < 0)
+		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
+	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
+
+	BudgetConfig bc = {
+		.limit_per_hour = m->config->budget_limit_per_hour,
+		.poll_reserve = m->config->budget_poll_reserve,
+		.window = (usec_t) m->config->budget_window_s * USEC_PER_SEC,
+	};
+	budget_init(&m->budget, &bc, now);
+	budget_load(m);
+	m->paused = faccessat(outbox_state_dirfd(m->outbox), PAUSED_FILE, F_OK, 0) >= 0;
+
+	gid_t gid = (gid_t) -1;
+	if (m->config->socket_group && *m->config->socket_group) {
+		struct group *gr = getgrnam(m->config->socket_group);
+		if (gr)
+			gid = gr->gr_gid;
+		else
+			log_warning("socket.group %s does not exist; leaving the socket's group as it is.",
+			            m->config->socket_group);
+	}
+	k = listener_open(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited);
+	if (k < 0)
+		return log_error_errno(k, "Failed to listen on %s: %m", m->socket_path);
+
+	RpcLimits limits = {
+		.max_message_bytes = m->config->socket_max_message_bytes,
+		.max_output_bytes = 4 * 1024 * 1024,
+		.max_connections = m->config->socket_max_connections,
+		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
+		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
+		.max_pending_calls = 64,
+	};
+	k = rpc_server_new(m->event, m->listen_fd, &limits, methods_dispatch, m, &m->rpc);
+	if (k < 0)
+		return log_error_errno(k, "Failed to set up the socket server: %m");
+
+	k = sd_event_add_time(m->event, &m->work_timer, CLOCK_REALTIME, 0, 10 * USEC_PER_MSEC, on_work_timer, m);
+	if (k < 0)
+		return k;
+	k = sd_event_add_defer(m->event, &m->status_defer, on_status_defer, m);
+	if (k < 0)
+		return k;
+
+	char queued[16], pending[16];
+	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
+	snprintf(pending, sizeof pending, "%zu", outbox_count_state(m->outbox, REQUEST_PENDING));
+	log_event(LOG_INFO, MID_DAEMON_STARTED, LOG_FIELDS({ "HITL_QUEUED", queued }, { "HITL_PENDING", pending }),
+	          "hitld %s started: %zu requests recovered (%s queued, %s pending, %u quarantined), listening on %s%s.",
+	          HITLD_VERSION, outbox_size(m->outbox), queued, pending, outbox_quarantined(m->outbox),
+	          m->socket_path, m->listen_inherited ? " (socket activation)" : "");
+	update_status(m);
+	sd_notify(false, "READY=1");
+	return 0;
+}
+
+int manager_run(Manager *m) {
+	return sd_event_loop(m->event);
+}
+
+Manager *manager_free(Manager *m) {
+	if (!m)
+		return NULL;
+	while (m->waiters) {
+		Waiter *w = m->waiters;
+
+		if (w->call)
+			rpc_call_error(w->call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+		w->call = NULL;
+		waiter_free(w);
+	}
+	m->rpc = rpc_server_free(m->rpc);   /* frees watches through their connections */
+	if (m->listen_fd >= 0)
+		listener_close(m->listen_fd, m->socket_path, m->listen_inherited);
+	m->api = api_free(m->api);
+	sd_event_source_disable_unref(m->work_timer);
+	sd_event_source_disable_unref(m->status_defer);
+	m->outbox = outbox_free(m->outbox);
+	config_free(m->config);
+	free(m->work_loop);
+	free(m->key_error);
+	free(m->api_key_id);
+	free(m->last_error);
+	sd_event_unref(m->event);
+	free(m);
+	return NULL;
+}

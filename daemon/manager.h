@@ -1,0 +1,139 @@
+/* manager.h — the daemon's one object: owns the event loop, the outbox, the
+ * budget, the HITL.sh client and the socket server, and runs the remote work
+ * (create, poll, cancel, feedback, reconcile, key probe) one background call at
+ * a time, when the budget allows. Methods (methods.c) act on it through the
+ * functions below. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "budget.h"
+#include "config.h"
+#include "outbox.h"
+#include "record.h"
+#include "rpc.h"
+#include "sched.h"
+#include "secret.h"
+
+typedef enum KeyState {
+	KEY_MISSING,   /* no source had a key */
+	KEY_UNKNOWN,   /* loaded, not yet used */
+	KEY_VALID,     /* the server accepted it */
+	KEY_INVALID,   /* the server said 401: all remote traffic stopped, probing */
+	_KEY_STATE_MAX,
+	_KEY_STATE_INVALID = -EINVAL,
+} KeyState;
+
+typedef enum WorkKind {
+	WORK_NONE,
+	WORK_CREATE,
+	WORK_POLL_LIST,
+	WORK_POLL_GET,
+	WORK_RECONCILE,
+	WORK_CANCEL,
+	WORK_FEEDBACK,
+	WORK_PROBE,
+	_WORK_KIND_MAX,
+} WorkKind;
+
+typedef struct Waiter Waiter;
+typedef struct Watch Watch;
+
+typedef struct ManagerOptions {
+	const char *config_path;
+	bool config_must_exist;
+	const char *socket_path;   /* override, or NULL */
+	const char *state_dir;     /* override, or NULL */
+} ManagerOptions;
+
+typedef struct Manager {
+	sd_event *event;
+	ManagerOptions options;
+	Config *config;
+	const char *socket_path;   /* effective */
+	const char *state_dir;     /* effective */
+
+	Outbox *outbox;
+	Budget budget;
+	SchedState sched;
+	ApiClient *api;
+	RpcServer *rpc;
+	int listen_fd;
+	bool listen_inherited;
+
+	sd_event_source *work_timer;
+	sd_event_source *status_defer;
+	bool shutting_down;
+	bool paused;
+	usec_t started_at;
+
+	/* The one background call in flight. */
+	ApiCall *work_call;
+	WorkKind work_kind;
+	char work_record[RECORD_ID_MAX];
+	char *work_loop;           /* reconcile: the loop being reconciled */
+	unsigned consecutive_failures;
+	usec_t backoff_until;
+
+	/* Polling. */
+	usec_t next_poll_at;       /* 0: nothing pending was seen yet */
+	unsigned poll_offset;      /* list paging within one round */
+	unsigned poll_pages;
+	unsigned poll_unseen;      /* pending records not yet seen in this round */
+
+	/* Key and API health. */
+	KeyState key_state;
+	SecretSource key_source;
+	char *key_error;
+	char *api_key_id;
+	unsigned probe_failures;
+	usec_t next_probe_at;
+	bool reachable;
+	usec_t last_ok_at;
+	char *last_error;
+
+	Waiter *waiters;
+	Watch *watches;
+	uint64_t rng;
+} Manager;
+
+int manager_new(const ManagerOptions *options, Manager **ret);
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m) {
+	if (*m)
+		manager_free(*m);
+}
+
+/* Loads config, key, outbox, socket; then READY=1. */
+int manager_startup(Manager *m);
+int manager_run(Manager *m);
+
+/* Re-reads config and key (SIGHUP, daemon.reload). Keeps the old ones on error. */
+int manager_reload(Manager *m);
+
+/* Something changed that may give the scheduler work: run it soon. */
+void manager_kick(Manager *m);
+
+/* A record changed state or content: persist it, tell waiters and watchers.
+ * Returns the outbox error if it could not be made durable. */
+int manager_record_changed(Manager *m, Record *r);
+
+/* Tells waiters and watchers about r (already saved). */
+void manager_notify(Manager *m, Record *r);
+
+/* Is the peer an administrator (uid 0, the daemon's uid, socket.admin_group)? */
+bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid);
+
+/* Waiting and watching (methods.c uses these). */
+int manager_add_waiter(Manager *m, RpcCall *call, Record *r, usec_t timeout);
+int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_object *ids, size_t *ret_count);
+
+double manager_random(Manager *m);   /* in [0, 1) */
+void manager_set_paused(Manager *m, bool paused);
+
+const char *key_state_to_string(KeyState s);
+
+/* methods.c */
+void methods_dispatch(RpcCall *call, void *userdata);

@@ -1,0 +1,670 @@
+/* methods.c — the socket protocol's methods (PROTOCOL.md §4), answered from
+ * the manager's state. Identity comes only from the connection's peer
+ * credentials; a non-admin sees only its own requests, and another uid's
+ * request answers exactly like one that does not exist. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "manager.h"
+#include "msgid.h"
+#include "validate.h"
+
+#define PROTOCOL_VERSION 1
+#define WAIT_DEFAULT_MS 30000
+#define WAIT_MAX_MS 3600000
+#define LIST_DEFAULT_LIMIT 100
+#define LIST_MAX_LIMIT 1000
+
+
+static void reply_invalid_params(RpcCall *call, const char *field, const char *reason) {
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "field", json_object_new_string(field));
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Invalid parameters.", data);
+}
+
+static void reply_not_found(RpcCall *call) {
+	rpc_call_error(call, RPC_ERROR_NOT_FOUND, "No such request.", NULL);
+}
+
+static void reply_record(RpcCall *call, const Record *r) {
+	json_object *rec = NULL;
+
+	if (record_to_protocol(r, &rec) < 0) {
+		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+		return;
+	}
+	rpc_call_reply(call, rec);
+}
+
+static json_object *iso_or_null(usec_t t) {
+	char buf[ISO8601_MAX];
+
+	return t ? json_object_new_string(format_iso8601(t, buf)) : NULL;
+}
+
+/* Rejects parameters the method does not know: a typo must not pass silently. */
+static bool check_known_params(RpcCall *call, const char *const *known) {
+	json_object_object_foreach(rpc_call_params(call), key, val) {
+		bool ok = false;
+
+		(void) val;
+		for (const char *const *k = known; *k; k++)
+			if (streq(*k, key)) {
+				ok = true;
+				break;
+			}
+		if (!ok) {
+			reply_invalid_params(call, key, "unknown parameter");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Gets a string param: -ENOENT absent, -EINVAL wrong type (already answered). */
+static int param_string(RpcCall *call, const char *name, size_t max_len, const char **ret) {
+	json_object *v = json_object_object_get(rpc_call_params(call), name);
+	size_t len;
+
+	if (!v)
+		return -ENOENT;
+	if (!json_object_is_type(v, json_type_string)) {
+		reply_invalid_params(call, name, "must be a string");
+		return -EINVAL;
+	}
+	len = (size_t) json_object_get_string_len(v);
+	if (len == 0 || len > max_len) {
+		char reason[64];
+
+		snprintf(reason, sizeof reason, "must be 1-%zu characters", max_len);
+		reply_invalid_params(call, name, reason);
+		return -EINVAL;
+	}
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+static int param_int(RpcCall *call, const char *name, int64_t min, int64_t max, int64_t *ret) {
+	json_object *v = json_object_object_get(rpc_call_params(call), name);
+	int64_t x;
+
+	if (!v)
+		return -ENOENT;
+	if (!json_object_is_type(v, json_type_int)) {
+		reply_invalid_params(call, name, "must be an integer");
+		return -EINVAL;
+	}
+	x = json_object_get_int64(v);
+	if (x < min || x > max) {
+		char reason[96];
+
+		snprintf(reason, sizeof reason, "must be between %lld and %lld", (long long) min, (long long) max);
+		reply_invalid_params(call, name, reason);
+		return -EINVAL;
+	}
+	*ret = x;
+	return 0;
+}
+
+static bool caller_is_admin(Manager *m, RpcCall *call) {
+	return manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
+}
+
+/* The record with this id if the caller may see it; NULL answers not_found. */
+static Record *lookup_visible(Manager *m, RpcCall *call, const char *id) {
+	Record *r = record_id_is_valid(id) ? outbox_get(m->outbox, id) : NULL;
+
+	if (!r || (r->owner_uid != rpc_call_uid(call) && !caller_is_admin(m, call)))
+		return NULL;
+	return r;
+}
+
+/* Finds the target of get/wait/cancel/feedback by "id" (or "client_ref" for get). */
+static Record *lookup_param(Manager *m, RpcCall *call, bool allow_client_ref) {
+	const char *id = NULL, *ref = NULL;
+	int k;
+
+	k = param_string(call, "id", RECORD_ID_MAX, &id);
+	if (k == -EINVAL)
+		return NULL;
+	if (k == -ENOENT && allow_client_ref) {
+		k = param_string(call, "client_ref", CLIENT_REF_MAX, &ref);
+		if (k == -EINVAL)
+			return NULL;
+		if (k >= 0) {
+			Record *r = outbox_get_client_ref(m->outbox, rpc_call_uid(call), ref);
+			if (!r)
+				reply_not_found(call);
+			return r;
+		}
+	}
+	if (!id) {
+		reply_invalid_params(call, "id", "id is required");
+		return NULL;
+	}
+	Record *r = lookup_visible(m, call, id);
+	if (!r)
+		reply_not_found(call);
+	return r;
+}
+
+/* ------------------------------------------------------------------ hello, status */
+
+static void method_hello(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "client", "protocol", NULL };
+	json_object *p = rpc_call_params(call), *v, *result;
+
+	if (!check_known_params(call, known))
+		return;
+	v = json_object_object_get(p, "client");
+	if (v && !json_object_is_type(v, json_type_string))
+		return reply_invalid_params(call, "client", "must be a string");
+	v = json_object_object_get(p, "protocol");
+	if (v && (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != PROTOCOL_VERSION))
+		return reply_invalid_params(call, "protocol", "this daemon speaks protocol 1");
+
+	result = json_object_new_object();
+	json_object_object_add(result, "protocol", json_object_new_int(PROTOCOL_VERSION));
+	json_object_object_add(result, "daemon", json_object_new_string("hitld"));
+	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
+	json_object_object_add(result, "uid", json_object_new_int64(rpc_call_uid(call)));
+	json_object_object_add(result, "admin", json_object_new_boolean(caller_is_admin(m, call)));
+	rpc_call_reply(call, result);
+}
+
+static void method_status(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	bool admin = caller_is_admin(m, call);
+	uid_t uid = rpc_call_uid(call);
+	usec_t now = now_realtime();
+	size_t counts[_REQUEST_STATE_MAX] = {};
+	usec_t oldest_queued = 0;
+	json_object *result, *budget, *queue, *api, *key;
+
+	if (!check_known_params(call, known))
+		return;
+
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		if (!admin && r->owner_uid != uid)
+			continue;
+		counts[r->state]++;
+		if (r->state == REQUEST_QUEUED && (oldest_queued == 0 || r->created_at < oldest_queued))
+			oldest_queued = r->created_at;
+	}
+
+	budget_tick(&m->budget, now);
+	budget = json_object_new_object();
+	json_object_object_add(budget, "limit", json_object_new_int64(m->budget.limit));
+	json_object_object_add(budget, "remaining", json_object_new_int64(budget_remaining(&m->budget, now)));
+	json_object_object_add(budget, "used", json_object_new_int64(m->budget.used));
+	json_object_object_add(budget, "reset_at", iso_or_null(m->budget.window_end));
+	json_object_object_add(budget, "paused_until",
+	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
+	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
+
+	queue = json_object_new_object();
+	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
+		json_object_object_add(queue, request_state_to_string(s), json_object_new_int64((int64_t) counts[s]));
+	json_object_object_add(queue, "oldest_queued_at", iso_or_null(oldest_queued));
+
+	api = json_object_new_object();
+	json_object_object_add(api, "base_url", json_object_new_string(m->config->api_base_url));
+	json_object_object_add(api, "reachable", json_object_new_boolean(m->reachable));
+	json_object_object_add(api, "last_ok_at", iso_or_null(m->last_ok_at));
+	json_object_object_add(api, "last_error", m->last_error ? json_object_new_string(m->last_error) : NULL);
+
+	key = json_object_new_object();
+	json_object_object_add(key, "loaded", json_object_new_boolean(m->key_state != KEY_MISSING));
+	json_object_object_add(key, "valid",
+	                       m->key_state == KEY_VALID     ? json_object_new_boolean(true)
+	                       : m->key_state == KEY_INVALID ? json_object_new_boolean(false)
+	                                                     : NULL);
+	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
+	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
+
+	result = json_object_new_object();
+	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
+	json_object_object_add(result, "started_at", iso_or_null(m->started_at));
+	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
+	json_object_object_add(result, "budget", budget);
+	json_object_object_add(result, "queue", queue);
+	json_object_object_add(result, "api", api);
+	json_object_object_add(result, "key", key);
+	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
+	rpc_call_reply(call, result);
+}
+
+/* ------------------------------------------------------------------ submit */
+
+static size_t queue_position(Manager *m, const Record *target) {
+	size_t n = outbox_count_state(m->outbox, REQUEST_QUEUED), i = 0, pos;
+	_cleanup_(freep) Record **queued = NULL;
+
+	queued = malloc(sizeof(Record *) * (n ? n : 1));
+	if (!queued)
+		return 0;
+	for (Record *r = outbox_first(m->outbox); r && i < n; r = outbox_next(m->outbox, r))
+		if (r->state == REQUEST_QUEUED)
+			queued[i++] = r;
+	pos = sched_position(queued, i, &m->sched, target);
+	return pos;
+}
+
+static void reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
+	json_object *result = json_object_new_object();
+	char created[ISO8601_MAX];
+
+	json_object_object_add(result, "id", json_object_new_string(r->id));
+	json_object_object_add(result, "state", json_object_new_string(request_state_to_string(r->state)));
+	json_object_object_add(result, "created_at", json_object_new_string(format_iso8601(r->created_at, created)));
+	json_object_object_add(result, "position",
+	                       r->state == REQUEST_QUEUED ? json_object_new_int64((int64_t) queue_position(m, r))
+	                                                  : json_object_new_int(0));
+	json_object_object_add(result, "duplicate", json_object_new_boolean(duplicate));
+	rpc_call_reply(call, result);
+}
+
+static size_t live_requests(Manager *m) {
+	return outbox_count_state(m->outbox, REQUEST_QUEUED) + outbox_count_state(m->outbox, REQUEST_SUBMITTING) +
+	       outbox_count_state(m->outbox, REQUEST_PENDING);
+}
+
+static void reply_quota(RpcCall *call, unsigned limit, const char *what) {
+	json_object *data = json_object_new_object();
+	char message[128];
+
+	json_object_object_add(data, "limit", json_object_new_int64(limit));
+	snprintf(message, sizeof message, "Too many live requests %s (limit %u).", what, limit);
+	rpc_call_error(call, RPC_ERROR_QUOTA, message, data);
+}
+
+static void method_submit(Manager *m, RpcCall *call) {
+	_cleanup_(json_object_putp) json_object *params = NULL, *create = NULL;
+	_cleanup_(record_freep) Record *r = NULL;
+	ValidationError err = {};
+	uid_t uid = rpc_call_uid(call);
+	const char *client_ref = NULL;
+	usec_t now = now_realtime();
+	json_object *v;
+	char uid_str[16];
+	int k;
+
+	if (m->shutting_down)
+		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+
+	k = param_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
+	if (k == -EINVAL)
+		return;
+
+	if (json_object_deep_copy(rpc_call_params(call), &params, NULL) < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	json_object_object_del(params, "client_ref");
+	if (validate_submit(params, &create, &err) < 0)
+		return reply_invalid_params(call, err.field, err.reason);
+
+	if (client_ref) {
+		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
+
+		if (old) {
+			if (!json_object_equal(old->params, create))
+				return rpc_call_error(call, RPC_ERROR_CONFLICT,
+				                      "client_ref was already used for a request with different content.", NULL);
+			return reply_submitted(m, call, old, true);
+		}
+	}
+
+	if (outbox_count_live_uid(m->outbox, uid) >= m->config->outbox_max_per_uid)
+		return reply_quota(call, m->config->outbox_max_per_uid, "for this user");
+	if (live_requests(m) >= m->config->outbox_max_requests)
+		return reply_quota(call, m->config->outbox_max_requests, "in the daemon");
+
+	r = record_new();
+	if (!r || record_make_id(now, r->id) < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+	r->owner_uid = uid;
+	r->state = REQUEST_QUEUED;
+	r->priority = priority_from_string(json_object_get_string(json_object_object_get(create, "priority")));
+	r->loop_id = strdup(json_object_get_string(json_object_object_get(create, "loop_id")));
+	if (client_ref)
+		r->client_ref = strdup(client_ref);
+	if (!r->loop_id || (client_ref && !r->client_ref))
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	r->created_at = r->updated_at = now;
+	v = json_object_object_get(create, "timeout_seconds");
+	if (v)
+		r->deadline_at = now + (usec_t) json_object_get_int64(v) * USEC_PER_SEC;
+	r->params = TAKE_PTR(create);
+
+	k = outbox_insert(m->outbox, r);
+	if (k < 0) {
+		log_error_errno(k, "Failed to store a new request from uid %u: %m", (unsigned) uid);
+		return rpc_call_error(call, RPC_ERROR_STORAGE,
+		                      k == -ENOSPC ? "The request could not be stored: no space left in the state directory."
+		                                   : "The request could not be stored durably.",
+		                      NULL);
+	}
+	Record *stored = TAKE_PTR(r);
+
+	snprintf(uid_str, sizeof uid_str, "%u", (unsigned) uid);
+	log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
+	          LOG_FIELDS({ "HITL_REQUEST_ID", stored->id }, { "HITL_LOOP_ID", stored->loop_id },
+	                     { "HITL_UID", uid_str }, { "HITL_STATE", "queued" },
+	                     { "HITL_PRIORITY", priority_to_string(stored->priority) }),
+	          "Request %s accepted from uid %u.", stored->id, (unsigned) uid);
+	reply_submitted(m, call, stored, false);
+	manager_notify(m, stored);
+	manager_kick(m);
+}
+
+/* ------------------------------------------------------------------ get, wait, list */
+
+static void method_get(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "id", "client_ref", NULL };
+	Record *r;
+
+	if (!check_known_params(call, known))
+		return;
+	r = lookup_param(m, call, true);
+	if (r)
+		reply_record(call, r);
+}
+
+static void method_wait(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "id", "timeout_ms", NULL };
+	int64_t timeout_ms = WAIT_DEFAULT_MS;
+	json_object *result, *rec = NULL;
+	Record *r;
+	int k;
+
+	if (!check_known_params(call, known))
+		return;
+	k = param_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
+	if (k == -EINVAL)
+		return;
+	r = lookup_param(m, call, false);
+	if (!r)
+		return;
+
+	if (request_state_is_terminal(r->state) || timeout_ms == 0 || m->shutting_down) {
+		if (record_to_protocol(r, &rec) < 0)
+			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+		result = json_object_new_object();
+		json_object_object_add(result, "request", rec);
+		json_object_object_add(result, "done", json_object_new_boolean(request_state_is_terminal(r->state)));
+		return rpc_call_reply(call, result);
+	}
+	k = manager_add_waiter(m, call, r, (usec_t) timeout_ms * USEC_PER_MSEC);
+	if (k < 0)
+		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+}
+
+static void method_list(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "state", "loop_id", "owner_uid", "limit", "cursor", NULL };
+	json_object *p = rpc_call_params(call), *states, *result, *list;
+	bool want[_REQUEST_STATE_MAX] = {}, any_state = true, admin = caller_is_admin(m, call);
+	const char *loop_id = NULL, *cursor = NULL;
+	int64_t limit = LIST_DEFAULT_LIMIT, owner = -1;
+	uint64_t max_seq = UINT64_MAX;
+	size_t n = 0;
+	Record *r, *last = NULL;
+	int k;
+
+	if (!check_known_params(call, known))
+		return;
+
+	states = json_object_object_get(p, "state");
+	if (states) {
+		size_t count;
+
+		if (json_object_is_type(states, json_type_string)) {
+			RequestState s = request_state_from_string(json_object_get_string(states));
+			if (s < 0)
+				return reply_invalid_params(call, "state", "unknown state");
+			want[s] = true;
+		} else if (json_object_is_type(states, json_type_array)) {
+			count = json_object_array_length(states);
+			if (count > _REQUEST_STATE_MAX * 2)
+				return reply_invalid_params(call, "state", "too many states");
+			for (size_t i = 0; i < count; i++) {
+				RequestState s = request_state_from_string(json_object_get_string(json_object_array_get_idx(states, i)));
+				if (!json_object_is_type(json_object_array_get_idx(states, i), json_type_string) || s < 0)
+					return reply_invalid_params(call, "state", "unknown state");
+				want[s] = true;
+			}
+		} else
+			return reply_invalid_params(call, "state", "must be an array of states");
+		any_state = false;
+	}
+	k = param_string(call, "loop_id", 64, &loop_id);
+	if (k == -EINVAL)
+		return;
+	k = param_int(call, "limit", 1, LIST_MAX_LIMIT, &limit);
+	if (k == -EINVAL)
+		return;
+	k = param_int(call, "owner_uid", 0, UINT32_MAX, &owner);
+	if (k == -EINVAL)
+		return;
+	if (k >= 0 && !admin && (uid_t) owner != rpc_call_uid(call))
+		return rpc_call_error(call, RPC_ERROR_PERMISSION, "Only administrators may list other users' requests.", NULL);
+	k = param_string(call, "cursor", 32, &cursor);
+	if (k == -EINVAL)
+		return;
+	if (cursor) {
+		char *end;
+		unsigned long long c;
+
+		errno = 0;
+		c = strtoull(cursor, &end, 10);
+		if (errno || *end || end == cursor || c == 0)
+			return reply_invalid_params(call, "cursor", "not a cursor this daemon gave out");
+		max_seq = c - 1;
+	}
+
+	list = json_object_new_array();
+	/* Newest first by acceptance order; seq never changes, so a cursor
+	 * (the last seq returned) stays valid while new requests arrive. */
+	for (r = outbox_seek_le(m->outbox, max_seq); r; r = outbox_prev(m->outbox, r)) {
+		json_object *rec;
+
+		if (!admin && r->owner_uid != rpc_call_uid(call))
+			continue;
+		if (owner >= 0 && r->owner_uid != (uid_t) owner)
+			continue;
+		if (!any_state && !want[r->state])
+			continue;
+		if (loop_id && !streq_ptr(r->loop_id, loop_id))
+			continue;
+		if ((int64_t) n == limit)
+			break;
+		if (record_to_protocol(r, &rec) < 0)
+			continue;
+		json_object_array_add(list, rec);
+		last = r;
+		n++;
+	}
+
+	result = json_object_new_object();
+	json_object_object_add(result, "requests", list);
+	if (r && last) {
+		char c[32];
+
+		snprintf(c, sizeof c, "%llu", (unsigned long long) last->seq);
+		json_object_object_add(result, "next_cursor", json_object_new_string(c));
+	} else
+		json_object_object_add(result, "next_cursor", NULL);
+	rpc_call_reply(call, result);
+}
+
+/* ------------------------------------------------------------------ cancel, feedback */
+
+static void method_cancel(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "id", NULL };
+	Record *r;
+
+	if (!check_known_params(call, known))
+		return;
+	r = lookup_param(m, call, false);
+	if (!r)
+		return;
+	if (request_state_is_terminal(r->state))
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "The request is already final.", NULL);
+
+	if (r->state == REQUEST_QUEUED) {
+		/* Never sent: nothing to tell HITL.sh, no budget spent. */
+		r->state = REQUEST_CANCELLED;
+		r->next_attempt_at = 0;
+	} else
+		r->cancel_requested = true;
+
+	if (manager_record_changed(m, r) < 0)
+		return rpc_call_error(call, RPC_ERROR_STORAGE, "The cancel could not be stored durably.", NULL);
+	if (r->state == REQUEST_CANCELLED) {
+		char uid[16];
+
+		snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
+		log_event(LOG_INFO, MID_REQUEST_CANCELLED,
+		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_UID", uid }, { "HITL_STATE", "cancelled" }),
+		          "Request %s cancelled before it was sent.", r->id);
+	}
+	reply_record(call, r);
+}
+
+static void method_feedback(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "id", "feedback", NULL };
+	json_object *fb = json_object_object_get(rpc_call_params(call), "feedback");
+	ValidationError err = {};
+	Record *r;
+
+	if (!check_known_params(call, known))
+		return;
+	if (!fb)
+		return reply_invalid_params(call, "feedback", "feedback is required");
+	if (validate_feedback(fb, &err) < 0)
+		return reply_invalid_params(call, err.field, err.reason);
+	r = lookup_param(m, call, false);
+	if (!r)
+		return;
+	if (r->state != REQUEST_COMPLETED)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "Feedback can only be given on completed requests.", NULL);
+	if (r->feedback_state != FEEDBACK_NONE)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "Feedback was already given on this request.", NULL);
+
+	json_object_put(r->feedback);
+	r->feedback = json_object_get(fb);
+	r->feedback_state = FEEDBACK_QUEUED;
+	if (manager_record_changed(m, r) < 0) {
+		r->feedback_state = FEEDBACK_NONE;
+		json_object_put(r->feedback);
+		r->feedback = NULL;
+		return rpc_call_error(call, RPC_ERROR_STORAGE, "The feedback could not be stored durably.", NULL);
+	}
+	reply_record(call, r);
+}
+
+/* ------------------------------------------------------------------ watch, admin */
+
+static void method_watch(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "ids", NULL };
+	json_object *ids = json_object_object_get(rpc_call_params(call), "ids"), *result;
+	size_t count = 0;
+	int k;
+
+	if (!check_known_params(call, known))
+		return;
+	if (rpc_call_is_notification(call))
+		return rpc_call_reply(call, NULL);
+	if (ids) {
+		if (!json_object_is_type(ids, json_type_array) || json_object_array_length(ids) > 10000)
+			return reply_invalid_params(call, "ids", "must be an array of request ids (at most 10000)");
+		for (size_t i = 0; i < json_object_array_length(ids); i++) {
+			json_object *id = json_object_array_get_idx(ids, i);
+			if (!json_object_is_type(id, json_type_string) || !record_id_is_valid(json_object_get_string(id)))
+				return reply_invalid_params(call, "ids", "must be an array of request ids");
+		}
+	}
+	k = manager_add_watch(m, rpc_call_conn(call), rpc_call_uid(call), caller_is_admin(m, call), ids, &count);
+	if (k == -EALREADY)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "This connection is already watching.", NULL);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+	result = json_object_new_object();
+	json_object_object_add(result, "watching", json_object_new_int64((int64_t) count));
+	rpc_call_reply(call, result);
+}
+
+static void method_pause(Manager *m, RpcCall *call, bool pause) {
+	static const char *const known[] = { NULL };
+	json_object *result;
+
+	if (!check_known_params(call, known))
+		return;
+	if (m->paused != pause)
+		manager_set_paused(m, pause);
+	result = json_object_new_object();
+	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
+	rpc_call_reply(call, result);
+}
+
+static void method_reload(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	json_object *result;
+	int k;
+
+	if (!check_known_params(call, known))
+		return;
+	k = manager_reload(m);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "The configuration has errors; the old one stays (see the journal).", NULL);
+	result = json_object_new_object();
+	json_object_object_add(result, "reloaded", json_object_new_boolean(true));
+	rpc_call_reply(call, result);
+}
+
+typedef struct Method {
+	const char *name;
+	bool admin;
+	void (*handler)(Manager *m, RpcCall *call);
+} Method;
+
+static void method_pause_on(Manager *m, RpcCall *call) {
+	method_pause(m, call, true);
+}
+
+static void method_pause_off(Manager *m, RpcCall *call) {
+	method_pause(m, call, false);
+}
+
+static const Method methods[] = {
+	{ "hello", false, method_hello },
+	{ "status", false, method_status },
+	{ "request.submit", false, method_submit },
+	{ "request.get", false, method_get },
+	{ "request.wait", false, method_wait },
+	{ "request.list", false, method_list },
+	{ "request.cancel", false, method_cancel },
+	{ "request.feedback", false, method_feedback },
+	{ "watch", false, method_watch },
+	{ "queue.pause", true, method_pause_on },
+	{ "queue.resume", true, method_pause_off },
+	{ "daemon.reload", true, method_reload },
+};
+
+void methods_dispatch(RpcCall *call, void *userdata) {
+	Manager *m = userdata;
+	const char *name = rpc_call_method(call);
+
+	for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+		if (!streq(methods[i].name, name))
+			continue;
+		if (methods[i].admin && !caller_is_admin(m, call))
+			return rpc_call_error(call, RPC_ERROR_PERMISSION, "This method is for administrators only.", NULL);
+		return methods[i].handler(m, call);
+	}
+	rpc_call_error(call, RPC_ERROR_METHOD_NOT_FOUND, "Method not found.", NULL);
+}
