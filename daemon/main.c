@@ -22,19 +22,21 @@ static void help(void) {
 	       "  -s, --socket PATH     listen on PATH instead of socket.path\n"
 	       "  -d, --state-dir DIR   keep the outbox in DIR instead of outbox.state_dir\n"
 	       "  -f, --foreground      log to stderr even when started by systemd\n"
+	       "      --log-target=T    auto (journal when stderr is the journal), journal, stderr\n"
 	       "      --check-config    validate the configuration, print it, and exit\n"
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n");
 }
 
 int main(int argc, char **argv) {
-	enum { ARG_CHECK_CONFIG = 0x100, ARG_VERSION };
+	enum { ARG_CHECK_CONFIG = 0x100, ARG_VERSION, ARG_LOG_TARGET };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+		{ "log-target", required_argument, NULL, ARG_LOG_TARGET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{}
@@ -42,6 +44,7 @@ int main(int argc, char **argv) {
 	_cleanup_(manager_freep) Manager *m = NULL;
 	ManagerOptions mo = { .config_path = DEFAULT_CONFIG };
 	bool check_config = false, foreground = false;
+	LogTarget target = LOG_TARGET_AUTO;
 	int c, k;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:fh", options, NULL)) >= 0)
@@ -58,6 +61,18 @@ int main(int argc, char **argv) {
 			break;
 		case 'f':
 			foreground = true;
+			break;
+		case ARG_LOG_TARGET:
+			if (streq(optarg, "auto"))
+				target = LOG_TARGET_AUTO;
+			else if (streq(optarg, "journal"))
+				target = LOG_TARGET_JOURNAL;
+			else if (streq(optarg, "stderr"))
+				target = LOG_TARGET_STDERR;
+			else {
+				fprintf(stderr, "hitld: --log-target takes auto, journal or stderr, not '%s'.\n", optarg);
+				return 2;
+			}
 			break;
 		case ARG_CHECK_CONFIG:
 			check_config = true;
@@ -77,7 +92,7 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 
-	log_setup(foreground ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
+	log_setup(foreground && target == LOG_TARGET_AUTO ? LOG_TARGET_STDERR : target);
 
 	if (check_config) {
 		_cleanup_(freep) char *error = NULL;

@@ -768,9 +768,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 
 	m->work_kind = kind;
-	budget_charge(&m->budget, call_kind, now);
-	budget_persist(m);
-	status_changed(m);
+	manager_charge(m, call_kind);
 	return 0;
 }
 
@@ -793,6 +791,52 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 	m->key_state = KEY_INVALID;
 	set_string(&m->key_error, msg);
 	set_string(&m->last_error, msg);
+}
+
+void manager_observe_response(Manager *m, const ApiResult *res) {
+	usec_t now = now_realtime();
+
+	budget_observe(&m->budget, &res->rate, now);
+	if (res->http_status == 429) {
+		char remaining[16];
+
+		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
+		snprintf(remaining, sizeof remaining, "%u", budget_remaining(&m->budget, now));
+		log_event(LOG_WARNING, MID_RATE_LIMITED,
+		          LOG_FIELDS({ "HITL_HTTP_STATUS", "429" }, { "HITL_BUDGET_REMAINING", remaining }),
+		          "HITL.sh answered 429 (rate limit): another user of the key spends it too. No remote calls until the reset.");
+	}
+	budget_persist(m);
+
+	if (res->http_status == 0) {
+		m->reachable = false;
+		note_failure(m, res->error_text ? res->error_text : "HITL.sh unreachable");
+	} else {
+		m->reachable = true;
+		m->last_ok_at = now;
+		if (res->http_status >= 500)
+			note_failure(m, res->msg ? res->msg : "HITL.sh server error");
+		else if (res->http_status == 401)
+			key_invalid(m, res);
+		else {
+			m->consecutive_failures = 0;
+			m->backoff_until = 0;
+			if (res->http_status != 429) {
+				if (m->key_state != KEY_VALID)
+					log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
+				m->key_state = KEY_VALID;
+				m->probe_failures = 0;
+				set_string(&m->key_error, NULL);
+				set_string(&m->last_error, NULL);
+			}
+		}
+	}
+}
+
+void manager_charge(Manager *m, CallKind kind) {
+	budget_charge(&m->budget, kind, now_realtime());
+	budget_persist(m);
+	status_changed(m);
 }
 
 static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
@@ -963,41 +1007,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	m->work_call = NULL;
 	m->work_kind = WORK_NONE;
 
-	budget_observe(&m->budget, &res->rate, now);
-	if (res->http_status == 429) {
-		char remaining[16];
-
-		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
-		snprintf(remaining, sizeof remaining, "%u", budget_remaining(&m->budget, now));
-		log_event(LOG_WARNING, MID_RATE_LIMITED,
-		          LOG_FIELDS({ "HITL_HTTP_STATUS", "429" }, { "HITL_BUDGET_REMAINING", remaining }),
-		          "HITL.sh answered 429 (rate limit): another user of the key spends it too. No remote calls until the reset.");
-	}
-	budget_persist(m);
-
-	if (res->http_status == 0) {
-		m->reachable = false;
-		note_failure(m, res->error_text ? res->error_text : "HITL.sh unreachable");
-	} else {
-		m->reachable = true;
-		m->last_ok_at = now;
-		if (res->http_status >= 500)
-			note_failure(m, res->msg ? res->msg : "HITL.sh server error");
-		else if (res->http_status == 401)
-			key_invalid(m, res);
-		else {
-			m->consecutive_failures = 0;
-			m->backoff_until = 0;
-			if (res->http_status != 429) {
-				if (m->key_state != KEY_VALID)
-					log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
-				m->key_state = KEY_VALID;
-				m->probe_failures = 0;
-				set_string(&m->key_error, NULL);
-				set_string(&m->last_error, NULL);
-			}
-		}
-	}
+	manager_observe_response(m, res);
 
 	switch (kind) {
 	case WORK_CREATE:
@@ -1369,6 +1379,7 @@ Manager *manager_free(Manager *m) {
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);
 	m->outbox = outbox_free(m->outbox);
+	remote_cache_flush(m);
 	config_free(m->config);
 	free(m->work_loop);
 	free(m->key_error);

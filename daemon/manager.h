@@ -96,6 +96,8 @@ typedef struct Manager {
 
 	Waiter *waiters;
 	Watch *watches;
+	struct RemoteCacheEntry *loop_cache;
+	size_t loop_cache_size;
 	uint64_t rng;
 } Manager;
 
@@ -130,6 +132,12 @@ bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid);
 int manager_add_waiter(Manager *m, RpcCall *call, Record *r, usec_t timeout);
 int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_object *ids, size_t *ret_count);
 
+/* Every HITL.sh response passes through here: budget, 429 pause, key
+ * validity and API health are updated from it. */
+void manager_observe_response(Manager *m, const ApiResult *res);
+/* Counts a call about to be made against the budget (persisted). */
+void manager_charge(Manager *m, CallKind kind);
+
 double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);
 
@@ -137,3 +145,8 @@ const char *key_state_to_string(KeyState s);
 
 /* methods.c */
 void methods_dispatch(RpcCall *call, void *userdata);
+
+/* remote.c: methods that call HITL.sh while the client waits. */
+void remote_method_loop(Manager *m, RpcCall *call);
+void remote_method_key_test(Manager *m, RpcCall *call);
+void remote_cache_flush(Manager *m);

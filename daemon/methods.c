@@ -653,6 +653,14 @@ static const Method methods[] = {
 	{ "queue.pause", true, method_pause_on },
 	{ "queue.resume", true, method_pause_off },
 	{ "daemon.reload", true, method_reload },
+	{ "key.test", true, remote_method_key_test },
+	{ "loop.list", false, remote_method_loop },
+	{ "loop.get", false, remote_method_loop },
+	{ "loop.members", false, remote_method_loop },
+	{ "loop.create", false, remote_method_loop },
+	{ "loop.update", false, remote_method_loop },
+	{ "loop.delete", false, remote_method_loop },
+	{ "loop.remove_member", false, remote_method_loop },
 };
 
 void methods_dispatch(RpcCall *call, void *userdata) {

@@ -1,0 +1,340 @@
+/* remote.c — the methods that call HITL.sh while the client waits (loop.*,
+ * key.test). They cost budget now, so they are refused with
+ * -32004 budget_exhausted rather than queued, and loop reads are served from a
+ * small cache younger than api.loop_cache_ttl_s. Writes empty the cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "manager.h"
+#include "validate.h"
+
+#define LOOP_CACHE_MAX 64
+
+typedef struct RemoteCacheEntry {
+	char *key;                /* "list", "get/<id>", "members/<id>" */
+	json_object *data;
+	usec_t fetched_at;
+	struct RemoteCacheEntry *next;
+} RemoteCacheEntry;
+
+typedef struct RemoteCall {
+	Manager *manager;
+	RpcCall *call;            /* NULL once the client is gone */
+	ApiCall *api_call;
+	char *cache_key;          /* reads: where to store the answer */
+	bool write;               /* writes: empty the cache on success */
+	bool key_test;
+} RemoteCall;
+
+static void cache_entry_free(RemoteCacheEntry *e) {
+	free(e->key);
+	json_object_put(e->data);
+	free(e);
+}
+
+void remote_cache_flush(Manager *m) {
+	while (m->loop_cache) {
+		RemoteCacheEntry *e = m->loop_cache;
+
+		m->loop_cache = e->next;
+		cache_entry_free(e);
+	}
+	m->loop_cache_size = 0;
+}
+
+static RemoteCacheEntry *cache_find(Manager *m, const char *key, usec_t now) {
+	usec_t ttl = (usec_t) m->config->api_loop_cache_ttl_s * USEC_PER_SEC;
+
+	for (RemoteCacheEntry *e = m->loop_cache; e; e = e->next)
+		if (streq(e->key, key))
+			return usec_add(e->fetched_at, ttl) > now ? e : NULL;
+	return NULL;
+}
+
+static void cache_store(Manager *m, const char *key, json_object *data, usec_t now) {
+	RemoteCacheEntry **p, *e;
+
+	/* Replace an older entry of the same key; bound the list. */
+	for (p = &m->loop_cache; *p; p = &(*p)->next)
+		if (streq((*p)->key, key)) {
+			e = *p;
+			*p = e->next;
+			cache_entry_free(e);
+			m->loop_cache_size--;
+			break;
+		}
+	if (m->loop_cache_size >= LOOP_CACHE_MAX)
+		remote_cache_flush(m);
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return;
+	e->key = strdup(key);
+	if (!e->key) {
+		free(e);
+		return;
+	}
+	e->data = json_object_get(data);
+	e->fetched_at = now;
+	e->next = m->loop_cache;
+	m->loop_cache = e;
+	m->loop_cache_size++;
+}
+
+static json_object *with_cache_marks(json_object *data, bool cached, usec_t fetched_at) {
+	_cleanup_(json_object_putp) json_object *copy = NULL;
+	char buf[ISO8601_MAX];
+
+	if (!json_object_is_type(data, json_type_object))
+		return json_object_get(data);
+	if (json_object_deep_copy(data, &copy, NULL) < 0)
+		return NULL;
+	json_object_object_add(copy, "cached", json_object_new_boolean(cached));
+	json_object_object_add(copy, "fetched_at", json_object_new_string(format_iso8601(fetched_at, buf)));
+	return TAKE_PTR(copy);
+}
+
+static void reply_invalid(RpcCall *call, const char *field, const char *reason) {
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "field", json_object_new_string(field));
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Invalid parameters.", data);
+}
+
+static void remote_call_free(RemoteCall *rc) {
+	free(rc->cache_key);
+	free(rc);
+}
+
+static void on_abandon(RpcCall *call, void *userdata) {
+	RemoteCall *rc = userdata;
+
+	/* The call already cost budget; let it finish and drop the answer. */
+	rc->call = NULL;
+}
+
+static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
+	RemoteCall *rc = userdata;
+	Manager *m = rc->manager;
+	usec_t now = now_realtime();
+
+	manager_observe_response(m, res);
+
+	if (rc->call) {
+		rpc_call_set_abandon(rc->call, NULL, NULL);
+		if (res->http_status == 0)
+			rpc_call_error(rc->call, RPC_ERROR_UNAVAILABLE,
+			               res->error_text ? res->error_text : "HITL.sh could not be reached.", NULL);
+		else if (res->http_status == 401) {
+			json_object *data = json_object_new_object();
+
+			json_object_object_add(data, "msg", res->msg ? json_object_new_string(res->msg) : NULL);
+			rpc_call_error(rc->call, RPC_ERROR_UNAVAILABLE, "HITL.sh refused the API key.", data);
+		} else if (res->api_error || res->http_status >= 300) {
+			json_object *data = json_object_new_object();
+
+			json_object_object_add(data, "http_status", json_object_new_int((int) res->http_status));
+			json_object_object_add(data, "msg", res->msg ? json_object_new_string(res->msg) : NULL);
+			json_object_object_add(data, "data", json_object_get(res->data));
+			rpc_call_error(rc->call, RPC_ERROR_REMOTE, res->msg ? res->msg : "HITL.sh answered an error.", data);
+		} else {
+			json_object *data = res->data ? res->data : NULL;
+
+			if (rc->key_test && data) {
+				const char *id = json_object_get_string(json_object_object_get(data, "api_key_id"));
+
+				free(m->api_key_id);
+				m->api_key_id = id ? strdup(id) : NULL;
+			}
+			if (rc->cache_key && data)
+				cache_store(m, rc->cache_key, data, now);
+			if (rc->write)
+				remote_cache_flush(m);
+			rpc_call_reply(rc->call, rc->cache_key ? with_cache_marks(data, false, now)
+			                                       : json_object_get(data));
+		}
+	} else if (rc->write && res->http_status >= 200 && res->http_status < 300)
+		remote_cache_flush(m);
+
+	remote_call_free(rc);
+	manager_kick(m);
+}
+
+/* Checks that a call may be made now; answers the client and returns false if not. */
+static bool may_call_now(Manager *m, RpcCall *call) {
+	usec_t now = now_realtime(), slot;
+
+	if (m->shutting_down) {
+		rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+		return false;
+	}
+	if (m->key_state == KEY_MISSING || m->key_state == KEY_INVALID) {
+		json_object *data = json_object_new_object();
+
+		json_object_object_add(data, "key", json_object_new_string(key_state_to_string(m->key_state)));
+		json_object_object_add(data, "msg", m->key_error ? json_object_new_string(m->key_error) : NULL);
+		rpc_call_error(call, RPC_ERROR_UNAVAILABLE,
+		               m->key_state == KEY_MISSING ? "No API key is loaded." : "HITL.sh refused the API key.", data);
+		return false;
+	}
+	slot = budget_next_slot(&m->budget, CALL_INTERACTIVE, 1, now, manager_random(m));
+	if (slot > now) {
+		json_object *data = json_object_new_object();
+		char buf[ISO8601_MAX];
+
+		json_object_object_add(data, "retry_at", json_object_new_string(format_iso8601(slot, buf)));
+		rpc_call_error(call, RPC_ERROR_BUDGET, "No API budget left right now.", data);
+		return false;
+	}
+	return true;
+}
+
+static void start(Manager *m, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
+                  json_object *body, const char *cache_key, bool write, bool key_test) {
+	RemoteCall *rc;
+	int k;
+
+	if (!may_call_now(m, call))
+		return;
+	rc = calloc(1, sizeof *rc);
+	if (!rc || (cache_key && !(rc->cache_key = strdup(cache_key)))) {
+		free(rc);
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	}
+	rc->manager = m;
+	rc->call = call;
+	rc->write = write;
+	rc->key_test = key_test;
+
+	if (key_test)
+		k = api_test_key(m->api, on_done, rc, &rc->api_call);
+	else
+		k = api_loop_call(m->api, method, loop_id, suffix, body, on_done, rc, &rc->api_call);
+	if (k < 0) {
+		remote_call_free(rc);
+		log_warning_errno(k, "Failed to start a HITL.sh call for a client: %m");
+		return rpc_call_error(call, k == -EBUSY ? RPC_ERROR_UNAVAILABLE : RPC_ERROR_INTERNAL,
+		                      k == -EBUSY ? "Too many HITL.sh calls in flight; try again." : "Internal error.", NULL);
+	}
+	manager_charge(m, CALL_INTERACTIVE);
+	rpc_call_set_abandon(call, on_abandon, rc);
+}
+
+/* Reads "id" (and "user_id" when asked) as HITL.sh ObjectIDs. */
+static bool get_ids(RpcCall *call, const char **ret_id, const char **ret_user) {
+	json_object *p = rpc_call_params(call);
+	const char *id = json_object_get_string(json_object_object_get(p, "id"));
+
+	if (!json_object_is_type(json_object_object_get(p, "id"), json_type_string) || !validate_object_id(id)) {
+		reply_invalid(call, "id", "id must be a 24-character HITL.sh loop id");
+		return false;
+	}
+	*ret_id = id;
+	if (ret_user) {
+		const char *user = json_object_get_string(json_object_object_get(p, "user_id"));
+
+		if (!json_object_is_type(json_object_object_get(p, "user_id"), json_type_string) ||
+		    !validate_object_id(user)) {
+			reply_invalid(call, "user_id", "user_id must be a 24-character HITL.sh user id");
+			return false;
+		}
+		*ret_user = user;
+	}
+	return true;
+}
+
+static bool only_params(RpcCall *call, const char *const *known) {
+	json_object_object_foreach(rpc_call_params(call), key, val) {
+		bool ok = false;
+
+		(void) val;
+		for (const char *const *k = known; *k; k++)
+			ok = ok || streq(*k, key);
+		if (!ok) {
+			reply_invalid(call, key, "unknown parameter");
+			return false;
+		}
+	}
+	return true;
+}
+
+void remote_method_loop(Manager *m, RpcCall *call) {
+	const char *method = rpc_call_method(call), *id = NULL, *user = NULL;
+	bool write = !streq(method, "loop.list") && !streq(method, "loop.get") && !streq(method, "loop.members");
+	json_object *p = rpc_call_params(call);
+	ValidationError err = {};
+	char key[96], suffix[64];
+	usec_t now = now_realtime();
+
+	if (write && m->config->socket_loop_writes != LOOP_WRITES_ALL &&
+	    !manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call)))
+		return rpc_call_error(call, RPC_ERROR_PERMISSION,
+		                      "Loop changes are for administrators (socket.loop_writes = \"admin\").", NULL);
+
+	if (streq(method, "loop.list")) {
+		static const char *const known[] = { NULL };
+		if (!only_params(call, known))
+			return;
+		snprintf(key, sizeof key, "list");
+	} else if (streq(method, "loop.get") || streq(method, "loop.members")) {
+		static const char *const known[] = { "id", NULL };
+		if (!only_params(call, known) || !get_ids(call, &id, NULL))
+			return;
+		snprintf(key, sizeof key, "%s/%s", streq(method, "loop.get") ? "get" : "members", id);
+	}
+
+	if (!write) {
+		RemoteCacheEntry *e = cache_find(m, key, now);
+
+		if (e)
+			return rpc_call_reply(call, with_cache_marks(e->data, true, e->fetched_at));
+		return start(m, call, "GET", id, streq(method, "loop.members") ? "/members" : NULL, NULL, key, false,
+		             false);
+	}
+
+	if (streq(method, "loop.create")) {
+		if (validate_loop_create(p, &err) < 0)
+			return reply_invalid(call, err.field, err.reason);
+		return start(m, call, "POST", NULL, NULL, p, NULL, true, false);
+	}
+	if (streq(method, "loop.update")) {
+		_cleanup_(json_object_putp) json_object *body = NULL;
+
+		if (!get_ids(call, &id, NULL))
+			return;
+		if (json_object_deep_copy(p, &body, NULL) < 0)
+			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+		json_object_object_del(body, "id");
+		if (validate_loop_update(body, &err) < 0)
+			return reply_invalid(call, err.field, err.reason);
+		return start(m, call, "PUT", id, NULL, body, NULL, true, false);
+	}
+	if (streq(method, "loop.delete")) {
+		static const char *const known[] = { "id", NULL };
+		if (!only_params(call, known) || !get_ids(call, &id, NULL))
+			return;
+		return start(m, call, "DELETE", id, NULL, NULL, NULL, true, false);
+	}
+	if (streq(method, "loop.remove_member")) {
+		static const char *const known[] = { "id", "user_id", NULL };
+		if (!only_params(call, known) || !get_ids(call, &id, &user))
+			return;
+		snprintf(suffix, sizeof suffix, "/members/%s", user);
+		return start(m, call, "DELETE", id, suffix, NULL, NULL, true, false);
+	}
+	rpc_call_error(call, RPC_ERROR_METHOD_NOT_FOUND, "Method not found.", NULL);
+}
+
+void remote_method_key_test(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+
+	if (!only_params(call, known))
+		return;
+	/* A refused key may be the very thing being tested: allow the probe. */
+	if (m->key_state == KEY_INVALID)
+		m->key_state = KEY_UNKNOWN;
+	start(m, call, NULL, NULL, NULL, NULL, NULL, false, true);
+}
