@@ -158,4 +158,5 @@ install: all
 clean:
 	rm -rf build
 
+-include tests/fuzz/fuzz.mk
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
