@@ -512,6 +512,7 @@ typedef struct WorkScan {
 	Record *cancel;         /* pending with cancel_requested */
 	Record *feedback;       /* completed with feedback queued */
 	Record *pending_one;    /* some pending record */
+	Record *missing;        /* pending, but absent from the last full list */
 	size_t n_pending;
 	usec_t next_local;      /* earliest local deadline */
 } WorkScan;
@@ -560,6 +561,8 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			s.n_pending++;
 			if (!s.pending_one)
 				s.pending_one = r;
+			if (r->poll_missing && !s.missing)
+				s.missing = r;
 			if (r->cancel_requested && !s.cancel && !streq_ptr(r->remote_status, "claimed"))
 				s.cancel = r;
 			break;
@@ -646,14 +649,25 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		if (m->next_poll_at == 0)
 			m->next_poll_at = now + poll_interval(m, now, s.n_queued);
 		if (now >= m->next_poll_at) {
-			m->poll_offset = 0;
-			m->poll_pages = 0;
-			if (s.n_pending == 1) {
-				snprintf(m->work_record, sizeof m->work_record, "%s", s.pending_one->id);
+			/* The list shows only what this key created, and only so many
+			 * pages: a request it did not show is asked for by id. */
+			Record *one = s.missing ? s.missing : (s.n_pending == 1 && !m->poll_in_round ? s.pending_one : NULL);
+
+			if (one) {
+				snprintf(m->work_record, sizeof m->work_record, "%s", one->id);
 				if (try_call(m, WORK_POLL_GET, CALL_POLL, 1, now, &next))
 					goto done;
-			} else if (try_call(m, WORK_POLL_LIST, CALL_POLL, 1, now, &next))
-				goto done;
+			} else {
+				if (!m->poll_in_round) {
+					m->poll_in_round = true;
+					m->poll_round++;
+					m->poll_round_started_at = now;
+					m->poll_offset = 0;
+					m->poll_pages = 0;
+				}
+				if (try_call(m, WORK_POLL_LIST, CALL_POLL, 1, now, &next))
+					goto done;
+			}
 		} else
 			next = min_usec(next, m->next_poll_at);
 	} else
@@ -959,6 +973,13 @@ static void on_reconcile_done(Manager *m, const ApiResult *res) {
 	}
 }
 
+static bool any_poll_missing(Manager *m) {
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+		if (r->state == REQUEST_PENDING && r->poll_missing)
+			return true;
+	return false;
+}
+
 static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 	RemoteRequest rr;
 
@@ -969,6 +990,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 		if (r->state != REQUEST_PENDING || !streq_ptr(r->remote_id, rr.id))
 			continue;
 		(*ret_matched)++;
+		r->poll_seen_round = m->poll_round;
 		apply_remote(m, r, &rr);
 		return;
 	}
@@ -981,19 +1003,32 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 	size_t matched = 0;
 
 	if (res->http_status != 200 || res->api_error || !res->data ||
-	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
+	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0) {
+		m->poll_in_round = false;
 		return false;
+	}
 	for (size_t i = 0; i < json_object_array_length(requests); i++)
 		poll_apply(m, json_object_array_get_idx(requests, i), &matched);
 	m->poll_pages++;
 
+	size_t unseen = 0;
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		    r->submitted_at < m->poll_round_started_at)
+			unseen++;
+
 	/* Another page only if pending requests remain unseen and the list
-	 * goes on; the budget still decides (next timer run). */
-	size_t still_pending = outbox_count_state(m->outbox, REQUEST_PENDING);
-	if (has_more && still_pending > 0 && m->poll_pages < POLL_MAX_PAGES) {
+	 * goes on; the budget still decides. */
+	if (has_more && unseen > 0 && m->poll_pages < POLL_MAX_PAGES) {
 		m->poll_offset = next_offset;
 		return true;
 	}
+
+	m->poll_in_round = false;
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		    r->submitted_at < m->poll_round_started_at)
+			r->poll_missing = true;
 	return false;
 }
 
@@ -1048,6 +1083,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		}
 		break;
 	case WORK_POLL_GET:
+		if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
+			r->poll_missing = false;
 		if (r && res->http_status == 200 && !res->api_error && res->data) {
 			RemoteRequest rr;
 			json_object *obj = json_object_object_get(res->data, "request");
@@ -1061,11 +1098,12 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			manager_record_changed(m, r);
 		}
 		if (res->http_status > 0 && res->http_status < 500)
-			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
+			m->next_poll_at = any_poll_missing(m) ? now
+			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		break;
 	case WORK_POLL_LIST:
 		more_pages = on_poll_list_done(m, res);
-		if (more_pages)
+		if (more_pages || any_poll_missing(m))
 			m->next_poll_at = now;
 		else if (res->http_status > 0 && res->http_status < 500)
 			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));

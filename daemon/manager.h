@@ -79,9 +79,11 @@ typedef struct Manager {
 
 	/* Polling. */
 	usec_t next_poll_at;       /* 0: nothing pending was seen yet */
+	bool poll_in_round;        /* a list round is under way (more pages to come) */
+	uint64_t poll_round;
+	usec_t poll_round_started_at;
 	unsigned poll_offset;      /* list paging within one round */
 	unsigned poll_pages;
-	unsigned poll_unseen;      /* pending records not yet seen in this round */
 
 	/* Key and API health. */
 	KeyState key_state;

@@ -90,6 +90,10 @@ typedef struct Record {
 
 	unsigned attempts;                /* remote create attempts so far */
 	json_object *error;               /* {code, message, http_status} or NULL */
+
+	/* In memory only, never stored: polling bookkeeping. */
+	uint64_t poll_seen_round;         /* last list round that showed it */
+	bool poll_missing;                /* a full list round did not show it: GET it */
 } Record;
 
 Record *record_new(void);
