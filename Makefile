@@ -67,6 +67,8 @@ LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitl
 .PHONY: all help deps check check-unit check-emulator check-integration \
         check-asan demo install uninstall clean
 .DEFAULT_GOAL := all
+# Keep the objects of chained rules (unit tests) so re-runs do not rebuild them.
+.SECONDARY:
 
 all: $(PROGRAMS) $(LIBS_OUT) $(UNIT_BIN)
 

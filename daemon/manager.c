@@ -33,6 +33,12 @@
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
+#define COMMIT_BATCH_MAX 1024
+
+struct PendingSubmit {
+	Record *record;
+	RpcCall *call;
+};
 
 struct Waiter {
 	Manager *manager;
@@ -407,6 +413,93 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 	}
 	manager_record_changed(m, r);
+}
+
+/* ------------------------------------------------------------------ group commit */
+
+size_t manager_pending_of_uid(Manager *m, uid_t uid) {
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_pending; i++)
+		if (m->pending[i].record->owner_uid == uid)
+			n++;
+	return n;
+}
+
+Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref) {
+	for (size_t i = 0; i < m->n_pending; i++) {
+		Record *r = m->pending[i].record;
+
+		if (r->owner_uid == uid && streq_ptr(r->client_ref, client_ref))
+			return r;
+	}
+	return NULL;
+}
+
+void manager_commit(Manager *m) {
+	Record *records[COMMIT_BATCH_MAX];
+	int results[COMMIT_BATCH_MAX];
+	size_t n = m->n_pending;
+	bool any = false;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		records[i] = m->pending[i].record;
+
+	(void) outbox_insert_many(m->outbox, records, n, results);
+
+	for (size_t i = 0; i < n; i++) {
+		Record *r = records[i];
+		RpcCall *call = m->pending[i].call;
+
+		if (results[i] < 0) {
+			log_error_errno(results[i], "Failed to store a new request from uid %u: %m", (unsigned) r->owner_uid);
+			rpc_call_error(call, RPC_ERROR_STORAGE,
+			               results[i] == -ENOSPC
+			                       ? "The request could not be stored: no space left in the state directory."
+			                       : "The request could not be stored durably.",
+			               NULL);
+			record_free(r);
+			continue;
+		}
+
+		char uid[16];
+		snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
+		log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
+		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_LOOP_ID", r->loop_id }, { "HITL_UID", uid },
+		                     { "HITL_STATE", "queued" }, { "HITL_PRIORITY", priority_to_string(r->priority) }),
+		          "Request %s accepted from uid %u.", r->id, (unsigned) r->owner_uid);
+		methods_reply_submitted(m, call, r, false);
+		manager_notify(m, r);
+		any = true;
+	}
+	m->n_pending = 0;
+	if (any) {
+		status_changed(m);
+		manager_kick(m);
+	}
+}
+
+static int on_commit_defer(sd_event_source *s, void *userdata) {
+	manager_commit(userdata);
+	return 0;
+}
+
+int manager_submit(Manager *m, RpcCall *call, Record *r) {
+	if (m->n_pending >= COMMIT_BATCH_MAX)
+		manager_commit(m);
+	if (!m->pending) {
+		m->pending = calloc(COMMIT_BATCH_MAX, sizeof *m->pending);
+		if (!m->pending)
+			return -ENOMEM;
+	}
+	m->pending[m->n_pending++] = (PendingSubmit) { .record = r, .call = call };
+	/* Runs after the connections that are readable now have been served, so
+	 * their submits share one commit. */
+	if (sd_event_source_set_enabled(m->commit_defer, SD_EVENT_ONESHOT) < 0)
+		manager_commit(m);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ budget */
@@ -1178,6 +1271,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 	if (m->shutting_down)
 		return 0;
+	/* What was received is made durable and acknowledged before we go. */
+	manager_commit(m);
 	m->shutting_down = true;
 	sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
 	log_event(LOG_INFO, MID_DAEMON_STOPPING, LOG_NO_FIELDS, "Shutting down (signal %u).", si->ssi_signo);
@@ -1382,6 +1477,10 @@ int manager_startup(Manager *m) {
 	k = sd_event_add_defer(m->event, &m->status_defer, on_status_defer, m);
 	if (k < 0)
 		return k;
+	k = sd_event_add_defer(m->event, &m->commit_defer, on_commit_defer, m);
+	if (k < 0)
+		return k;
+	sd_event_source_set_enabled(m->commit_defer, SD_EVENT_OFF);
 
 	char queued[16], pending[16];
 	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
@@ -1416,6 +1515,9 @@ Manager *manager_free(Manager *m) {
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);
+	manager_commit(m);
+	sd_event_source_disable_unref(m->commit_defer);
+	free(m->pending);
 	m->outbox = outbox_free(m->outbox);
 	remote_cache_flush(m);
 	config_free(m->config);

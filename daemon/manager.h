@@ -39,6 +39,7 @@ typedef enum WorkKind {
 } WorkKind;
 
 typedef struct Waiter Waiter;
+typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
 
 typedef struct ManagerOptions {
@@ -98,6 +99,12 @@ typedef struct Manager {
 
 	Waiter *waiters;
 	Watch *watches;
+	/* Group commit: submits accepted in this loop iteration, made durable
+	 * together and only then acknowledged. */
+	PendingSubmit *pending;
+	size_t n_pending;
+	sd_event_source *commit_defer;
+
 	struct RemoteCacheEntry *loop_cache;
 	size_t loop_cache_size;
 	uint64_t rng;
@@ -127,6 +134,15 @@ int manager_record_changed(Manager *m, Record *r);
 /* Tells waiters and watchers about r (already saved). */
 void manager_notify(Manager *m, Record *r);
 
+/* Queues a new record for the next group commit; the call is answered once
+ * it is durable (or with -32005). Takes r on success. */
+int manager_submit(Manager *m, RpcCall *call, Record *r);
+/* Makes every queued submit durable now and answers its caller. */
+void manager_commit(Manager *m);
+/* Queued (not yet durable) submits of uid, and the one with this client_ref. */
+size_t manager_pending_of_uid(Manager *m, uid_t uid);
+Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref);
+
 /* Is the peer an administrator (uid 0, the daemon's uid, socket.admin_group)? */
 bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid);
 
@@ -147,6 +163,7 @@ const char *key_state_to_string(KeyState s);
 
 /* methods.c */
 void methods_dispatch(RpcCall *call, void *userdata);
+void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate);
 
 /* remote.c: methods that call HITL.sh while the client waits. */
 void remote_method_loop(Manager *m, RpcCall *call);

@@ -256,7 +256,7 @@ static size_t queue_position(Manager *m, const Record *target) {
 	return pos;
 }
 
-static void reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
+void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
 	json_object *result = json_object_new_object();
 	char created[ISO8601_MAX];
 
@@ -292,7 +292,6 @@ static void method_submit(Manager *m, RpcCall *call) {
 	const char *client_ref = NULL;
 	usec_t now = now_realtime();
 	json_object *v;
-	char uid_str[16];
 	int k;
 
 	if (m->shutting_down)
@@ -311,17 +310,23 @@ static void method_submit(Manager *m, RpcCall *call) {
 	if (client_ref) {
 		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
 
+		/* The same client_ref still waiting for its commit: commit it now,
+		 * then answer from the durable record. */
+		if (!old && manager_pending_client_ref(m, uid, client_ref)) {
+			manager_commit(m);
+			old = outbox_get_client_ref(m->outbox, uid, client_ref);
+		}
 		if (old) {
 			if (!json_object_equal(old->params, create))
 				return rpc_call_error(call, RPC_ERROR_CONFLICT,
 				                      "client_ref was already used for a request with different content.", NULL);
-			return reply_submitted(m, call, old, true);
+			return methods_reply_submitted(m, call, old, true);
 		}
 	}
 
-	if (outbox_count_live_uid(m->outbox, uid) >= m->config->outbox_max_per_uid)
+	if (outbox_count_live_uid(m->outbox, uid) + manager_pending_of_uid(m, uid) >= m->config->outbox_max_per_uid)
 		return reply_quota(call, m->config->outbox_max_per_uid, "for this user");
-	if (live_requests(m) >= m->config->outbox_max_requests)
+	if (live_requests(m) + m->n_pending >= m->config->outbox_max_requests)
 		return reply_quota(call, m->config->outbox_max_requests, "in the daemon");
 
 	r = record_new();
@@ -341,25 +346,10 @@ static void method_submit(Manager *m, RpcCall *call) {
 		r->deadline_at = now + (usec_t) json_object_get_int64(v) * USEC_PER_SEC;
 	r->params = TAKE_PTR(create);
 
-	k = outbox_insert(m->outbox, r);
-	if (k < 0) {
-		log_error_errno(k, "Failed to store a new request from uid %u: %m", (unsigned) uid);
-		return rpc_call_error(call, RPC_ERROR_STORAGE,
-		                      k == -ENOSPC ? "The request could not be stored: no space left in the state directory."
-		                                   : "The request could not be stored durably.",
-		                      NULL);
-	}
-	Record *stored = TAKE_PTR(r);
-
-	snprintf(uid_str, sizeof uid_str, "%u", (unsigned) uid);
-	log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
-	          LOG_FIELDS({ "HITL_REQUEST_ID", stored->id }, { "HITL_LOOP_ID", stored->loop_id },
-	                     { "HITL_UID", uid_str }, { "HITL_STATE", "queued" },
-	                     { "HITL_PRIORITY", priority_to_string(stored->priority) }),
-	          "Request %s accepted from uid %u.", stored->id, (unsigned) uid);
-	reply_submitted(m, call, stored, false);
-	manager_notify(m, stored);
-	manager_kick(m);
+	k = manager_submit(m, call, r);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+	TAKE_PTR(r);
 }
 
 /* ------------------------------------------------------------------ get, wait, list */

@@ -425,10 +425,12 @@ static int parse_json_text(const char *text, size_t len, json_object **ret) {
 	return 0;
 }
 
-static int write_record(Outbox *o, const Record *r) {
+/* Serialises r and reads the text back the way outbox_open() will: a record
+ * acknowledged now and quarantined at the next start would be a lost
+ * request. *ret_json owns the text. */
+static int serialize_checked(const Record *r, json_object **ret_json, const char **ret_text, size_t *ret_len) {
 	_cleanup_(json_object_putp) json_object *j = NULL, *reread = NULL;
 	_cleanup_(record_freep) Record *check = NULL;
-	char name[RECORD_FILE_NAME_MAX];
 	const char *text;
 	size_t len;
 	int k;
@@ -443,8 +445,6 @@ static int write_record(Outbox *o, const Record *r) {
 	if (len > OUTBOX_RECORD_MAX)
 		return -EFBIG;
 
-	/* Read it back the way outbox_open() will: a record acknowledged now
-	 * and quarantined at the next start would be a lost request. */
 	k = parse_json_text(text, len, &reread);
 	if (k == -ENOMEM)
 		return k;
@@ -455,6 +455,22 @@ static int write_record(Outbox *o, const Record *r) {
 	if (k < 0 || !streq(check->id, r->id))
 		return -EINVAL;
 
+	*ret_text = text;
+	*ret_len = len;
+	*ret_json = TAKE_PTR(j);
+	return 0;
+}
+
+static int write_record(Outbox *o, const Record *r) {
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	char name[RECORD_FILE_NAME_MAX];
+	const char *text;
+	size_t len;
+	int k;
+
+	k = serialize_checked(r, &j, &text, &len);
+	if (k < 0)
+		return k;
 	record_file_name(r->id, name);
 	return store_write_file(o->requests_fd, name, text, len);
 }
@@ -812,6 +828,97 @@ int outbox_insert(Outbox *o, Record *r) {
 	e->record = r;
 	index_entry(o, TAKE_PTR(e), true);
 	return 0;
+}
+
+int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results) {
+	_cleanup_(freep) Entry **entries = NULL;
+	_cleanup_(freep) json_object **texts = NULL;
+	_cleanup_(freep) const char **names_p = NULL, **data = NULL;
+	_cleanup_(freep) size_t *lens = NULL;
+	_cleanup_(freep) int *wresults = NULL;
+	_cleanup_(freep) char (*names)[RECORD_FILE_NAME_MAX] = NULL;
+	size_t m = 0;
+	int first = 0, k;
+
+	if (!o || (n > 0 && (!records || !results)))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+
+	k = check_free_space(o);
+	if (k < 0) {
+		for (size_t i = 0; i < n; i++)
+			results[i] = k;
+		return k;
+	}
+
+	entries = calloc(n, sizeof *entries);
+	texts = calloc(n, sizeof *texts);
+	names_p = calloc(n, sizeof *names_p);
+	data = calloc(n, sizeof *data);
+	lens = calloc(n, sizeof *lens);
+	wresults = calloc(n, sizeof *wresults);
+	names = calloc(n, sizeof *names);
+	if (!entries || !texts || !names_p || !data || !lens || !wresults || !names)
+		return -ENOMEM;
+
+	/* Index first, in memory: nothing else runs until the batch is written,
+	 * and indexing the batch as it goes also catches duplicates within it. */
+	for (size_t i = 0; i < n; i++) {
+		Record *r = records[i];
+		Entry *e;
+
+		results[i] = 0;
+		if (!r || !record_id_is_valid(r->id)) {
+			results[i] = -EINVAL;
+			continue;
+		}
+		if (find_entry(o, r->id) || find_cref(o, r->owner_uid, r->client_ref)) {
+			results[i] = -EEXIST;
+			continue;
+		}
+		e = calloc(1, sizeof *e);
+		if (!e) {
+			results[i] = -ENOMEM;
+			continue;
+		}
+		k = reserve(o, r);
+		if (k >= 0) {
+			r->seq = o->next_seq;
+			k = serialize_checked(r, &texts[i], &data[m], &lens[m]);
+		}
+		if (k < 0) {
+			free(e);
+			results[i] = k;
+			continue;
+		}
+		o->next_seq++;
+		e->record = r;
+		index_entry(o, e, true);
+		entries[i] = e;
+		record_file_name(r->id, names[i]);
+		names_p[m] = names[i];
+		m++;
+	}
+
+	(void) store_write_files(o->requests_fd, m, names_p, data, lens, wresults);
+
+	for (size_t i = 0, j = 0; i < n; i++) {
+		if (!entries[i])
+			continue;
+		results[i] = wresults[j++];
+		if (results[i] < 0) {
+			unindex_entry(o, entries[i]);
+			free(entries[i]);
+			records[i]->seq = 0;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object_put(texts[i]);
+		if (results[i] < 0 && first == 0)
+			first = results[i];
+	}
+	return first;
 }
 
 int outbox_save(Outbox *o, Record *r) {

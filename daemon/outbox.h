@@ -42,6 +42,10 @@ static inline void outbox_freep(Outbox **o) {
  * (bad id, missing loop_id/params, …); -EFBIG past OUTBOX_RECORD_MAX.
  * id, seq, owner_uid and client_ref are fixed once inserted. */
 int outbox_insert(Outbox *o, Record *r);
+/* Group commit of n new records (see store_write_files): results[i] is 0 (the
+ * outbox owns records[i]) or a negative errno (the caller still owns it).
+ * Returns 0 if all succeeded, else the first error. */
+int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results);
 
 /* Durable rewrite of a record already in the outbox, after the caller changed
  * it. On error the file keeps its previous content (or, if only the final

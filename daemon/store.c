@@ -34,12 +34,17 @@ static int real_unlinkat(int dirfd, const char *path, int flags) {
 	return unlinkat(dirfd, path, flags);
 }
 
+static int real_syncfs(int fd) {
+	return syncfs(fd);
+}
+
 static const StoreOps real_ops = {
 	.openat = real_openat,
 	.write = real_write,
 	.fsync = real_fsync,
 	.renameat = real_renameat,
 	.unlinkat = real_unlinkat,
+	.syncfs = real_syncfs,
 };
 
 static StoreOps ops = {
@@ -48,6 +53,7 @@ static StoreOps ops = {
 	.fsync = real_fsync,
 	.renameat = real_renameat,
 	.unlinkat = real_unlinkat,
+	.syncfs = real_syncfs,
 };
 
 void store_set_ops(const StoreOps *o) {
@@ -64,6 +70,8 @@ void store_set_ops(const StoreOps *o) {
 		ops.renameat = o->renameat;
 	if (o->unlinkat)
 		ops.unlinkat = o->unlinkat;
+	if (o->syncfs)
+		ops.syncfs = o->syncfs;
 }
 
 /* A plain name in a directory, with room for the tmp suffix. */
@@ -151,6 +159,84 @@ int store_write_file(int dirfd, const char *name, const void *data, size_t len) 
 	 * new content is in place but may not survive a crash: reported as a
 	 * failure, the caller will rewrite. */
 	return fsync_fd(dirfd);
+}
+
+/* Writes dirfd/name.tmp completely, without syncing it. */
+static int write_tmp(int dirfd, const char *name, const void *data, size_t len) {
+	_cleanup_(closep) int fd = -EBADF;
+	char tmp[NAME_MAX + 1];
+	int r;
+
+	if (!filename_is_valid(name) || (!data && len > 0))
+		return -EINVAL;
+	snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, name);
+	if (ops.unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
+		return negative_errno();
+	fd = ops.openat(dirfd, tmp, O_CREAT | O_EXCL | O_CLOEXEC | O_WRONLY | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return negative_errno();
+	r = write_all(fd, data, len);
+	if (r >= 0 && close(TAKE_FD(fd)) < 0 && errno != EINTR)
+		r = negative_errno();
+	if (r < 0)
+		unlink_quietly(dirfd, tmp);
+	return r;
+}
+
+int store_write_files(int dirfd, size_t n, const char *const *names, const char *const *data,
+                      const size_t *lens, int *results) {
+	char tmp[NAME_MAX + 1];
+	size_t written = 0;
+	int first = 0, r;
+
+	for (size_t i = 0; i < n; i++) {
+		results[i] = write_tmp(dirfd, names[i], data[i], lens[i]);
+		if (results[i] >= 0)
+			written++;
+		else if (first == 0)
+			first = results[i];
+	}
+	if (written == 0)
+		return first;
+
+	/* One flush for all the data: the renames below must not reach the
+	 * disk before the contents they point to. */
+	for (;;) {
+		if (ops.syncfs(dirfd) >= 0) {
+			r = 0;
+			break;
+		}
+		if (errno != EINTR) {
+			r = negative_errno();
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (results[i] < 0)
+			continue;
+		snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, names[i]);
+		if (r < 0)
+			results[i] = r;
+		else if (ops.renameat(dirfd, tmp, dirfd, names[i]) < 0)
+			results[i] = negative_errno();
+		if (results[i] < 0) {
+			unlink_quietly(dirfd, tmp);
+			if (first == 0)
+				first = results[i];
+		}
+	}
+
+	r = fsync_fd(dirfd);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			if (results[i] >= 0) {
+				unlink_quietly(dirfd, names[i]);
+				results[i] = r;
+			}
+		(void) fsync_fd(dirfd);
+		return r;
+	}
+	return first;
 }
 
 int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len) {

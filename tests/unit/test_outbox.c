@@ -545,6 +545,59 @@ static void test_outbox_insert_failure_leaves_nothing_and_caller_owns_record(voi
 	assert_int_equal(next->seq, 1);
 }
 
+static int failing_syncfs(int fd) {
+	errno = EIO;
+	return -1;
+}
+
+static void test_outbox_insert_many_commits_a_batch_and_refuses_duplicates_in_it(void **state) {
+	Fixture *f = *state;
+	Outbox *o = open_outbox(f);
+	Record *rs[4] = { make_record(1000, "a"), make_record(1000, "b"), make_record(1000, "a"),
+	                  make_record(1001, "a") };
+	int results[4];
+
+	assert_int_equal(outbox_insert_many(o, rs, 4, results), -EEXIST);
+	assert_int_equal(results[0], 0);
+	assert_int_equal(results[1], 0);
+	assert_int_equal(results[2], -EEXIST);   /* same uid and client_ref as rs[0] */
+	assert_int_equal(results[3], 0);         /* another uid may use "a" */
+	assert_int_equal(rs[2]->seq, 0);
+	record_free(rs[2]);
+	assert_true(rs[0]->seq < rs[1]->seq && rs[1]->seq < rs[3]->seq);
+	assert_int_equal(outbox_size(o), 3);
+	assert_int_equal(outbox_count_live_uid(o, 1000), 2);
+	assert_int_equal(count_files(f->requests), 3);
+	char id0[RECORD_ID_MAX];
+	snprintf(id0, sizeof id0, "%s", rs[0]->id);
+	outbox_free(o);
+
+	/* What was acknowledged is there after a restart. */
+	o = open_outbox(f);
+	assert_int_equal(outbox_size(o), 3);
+	assert_non_null(outbox_get(o, id0));
+	assert_non_null(outbox_get_client_ref(o, 1001, "a"));
+	outbox_free(o);
+}
+
+static void test_outbox_insert_many_sync_failure_leaves_nothing(void **state) {
+	Fixture *f = *state;
+	_cleanup_(outbox_freep) Outbox *o = open_outbox(f);
+	Record *rs[2] = { make_record(1000, NULL), make_record(1000, "x") };
+	int results[2];
+
+	store_set_ops(&(StoreOps) { .syncfs = failing_syncfs });
+	assert_int_equal(outbox_insert_many(o, rs, 2, results), -EIO);
+	store_set_ops(NULL);
+	assert_int_equal(results[0], -EIO);
+	assert_int_equal(results[1], -EIO);
+	assert_int_equal(outbox_size(o), 0);
+	assert_null(outbox_get_client_ref(o, 1000, "x"));
+	assert_int_equal(count_files(f->requests), 0);
+	record_free(rs[0]);
+	record_free(rs[1]);
+}
+
 static void test_outbox_save_failure_keeps_old_file_and_counts(void **state) {
 	Fixture *f = *state;
 	_cleanup_(outbox_freep) Outbox *o = open_outbox(f);
@@ -777,6 +830,8 @@ int main(void) {
 		T(test_outbox_insert_refuses_record_that_would_not_read_back),
 		T(test_outbox_counts_follow_saves_and_removes),
 		T(test_outbox_insert_failure_leaves_nothing_and_caller_owns_record),
+		T(test_outbox_insert_many_commits_a_batch_and_refuses_duplicates_in_it),
+		T(test_outbox_insert_many_sync_failure_leaves_nothing),
 		T(test_outbox_save_failure_keeps_old_file_and_counts),
 		T(test_outbox_remove_failure_keeps_record),
 		T(test_outbox_save_refuses_foreign_record),

@@ -25,10 +25,11 @@ typedef enum Op {
 	OP_WRITE,
 	OP_FSYNC,
 	OP_RENAMEAT,
+	OP_SYNCFS,
 	_OP_MAX,
 } Op;
 
-static const char *const op_names[_OP_MAX] = { "unlinkat", "openat", "write", "fsync", "renameat" };
+static const char *const op_names[_OP_MAX] = { "unlinkat", "openat", "write", "fsync", "renameat", "syncfs" };
 
 /* Fault plan: fail the fail_at-th call (1-based) of fail_op with fail_errno;
  * writes move at most max_write bytes; eintr_left calls of eintr_op fail
@@ -96,7 +97,14 @@ static int fake_unlinkat(int dirfd, const char *path, int flags) {
 	return unlinkat(dirfd, path, flags);
 }
 
+static int fake_syncfs(int fd) {
+	if (fault_hit(OP_SYNCFS))
+		return -1;
+	return syncfs(fd);
+}
+
 static const StoreOps fake_ops = {
+	.syncfs = fake_syncfs,
 	.openat = fake_openat,
 	.write = fake_write,
 	.fsync = fake_fsync,
@@ -409,6 +417,70 @@ static void test_store_open_dir_creates_once_and_refuses_symlink(void **state) {
 	close(b);
 }
 
+static const char *const batch_names[] = { "a.json", "b.json", "c.json" };
+static const char *const batch_data[] = { "{\"a\":1}", "{\"b\":2}", "{\"c\":3}" };
+static const size_t batch_lens[] = { 7, 7, 7 };
+
+static void test_store_group_commit_writes_all_with_two_syncs(void **state) {
+	Fixture *f = *state;
+	int results[3] = { -1, -1, -1 };
+
+	assert_int_equal(store_write_files(f->dirfd, 3, batch_names, batch_data, batch_lens, results), 0);
+	for (size_t i = 0; i < 3; i++) {
+		_cleanup_(freep) char *got = get_file(f->dirfd, batch_names[i]);
+		char tmp[32];
+
+		assert_int_equal(results[i], 0);
+		assert_string_equal(got, batch_data[i]);
+		snprintf(tmp, sizeof tmp, "%s.tmp", batch_names[i]);
+		assert_false(exists(f->dirfd, tmp));
+	}
+	/* One flush of the data, one of the directory: not two per file. */
+	assert_int_equal(fault.calls[OP_SYNCFS], 1);
+	assert_int_equal(fault.calls[OP_FSYNC], 1);
+}
+
+static void test_store_group_commit_failed_write_fails_only_that_file(void **state) {
+	Fixture *f = *state;
+	int results[3];
+
+	fault.fail_op = OP_OPENAT;
+	fault.fail_at = 2;
+	fault.fail_errno = ENOSPC;
+	assert_int_equal(store_write_files(f->dirfd, 3, batch_names, batch_data, batch_lens, results), -ENOSPC);
+	assert_int_equal(results[0], 0);
+	assert_int_equal(results[1], -ENOSPC);
+	assert_int_equal(results[2], 0);
+	assert_true(exists(f->dirfd, "a.json"));
+	assert_false(exists(f->dirfd, "b.json"));
+	assert_false(exists(f->dirfd, "b.json.tmp"));
+	assert_true(exists(f->dirfd, "c.json"));
+}
+
+static void test_store_group_commit_sync_failure_fails_all_and_leaves_nothing(void **state) {
+	Fixture *f = *state;
+	int results[3];
+
+	for (Op op = OP_SYNCFS; ; op = OP_FSYNC) {
+		fault_reset();
+		fault.fail_op = op;
+		fault.fail_at = 1;
+		fault.fail_errno = EIO;
+		assert_int_equal(store_write_files(f->dirfd, 3, batch_names, batch_data, batch_lens, results), -EIO);
+		for (size_t i = 0; i < 3; i++) {
+			char tmp[32];
+
+			assert_int_equal(results[i], -EIO);
+			/* A file reported failed must not appear after a restart. */
+			assert_false(exists(f->dirfd, batch_names[i]));
+			snprintf(tmp, sizeof tmp, "%s.tmp", batch_names[i]);
+			assert_false(exists(f->dirfd, tmp));
+		}
+		if (op == OP_FSYNC)
+			break;
+	}
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -426,6 +498,9 @@ int main(void) {
 		T(test_store_unlink_removes_and_syncs_directory),
 		T(test_store_move_never_replaces),
 		T(test_store_open_dir_creates_once_and_refuses_symlink),
+		T(test_store_group_commit_writes_all_with_two_syncs),
+		T(test_store_group_commit_failed_write_fails_only_that_file),
+		T(test_store_group_commit_sync_failure_fails_all_and_leaves_nothing),
 #undef T
 	};
 
