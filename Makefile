@@ -144,8 +144,10 @@ install: all
 	$(if $(wildcard $(B)/hitlctl),install -m 0755 $(B)/hitlctl $(DESTDIR)$(BINDIR)/hitlctl)
 	install -d $(DESTDIR)$(SYSCONFDIR)/hitld
 	install -m 0644 etc/hitld.conf $(DESTDIR)$(SYSCONFDIR)/hitld/hitld.conf
+	install -d $(DESTDIR)$(UNITDIR)
 	for f in $(wildcard systemd/*.service systemd/*.socket); do \
-		install -D -m 0644 $$f $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
+		sed -e 's|/usr/sbin/hitld|$(SBINDIR)/hitld|g' $$f > $(DESTDIR)$(UNITDIR)/$$(basename $$f) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$f) || exit 1; done
 	$(if $(wildcard systemd/hitld.sysusers),install -D -m 0644 systemd/hitld.sysusers $(DESTDIR)$(SYSUSERSDIR)/hitld.conf)
 	$(if $(wildcard systemd/hitld.tmpfiles),install -D -m 0644 systemd/hitld.tmpfiles $(DESTDIR)$(TMPFILESDIR)/hitld.conf)
 	$(if $(wildcard systemd/hitld.catalog),install -D -m 0644 systemd/hitld.catalog $(DESTDIR)$(CATALOGDIR)/hitld.catalog)

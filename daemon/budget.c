@@ -141,6 +141,16 @@ static bool reset_to_local(const RateInfo *ri, usec_t now, usec_t *ret_end) {
 	return true;
 }
 
+/* By its Date, the server's own "now" lies more than two windows before the end of the window
+ * we took for its current one. No reply is that late (one from the window just before is the
+ * worst case): the server's clock stepped back. */
+static bool server_clock_stepped_back(const Budget *b, const RateInfo *ri) {
+	int64_t len_s = (int64_t) (window_len(b) / USEC_PER_SEC);
+
+	return ri->has_date && epoch_valid(ri->date_epoch) && b->server_reset_epoch > 0 &&
+	       ri->date_epoch + 2 * len_s + (int64_t) (BUDGET_RESET_MARGIN / USEC_PER_SEC) < b->server_reset_epoch;
+}
+
 static Relation classify(const Budget *b, const RateInfo *ri) {
 	if (!reset_usable(ri))
 		return RELATION_UNPLACED;
@@ -150,6 +160,10 @@ static Relation classify(const Budget *b, const RateInfo *ri) {
 	 * ended (our end is never before the server's), arriving late. */
 	if (ri->reset_epoch == b->server_reset_epoch && b->from_server)
 		return RELATION_SAME;
+	/* Otherwise every later reply would look stale until the server's clock
+	 * caught up again (hours), and its count would be ignored all that time. */
+	if (server_clock_stepped_back(b, ri))
+		return RELATION_NEW;
 	return RELATION_STALE;
 }
 
@@ -217,6 +231,14 @@ void budget_charge(Budget *b, CallKind kind, usec_t now) {
 		b->used++;
 	b->last_call_at = now;
 	b->prev_window_exhausted = false;
+}
+
+void budget_refund(Budget *b, usec_t charged_at, usec_t now) {
+	assert(b);
+
+	budget_tick(b, now);
+	if (charged_at >= b->window_start && b->used > 0)
+		b->used--;
 }
 
 static void adopt_limit(Budget *b, const RateInfo *ri) {

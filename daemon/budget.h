@@ -73,6 +73,10 @@ void budget_init(Budget *b, const BudgetConfig *config, usec_t now);
 void budget_tick(Budget *b, usec_t now);
 /* Counts one call BEFORE it is sent (a call whose reply is lost still counts). */
 void budget_charge(Budget *b, CallKind kind, usec_t now);
+/* Gives back one call counted by budget_charge() at charged_at that provably
+ * never reached the server (no connection, TLS refused): the server did not
+ * count it either. Only within the window it was charged in. */
+void budget_refund(Budget *b, usec_t charged_at, usec_t now);
 /* Applies a response's headers (any status incl. errors). */
 void budget_observe(Budget *b, const RateInfo *ri, usec_t now);
 /* A 429: nothing more until the reset plus jitter. jitter in [0,1) scales a random extra wait.

@@ -619,6 +619,17 @@ static bool has_control_chars(const char *s) {
 	return false;
 }
 
+/* Does the URL's authority (after "scheme://", up to '/', '?' or '#') hold
+ * user information ("user:password@host")? */
+static bool url_has_userinfo(const char *v) {
+	const char *p = strstr(v, "://");
+
+	if (!p)
+		return false;
+	p += 3;
+	return memchr(p, '@', strcspn(p, "/?#")) != NULL;
+}
+
 /* Checks a string value of the given kind; NULL if good, else the reason. */
 static const char *check_string(KeyKind kind, const char *v) {
 	size_t len = strlen(v);
@@ -724,6 +735,10 @@ static int apply_key(LoadContext *ctx, const KeyDef *k, const config_setting_t *
 	}
 	default: {
 		const char *reason = check_string(k->kind, str);
+		/* A password must not reach the log: this one is not echoed. */
+		if (!reason && k->kind == KEY_URL && url_has_userinfo(str))
+			return key_fail(ctx, line, key, "URL must not contain user information (user:password@), "
+			                                "the value is not shown");
 		if (reason)
 			return key_fail(ctx, line, key, "%s, got %s", reason, quote(str, q));
 		r = set_string((char **) (void *) field, str);

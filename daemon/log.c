@@ -1,4 +1,5 @@
 /* log.c — see log.h. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@ static LogTarget target = LOG_TARGET_STDERR;
 
 #define LOG_FIELDS_MAX 24
 #define LOG_LINE_MAX 4096
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static bool stderr_is_journal(void) {
 	const char *e = getenv("JOURNAL_STREAM");
@@ -64,13 +66,19 @@ int log_level_from_string(const char *s) {
 	return -EINVAL;
 }
 
-static void log_to_journal(int priority, const char *message_id, const LogField *fields,
-                           const char *message) {
-	char buf[LOG_FIELDS_MAX + 3][LOG_LINE_MAX];
-	struct iovec iov[LOG_FIELDS_MAX + 3];
+/* Returns < 0 when the entry did not reach journald. */
+static int log_to_journal(int priority, const char *message_id, const LogField *fields,
+                          const char *message) {
+	char buf[LOG_FIELDS_MAX + 4][LOG_LINE_MAX];
+	struct iovec iov[LOG_FIELDS_MAX + 4];
 	size_t n = 0;
 
 	snprintf(buf[n], LOG_LINE_MAX, "PRIORITY=%d", priority);
+	iov[n].iov_base = buf[n];
+	iov[n].iov_len = strlen(buf[n]);
+	n++;
+	/* As for lines on stderr: "journalctl -t hitld" finds them. */
+	snprintf(buf[n], LOG_LINE_MAX, "SYSLOG_IDENTIFIER=%s", program_invocation_short_name);
 	iov[n].iov_base = buf[n];
 	iov[n].iov_len = strlen(buf[n]);
 	n++;
@@ -92,9 +100,11 @@ static void log_to_journal(int priority, const char *message_id, const LogField 
 		iov[n].iov_len = strlen(buf[n]);
 		n++;
 	}
-	/* If the journal is gone, fall back so the line is not lost. */
-	if (sd_journal_sendv(iov, (int) n) < 0)
-		fprintf(stderr, "<%d>%s\n", priority, message);
+	/* sd_journal_sendv() reports success when the journal socket does not
+	 * exist ("fail silently"): check, so that the line is not lost. */
+	if (access(JOURNAL_SOCKET, F_OK) < 0)
+		return -errno;
+	return sd_journal_sendv(iov, (int) n);
 }
 
 static void log_to_stderr(int priority, const char *message) {
@@ -128,9 +138,8 @@ int log_internalv(int priority, int error, const char *message_id, const LogFiel
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 
-	if (target == LOG_TARGET_JOURNAL)
-		log_to_journal(LOG_PRI(priority), message_id, fields, message);
-	else
+	/* Without a journal, the same line goes to stderr. */
+	if (target != LOG_TARGET_JOURNAL || log_to_journal(LOG_PRI(priority), message_id, fields, message) < 0)
 		log_to_stderr(LOG_PRI(priority), message);
 
 	errno = saved;

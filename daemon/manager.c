@@ -82,6 +82,22 @@ static void set_string(char **p, const char *s) {
 	*p = s ? strdup(s) : NULL;
 }
 
+int manager_need_params(Manager *m, Record *r) {
+	int k = outbox_need_params(m->outbox, r);
+
+	if (k < 0)
+		log_error_errno(k, "Failed to read back request %s from the state directory: %m", r->id);
+	return k;
+}
+
+int manager_record_json(Manager *m, Record *r, json_object **ret) {
+	int k = manager_need_params(m, r);
+
+	if (k < 0)
+		return k;
+	return record_to_protocol(r, ret);
+}
+
 /* ------------------------------------------------------------------ waiters */
 
 static Waiter *waiter_free(Waiter *w) {
@@ -103,7 +119,7 @@ static void waiter_answer(Waiter *w, Record *r, bool done) {
 	_cleanup_(json_object_putp) json_object *rec = NULL;
 	json_object *result;
 
-	if (r && record_to_protocol(r, &rec) >= 0) {
+	if (r && manager_record_json(w->manager, r, &rec) >= 0) {
 		result = json_object_new_object();
 		json_object_object_add(result, "request", TAKE_PTR(rec));
 		json_object_object_add(result, "done", json_object_new_boolean(done));
@@ -230,7 +246,7 @@ static bool watch_matches(const Watch *w, const Record *r) {
 void manager_notify(Manager *m, Record *r) {
 	_cleanup_(json_object_putp) json_object *rec = NULL;
 
-	if (record_to_protocol(r, &rec) < 0)
+	if (manager_record_json(m, r, &rec) < 0)
 		return;
 
 	/* Waiters are answered once the request is final. */
@@ -330,8 +346,11 @@ static void set_error(Record *r, const char *code, const char *message, long htt
 }
 
 static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
-	json_object *def = json_object_object_get(r->params, "default_response");
+	json_object *def;
 
+	if (manager_need_params(m, r) < 0)
+		return;
+	def = json_object_object_get(r->params, "default_response");
 	r->state = REQUEST_TIMEOUT;
 	json_object_put(r->result);
 	r->result = json_object_get(def);
@@ -343,10 +362,15 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 
 /* Applies what HITL.sh says about r's remote request. */
 static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
-	const char *rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
-	json_object *config = json_object_object_get(r->params, "response_config");
 	RequestState old = r->state;
 	bool changed = false;
+	const char *rtype;
+	json_object *config;
+
+	if (manager_need_params(m, r) < 0)
+		return;
+	rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
+	config = json_object_object_get(r->params, "response_config");
 
 	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
 		set_string(&r->remote_id, rr->id);
@@ -682,6 +706,20 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 	return 0;
 }
 
+/* Once per window: the budget is spent while work waits for it. */
+static void note_budget_spent(Manager *m, usec_t now, size_t waiting) {
+	char reset[ISO8601_MAX], limit[16];
+
+	if (waiting == 0 || budget_remaining(&m->budget, now) > 0 || m->budget_spent_window == m->budget.window_end)
+		return;
+	m->budget_spent_window = m->budget.window_end;
+	snprintf(limit, sizeof limit, "%u", m->budget.limit);
+	log_event(LOG_WARNING, MID_BUDGET_EXHAUSTED,
+	          LOG_FIELDS({ "HITL_BUDGET_REMAINING", "0" }, { "HITL_BUDGET_LIMIT", limit }),
+	          "The HITL.sh budget of %u calls is spent; %zu requests wait until %s.",
+	          m->budget.limit, waiting, format_iso8601(m->budget.window_end, reset));
+}
+
 /* Tries a call of kind; returns true if it started, else lowers *next to
  * when the budget would allow it. */
 static bool try_call(Manager *m, WorkKind kind, CallKind call_kind, unsigned wanted, usec_t now, usec_t *next) {
@@ -710,6 +748,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 
 	if (m->work_call || m->key_state == KEY_MISSING || m->paused)
 		goto done;
+	note_budget_spent(m, now, s.n_queued + s.n_pending);
 	if (now < m->backoff_until) {
 		next = min_usec(next, m->backoff_until);
 		goto done;
@@ -789,7 +828,11 @@ done:
 static int build_create_body(Manager *m, Record *r, usec_t now, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *body = NULL;
 	json_object *context;
+	int k;
 
+	k = manager_need_params(m, r);
+	if (k < 0)
+		return k;
 	if (json_object_deep_copy(r->params, &body, NULL) < 0)
 		return -ENOMEM;
 	json_object_object_del(body, "loop_id");
@@ -904,6 +947,9 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
 
 	budget_observe(&m->budget, &res->rate, now);
+	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
+	if (res->http_status == 0 && !res->maybe_sent)
+		budget_refund(&m->budget, res->started_at, now);
 	if (res->http_status == 429) {
 		char remaining[16];
 
@@ -938,6 +984,7 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 			}
 		}
 	}
+	status_changed(m);   /* STATUS= shows the last API error, or no longer does */
 }
 
 void manager_charge(Manager *m, CallKind kind) {
@@ -1361,7 +1408,14 @@ int manager_reload(Manager *m) {
 	if (k < 0)
 		log_error("Reload failed, keeping the current configuration: %s", error ? error : strerror(-k));
 	else {
-		/* Paths that are bound at start do not change on reload. */
+		/* Paths that are bound at start do not change on reload, nor does
+		 * the HITL.sh client, which may have calls in flight. */
+		if (!streq_ptr(c->api_base_url, m->config->api_base_url) ||
+		    !streq_ptr(c->api_ca_file, m->config->api_ca_file) || c->api_timeout_s != m->config->api_timeout_s)
+			log_warning("api.base_url, api.ca_file and api.timeout_s changes take effect at the next restart.");
+		if (!streq_ptr(c->socket_path, m->config->socket_path) ||
+		    !streq_ptr(c->outbox_state_dir, m->config->outbox_state_dir))
+			log_warning("socket.path and outbox.state_dir changes take effect at the next restart.");
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);

@@ -95,6 +95,7 @@ typedef struct Manager {
 	usec_t next_probe_at;
 	bool reachable;
 	usec_t last_ok_at;
+	usec_t budget_spent_window;  /* window_end of the last MID_BUDGET_EXHAUSTED entry */
 	char *last_error;
 
 	Waiter *waiters;
@@ -130,6 +131,11 @@ void manager_kick(Manager *m);
 /* A record changed state or content: persist it, tell waiters and watchers.
  * Returns the outbox error if it could not be made durable. */
 int manager_record_changed(Manager *m, Record *r);
+
+/* The client form of r (PROTOCOL.md §3), params read back if needed. */
+int manager_record_json(Manager *m, Record *r, json_object **ret);
+/* r->params made available (see outbox_need_params). */
+int manager_need_params(Manager *m, Record *r);
 
 /* Tells waiters and watchers about r (already saved). */
 void manager_notify(Manager *m, Record *r);

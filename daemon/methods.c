@@ -32,10 +32,10 @@ static void reply_not_found(RpcCall *call) {
 	rpc_call_error(call, RPC_ERROR_NOT_FOUND, "No such request.", NULL);
 }
 
-static void reply_record(RpcCall *call, const Record *r) {
+static void reply_record(Manager *m, RpcCall *call, Record *r) {
 	json_object *rec = NULL;
 
-	if (record_to_protocol(r, &rec) < 0) {
+	if (manager_record_json(m, r, &rec) < 0) {
 		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 		return;
 	}
@@ -242,7 +242,9 @@ static void method_status(Manager *m, RpcCall *call) {
 
 /* ------------------------------------------------------------------ submit */
 
-static size_t queue_position(Manager *m, const Record *target) {
+/* Where target stands in the create order. For a non-admin only its own
+ * queued requests count: others' must not show, not even as a number. */
+static size_t queue_position(Manager *m, const Record *target, bool all_users) {
 	size_t n = outbox_count_state(m->outbox, REQUEST_QUEUED), i = 0, pos;
 	_cleanup_(freep) Record **queued = NULL;
 
@@ -250,7 +252,7 @@ static size_t queue_position(Manager *m, const Record *target) {
 	if (!queued)
 		return 0;
 	for (Record *r = outbox_first(m->outbox); r && i < n; r = outbox_next(m->outbox, r))
-		if (r->state == REQUEST_QUEUED)
+		if (r->state == REQUEST_QUEUED && (all_users || r->owner_uid == target->owner_uid))
 			queued[i++] = r;
 	pos = sched_position(queued, i, &m->sched, target);
 	return pos;
@@ -264,7 +266,7 @@ void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool du
 	json_object_object_add(result, "state", json_object_new_string(request_state_to_string(r->state)));
 	json_object_object_add(result, "created_at", json_object_new_string(format_iso8601(r->created_at, created)));
 	json_object_object_add(result, "position",
-	                       r->state == REQUEST_QUEUED ? json_object_new_int64((int64_t) queue_position(m, r))
+	                       r->state == REQUEST_QUEUED ? json_object_new_int64((int64_t) queue_position(m, r, caller_is_admin(m, call)))
 	                                                  : json_object_new_int(0));
 	json_object_object_add(result, "duplicate", json_object_new_boolean(duplicate));
 	rpc_call_reply(call, result);
@@ -317,6 +319,8 @@ static void method_submit(Manager *m, RpcCall *call) {
 			old = outbox_get_client_ref(m->outbox, uid, client_ref);
 		}
 		if (old) {
+			if (manager_need_params(m, old) < 0)
+				return rpc_call_error(call, RPC_ERROR_STORAGE, "The request could not be read back.", NULL);
 			if (!json_object_equal(old->params, create))
 				return rpc_call_error(call, RPC_ERROR_CONFLICT,
 				                      "client_ref was already used for a request with different content.", NULL);
@@ -362,7 +366,7 @@ static void method_get(Manager *m, RpcCall *call) {
 		return;
 	r = lookup_param(m, call, true);
 	if (r)
-		reply_record(call, r);
+		reply_record(m, call, r);
 }
 
 static void method_wait(Manager *m, RpcCall *call) {
@@ -382,7 +386,7 @@ static void method_wait(Manager *m, RpcCall *call) {
 		return;
 
 	if (request_state_is_terminal(r->state) || timeout_ms == 0 || m->shutting_down) {
-		if (record_to_protocol(r, &rec) < 0)
+		if (manager_record_json(m, r, &rec) < 0)
 			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 		result = json_object_new_object();
 		json_object_object_add(result, "request", rec);
@@ -472,7 +476,7 @@ static void method_list(Manager *m, RpcCall *call) {
 			continue;
 		if ((int64_t) n == limit)
 			break;
-		if (record_to_protocol(r, &rec) < 0)
+		if (manager_record_json(m, r, &rec) < 0)
 			continue;
 		json_object_array_add(list, rec);
 		last = r;
@@ -522,7 +526,7 @@ static void method_cancel(Manager *m, RpcCall *call) {
 		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_UID", uid }, { "HITL_STATE", "cancelled" }),
 		          "Request %s cancelled before it was sent.", r->id);
 	}
-	reply_record(call, r);
+	reply_record(m, call, r);
 }
 
 static void method_feedback(Manager *m, RpcCall *call) {
@@ -554,7 +558,7 @@ static void method_feedback(Manager *m, RpcCall *call) {
 		r->feedback = NULL;
 		return rpc_call_error(call, RPC_ERROR_STORAGE, "The feedback could not be stored durably.", NULL);
 	}
-	reply_record(call, r);
+	reply_record(m, call, r);
 }
 
 /* ------------------------------------------------------------------ watch, admin */

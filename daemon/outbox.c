@@ -34,6 +34,7 @@
 #define TABLE_MIN 64
 #define UID_TABLE_MIN 16
 #define COMPACT_MIN 64
+#define PARAMS_CACHED_DEFAULT 4096
 
 typedef struct Entry Entry;
 struct Entry {
@@ -44,6 +45,8 @@ struct Entry {
 	uid_t uid;             /* owner_uid at insert */
 	RequestState state;    /* state as last written */
 	bool cref_indexed;     /* in the (uid, client_ref) table */
+	bool loaded;           /* record->params in memory, on the LRU list */
+	Entry *lru_prev, *lru_next;
 };
 
 typedef struct Slot {
@@ -83,6 +86,13 @@ struct Outbox {
 	uint64_t next_seq;
 	uint64_t min_free;
 	unsigned quarantined;
+
+	/* Records keep their params (the request as submitted, most of their
+	 * size) in memory only while recently used; the rest is read back from
+	 * the record's file on demand. */
+	Entry *lru_head, *lru_tail;
+	size_t n_loaded;
+	size_t max_loaded;
 };
 
 /* ---- hashing ------------------------------------------------------------------- */
@@ -293,6 +303,44 @@ static bool state_is_valid(RequestState s) {
 	return s >= 0 && s < _REQUEST_STATE_MAX;
 }
 
+/* ---- params cache ----------------------------------------------------------------- */
+
+static void lru_unlink(Outbox *o, Entry *e) {
+	if (!e->loaded)
+		return;
+	if (e->lru_prev)
+		e->lru_prev->lru_next = e->lru_next;
+	else
+		o->lru_head = e->lru_next;
+	if (e->lru_next)
+		e->lru_next->lru_prev = e->lru_prev;
+	else
+		o->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = NULL;
+	e->loaded = false;
+	o->n_loaded--;
+}
+
+static void lru_push(Outbox *o, Entry *e) {
+	lru_unlink(o, e);
+	e->lru_next = o->lru_head;
+	if (o->lru_head)
+		o->lru_head->lru_prev = e;
+	o->lru_head = e;
+	if (!o->lru_tail)
+		o->lru_tail = e;
+	e->loaded = true;
+	o->n_loaded++;
+
+	while (o->n_loaded > o->max_loaded && o->lru_tail && o->lru_tail != e) {
+		Entry *old = o->lru_tail;
+
+		lru_unlink(o, old);
+		json_object_put(old->record->params);
+		old->record->params = NULL;
+	}
+}
+
 /* Cannot fail once reserve() succeeded for this record. */
 static void index_entry(Outbox *o, Entry *e, bool with_cref) {
 	Record *r = e->record;
@@ -329,6 +377,7 @@ static void unindex_entry(Outbox *o, Entry *e) {
 	Entry **p;
 	UidCount *u;
 
+	lru_unlink(o, e);
 	for (p = &o->by_id[hash_id(e->record->id) & (o->n_by_id_buckets - 1)]; *p != e;
 	     p = &(*p)->id_next)
 		;
@@ -473,6 +522,45 @@ static int write_record(Outbox *o, const Record *r) {
 		return k;
 	record_file_name(r->id, name);
 	return store_write_file(o->requests_fd, name, text, len);
+}
+
+int outbox_need_params(Outbox *o, Record *r) {
+	_cleanup_(freep) char *text = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	char name[RECORD_FILE_NAME_MAX];
+	json_object *params;
+	Entry *e;
+	size_t len;
+	int k;
+
+	if (!o || !r)
+		return -EINVAL;
+	e = find_entry(o, r->id);
+	if (!e || e->record != r)
+		return r->params ? 0 : -ENOENT;
+	if (r->params) {
+		lru_push(o, e);
+		return 0;
+	}
+
+	/* params never change after insert, so the file's copy is current. */
+	record_file_name(r->id, name);
+	k = store_read_file(o->requests_fd, name, OUTBOX_RECORD_MAX, &text, &len);
+	if (k < 0)
+		return k;
+	k = parse_json_text(text, len, &j);
+	if (k < 0)
+		return k;
+	params = json_object_object_get(j, "params");
+	if (!json_object_is_type(params, json_type_object))
+		return -EBADMSG;
+	r->params = json_object_get(params);
+	lru_push(o, e);
+	return 0;
+}
+
+void outbox_set_params_cache(Outbox *o, size_t max_loaded) {
+	o->max_loaded = max_loaded > 0 ? max_loaded : 1;
 }
 
 static int check_free_space(const Outbox *o) {
@@ -732,6 +820,10 @@ static int load(Outbox *o) {
 
 		e->record = TAKE_PTR(s.records[i]);
 		index_entry(o, e, !clash);
+		/* Read back on demand: recovering 100,000 requests must not keep
+		 * 100,000 request texts in memory. */
+		json_object_put(r->params);
+		r->params = NULL;
 		if (r->seq > max_seq)
 			max_seq = r->seq;
 	}
@@ -753,6 +845,7 @@ int outbox_open(const char *state_dir, Outbox **ret) {
 		return -ENOMEM;
 	o->state_fd = o->requests_fd = o->quarantine_fd = -EBADF;
 	o->next_seq = 1;
+	o->max_loaded = PARAMS_CACHED_DEFAULT;
 
 	k = store_open_dir(AT_FDCWD, state_dir, 0700, &o->state_fd);
 	if (k < 0)
@@ -820,13 +913,21 @@ int outbox_insert(Outbox *o, Record *r) {
 	r->seq = o->next_seq;
 	k = write_record(o, r);
 	if (k < 0) {
+		char name[RECORD_FILE_NAME_MAX];
+
+		/* If only the directory fsync failed, the file is in place: the name
+		 * is new, so remove it (best effort), or it would come back at the
+		 * next start as a request its client was told was not stored. */
+		record_file_name(r->id, name);
+		(void) store_unlink(o->requests_fd, name);
 		r->seq = old_seq;
 		return k;
 	}
 
 	o->next_seq++;
 	e->record = r;
-	index_entry(o, TAKE_PTR(e), true);
+	index_entry(o, e, true);
+	lru_push(o, TAKE_PTR(e));
 	return 0;
 }
 
@@ -911,7 +1012,8 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 			unindex_entry(o, entries[i]);
 			free(entries[i]);
 			records[i]->seq = 0;
-		}
+		} else
+			lru_push(o, entries[i]);
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object_put(texts[i]);
@@ -932,6 +1034,9 @@ int outbox_save(Outbox *o, Record *r) {
 	    (e->cref_indexed && find_cref(o, e->uid, r->client_ref) != e))
 		return -EINVAL;
 
+	k = outbox_need_params(o, r);
+	if (k < 0)
+		return k;
 	k = write_record(o, r);
 	if (k < 0)
 		return k;

@@ -56,6 +56,12 @@ int outbox_save(Outbox *o, Record *r);
 /* Unlinks durably, drops from the index, frees r. On error nothing changed. */
 int outbox_remove(Outbox *o, Record *r);
 
+/* A record's params (the request as submitted) stay in memory only for the
+ * most recently used records: call this before using r->params. It reads
+ * them back from the record's file when needed. */
+int outbox_need_params(Outbox *o, Record *r);
+void outbox_set_params_cache(Outbox *o, size_t max_loaded);
+
 Record *outbox_get(const Outbox *o, const char *id);
 Record *outbox_get_client_ref(const Outbox *o, uid_t uid, const char *client_ref);
 size_t outbox_size(const Outbox *o);

@@ -46,8 +46,13 @@ static int read_key_file(const char *path, bool check_mode, char **ret_key) {
 	ssize_t n;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == ELOOP)
+			/* Whoever may change the link chooses our key: point at the file itself. */
+			return log_error_errno(-ELOOP, "API key file %s is a symbolic link, refusing it; "
+			                       "point the configuration at the file itself.", path);
 		return -errno;
+	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
@@ -90,10 +95,36 @@ static int read_key_file(const char *path, bool check_mode, char **ret_key) {
 	return 0;
 }
 
+/* Takes HITL_API_KEY out of the environment, whatever source wins: it must not
+ * stay in /proc/<pid>/environ (nor reach a child) once the daemon has started.
+ * The value is wiped in place, where /proc/<pid>/environ shows it. Returns 0
+ * with *ret_env (NULL when unset; wipe with erase_and_freep). */
+static int take_environment_key(char **ret_env) {
+	char *env = getenv("HITL_API_KEY"), *copy = NULL;
+
+	if (env) {
+		copy = strdup(env);
+		explicit_bzero(env, strlen(env));
+		if (unsetenv("HITL_API_KEY") < 0) {
+			erase_and_freep(&copy);
+			return -errno;
+		}
+		if (!copy)
+			return -ENOMEM;
+	}
+	*ret_env = copy;
+	return 0;
+}
+
 int secret_load(const char *key_file, char **ret_key, SecretSource *ret_source) {
+	_cleanup_(erase_and_freep) char *env = NULL;
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	char *key = NULL;
 	int r;
+
+	r = take_environment_key(&env);
+	if (r < 0)
+		return log_error_errno(r, "Failed to remove HITL_API_KEY from the environment: %m");
 
 	if (creds && *creds) {
 		_cleanup_(freep) char *path = NULL;
@@ -123,22 +154,11 @@ int secret_load(const char *key_file, char **ret_key, SecretSource *ret_source) 
 		log_warning("api.key_file %s does not exist.", key_file);
 	}
 
-	char *env = getenv("HITL_API_KEY");
 	if (env) {
-		bool valid = secret_key_is_valid(env);
-
-		if (valid) {
-			key = strdup(env);
-			if (!key)
-				return -ENOMEM;
-		}
-		/* Gone from /proc/self/environ as well as from our environment. */
-		explicit_bzero(env, strlen(env));
-		unsetenv("HITL_API_KEY");
-		if (!valid)
+		if (!secret_key_is_valid(env))
 			return log_error_errno(-EBADMSG, "HITL_API_KEY does not hold a key (expected 1-%d printable characters, no spaces).",
 			                       SECRET_KEY_MAX);
-		*ret_key = key;
+		*ret_key = TAKE_PTR(env);
 		*ret_source = SECRET_SOURCE_ENVIRONMENT;
 		return 0;
 	}

@@ -227,12 +227,14 @@ static void test_outbox_reopen_sees_same_records_and_continues_seq(void **state)
 	r = outbox_first(o);
 	assert_non_null(r);
 	{
+		assert_int_equal(outbox_need_params(o, r), 0);
 		_cleanup_(json_object_putp) json_object *j = disk_form(r);
 		assert_true(json_object_equal(j, ja));
 	}
 	r = outbox_next(o, r);
 	assert_non_null(r);
 	{
+		assert_int_equal(outbox_need_params(o, r), 0);
 		_cleanup_(json_object_putp) json_object *j = disk_form(r);
 		assert_true(json_object_equal(j, jc));
 	}
@@ -598,6 +600,45 @@ static void test_outbox_insert_many_sync_failure_leaves_nothing(void **state) {
 	record_free(rs[1]);
 }
 
+static void test_outbox_keeps_few_params_in_memory_and_reads_the_rest_back(void **state) {
+	Fixture *f = *state;
+	Outbox *o = open_outbox(f);
+	Record *rs[5];
+	size_t in_memory = 0;
+
+	outbox_set_params_cache(o, 2);
+	for (size_t i = 0; i < 5; i++)
+		rs[i] = insert(o, 1000, NULL);
+	for (size_t i = 0; i < 5; i++)
+		in_memory += rs[i]->params != NULL;
+	assert_int_equal(in_memory, 2);
+	assert_null(rs[0]->params);
+
+	/* Read back from the file, equal to what was submitted. */
+	assert_int_equal(outbox_need_params(o, rs[0]), 0);
+	assert_non_null(rs[0]->params);
+	assert_string_equal(json_object_get_string(json_object_object_get(rs[0]->params, "request_text")),
+	                    "Ship it?");
+
+	/* A save of a record whose params were dropped writes them whole. */
+	assert_null(rs[1]->params);
+	rs[1]->state = REQUEST_PENDING;
+	assert_int_equal(outbox_save(o, rs[1]), 0);
+	char id1[RECORD_ID_MAX];
+	snprintf(id1, sizeof id1, "%s", rs[1]->id);
+	outbox_free(o);
+
+	/* After a restart nothing is held until asked for. */
+	o = open_outbox(f);
+	Record *r1 = outbox_get(o, id1);
+	assert_non_null(r1);
+	assert_null(r1->params);
+	assert_int_equal(r1->state, REQUEST_PENDING);
+	assert_int_equal(outbox_need_params(o, r1), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(r1->params, "loop_id")), LOOP_ID);
+	outbox_free(o);
+}
+
 static void test_outbox_save_failure_keeps_old_file_and_counts(void **state) {
 	Fixture *f = *state;
 	_cleanup_(outbox_freep) Outbox *o = open_outbox(f);
@@ -832,6 +873,7 @@ int main(void) {
 		T(test_outbox_insert_failure_leaves_nothing_and_caller_owns_record),
 		T(test_outbox_insert_many_commits_a_batch_and_refuses_duplicates_in_it),
 		T(test_outbox_insert_many_sync_failure_leaves_nothing),
+		T(test_outbox_keeps_few_params_in_memory_and_reads_the_rest_back),
 		T(test_outbox_save_failure_keeps_old_file_and_counts),
 		T(test_outbox_remove_failure_keeps_record),
 		T(test_outbox_save_refuses_foreign_record),
