@@ -65,7 +65,7 @@ PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
 
 .PHONY: all help deps check check-unit check-emulator check-integration \
-        check-asan demo install uninstall clean
+        check-asan demo install uninstall clean crash-long
 .DEFAULT_GOAL := all
 # Keep the objects of chained rules (unit tests) so re-runs do not rebuild them.
 .SECONDARY:
@@ -77,6 +77,9 @@ help:
 	@echo "make demo       install missing deps, build, run a request end to end"
 	@echo "make check      install missing deps, build (-Werror), run every test"
 	@echo "make install    install (honours DESTDIR, PREFIX)"
+	@echo "make crash-long the long kill -9 campaign (500 kills)"
+	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (300)"
+	@echo "make bench      run the benchmarks, write bench/REPORT.md"
 	@echo "make clean      remove build/"
 
 deps:
@@ -133,6 +136,10 @@ check-integration: all
 check-asan:
 	@$(MAKE) --no-print-directory SAN=1 B=build/asan all
 	@./tests/run-suite --build build/asan --only unit,integration
+
+# The long crash campaign (the short one runs in make check): ~8 minutes.
+crash-long: all
+	@$(PYTHON) tests/crash/campaign.py --build $(B) --kills 500 --clients 8
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -33,6 +33,7 @@
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
+#define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
 #define COMMIT_BATCH_MAX 1024
 
 struct PendingSubmit {
@@ -300,6 +301,12 @@ static void status_changed(Manager *m) {
 }
 
 /* ------------------------------------------------------------------ records */
+
+void manager_record_saved(Manager *m, Record *r) {
+	manager_notify(m, r);
+	status_changed(m);
+	manager_kick(m);
+}
 
 int manager_record_changed(Manager *m, Record *r) {
 	int k;
@@ -630,6 +637,7 @@ typedef struct WorkScan {
 	Record *feedback;       /* completed with feedback queued */
 	Record *pending_one;    /* some pending record */
 	Record *missing;        /* pending, but absent from the last full list */
+	size_t n_missing_same_loop; /* how many missing share missing's loop */
 	size_t n_pending;
 	usec_t next_local;      /* earliest local deadline */
 } WorkScan;
@@ -680,6 +688,9 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				s.pending_one = r;
 			if (r->poll_missing && !s.missing)
 				s.missing = r;
+			if (r->poll_missing && !r->poll_by_id && s.missing && !s.missing->poll_by_id &&
+			    streq_ptr(r->loop_id, s.missing->loop_id))
+				s.n_missing_same_loop++;
 			if (r->cancel_requested && !s.cancel && !streq_ptr(r->remote_status, "claimed"))
 				s.cancel = r;
 			break;
@@ -729,7 +740,12 @@ static bool try_call(Manager *m, WorkKind kind, CallKind call_kind, unsigned wan
 		*next = min_usec(*next, slot);
 		return false;
 	}
-	return work_start(m, kind, call_kind) >= 0;
+	if (work_start(m, kind, call_kind) >= 0)
+		return true;
+	/* It could not start (the record could not be marked "submitting" on a
+	 * full disk, say): try again soon, not only at the next kick. */
+	*next = min_usec(*next, now + WORK_RETRY_DELAY);
+	return false;
 }
 
 static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata) {
@@ -786,8 +802,12 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 			Record *one = s.missing ? s.missing : (s.n_pending == 1 && !m->poll_in_round ? s.pending_one : NULL);
 
 			if (one) {
+				/* Several in one loop (say, created with a key since
+				 * rotated): the loop's listing shows them all at once. */
+				WorkKind kind = s.missing && s.n_missing_same_loop > 1 ? WORK_POLL_LOOP : WORK_POLL_GET;
+
 				snprintf(m->work_record, sizeof m->work_record, "%s", one->id);
-				if (try_call(m, WORK_POLL_GET, CALL_POLL, 1, now, &next))
+				if (try_call(m, kind, CALL_POLL, 1, now, &next))
 					goto done;
 			} else {
 				if (!m->poll_in_round) {
@@ -886,6 +906,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
 		break;
 	case WORK_RECONCILE:
+	case WORK_POLL_LOOP:
 		set_string(&m->work_loop, r->loop_id);
 		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
 		break;
@@ -1058,6 +1079,31 @@ static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
 	manager_notify(m, r);
 }
 
+/* The loop's own listing, for pending requests the key's list did not show. */
+static void on_poll_loop_done(Manager *m, const ApiResult *res) {
+	json_object *requests = res->data ? json_object_object_get(res->data, "requests") : NULL;
+
+	if (res->http_status != 200 || res->api_error || !json_object_is_type(requests, json_type_array))
+		return;
+	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
+		next = outbox_next(m->outbox, r);
+		if (r->state != REQUEST_PENDING || !r->poll_missing || !streq_ptr(r->loop_id, m->work_loop))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(requests); i++) {
+			RemoteRequest rr;
+
+			if (apiparse_remote_request(json_object_array_get_idx(requests, i), &rr) < 0 ||
+			    !streq_ptr(r->remote_id, rr.id))
+				continue;
+			/* Found: no GET needed. Absent ones keep the flag and are
+			 * asked for by id. */
+			r->poll_missing = r->poll_by_id = false;
+			apply_remote(m, r, &rr);
+			break;
+		}
+	}
+}
+
 static void on_reconcile_done(Manager *m, const ApiResult *res) {
 	json_object *requests;
 	size_t found = 0, requeued = 0;
@@ -1192,6 +1238,17 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	case WORK_RECONCILE:
 		on_reconcile_done(m, res);
 		break;
+	case WORK_POLL_LOOP:
+		on_poll_loop_done(m, res);
+		if (res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
+			/* Whatever the loop's listing did not show is asked for by id. */
+			for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
+				if (x->state == REQUEST_PENDING && x->poll_missing && streq_ptr(x->loop_id, m->work_loop))
+					x->poll_by_id = true;
+		if (res->http_status > 0 && res->http_status < 500)
+			m->next_poll_at = any_poll_missing(m) ? now
+			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
+		break;
 	case WORK_CANCEL:
 		if (!r)
 			break;
@@ -1224,7 +1281,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		break;
 	case WORK_POLL_GET:
 		if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
-			r->poll_missing = false;
+			r->poll_missing = r->poll_by_id = false;
 		if (r && res->http_status == 200 && !res->api_error && res->data) {
 			RemoteRequest rr;
 			json_object *obj = json_object_object_get(res->data, "request");

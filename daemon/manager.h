@@ -31,6 +31,7 @@ typedef enum WorkKind {
 	WORK_CREATE,
 	WORK_POLL_LIST,
 	WORK_POLL_GET,
+	WORK_POLL_LOOP,
 	WORK_RECONCILE,
 	WORK_CANCEL,
 	WORK_FEEDBACK,
@@ -131,6 +132,11 @@ void manager_kick(Manager *m);
 /* A record changed state or content: persist it, tell waiters and watchers.
  * Returns the outbox error if it could not be made durable. */
 int manager_record_changed(Manager *m, Record *r);
+
+/* r was changed and saved by the caller: tell waiters and watchers, rerun
+ * the scheduler. For changes a client asked for, which must be durable
+ * before anyone hears of them. */
+void manager_record_saved(Manager *m, Record *r);
 
 /* The client form of r (PROTOCOL.md §3), params read back if needed. */
 int manager_record_json(Manager *m, Record *r, json_object **ret);

@@ -509,6 +509,10 @@ static void method_cancel(Manager *m, RpcCall *call) {
 	if (request_state_is_terminal(r->state))
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "The request is already final.", NULL);
 
+	RequestState old_state = r->state;
+	bool old_cancel = r->cancel_requested;
+	usec_t old_next = r->next_attempt_at, old_updated = r->updated_at;
+
 	if (r->state == REQUEST_QUEUED) {
 		/* Never sent: nothing to tell HITL.sh, no budget spent. */
 		r->state = REQUEST_CANCELLED;
@@ -516,8 +520,16 @@ static void method_cancel(Manager *m, RpcCall *call) {
 	} else
 		r->cancel_requested = true;
 
-	if (manager_record_changed(m, r) < 0)
+	/* Durable first: on failure nothing changed and nobody was told. */
+	r->updated_at = now_realtime();
+	if (outbox_save(m->outbox, r) < 0) {
+		r->state = old_state;
+		r->cancel_requested = old_cancel;
+		r->next_attempt_at = old_next;
+		r->updated_at = old_updated;
 		return rpc_call_error(call, RPC_ERROR_STORAGE, "The cancel could not be stored durably.", NULL);
+	}
+	manager_record_saved(m, r);
 	if (r->state == REQUEST_CANCELLED) {
 		char uid[16];
 
@@ -549,15 +561,21 @@ static void method_feedback(Manager *m, RpcCall *call) {
 	if (r->feedback_state != FEEDBACK_NONE)
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "Feedback was already given on this request.", NULL);
 
-	json_object_put(r->feedback);
+	json_object *old_feedback = r->feedback;
+	usec_t old_updated = r->updated_at;
+
 	r->feedback = json_object_get(fb);
 	r->feedback_state = FEEDBACK_QUEUED;
-	if (manager_record_changed(m, r) < 0) {
-		r->feedback_state = FEEDBACK_NONE;
+	r->updated_at = now_realtime();
+	if (outbox_save(m->outbox, r) < 0) {
 		json_object_put(r->feedback);
-		r->feedback = NULL;
+		r->feedback = old_feedback;
+		r->feedback_state = FEEDBACK_NONE;
+		r->updated_at = old_updated;
 		return rpc_call_error(call, RPC_ERROR_STORAGE, "The feedback could not be stored durably.", NULL);
 	}
+	json_object_put(old_feedback);
+	manager_record_saved(m, r);
 	reply_record(m, call, r);
 }
 

@@ -93,7 +93,8 @@ typedef struct Record {
 
 	/* In memory only, never stored: polling bookkeeping. */
 	uint64_t poll_seen_round;         /* last list round that showed it */
-	bool poll_missing;                /* a full list round did not show it: GET it */
+	bool poll_missing;                /* a full list round did not show it */
+	bool poll_by_id;                  /* nor did its loop's listing: GET it by id */
 } Record;
 
 Record *record_new(void);

@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,12 +314,57 @@ static bool utf8_is_valid(const char *s, size_t n) {
 	return true;
 }
 
-/* Parses one whole line as one JSON value. *ret may be NULL (JSON null). */
+/* JSON has no NaN or Infinity (json-c accepts them), and a number that would be passed on
+ * changed is not accepted either: a non-finite double (1e400) or an integer json-c saturated
+ * past 64 bits (so an exact -2^63 or 2^64-1 is refused too). -EINVAL for the literals, -ERANGE
+ * for out of range. Depth is bounded by the tokener (RPC_JSON_DEPTH). */
+static int json_check_numbers(json_object *o) {
+	int k;
+
+	switch (json_object_get_type(o)) {
+	case json_type_double:
+		if (!isfinite(json_object_get_double(o))) {
+			/* json-c keeps the text of a parsed double: a digit means a literal out of range. */
+			const char *t = json_object_to_json_string(o);
+
+			if (t && *t == '-')
+				t++;
+			return t && *t >= '0' && *t <= '9' ? -ERANGE : -EINVAL;
+		}
+		return 0;
+	case json_type_int:
+		if (json_object_get_int64(o) == INT64_MIN || json_object_get_uint64(o) == UINT64_MAX)
+			return -ERANGE;
+		return 0;
+	case json_type_object: {
+		json_object_object_foreach(o, key, val) {
+			(void) key;
+			k = json_check_numbers(val);
+			if (k < 0)
+				return k;
+		}
+		return 0;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			k = json_check_numbers(json_object_array_get_idx(o, i));
+			if (k < 0)
+				return k;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Parses one whole line as one JSON value. *ret may be NULL (JSON null). -EINVAL: not JSON;
+ * -ERANGE: a number out of range (json_check_numbers). */
 static int json_parse_line(const char *line, size_t len, json_object **ret) {
 	json_tokener *tok = json_tokener_new_ex(RPC_JSON_DEPTH);
 	json_object *o;
 	enum json_tokener_error err;
 	size_t end;
+	int r;
 
 	if (!tok)
 		return -ENOMEM;
@@ -342,6 +388,11 @@ static int json_parse_line(const char *line, size_t len, json_object **ret) {
 			json_object_put(o);
 			return -EINVAL;
 		}
+	r = json_check_numbers(o);
+	if (r < 0) {
+		json_object_put(o);
+		return r;
+	}
 	*ret = o;
 	return 0;
 }
@@ -679,6 +730,7 @@ static void conn_handle_line(RpcConn *c, const char *line, size_t len) {
 	const char *method;
 	bool has_id, whitespace = true;
 	RpcCall *call;
+	int r;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
@@ -694,8 +746,10 @@ static void conn_handle_line(RpcConn *c, const char *line, size_t len) {
 		conn_reply_error(c, NULL, RPC_ERROR_PARSE, NULL, "invalid UTF-8");
 		return;
 	}
-	if (json_parse_line(line, len, &msg) < 0) {
-		conn_reply_error(c, NULL, RPC_ERROR_PARSE, NULL, "invalid JSON");
+	r = json_parse_line(line, len, &msg);
+	if (r < 0) {
+		conn_reply_error(c, NULL, RPC_ERROR_PARSE, NULL,
+		                 r == -ERANGE ? "number out of range" : "invalid JSON");
 		return;
 	}
 	if (json_object_is_type(msg, json_type_array)) {
@@ -935,7 +989,7 @@ static bool conn_owes_replies(const RpcConn *c) {
 }
 
 static void conn_update(RpcConn *c) {
-	_cleanup_(conn_unrefp) RpcConn *ref = conn_ref(c);
+	_cleanup_(conn_unrefp) _unused_ RpcConn *ref = conn_ref(c);
 	uint32_t events = 0;
 
 	if (c->input_pending && conn_can_dispatch(c))

@@ -359,6 +359,10 @@ static int check_string(json_object *j, const char *field, size_t min, size_t ma
 		return fail(err, field, "%s must be a string", name);
 	if (!utf8_count(s, len, &count))
 		return fail(err, field, "%s must be valid UTF-8", name);
+	/* "\u0000" is valid JSON, but the record file (record.c) and every C string
+	 * downstream end there: refuse it here rather than fail to store it. */
+	if (memchr(s, '\0', len))
+		return fail(err, field, "%s must not contain NUL characters", name);
 	if (count < min || count > max) {
 		if (min == 0)
 			return fail(err, field, "%s must be at most %zu characters", name, max);
