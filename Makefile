@@ -16,6 +16,8 @@ UNITDIR     ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 CATALOGDIR  ?= /usr/lib/systemd/catalog
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 DESTDIR     ?=
 
 CC          ?= cc
@@ -150,7 +152,9 @@ install: all
 	install -m 0755 $(B)/hitld $(DESTDIR)$(SBINDIR)/hitld
 	$(if $(wildcard $(B)/hitlctl),install -m 0755 $(B)/hitlctl $(DESTDIR)$(BINDIR)/hitlctl)
 	install -d $(DESTDIR)$(SYSCONFDIR)/hitld
-	install -m 0644 etc/hitld.conf $(DESTDIR)$(SYSCONFDIR)/hitld/hitld.conf
+	@# An administrator's configuration is never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/hitld/hitld.conf || \
+		install -m 0644 etc/hitld.conf $(DESTDIR)$(SYSCONFDIR)/hitld/hitld.conf
 	install -d $(DESTDIR)$(UNITDIR)
 	for f in $(wildcard systemd/*.service systemd/*.socket); do \
 		sed -e 's|/usr/sbin/hitld|$(SBINDIR)/hitld|g' $$f > $(DESTDIR)$(UNITDIR)/$$(basename $$f) && \
@@ -165,6 +169,20 @@ install: all
 	$(if $(LIBS_OUT),install -m 0755 $(B)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0)
 	$(if $(LIBS_OUT),ln -sf libhitlclient.so.0 $(DESTDIR)$(LIBDIR)/libhitlclient.so)
 	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/)
+	$(if $(LIBS_OUT),install -d $(DESTDIR)$(PKGCONFIGDIR))
+	$(if $(LIBS_OUT),sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' client/hitlclient.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc)
+	install -D -m 0644 contrib/bash-completion/hitlctl $(DESTDIR)$(BASHCOMPDIR)/hitlctl
+	install -D -m 0644 docs/PROTOCOL.md $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/hitld $(DESTDIR)$(BINDIR)/hitlctl
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*.service systemd/*.socket)))
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/hitld.conf $(DESTDIR)$(TMPFILESDIR)/hitld.conf $(DESTDIR)$(CATALOGDIR)/hitld.catalog
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
+	rm -f $(DESTDIR)$(LIBDIR)/libhitlclient.a $(DESTDIR)$(LIBDIR)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0
+	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
+	@echo "Left in place: $(SYSCONFDIR)/hitld/ (configuration) and /var/lib/hitld (the outbox)."
 
 clean:
 	rm -rf build

@@ -18,6 +18,9 @@
 #define WAIT_MAX_MS 3600000
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
+/* A page stops here even short of its limit, well inside the 4 MiB a
+ * connection may have unsent: records can carry large contexts. */
+#define LIST_PAGE_BYTES_MAX (512 * 1024)
 
 
 static void reply_invalid_params(RpcCall *call, const char *field, const char *reason) {
@@ -32,10 +35,29 @@ static void reply_not_found(RpcCall *call) {
 	rpc_call_error(call, RPC_ERROR_NOT_FOUND, "No such request.", NULL);
 }
 
+static size_t queue_position(Manager *m, const Record *target, bool all_users);
+static bool caller_is_admin(Manager *m, RpcCall *call);
+
+/* The record as a client sees it; a queued one also says where it stands
+ * ("position", as request.submit does). */
+static int record_json_for(Manager *m, RpcCall *call, Record *r, json_object **ret) {
+	json_object *rec = NULL;
+	int k;
+
+	k = manager_record_json(m, r, &rec);
+	if (k < 0)
+		return k;
+	if (r->state == REQUEST_QUEUED)
+		json_object_object_add(rec, "position",
+		                       json_object_new_int64((int64_t) queue_position(m, r, caller_is_admin(m, call))));
+	*ret = rec;
+	return 0;
+}
+
 static void reply_record(Manager *m, RpcCall *call, Record *r) {
 	json_object *rec = NULL;
 
-	if (manager_record_json(m, r, &rec) < 0) {
+	if (record_json_for(m, call, r, &rec) < 0) {
 		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 		return;
 	}
@@ -386,7 +408,7 @@ static void method_wait(Manager *m, RpcCall *call) {
 		return;
 
 	if (request_state_is_terminal(r->state) || timeout_ms == 0 || m->shutting_down) {
-		if (manager_record_json(m, r, &rec) < 0)
+		if (record_json_for(m, call, r, &rec) < 0)
 			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 		result = json_object_new_object();
 		json_object_object_add(result, "request", rec);
@@ -405,7 +427,7 @@ static void method_list(Manager *m, RpcCall *call) {
 	const char *loop_id = NULL, *cursor = NULL;
 	int64_t limit = LIST_DEFAULT_LIMIT, owner = -1;
 	uint64_t max_seq = UINT64_MAX;
-	size_t n = 0;
+	size_t n = 0, bytes = 0;
 	Record *r, *last = NULL;
 	int k;
 
@@ -474,10 +496,11 @@ static void method_list(Manager *m, RpcCall *call) {
 			continue;
 		if (loop_id && !streq_ptr(r->loop_id, loop_id))
 			continue;
-		if ((int64_t) n == limit)
+		if ((int64_t) n == limit || bytes >= LIST_PAGE_BYTES_MAX)
 			break;
 		if (manager_record_json(m, r, &rec) < 0)
 			continue;
+		bytes += strlen(json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN));
 		json_object_array_add(list, rec);
 		last = r;
 		n++;

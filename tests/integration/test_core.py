@@ -160,6 +160,29 @@ class RequestLife(HitldTestCase):
         only = self.c.call("request.list", {"state": ["cancelled"]})
         self.assertEqual([r["id"] for r in only["requests"]], [ids[0]])
 
+    def test_list_pages_stop_short_of_the_output_limit(self):
+        self.c.call("queue.pause")
+        big = {"blob": "x" * 45000}
+        ids = {self.c.call("request.submit", single_select_request(self.loop_id, text="big %d" % i,
+                                                                   context=big))["id"] for i in range(20)}
+        seen, pages, cursor = set(), 0, None
+        while True:
+            page = self.c.call("request.list", {"limit": 1000, **({"cursor": cursor} if cursor else {})})
+            pages += 1
+            seen |= {r["id"] for r in page["requests"]}
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        self.assertEqual(seen, ids)
+        self.assertGreater(pages, 1, "one page of 900 KB")
+
+    def test_a_queued_request_says_where_it_stands(self):
+        self.c.call("queue.pause")
+        a = self.c.call("request.submit", single_select_request(self.loop_id, priority="low"))
+        b = self.c.call("request.submit", single_select_request(self.loop_id, priority="critical"))
+        self.assertEqual(self.c.call("request.get", {"id": b["id"]})["position"], 1)
+        self.assertEqual(self.c.call("request.get", {"id": a["id"]})["position"], 2)
+
     def test_watch_reports_each_state_change(self):
         w = self.hitld.client()
         self.addCleanup(w.close)

@@ -1,0 +1,281 @@
+/* hitlclient.h — a small, synchronous C client for hitld's control socket
+ * (JSON-RPC 2.0, one message per line; see PROTOCOL.md). One HitlClient owns one
+ * connection; every call blocks until the daemon answers or a timeout passes.
+ * Thread-compatible: use one client per thread. Depends on json-c only.
+ *
+ * Conventions, as in the rest of hitld:
+ *   - Functions that can fail return 0 (or a positive value where documented)
+ *     on success and a negative errno on failure.
+ *   - Out-parameters named ret_* come last and are written only on success.
+ *   - When the daemon answers a call with a JSON-RPC error, the call returns
+ *     -EREMOTEIO and fills the optional HitlError *error with the daemon's code,
+ *     message and data. Every other negative errno is a local or transport
+ *     problem (-ENOENT / -EACCES / -ECONNREFUSED at connect, -ETIMEDOUT,
+ *     -ECONNRESET when the daemon closed the connection, -EMSGSIZE for an
+ *     over-long line, -EBADMSG for a reply that is not JSON-RPC, -EINTR when a
+ *     signal interrupted the wait).
+ *   - json_object parameters are borrowed (the caller keeps its reference);
+ *     json_object results are new references the caller must json_object_put().
+ *
+ * Minimal use:
+ *
+ *     HitlClient *c = NULL;
+ *     HitlError e = HITL_ERROR_INIT;
+ *     json_object *status = NULL;
+ *     int r = hitl_client_connect(NULL, &c);     // $HITLD_SOCKET or /run/hitld.sock
+ *     if (r >= 0)
+ *             r = hitl_status(c, &status, &e);
+ *     if (r == -EREMOTEIO)
+ *             fprintf(stderr, "hitld: %s (%d)\n", e.message, e.code);
+ *     json_object_put(status);
+ *     hitl_error_clear(&e);
+ *     hitl_client_free(c);
+ *
+ * Link with `pkg-config --libs hitlclient` (libhitlclient and json-c).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ constants */
+
+#define HITL_PROTOCOL_VERSION 1
+
+/* Where clients look when nothing else is said. */
+#define HITL_SOCKET_DEFAULT "/run/hitld.sock"
+/* The environment variable that overrides HITL_SOCKET_DEFAULT. */
+#define HITL_SOCKET_ENV "HITLD_SOCKET"
+/* hitld@NAME.service listens on /run/hitld-NAME.sock. */
+#define HITL_SOCKET_INSTANCE_FORMAT "/run/hitld-%s.sock"
+/* Longest instance name hitl_socket_path_for_instance() accepts. */
+#define HITL_INSTANCE_NAME_MAX 64
+
+/* Default bound on one incoming line (the protocol's default maximum message).
+ * A longer line from the daemon is an error (-EMSGSIZE) and ends the connection. */
+#define HITL_MESSAGE_MAX_DEFAULT ((size_t) 1024 * 1024)
+/* Default time a call may take before it fails with -ETIMEDOUT (request.wait
+ * adds its own timeout_ms on top). */
+#define HITL_CALL_TIMEOUT_MS_DEFAULT 120000
+/* Notifications a client keeps while a call is in progress (later ones are
+ * dropped and reported by hitl_watch_next() as a "watch.overflow" event). */
+#define HITL_EVENT_QUEUE_MAX 1000
+
+/* JSON-RPC and hitld error codes (PROTOCOL.md §5). */
+#define HITL_ERROR_PARSE            (-32700)
+#define HITL_ERROR_INVALID_REQUEST  (-32600)
+#define HITL_ERROR_METHOD_NOT_FOUND (-32601)
+#define HITL_ERROR_INVALID_PARAMS   (-32602)
+#define HITL_ERROR_INTERNAL         (-32603)
+#define HITL_ERROR_NOT_FOUND        (-32001)
+#define HITL_ERROR_PERMISSION       (-32002)
+#define HITL_ERROR_QUOTA            (-32003)
+#define HITL_ERROR_BUDGET           (-32004)
+#define HITL_ERROR_STORAGE          (-32005)
+#define HITL_ERROR_REMOTE           (-32006)
+#define HITL_ERROR_INVALID_STATE    (-32007)
+#define HITL_ERROR_SHUTTING_DOWN    (-32008)
+#define HITL_ERROR_CONFLICT         (-32009)
+#define HITL_ERROR_UNAVAILABLE      (-32010)
+
+/* ------------------------------------------------------------------ types */
+
+typedef struct HitlClient HitlClient;
+
+/* A JSON-RPC error as the daemon sent it. Initialise with HITL_ERROR_INIT,
+ * release with hitl_error_clear(). A call that fills it first clears what it
+ * held, so one HitlError can be reused across calls. */
+typedef struct HitlError {
+	int code;            /* e.g. HITL_ERROR_NOT_FOUND; 0 when empty */
+	char *message;       /* the daemon's short English sentence, or NULL */
+	json_object *data;   /* the error's "data" member, or NULL */
+} HitlError;
+
+#define HITL_ERROR_INIT ((HitlError) { 0, NULL, NULL })
+
+/* One notification received on a watching connection. Release with
+ * hitl_event_clear(). */
+typedef struct HitlEvent {
+	char *method;          /* "request.changed", "watch.overflow", … */
+	json_object *params;   /* the notification's params (owned; an empty object if absent) */
+	json_object *request;  /* params.request for "request.changed" (borrowed from params), else NULL */
+	char *line;            /* the notification exactly as the daemon sent it, without the newline */
+} HitlEvent;
+
+#define HITL_EVENT_INIT ((HitlEvent) { NULL, NULL, NULL, NULL })
+
+/* Filters for hitl_request_list(). Zero-initialise ({0}) and set what you need. */
+typedef struct HitlListFilter {
+	const char *const *states; /* NULL-terminated state names, or NULL for every state */
+	const char *loop_id;       /* or NULL */
+	bool owner_uid_set;        /* true: only owner_uid's requests (other uids: admins only) */
+	uint32_t owner_uid;
+	unsigned limit;            /* 1–1000; 0: the daemon's default (100) */
+	const char *cursor;        /* next_cursor of the previous page, or NULL */
+} HitlListFilter;
+
+/* ------------------------------------------------------------------ errors */
+
+/* Frees what e holds and empties it. Accepts NULL. */
+void hitl_error_clear(HitlError *e);
+
+/* The protocol's name of a code ("not_found", "budget_exhausted", …), or NULL
+ * for a code the protocol does not define. */
+const char *hitl_error_code_name(int code);
+
+/* Frees what ev holds and empties it. Accepts NULL. */
+void hitl_event_clear(HitlEvent *ev);
+
+/* ------------------------------------------------------------------ socket paths */
+
+/* The socket a client should use: explicit_path if it is non-NULL and
+ * non-empty, else $HITLD_SOCKET if set and non-empty, else /run/hitld.sock.
+ * The string returned is explicit_path, the environment's or a constant: do
+ * not free it. */
+const char *hitl_socket_path(const char *explicit_path);
+
+/* "/run/hitld-NAME.sock" for an instance NAME of hitld@.service. NAME must be
+ * 1–HITL_INSTANCE_NAME_MAX characters of [A-Za-z0-9_.@-] and not start with
+ * '.'; else -EINVAL. *ret_path is malloc'ed. */
+int hitl_socket_path_for_instance(const char *name, char **ret_path);
+
+/* ------------------------------------------------------------------ connection */
+
+/* Connects to hitld's socket at path (NULL or "": see hitl_socket_path()).
+ * Errors: -ENOENT (no socket there: hitld not installed or not started),
+ * -EACCES (not allowed to open the socket: group membership), -ECONNREFUSED
+ * (a socket file with no daemon behind it), -ENAMETOOLONG (path longer than a
+ * Unix socket address allows), -ENOMEM, or another connect(2) errno. */
+int hitl_client_connect(const char *path, HitlClient **ret);
+
+/* Wraps an already connected AF_UNIX stream socket (e.g. one half of a
+ * socketpair in tests). The client takes ownership of fd, also on failure. */
+int hitl_client_new_from_fd(int fd, HitlClient **ret);
+
+/* Closes the connection and frees the client. Accepts NULL; returns NULL. */
+HitlClient *hitl_client_free(HitlClient *c);
+
+/* The connection's descriptor, for poll(2) in an event loop. Do not read from
+ * or write to it; it stays the client's. */
+int hitl_client_fd(const HitlClient *c);
+
+/* Sets how long one call may take, in ms (negative: no limit). Default
+ * HITL_CALL_TIMEOUT_MS_DEFAULT. request.wait adds its timeout_ms on top. */
+void hitl_client_set_timeout(HitlClient *c, int timeout_ms);
+
+/* Sets the longest line the client accepts from the daemon, in bytes
+ * (minimum 4096; default HITL_MESSAGE_MAX_DEFAULT). Also the longest request
+ * it sends: a longer one fails with -EMSGSIZE before anything is written. */
+void hitl_client_set_max_message(HitlClient *c, size_t bytes);
+
+/* True once the connection can no longer be used (the daemon closed it, a
+ * framing error, a timed-out call whose reply could not be skipped). Every
+ * call on a broken client fails with the error that broke it. */
+bool hitl_client_is_broken(const HitlClient *c);
+
+/* ------------------------------------------------------------------ generic call */
+
+/* Calls method with params (an object, or NULL for {}), waits for the reply
+ * with the same id and returns its result in *ret_result (may be NULL to
+ * discard it; a JSON null result is returned as NULL). Notifications that
+ * arrive meanwhile are kept for hitl_watch_next(). Returns 0, -EREMOTEIO with
+ * *error filled (error may be NULL), or a transport error. A call that failed
+ * with -ETIMEDOUT or -EINTR leaves the connection usable: its late reply is
+ * recognised by its id and skipped. */
+int hitl_client_call(HitlClient *c, const char *method, json_object *params, json_object **ret_result,
+                     HitlError *error);
+
+/* Like hitl_client_call(), but the call may take extra_timeout_ms longer than
+ * the client's timeout (used by request.wait). */
+int hitl_client_call_full(HitlClient *c, const char *method, json_object *params, int extra_timeout_ms,
+                          json_object **ret_result, HitlError *error);
+
+/* ------------------------------------------------------------------ methods (PROTOCOL.md §4) */
+
+/* hello {client, protocol: 1} → {protocol, daemon, version, uid, admin}.
+ * client_name may be NULL. */
+int hitl_hello(HitlClient *c, const char *client_name, json_object **ret_result, HitlError *error);
+
+/* status {} → {version, started_at, uptime_s, budget, queue, api, key, paused}. */
+int hitl_status(HitlClient *c, json_object **ret_status, HitlError *error);
+
+/* request.submit: params are the create-request fields plus optional
+ * client_ref → {id, state, created_at, position, duplicate}. */
+int hitl_request_submit(HitlClient *c, json_object *params, json_object **ret_result, HitlError *error);
+
+/* request.get {id} → the request record. */
+int hitl_request_get(HitlClient *c, const char *id, json_object **ret_record, HitlError *error);
+
+/* request.get {client_ref} → the caller's request submitted with that client_ref. */
+int hitl_request_get_by_ref(HitlClient *c, const char *client_ref, json_object **ret_record, HitlError *error);
+
+/* request.wait {id, timeout_ms} (0–3600000). Returns 1 when the request is in
+ * a terminal state, 0 when timeout_ms passed first; *ret_record (may be NULL)
+ * gets the record either way. */
+int hitl_request_wait(HitlClient *c, const char *id, int timeout_ms, json_object **ret_record, HitlError *error);
+
+/* request.list with filter (NULL: no filter) → {requests: [record…], next_cursor}. */
+int hitl_request_list(HitlClient *c, const HitlListFilter *filter, json_object **ret_result, HitlError *error);
+
+/* request.cancel {id} → the record (state "cancelled", or cancel_requested). */
+int hitl_request_cancel(HitlClient *c, const char *id, json_object **ret_record, HitlError *error);
+
+/* request.feedback {id, feedback} → the record (feedback_state "queued").
+ * feedback is an object such as {"rating": 5, "comment": "…"}. */
+int hitl_request_feedback(HitlClient *c, const char *id, json_object *feedback, json_object **ret_record,
+                          HitlError *error);
+
+/* watch {ids} (ids: NULL-terminated, or NULL for every request the caller may
+ * see). Returns the number of requests watched ("watching") — 0 or more.
+ * From then on the connection carries notifications: read them with
+ * hitl_watch_next(). Other calls stay possible on the same connection. */
+int hitl_watch(HitlClient *c, const char *const *ids, HitlError *error);
+
+/* Waits up to timeout_ms (negative: forever, 0: only what is already there)
+ * for the next notification. Returns 1 and fills *ret_event, 0 when the time
+ * passed, or a negative errno (-ECONNRESET once the daemon closed the
+ * connection, e.g. after a "watch.overflow" event; -EINTR on a signal). */
+int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event);
+
+/* loop.* (these call HITL.sh and may cost budget) → HITL.sh's data object,
+ * plus "cached"/"fetched_at" for reads. String arguments that are NULL are
+ * left out (loop_update: unchanged; loop_create: description optional). */
+int hitl_loop_list(HitlClient *c, json_object **ret_result, HitlError *error);
+int hitl_loop_get(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error);
+int hitl_loop_members(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error);
+int hitl_loop_create(HitlClient *c, const char *name, const char *description, const char *icon,
+                     json_object **ret_result, HitlError *error);
+int hitl_loop_update(HitlClient *c, const char *loop_id, const char *name, const char *description,
+                     const char *icon, json_object **ret_result, HitlError *error);
+int hitl_loop_delete(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error);
+int hitl_loop_remove_member(HitlClient *c, const char *loop_id, const char *user_id, json_object **ret_result,
+                            HitlError *error);
+
+/* Admin methods: key.test (calls HITL.sh /v1/test, costs budget) → HITL.sh's
+ * data; queue.pause / queue.resume → {paused}; daemon.reload → {reloaded}. */
+int hitl_key_test(HitlClient *c, json_object **ret_result, HitlError *error);
+int hitl_queue_pause(HitlClient *c, json_object **ret_result, HitlError *error);
+int hitl_queue_resume(HitlClient *c, json_object **ret_result, HitlError *error);
+int hitl_daemon_reload(HitlClient *c, json_object **ret_result, HitlError *error);
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Parses the protocol's time form "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also
+ * "+00:00") into seconds since the epoch. -EINVAL on anything else. */
+int hitl_time_parse(const char *s, time_t *ret);
+
+/* Parses a duration: a number of seconds ("900"), or one or more
+ * number+unit pairs with units s, m, h, d ("15m", "1h30m", "2d"). Returns
+ * -EINVAL for anything else, -ERANGE past 100 years. */
+int hitl_duration_parse(const char *s, uint64_t *ret_seconds);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,692 @@
+/* test_hitlclient.c — the client library against a scripted daemon: one end of a socketpair
+ * (or a real Unix socket in a temporary directory) played by the test, which writes the replies
+ * the daemon would send and reads what the client wrote. Bigger or slower peers run in a child. */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "hitlclient.h"
+
+typedef struct Fixture {
+	HitlClient *client;
+	int server;       /* the daemon's end */
+	HitlError error;
+} Fixture;
+
+static int setup(void **state) {
+	Fixture *f = calloc(1, sizeof *f);
+	int sv[2];
+
+	assert_non_null(f);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(hitl_client_new_from_fd(sv[0], &f->client), 0);
+	f->server = sv[1];
+	f->error = HITL_ERROR_INIT;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state) {
+	Fixture *f = *state;
+
+	hitl_client_free(f->client);
+	if (f->server >= 0)
+		close(f->server);
+	hitl_error_clear(&f->error);
+	free(f);
+	return 0;
+}
+
+static void server_write(int fd, const char *s) {
+	size_t len = strlen(s), done = 0;
+
+	while (done < len) {
+		ssize_t n = write(fd, s + done, len - done);
+
+		assert_true(n > 0);
+		done += (size_t) n;
+	}
+}
+
+/* Reads one line the client wrote (without '\n'), waiting at most 2 s. */
+static char *server_read_line(int fd) {
+	char *buf = calloc(1, 65536);
+	size_t len = 0;
+
+	assert_non_null(buf);
+	while (len < 65535) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		n = read(fd, buf + len, 1);
+		assert_int_equal(n, 1);
+		if (buf[len] == '\n') {
+			buf[len] = 0;
+			return buf;
+		}
+		len++;
+	}
+	fail_msg("no newline from the client");
+	return NULL;
+}
+
+static json_object *server_read_message(int fd) {
+	_cleanup_(freep) char *line = server_read_line(fd);
+	json_object *j = json_tokener_parse(line);
+
+	assert_non_null(j);
+	return j;
+}
+
+/* ------------------------------------------------------------------ paths */
+
+static void test_socket_path_prefers_explicit_then_env_then_default(void **state) {
+	unsetenv(HITL_SOCKET_ENV);
+	assert_string_equal(hitl_socket_path(NULL), "/run/hitld.sock");
+	assert_string_equal(hitl_socket_path(""), "/run/hitld.sock");
+	setenv(HITL_SOCKET_ENV, "/tmp/env.sock", 1);
+	assert_string_equal(hitl_socket_path(NULL), "/tmp/env.sock");
+	assert_string_equal(hitl_socket_path("/tmp/explicit.sock"), "/tmp/explicit.sock");
+	setenv(HITL_SOCKET_ENV, "", 1);
+	assert_string_equal(hitl_socket_path(NULL), "/run/hitld.sock");
+	unsetenv(HITL_SOCKET_ENV);
+}
+
+static void test_instance_socket_path_is_built_and_bad_names_are_refused(void **state) {
+	_cleanup_(freep) char *p = NULL;
+	char *bad = NULL;
+	char long_name[HITL_INSTANCE_NAME_MAX + 2];
+
+	assert_int_equal(hitl_socket_path_for_instance("prod", &p), 0);
+	assert_string_equal(p, "/run/hitld-prod.sock");
+	memset(long_name, 'a', sizeof long_name - 1);
+	long_name[sizeof long_name - 1] = 0;
+	assert_int_equal(hitl_socket_path_for_instance("../etc", &bad), -EINVAL);
+	assert_int_equal(hitl_socket_path_for_instance("a/b", &bad), -EINVAL);
+	assert_int_equal(hitl_socket_path_for_instance("", &bad), -EINVAL);
+	assert_int_equal(hitl_socket_path_for_instance(".hidden", &bad), -EINVAL);
+	assert_int_equal(hitl_socket_path_for_instance(long_name, &bad), -EINVAL);
+	assert_null(bad);
+}
+
+/* ------------------------------------------------------------------ connecting */
+
+static void test_connect_to_a_missing_socket_is_enoent(void **state) {
+	HitlClient *c = NULL;
+
+	assert_int_equal(hitl_client_connect("/nonexistent-hitld-dir/hitld.sock", &c), -ENOENT);
+	assert_null(c);
+}
+
+static void test_connect_to_a_socket_nobody_listens_on_is_econnrefused(void **state) {
+	char dir[] = "/tmp/hitlclient-XXXXXX", path[128];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	HitlClient *c = NULL;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/s.sock", dir);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+	close(fd); /* the file stays, nobody listens: what a dead daemon leaves */
+	assert_int_equal(hitl_client_connect(path, &c), -ECONNREFUSED);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_connect_with_a_path_too_long_is_enametoolong(void **state) {
+	char path[200];
+	HitlClient *c = NULL;
+
+	memset(path, 'x', sizeof path - 1);
+	path[0] = '/';
+	path[sizeof path - 1] = 0;
+	assert_int_equal(hitl_client_connect(path, &c), -ENAMETOOLONG);
+}
+
+static void test_connect_follows_hitld_socket_env_and_calls_over_a_real_socket(void **state) {
+	char dir[] = "/tmp/hitlclient-XXXXXX", path[128];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_(json_object_putp) json_object *res = NULL, *req = NULL;
+	HitlClient *c = NULL;
+	int lfd, sfd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/hitld.sock", dir);
+	strcpy(sa.sun_path, path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *) &sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+
+	setenv(HITL_SOCKET_ENV, path, 1);
+	assert_int_equal(hitl_client_connect(NULL, &c), 0);
+	unsetenv(HITL_SOCKET_ENV);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	server_write(sfd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocol\":1,\"daemon\":\"hitld\"}}\n");
+	assert_int_equal(hitl_hello(c, "test/1", &res, NULL), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(res, "daemon")), "hitld");
+	req = server_read_message(sfd);
+	assert_string_equal(json_object_get_string(json_object_object_get(req, "method")), "hello");
+	assert_int_equal(json_object_get_int(json_object_object_get(json_object_object_get(req, "params"), "protocol")), 1);
+
+	hitl_client_free(c);
+	close(sfd);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ calls */
+
+static void test_call_sends_one_jsonrpc_line_with_increasing_ids(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *params = json_object_new_object(), *first = NULL, *second = NULL;
+
+	json_object_object_add(params, "id", json_object_new_string("r_1/2"));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+	assert_int_equal(hitl_client_call(f->client, "request.get", params, NULL, &f->error), 0);
+	assert_int_equal(hitl_client_call(f->client, "status", NULL, NULL, &f->error), 0);
+
+	first = server_read_message(f->server);
+	second = server_read_message(f->server);
+	assert_string_equal(json_object_get_string(json_object_object_get(first, "jsonrpc")), "2.0");
+	assert_int_equal(json_object_get_int(json_object_object_get(first, "id")), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(first, "method")), "request.get");
+	assert_string_equal(json_object_get_string(json_object_object_get(json_object_object_get(first, "params"), "id")),
+	                    "r_1/2");
+	assert_int_equal(json_object_get_int(json_object_object_get(second, "id")), 2);
+	/* No params given: an empty object, never absent. */
+	assert_true(json_object_is_type(json_object_object_get(second, "params"), json_type_object));
+}
+
+static void test_slash_is_not_escaped_on_the_wire(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *params = json_object_new_object();
+	_cleanup_(freep) char *line = NULL;
+
+	json_object_object_add(params, "callback_url", json_object_new_string("https://x/y"));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+	assert_int_equal(hitl_client_call(f->client, "x", params, NULL, NULL), 0);
+	line = server_read_line(f->server);
+	assert_non_null(strstr(line, "https://x/y"));
+}
+
+static void test_call_returns_the_result_and_a_null_result_as_null(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	json_object *none = (json_object *) 0x1;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"paused\":true}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":null}\n");
+	assert_int_equal(hitl_queue_pause(f->client, &res, &f->error), 0);
+	assert_true(json_object_get_boolean(json_object_object_get(res, "paused")));
+	assert_int_equal(hitl_client_call(f->client, "x", NULL, &none, &f->error), 0);
+	assert_null(none);
+}
+
+static void test_rpc_error_fills_code_message_and_data(void **state) {
+	Fixture *f = *state;
+	json_object *res = NULL;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"Invalid parameters.\","
+	                        "\"data\":{\"field\":\"default_response\",\"reason\":\"must be one of the option values\"}}}\n");
+	assert_int_equal(hitl_request_get(f->client, "r_x", &res, &f->error), -EREMOTEIO);
+	assert_null(res);
+	assert_int_equal(f->error.code, HITL_ERROR_INVALID_PARAMS);
+	assert_string_equal(f->error.message, "Invalid parameters.");
+	assert_string_equal(json_object_get_string(json_object_object_get(f->error.data, "field")), "default_response");
+	assert_string_equal(hitl_error_code_name(f->error.code), "invalid_params");
+	/* The connection stays usable after an error reply. */
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+	assert_int_equal(hitl_status(f->client, &res, &f->error), 0);
+	json_object_put(res);
+	assert_false(hitl_client_is_broken(f->client));
+}
+
+static void test_error_code_names_follow_the_protocol(void **state) {
+	assert_string_equal(hitl_error_code_name(HITL_ERROR_NOT_FOUND), "not_found");
+	assert_string_equal(hitl_error_code_name(HITL_ERROR_BUDGET), "budget_exhausted");
+	assert_string_equal(hitl_error_code_name(HITL_ERROR_UNAVAILABLE), "unavailable");
+	assert_null(hitl_error_code_name(42));
+}
+
+static void test_error_with_id_null_answers_the_call_in_progress(void **state) {
+	Fixture *f = *state;
+
+	/* What the daemon sends past the per-uid connection limit, before closing. */
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32003,\"message\":\"Too many connections.\","
+	                        "\"data\":{\"limit\":32}}}\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EREMOTEIO);
+	assert_int_equal(f->error.code, HITL_ERROR_QUOTA);
+}
+
+static void test_notifications_during_a_call_are_kept_for_watch_next(void **state) {
+	Fixture *f = *state;
+	HitlEvent ev = HITL_EVENT_INIT;
+	const char *note = "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"request\":{\"id\":\"r_a\",\"state\":\"pending\"}}}";
+	char script[512];
+
+	snprintf(script, sizeof script, "%s\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"watching\":3}}\n", note);
+	server_write(f->server, script);
+	assert_int_equal(hitl_watch(f->client, NULL, &f->error), 3);
+	assert_int_equal(hitl_watch_next(f->client, 0, &ev), 1);
+	assert_string_equal(ev.method, "request.changed");
+	assert_string_equal(ev.line, note);
+	assert_non_null(ev.request);
+	assert_string_equal(json_object_get_string(json_object_object_get(ev.request, "state")), "pending");
+	hitl_event_clear(&ev);
+	assert_null(ev.line);
+	assert_int_equal(hitl_watch_next(f->client, 0, &ev), 0);
+}
+
+static void test_watch_sends_ids_and_reads_events_in_order(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *req = NULL;
+	static const char *const ids[] = { "r_a", "r_b", NULL };
+	HitlEvent ev = HITL_EVENT_INIT;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"watching\":2}}\n");
+	assert_int_equal(hitl_watch(f->client, ids, &f->error), 2);
+	req = server_read_message(f->server);
+	assert_int_equal(json_object_array_length(json_object_object_get(json_object_object_get(req, "params"), "ids")), 2);
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"request\":{\"id\":\"r_a\"}}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"request\":{\"id\":\"r_b\"}}}\n");
+	assert_int_equal(hitl_watch_next(f->client, 1000, &ev), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(ev.request, "id")), "r_a");
+	hitl_event_clear(&ev);
+	assert_int_equal(hitl_watch_next(f->client, 1000, &ev), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(ev.request, "id")), "r_b");
+	hitl_event_clear(&ev);
+	assert_int_equal(hitl_watch_next(f->client, 20, &ev), 0);
+}
+
+static void test_too_many_notifications_during_a_call_become_one_overflow_event(void **state) {
+	Fixture *f = *state;
+	HitlEvent ev = HITL_EVENT_INIT;
+	int n = 0;
+
+	static const char note[] = "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{}}\n";
+	_cleanup_(freep) char *script = malloc((HITL_EVENT_QUEUE_MAX + 5) * strlen(note) + 64);
+
+	/* One write: many small ones would fill the socket's buffer with overhead. */
+	script[0] = 0;
+	for (int i = 0; i < HITL_EVENT_QUEUE_MAX + 5; i++)
+		strcat(script + (size_t) i * strlen(note), note);
+	strcat(script, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+	server_write(f->server, script);
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), 0);
+	while (hitl_watch_next(f->client, 0, &ev) == 1) {
+		n++;
+		if (streq(ev.method, "watch.overflow")) {
+			hitl_event_clear(&ev);
+			break;
+		}
+		assert_null(ev.request); /* params without a request */
+		hitl_event_clear(&ev);
+	}
+	assert_int_equal(n, HITL_EVENT_QUEUE_MAX + 1);
+}
+
+static void test_late_reply_of_a_timed_out_call_is_skipped(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *res = NULL;
+
+	hitl_client_set_timeout(f->client, 50);
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -ETIMEDOUT);
+	assert_false(hitl_client_is_broken(f->client));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"late\":true}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"mine\":true}}\n");
+	hitl_client_set_timeout(f->client, 2000);
+	assert_int_equal(hitl_status(f->client, &res, &f->error), 0);
+	assert_true(json_object_get_boolean(json_object_object_get(res, "mine")));
+}
+
+static void test_reply_with_a_future_id_breaks_the_connection(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EBADMSG);
+	assert_true(hitl_client_is_broken(f->client));
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EBADMSG);
+}
+
+static void test_reply_that_is_not_json_is_ebadmsg(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "HTTP/1.1 400 Bad Request\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EBADMSG);
+}
+
+static void test_reply_with_trailing_garbage_is_ebadmsg(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}} x\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EBADMSG);
+}
+
+static void test_reply_with_invalid_utf8_is_ebadmsg(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"s\":\"\xff\xfe\"}}\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EBADMSG);
+}
+
+static void test_daemon_closing_the_connection_is_econnreset(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"res");
+	close(f->server);
+	f->server = -1;
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -ECONNRESET);
+	assert_true(hitl_client_is_broken(f->client));
+	HitlEvent ev = HITL_EVENT_INIT;
+	assert_int_equal(hitl_watch_next(f->client, 0, &ev), -ECONNRESET);
+}
+
+static void test_writing_to_a_closed_daemon_is_econnreset_not_sigpipe(void **state) {
+	Fixture *f = *state;
+
+	close(f->server);
+	f->server = -1;
+	/* SIGPIPE would kill the test; MSG_NOSIGNAL turns it into an error. */
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -ECONNRESET);
+}
+
+static void test_line_longer_than_the_bound_is_emsgsize_and_breaks_the_connection(void **state) {
+	Fixture *f = *state;
+	_cleanup_(freep) char *big = malloc(6000);
+
+	hitl_client_set_max_message(f->client, 4096);
+	memset(big, 'x', 5999);
+	big[5999] = 0;
+	server_write(f->server, big);
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EMSGSIZE);
+	assert_true(hitl_client_is_broken(f->client));
+}
+
+static void test_line_exactly_at_the_bound_is_accepted(void **state) {
+	Fixture *f = *state;
+	const char *head = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"pad\":\"", *tail = "\"}}";
+	_cleanup_(freep) char *line = malloc(4096 + 2);
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	size_t pad = 4096 - strlen(head) - strlen(tail);
+
+	hitl_client_set_max_message(f->client, 4096);
+	strcpy(line, head);
+	memset(line + strlen(head), 'p', pad);
+	strcpy(line + strlen(head) + pad, tail);
+	assert_int_equal(strlen(line), 4096);
+	strcat(line, "\n");
+	server_write(f->server, line);
+	assert_int_equal(hitl_status(f->client, &res, &f->error), 0);
+	assert_int_equal(json_object_get_string_len(json_object_object_get(res, "pad")), (int) pad);
+}
+
+/* A child writes a reply of the given size in pieces, slowly: the client must
+ * reassemble it, or refuse it when it is over the default 1 MiB bound. */
+static pid_t spawn_writer(int fd, size_t pad) {
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *head = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"pad\":\"", *tail = "\"}}\n";
+		char *line = malloc(pad + 128);
+		size_t len, done = 0;
+
+		strcpy(line, head);
+		memset(line + strlen(head), 'p', pad);
+		strcpy(line + strlen(head) + pad, tail);
+		len = strlen(line);
+		while (done < len) {
+			size_t chunk = len - done < 100000 ? len - done : 100000;
+			ssize_t n = write(fd, line + done, chunk);
+
+			if (n <= 0)
+				_exit(0);
+			done += (size_t) n;
+			usleep(2000);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+static void test_reply_in_many_pieces_is_reassembled(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	pid_t pid = spawn_writer(f->server, 900 * 1024);
+
+	assert_int_equal(hitl_status(f->client, &res, &f->error), 0);
+	assert_int_equal(json_object_get_string_len(json_object_object_get(res, "pad")), 900 * 1024);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_default_bound_refuses_a_line_over_one_mib(void **state) {
+	Fixture *f = *state;
+	pid_t pid = spawn_writer(f->server, HITL_MESSAGE_MAX_DEFAULT);
+
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), -EMSGSIZE);
+	hitl_client_free(f->client);
+	f->client = NULL;
+	close(f->server); /* the child sees EPIPE and stops */
+	f->server = -1;
+	waitpid(pid, NULL, 0);
+}
+
+static void test_request_larger_than_the_bound_is_refused_before_sending(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *params = json_object_new_object();
+	_cleanup_(freep) char *text = malloc(8000);
+	struct pollfd p = { .fd = f->server, .events = POLLIN };
+
+	hitl_client_set_max_message(f->client, 4096);
+	memset(text, 'a', 7999);
+	text[7999] = 0;
+	json_object_object_add(params, "request_text", json_object_new_string(text));
+	assert_int_equal(hitl_request_submit(f->client, params, NULL, &f->error), -EMSGSIZE);
+	assert_int_equal(poll(&p, 1, 0), 0); /* nothing was written */
+	assert_false(hitl_client_is_broken(f->client));
+}
+
+/* ------------------------------------------------------------------ typed methods */
+
+static void test_request_wait_returns_done_and_the_record(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *rec = NULL, *rec2 = NULL, *req = NULL;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"request\":{\"id\":\"r_a\",\"state\":\"completed\"},\"done\":true}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"request\":{\"id\":\"r_a\",\"state\":\"pending\"},\"done\":false}}\n");
+	assert_int_equal(hitl_request_wait(f->client, "r_a", 100, &rec, &f->error), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(rec, "state")), "completed");
+	assert_int_equal(hitl_request_wait(f->client, "r_a", 100, &rec2, &f->error), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(rec2, "state")), "pending");
+	req = server_read_message(f->server);
+	assert_int_equal(json_object_get_int(json_object_object_get(json_object_object_get(req, "params"), "timeout_ms")),
+	                 100);
+}
+
+static void test_request_wait_may_take_longer_than_the_call_timeout(void **state) {
+	Fixture *f = *state;
+	pid_t pid;
+
+	hitl_client_set_timeout(f->client, 50);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(300 * 1000); /* longer than the call timeout, shorter than timeout_ms */
+		server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"request\":{\"id\":\"r_a\"},\"done\":false}}\n");
+		_exit(0);
+	}
+	assert_int_equal(hitl_request_wait(f->client, "r_a", 1000, NULL, &f->error), 0);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_list_filter_becomes_request_list_params(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *req = NULL;
+	static const char *const states[] = { "queued", "pending", NULL };
+	HitlListFilter filter = { .states = states, .loop_id = "65f1234567890abcdef12345", .owner_uid_set = true,
+		                  .owner_uid = 0, .limit = 7, .cursor = "12" };
+	json_object *p;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"requests\":[],\"next_cursor\":null}}\n");
+	assert_int_equal(hitl_request_list(f->client, &filter, NULL, &f->error), 0);
+	req = server_read_message(f->server);
+	p = json_object_object_get(req, "params");
+	assert_string_equal(json_object_get_string(json_object_object_get(req, "method")), "request.list");
+	assert_int_equal(json_object_array_length(json_object_object_get(p, "state")), 2);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "loop_id")), "65f1234567890abcdef12345");
+	assert_int_equal(json_object_get_int(json_object_object_get(p, "owner_uid")), 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(p, "limit")), 7);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "cursor")), "12");
+}
+
+static void test_empty_list_filter_sends_no_params(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *req = NULL;
+	HitlListFilter filter = {};
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"requests\":[],\"next_cursor\":null}}\n");
+	assert_int_equal(hitl_request_list(f->client, &filter, NULL, &f->error), 0);
+	req = server_read_message(f->server);
+	assert_int_equal(json_object_object_length(json_object_object_get(req, "params")), 0);
+}
+
+static void test_loop_update_leaves_out_unchanged_fields(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *req = NULL;
+	json_object *p;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+	assert_int_equal(hitl_loop_update(f->client, "65f1234567890abcdef12345", NULL, "new", NULL, NULL, &f->error), 0);
+	req = server_read_message(f->server);
+	p = json_object_object_get(req, "params");
+	assert_string_equal(json_object_get_string(json_object_object_get(req, "method")), "loop.update");
+	assert_int_equal(json_object_object_length(p), 2);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "description")), "new");
+}
+
+static void test_feedback_and_remove_member_send_their_params(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *fb = json_object_new_object(), *a = NULL, *b = NULL;
+
+	json_object_object_add(fb, "rating", json_object_new_int(5));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+	assert_int_equal(hitl_request_feedback(f->client, "r_a", fb, NULL, &f->error), 0);
+	assert_int_equal(hitl_loop_remove_member(f->client, "L", "U", NULL, &f->error), 0);
+	a = server_read_message(f->server);
+	b = server_read_message(f->server);
+	assert_int_equal(json_object_get_int(json_object_object_get(
+	                         json_object_object_get(json_object_object_get(a, "params"), "feedback"), "rating")),
+	                 5);
+	assert_string_equal(json_object_get_string(json_object_object_get(b, "method")), "loop.remove_member");
+	assert_string_equal(json_object_get_string(json_object_object_get(json_object_object_get(b, "params"), "user_id")),
+	                    "U");
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void test_time_parse_reads_protocol_times_and_refuses_others(void **state) {
+	time_t t;
+
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:00Z", &t), 0);
+	assert_int_equal(t, 1795874400);
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:00.123Z", &t), 0);
+	assert_int_equal(t, 1795874400);
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:00+00:00", &t), 0);
+	assert_int_equal(hitl_time_parse("2026-11-28 14:00:00Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:00", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-02-31T14:00:00Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-11-28T24:00:00Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:00+02:00", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("", &t), -EINVAL);
+}
+
+static void test_duration_parse_accepts_units_and_refuses_garbage(void **state) {
+	uint64_t s;
+
+	assert_int_equal(hitl_duration_parse("900", &s), 0);
+	assert_int_equal(s, 900);
+	assert_int_equal(hitl_duration_parse("15m", &s), 0);
+	assert_int_equal(s, 900);
+	assert_int_equal(hitl_duration_parse("90s", &s), 0);
+	assert_int_equal(s, 90);
+	assert_int_equal(hitl_duration_parse("2h", &s), 0);
+	assert_int_equal(s, 7200);
+	assert_int_equal(hitl_duration_parse("1d", &s), 0);
+	assert_int_equal(s, 86400);
+	assert_int_equal(hitl_duration_parse("1h30m", &s), 0);
+	assert_int_equal(s, 5400);
+	assert_int_equal(hitl_duration_parse("0", &s), 0);
+	assert_int_equal(s, 0);
+	assert_int_equal(hitl_duration_parse("", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("m", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("15x", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("1h30", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("-5m", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("1.5h", &s), -EINVAL);
+	assert_int_equal(hitl_duration_parse("99999999999999999999", &s), -ERANGE);
+	assert_int_equal(hitl_duration_parse("40000d", &s), -ERANGE);
+}
+
+int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_socket_path_prefers_explicit_then_env_then_default),
+		cmocka_unit_test(test_instance_socket_path_is_built_and_bad_names_are_refused),
+		cmocka_unit_test(test_connect_to_a_missing_socket_is_enoent),
+		cmocka_unit_test(test_connect_to_a_socket_nobody_listens_on_is_econnrefused),
+		cmocka_unit_test(test_connect_with_a_path_too_long_is_enametoolong),
+		cmocka_unit_test(test_connect_follows_hitld_socket_env_and_calls_over_a_real_socket),
+		T(test_call_sends_one_jsonrpc_line_with_increasing_ids),
+		T(test_slash_is_not_escaped_on_the_wire),
+		T(test_call_returns_the_result_and_a_null_result_as_null),
+		T(test_rpc_error_fills_code_message_and_data),
+		cmocka_unit_test(test_error_code_names_follow_the_protocol),
+		T(test_error_with_id_null_answers_the_call_in_progress),
+		T(test_notifications_during_a_call_are_kept_for_watch_next),
+		T(test_watch_sends_ids_and_reads_events_in_order),
+		T(test_too_many_notifications_during_a_call_become_one_overflow_event),
+		T(test_late_reply_of_a_timed_out_call_is_skipped),
+		T(test_reply_with_a_future_id_breaks_the_connection),
+		T(test_reply_that_is_not_json_is_ebadmsg),
+		T(test_reply_with_trailing_garbage_is_ebadmsg),
+		T(test_reply_with_invalid_utf8_is_ebadmsg),
+		T(test_daemon_closing_the_connection_is_econnreset),
+		T(test_writing_to_a_closed_daemon_is_econnreset_not_sigpipe),
+		T(test_line_longer_than_the_bound_is_emsgsize_and_breaks_the_connection),
+		T(test_line_exactly_at_the_bound_is_accepted),
+		T(test_reply_in_many_pieces_is_reassembled),
+		T(test_default_bound_refuses_a_line_over_one_mib),
+		T(test_request_larger_than_the_bound_is_refused_before_sending),
+		T(test_request_wait_returns_done_and_the_record),
+		T(test_request_wait_may_take_longer_than_the_call_timeout),
+		T(test_list_filter_becomes_request_list_params),
+		T(test_empty_list_filter_sends_no_params),
+		T(test_loop_update_leaves_out_unchanged_fields),
+		T(test_feedback_and_remove_member_send_their_params),
+		cmocka_unit_test(test_time_parse_reads_protocol_times_and_refuses_others),
+		cmocka_unit_test(test_duration_parse_accepts_units_and_refuses_garbage),
+	};
+
+	signal(SIGPIPE, SIG_DFL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
