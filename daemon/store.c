@@ -122,7 +122,9 @@ static void unlink_quietly(int dirfd, const char *name) {
 	errno = saved;
 }
 
-int store_write_file(int dirfd, const char *name, const void *data, size_t len) {
+/* Writes dirfd/name.tmp completely (and fsyncs it if sync); on failure no
+ * tmp is left. */
+static int write_tmp(int dirfd, const char *name, const void *data, size_t len, bool sync) {
 	_cleanup_(closep) int fd = -EBADF;
 	char tmp[NAME_MAX + 1];
 	int r;
@@ -140,14 +142,23 @@ int store_write_file(int dirfd, const char *name, const void *data, size_t len) 
 		return negative_errno();
 
 	r = write_all(fd, data, len);
-	if (r >= 0)
+	if (r >= 0 && sync)
 		r = fsync_fd(fd);
 	if (r >= 0 && close(TAKE_FD(fd)) < 0 && errno != EINTR)
 		r = negative_errno();
-	if (r < 0) {
+	if (r < 0)
 		unlink_quietly(dirfd, tmp);
+	return r;
+}
+
+int store_write_file(int dirfd, const char *name, const void *data, size_t len) {
+	char tmp[NAME_MAX + 1];
+	int r;
+
+	r = write_tmp(dirfd, name, data, len, true);
+	if (r < 0)
 		return r;
-	}
+	snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, name);
 
 	if (ops.renameat(dirfd, tmp, dirfd, name) < 0) {
 		r = negative_errno();
@@ -161,28 +172,6 @@ int store_write_file(int dirfd, const char *name, const void *data, size_t len) 
 	return fsync_fd(dirfd);
 }
 
-/* Writes dirfd/name.tmp completely, without syncing it. */
-static int write_tmp(int dirfd, const char *name, const void *data, size_t len) {
-	_cleanup_(closep) int fd = -EBADF;
-	char tmp[NAME_MAX + 1];
-	int r;
-
-	if (!filename_is_valid(name) || (!data && len > 0))
-		return -EINVAL;
-	snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, name);
-	if (ops.unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
-		return negative_errno();
-	fd = ops.openat(dirfd, tmp, O_CREAT | O_EXCL | O_CLOEXEC | O_WRONLY | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return negative_errno();
-	r = write_all(fd, data, len);
-	if (r >= 0 && close(TAKE_FD(fd)) < 0 && errno != EINTR)
-		r = negative_errno();
-	if (r < 0)
-		unlink_quietly(dirfd, tmp);
-	return r;
-}
-
 int store_write_files(int dirfd, size_t n, const char *const *names, const char *const *data,
                       const size_t *lens, int *results) {
 	char tmp[NAME_MAX + 1];
@@ -190,7 +179,7 @@ int store_write_files(int dirfd, size_t n, const char *const *names, const char 
 	int first = 0, r;
 
 	for (size_t i = 0; i < n; i++) {
-		results[i] = write_tmp(dirfd, names[i], data[i], lens[i]);
+		results[i] = write_tmp(dirfd, names[i], data[i], lens[i], false);
 		if (results[i] >= 0)
 			written++;
 		else if (first == 0)
