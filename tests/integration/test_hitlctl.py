@@ -5,6 +5,7 @@ is verified against the daemon's or the emulator's state, not only hitlctl's
 word. Runs HITLD_BUILD's hitlctl (so the ASan build tests its own client).
 """
 import json
+import shutil
 import os
 import pty
 import queue
@@ -68,9 +69,21 @@ class CtlTestCase(HitldTestCase):
         env.update(extra)
         return env
 
+    def hitlctl_for(self, uid):
+        """The hitlctl to run: as another uid, a copy in the test's own
+        directory, since the build tree may sit below a directory that uid
+        cannot enter (a clone in a 0700 temp dir, say)."""
+        if uid is None:
+            return HITLCTL
+        copy = os.path.join(self.tmp, "hitlctl")
+        if not os.path.exists(copy):
+            shutil.copy2(HITLCTL, copy)
+            os.chmod(copy, 0o755)
+        return copy
+
     def ctl(self, *args, socket_path=None, input=None, env=None, uid=None, timeout=60):
         """Runs hitlctl with --socket (unless socket_path is False) and returns the CompletedProcess."""
-        cmd = [HITLCTL]
+        cmd = [self.hitlctl_for(uid)]
         if socket_path is not False:
             cmd += ["--socket", socket_path or self.hitld.socket]
         cmd += [str(a) for a in args]
@@ -88,7 +101,7 @@ class CtlTestCase(HitldTestCase):
         return json.loads(self.ok("--json", *args, **kw).stdout)
 
     def spawn(self, *args, uid=None):
-        p = subprocess.Popen([HITLCTL, "--socket", self.hitld.socket] + [str(a) for a in args],
+        p = subprocess.Popen([self.hitlctl_for(uid), "--socket", self.hitld.socket] + [str(a) for a in args],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=self.env(), preexec_fn=drop_to(uid) if uid is not None else None)
         self.addCleanup(self._reap, p)
