@@ -98,11 +98,27 @@ static usec_t window_len(const Budget *b) {
 
 /* Calls of a kind allowed per window: creates leave the reserve, clamped to half
  * the limit so that creates always get a share. */
+static unsigned reserve_of(const Budget *b) {
+	return b->config.poll_reserve < b->limit / 2 ? b->config.poll_reserve : b->limit / 2;
+}
+
+/* The reserve is what the other kinds may still need in this window: each
+ * call they already made used a part of it, not a create's share. */
+static unsigned reserve_left(const Budget *b) {
+	unsigned reserve = reserve_of(b);
+
+	return b->used_other < reserve ? reserve - b->used_other : 0;
+}
+
+static usec_t pace_end(const Budget *b) {
+	if (b->from_server && window_len(b) > 4 * USEC_PER_SEC)
+		return usec_sub(b->window_end, BUDGET_RESET_MARGIN + USEC_PER_SEC);
+	return b->window_end;
+}
+
 static unsigned kind_cap(const Budget *b, CallKind kind) {
-	if (kind == CALL_CREATE) {
-		unsigned reserve = b->config.poll_reserve < b->limit / 2 ? b->config.poll_reserve : b->limit / 2;
-		return b->limit - reserve;
-	}
+	if (kind == CALL_CREATE)
+		return b->limit - reserve_left(b);
 	return b->limit;
 }
 
@@ -218,6 +234,7 @@ void budget_tick(Budget *b, usec_t now) {
 	 * of an interval instead of bursting at the reset. */
 	b->prev_window_exhausted = consecutive && b->used >= kind_cap(b, CALL_CREATE);
 	b->used = 0;
+	b->used_other = 0;
 	b->from_server = false;
 }
 
@@ -229,6 +246,10 @@ void budget_charge(Budget *b, CallKind kind, usec_t now) {
 	 * goes beyond, the ledger just stays full. */
 	if (b->used < b->limit)
 		b->used++;
+	if (kind == CALL_CREATE)
+		b->last_create_at = now;
+	else if (b->used_other < UINT_MAX)
+		b->used_other++;
 	b->last_call_at = now;
 	b->prev_window_exhausted = false;
 }
@@ -269,6 +290,10 @@ static void adopt_new_window(Budget *b, const RateInfo *ri, usec_t now) {
 
 	b->window_end = end;
 	b->window_start = usec_min(usec_sub(end, len), now);
+	/* Calls charged since our ledger rolled over are already this window's;
+	 * only when we were still in the previous one is the reserve whole again. */
+	if (b->from_server)
+		b->used_other = 0;
 	b->server_reset_epoch = ri->reset_epoch;
 	b->from_server = true;
 
@@ -381,6 +406,26 @@ unsigned budget_available(const Budget *b, CallKind kind, usec_t now) {
 	return w.used < cap ? cap - w.used : 0;
 }
 
+usec_t budget_pace_end(const Budget *b, usec_t now) {
+	Budget w;
+
+	assert(b);
+
+	w = *b;
+	budget_tick(&w, now);
+	return pace_end(&w);
+}
+
+unsigned budget_reserve_left(const Budget *b, usec_t now) {
+	Budget w;
+
+	assert(b);
+
+	w = *b;
+	budget_tick(&w, now);
+	return reserve_left(&w);
+}
+
 unsigned budget_remaining(const Budget *b, usec_t now) {
 	Budget w;
 
@@ -437,10 +482,19 @@ usec_t budget_next_slot(const Budget *b, CallKind kind, unsigned wanted, usec_t 
 		}
 
 		if (wanted > available) {
-			usec_t interval = usec_sub(w.window_end, t) / available;
+			/* Spread what is left so that the last call still lands in
+			 * the server's window: window_end errs late by the margin
+			 * and up to a second of Date truncation. */
+			usec_t end = pace_end(&w), interval, anchor;
 
+			if (end <= t)
+				return t;
+			interval = usec_sub(end, t) / available;
+			/* Creates keep their own rhythm: a poll in between must not
+			 * push the next create back. */
+			anchor = kind == CALL_CREATE ? w.last_create_at : w.last_call_at;
 			/* ±20 % around the even spacing: jitter 0 → 0.8, 1 → 1.2. */
-			return usec_max(t, usec_add(w.last_call_at, usec_scale(interval, 0.8 + 0.4 * jitter)));
+			return usec_max(t, usec_add(anchor, usec_scale(interval, 0.8 + 0.4 * jitter)));
 		}
 
 		return t;

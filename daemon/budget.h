@@ -63,6 +63,9 @@ typedef struct Budget {
 	                              * Responses naming an older (or the already ended) window are stale. */
 	bool prev_window_exhausted;  /* the window before this one ran out of creates and no call has
 	                              * been made since the reset: the first one is spread, no burst */
+	/* In memory only (after a restart creates just leave the whole reserve again): */
+	unsigned used_other;         /* calls other than creates charged in this window */
+	usec_t last_create_at;       /* creates are paced from the last create, not the last call */
 } Budget;
 
 const char *budget_call_kind_to_string(CallKind kind);
@@ -84,6 +87,13 @@ void budget_observe(Budget *b, const RateInfo *ri, usec_t now);
 void budget_observe_429(Budget *b, const RateInfo *ri, usec_t now, double jitter);
 /* Calls left in the current window for any kind; 0 while paused. */
 unsigned budget_remaining(const Budget *b, usec_t now);
+/* When the calls of the current window should have been made: window_end
+ * less its margin and the Date header's second, so that the last one still
+ * lands in the server's window. */
+usec_t budget_pace_end(const Budget *b, usec_t now);
+/* Calls of the window's reserve (poll_reserve) not yet used by polls, cancels,
+ * feedback or reconciles: what creates must still leave. */
+unsigned budget_reserve_left(const Budget *b, usec_t now);
 /* Calls of this kind left now (creates leave the reserve); 0 while paused. */
 unsigned budget_available(const Budget *b, CallKind kind, usec_t now);
 /* Earliest local time ≥ now at which ONE call of this kind may be made.

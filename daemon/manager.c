@@ -35,6 +35,7 @@
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
 #define COMMIT_BATCH_MAX 1024
+#define COMMIT_MAX_DELAY (2 * USEC_PER_MSEC)   /* bounds the wait for readable connections */
 
 struct PendingSubmit {
 	Record *record;
@@ -244,10 +245,22 @@ static bool watch_matches(const Watch *w, const Record *r) {
 	return false;
 }
 
+static bool anyone_listens(Manager *m, const Record *r) {
+	if (request_state_is_terminal(r->state))
+		for (Waiter *w = m->waiters; w; w = w->next)
+			if (streq(w->id, r->id))
+				return true;
+	for (Watch *w = m->watches; w; w = w->next)
+		if (watch_matches(w, r))
+			return true;
+	return false;
+}
+
 void manager_notify(Manager *m, Record *r) {
 	_cleanup_(json_object_putp) json_object *rec = NULL;
 
-	if (manager_record_json(m, r, &rec) < 0)
+	/* Most changes have no audience: do not build the record for nobody. */
+	if (!anyone_listens(m, r) || manager_record_json(m, r, &rec) < 0)
 		return;
 
 	/* Waiters are answered once the request is final. */
@@ -311,6 +324,8 @@ void manager_record_saved(Manager *m, Record *r) {
 int manager_record_changed(Manager *m, Record *r) {
 	int k;
 
+	free(r->protocol_text);
+	r->protocol_text = NULL;
 	r->updated_at = now_realtime();
 	k = outbox_save(m->outbox, r);
 	if (k < 0)
@@ -467,10 +482,13 @@ Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref
 	return NULL;
 }
 
+static usec_t min_usec(usec_t a, usec_t b);
+
 void manager_commit(Manager *m) {
 	Record *records[COMMIT_BATCH_MAX];
 	int results[COMMIT_BATCH_MAX];
-	size_t n = m->n_pending;
+	size_t n = m->n_pending, queued_before = outbox_count_state(m->outbox, REQUEST_QUEUED);
+	usec_t earliest = USEC_INFINITY, lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC;
 	bool any = false;
 
 	if (n == 0)
@@ -504,15 +522,36 @@ void manager_commit(Manager *m) {
 		methods_reply_submitted(m, call, r, false);
 		manager_notify(m, r);
 		any = true;
+		earliest = min_usec(earliest, usec_add(r->created_at, lifetime));
+		if (r->deadline_at > 0)
+			earliest = min_usec(earliest, usec_sub(r->deadline_at, LOCAL_TIMEOUT_MARGIN));
 	}
 	m->n_pending = 0;
+	sd_event_source_set_enabled(m->commit_defer, SD_EVENT_OFF);
+	sd_event_source_set_enabled(m->commit_timer, SD_EVENT_OFF);
 	if (any) {
+		int enabled = SD_EVENT_OFF;
+		uint64_t armed = USEC_INFINITY;
+
 		status_changed(m);
-		manager_kick(m);
+		/* The work engine scans every record: wake it only if the new ones
+		 * can change its plan — a call in flight wakes it anyway when done;
+		 * an armed timer already covers a queue that was not empty, unless a
+		 * new record's local deadline comes first. */
+		(void) sd_event_source_get_enabled(m->work_timer, &enabled);
+		if (enabled != SD_EVENT_OFF)
+			(void) sd_event_source_get_time(m->work_timer, &armed);
+		if (!m->work_call && (queued_before == 0 || enabled == SD_EVENT_OFF || earliest < armed))
+			manager_kick(m);
 	}
 }
 
 static int on_commit_defer(sd_event_source *s, void *userdata) {
+	manager_commit(userdata);
+	return 0;
+}
+
+static int on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	manager_commit(userdata);
 	return 0;
 }
@@ -526,9 +565,15 @@ int manager_submit(Manager *m, RpcCall *call, Record *r) {
 			return -ENOMEM;
 	}
 	m->pending[m->n_pending++] = (PendingSubmit) { .record = r, .call = call };
-	/* Runs after the connections that are readable now have been served, so
-	 * their submits share one commit. */
-	if (sd_event_source_set_enabled(m->commit_defer, SD_EVENT_ONESHOT) < 0)
+	if (m->n_pending > 1)
+		return 0;
+	/* The defer source runs at a lower priority than the connections, so only
+	 * once every connection that is readable now has been served: their
+	 * submits share one commit. Under a constant stream of other requests it
+	 * might never run; the timer bounds the wait. */
+	if (sd_event_source_set_enabled(m->commit_defer, SD_EVENT_ONESHOT) < 0 ||
+	    sd_event_source_set_time_relative(m->commit_timer, COMMIT_MAX_DELAY) < 0 ||
+	    sd_event_source_set_enabled(m->commit_timer, SD_EVENT_ONESHOT) < 0)
 		manager_commit(m);
 	return 0;
 }
@@ -612,16 +657,24 @@ static usec_t min_usec(usec_t a, usec_t b) {
 /* When should the next poll round go, given how the budget stands? */
 static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 	usec_t min_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC;
-	usec_t left = usec_sub(m->budget.window_end, now);
+	usec_t left = usec_sub(budget_pace_end(&m->budget, now), now);
 	unsigned remaining = budget_remaining(&m->budget, now);
 	unsigned share;
 	usec_t interval;
 
-	/* While creates wait, polls live on the reserve; otherwise the whole
-	 * remaining budget is spread over the rest of the window. */
-	if (queued > 0)
-		share = m->config->budget_poll_reserve < remaining ? m->config->budget_poll_reserve : remaining;
-	else
+	/* While creates wait, polls live on what is left of the reserve (so
+	 * that they are spread evenly and never eat into the creates' share);
+	 * otherwise the whole remaining budget is spread over the rest of the window. */
+	if (queued > 0) {
+		share = budget_reserve_left(&m->budget, now);
+		if (share == 0) {
+			/* This window's reserve is spent: the next poll opens the next one. */
+			interval = usec_sub(m->budget.window_end, now);
+			return interval > min_interval ? interval : min_interval;
+		}
+		if (share > remaining)
+			share = remaining;
+	} else
 		share = remaining;
 	if (share == 0)
 		share = 1;
@@ -1592,6 +1645,17 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return k;
 	sd_event_source_set_enabled(m->commit_defer, SD_EVENT_OFF);
+	/* A defer source stays pending, with the iteration it first became
+	 * pending in, once it has been enabled: at the connections' priority it
+	 * would run before all of them and commit one submit at a time. */
+	k = sd_event_source_set_priority(m->commit_defer, SD_EVENT_PRIORITY_NORMAL + 1);
+	if (k < 0)
+		return k;
+	k = sd_event_add_time_relative(m->event, &m->commit_timer, CLOCK_MONOTONIC, COMMIT_MAX_DELAY, 0,
+	                               on_commit_timer, m);
+	if (k < 0)
+		return k;
+	sd_event_source_set_enabled(m->commit_timer, SD_EVENT_OFF);
 
 	char queued[16], pending[16];
 	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
@@ -1628,6 +1692,7 @@ Manager *manager_free(Manager *m) {
 	sd_event_source_disable_unref(m->status_defer);
 	manager_commit(m);
 	sd_event_source_disable_unref(m->commit_defer);
+	sd_event_source_disable_unref(m->commit_timer);
 	free(m->pending);
 	m->outbox = outbox_free(m->outbox);
 	remote_cache_flush(m);

@@ -101,11 +101,13 @@ typedef struct Manager {
 
 	Waiter *waiters;
 	Watch *watches;
+	usec_t positions_at;       /* monotonic time of the queue position snapshot */
 	/* Group commit: submits accepted in this loop iteration, made durable
 	 * together and only then acknowledged. */
 	PendingSubmit *pending;
 	size_t n_pending;
 	sd_event_source *commit_defer;
+	sd_event_source *commit_timer;
 
 	struct RemoteCacheEntry *loop_cache;
 	size_t loop_cache_size;

@@ -35,7 +35,8 @@ static void reply_not_found(RpcCall *call) {
 	rpc_call_error(call, RPC_ERROR_NOT_FOUND, "No such request.", NULL);
 }
 
-static size_t queue_position(Manager *m, const Record *target, bool all_users);
+static size_t queue_position(Manager *m, const Record *target, bool all_users, bool newest);
+static void refresh_positions(Manager *m, const Record *r);
 static bool caller_is_admin(Manager *m, RpcCall *call);
 
 /* The record as a client sees it; a queued one also says where it stands
@@ -47,21 +48,59 @@ static int record_json_for(Manager *m, RpcCall *call, Record *r, json_object **r
 	k = manager_record_json(m, r, &rec);
 	if (k < 0)
 		return k;
-	if (r->state == REQUEST_QUEUED)
+	if (r->state == REQUEST_QUEUED) {
+		refresh_positions(m, r);
 		json_object_object_add(rec, "position",
-		                       json_object_new_int64((int64_t) queue_position(m, r, caller_is_admin(m, call))));
+		                       json_object_new_int64((int64_t) (caller_is_admin(m, call) ? r->position_all
+		                                                                                : r->position_own)));
+	}
 	*ret = rec;
 	return 0;
 }
 
-static void reply_record(Manager *m, RpcCall *call, Record *r) {
-	json_object *rec = NULL;
+/* A json object that serializes as the text in its userdata: the record
+ * serialized once and kept until it changes (Record.protocol_text). */
+static int raw_to_json(json_object *jso, struct printbuf *pb, int level, int flags) {
+	const char *text = json_object_get_userdata(jso);
 
-	if (record_json_for(m, call, r, &rec) < 0) {
-		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
-		return;
+	return printbuf_memappend(pb, text, (int) strlen(text));
+}
+
+static void reply_record(Manager *m, RpcCall *call, Record *r) {
+	_cleanup_(json_object_putp) json_object *rec = NULL;
+	_cleanup_(freep) char *with_position = NULL;
+	json_object *raw;
+	size_t len;
+
+	if (!r->protocol_text) {
+		if (manager_record_json(m, r, &rec) < 0) {
+			rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+			return;
+		}
+		r->protocol_text = strdup(json_object_to_json_string_ext(
+		        rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
-	rpc_call_reply(call, rec);
+	len = r->protocol_text ? strlen(r->protocol_text) : 0;
+	if (len < 2 || r->protocol_text[len - 1] != '}') {
+		/* Out of memory: the slow way. */
+		json_object_put(TAKE_PTR(rec));
+		if (record_json_for(m, call, r, &rec) < 0)
+			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+		return rpc_call_reply(call, TAKE_PTR(rec));
+	}
+	/* The position changes without the record: it is added to the text. */
+	if (r->state == REQUEST_QUEUED)
+		refresh_positions(m, r);
+	if (r->state == REQUEST_QUEUED &&
+	    asprintf(&with_position, "%.*s,\"position\":%zu}", (int) (len - 1), r->protocol_text,
+	             caller_is_admin(m, call) ? r->position_all : r->position_own) < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	raw = json_object_new_object();
+	if (!raw)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	/* rpc serializes the reply at once: the text need not outlive this call. */
+	json_object_set_serializer(raw, raw_to_json, with_position ? with_position : r->protocol_text, NULL);
+	rpc_call_reply(call, raw);
 }
 
 static json_object *iso_or_null(usec_t t) {
@@ -212,13 +251,25 @@ static void method_status(Manager *m, RpcCall *call) {
 	if (!check_known_params(call, known))
 		return;
 
-	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
-		if (!admin && r->owner_uid != uid)
-			continue;
-		counts[r->state]++;
-		if (r->state == REQUEST_QUEUED && (oldest_queued == 0 || r->created_at < oldest_queued))
-			oldest_queued = r->created_at;
-	}
+	if (admin) {
+		/* The outbox keeps these counts: no walk over 100,000 records. The
+		 * oldest queued request is the first queued one in acceptance order. */
+		for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
+			counts[st] = outbox_count_state(m->outbox, st);
+		if (counts[REQUEST_QUEUED] > 0)
+			for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+				if (r->state == REQUEST_QUEUED) {
+					oldest_queued = r->created_at;
+					break;
+				}
+	} else
+		for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+			if (r->owner_uid != uid)
+				continue;
+			counts[r->state]++;
+			if (r->state == REQUEST_QUEUED && (oldest_queued == 0 || r->created_at < oldest_queued))
+				oldest_queued = r->created_at;
+		}
 
 	budget_tick(&m->budget, now);
 	budget = json_object_new_object();
@@ -266,9 +317,27 @@ static void method_status(Manager *m, RpcCall *call) {
 
 /* Where target stands in the create order. For a non-admin only its own
  * queued requests count: others' must not show, not even as a number. */
-static size_t queue_position(Manager *m, const Record *target, bool all_users) {
+#define POSITION_UIDS_MAX 256
+
+static size_t queue_position(Manager *m, const Record *target, bool all_users, bool newest) {
 	size_t n = outbox_count_state(m->outbox, REQUEST_QUEUED), i = 0, pos;
 	_cleanup_(freep) Record **queued = NULL;
+
+	if (newest && target->priority >= 0 && target->priority < _PRIORITY_MAX) {
+		/* A new request is younger than every queued one: counts suffice,
+		 * no walk over the whole outbox per submit. */
+		uid_t uids[POSITION_UIDS_MAX];
+		size_t counts[POSITION_UIDS_MAX], ahead = 0, own, n_uids = 0;
+
+		for (Priority p = target->priority + 1; p < _PRIORITY_MAX; p++)
+			ahead += all_users ? outbox_count_queued(m->outbox, p)
+			                   : outbox_count_queued_uid(m->outbox, target->owner_uid, p);
+		own = outbox_count_queued_uid(m->outbox, target->owner_uid, target->priority);
+		if (all_users)
+			n_uids = outbox_queued_uids(m->outbox, target->priority, uids, counts, POSITION_UIDS_MAX);
+		if (own > 0 && n_uids < POSITION_UIDS_MAX)
+			return sched_position_from_counts(&m->sched, target, ahead, own - 1, uids, counts, n_uids);
+	}
 
 	queued = malloc(sizeof(Record *) * (n ? n : 1));
 	if (!queued)
@@ -280,6 +349,64 @@ static size_t queue_position(Manager *m, const Record *target, bool all_users) {
 	return pos;
 }
 
+/* Positions of every queued record, recomputed at most once a second in one
+ * pass: a client's live line asks often, and a walk per get over 100,000
+ * queued requests would make each get cost milliseconds. */
+#define POSITIONS_MAX_AGE USEC_PER_SEC
+
+typedef struct UidRank {
+	uid_t uid;
+	size_t seen[_PRIORITY_MAX];
+} UidRank;
+
+static void refresh_positions(Manager *m, const Record *asked) {
+	uid_t uids[_PRIORITY_MAX][POSITION_UIDS_MAX];
+	size_t counts[_PRIORITY_MAX][POSITION_UIDS_MAX], n_uids[_PRIORITY_MAX], ahead[_PRIORITY_MAX];
+	_cleanup_(freep) UidRank *ranks = NULL;
+	size_t n_ranks = 0;
+	usec_t now = now_monotonic();
+
+	/* A record that arrived after the snapshot has no position yet. */
+	if (m->positions_at != 0 && now - m->positions_at < POSITIONS_MAX_AGE && asked->position_all != 0)
+		return;
+	ranks = calloc(POSITION_UIDS_MAX, sizeof *ranks);
+	if (!ranks)
+		return;
+	for (Priority p = 0; p < _PRIORITY_MAX; p++) {
+		n_uids[p] = outbox_queued_uids(m->outbox, p, uids[p], counts[p], POSITION_UIDS_MAX);
+		ahead[p] = 0;
+		for (Priority q = p + 1; q < _PRIORITY_MAX; q++)
+			ahead[p] += outbox_count_queued(m->outbox, q);
+	}
+
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		UidRank *u = NULL;
+		size_t own_ahead = 0;
+
+		if (r->state != REQUEST_QUEUED || r->priority < 0 || r->priority >= _PRIORITY_MAX)
+			continue;
+		for (size_t i = 0; i < n_ranks; i++)
+			if (ranks[i].uid == r->owner_uid) {
+				u = &ranks[i];
+				break;
+			}
+		if (!u) {
+			if (n_ranks == POSITION_UIDS_MAX)
+				continue;
+			u = &ranks[n_ranks++];
+			u->uid = r->owner_uid;
+		}
+		/* In seq order, so seen = the uid's older queued records here. */
+		r->position_all = sched_position_from_counts(&m->sched, r, ahead[r->priority], u->seen[r->priority],
+		                                             uids[r->priority], counts[r->priority], n_uids[r->priority]);
+		for (Priority q = r->priority + 1; q < _PRIORITY_MAX; q++)
+			own_ahead += outbox_count_queued_uid(m->outbox, r->owner_uid, q);
+		r->position_own = own_ahead + u->seen[r->priority] + 1;
+		u->seen[r->priority]++;
+	}
+	m->positions_at = now;
+}
+
 void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
 	json_object *result = json_object_new_object();
 	char created[ISO8601_MAX];
@@ -288,7 +415,7 @@ void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool du
 	json_object_object_add(result, "state", json_object_new_string(request_state_to_string(r->state)));
 	json_object_object_add(result, "created_at", json_object_new_string(format_iso8601(r->created_at, created)));
 	json_object_object_add(result, "position",
-	                       r->state == REQUEST_QUEUED ? json_object_new_int64((int64_t) queue_position(m, r, caller_is_admin(m, call)))
+	                       r->state == REQUEST_QUEUED ? json_object_new_int64((int64_t) queue_position(m, r, caller_is_admin(m, call), !duplicate))
 	                                                  : json_object_new_int(0));
 	json_object_object_add(result, "duplicate", json_object_new_boolean(duplicate));
 	rpc_call_reply(call, result);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@
 #define TABLE_MIN 64
 #define UID_TABLE_MIN 16
 #define COMPACT_MIN 64
-#define PARAMS_CACHED_DEFAULT 4096
+#define PARAMS_CACHED_DEFAULT 1024
 
 typedef struct Entry Entry;
 struct Entry {
@@ -58,6 +59,7 @@ typedef struct UidCount {
 	uid_t uid;
 	bool used;
 	size_t live;
+	size_t queued[_PRIORITY_MAX];
 } UidCount;
 
 struct Outbox {
@@ -83,6 +85,7 @@ struct Outbox {
 
 	size_t n_records;
 	size_t state_counts[_REQUEST_STATE_MAX];
+	size_t queued_by_priority[_PRIORITY_MAX];
 	uint64_t next_seq;
 	uint64_t min_free;
 	unsigned quarantined;
@@ -161,6 +164,10 @@ static Entry *entry_of(const Outbox *o, const Record *r) {
 
 	if (!o || !r)
 		return NULL;
+	/* Iteration asks for every record in turn: the hint saves hashing its id. */
+	if (r->outbox_slot < o->n_slots && o->slots[r->outbox_slot].entry &&
+	    o->slots[r->outbox_slot].entry->record == r)
+		return o->slots[r->outbox_slot].entry;
 	e = find_entry(o, r->id);
 	return e && e->record == r ? e : NULL;
 }
@@ -203,7 +210,7 @@ static int resize_uids(Outbox *o, size_t n) {
 	o->n_uids = 0;
 	for (size_t i = 0; i < n_old; i++)
 		if (old[i].used)
-			add_uid(o, old[i].uid)->live = old[i].live;
+			*add_uid(o, old[i].uid) = old[i];
 	free(old);
 	return 0;
 }
@@ -253,6 +260,7 @@ static void compact_slots(Outbox *o) {
 		if (o->slots[i].entry) {
 			o->slots[j] = o->slots[i];
 			o->slots[j].entry->slot = j;
+			o->slots[j].entry->record->outbox_slot = j;
 			j++;
 		}
 	o->n_slots = j;
@@ -341,6 +349,21 @@ static void lru_push(Outbox *o, Entry *e) {
 	}
 }
 
+static bool priority_is_valid(Priority p) {
+	return p >= 0 && p < _PRIORITY_MAX;
+}
+
+/* The queued counts follow the state last written; the priority never changes. */
+static void account_queued(Outbox *o, UidCount *u, const Entry *e, RequestState s, int delta) {
+	Priority p = e->record->priority;
+
+	if (s != REQUEST_QUEUED || !priority_is_valid(p))
+		return;
+	o->queued_by_priority[p] += (size_t) delta;
+	if (u)
+		u->queued[p] += (size_t) delta;
+}
+
 /* Cannot fail once reserve() succeeded for this record. */
 static void index_entry(Outbox *o, Entry *e, bool with_cref) {
 	Record *r = e->record;
@@ -360,6 +383,7 @@ static void index_entry(Outbox *o, Entry *e, bool with_cref) {
 	}
 
 	e->slot = o->n_slots;
+	r->outbox_slot = e->slot;
 	o->slots[o->n_slots++] = (Slot) { .seq = r->seq, .entry = e };
 
 	e->state = r->state;
@@ -370,6 +394,7 @@ static void index_entry(Outbox *o, Entry *e, bool with_cref) {
 		u = add_uid(o, e->uid);
 	if (!request_state_is_terminal(e->state))
 		u->live++;
+	account_queued(o, u, e, e->state, +1);
 	o->n_records++;
 }
 
@@ -407,6 +432,7 @@ static void unindex_entry(Outbox *o, Entry *e) {
 	u = find_uid(o, e->uid);
 	if (u && !request_state_is_terminal(e->state))
 		u->live--;
+	account_queued(o, u, e, e->state, -1);
 	o->n_records--;
 }
 
@@ -417,6 +443,8 @@ static void account_state(Outbox *o, Entry *e, RequestState s) {
 
 	if (e->state == s)
 		return;
+	account_queued(o, find_uid(o, e->uid), e, e->state, -1);
+	account_queued(o, find_uid(o, e->uid), e, s, +1);
 	if (state_is_valid(e->state))
 		o->state_counts[e->state]--;
 	if (state_is_valid(s))
@@ -696,6 +724,11 @@ static int load_one(Outbox *o, LoadState *s, const char *name) {
 	if (!streq(r->id, id))
 		return add_bad(s, name, "record id does not match the file name");
 
+	/* Read back on demand: recovering 100,000 requests must not hold
+	 * 100,000 request texts (and their parse trees) at once. */
+	json_object_put(r->params);
+	r->params = NULL;
+
 	k = grow_array((void **) &s->records, &s->n_records_allocated, s->n_records + 1,
 	               sizeof *s->records);
 	if (k < 0)
@@ -820,16 +853,14 @@ static int load(Outbox *o) {
 
 		e->record = TAKE_PTR(s.records[i]);
 		index_entry(o, e, !clash);
-		/* Read back on demand: recovering 100,000 requests must not keep
-		 * 100,000 request texts in memory. */
-		json_object_put(r->params);
-		r->params = NULL;
 		if (r->seq > max_seq)
 			max_seq = r->seq;
 	}
 	s.n_records = 0; /* every record is owned by o now */
 
 	o->next_seq = max_seq + 1;
+	/* The parse trees of every file came and went: give the memory back. */
+	malloc_trim(0);
 	return 0;
 }
 
@@ -1024,6 +1055,12 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 }
 
 int outbox_save(Outbox *o, Record *r) {
+	/* The record changed: what was served from it is stale. */
+	if (r) {
+		free(r->protocol_text);
+		r->protocol_text = NULL;
+	}
+
 	Entry *e = entry_of(o, r);
 	int k;
 
@@ -1093,6 +1130,30 @@ size_t outbox_count_live_uid(const Outbox *o, uid_t uid) {
 	UidCount *u = o ? find_uid(o, uid) : NULL;
 
 	return u ? u->live : 0;
+}
+
+size_t outbox_count_queued(const Outbox *o, Priority p) {
+	return o && priority_is_valid(p) ? o->queued_by_priority[p] : 0;
+}
+
+size_t outbox_count_queued_uid(const Outbox *o, uid_t uid, Priority p) {
+	UidCount *u = o && priority_is_valid(p) ? find_uid(o, uid) : NULL;
+
+	return u ? u->queued[p] : 0;
+}
+
+size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *counts, size_t max) {
+	size_t n = 0;
+
+	if (!o || !priority_is_valid(p))
+		return 0;
+	for (size_t i = 0; i < o->n_uid_buckets && n < max; i++)
+		if (o->uids[i].used && o->uids[i].queued[p] > 0) {
+			uids[n] = o->uids[i].uid;
+			counts[n] = o->uids[i].queued[p];
+			n++;
+		}
+	return n;
 }
 
 unsigned outbox_quarantined(const Outbox *o) {

@@ -70,6 +70,11 @@ size_t outbox_size(const Outbox *o);
 size_t outbox_count_state(const Outbox *o, RequestState s);
 /* Non-terminal records of uid, O(1) expected. */
 size_t outbox_count_live_uid(const Outbox *o, uid_t uid);
+/* Queued records (as last saved) at priority p: all, and of uid. O(1) expected. */
+size_t outbox_count_queued(const Outbox *o, Priority p);
+size_t outbox_count_queued_uid(const Outbox *o, uid_t uid, Priority p);
+/* Fills up to max (uid, count) pairs of the uids with queued records at p; returns how many. */
+size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *counts, size_t max);
 /* Entries quarantined by outbox_open(). */
 unsigned outbox_quarantined(const Outbox *o);
 /* outbox_insert() refuses with -ENOSPC while the file system holding the

@@ -123,6 +123,7 @@ Record *record_free(Record *r) {
 	json_object_put(r->result);
 	json_object_put(r->feedback);
 	json_object_put(r->error);
+	free(r->protocol_text);
 	free(r);
 	return NULL;
 }

@@ -95,6 +95,9 @@ typedef struct Record {
 	uint64_t poll_seen_round;         /* last list round that showed it */
 	bool poll_missing;                /* a full list round did not show it */
 	bool poll_by_id;                  /* nor did its loop's listing: GET it by id */
+	size_t outbox_slot;               /* the outbox's hint where it keeps r (iteration) */
+	char *protocol_text;              /* cached record_to_protocol() text; NULL after any change */
+	size_t position_all, position_own; /* queue position snapshot (see methods.c) */
 } Record;
 
 Record *record_new(void);

@@ -100,6 +100,24 @@ size_t sched_position(Record *const *queued, size_t n, const SchedState *state, 
 	return ahead + own_older + others + 1;
 }
 
+size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t ahead, size_t own_older,
+                                  const uid_t *uids, const size_t *counts, size_t n_uids) {
+	size_t others = 0;
+
+	if (r->priority < 0 || r->priority >= _PRIORITY_MAX)
+		return 0;
+	for (size_t i = 0; i < n_uids; i++) {
+		size_t turns;
+
+		if (uids[i] == r->owner_uid)
+			continue;
+		turns = own_older + (rr_before(uids[i], r->owner_uid, state->served[r->priority],
+		                               state->last_uid[r->priority]) ? 1 : 0);
+		others += counts[i] < turns ? counts[i] : turns;
+	}
+	return ahead + own_older + others + 1;
+}
+
 usec_t sched_backoff(unsigned n, usec_t cap, double jitter) {
 	usec_t d = 2 * USEC_PER_SEC;
 

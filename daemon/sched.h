@@ -30,6 +30,13 @@ void sched_note_served(SchedState *state, const Record *r);
  * were asked repeatedly, ignoring backoff times. */
 size_t sched_position(Record *const *queued, size_t n, const SchedState *state, const Record *r);
 
+/* sched_position() for a record that no queued record is younger than, from
+ * counts: ahead = queued records of a higher priority, own_older = its uid's
+ * other queued records at its priority, (uids[i], counts[i]) every uid's
+ * queued records at its priority. O(n_uids). */
+size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t ahead, size_t own_older,
+                                  const uid_t *uids, const size_t *counts, size_t n_uids);
+
 /* Backoff after the n-th consecutive failure (n ≥ 1): 2 s doubling to cap,
  * scaled by a jitter factor in [0.8, 1.2) from jitter in [0, 1). */
 usec_t sched_backoff(unsigned n, usec_t cap, double jitter);
