@@ -103,6 +103,53 @@ static void test_budget_creates_stop_at_limit_minus_reserve(void **state) {
 	assert_int_equal(budget_next_slot(&b, CALL_POLL, 1, now, 0.5), now);
 }
 
+static void test_budget_polls_spend_the_reserve_not_the_creates_share(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	assert_int_equal(budget_reserve_left(&b, now), 10);
+	charge_n(&b, CALL_POLL, 4, now);
+	/* Polls came out of the reserve: creates still have their 90. */
+	assert_int_equal(budget_reserve_left(&b, now), 6);
+	assert_int_equal(budget_available(&b, CALL_CREATE, now), 90);
+	charge_n(&b, CALL_CREATE, 90, now);
+	assert_int_equal(budget_available(&b, CALL_CREATE, now), 0);
+	/* And what is left of the reserve is still there for polls. */
+	assert_int_equal(budget_remaining(&b, now), 6);
+	assert_int_equal(budget_next_slot(&b, CALL_POLL, 1, now, 0.5), now);
+}
+
+static void test_budget_creates_are_paced_from_the_last_create(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100), slot_before, slot_after;
+
+	budget_init(&b, &config_default, now);
+	budget_charge(&b, CALL_CREATE, now);
+	/* A backlog larger than the budget: the next create is paced. */
+	slot_before = budget_next_slot(&b, CALL_CREATE, 1000, now, 0.5);
+	assert_true(slot_before > now);
+	/* A poll in between does not push the next create back (paced from
+	 * the poll, it would come 10 s later). */
+	budget_charge(&b, CALL_POLL, now + S(10));
+	slot_after = budget_next_slot(&b, CALL_CREATE, 1000, now + S(10), 0.5);
+	assert_true(slot_after < slot_before + S(5));
+}
+
+static void test_budget_paces_to_end_before_the_reset(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	budget_observe(&b, &(RateInfo) { .has_limit = true, .has_remaining = true, .has_reset = true,
+	                                 .has_date = true, .limit = 100, .remaining = 100,
+	                                 .reset_epoch = T0 + HOUR, .date_epoch = T0 + 100 },
+	               now);
+	/* The last paced call must land in the server's window, margins included. */
+	assert_true(budget_pace_end(&b, now) < b.window_end);
+	assert_true(budget_pace_end(&b, now) > now);
+}
+
 static void test_budget_other_kinds_may_use_the_reserve(void **state) {
 	static const CallKind others[] = {
 		CALL_POLL, CALL_CANCEL, CALL_FEEDBACK, CALL_RECONCILE, CALL_INTERACTIVE, CALL_PROBE,
@@ -1054,6 +1101,9 @@ int main(void) {
 		cmocka_unit_test(test_budget_tick_rolls_into_a_fresh_window),
 		cmocka_unit_test(test_budget_counts_a_call_whose_reply_is_lost),
 		cmocka_unit_test(test_budget_creates_stop_at_limit_minus_reserve),
+		cmocka_unit_test(test_budget_polls_spend_the_reserve_not_the_creates_share),
+		cmocka_unit_test(test_budget_creates_are_paced_from_the_last_create),
+		cmocka_unit_test(test_budget_paces_to_end_before_the_reset),
 		cmocka_unit_test(test_budget_other_kinds_may_use_the_reserve),
 		cmocka_unit_test(test_budget_reserve_is_clamped_to_half_the_limit),
 		cmocka_unit_test(test_budget_never_spends_past_server_remaining),
