@@ -188,4 +188,5 @@ clean:
 	rm -rf build
 
 -include tests/fuzz/fuzz.mk
+-include bench/bench.mk
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
