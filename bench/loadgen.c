@@ -1,0 +1,438 @@
+/* loadgen.c — closed-loop load for hitld's control socket (or any NDJSON line
+ * server): N threads, one AF_UNIX connection each, D requests in flight per
+ * connection. Measures the round trip of every reply and prints one JSON line.
+ * Benchmark tool only (bench/run drives it); never part of the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define LOADGEN_CONNS_MAX 1024
+#define LOADGEN_DEPTH_MAX 256
+#define LOADGEN_LINE_MAX (8U * 1024U * 1024U)   /* a reply longer than this is an error */
+#define LOADGEN_SAMPLES_MAX (16U * 1024U * 1024U)
+#define LOADGEN_UNIQ "@UNIQ@"
+
+typedef enum Phase {
+	PHASE_WARMUP,
+	PHASE_MEASURE,
+	PHASE_STOP,
+} Phase;
+
+typedef struct Options {
+	const char *socket_path;
+	const char *method;
+	const char *params;        /* JSON text; LOADGEN_UNIQ is replaced per request */
+	const char *ids_out;       /* file for the "id" of every successful submit */
+	unsigned conns;
+	unsigned depth;
+	double duration_s;
+	double warmup_s;
+	uint64_t max_requests;     /* per connection; 0 = until the duration ends */
+	bool echo;                 /* any line is a success (echo server baseline) */
+} Options;
+
+typedef struct Worker {
+	pthread_t thread;
+	unsigned index;
+	const Options *options;
+	int fd;
+	uint64_t sent, received, ok, errors;
+	uint32_t *samples;         /* round trips in ns/64, measured phase only */
+	size_t n_samples, alloc_samples;
+	FILE *ids;                 /* private tmp file, merged at the end */
+	char *failure;
+} Worker;
+
+static _Atomic int phase = PHASE_WARMUP;
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static int connect_unix(const char *path) {
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+		int k = -errno;
+
+		close(fd);
+		return k;
+	}
+	return fd;
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	return 0;
+}
+
+/* Appends one request line to buf (size cap) for request number seq of worker w. */
+static int format_request(const Worker *w, uint64_t seq, char *buf, size_t cap, size_t *len) {
+	const Options *o = w->options;
+	char uniq[48];
+	const char *params = o->params, *mark;
+	int n;
+
+	snprintf(uniq, sizeof uniq, "c%un%" PRIu64, w->index, seq);
+	n = snprintf(buf + *len, cap - *len, "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"%s\"",
+	             seq, o->method);
+	if (n < 0 || (size_t) n >= cap - *len)
+		return -ENOBUFS;
+	*len += (size_t) n;
+	if (params) {
+		mark = strstr(params, LOADGEN_UNIQ);
+		if (mark)
+			n = snprintf(buf + *len, cap - *len, ",\"params\":%.*s%s%s}\n", (int) (mark - params),
+			             params, uniq, mark + strlen(LOADGEN_UNIQ));
+		else
+			n = snprintf(buf + *len, cap - *len, ",\"params\":%s}\n", params);
+	} else
+		n = snprintf(buf + *len, cap - *len, "}\n");
+	if (n < 0 || (size_t) n >= cap - *len)
+		return -ENOBUFS;
+	*len += (size_t) n;
+	return 0;
+}
+
+static void record_sample(Worker *w, uint64_t rtt_ns) {
+	if (w->n_samples == w->alloc_samples) {
+		size_t alloc = w->alloc_samples ? w->alloc_samples * 2 : 65536;
+		uint32_t *p;
+
+		if (alloc > LOADGEN_SAMPLES_MAX)
+			return;
+		p = realloc(w->samples, alloc * sizeof *p);
+		if (!p)
+			return;
+		w->samples = p;
+		w->alloc_samples = alloc;
+	}
+	/* 64 ns units: 32 bits hold 4.5 minutes. */
+	w->samples[w->n_samples++] = (uint32_t) (rtt_ns / 64 > UINT32_MAX ? UINT32_MAX : rtt_ns / 64);
+}
+
+/* A reply is a success when it carries "result" (echo mode: any line). A
+ * submit's local id is the first "id" inside the result. */
+static void handle_reply(Worker *w, const char *line, size_t len, uint64_t rtt_ns, bool measuring) {
+	const char *result = memmem(line, len, "\"result\"", 8);
+	bool ok = w->options->echo || result;
+
+	w->received++;
+	if (!measuring)
+		return;
+	if (ok)
+		w->ok++;
+	else
+		w->errors++;
+	record_sample(w, rtt_ns);
+	if (ok && w->ids && result) {
+		const char *id = memmem(result, len - (size_t) (result - line), "\"id\":\"", 6);
+
+		if (id) {
+			const char *start = id + 6, *end = memchr(start, '"', len - (size_t) (start - line));
+
+			if (end)
+				fprintf(w->ids, "%.*s\n", (int) (end - start), start);
+		}
+	}
+}
+
+/* Reads until buf holds at least one complete line. Returns NULL or what failed. */
+static const char *read_line(Worker *w, char **in, size_t *in_len, size_t *in_cap) {
+	while (!(*in_len && memchr(*in, '\n', *in_len))) {
+		ssize_t n;
+
+		if (*in_cap - *in_len < 4096) {
+			char *p;
+
+			if (*in_cap >= LOADGEN_LINE_MAX)
+				return "reply line too long";
+			p = realloc(*in, *in_cap * 2);
+			if (!p)
+				return "out of memory";
+			*in = p;
+			*in_cap *= 2;
+		}
+		n = recv(w->fd, *in + *in_len, *in_cap - *in_len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return "server closed the connection";
+		if (n < 0)
+			return strerror(errno);
+		*in_len += (size_t) n;
+	}
+	return NULL;
+}
+
+/* Keeps depth requests in flight until told to stop, then collects what is
+ * still owed so the server is left quiet. Returns NULL or what failed. */
+static const char *worker_loop(Worker *w) {
+	const Options *o = w->options;
+	_cleanup_(freep) uint64_t *sent_at = calloc(o->depth, sizeof(uint64_t));
+	size_t out_cap = (size_t) o->depth * (strlen(o->params ? o->params : "") + 256), in_len = 0,
+	       in_cap = 64 * 1024;
+	_cleanup_(freep) char *out = malloc(out_cap);
+	_cleanup_(freep) char *in = malloc(in_cap);
+
+	if (!sent_at || !out || !in)
+		return "out of memory";
+
+	for (;;) {
+		int ph = atomic_load(&phase);
+		uint64_t first_new = w->sent, t;
+		size_t out_len = 0, pos = 0;
+		const char *failure;
+
+		while (ph != PHASE_STOP && w->sent - w->received < o->depth &&
+		       (o->max_requests == 0 || w->sent < o->max_requests)) {
+			if (format_request(w, w->sent + 1, out, out_cap, &out_len) < 0)
+				return "request too long";
+			w->sent++;
+		}
+		if (out_len > 0) {
+			int k;
+
+			t = now_ns();
+			for (uint64_t s = first_new; s < w->sent; s++)
+				sent_at[s % o->depth] = t;
+			k = write_all(w->fd, out, out_len);
+			if (k < 0)
+				return strerror(-k);
+		}
+		if (w->sent == w->received)
+			return NULL;
+
+		failure = read_line(w, &in, &in_len, &in_cap);
+		if (failure)
+			return failure;
+
+		t = now_ns();
+		ph = atomic_load(&phase);
+		for (char *nl; w->received < w->sent && (nl = memchr(in + pos, '\n', in_len - pos));) {
+			/* Replies come back in request order (PROTOCOL.md §1). */
+			uint64_t rtt = t - sent_at[w->received % o->depth];
+
+			handle_reply(w, in + pos, (size_t) (nl - (in + pos)), rtt, ph == PHASE_MEASURE);
+			pos = (size_t) (nl - in) + 1;
+		}
+		memmove(in, in + pos, in_len - pos);
+		in_len -= pos;
+	}
+}
+
+static void *worker_run(void *userdata) {
+	Worker *w = userdata;
+	const char *failure = worker_loop(w);
+
+	if (failure) {
+		w->failure = strdup(failure);
+		atomic_store(&phase, PHASE_STOP);
+	}
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile_us(const uint32_t *sorted, size_t n, double p) {
+	size_t i;
+
+	if (n == 0)
+		return 0.0;
+	i = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
+	return (double) sorted[i] * 64.0 / 1000.0;
+}
+
+static void sleep_s(double s) {
+	struct timespec ts = { .tv_sec = (time_t) s, .tv_nsec = (long) ((s - (double) (time_t) s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void usage(FILE *f) {
+	fprintf(f,
+	        "usage: loadgen --socket PATH --method NAME [--params JSON] [--conns N] [--depth D]\n"
+	        "               [--duration S] [--warmup S] [--requests N] [--echo] [--ids-out FILE]\n"
+	        "  --params JSON   request params; every " LOADGEN_UNIQ " is replaced by a unique token\n"
+	        "  --requests N    per connection, then stop (default: run for --duration)\n"
+	        "  --echo          count any reply line as a success (echo server baseline)\n"
+	        "Prints one JSON line: count (measured), total (warm-up included), ok, errors, rps\n"
+	        "and round-trip percentiles in us.\n");
+}
+
+int main(int argc, char **argv) {
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },  { "method", required_argument, NULL, 'm' },
+		{ "params", required_argument, NULL, 'p' },  { "conns", required_argument, NULL, 'c' },
+		{ "depth", required_argument, NULL, 'd' },   { "duration", required_argument, NULL, 't' },
+		{ "warmup", required_argument, NULL, 'w' },  { "requests", required_argument, NULL, 'n' },
+		{ "echo", no_argument, NULL, 'e' },          { "ids-out", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },          {},
+	};
+	Options o = { .method = "status", .conns = 1, .depth = 1, .duration_s = 3.0, .warmup_s = 0.5 };
+	Worker *workers;
+	uint64_t t0, t1 = 0, count = 0, ok = 0, errors = 0, total = 0;
+	size_t n_samples = 0;
+	uint32_t *all;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) >= 0)
+		switch (opt) {
+		case 's': o.socket_path = optarg; break;
+		case 'm': o.method = optarg; break;
+		case 'p': o.params = optarg; break;
+		case 'c': o.conns = (unsigned) strtoul(optarg, NULL, 10); break;
+		case 'd': o.depth = (unsigned) strtoul(optarg, NULL, 10); break;
+		case 't': o.duration_s = strtod(optarg, NULL); break;
+		case 'w': o.warmup_s = strtod(optarg, NULL); break;
+		case 'n': o.max_requests = strtoull(optarg, NULL, 10); break;
+		case 'e': o.echo = true; break;
+		case 'i': o.ids_out = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	if (!o.socket_path || o.conns == 0 || o.conns > LOADGEN_CONNS_MAX || o.depth == 0 ||
+	    o.depth > LOADGEN_DEPTH_MAX || !(o.duration_s > 0) || !(o.warmup_s >= 0)) {
+		usage(stderr);
+		return 2;
+	}
+
+	workers = calloc(o.conns, sizeof *workers);
+	if (!workers)
+		return 1;
+	for (unsigned i = 0; i < o.conns; i++) {
+		Worker *w = &workers[i];
+
+		w->index = i;
+		w->options = &o;
+		w->fd = connect_unix(o.socket_path);
+		if (w->fd < 0) {
+			fprintf(stderr, "loadgen: connect %s (connection %u): %s\n", o.socket_path, i, strerror(-w->fd));
+			return 1;
+		}
+		if (o.ids_out) {
+			w->ids = tmpfile();
+			if (!w->ids)
+				return 1;
+		}
+	}
+	/* Bounded runs (--requests) measure from the first request. */
+	if (o.max_requests > 0)
+		atomic_store(&phase, PHASE_MEASURE);
+	for (unsigned i = 0; i < o.conns; i++)
+		if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0) {
+			fprintf(stderr, "loadgen: cannot start thread %u\n", i);
+			return 1;
+		}
+
+	t0 = now_ns();
+	if (o.max_requests == 0) {
+		sleep_s(o.warmup_s);
+		if (atomic_load(&phase) != PHASE_STOP)
+			atomic_store(&phase, PHASE_MEASURE);
+		t0 = now_ns();
+		sleep_s(o.duration_s);
+		t1 = now_ns();
+		if (atomic_load(&phase) != PHASE_STOP)
+			atomic_store(&phase, PHASE_STOP);
+	}
+	for (unsigned i = 0; i < o.conns; i++)
+		pthread_join(workers[i].thread, NULL);
+	if (o.max_requests > 0)
+		t1 = now_ns();
+
+	for (unsigned i = 0; i < o.conns; i++) {
+		if (workers[i].failure) {
+			fprintf(stderr, "loadgen: connection %u: %s\n", i, workers[i].failure);
+			return 1;
+		}
+		ok += workers[i].ok;
+		errors += workers[i].errors;
+		total += workers[i].received;
+		n_samples += workers[i].n_samples;
+	}
+	count = ok + errors;
+	all = malloc((n_samples ? n_samples : 1) * sizeof *all);
+	if (!all)
+		return 1;
+	n_samples = 0;
+	for (unsigned i = 0; i < o.conns; i++) {
+		memcpy(all + n_samples, workers[i].samples, workers[i].n_samples * sizeof *all);
+		n_samples += workers[i].n_samples;
+	}
+	qsort(all, n_samples, sizeof *all, cmp_u32);
+
+	if (o.ids_out) {
+		FILE *f = fopen(o.ids_out, "we");
+		char line[256];
+
+		if (!f) {
+			fprintf(stderr, "loadgen: %s: %s\n", o.ids_out, strerror(errno));
+			return 1;
+		}
+		for (unsigned i = 0; i < o.conns; i++) {
+			rewind(workers[i].ids);
+			while (fgets(line, sizeof line, workers[i].ids))
+				fputs(line, f);
+			fclose(workers[i].ids);
+		}
+		if (fclose(f) != 0)
+			return 1;
+	}
+
+	double secs = (double) (t1 - t0) / 1e9, sum = 0.0;
+	for (size_t i = 0; i < n_samples; i++)
+		sum += (double) all[i] * 64.0 / 1000.0;
+	printf("{\"method\":\"%s\",\"conns\":%u,\"depth\":%u,\"seconds\":%.3f,\"count\":%" PRIu64
+	       ",\"total\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"rps\":%.1f,"
+	       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}\n",
+	       o.method, o.conns, o.depth, secs, count, total, ok, errors, secs > 0 ? (double) count / secs : 0.0,
+	       percentile_us(all, n_samples, 50), percentile_us(all, n_samples, 90),
+	       percentile_us(all, n_samples, 99), percentile_us(all, n_samples, 100),
+	       n_samples ? sum / (double) n_samples : 0.0);
+	for (unsigned i = 0; i < o.conns; i++) {
+		close(workers[i].fd);
+		free(workers[i].samples);
+	}
+	free(workers);
+	free(all);
+	return 0;
+}
