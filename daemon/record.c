@@ -313,6 +313,23 @@ static int add_enum(json_object *o, const char *key, const char *s) {
 	return add_string(o, key, s);
 }
 
+/* result_source, cancel_requested and feedback_state, shared by both forms:
+ * "none" is written as null. */
+static int add_outcome(json_object *o, const Record *r) {
+	int k;
+
+	k = r->result_source == RESULT_NONE
+	            ? add_null(o, "result_source")
+	            : add_enum(o, "result_source", result_source_to_string(r->result_source));
+	if (k >= 0)
+		k = add_bool(o, "cancel_requested", r->cancel_requested);
+	if (k >= 0)
+		k = r->feedback_state == FEEDBACK_NONE
+		            ? add_null(o, "feedback_state")
+		            : add_enum(o, "feedback_state", feedback_state_to_string(r->feedback_state));
+	return k;
+}
+
 int record_to_json(const Record *r, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *j = NULL;
 	int k = 0;
@@ -346,20 +363,7 @@ int record_to_json(const Record *r, json_object **ret) {
 	    (k = add_copy(j, "result", r->result)) < 0)
 		return k;
 
-	if (r->result_source == RESULT_NONE)
-		k = add_null(j, "result_source");
-	else
-		k = add_enum(j, "result_source", result_source_to_string(r->result_source));
-	if (k < 0)
-		return k;
-
-	if ((k = add_bool(j, "cancel_requested", r->cancel_requested)) < 0)
-		return k;
-
-	if (r->feedback_state == FEEDBACK_NONE)
-		k = add_null(j, "feedback_state");
-	else
-		k = add_enum(j, "feedback_state", feedback_state_to_string(r->feedback_state));
+	k = add_outcome(j, r);
 	if (k < 0)
 		return k;
 
@@ -731,20 +735,7 @@ int record_to_protocol(const Record *r, json_object **ret) {
 	    (k = add_copy(j, "result", r->result)) < 0)
 		return k;
 
-	if (r->result_source == RESULT_NONE)
-		k = add_null(j, "result_source");
-	else
-		k = add_enum(j, "result_source", result_source_to_string(r->result_source));
-	if (k < 0)
-		return k;
-
-	if ((k = add_bool(j, "cancel_requested", r->cancel_requested)) < 0)
-		return k;
-
-	if (r->feedback_state == FEEDBACK_NONE)
-		k = add_null(j, "feedback_state");
-	else
-		k = add_enum(j, "feedback_state", feedback_state_to_string(r->feedback_state));
+	k = add_outcome(j, r);
 	if (k < 0)
 		return k;
 
