@@ -487,12 +487,15 @@ static usec_t min_usec(usec_t a, usec_t b);
 void manager_commit(Manager *m) {
 	Record *records[COMMIT_BATCH_MAX];
 	int results[COMMIT_BATCH_MAX];
-	size_t n = m->n_pending, queued_before = outbox_count_state(m->outbox, REQUEST_QUEUED);
-	usec_t earliest = USEC_INFINITY, lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC;
+	size_t n = m->n_pending, queued_before;
+	usec_t earliest = USEC_INFINITY, lifetime;
 	bool any = false;
 
+	/* Also called from manager_free(), where startup may have failed early. */
 	if (n == 0)
 		return;
+	queued_before = outbox_count_state(m->outbox, REQUEST_QUEUED);
+	lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC;
 	for (size_t i = 0; i < n; i++)
 		records[i] = m->pending[i].record;
 
