@@ -331,9 +331,7 @@ int manager_record_changed(Manager *m, Record *r) {
 	if (k < 0)
 		log_error_errno(k, "Failed to save request %s: %m", r->id);
 	/* Even an unsaved change is the truth in memory; the next save retries. */
-	manager_notify(m, r);
-	status_changed(m);
-	manager_kick(m);
+	manager_record_saved(m, r);
 	return k;
 }
 
