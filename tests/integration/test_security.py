@@ -51,9 +51,13 @@ class Gate:
         select.select([self.r2], [], [], 60 * SLOW)
         return os.read(self.r2, 1) == b"g"
 
-    def wait_ready(self, timeout=60):     # parent
-        if not select.select([self.r1], [], [], timeout * SLOW)[0]:
-            raise AssertionError("child never got ready")
+    def wait_ready(self, timeout=60, child=None):     # parent
+        fds = [self.r1] + ([child.fd] if child else [])
+        ready = select.select(fds, [], [], timeout * SLOW)[0]
+        if self.r1 not in ready:
+            # The child ended (or hangs) before its turn: say what it did.
+            detail = child.result(timeout=5) if child else None
+            raise AssertionError("child never got ready: %s" % (detail,))
         os.read(self.r1, 1)
 
     def go(self):                         # parent
@@ -188,7 +192,7 @@ class TwoRealUsers(AccountsTestCase):
             return out
 
         child = UserChild(self.bob, bob)
-        gate.wait_ready()
+        gate.wait_ready(child=child)
         # Bob's cancel and feedback probes changed nothing.
         now1, now2 = self.c.call("request.get", {"id": a1}), self.c.call("request.get", {"id": a2})
         self.assertEqual(now1["state"], "pending")
@@ -301,7 +305,7 @@ class TwoRealUsers(AccountsTestCase):
             return out
 
         child = UserChild(self.bob, bob)
-        gate.wait_ready()
+        gate.wait_ready(child=child)
         other = self.hitld.client()       # root has a cap of its own
         self.assertEqual(other.call("hello")["uid"], 0)
         other.close()
