@@ -186,19 +186,24 @@ def call(sock, method, params=None, timeout=30):
         c.close()
 
 
-def calls(sock, seq):
-    """Several calls on one connection, as [reply, …] in the shape of call()."""
-    c = Client(sock)
+def calls_on(c, seq):
+    """Several calls on the connection c, as [reply, …] in the shape of call()."""
     out = []
+    for method, params in seq:
+        try:
+            out.append({"result": c.call(method, params)})
+        except RpcError as e:
+            out.append({"error": {"code": e.code, "message": e.message, "data": e.data}})
+    return out
+
+
+def calls(sock, seq):
+    """Several calls on one new connection, as [reply, …] in the shape of call()."""
+    c = Client(sock)
     try:
-        for method, params in seq:
-            try:
-                out.append({"result": c.call(method, params)})
-            except RpcError as e:
-                out.append({"error": {"code": e.code, "message": e.message, "data": e.data}})
+        return calls_on(c, seq)
     finally:
         c.close()
-    return out
 
 
 def connect_errno(sock):

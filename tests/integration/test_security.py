@@ -25,7 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import KEY, SLOW, Client, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
-from sec_util import (Accounts, UserChild, UserDaemon, add_key_same_account, as_user, call, calls,  # noqa: E402
+from sec_util import (calls_on, Accounts, UserChild, UserDaemon, add_key_same_account, as_user, call, calls,  # noqa: E402
                       connect_errno, find_secret_in_tree, new_key, secret_needles, start_expecting_failure,
                       sweep_stale_accounts, write_key_file)
 
@@ -170,12 +170,14 @@ class TwoRealUsers(AccountsTestCase):
             watch_all, watch_ids = Client(sock), Client(sock)
             out = {"watch_all": watch_all.call("watch", {}),
                    "watch_ids": watch_ids.call("watch", {"ids": [a1, a2, fake]})}
-            out["probes"] = calls(sock, flat)
-            out["views"] = calls(sock, views)
+            # One connection for everything else: with the cap at 3, closing
+            # one and opening the next could race the daemon noticing the close.
+            c = Client(sock)
+            out["probes"] = calls_on(c, flat)
+            out["views"] = calls_on(c, views)
             gate.ready()           # the parent now changes Alice's request
             # Bob's own request, with the client_ref Alice used: a separate
             # namespace, so no conflict and no duplicate.
-            c = Client(sock)
             out["own"] = c.call("request.submit", single_select_request(loop, text="bob's own",
                                                                         client_ref="shared-ref"))
             own = out["own"]["id"]
