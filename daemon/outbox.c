@@ -11,8 +11,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +24,14 @@
 #include "log.h"
 #include "msgid.h"
 #include "outbox.h"
+#include "seglog.h"
 #include "store.h"
 
+#define LOG_DIR "outbox"
 #define REQUESTS_DIR "requests"
 #define QUARANTINE_DIR "quarantine"
 #define RECORD_SUFFIX ".json"
 #define TMP_SUFFIX ".tmp"
-#define RECORD_FILE_NAME_MAX (RECORD_ID_MAX + sizeof(RECORD_SUFFIX))
 #define JSON_DEPTH_MAX 64
 #define QUARANTINE_TRIES 1000
 #define REASON_MAX 128
@@ -36,6 +39,7 @@
 #define UID_TABLE_MIN 16
 #define COMPACT_MIN 64
 #define PARAMS_CACHED_DEFAULT 1024
+#define PARSE_THREAD_MIN 4096
 
 typedef struct Entry Entry;
 struct Entry {
@@ -47,6 +51,8 @@ struct Entry {
 	RequestState state;    /* state as last written */
 	bool cref_indexed;     /* in the (uid, client_ref) table */
 	bool loaded;           /* record->params in memory, on the LRU list */
+	SegLoc loc;            /* the record's current entry in the log */
+	uint32_t size;
 	Entry *lru_prev, *lru_next;
 };
 
@@ -64,8 +70,10 @@ typedef struct UidCount {
 
 struct Outbox {
 	int state_fd;
-	int requests_fd;
+	int requests_fd; /* legacy one-file-per-record directory, only while migrating */
 	int quarantine_fd;
+	SegLog *log;
+	json_tokener *tok;
 
 	Slot *slots;
 	size_t n_slots;
@@ -464,10 +472,6 @@ static void account_state(Outbox *o, Entry *e, RequestState s) {
 
 /* ---- files ---------------------------------------------------------------------- */
 
-static void record_file_name(const char *id, char buf[static RECORD_FILE_NAME_MAX]) {
-	snprintf(buf, RECORD_FILE_NAME_MAX, "%s" RECORD_SUFFIX, id);
-}
-
 static bool ends_with(const char *s, const char *suffix) {
 	size_t n = strlen(s), m = strlen(suffix);
 
@@ -480,18 +484,14 @@ static void json_tokener_freep(json_tokener **t) {
 }
 
 /* Strict JSON: RFC 8259 syntax, valid UTF-8, no NUL bytes, one value with
- * nothing but whitespace after it. */
-static int parse_json_text(const char *text, size_t len, json_object **ret) {
-	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+ * nothing but whitespace after it. tok is reused: a new tokener per record
+ * showed in start-up and submit profiles. */
+static int parse_json_with(json_tokener *tok, const char *text, size_t len, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *j = NULL;
 
 	if (len > INT_MAX || memchr(text, '\0', len))
 		return -EBADMSG;
-	tok = json_tokener_new_ex(JSON_DEPTH_MAX);
-	if (!tok)
-		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-	                                    JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_reset(tok);
 	j = json_tokener_parse_ex(tok, text, (int) len);
 	if (!j || json_tokener_get_error(tok) != json_tokener_success)
 		return -EBADMSG;
@@ -502,63 +502,111 @@ static int parse_json_text(const char *text, size_t len, json_object **ret) {
 	return 0;
 }
 
-/* Serialises r and reads the text back the way outbox_open() will: a record
- * acknowledged now and quarantined at the next start would be a lost
- * request. *ret_json owns the text. */
-static int serialize_checked(const Record *r, json_object **ret_json, const char **ret_text, size_t *ret_len) {
-	_cleanup_(json_object_putp) json_object *j = NULL, *reread = NULL;
-	_cleanup_(record_freep) Record *check = NULL;
-	const char *text;
-	size_t len;
-	int k;
+static int new_tokener(json_tokener **ret) {
+	json_tokener *tok = json_tokener_new_ex(JSON_DEPTH_MAX);
 
-	k = record_to_json(r, &j);
-	if (k < 0)
-		return k == -ENOMEM ? k : -EINVAL;
-	text = json_object_to_json_string_length(
-		j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (!text)
+	if (!tok)
 		return -ENOMEM;
-	if (len > OUTBOX_RECORD_MAX)
-		return -EFBIG;
-
-	k = parse_json_text(text, len, &reread);
-	if (k == -ENOMEM)
-		return k;
-	if (k >= 0)
-		k = record_from_json(reread, &check);
-	if (k == -ENOMEM)
-		return k;
-	if (k < 0 || !streq(check->id, r->id))
-		return -EINVAL;
-
-	*ret_text = text;
-	*ret_len = len;
-	*ret_json = TAKE_PTR(j);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+	                                    JSON_TOKENER_VALIDATE_UTF8);
+	*ret = tok;
 	return 0;
 }
 
-static int write_record(Outbox *o, const Record *r) {
-	_cleanup_(json_object_putp) json_object *j = NULL;
-	char name[RECORD_FILE_NAME_MAX];
-	const char *text;
-	size_t len;
-	int k;
+static int parse_json_text(const char *text, size_t len, json_object **ret) {
+	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+	int k = new_tokener(&tok);
 
-	k = serialize_checked(r, &j, &text, &len);
-	if (k < 0)
-		return k;
-	record_file_name(r->id, name);
-	return store_write_file(o->requests_fd, name, text, len);
+	return k < 0 ? k : parse_json_with(tok, text, len, ret);
 }
 
+/* A record as the log stores it: its changing fields (meta) and the request
+ * as submitted (params), each JSON text. *meta owns meta_text; params_text
+ * lives in r->params. */
+typedef struct Serialized {
+	json_object *meta;
+	const char *meta_text;
+	size_t meta_len;
+	const char *params_text;
+	size_t params_len;
+} Serialized;
+
+static void serialized_done(Serialized *x) {
+	json_object_put(x->meta);
+	*x = (Serialized) {};
+}
+
+/* Serialises r. With check, reads the meta text back the way outbox_open()
+ * will: a record acknowledged now and unreadable at the next start would be a
+ * lost request. Saves check, since meta then carries what HITL.sh sent;
+ * inserts need not: a new record holds only what validate_submit() accepted,
+ * and tests/fuzz/fuzz_validate.c proves that every such request reads back.
+ * params never change after insert, so their text is not re-checked. */
+static int serialize(Outbox *o, const Record *r, bool check, Serialized *ret) {
+	_cleanup_(json_object_putp) json_object *meta = NULL, *reread = NULL;
+	_cleanup_(record_freep) Record *back = NULL;
+	const char *text, *ptext;
+	size_t len, plen;
+	int k;
+
+	if (!r->params)
+		return -EINVAL;
+	k = record_to_json_meta(r, &meta);
+	if (k < 0)
+		return k == -ENOMEM ? k : -EINVAL;
+	text = json_object_to_json_string_length(
+		meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	ptext = json_object_to_json_string_length(
+		r->params, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &plen);
+	if (!text || !ptext)
+		return -ENOMEM;
+	if (len > OUTBOX_RECORD_MAX || plen > OUTBOX_RECORD_MAX || len + plen > OUTBOX_RECORD_MAX)
+		return -EFBIG;
+
+	if (check) {
+		k = parse_json_with(o->tok, text, len, &reread);
+		if (k == -ENOMEM)
+			return k;
+		if (k >= 0)
+			k = record_from_json_meta(reread, &back);
+		if (k == -ENOMEM)
+			return k;
+		if (k < 0 || !streq(back->id, r->id))
+			return -EINVAL;
+	}
+
+	*ret = (Serialized) {
+		.meta = TAKE_PTR(meta),
+		.meta_text = text,
+		.meta_len = len,
+		.params_text = ptext,
+		.params_len = plen,
+	};
+	return 0;
+}
+
+/* Queues r's current content for the next commit. */
+static int append_record(Outbox *o, const Record *r, bool check, SegLoc *ret_loc, uint32_t *ret_size) {
+	_cleanup_(serialized_done) Serialized x = {};
+	int k;
+
+	/* Unchecked text still needs checked fields (outbox.h's -EINVAL). */
+	if (!check && record_check(r) < 0)
+		return -EINVAL;
+	k = serialize(o, r, check, &x);
+	if (k < 0)
+		return k;
+	return seglog_append(o->log, SEG_RECORD, r->id, x.meta_text, x.meta_len, x.params_text,
+	                     x.params_len, ret_loc, ret_size);
+}
+
+static void compact_maybe(Outbox *o);
+
 int outbox_need_params(Outbox *o, Record *r) {
-	_cleanup_(freep) char *text = NULL;
-	_cleanup_(json_object_putp) json_object *j = NULL;
-	char name[RECORD_FILE_NAME_MAX];
-	json_object *params;
+	_cleanup_(freep) char *buf = NULL;
+	_cleanup_(json_object_putp) json_object *params = NULL;
+	SegEntry se;
 	Entry *e;
-	size_t len;
 	int k;
 
 	if (!o || !r)
@@ -571,18 +619,18 @@ int outbox_need_params(Outbox *o, Record *r) {
 		return 0;
 	}
 
-	/* params never change after insert, so the file's copy is current. */
-	record_file_name(r->id, name);
-	k = store_read_file(o->requests_fd, name, OUTBOX_RECORD_MAX, &text, &len);
+	/* params never change after insert, so the current entry's copy is
+	 * the one submitted. */
+	k = seglog_read(o->log, e->loc, e->size, &se, &buf);
 	if (k < 0)
 		return k;
-	k = parse_json_text(text, len, &j);
+	k = parse_json_with(o->tok, se.params, se.params_len, &params);
 	if (k < 0)
 		return k;
-	params = json_object_object_get(j, "params");
-	if (!json_object_is_type(params, json_type_object))
-		return -EBADMSG;
-	r->params = json_object_get(params);
+	k = record_check_params(r, params);
+	if (k < 0)
+		return k;
+	r->params = TAKE_PTR(params);
 	lru_push(o, e);
 	return 0;
 }
@@ -597,7 +645,7 @@ static int check_free_space(const Outbox *o) {
 
 	if (o->min_free == 0)
 		return 0;
-	if (fstatvfs(o->requests_fd, &sv) < 0)
+	if (fstatvfs(seglog_dirfd(o->log), &sv) < 0)
 		return negative_errno();
 	if (sv.f_frsize > 0 && (uint64_t) sv.f_bavail > UINT64_MAX / sv.f_frsize)
 		avail = UINT64_MAX;
@@ -608,33 +656,51 @@ static int check_free_space(const Outbox *o) {
 
 /* ---- open ----------------------------------------------------------------------- */
 
+typedef struct Loaded {
+	Record *record;
+	SegLoc loc;
+	uint32_t size;
+} Loaded;
+
 typedef struct BadFile {
 	char *name;
 	char reason[REASON_MAX];
 } BadFile;
 
 typedef struct LoadState {
-	Record **records;
+	Loaded *records;
 	size_t n_records;
 	size_t n_records_allocated;
+	/* Log entries seen by the scan, in log order. */
+	SegEntry *refs;
+	size_t n_refs;
+	size_t n_refs_allocated;
+	/* Legacy requests/ directory. */
 	BadFile *bad;
 	size_t n_bad;
 	size_t n_bad_allocated;
 	char **tmps;
 	size_t n_tmps;
 	size_t n_tmps_allocated;
+	char **migrated; /* legacy file names now in the log */
+	size_t n_migrated;
+	size_t n_migrated_allocated;
 } LoadState;
 
 static void load_state_done(LoadState *s) {
 	for (size_t i = 0; i < s->n_records; i++)
-		record_free(s->records[i]);
+		record_free(s->records[i].record);
 	free(s->records);
+	free(s->refs);
 	for (size_t i = 0; i < s->n_bad; i++)
 		free(s->bad[i].name);
 	free(s->bad);
 	for (size_t i = 0; i < s->n_tmps; i++)
 		free(s->tmps[i]);
 	free(s->tmps);
+	for (size_t i = 0; i < s->n_migrated; i++)
+		free(s->migrated[i]);
+	free(s->migrated);
 }
 
 static int grow_array(void **array, size_t *allocated, size_t need, size_t size) {
@@ -654,6 +720,18 @@ static int grow_array(void **array, size_t *allocated, size_t need, size_t size)
 	return 0;
 }
 
+static int add_name(char ***v, size_t *n, size_t *allocated, const char *name) {
+	int k = grow_array((void **) v, allocated, *n + 1, sizeof **v);
+
+	if (k < 0)
+		return k;
+	(*v)[*n] = strdup(name);
+	if (!(*v)[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 static int add_bad(LoadState *s, const char *name, const char *reason) {
 	int k = grow_array((void **) &s->bad, &s->n_bad_allocated, s->n_bad + 1, sizeof *s->bad);
 
@@ -667,31 +745,230 @@ static int add_bad(LoadState *s, const char *name, const char *reason) {
 	return 0;
 }
 
-static int add_tmp(LoadState *s, const char *name) {
-	int k = grow_array((void **) &s->tmps, &s->n_tmps_allocated, s->n_tmps + 1, sizeof *s->tmps);
+static int add_loaded(LoadState *s, Record *r, SegLoc loc, uint32_t size) {
+	int k = grow_array((void **) &s->records, &s->n_records_allocated, s->n_records + 1,
+	                   sizeof *s->records);
 
 	if (k < 0)
 		return k;
-	s->tmps[s->n_tmps] = strdup(name);
-	if (!s->tmps[s->n_tmps])
-		return -ENOMEM;
-	s->n_tmps++;
+	s->records[s->n_records++] = (Loaded) { .record = r, .loc = loc, .size = size };
 	return 0;
 }
 
-/* Reads one directory entry. A bad file is noted in s, not an error; only
- * lack of memory fails. */
-static int load_one(Outbox *o, LoadState *s, const char *name) {
+/* Keeps a copy of a log entry that checks out but is not a record we can
+ * serve: quarantine/<id>@<segment>-<offset>. */
+static void quarantine_entry(Outbox *o, const SegEntry *e, const char *id, const char *reason) {
+	char name[NAME_MAX + 1], kept[NAME_MAX + 1];
+	int k;
+
+	snprintf(name, sizeof name, "%s@%016" PRIx32 "-%" PRIu32, id, seglog_loc_segment(e->loc),
+	         (uint32_t) (e->loc & UINT32_MAX));
+	k = store_write_file_new(o->quarantine_fd, name, e->raw, e->size, kept, sizeof kept);
+	o->quarantined++;
+	if (k < 0) {
+		/* The bytes must stay somewhere: in their segment, then. */
+		seglog_pin(o->log, seglog_loc_segment(e->loc));
+		log_internal(LOG_WARNING, k, MID_RECORD_QUARANTINED,
+		             LOG_FIELDS({ "HITL_FILE", name }, { "HITL_REASON", reason }),
+		             "Ignoring unreadable outbox log entry %s (%s); keeping a copy in %s/ "
+		             "failed: %m",
+		             name, reason, QUARANTINE_DIR);
+	} else
+		log_event(LOG_WARNING, MID_RECORD_QUARANTINED,
+		          LOG_FIELDS({ "HITL_FILE", name }, { "HITL_REASON", reason }),
+		          "Quarantined outbox log entry %s: %s (kept as %s/%s)", name, reason,
+		          QUARANTINE_DIR, kept);
+}
+
+static int collect_ref(const SegEntry *e, void *userdata) {
+	LoadState *s = userdata;
+	int k = grow_array((void **) &s->refs, &s->n_refs_allocated, s->n_refs + 1, sizeof *s->refs);
+
+	if (k < 0)
+		return k;
+	s->refs[s->n_refs++] = *e;
+	return 0;
+}
+
+static int compare_refs(const void *a, const void *b) {
+	const SegEntry *x = a, *y = b;
+	size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
+	int c = memcmp(x->id, y->id, n);
+
+	if (c != 0)
+		return c;
+	if (x->id_len != y->id_len)
+		return x->id_len < y->id_len ? -1 : 1;
+	return x->loc < y->loc ? -1 : x->loc > y->loc;
+}
+
+static void copy_id(const SegEntry *e, char id[static RECORD_ID_MAX]) {
+	size_t n = e->id_len < RECORD_ID_MAX - 1 ? e->id_len : RECORD_ID_MAX - 1;
+
+	memcpy(id, e->id, n);
+	id[n] = '\0';
+}
+
+/* Parses the meta of one current log entry. -EINVAL: the id is not a record
+ * id; -EBADMSG: not a valid record of that id. */
+static int parse_meta(json_tokener *tok, const SegEntry *e, Record **ret) {
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	_cleanup_(record_freep) Record *r = NULL;
+	char id[RECORD_ID_MAX];
+	int k;
+
+	copy_id(e, id);
+	if (e->id_len >= RECORD_ID_MAX || !record_id_is_valid(id))
+		return -EINVAL;
+	k = parse_json_with(tok, e->meta, e->meta_len, &j);
+	if (k >= 0)
+		k = record_from_json_meta(j, &r);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0 || !streq(r->id, id))
+		return -EBADMSG;
+	*ret = TAKE_PTR(r);
+	return 0;
+}
+
+typedef struct ParseJob {
+	const SegEntry **entries;
+	size_t lo, hi;
+	Record **records;
+	int *results;
+} ParseJob;
+
+static void *parse_job(void *userdata) {
+	ParseJob *job = userdata;
+	json_tokener *tok = NULL;
+	int k = new_tokener(&tok);
+
+	for (size_t i = job->lo; i < job->hi; i++)
+		job->results[i] = k < 0 ? k : parse_meta(tok, job->entries[i], &job->records[i]);
+	if (tok)
+		json_tokener_free(tok);
+	return NULL;
+}
+
+/* The log's current entry of every record: the last one of each id (later
+ * segments, and later in a segment, are newer). Only those are parsed, and
+ * only their meta: a start with 100,000 records must not parse 100,000
+ * request texts. Parsing is most of a start's work and each record stands
+ * alone, so a second thread takes half of a big outbox; nothing else in
+ * hitld runs beside it, and it is joined before anything is logged. */
+static int load_log(Outbox *o, LoadState *s) {
+	_cleanup_(freep) const SegEntry **cur = NULL;
+	_cleanup_(freep) Record **records = NULL;
+	_cleanup_(freep) int *results = NULL;
+	size_t n = 0;
+	int k, first = 0;
+
+	k = seglog_scan(o->log, collect_ref, s);
+	if (k < 0)
+		return k;
+	o->quarantined += (unsigned) k;
+
+	if (s->n_refs > 1)
+		qsort(s->refs, s->n_refs, sizeof *s->refs, compare_refs);
+
+	cur = calloc(s->n_refs + 1, sizeof *cur);
+	if (!cur)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_refs; i++) {
+		const SegEntry *e = &s->refs[i];
+
+		if (i + 1 < s->n_refs && e->id_len == s->refs[i + 1].id_len &&
+		    memcmp(e->id, s->refs[i + 1].id, e->id_len) == 0) {
+			/* Superseded. */
+			if (e->kind == SEG_RECORD)
+				seglog_dead(o->log, e->loc, e->size);
+			continue;
+		}
+		if (e->kind == SEG_RECORD)
+			cur[n++] = e;
+	}
+
+	records = calloc(n + 1, sizeof *records);
+	results = calloc(n + 1, sizeof *results);
+	if (!records || !results)
+		return -ENOMEM;
+	{
+		ParseJob jobs[2] = {
+			{ .entries = cur, .lo = 0, .hi = n, .records = records, .results = results },
+			{ .entries = cur, .lo = n, .hi = n, .records = records, .results = results },
+		};
+		pthread_t thread;
+		bool threaded = false;
+
+		if (n >= PARSE_THREAD_MIN) {
+			jobs[0].hi = jobs[1].lo = n / 2;
+			threaded = pthread_create(&thread, NULL, parse_job, &jobs[1]) == 0;
+			if (!threaded)
+				jobs[0].hi = n;
+		}
+		parse_job(&jobs[0]);
+		if (threaded)
+			(void) pthread_join(thread, NULL);
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		const SegEntry *e = cur[i];
+		char id[RECORD_ID_MAX];
+
+		if (results[i] == -ENOMEM || first < 0) {
+			record_free(records[i]);
+			if (first == 0)
+				first = -ENOMEM;
+			continue;
+		}
+		if (results[i] < 0) {
+			copy_id(e, id);
+			seglog_dead(o->log, e->loc, e->size);
+			quarantine_entry(o, e, results[i] == -EINVAL ? "bad-id" : id,
+			                 results[i] == -EINVAL ? "entry with an invalid record id"
+			                                       : "not a valid hitld record");
+			continue;
+		}
+		k = add_loaded(s, records[i], e->loc, e->size);
+		if (k < 0) {
+			record_free(records[i]);
+			first = k;
+		}
+	}
+	if (first < 0)
+		return first;
+	free(s->refs);
+	s->refs = NULL;
+	s->n_refs = s->n_refs_allocated = 0;
+	seglog_scan_done(o->log);
+	return 0;
+}
+
+static int compare_loaded_id(const void *key, const void *item) {
+	return strcmp(key, ((const Loaded *) item)->record->id);
+}
+
+/* The records from the log are in id order (load_log() walks them sorted). */
+static bool loaded_has(const LoadState *s, size_t n, const char *id) {
+	return n > 0 && bsearch(id, s->records, n, sizeof *s->records, compare_loaded_id);
+}
+
+/* Reads one legacy requests/ entry (hitld before the log kept a file per
+ * record) and queues it for the log. A bad file is noted in s, not an error;
+ * only lack of memory fails. */
+static int load_legacy_one(Outbox *o, LoadState *s, size_t n_from_log, const char *name) {
 	_cleanup_(freep) char *text = NULL;
 	_cleanup_(json_object_putp) json_object *j = NULL;
 	_cleanup_(record_freep) Record *r = NULL;
 	char id[RECORD_ID_MAX] = "";
 	char reason[REASON_MAX];
 	size_t len, stem;
+	SegLoc loc;
+	uint32_t size;
 	int k;
 
 	if (ends_with(name, TMP_SUFFIX))
-		return add_tmp(s, name);
+		return add_name(&s->tmps, &s->n_tmps, &s->n_tmps_allocated, name);
 
 	stem = strlen(name) - (ends_with(name, RECORD_SUFFIX) ? strlen(RECORD_SUFFIX) : 0);
 	if (ends_with(name, RECORD_SUFFIX) && stem < sizeof id) {
@@ -724,17 +1001,22 @@ static int load_one(Outbox *o, LoadState *s, const char *name) {
 	if (!streq(r->id, id))
 		return add_bad(s, name, "record id does not match the file name");
 
-	/* Read back on demand: recovering 100,000 requests must not hold
-	 * 100,000 request texts (and their parse trees) at once. */
+	/* Moved already by a migration that stopped before removing the file. */
+	if (loaded_has(s, n_from_log, id))
+		return add_name(&s->migrated, &s->n_migrated, &s->n_migrated_allocated, name);
+
+	k = append_record(o, r, true, &loc, &size);
+	if (k == -ENOMEM)
+		return k;
+	if (k < 0)
+		return add_bad(s, name, "cannot be stored in the log");
 	json_object_put(r->params);
 	r->params = NULL;
-
-	k = grow_array((void **) &s->records, &s->n_records_allocated, s->n_records + 1,
-	               sizeof *s->records);
+	k = add_loaded(s, r, loc, size);
 	if (k < 0)
 		return k;
-	s->records[s->n_records++] = TAKE_PTR(r);
-	return 0;
+	TAKE_PTR(r);
+	return add_name(&s->migrated, &s->n_migrated, &s->n_migrated_allocated, name);
 }
 
 static void closedirp(DIR **d) {
@@ -742,19 +1024,14 @@ static void closedirp(DIR **d) {
 		closedir(*d);
 }
 
-static int scan_requests(Outbox *o, LoadState *s) {
+static int scan_legacy(Outbox *o, LoadState *s) {
 	_cleanup_(closedirp) DIR *d = NULL;
-	int fd, k;
+	size_t n_from_log = s->n_records;
+	int k;
 
-	fd = fcntl(o->requests_fd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0)
-		return negative_errno();
-	d = fdopendir(fd);
-	if (!d) {
-		k = negative_errno();
-		close(fd);
+	k = store_opendir(o->requests_fd, &d);
+	if (k < 0)
 		return k;
-	}
 
 	for (;;) {
 		struct dirent *de;
@@ -768,7 +1045,7 @@ static int scan_requests(Outbox *o, LoadState *s) {
 		}
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		k = load_one(o, s, de->d_name);
+		k = load_legacy_one(o, s, n_from_log, de->d_name);
 		if (k < 0)
 			return k;
 	}
@@ -804,8 +1081,54 @@ static void quarantine(Outbox *o, const char *name, const char *reason) {
 	          QUARANTINE_DIR, target);
 }
 
-static int compare_records(const void *a, const void *b) {
-	const Record *x = *(Record *const *) a, *y = *(Record *const *) b;
+/* A requests/ directory from before the log: its records move into the log
+ * (one commit), then its files go. Unreadable files are quarantined as they
+ * always were. Until the directory is gone, every start retries. */
+static int migrate_legacy(Outbox *o, LoadState *s) {
+	size_t n_from_log = s->n_records;
+	int k;
+
+	k = openat(o->state_fd, REQUESTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (k < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	o->requests_fd = k;
+
+	k = scan_legacy(o, s);
+	if (k < 0) {
+		seglog_abort(o->log);
+		return k;
+	}
+	k = seglog_commit(o->log);
+	if (k < 0) {
+		/* The files stay; the next start tries again. */
+		for (size_t i = n_from_log; i < s->n_records; i++)
+			record_free(s->records[i].record);
+		s->n_records = n_from_log;
+		return log_error_errno(k, "Failed to move %s/ into the outbox log: %m", REQUESTS_DIR);
+	}
+	if (s->n_records > n_from_log)
+		log_info("Moved %zu record%s from %s/ into the outbox log.", s->n_records - n_from_log,
+		         s->n_records - n_from_log == 1 ? "" : "s", REQUESTS_DIR);
+
+	for (size_t i = 0; i < s->n_tmps; i++)
+		(void) store_unlink_nosync(o->requests_fd, s->tmps[i]);
+	for (size_t i = 0; i < s->n_bad; i++)
+		quarantine(o, s->bad[i].name, s->bad[i].reason);
+	for (size_t i = 0; i < s->n_migrated; i++)
+		(void) store_unlink_nosync(o->requests_fd, s->migrated[i]);
+	(void) store_fsync(o->requests_fd);
+	closep(&o->requests_fd);
+	o->requests_fd = -EBADF;
+	if (unlinkat(o->state_fd, REQUESTS_DIR, AT_REMOVEDIR) < 0)
+		log_warning_errno(negative_errno(), "Failed to remove %s/ after moving it into the log: %m",
+		                  REQUESTS_DIR);
+	else
+		(void) store_fsync(o->state_fd);
+	return 0;
+}
+
+static int compare_loaded(const void *a, const void *b) {
+	const Record *x = ((const Loaded *) a)->record, *y = ((const Loaded *) b)->record;
 
 	if (x->seq != y->seq)
 		return x->seq < y->seq ? -1 : 1;
@@ -817,22 +1140,32 @@ static int load(Outbox *o) {
 	uint64_t max_seq = 0;
 	int k;
 
-	k = scan_requests(o, &s);
+	k = load_log(o, &s);
+	if (k < 0)
+		return k;
+	k = migrate_legacy(o, &s);
 	if (k < 0)
 		return k;
 
-	for (size_t i = 0; i < s.n_tmps; i++) {
-		k = store_unlink(o->requests_fd, s.tmps[i]);
-		if (k < 0 && k != -ENOENT)
-			log_warning_errno(k, "Failed to remove stray %s/%s: %m", REQUESTS_DIR, s.tmps[i]);
-	}
-	for (size_t i = 0; i < s.n_bad; i++)
-		quarantine(o, s.bad[i].name, s.bad[i].reason);
-
 	if (s.n_records > 0)
-		qsort(s.records, s.n_records, sizeof *s.records, compare_records);
+		qsort(s.records, s.n_records, sizeof *s.records, compare_loaded);
+	/* Every table at its final size at once, not doubling 100,000 times. */
+	if (s.n_records > 0) {
+		Slot *slots = reallocarray(o->slots, s.n_records, sizeof *slots);
+		size_t n = TABLE_MIN;
+
+		if (!slots)
+			return -ENOMEM;
+		o->slots = slots;
+		o->n_slots_allocated = s.n_records;
+		while (n < s.n_records)
+			n *= 2;
+		k = resize_by_id(o, n);
+		if (k < 0)
+			return k;
+	}
 	for (size_t i = 0; i < s.n_records; i++) {
-		Record *r = s.records[i];
+		Record *r = s.records[i].record;
 		Entry *e, *clash;
 
 		k = reserve(o, r);
@@ -851,7 +1184,9 @@ static int load(Outbox *o) {
 			            r->id, clash->record->id, (unsigned) r->owner_uid,
 			            clash->record->id);
 
-		e->record = TAKE_PTR(s.records[i]);
+		e->record = TAKE_PTR(s.records[i].record);
+		e->loc = s.records[i].loc;
+		e->size = s.records[i].size;
 		index_entry(o, e, !clash);
 		if (r->seq > max_seq)
 			max_seq = r->seq;
@@ -859,8 +1194,10 @@ static int load(Outbox *o) {
 	s.n_records = 0; /* every record is owned by o now */
 
 	o->next_seq = max_seq + 1;
-	/* The parse trees of every file came and went: give the memory back. */
+	/* The parse trees came and went: give the memory back. */
 	malloc_trim(0);
+	/* A damaged segment goes first, while nothing else waits. */
+	compact_maybe(o);
 	return 0;
 }
 
@@ -878,13 +1215,16 @@ int outbox_open(const char *state_dir, Outbox **ret) {
 	o->next_seq = 1;
 	o->max_loaded = PARAMS_CACHED_DEFAULT;
 
+	k = new_tokener(&o->tok);
+	if (k < 0)
+		return k;
 	k = store_open_dir(AT_FDCWD, state_dir, 0700, &o->state_fd);
 	if (k < 0)
 		return k;
-	k = store_open_dir(o->state_fd, REQUESTS_DIR, 0700, &o->requests_fd);
+	k = store_open_dir(o->state_fd, QUARANTINE_DIR, 0700, &o->quarantine_fd);
 	if (k < 0)
 		return k;
-	k = store_open_dir(o->state_fd, QUARANTINE_DIR, 0700, &o->quarantine_fd);
+	k = seglog_open(o->state_fd, LOG_DIR, o->quarantine_fd, &o->log);
 	if (k < 0)
 		return k;
 
@@ -908,6 +1248,9 @@ Outbox *outbox_free(Outbox *o) {
 	free(o->by_id);
 	free(o->by_cref);
 	free(o->uids);
+	seglog_free(o->log);
+	if (o->tok)
+		json_tokener_free(o->tok);
 	closep(&o->state_fd);
 	closep(&o->requests_fd);
 	closep(&o->quarantine_fd);
@@ -915,60 +1258,98 @@ Outbox *outbox_free(Outbox *o) {
 	return NULL;
 }
 
+/* ---- compaction ------------------------------------------------------------------ */
+
+typedef struct Move {
+	Entry *entry;
+	SegLoc loc;
+} Move;
+
+typedef struct CompactState {
+	Outbox *o;
+	bool oldest;
+	Move *moves;
+	size_t n_moves, n_moves_allocated;
+} CompactState;
+
+static int compact_visit(const SegEntry *se, void *userdata) {
+	CompactState *c = userdata;
+	char id[RECORD_ID_MAX];
+	SegLoc loc;
+	Entry *e;
+	int k;
+
+	copy_id(se, id);
+	e = se->id_len < RECORD_ID_MAX ? find_entry(c->o, id) : NULL;
+	if (se->kind == SEG_TOMBSTONE) {
+		/* It hides older versions in older segments; the oldest has none. */
+		if (c->oldest || e)
+			return 0;
+		return seglog_copy(c->o->log, se, &loc);
+	}
+	if (!e || e->loc != se->loc)
+		return 0; /* superseded */
+	k = grow_array((void **) &c->moves, &c->n_moves_allocated, c->n_moves + 1, sizeof *c->moves);
+	if (k < 0)
+		return k;
+	k = seglog_copy(c->o->log, se, &loc);
+	if (k < 0)
+		return k;
+	c->moves[c->n_moves++] = (Move) { .entry = e, .loc = loc };
+	return 0;
+}
+
+/* Rewrites the current entries of the segment most worth it at the log's
+ * end, then removes it: the log stays within about twice the size of what
+ * it holds. One segment (a few MiB) per call, after a commit, so the work
+ * follows the writes that made the garbage and idle stays idle. */
+static void compact_maybe(Outbox *o) {
+	_cleanup_(freep) Move *moves = NULL;
+	CompactState c = { .o = o };
+	uint32_t victim;
+	int k;
+
+	if (seglog_pending(o->log))
+		return;
+	victim = seglog_victim(o->log);
+	if (victim == 0)
+		return;
+	c.oldest = seglog_is_oldest(o->log, victim);
+	k = seglog_scan_segment(o->log, victim, compact_visit, &c);
+	moves = c.moves;
+	if (k >= 0)
+		k = seglog_commit(o->log);
+	else
+		seglog_abort(o->log);
+	if (k < 0) {
+		log_warning_errno(k, "Failed to compact outbox log segment %016" PRIx32 ": %m", victim);
+		return;
+	}
+	for (size_t i = 0; i < c.n_moves; i++)
+		c.moves[i].entry->loc = c.moves[i].loc;
+	k = seglog_drop(o->log, victim);
+	if (k < 0)
+		log_warning_errno(k, "Failed to remove compacted outbox log segment %016" PRIx32 ": %m",
+		                  victim);
+}
+
 /* ---- changes -------------------------------------------------------------------- */
 
 int outbox_insert(Outbox *o, Record *r) {
-	_cleanup_(freep) Entry *e = NULL;
-	uint64_t old_seq;
-	int k;
+	int result = 0, k;
 
 	if (!o || !r)
 		return -EINVAL;
-	if (!record_id_is_valid(r->id))
-		return -EINVAL;
-	if (find_entry(o, r->id) || find_cref(o, r->owner_uid, r->client_ref))
-		return -EEXIST;
-
-	k = check_free_space(o);
-	if (k < 0)
-		return k;
-
-	e = calloc(1, sizeof *e);
-	if (!e)
-		return -ENOMEM;
-	k = reserve(o, r);
-	if (k < 0)
-		return k;
-
-	old_seq = r->seq;
-	r->seq = o->next_seq;
-	k = write_record(o, r);
-	if (k < 0) {
-		char name[RECORD_FILE_NAME_MAX];
-
-		/* If only the directory fsync failed, the file is in place: the name
-		 * is new, so remove it (best effort), or it would come back at the
-		 * next start as a request its client was told was not stored. */
-		record_file_name(r->id, name);
-		(void) store_unlink(o->requests_fd, name);
-		r->seq = old_seq;
-		return k;
-	}
-
-	o->next_seq++;
-	e->record = r;
-	index_entry(o, e, true);
-	lru_push(o, TAKE_PTR(e));
-	return 0;
+	k = outbox_insert_many(o, &r, 1, &result);
+	return k < 0 ? k : result;
 }
 
 int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results) {
 	_cleanup_(freep) Entry **entries = NULL;
-	_cleanup_(freep) json_object **texts = NULL;
-	_cleanup_(freep) const char **names_p = NULL, **data = NULL;
-	_cleanup_(freep) size_t *lens = NULL;
-	_cleanup_(freep) int *wresults = NULL;
-	_cleanup_(freep) char (*names)[RECORD_FILE_NAME_MAX] = NULL;
+	_cleanup_(freep) SegLoc *locs = NULL;
+	_cleanup_(freep) uint32_t *sizes = NULL;
+	_cleanup_(freep) uint64_t *old_seqs = NULL;
+	uint64_t next_seq = o ? o->next_seq : 0;
 	size_t m = 0;
 	int first = 0, k;
 
@@ -985,19 +1366,17 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 	}
 
 	entries = calloc(n, sizeof *entries);
-	texts = calloc(n, sizeof *texts);
-	names_p = calloc(n, sizeof *names_p);
-	data = calloc(n, sizeof *data);
-	lens = calloc(n, sizeof *lens);
-	wresults = calloc(n, sizeof *wresults);
-	names = calloc(n, sizeof *names);
-	if (!entries || !texts || !names_p || !data || !lens || !wresults || !names)
+	locs = calloc(n, sizeof *locs);
+	sizes = calloc(n, sizeof *sizes);
+	old_seqs = calloc(n, sizeof *old_seqs);
+	if (!entries || !locs || !sizes || !old_seqs)
 		return -ENOMEM;
 
 	/* Index first, in memory: nothing else runs until the batch is written,
 	 * and indexing the batch as it goes also catches duplicates within it. */
 	for (size_t i = 0; i < n; i++) {
 		Record *r = records[i];
+		uint64_t old_seq;
 		Entry *e;
 
 		results[i] = 0;
@@ -1014,13 +1393,15 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 			results[i] = -ENOMEM;
 			continue;
 		}
+		old_seq = old_seqs[i] = r->seq;
 		k = reserve(o, r);
 		if (k >= 0) {
 			r->seq = o->next_seq;
-			k = serialize_checked(r, &texts[i], &data[m], &lens[m]);
+			k = append_record(o, r, false, &locs[i], &sizes[i]);
 		}
 		if (k < 0) {
 			free(e);
+			r->seq = old_seq;
 			results[i] = k;
 			continue;
 		}
@@ -1028,29 +1409,31 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 		e->record = r;
 		index_entry(o, e, true);
 		entries[i] = e;
-		record_file_name(r->id, names[i]);
-		names_p[m] = names[i];
 		m++;
 	}
 
-	(void) store_write_files(o->requests_fd, m, names_p, data, lens, wresults);
+	k = m > 0 ? seglog_commit(o->log) : 0;
 
-	for (size_t i = 0, j = 0; i < n; i++) {
-		if (!entries[i])
-			continue;
-		results[i] = wresults[j++];
-		if (results[i] < 0) {
-			unindex_entry(o, entries[i]);
-			free(entries[i]);
-			records[i]->seq = 0;
-		} else
-			lru_push(o, entries[i]);
-	}
 	for (size_t i = 0; i < n; i++) {
-		json_object_put(texts[i]);
+		if (entries[i]) {
+			if (k < 0) {
+				results[i] = k;
+				unindex_entry(o, entries[i]);
+				free(entries[i]);
+				records[i]->seq = old_seqs[i];
+			} else {
+				entries[i]->loc = locs[i];
+				entries[i]->size = sizes[i];
+				lru_push(o, entries[i]);
+			}
+		}
 		if (results[i] < 0 && first == 0)
 			first = results[i];
 	}
+	if (k < 0)
+		o->next_seq = next_seq; /* nothing of the batch was stored */
+	else if (m > 0)
+		compact_maybe(o);
 	return first;
 }
 
@@ -1062,6 +1445,8 @@ int outbox_save(Outbox *o, Record *r) {
 	}
 
 	Entry *e = entry_of(o, r);
+	SegLoc loc;
+	uint32_t size;
 	int k;
 
 	if (!e)
@@ -1074,31 +1459,39 @@ int outbox_save(Outbox *o, Record *r) {
 	k = outbox_need_params(o, r);
 	if (k < 0)
 		return k;
-	k = write_record(o, r);
+	k = append_record(o, r, true, &loc, &size);
 	if (k < 0)
 		return k;
+	k = seglog_commit(o->log);
+	if (k < 0)
+		return k;
+	seglog_dead(o->log, e->loc, e->size);
+	e->loc = loc;
+	e->size = size;
 	account_state(o, e, r->state);
+	compact_maybe(o);
 	return 0;
 }
 
 int outbox_remove(Outbox *o, Record *r) {
 	Entry *e = entry_of(o, r);
-	char name[RECORD_FILE_NAME_MAX];
+	SegLoc loc;
 	int k;
 
 	if (!e)
 		return -ENOENT;
 
-	record_file_name(r->id, name);
-	k = store_unlink(o->requests_fd, name);
-	/* Already gone (an earlier remove whose directory fsync failed): the
-	 * goal is reached. */
-	if (k < 0 && k != -ENOENT)
+	k = seglog_append(o->log, SEG_TOMBSTONE, r->id, NULL, 0, NULL, 0, &loc, NULL);
+	if (k >= 0)
+		k = seglog_commit(o->log);
+	if (k < 0)
 		return k;
+	seglog_dead(o->log, e->loc, e->size);
 
 	unindex_entry(o, e);
 	free(e);
 	record_free(r);
+	compact_maybe(o);
 	return 0;
 }
 

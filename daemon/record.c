@@ -250,11 +250,16 @@ static bool remote_status_is_valid(const char *s) {
 
 /* ---- building JSON -------------------------------------------------------- */
 
+/* Every key here is a string constant, added once to a new object: json-c
+ * need neither copy it nor look for an earlier one (both showed in the
+ * submit profile). */
+#define ADD_FLAGS (JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT)
+
 /* Adds v (owned; NULL means allocation failed) under key. */
 static int add_owned(json_object *o, const char *key, json_object *v) {
 	if (!v)
 		return -ENOMEM;
-	if (json_object_object_add(o, key, v) < 0) {
+	if (json_object_object_add_ex(o, key, v, ADD_FLAGS) < 0) {
 		json_object_put(v);
 		return -ENOMEM;
 	}
@@ -262,7 +267,7 @@ static int add_owned(json_object *o, const char *key, json_object *v) {
 }
 
 static int add_null(json_object *o, const char *key) {
-	return json_object_object_add(o, key, NULL) < 0 ? -ENOMEM : 0;
+	return json_object_object_add_ex(o, key, NULL, ADD_FLAGS) < 0 ? -ENOMEM : 0;
 }
 
 static int add_string(json_object *o, const char *key, const char *s) {
@@ -288,6 +293,14 @@ static int add_copy(json_object *o, const char *key, json_object *v) {
 	if (json_object_deep_copy(v, &copy, NULL) < 0)
 		return -ENOMEM;
 	return add_owned(o, key, copy);
+}
+
+/* Adds v itself (a reference; NULL: JSON null): for a tree that is only
+ * serialised and dropped, never changed. */
+static int add_shared(json_object *o, const char *key, json_object *v) {
+	if (!v)
+		return add_null(o, key);
+	return add_owned(o, key, json_object_get(v));
 }
 
 static int add_usec(json_object *o, const char *key, usec_t t) {
@@ -330,8 +343,10 @@ static int add_outcome(json_object *o, const Record *r) {
 	return k;
 }
 
-int record_to_json(const Record *r, json_object **ret) {
+static int to_json(const Record *r, bool with_params, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *j = NULL;
+	/* The meta form only feeds the outbox log's text: share, not copy. */
+	int (*add_tree)(json_object *, const char *, json_object *) = with_params ? add_copy : add_shared;
 	int k = 0;
 
 	if (!r || !ret)
@@ -351,7 +366,7 @@ int record_to_json(const Record *r, json_object **ret) {
 	    (k = add_enum(j, "state", request_state_to_string(r->state))) < 0 ||
 	    (k = add_enum(j, "priority", priority_to_string(r->priority))) < 0 ||
 	    (k = add_string(j, "loop_id", r->loop_id)) < 0 ||
-	    (k = add_copy(j, "params", r->params)) < 0 ||
+	    (with_params && (k = add_copy(j, "params", r->params)) < 0) ||
 	    (k = add_usec(j, "created_at", r->created_at)) < 0 ||
 	    (k = add_usec(j, "updated_at", r->updated_at)) < 0 ||
 	    (k = add_usec(j, "submitted_at", r->submitted_at)) < 0 ||
@@ -359,21 +374,29 @@ int record_to_json(const Record *r, json_object **ret) {
 	    (k = add_usec(j, "next_attempt_at", r->next_attempt_at)) < 0 ||
 	    (k = add_string(j, "remote_id", r->remote_id)) < 0 ||
 	    (k = add_string(j, "remote_status", r->remote_status)) < 0 ||
-	    (k = add_copy(j, "response", r->response)) < 0 ||
-	    (k = add_copy(j, "result", r->result)) < 0)
+	    (k = add_tree(j, "response", r->response)) < 0 ||
+	    (k = add_tree(j, "result", r->result)) < 0)
 		return k;
 
 	k = add_outcome(j, r);
 	if (k < 0)
 		return k;
 
-	if ((k = add_copy(j, "feedback", r->feedback)) < 0 ||
+	if ((k = add_tree(j, "feedback", r->feedback)) < 0 ||
 	    (k = add_int(j, "attempts", (int64_t) r->attempts)) < 0 ||
-	    (k = add_copy(j, "error", r->error)) < 0)
+	    (k = add_tree(j, "error", r->error)) < 0)
 		return k;
 
 	*ret = TAKE_PTR(j);
 	return 0;
+}
+
+int record_to_json(const Record *r, json_object **ret) {
+	return to_json(r, true, ret);
+}
+
+int record_to_json_meta(const Record *r, json_object **ret) {
+	return to_json(r, false, ret);
 }
 
 /* ---- parsing the on-disk form ---------------------------------------------- */
@@ -385,12 +408,6 @@ static const char *const record_keys[] = {
 	"feedback_state", "feedback", "attempts", "error",
 };
 
-static bool is_record_key(const char *key) {
-	for (size_t i = 0; i < ELEMENTSOF(record_keys); i++)
-		if (streq(record_keys[i], key))
-			return true;
-	return false;
-}
 
 /* Looks up a key that must be present, of the given type or (if nullable)
  * null. *ret is NULL for null. */
@@ -557,7 +574,7 @@ static int check_params(json_object *params, const char *loop_id, Priority prior
 	return 0;
 }
 
-int record_from_json(json_object *j, Record **ret) {
+static int from_json(json_object *j, bool with_params, Record **ret) {
 	_cleanup_(record_freep) Record *r = NULL;
 	const char *s;
 	int64_t i;
@@ -570,12 +587,13 @@ int record_from_json(json_object *j, Record **ret) {
 		return -EBADMSG;
 
 	/* Every key known, every key present: a file that is not exactly what
-	 * record_to_json writes is not ours to guess about. */
-	json_object_object_foreach(j, key, val) {
-		(void) val;
-		if (!is_record_key(key))
-			return -EBADMSG;
-	}
+	 * record_to_json writes is not ours to guess about. Each field below
+	 * must be present, so the right count means no unknown key (and costs
+	 * nothing, where a name check per key showed in start-up profiles). */
+	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1))
+		return -EBADMSG;
+	if (!with_params && json_object_object_get_ex(j, "params", NULL))
+		return -EBADMSG;
 
 	r = record_new();
 	if (!r)
@@ -623,14 +641,16 @@ int record_from_json(json_object *j, Record **ret) {
 	if ((k = dup_string(s, &r->loop_id)) < 0)
 		return k;
 
-	k = get_field(j, "params", json_type_object, false, &v);
-	if (k < 0)
-		return k;
-	k = check_params(v, r->loop_id, r->priority);
-	if (k < 0)
-		return k;
-	if ((k = get_copy(j, "params", json_type_object, false, &r->params)) < 0)
-		return k;
+	if (with_params) {
+		k = get_field(j, "params", json_type_object, false, &v);
+		if (k < 0)
+			return k;
+		k = check_params(v, r->loop_id, r->priority);
+		if (k < 0)
+			return k;
+		if ((k = get_copy(j, "params", json_type_object, false, &r->params)) < 0)
+			return k;
+	}
 
 	if ((k = get_usec(j, "created_at", &r->created_at)) < 0 ||
 	    (k = get_usec(j, "updated_at", &r->updated_at)) < 0 ||
@@ -685,6 +705,55 @@ int record_from_json(json_object *j, Record **ret) {
 
 	*ret = TAKE_PTR(r);
 	return 0;
+}
+
+int record_from_json(json_object *j, Record **ret) {
+	return from_json(j, true, ret);
+}
+
+int record_from_json_meta(json_object *j, Record **ret) {
+	return from_json(j, false, ret);
+}
+
+int record_check(const Record *r) {
+	size_t n;
+
+	if (!r || !record_id_is_valid(r->id))
+		return -EINVAL;
+	if (r->seq > (uint64_t) INT64_MAX - 1 || r->owner_uid == (uid_t) -1)
+		return -EINVAL;
+	if (r->state < 0 || r->state >= _REQUEST_STATE_MAX || r->priority < 0 ||
+	    r->priority >= _PRIORITY_MAX || r->result_source < 0 ||
+	    r->result_source >= _RESULT_SOURCE_MAX || r->feedback_state < 0 ||
+	    r->feedback_state >= _FEEDBACK_STATE_MAX)
+		return -EINVAL;
+	if (!r->loop_id || (n = strlen(r->loop_id)) < 1 || n > LOOP_ID_MAX)
+		return -EINVAL;
+	if (r->client_ref && ((n = strlen(r->client_ref)) < 1 || n > CLIENT_REF_MAX))
+		return -EINVAL;
+	if (r->remote_id && !remote_id_is_valid(r->remote_id))
+		return -EINVAL;
+	if (r->remote_status && ((n = strlen(r->remote_status)) < 1 || n > REMOTE_STATUS_MAX ||
+	                          !remote_status_is_valid(r->remote_status)))
+		return -EINVAL;
+	if ((r->response && !json_object_is_type(r->response, json_type_object)) ||
+	    (r->feedback && !json_object_is_type(r->feedback, json_type_object)) ||
+	    (r->error && !json_object_is_type(r->error, json_type_object)))
+		return -EINVAL;
+	for (size_t i = 0; i < 5; i++) {
+		const usec_t t[] = { r->created_at, r->updated_at, r->submitted_at, r->deadline_at,
+		                     r->next_attempt_at };
+
+		if (t[i] > (usec_t) INT64_MAX - 1)
+			return -EINVAL;
+	}
+	return record_check_params(r, r->params) < 0 ? -EINVAL : 0;
+}
+
+int record_check_params(const Record *r, json_object *params) {
+	if (!r || !json_object_is_type(params, json_type_object))
+		return -EBADMSG;
+	return check_params(params, r->loop_id, r->priority);
 }
 
 /* ---- client form ------------------------------------------------------------ */

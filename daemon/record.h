@@ -133,6 +133,17 @@ bool record_id_is_valid(const char *s);
  * ids or sizes give -EBADMSG and no record. */
 int record_to_json(const Record *r, json_object **ret);
 int record_from_json(json_object *j, Record **ret);
+/* The same without "params" (which must be absent): the outbox log stores the
+ * request as submitted apart from the record's changing fields, and reads it
+ * back only when needed; record_check_params() then applies the checks
+ * record_from_json() makes of it. */
+int record_to_json_meta(const Record *r, json_object **ret);
+int record_from_json_meta(json_object *j, Record **ret);
+int record_check_params(const Record *r, json_object *params);
+/* Would record_from_json_meta() (and record_check_params()) accept what
+ * record_to_json_meta() writes of r? The same checks on the fields
+ * themselves, without writing and parsing text: -EINVAL if not. */
+int record_check(const Record *r);
 
 /* Client form of PROTOCOL.md §3 (request record). */
 int record_to_protocol(const Record *r, json_object **ret);

@@ -1,4 +1,5 @@
 /* store.c — see store.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include "store.h"
 
 #define TMP_SUFFIX ".tmp"
+#define STORE_NEW_TRIES 1000
 
 static int real_openat(int dirfd, const char *path, int flags, mode_t mode) {
 	return openat(dirfd, path, flags, mode);
@@ -74,6 +76,16 @@ void store_set_ops(const StoreOps *o) {
 		ops.syncfs = o->syncfs;
 }
 
+int store_openat(int dirfd, const char *path, int flags, mode_t mode) {
+	int fd = ops.openat(dirfd, path, flags, mode);
+
+	return fd < 0 ? negative_errno() : fd;
+}
+
+int store_unlink_nosync(int dirfd, const char *path) {
+	return ops.unlinkat(dirfd, path, 0) < 0 ? negative_errno() : 0;
+}
+
 /* A plain name in a directory, with room for the tmp suffix. */
 static bool filename_is_valid(const char *name) {
 	size_t len;
@@ -85,7 +97,7 @@ static bool filename_is_valid(const char *name) {
 	       !streq(name, ".") && !streq(name, "..");
 }
 
-static int fsync_fd(int fd) {
+int store_fsync(int fd) {
 	/* Retry only EINTR: after a real fsync error the kernel may have dropped
 	 * the dirty pages, so a retry that "succeeds" proves nothing. */
 	for (;;) {
@@ -96,7 +108,7 @@ static int fsync_fd(int fd) {
 	}
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int store_write_all(int fd, const void *data, size_t len) {
 	const char *p = data;
 
 	while (len > 0) {
@@ -141,9 +153,9 @@ static int write_tmp(int dirfd, const char *name, const void *data, size_t len, 
 	if (fd < 0)
 		return negative_errno();
 
-	r = write_all(fd, data, len);
+	r = store_write_all(fd, data, len);
 	if (r >= 0 && sync)
-		r = fsync_fd(fd);
+		r = store_fsync(fd);
 	if (r >= 0 && close(TAKE_FD(fd)) < 0 && errno != EINTR)
 		r = negative_errno();
 	if (r < 0)
@@ -169,7 +181,7 @@ int store_write_file(int dirfd, const char *name, const void *data, size_t len) 
 	/* The rename is only durable once the directory is. If this fails the
 	 * new content is in place but may not survive a crash: reported as a
 	 * failure, the caller will rewrite. */
-	return fsync_fd(dirfd);
+	return store_fsync(dirfd);
 }
 
 int store_write_files(int dirfd, size_t n, const char *const *names, const char *const *data,
@@ -215,17 +227,72 @@ int store_write_files(int dirfd, size_t n, const char *const *names, const char 
 		}
 	}
 
-	r = fsync_fd(dirfd);
+	r = store_fsync(dirfd);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			if (results[i] >= 0) {
 				unlink_quietly(dirfd, names[i]);
 				results[i] = r;
 			}
-		(void) fsync_fd(dirfd);
+		(void) store_fsync(dirfd);
 		return r;
 	}
 	return first;
+}
+
+int store_write_file_new(int dirfd, const char *name, const void *data, size_t len, char *ret_name,
+                         size_t ret_size) {
+	char candidate[NAME_MAX + 1];
+
+	if (!filename_is_valid(name) || !ret_name || ret_size == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < STORE_NEW_TRIES; i++) {
+		int n = i == 0 ? snprintf(candidate, sizeof candidate, "%s", name)
+		               : snprintf(candidate, sizeof candidate, "%s.%u", name, i);
+
+		if (n < 0 || (size_t) n >= sizeof candidate || (size_t) n >= ret_size ||
+		    !filename_is_valid(candidate))
+			return -ENAMETOOLONG;
+		if (faccessat(dirfd, candidate, F_OK, AT_SYMLINK_NOFOLLOW) >= 0) {
+			_cleanup_(freep) char *old = NULL;
+			size_t old_len;
+
+			/* The same bytes kept before (a start that could copy them but
+			 * not yet clean up after itself): that is the copy. */
+			if (store_read_file(dirfd, candidate, len, &old, &old_len) >= 0 && old_len == len &&
+			    memcmp(old, data, len) == 0) {
+				memcpy(ret_name, candidate, strlen(candidate) + 1);
+				return 0;
+			}
+			continue;
+		}
+		if (errno != ENOENT)
+			return negative_errno();
+		n = store_write_file(dirfd, candidate, data, len);
+		if (n < 0)
+			return n;
+		memcpy(ret_name, candidate, strlen(candidate) + 1);
+		return 0;
+	}
+	return -EEXIST;
+}
+
+int store_opendir(int dirfd, DIR **ret) {
+	DIR *d;
+	int fd, k;
+
+	/* A DIR of its own: closedir() must not close the caller's descriptor. */
+	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return negative_errno();
+	d = fdopendir(fd);
+	if (!d) {
+		k = negative_errno();
+		close(fd);
+		return k;
+	}
+	*ret = d;
+	return 0;
 }
 
 int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len) {
@@ -302,7 +369,7 @@ int store_unlink(int dirfd, const char *name) {
 		return -EINVAL;
 	if (ops.unlinkat(dirfd, name, 0) < 0)
 		return negative_errno();
-	return fsync_fd(dirfd);
+	return store_fsync(dirfd);
 }
 
 int store_move(int olddirfd, const char *oldname, int newdirfd, const char *newname) {
@@ -324,10 +391,10 @@ int store_move(int olddirfd, const char *oldname, int newdirfd, const char *newn
 
 	/* New name first: if we crash between the two, the file exists under
 	 * both names (or only the old one), never under neither. */
-	r = fsync_fd(newdirfd);
+	r = store_fsync(newdirfd);
 	if (r < 0)
 		return r;
-	return fsync_fd(olddirfd);
+	return store_fsync(olddirfd);
 }
 
 /* Opens the directory that contains path (relative to atfd). */
@@ -383,7 +450,7 @@ int store_open_dir(int atfd, const char *path, mode_t mode, int *ret_fd) {
 
 		if (parent < 0)
 			return parent;
-		r = fsync_fd(parent);
+		r = store_fsync(parent);
 		if (r < 0)
 			return r;
 	}

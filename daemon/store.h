@@ -5,6 +5,7 @@
  * Tests replace the syscalls through store_set_ops() to inject faults. */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,6 +26,15 @@ int store_write_file(int dirfd, const char *name, const void *data, size_t len);
 int store_write_files(int dirfd, size_t n, const char *const *names, const char *const *data,
                       const size_t *lens, int *results);
 
+/* store_write_file() under a name not yet taken: name, else name.1, name.2, …
+ * (an earlier file is never replaced; one that holds exactly data already is
+ * taken as written). The name used goes to ret_name. */
+int store_write_file_new(int dirfd, const char *name, const void *data, size_t len, char *ret_name,
+                         size_t ret_size);
+
+/* Opens dirfd for readdir() through a duplicate of it (closedir() leaves dirfd open). */
+int store_opendir(int dirfd, DIR **ret);
+
 /* Reads the regular file dirfd/name (symlinks refused: -ELOOP; directories -EISDIR; other
  * non-regular files -EBADFD) into a NUL-terminated buffer. -EFBIG past max_len. */
 int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len);
@@ -38,6 +48,15 @@ int store_move(int olddirfd, const char *oldname, int newdirfd, const char *newn
 
 /* mkdir if missing (then fsync the parent), O_DIRECTORY|O_CLOEXEC; refuses a symlink. */
 int store_open_dir(int atfd, const char *path, mode_t mode, int *ret_fd);
+
+/* The syscalls above, for other durable formats (the outbox log): through the
+ * fault seam, errors as negative errno. store_fsync retries EINTR only (after
+ * a real fsync error the kernel may have dropped the dirty pages, so a retry
+ * that "succeeds" proves nothing). */
+int store_openat(int dirfd, const char *path, int flags, mode_t mode);
+int store_write_all(int fd, const void *data, size_t len);
+int store_fsync(int fd);
+int store_unlink_nosync(int dirfd, const char *path);
 
 /* Fault seam: tests replace the syscalls. NULL restores the real ones; so does a NULL member. */
 typedef struct StoreOps {

@@ -648,10 +648,12 @@ class JournalTestCase(HitldTestCase):
 class Journal(JournalTestCase):
     def test_a_requests_life_is_in_the_journal_with_message_ids_and_fields(self):
         mids = message_ids()
-        # A torn record from "before": quarantined at start, logged.
-        os.makedirs(os.path.join(self.tmp, "hitld-state", "requests"), mode=0o700)
-        with open(os.path.join(self.tmp, "hitld-state", "requests", "r_torn.json"), "w") as f:
-            f.write('{"id": "r_torn", "sta')
+        # A torn log entry from "before" (a record header cut short):
+        # quarantined at start, logged.
+        os.makedirs(os.path.join(self.tmp, "hitld-state", "outbox"), mode=0o700)
+        torn = b"HLE1\x01\x1c\x00\x00" + b"\x10\x00\x00\x00\x00\x00"
+        with open(os.path.join(self.tmp, "hitld-state", "outbox", "0000000000000001.log"), "wb") as f:
+            f.write(torn)
         # The key as systemd passes it: LoadCredential= -> $CREDENTIALS_DIRECTORY.
         creds = os.path.join(self.tmp, "credentials")
         os.makedirs(creds, mode=0o700)
@@ -716,10 +718,13 @@ class Journal(JournalTestCase):
             self.assertTrue(es, "no %s entry" % name)
             return es[0]
         e = one("MID_RECORD_QUARANTINED")
-        self.assertEqual((e["PRIORITY"], e["HITL_FILE"]), ("4", "r_torn.json"))
+        self.assertEqual((e["PRIORITY"], e["HITL_FILE"]), ("4", "0000000000000001.log"))
         self.assertTrue(e["HITL_REASON"])
+        self.assertIn("Quarantined %d damaged bytes at offset 0 of outbox log segment 0000000000000001.log"
+                      % len(torn), e["MESSAGE"])
         e = one("MID_DAEMON_STARTED")
         self.assertEqual((e["PRIORITY"], e["HITL_QUEUED"], e["HITL_PENDING"]), ("6", "0", "0"))
+        self.assertIn("1 quarantined", e["MESSAGE"])
         keys = [k for k in self.by_mid(everything, mids["MID_KEY_LOADED"]) if k.get("HITL_KEY_SOURCE")]
         self.assertEqual([k["HITL_KEY_SOURCE"] for k in keys], ["credential", "credential"],
                          "one entry at start, one on reload")
