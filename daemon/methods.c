@@ -452,9 +452,23 @@ static void method_submit(Manager *m, RpcCall *call) {
 	if (k == -EINVAL)
 		return;
 
-	if (json_object_deep_copy(rpc_call_params(call), &params, NULL) < 0)
-		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
-	json_object_object_del(params, "client_ref");
+	/* Everything but client_ref, which is ours, not HITL.sh's. Shared, not
+	 * copied: validate_submit() copies what it keeps. */
+	if (!json_object_is_type(rpc_call_params(call), json_type_object))
+		params = json_object_get(rpc_call_params(call));
+	else {
+		params = json_object_new_object();
+		if (!params)
+			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+		json_object_object_foreach(rpc_call_params(call), key, val) {
+			if (streq(key, "client_ref"))
+				continue;
+			if (json_object_object_add(params, key, json_object_get(val)) < 0) {
+				json_object_put(val);
+				return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+			}
+		}
+	}
 	if (validate_submit(params, &create, &err) < 0)
 		return reply_invalid_params(call, err.field, err.reason);
 
