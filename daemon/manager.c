@@ -945,15 +945,22 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 			return k;
 		/* Durably "submitting" before the call: after a crash from here on
 		 * the daemon reconciles instead of creating again. */
-		r->state = REQUEST_SUBMITTING;
-		r->attempts++;
-		r->next_attempt_at = 0;
-		r->updated_at = now;
-		k = outbox_save(m->outbox, r);
-		if (k < 0) {
-			r->state = REQUEST_QUEUED;
-			r->attempts--;
-			return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
+		{
+			usec_t next_attempt_at = r->next_attempt_at, updated_at = r->updated_at;
+
+			r->state = REQUEST_SUBMITTING;
+			r->attempts++;
+			r->next_attempt_at = 0;
+			r->updated_at = now;
+			k = outbox_save(m->outbox, r);
+			if (k < 0) {
+				/* Nothing of the failed change may show, to clients either. */
+				r->state = REQUEST_QUEUED;
+				r->attempts--;
+				r->next_attempt_at = next_attempt_at;
+				r->updated_at = updated_at;
+				return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
+			}
 		}
 		manager_notify(m, r);
 		sched_note_served(&m->sched, r);
