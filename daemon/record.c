@@ -401,7 +401,8 @@ int record_to_json_meta(const Record *r, json_object **ret) {
 
 /* ---- parsing the on-disk form ---------------------------------------------- */
 
-static const char *const record_keys[] = {
+/* Only counted (from_json), never looked through: a list of what the form holds. */
+static const char *const record_keys[] _unused_ = {
 	"version", "id", "seq", "client_ref", "owner_uid", "state", "priority", "loop_id",
 	"params", "created_at", "updated_at", "submitted_at", "deadline_at", "next_attempt_at",
 	"remote_id", "remote_status", "response", "result", "result_source", "cancel_requested",

@@ -360,9 +360,18 @@ int seglog_scan(SegLog *l, seglog_visit_t fn, void *userdata) {
 		Segment *s = &l->segs[i];
 
 		k = map_segment(l, s);
-		if (k < 0)
-			return log_error_errno(k, "Failed to read outbox log segment %016" PRIx32 ": %m",
-			                       s->num);
+		if (k == -ENOMEM)
+			return k;
+		if (k < 0) {
+			/* Not a file we can read (a directory or symlink planted under
+			 * a segment's name, an I/O error): left alone, never written
+			 * or removed, and the other segments still served. */
+			log_warning_errno(k, "Ignoring outbox log segment %016" PRIx32 SEG_SUFFIX ": %m", s->num);
+			s->pinned = s->closed = true;
+			s->size = 0;
+			bad++;
+			continue;
+		}
 		k = walk_segment(l, s, true, fn, userdata);
 		if (k < 0)
 			return k;
@@ -610,8 +619,15 @@ int seglog_commit(SegLog *l) {
 		 * were told it failed. Best effort; the segment takes no more
 		 * appends, since after a failed fsync its pages prove nothing. */
 		if (l->pending_new) {
-			(void) store_unlink_nosync(l->dirfd, name);
-			(void) store_fsync(l->dirfd);
+			if (store_unlink_nosync(l->dirfd, name) >= 0)
+				(void) store_fsync(l->dirfd);
+			else {
+				/* It stays: empty, closed, and in the table, so that its
+				 * number is not used again and compaction removes it. */
+				if (ftruncate(new_fd, 0) >= 0)
+					(void) store_fsync(new_fd);
+				l->segs[l->n_segs++] = (Segment) { .num = l->pending_seg, .closed = true };
+			}
 		} else {
 			s = find_segment(l, l->pending_seg);
 			if (ftruncate(fd, (off_t) l->pending_off) >= 0)
