@@ -4,14 +4,20 @@
  * (field and reason non-empty) or returns a create body that validates again
  * to the same body, and that can be stored: a Record holding it as
  * method_submit builds one goes through record_to_json, the record file's
- * text and record_from_json unchanged. The other entry points
+ * text and record_from_json unchanged, and through the form the outbox log
+ * stores (the meta text by record_to_json_meta and record_from_json_meta,
+ * the params text parsed strictly and passed by record_check_params). The
+ * outbox acknowledges an insert without reading it back: this target is what
+ * guarantees that it reads back at the next start. The other entry points
  * (validate_feedback, validate_loop_create/update, validate_answer,
  * validate_normalise_result) run on the same value or its members. */
 #include <string.h>
 
 #include "cleanup.h"
 #include "fuzz_common.h"
+#include "outbox.h"
 #include "record.h"
+#include "seglog.h"
 #include "validate.h"
 
 #define RPC_JSON_DEPTH 64
@@ -68,11 +74,68 @@ static void check_error(int k, const ValidationError *err, const char *what) {
 	}
 }
 
+/* The fields record_to_json_meta() stores, equal after the round trip. */
+static void check_meta_equal(const Record *a, const Record *b) {
+	FUZZ_CHECK(streq(a->id, b->id), "meta: id %s != %s", a->id, b->id);
+	FUZZ_CHECK(a->seq == b->seq && a->owner_uid == b->owner_uid, "meta: seq or owner_uid");
+	FUZZ_CHECK(a->state == b->state && a->priority == b->priority, "meta: state or priority");
+	FUZZ_CHECK(streq_ptr(a->loop_id, b->loop_id), "meta: loop_id %s != %s", a->loop_id, b->loop_id);
+	FUZZ_CHECK(streq_ptr(a->client_ref, b->client_ref), "meta: client_ref");
+	FUZZ_CHECK(a->created_at == b->created_at && a->updated_at == b->updated_at &&
+	                   a->submitted_at == b->submitted_at && a->deadline_at == b->deadline_at &&
+	                   a->next_attempt_at == b->next_attempt_at,
+	           "meta: times");
+	FUZZ_CHECK(a->attempts == b->attempts && a->cancel_requested == b->cancel_requested &&
+	                   a->result_source == b->result_source && a->feedback_state == b->feedback_state,
+	           "meta: counters and flags");
+}
+
+/* As outbox.c's serialize() writes a log entry (meta text + params text) and
+ * outbox_open()/outbox_need_params() read it back: strict JSON (UTF-8, no
+ * NUL, depth 64), record_from_json_meta() on the meta, record_check_params()
+ * on the params with the record read from the meta. */
+static void check_log_form(const Record *r, json_object *create) {
+	_cleanup_(json_object_putp) json_object *meta = NULL, *meta_back = NULL, *params_back = NULL;
+	_cleanup_(record_freep) Record *back = NULL;
+	const char *text, *ptext;
+	size_t len, plen;
+	int k;
+
+	k = record_to_json_meta(r, &meta);
+	FUZZ_CHECK(k >= 0, "record_to_json_meta refused an accepted request: %s", strerror(-k));
+	FUZZ_CHECK(!json_object_object_get_ex(meta, "params", NULL), "the meta form holds params");
+	text = json_object_to_json_string_length(meta, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	                                         &len);
+	FUZZ_CHECK(text, "serialising the meta failed");
+	k = fuzz_parse_json((const uint8_t *) text, len, OUTBOX_JSON_DEPTH, true, &meta_back);
+	FUZZ_CHECK(k >= 0, "an accepted request's log meta is not strict UTF-8 JSON: %.400s", text);
+	k = record_from_json_meta(meta_back, &back);
+	FUZZ_CHECK(k >= 0, "an accepted request's log meta does not decode (%s): %.400s", strerror(-k), text);
+	FUZZ_CHECK(!back->params, "record_from_json_meta made params");
+	check_meta_equal(r, back);
+	/* The entry's id, which outbox_open() checks against the meta's. */
+	FUZZ_CHECK(strlen(r->id) <= SEGLOG_ID_MAX && strlen(r->id) < RECORD_ID_MAX && record_id_is_valid(r->id),
+	           "the record id %s cannot be a log entry's id", r->id);
+
+	ptext = json_object_to_json_string_length(r->params, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	                                          &plen);
+	FUZZ_CHECK(ptext, "serialising the params failed");
+	FUZZ_CHECK(len + plen <= OUTBOX_RECORD_MAX, "an accepted request is too big to store: %zu + %zu bytes",
+	           len, plen);
+	k = fuzz_parse_json((const uint8_t *) ptext, plen, OUTBOX_JSON_DEPTH, true, &params_back);
+	FUZZ_CHECK(k >= 0, "an accepted request's log params are not strict UTF-8 JSON: %.400s", ptext);
+	k = record_check_params(back, params_back);
+	FUZZ_CHECK(k == 0, "an accepted request's log params fail record_check_params (%s): %.400s", strerror(-k),
+	           ptext);
+	FUZZ_CHECK(fuzz_json_equal(params_back, create), "params changed on the way to the log and back");
+}
+
 /* As method_submit stores an accepted request: its record must survive the
  * outbox's write-then-reread check and a restart. */
 static void check_storable(json_object *create) {
 	_cleanup_(record_freep) Record *r = record_new(), *back = NULL;
 	_cleanup_(json_object_putp) json_object *encoded = NULL, *reread = NULL;
+	json_object *timeout;
 	const char *text;
 	size_t len;
 	int k;
@@ -88,6 +151,10 @@ static void check_storable(json_object *create) {
 	r->loop_id = strdup(json_object_get_string(json_object_object_get(create, "loop_id")));
 	FUZZ_CHECK(r->loop_id, "out of memory");
 	r->created_at = r->updated_at = 1700000000 * USEC_PER_SEC;
+	/* As method_submit sets it. */
+	timeout = json_object_object_get(create, "timeout_seconds");
+	if (timeout)
+		r->deadline_at = r->created_at + (usec_t) json_object_get_int64(timeout) * USEC_PER_SEC;
 	r->params = json_object_get(create);
 
 	k = record_to_json(r, &encoded);
@@ -100,6 +167,8 @@ static void check_storable(json_object *create) {
 	k = record_from_json(reread, &back);
 	FUZZ_CHECK(k >= 0, "an accepted request's record file does not decode (%s): %.400s", strerror(-k), text);
 	FUZZ_CHECK(fuzz_json_equal(back->params, create), "params changed on the way to disk and back");
+
+	check_log_form(r, create);
 }
 
 static void check_submit(json_object *params) {
