@@ -1,11 +1,13 @@
 /* outbox.h — the durable set of request records and its in-memory index.
- * Owns STATE_DIR/requests/<id>.json (one record per file, record_to_json form,
- * written through store.h) and STATE_DIR/quarantine/ (unreadable records moved
- * there at open, never deleted). Promises: insert/save/remove return only once
- * the change is durable, and on error change nothing; a bad file never stops
- * outbox_open(). Lookups by id and by (uid, client_ref) are O(1) expected;
- * iteration is in seq (acceptance) order. Called by methods and the state
- * machine. Single-threaded, like the rest of hitld. */
+ * Owns STATE_DIR/outbox/ (the record log, through seglog.h: every insert,
+ * save and remove appends an entry; mostly superseded segments are compacted
+ * after a commit) and STATE_DIR/quarantine/ (damaged log regions and
+ * unreadable records, kept, never deleted). Promises: insert/save/remove
+ * return only once the change is durable, and on error change nothing; bad
+ * bytes never stop outbox_open(). Lookups by id and by (uid, client_ref) are
+ * O(1) expected; iteration is in seq (acceptance) order. Called by methods and
+ * the state machine. Single-threaded, like the rest of hitld (outbox_open()
+ * parses a big log on a second thread it joins before returning). */
 #pragma once
 
 #include <stddef.h>
@@ -14,19 +16,22 @@
 
 #include "record.h"
 
-/* Largest record file read or written. Bigger records are refused at
- * insert/save (-EFBIG), so nothing is stored that could not be read back. */
+/* Largest record (meta and params texts together) written or read. Bigger
+ * records are refused at insert/save (-EFBIG), so nothing is stored that
+ * could not be read back. */
 #define OUTBOX_RECORD_MAX (4U * 1024U * 1024U)
 
 typedef struct Outbox Outbox;
 
-/* Creates state_dir, requests/ and quarantine/ (0700) if missing; loads every
- * record; removes stray *.tmp; quarantines (moves into quarantine/, logs a
- * warning with MESSAGE_ID MID_RECORD_QUARANTINED, HITL_FILE and
- * HITL_REASON) any entry that is not a readable, valid record named
- * "<id>.json" after its own id. Fails only for the directories themselves,
- * I/O errors reading the directory, or lack of memory. The seq counter
- * continues at max(seq)+1. */
+/* Creates state_dir, outbox/ and quarantine/ (0700) if missing and loads the
+ * newest entry of every record (meta only; params on demand). A damaged log
+ * region or an entry that is not a valid record is copied to quarantine/ and
+ * logged (MESSAGE_ID MID_RECORD_QUARANTINED, HITL_FILE, HITL_REASON). A
+ * requests/ directory of an older hitld (a record_to_json file per record) is
+ * moved into the log: its good records in one commit, its stray *.tmp
+ * removed, any other entry moved into quarantine/; then it is removed. Fails
+ * only for the directories themselves, I/O errors reading them, or lack of
+ * memory. The seq counter continues at max(seq)+1. */
 int outbox_open(const char *state_dir, Outbox **ret);
 Outbox *outbox_free(Outbox *o);
 static inline void outbox_freep(Outbox **o) {
@@ -42,23 +47,25 @@ static inline void outbox_freep(Outbox **o) {
  * (bad id, missing loop_id/params, …); -EFBIG past OUTBOX_RECORD_MAX.
  * id, seq, owner_uid and client_ref are fixed once inserted. */
 int outbox_insert(Outbox *o, Record *r);
-/* Group commit of n new records (see store_write_files): results[i] is 0 (the
- * outbox owns records[i]) or a negative errno (the caller still owns it).
- * Returns 0 if all succeeded, else the first error. */
+/* Group commit of n new records (one log write and one fsync for all):
+ * results[i] is 0 (the outbox owns records[i]) or a negative errno (the
+ * caller still owns it; a failed commit fails every record of the batch and
+ * gives their seqs back). Returns 0 if all succeeded, else the first error. */
 int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results);
 
-/* Durable rewrite of a record already in the outbox, after the caller changed
- * it. On error the file keeps its previous content (or, if only the final
- * directory fsync failed, the new one) and the counts keep the last saved
- * state; the caller retries or restores r. -ENOENT if r is not in o. */
+/* Durable new version of a record already in the outbox, after the caller
+ * changed it. On error the log keeps the previous version as the current one
+ * and the counts keep the last saved state; the caller retries or restores
+ * r. -ENOENT if r is not in o. */
 int outbox_save(Outbox *o, Record *r);
 
-/* Unlinks durably, drops from the index, frees r. On error nothing changed. */
+/* Ends the record durably (a tombstone in the log), drops it from the index,
+ * frees r. On error nothing changed. */
 int outbox_remove(Outbox *o, Record *r);
 
 /* A record's params (the request as submitted) stay in memory only for the
  * most recently used records: call this before using r->params. It reads
- * them back from the record's file when needed. */
+ * them back from the record's current log entry when needed. */
 int outbox_need_params(Outbox *o, Record *r);
 void outbox_set_params_cache(Outbox *o, size_t max_loaded);
 
