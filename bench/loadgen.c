@@ -1,6 +1,8 @@
 /* loadgen.c — closed-loop load for hitld's control socket (or any NDJSON line
- * server): N threads, one AF_UNIX connection each, D requests in flight per
- * connection. Measures the round trip of every reply and prints one JSON line.
+ * server): N AF_UNIX connections, D requests in flight on each, driven either by
+ * a thread per connection (the default) or by T threads with epoll
+ * (--threads T: on 2 cores, 64 threads would take the CPU the server needs).
+ * Measures the round trip of every reply and prints one JSON line.
  * Benchmark tool only (bench/run drives it); never part of the daemon. */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -42,6 +45,7 @@ typedef struct Options {
 	double warmup_s;
 	uint64_t max_requests;     /* per connection; 0 = until the duration ends */
 	bool echo;                 /* any line is a success (echo server baseline) */
+	unsigned threads;          /* 0: one per connection (blocking); else epoll threads */
 } Options;
 
 typedef struct Worker {
@@ -54,7 +58,18 @@ typedef struct Worker {
 	size_t n_samples, alloc_samples;
 	FILE *ids;                 /* private tmp file, merged at the end */
 	char *failure;
+	/* epoll mode: the connection's buffers live here between events */
+	uint64_t *sent_at;
+	char *out, *in;
+	size_t out_cap, in_len, in_cap;
 } Worker;
+
+typedef struct Poller {
+	pthread_t thread;
+	Worker **workers;
+	size_t n_workers;
+	char *failure;
+} Poller;
 
 static _Atomic int phase = PHASE_WARMUP;
 
@@ -265,6 +280,144 @@ static void *worker_run(void *userdata) {
 	return NULL;
 }
 
+/* ---- epoll mode: one thread drives many connections ---- */
+
+static const char *conn_setup(Worker *w) {
+	const Options *o = w->options;
+
+	w->sent_at = calloc(o->depth, sizeof *w->sent_at);
+	w->out_cap = (size_t) o->depth * (strlen(o->params ? o->params : "") + 256);
+	w->out = malloc(w->out_cap);
+	w->in_cap = 64 * 1024;
+	w->in = malloc(w->in_cap);
+	return w->sent_at && w->out && w->in ? NULL : "out of memory";
+}
+
+static bool conn_done(const Worker *w) {
+	const Options *o = w->options;
+	bool stopped = atomic_load(&phase) == PHASE_STOP || (o->max_requests > 0 && w->sent >= o->max_requests);
+
+	return stopped && w->sent == w->received;
+}
+
+/* Tops the connection up to depth requests in flight (closed loop, as a
+ * thread per connection does). The send blocks: depth requests must fit the
+ * socket buffer (bench/run sends at most 8 of about 1 KiB), or a server that
+ * stops reading until its replies are read would stall this thread. */
+static const char *conn_fill(Worker *w) {
+	const Options *o = w->options;
+	uint64_t first_new = w->sent, t;
+	size_t out_len = 0;
+	int k;
+
+	while (atomic_load(&phase) != PHASE_STOP && w->sent - w->received < o->depth &&
+	       (o->max_requests == 0 || w->sent < o->max_requests)) {
+		if (format_request(w, w->sent + 1, w->out, w->out_cap, &out_len) < 0)
+			return "request too long";
+		w->sent++;
+	}
+	if (out_len == 0)
+		return NULL;
+	t = now_ns();
+	for (uint64_t s = first_new; s < w->sent; s++)
+		w->sent_at[s % o->depth] = t;
+	k = write_all(w->fd, w->out, out_len);
+	return k < 0 ? strerror(-k) : NULL;
+}
+
+/* Reads what the socket has and handles every complete reply. */
+static const char *conn_readable(Worker *w) {
+	const Options *o = w->options;
+	size_t pos = 0;
+	ssize_t n;
+	uint64_t t;
+	int ph;
+
+	if (w->in_cap - w->in_len < 4096) {
+		char *p;
+
+		if (w->in_cap >= LOADGEN_LINE_MAX)
+			return "reply line too long";
+		p = realloc(w->in, w->in_cap * 2);
+		if (!p)
+			return "out of memory";
+		w->in = p;
+		w->in_cap *= 2;
+	}
+	n = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? NULL : strerror(errno);
+	if (n == 0)
+		return "server closed the connection";
+	w->in_len += (size_t) n;
+
+	t = now_ns();
+	ph = atomic_load(&phase);
+	for (char *nl; w->received < w->sent && (nl = memchr(w->in + pos, '\n', w->in_len - pos));) {
+		uint64_t rtt = t - w->sent_at[w->received % o->depth];
+
+		handle_reply(w, w->in + pos, (size_t) (nl - (w->in + pos)), rtt, ph == PHASE_MEASURE);
+		pos = (size_t) (nl - w->in) + 1;
+	}
+	memmove(w->in, w->in + pos, w->in_len - pos);
+	w->in_len -= pos;
+	return conn_fill(w);
+}
+
+static const char *poller_loop(Poller *p) {
+	_cleanup_(closep) int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event events[64];
+
+	if (ep < 0)
+		return strerror(errno);
+	for (size_t i = 0; i < p->n_workers; i++) {
+		Worker *w = p->workers[i];
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+		const char *failure = conn_setup(w);
+
+		if (failure)
+			return failure;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+			return strerror(errno);
+		failure = conn_fill(w);
+		if (failure)
+			return failure;
+	}
+	for (;;) {
+		bool all_done = true;
+		int n;
+
+		for (size_t i = 0; i < p->n_workers && all_done; i++)
+			all_done = conn_done(p->workers[i]);
+		if (all_done)
+			return NULL;
+		/* A bounded wait: the phase may change while nothing arrives. */
+		n = epoll_wait(ep, events, (int) ELEMENTSOF(events), 50);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return strerror(errno);
+		}
+		for (int i = 0; i < n; i++) {
+			const char *failure = conn_readable(events[i].data.ptr);
+
+			if (failure)
+				return failure;
+		}
+	}
+}
+
+static void *poller_run(void *userdata) {
+	Poller *p = userdata;
+	const char *failure = poller_loop(p);
+
+	if (failure) {
+		p->failure = strdup(failure);
+		atomic_store(&phase, PHASE_STOP);
+	}
+	return NULL;
+}
+
 static int cmp_u32(const void *a, const void *b) {
 	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
 
@@ -291,9 +444,12 @@ static void usage(FILE *f) {
 	fprintf(f,
 	        "usage: loadgen --socket PATH --method NAME [--params JSON] [--conns N] [--depth D]\n"
 	        "               [--duration S] [--warmup S] [--requests N] [--echo] [--ids-out FILE]\n"
+	        "               [--threads T]\n"
 	        "  --params JSON   request params; every " LOADGEN_UNIQ " is replaced by a unique token\n"
 	        "  --requests N    per connection, then stop (default: run for --duration)\n"
 	        "  --echo          count any reply line as a success (echo server baseline)\n"
+	        "  --threads T     drive the connections from T threads with epoll\n"
+	        "                  (default: one blocking thread per connection)\n"
 	        "Prints one JSON line: count (measured), total (warm-up included), ok, errors, rps\n"
 	        "and round-trip percentiles in us.\n");
 }
@@ -305,10 +461,12 @@ int main(int argc, char **argv) {
 		{ "depth", required_argument, NULL, 'd' },   { "duration", required_argument, NULL, 't' },
 		{ "warmup", required_argument, NULL, 'w' },  { "requests", required_argument, NULL, 'n' },
 		{ "echo", no_argument, NULL, 'e' },          { "ids-out", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },          {},
+		{ "threads", required_argument, NULL, 'T' }, { "help", no_argument, NULL, 'h' },
+		{},
 	};
 	Options o = { .method = "status", .conns = 1, .depth = 1, .duration_s = 3.0, .warmup_s = 0.5 };
-	Worker *workers;
+	Worker *workers, **worker_ptrs = NULL;
+	Poller *pollers = NULL;
 	uint64_t t0, t1 = 0, count = 0, ok = 0, errors = 0, total = 0;
 	size_t n_samples = 0;
 	uint32_t *all;
@@ -326,11 +484,13 @@ int main(int argc, char **argv) {
 		case 'n': o.max_requests = strtoull(optarg, NULL, 10); break;
 		case 'e': o.echo = true; break;
 		case 'i': o.ids_out = optarg; break;
+		case 'T': o.threads = (unsigned) strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	if (!o.socket_path || o.conns == 0 || o.conns > LOADGEN_CONNS_MAX || o.depth == 0 ||
-	    o.depth > LOADGEN_DEPTH_MAX || !(o.duration_s > 0) || !(o.warmup_s >= 0)) {
+	    o.depth > LOADGEN_DEPTH_MAX || !(o.duration_s > 0) || !(o.warmup_s >= 0) ||
+	    o.threads > o.conns) {
 		usage(stderr);
 		return 2;
 	}
@@ -357,11 +517,29 @@ int main(int argc, char **argv) {
 	/* Bounded runs (--requests) measure from the first request. */
 	if (o.max_requests > 0)
 		atomic_store(&phase, PHASE_MEASURE);
-	for (unsigned i = 0; i < o.conns; i++)
-		if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0) {
-			fprintf(stderr, "loadgen: cannot start thread %u\n", i);
+	if (o.threads > 0) {
+		pollers = calloc(o.threads, sizeof *pollers);
+		worker_ptrs = calloc(o.conns, sizeof *worker_ptrs);
+		if (!pollers || !worker_ptrs)
 			return 1;
+		/* Connection i goes to thread i % T. */
+		for (unsigned t = 0, next = 0; t < o.threads; t++) {
+			pollers[t].workers = worker_ptrs + next;
+			for (unsigned i = t; i < o.conns; i += o.threads)
+				worker_ptrs[next++] = &workers[i];
+			pollers[t].n_workers = (size_t) (worker_ptrs + next - pollers[t].workers);
 		}
+		for (unsigned t = 0; t < o.threads; t++)
+			if (pthread_create(&pollers[t].thread, NULL, poller_run, &pollers[t]) != 0) {
+				fprintf(stderr, "loadgen: cannot start thread %u\n", t);
+				return 1;
+			}
+	} else
+		for (unsigned i = 0; i < o.conns; i++)
+			if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0) {
+				fprintf(stderr, "loadgen: cannot start thread %u\n", i);
+				return 1;
+			}
 
 	t0 = now_ns();
 	if (o.max_requests == 0) {
@@ -374,8 +552,17 @@ int main(int argc, char **argv) {
 		if (atomic_load(&phase) != PHASE_STOP)
 			atomic_store(&phase, PHASE_STOP);
 	}
-	for (unsigned i = 0; i < o.conns; i++)
-		pthread_join(workers[i].thread, NULL);
+	if (o.threads > 0) {
+		for (unsigned t = 0; t < o.threads; t++) {
+			pthread_join(pollers[t].thread, NULL);
+			if (pollers[t].failure) {
+				fprintf(stderr, "loadgen: thread %u: %s\n", t, pollers[t].failure);
+				return 1;
+			}
+		}
+	} else
+		for (unsigned i = 0; i < o.conns; i++)
+			pthread_join(workers[i].thread, NULL);
 	if (o.max_requests > 0)
 		t1 = now_ns();
 
@@ -431,8 +618,13 @@ int main(int argc, char **argv) {
 	for (unsigned i = 0; i < o.conns; i++) {
 		close(workers[i].fd);
 		free(workers[i].samples);
+		free(workers[i].sent_at);
+		free(workers[i].out);
+		free(workers[i].in);
 	}
 	free(workers);
+	free(worker_ptrs);
+	free(pollers);
 	free(all);
 	return 0;
 }
