@@ -246,6 +246,7 @@ void budget_charge(Budget *b, CallKind kind, usec_t now) {
 	 * goes beyond, the ledger just stays full. */
 	if (b->used < b->limit)
 		b->used++;
+	b->last_was_create = kind == CALL_CREATE;
 	if (kind == CALL_CREATE)
 		b->last_create_at = now;
 	else if (b->used_other < UINT_MAX)
@@ -291,9 +292,16 @@ static void adopt_new_window(Budget *b, const RateInfo *ri, usec_t now) {
 	b->window_end = end;
 	b->window_start = usec_min(usec_sub(end, len), now);
 	/* Calls charged since our ledger rolled over are already this window's;
-	 * only when we were still in the previous one is the reserve whole again. */
+	 * only when we were still in the previous one is the reserve whole again
+	 * — but for the call this reply answers: our window ends a little after
+	 * the server's (Date is truncated to the second, plus the margin), so a
+	 * poll sent in that gap is the new window's first, and counting it in
+	 * the old one gave the new window an 11th poll and 89 creates. The work
+	 * engine has one call in flight at a time, so it is the last one charged
+	 * (a client's loop.* call in between only shifts one poll: the server's
+	 * count still bounds every call). */
 	if (b->from_server)
-		b->used_other = 0;
+		b->used_other = b->last_call_at > 0 && !b->last_was_create ? 1 : 0;
 	b->server_reset_epoch = ri->reset_epoch;
 	b->from_server = true;
 

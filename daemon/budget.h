@@ -65,6 +65,7 @@ typedef struct Budget {
 	                              * been made since the reset: the first one is spread, no burst */
 	/* In memory only (after a restart creates just leave the whole reserve again): */
 	unsigned used_other;         /* calls other than creates charged in this window */
+	bool last_was_create;        /* the kind of the last call charged */
 	usec_t last_create_at;       /* creates are paced from the last create, not the last call */
 } Budget;
 
