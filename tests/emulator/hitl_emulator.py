@@ -954,7 +954,8 @@ class Emulator:
             k = self.keys.get(token) if token else None
             valid = k if k is not None and k.status == "active" else None
             fault = self.take_fault(method, path)
-            call = {"t": iso(now), "method": method, "path": raw_path, "key": mask(token), "status": None}
+            call = {"t": iso(now), "t_ms": int(now * 1000), "method": method, "path": raw_path,
+                    "key": mask(token), "status": None}
             if fault:
                 call["fault"] = fault["kind"]
             if valid is not None:
