@@ -568,8 +568,12 @@ class Crowd(HitldTestCase):
             self.assertNotIn("error", v, "%s: %s" % (k, v))
         self.assertEqual(failures, [])
         self.assertGreater(len(lat), 100)
-        self.assertLess(p99, P99_LIMIT_MS * SLOW, "p99 %.1f ms" % p99)
         if not SANITIZER:
+            # Starvation shows in the plain build (p99 a few ms against 50);
+            # under ASan, with the suite's other programs on the same 2 cores,
+            # p99 went from 130 to 230 ms between two runs of the same tree:
+            # a clock, not the daemon. There every call must still succeed.
+            self.assertLess(p99, P99_LIMIT_MS, "p99 %.1f ms" % p99)
             # ASan keeps freed memory in its quarantine (256 MB): RSS says
             # nothing there; the plain build is the one measured.
             self.assertLess(rss_after - rss_before, RSS_GROWTH_LIMIT_KB)
