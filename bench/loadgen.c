@@ -58,7 +58,7 @@ typedef struct Worker {
 	size_t n_samples, alloc_samples;
 	FILE *ids;                 /* private tmp file, merged at the end */
 	char *failure;
-	/* epoll mode: the connection's buffers live here between events */
+	/* the connection's buffers (conn_setup) */
 	uint64_t *sent_at;
 	char *out, *in;
 	size_t out_cap, in_len, in_cap;
@@ -185,102 +185,7 @@ static void handle_reply(Worker *w, const char *line, size_t len, uint64_t rtt_n
 	}
 }
 
-/* Reads until buf holds at least one complete line. Returns NULL or what failed. */
-static const char *read_line(Worker *w, char **in, size_t *in_len, size_t *in_cap) {
-	while (!(*in_len && memchr(*in, '\n', *in_len))) {
-		ssize_t n;
-
-		if (*in_cap - *in_len < 4096) {
-			char *p;
-
-			if (*in_cap >= LOADGEN_LINE_MAX)
-				return "reply line too long";
-			p = realloc(*in, *in_cap * 2);
-			if (!p)
-				return "out of memory";
-			*in = p;
-			*in_cap *= 2;
-		}
-		n = recv(w->fd, *in + *in_len, *in_cap - *in_len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)
-			return "server closed the connection";
-		if (n < 0)
-			return strerror(errno);
-		*in_len += (size_t) n;
-	}
-	return NULL;
-}
-
-/* Keeps depth requests in flight until told to stop, then collects what is
- * still owed so the server is left quiet. Returns NULL or what failed. */
-static const char *worker_loop(Worker *w) {
-	const Options *o = w->options;
-	_cleanup_(freep) uint64_t *sent_at = calloc(o->depth, sizeof(uint64_t));
-	size_t out_cap = (size_t) o->depth * (strlen(o->params ? o->params : "") + 256), in_len = 0,
-	       in_cap = 64 * 1024;
-	_cleanup_(freep) char *out = malloc(out_cap);
-	_cleanup_(freep) char *in = malloc(in_cap);
-
-	if (!sent_at || !out || !in)
-		return "out of memory";
-
-	for (;;) {
-		int ph = atomic_load(&phase);
-		uint64_t first_new = w->sent, t;
-		size_t out_len = 0, pos = 0;
-		const char *failure;
-
-		while (ph != PHASE_STOP && w->sent - w->received < o->depth &&
-		       (o->max_requests == 0 || w->sent < o->max_requests)) {
-			if (format_request(w, w->sent + 1, out, out_cap, &out_len) < 0)
-				return "request too long";
-			w->sent++;
-		}
-		if (out_len > 0) {
-			int k;
-
-			t = now_ns();
-			for (uint64_t s = first_new; s < w->sent; s++)
-				sent_at[s % o->depth] = t;
-			k = write_all(w->fd, out, out_len);
-			if (k < 0)
-				return strerror(-k);
-		}
-		if (w->sent == w->received)
-			return NULL;
-
-		failure = read_line(w, &in, &in_len, &in_cap);
-		if (failure)
-			return failure;
-
-		t = now_ns();
-		ph = atomic_load(&phase);
-		for (char *nl; w->received < w->sent && (nl = memchr(in + pos, '\n', in_len - pos));) {
-			/* Replies come back in request order (PROTOCOL.md §1). */
-			uint64_t rtt = t - sent_at[w->received % o->depth];
-
-			handle_reply(w, in + pos, (size_t) (nl - (in + pos)), rtt, ph == PHASE_MEASURE);
-			pos = (size_t) (nl - in) + 1;
-		}
-		memmove(in, in + pos, in_len - pos);
-		in_len -= pos;
-	}
-}
-
-static void *worker_run(void *userdata) {
-	Worker *w = userdata;
-	const char *failure = worker_loop(w);
-
-	if (failure) {
-		w->failure = strdup(failure);
-		atomic_store(&phase, PHASE_STOP);
-	}
-	return NULL;
-}
-
-/* ---- epoll mode: one thread drives many connections ---- */
+/* ---- one connection: its buffers live in its Worker ---- */
 
 static const char *conn_setup(Worker *w) {
 	const Options *o = w->options;
@@ -291,13 +196,6 @@ static const char *conn_setup(Worker *w) {
 	w->in_cap = 64 * 1024;
 	w->in = malloc(w->in_cap);
 	return w->sent_at && w->out && w->in ? NULL : "out of memory";
-}
-
-static bool conn_done(const Worker *w) {
-	const Options *o = w->options;
-	bool stopped = atomic_load(&phase) == PHASE_STOP || (o->max_requests > 0 && w->sent >= o->max_requests);
-
-	return stopped && w->sent == w->received;
 }
 
 /* Tops the connection up to depth requests in flight (closed loop, as a
@@ -325,34 +223,30 @@ static const char *conn_fill(Worker *w) {
 	return k < 0 ? strerror(-k) : NULL;
 }
 
-/* Reads what the socket has and handles every complete reply. */
-static const char *conn_readable(Worker *w) {
+/* Makes room to read into w->in. */
+static const char *in_room(Worker *w) {
+	char *p;
+
+	if (w->in_cap - w->in_len >= 4096)
+		return NULL;
+	if (w->in_cap >= LOADGEN_LINE_MAX)
+		return "reply line too long";
+	p = realloc(w->in, w->in_cap * 2);
+	if (!p)
+		return "out of memory";
+	w->in = p;
+	w->in_cap *= 2;
+	return NULL;
+}
+
+/* Handles every complete reply in w->in; replies come back in request order
+ * (PROTOCOL.md §1). */
+static void handle_lines(Worker *w) {
 	const Options *o = w->options;
+	uint64_t t = now_ns();
+	int ph = atomic_load(&phase);
 	size_t pos = 0;
-	ssize_t n;
-	uint64_t t;
-	int ph;
 
-	if (w->in_cap - w->in_len < 4096) {
-		char *p;
-
-		if (w->in_cap >= LOADGEN_LINE_MAX)
-			return "reply line too long";
-		p = realloc(w->in, w->in_cap * 2);
-		if (!p)
-			return "out of memory";
-		w->in = p;
-		w->in_cap *= 2;
-	}
-	n = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN ? NULL : strerror(errno);
-	if (n == 0)
-		return "server closed the connection";
-	w->in_len += (size_t) n;
-
-	t = now_ns();
-	ph = atomic_load(&phase);
 	for (char *nl; w->received < w->sent && (nl = memchr(w->in + pos, '\n', w->in_len - pos));) {
 		uint64_t rtt = t - w->sent_at[w->received % o->depth];
 
@@ -361,6 +255,74 @@ static const char *conn_readable(Worker *w) {
 	}
 	memmove(w->in, w->in + pos, w->in_len - pos);
 	w->in_len -= pos;
+}
+
+/* Reads once: blocking (a thread per connection) or not (epoll). */
+static const char *conn_recv(Worker *w, int flags) {
+	const char *failure = in_room(w);
+	ssize_t n;
+
+	if (failure)
+		return failure;
+	n = recv(w->fd, w->in + w->in_len, w->in_cap - w->in_len, flags);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? NULL : strerror(errno);
+	if (n == 0)
+		return "server closed the connection";
+	w->in_len += (size_t) n;
+	return NULL;
+}
+
+/* A thread per connection: keeps depth requests in flight until told to
+ * stop, then collects what is still owed so the server is left quiet.
+ * Returns NULL or what failed. */
+static const char *worker_loop(Worker *w) {
+	const char *failure = conn_setup(w);
+
+	if (failure)
+		return failure;
+	for (;;) {
+		failure = conn_fill(w);
+		if (failure)
+			return failure;
+		if (w->sent == w->received)
+			return NULL;
+		while (!memchr(w->in, '\n', w->in_len)) {
+			failure = conn_recv(w, 0);
+			if (failure)
+				return failure;
+		}
+		handle_lines(w);
+	}
+}
+
+static void *worker_run(void *userdata) {
+	Worker *w = userdata;
+	const char *failure = worker_loop(w);
+
+	if (failure) {
+		w->failure = strdup(failure);
+		atomic_store(&phase, PHASE_STOP);
+	}
+	return NULL;
+}
+
+/* ---- epoll mode: one thread drives many connections ---- */
+
+static bool conn_done(const Worker *w) {
+	const Options *o = w->options;
+	bool stopped = atomic_load(&phase) == PHASE_STOP || (o->max_requests > 0 && w->sent >= o->max_requests);
+
+	return stopped && w->sent == w->received;
+}
+
+/* Reads what the socket has, handles every complete reply, tops up. */
+static const char *conn_readable(Worker *w) {
+	const char *failure = conn_recv(w, MSG_DONTWAIT);
+
+	if (failure)
+		return failure;
+	handle_lines(w);
 	return conn_fill(w);
 }
 

@@ -478,11 +478,6 @@ static bool ends_with(const char *s, const char *suffix) {
 	return n >= m && streq(s + n - m, suffix);
 }
 
-static void json_tokener_freep(json_tokener **t) {
-	if (*t)
-		json_tokener_free(*t);
-}
-
 /* Strict JSON: RFC 8259 syntax, valid UTF-8, no NUL bytes, one value with
  * nothing but whitespace after it. tok is reused: a new tokener per record
  * showed in start-up and submit profiles. */
@@ -511,13 +506,6 @@ static int new_tokener(json_tokener **ret) {
 	                                    JSON_TOKENER_VALIDATE_UTF8);
 	*ret = tok;
 	return 0;
-}
-
-static int parse_json_text(const char *text, size_t len, json_object **ret) {
-	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
-	int k = new_tokener(&tok);
-
-	return k < 0 ? k : parse_json_with(tok, text, len, ret);
 }
 
 /* A record as the log stores it: its changing fields (meta) and the request
@@ -986,7 +974,7 @@ static int load_legacy_one(Outbox *o, LoadState *s, size_t n_from_log, const cha
 		return add_bad(s, name, reason);
 	}
 
-	k = parse_json_text(text, len, &j);
+	k = parse_json_with(o->tok, text, len, &j);
 	if (k == -ENOMEM)
 		return k;
 	if (k < 0)
@@ -1376,7 +1364,6 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 	 * and indexing the batch as it goes also catches duplicates within it. */
 	for (size_t i = 0; i < n; i++) {
 		Record *r = records[i];
-		uint64_t old_seq;
 		Entry *e;
 
 		results[i] = 0;
@@ -1393,7 +1380,7 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 			results[i] = -ENOMEM;
 			continue;
 		}
-		old_seq = old_seqs[i] = r->seq;
+		old_seqs[i] = r->seq;
 		k = reserve(o, r);
 		if (k >= 0) {
 			r->seq = o->next_seq;
@@ -1401,7 +1388,7 @@ int outbox_insert_many(Outbox *o, Record *const *records, size_t n, int *results
 		}
 		if (k < 0) {
 			free(e);
-			r->seq = old_seq;
+			r->seq = old_seqs[i];
 			results[i] = k;
 			continue;
 		}

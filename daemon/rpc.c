@@ -385,7 +385,6 @@ static int json_parse_line(RpcServer *s, const char *line, size_t len, json_obje
 		err = json_tokener_get_error(tok);
 		end = len;
 	}
-	json_tokener_reset(tok);
 	if (err != json_tokener_success) {
 		json_object_put(o);
 		return -EINVAL;

@@ -113,16 +113,27 @@ static Segment *find_segment(const SegLog *l, uint32_t num) {
 	return NULL;
 }
 
-static int add_segment(SegLog *l, uint32_t num, Segment **ret) {
-	if (l->n_segs == l->n_segs_allocated) {
-		size_t n = l->n_segs_allocated < 16 ? 16 : l->n_segs_allocated * 2;
-		Segment *s = reallocarray(l->segs, n, sizeof *s);
+/* Room for one more segment in the table. */
+static int reserve_segment(SegLog *l) {
+	size_t n;
+	Segment *s;
 
-		if (!s)
-			return -ENOMEM;
-		l->segs = s;
-		l->n_segs_allocated = n;
-	}
+	if (l->n_segs < l->n_segs_allocated)
+		return 0;
+	n = l->n_segs_allocated < 16 ? 16 : l->n_segs_allocated * 2;
+	s = reallocarray(l->segs, n, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	l->segs = s;
+	l->n_segs_allocated = n;
+	return 0;
+}
+
+static int add_segment(SegLog *l, uint32_t num, Segment **ret) {
+	int k = reserve_segment(l);
+
+	if (k < 0)
+		return k;
 	/* Callers add in increasing order, except open, which sorts after. */
 	l->segs[l->n_segs] = (Segment) { .num = num };
 	*ret = &l->segs[l->n_segs++];
@@ -581,16 +592,10 @@ int seglog_commit(SegLog *l) {
 	segment_name(l->pending_seg, name);
 	if (l->pending_new) {
 		/* Room in the table first, so that success cannot fail later. */
-		if (l->n_segs == l->n_segs_allocated) {
-			size_t n = l->n_segs_allocated < 16 ? 16 : l->n_segs_allocated * 2;
-			Segment *t = reallocarray(l->segs, n, sizeof *t);
-
-			if (!t) {
-				seglog_abort(l);
-				return -ENOMEM;
-			}
-			l->segs = t;
-			l->n_segs_allocated = n;
+		k = reserve_segment(l);
+		if (k < 0) {
+			seglog_abort(l);
+			return k;
 		}
 		new_fd = store_openat(l->dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
 		                      0600);
