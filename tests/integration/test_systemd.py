@@ -690,6 +690,11 @@ class Journal(JournalTestCase):
         for e in everything:
             self.assertEqual(e.get("SYSLOG_IDENTIFIER"), "hitld", e)
             self.assertTrue(e.get("MESSAGE"), e)
+            # Where the event happened, not where the logging wrapper sits.
+            self.assertRegex(e.get("CODE_FILE", ""), r"^daemon/\w+\.c$", e)
+            self.assertNotEqual(e["CODE_FILE"], "daemon/log.c", e)
+            self.assertRegex(e.get("CODE_LINE", ""), r"^[1-9]\d*$", e)
+            self.assertNotIn(e.get("CODE_FUNC"), (None, "log_internal", "log_internalv", "request_log"), e)
 
         # The whole life of the first request, in order, by its id alone.
         life = self.journal.entries("HITL_REQUEST_ID=" + rid)
