@@ -67,8 +67,8 @@ int log_level_from_string(const char *s) {
 }
 
 /* Returns < 0 when the entry did not reach journald. */
-static int log_to_journal(int priority, const char *message_id, const LogField *fields,
-                          const char *message) {
+static int log_to_journal(const char *code_file, const char *code_line, const char *func, int priority,
+                          const char *message_id, const LogField *fields, const char *message) {
 	char buf[LOG_FIELDS_MAX + 4][LOG_LINE_MAX];
 	struct iovec iov[LOG_FIELDS_MAX + 4];
 	size_t n = 0;
@@ -104,7 +104,7 @@ static int log_to_journal(int priority, const char *message_id, const LogField *
 	 * exist ("fail silently"): check, so that the line is not lost. */
 	if (access(JOURNAL_SOCKET, F_OK) < 0)
 		return -errno;
-	return sd_journal_sendv(iov, (int) n);
+	return sd_journal_sendv_with_location(code_file, code_line, func, iov, (int) n);
 }
 
 static void log_to_stderr(int priority, const char *message) {
@@ -121,8 +121,9 @@ static void log_to_stderr(int priority, const char *message) {
 	(void) !write(STDERR_FILENO, line, (size_t) n);
 }
 
-int log_internalv(int priority, int error, const char *message_id, const LogField *fields,
-                  const char *format, va_list ap) {
+int log_internalv_full(const char *code_file, const char *code_line, const char *func, int priority,
+                       int error, const char *message_id, const LogField *fields, const char *format,
+                       va_list ap) {
 	char message[LOG_LINE_MAX];
 	int saved = errno;
 
@@ -139,20 +140,21 @@ int log_internalv(int priority, int error, const char *message_id, const LogFiel
 			*p = ' ';
 
 	/* Without a journal, the same line goes to stderr. */
-	if (target != LOG_TARGET_JOURNAL || log_to_journal(LOG_PRI(priority), message_id, fields, message) < 0)
+	if (target != LOG_TARGET_JOURNAL || log_to_journal(code_file, code_line, func, LOG_PRI(priority), message_id, fields,
+	                                                  message) < 0)
 		log_to_stderr(LOG_PRI(priority), message);
 
 	errno = saved;
 	return -error;
 }
 
-int log_internal(int priority, int error, const char *message_id, const LogField *fields,
-                 const char *format, ...) {
+int log_internal_full(const char *code_file, const char *code_line, const char *func, int priority,
+                      int error, const char *message_id, const LogField *fields, const char *format, ...) {
 	va_list ap;
 	int r;
 
 	va_start(ap, format);
-	r = log_internalv(priority, error, message_id, fields, format, ap);
+	r = log_internalv_full(code_file, code_line, func, priority, error, message_id, fields, format, ap);
 	va_end(ap);
 	return r;
 }

@@ -38,10 +38,23 @@ LogTarget log_get_target(void);
  * 32-hex-digit id, or NULL) and fields. %m is expanded from errno as usual.
  * Returns -abs(error) when error != 0, else 0, so callers can
  * "return log_…errno(r, …)". */
-int log_internal(int priority, int error, const char *message_id, const LogField *fields,
-                 const char *format, ...) _printf_(5, 6);
-int log_internalv(int priority, int error, const char *message_id, const LogField *fields,
-                  const char *format, va_list ap) _printf_(5, 0);
+int log_internal_full(const char *code_file, const char *code_line, const char *func, int priority,
+                      int error, const char *message_id, const LogField *fields, const char *format, ...)
+	_printf_(8, 9);
+int log_internalv_full(const char *code_file, const char *code_line, const char *func, int priority,
+                       int error, const char *message_id, const LogField *fields, const char *format,
+                       va_list ap) _printf_(8, 0);
+
+/* The call site, in the form sd_journal_sendv_with_location() takes: journal
+ * entries carry the CODE_FILE/CODE_LINE/CODE_FUNC of the code that logged,
+ * not of this module. A wrapper that logs for its callers (manager.c's
+ * request_log) is a macro too, so that the location stays its caller's. */
+#define LOG_STRINGIFY_(x) #x
+#define LOG_STRINGIFY(x) LOG_STRINGIFY_(x)
+#define LOG_LOCATION "CODE_FILE=" __FILE__, "CODE_LINE=" LOG_STRINGIFY(__LINE__), __func__
+
+#define log_internal(...) log_internal_full(LOG_LOCATION, __VA_ARGS__)
+#define log_internalv(...) log_internalv_full(LOG_LOCATION, __VA_ARGS__)
 
 #define log_full_errno(prio, error, ...) log_internal((prio), (error), NULL, NULL, __VA_ARGS__)
 #define log_debug(...)   log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)

@@ -335,8 +335,11 @@ int manager_record_changed(Manager *m, Record *r) {
 	return k;
 }
 
-_printf_(5, 6)
-static void request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+/* A macro around request_log_full(), so the journal names the caller's line (log.h). */
+#define request_log(...) request_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+static void request_log_full(const char *code_file, const char *code_line, const char *func, Manager *m,
+                             Record *r, int prio, const char *mid, const char *fmt, ...) {
 	char uid[16], status[8] = "";
 	va_list ap;
 
@@ -345,12 +348,12 @@ static void request_log(Manager *m, Record *r, int prio, const char *mid, const 
 		snprintf(status, sizeof status, "%d",
 		         json_object_get_int(json_object_object_get(r->error, "http_status")));
 	va_start(ap, fmt);
-	log_internalv(prio, 0, mid,
-	              LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", r->remote_id },
-	                         { "HITL_LOOP_ID", r->loop_id }, { "HITL_UID", uid },
-	                         { "HITL_STATE", request_state_to_string(r->state) },
-	                         { "HITL_HTTP_STATUS", status[0] ? status : NULL }),
-	              fmt, ap);
+	log_internalv_full(code_file, code_line, func, prio, 0, mid,
+	                   LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", r->remote_id },
+	                              { "HITL_LOOP_ID", r->loop_id }, { "HITL_UID", uid },
+	                              { "HITL_STATE", request_state_to_string(r->state) },
+	                              { "HITL_HTTP_STATUS", status[0] ? status : NULL }),
+	                   fmt, ap);
 	va_end(ap);
 }
 
