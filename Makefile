@@ -63,6 +63,9 @@ UNIT_BIN    := $(UNIT_SRC:%.c=$(B)/%)
 UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(B)/%.o)
 
+# $(call relpath,TO,FROM): TO as a path relative to the directory FROM.
+relpath = $(shell realpath -m --relative-to='$(2)' '$(1)')
+
 PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
 
@@ -170,7 +173,10 @@ install: all
 	$(if $(LIBS_OUT),ln -sf libhitlclient.so.0 $(DESTDIR)$(LIBDIR)/libhitlclient.so)
 	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/)
 	$(if $(LIBS_OUT),install -d $(DESTDIR)$(PKGCONFIGDIR))
-	$(if $(LIBS_OUT),sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' client/hitlclient.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc)
+	$(if $(LIBS_OUT),sed -e 's|@PREFIX_REL@|$(call relpath,$(PREFIX),$(PKGCONFIGDIR))|' \
+		-e 's|@LIBDIR_REL@|$(call relpath,$(LIBDIR),$(PKGCONFIGDIR))|' \
+		-e 's|@INCLUDEDIR_REL@|$(call relpath,$(INCLUDEDIR),$(PKGCONFIGDIR))|' \
+		-e 's|@VERSION@|$(VERSION)|' client/hitlclient.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc)
 	install -D -m 0644 contrib/bash-completion/hitlctl $(DESTDIR)$(BASHCOMPDIR)/hitlctl
 	install -D -m 0644 docs/PROTOCOL.md $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
 

@@ -301,6 +301,25 @@ class Install(TempDirTestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(os.path.isfile(os.path.join(dest, "var/lib/systemd/catalog/database")))
 
+        # The library: its SONAME, and a .pc file that still holds where the
+        # tree was moved to (pkg-config's ${pcfiledir}), so a program builds
+        # against the DESTDIR copy as it would against /usr.
+        lib = os.path.join(dest, "usr/lib")
+        rc, out, err = run(["readelf", "-d", os.path.join(lib, "libhitlclient.so.0")])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Library soname: [libhitlclient.so.0]", out)
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(lib, "pkgconfig"))
+        rc, out, err = run(["pkg-config", "--variable=libdir", "hitlclient"], env=env)
+        self.assertEqual((rc, os.path.realpath(out.strip())), (0, os.path.realpath(lib)), err)
+        rc, flags, err = run(["pkg-config", "--cflags", "--libs", "hitlclient"], env=env)
+        self.assertEqual(rc, 0, err)
+        src = os.path.join(self.tmp, "prog.c")
+        with open(src, "w") as f:
+            f.write("#include <hitlclient.h>\nint main(void) { HitlClient *c = NULL; return hitl_client_connect(\"/nonexistent\", &c) == 0; }\n")
+        exe = os.path.join(self.tmp, "prog")
+        rc, out, err = run(["sh", "-c", 'cc -o "$0" "$1" $2 -Wl,-rpath,"$3"', exe, src, flags.strip(), lib])
+        self.assertEqual(rc, 0, out + err)
+
 
 # ====================================================================== socket activation
 
