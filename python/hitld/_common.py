@@ -30,6 +30,9 @@ CALL_TIMEOUT_DEFAULT = 120.0
 # Notifications kept while the caller is not reading them; past this they are
 # dropped and the watch ends with WatchOverflow, as the daemon does.
 EVENT_QUEUE_MAX = 1000
+# How long wait_final() and ask() keep reconnecting while hitld is away
+# (restarting, upgraded): a request is durable, so its wait can go on.
+RECONNECT_DEFAULT = 60.0
 WAIT_TIMEOUT_MS_DEFAULT = 30000
 WAIT_TIMEOUT_MS_MAX = 3600000
 
@@ -164,6 +167,34 @@ def wait_chunk_ms(remaining: Optional[float]) -> int:
     if remaining is None:
         return WAIT_TIMEOUT_MS_MAX
     return max(0, min(WAIT_TIMEOUT_MS_MAX, int(remaining * 1000)))
+
+
+class Outage:
+    """When a waiter whose daemon went away tries again, and when it gives
+    up: after `limit` seconds without a connection, or at the waiter's own
+    deadline `end` (monotonic; None: none)."""
+
+    def __init__(self, limit: Optional[float], end: Optional[float]) -> None:
+        self.limit = limit or 0.0
+        self.end = end
+        self.since: Optional[float] = None
+        self.delay = 0.1
+
+    def next_try(self, now: float) -> Optional[float]:
+        """Seconds to sleep before reconnecting, or None: give up."""
+        if self.since is None:
+            self.since = now
+        if self.limit <= 0 or now - self.since >= self.limit or (self.end is not None and now >= self.end):
+            return None
+        delay = min(self.delay, self.since + self.limit - now)
+        if self.end is not None:
+            delay = min(delay, self.end - now)
+        self.delay = min(self.delay * 2, 2.0)
+        return max(delay, 0.0)
+
+    def over(self) -> None:
+        self.since = None
+        self.delay = 0.1
 
 
 R = TypeVar("R")

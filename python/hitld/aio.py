@@ -11,14 +11,14 @@ import asyncio
 import collections
 import errno
 import time
-from typing import Any, Awaitable, Deque, Dict, Iterable, Optional, Union
+from typing import Any, Awaitable, Deque, Dict, Iterable, Optional, Union, cast
 
-from ._common import (CALL_TIMEOUT_DEFAULT, EVENT_QUEUE_MAX, MESSAGE_MAX_DEFAULT, Answer, Event, PathLike, Record,
-                      _Methods, answer_of, decode_message, encode_request, event_from_message, socket_path,
+from ._common import (CALL_TIMEOUT_DEFAULT, EVENT_QUEUE_MAX, MESSAGE_MAX_DEFAULT, RECONNECT_DEFAULT, Answer, Event,
+                      Outage, PathLike, Record, _Methods, answer_of, decode_message, encode_request, event_from_message, socket_path,
                       wait_chunk_ms, watch_params)
 from .client import connect_error
-from .errors import (ConnectionClosed, HitldError, MessageTooLarge, ProtocolError, Timeout, WaitTimeout,
-                     WatchOverflow, error_from_object)
+from .errors import (ConnectionClosed, DaemonNotRunning, HitldError, MessageTooLarge, ProtocolError, ShuttingDown,
+                     Timeout, WaitTimeout, WatchOverflow, error_from_object)
 
 _Item = Union[Dict[str, Any], HitldError]
 
@@ -72,6 +72,18 @@ class AsyncClient(_Methods[Awaitable[Dict[str, Any]]]):
     async def close(self) -> None:
         """Closes the connection; pending calls fail with ConnectionClosed."""
         self._closed = True
+        await self._drop()
+
+    async def reconnect(self) -> None:
+        """Opens a new connection to the same socket in place of this one
+        (which ends, and its watch with it)."""
+        await self._drop()
+        self._broken = None
+        self._events.clear()
+        self._events_overflowed = False
+        await self.connect()
+
+    async def _drop(self) -> None:
         self._fail(ConnectionClosed("the connection was closed by this client.", None, self.path))
         task, self._reader_task = self._reader_task, None
         if task is not None and not task.done():
@@ -195,29 +207,42 @@ class AsyncClient(_Methods[Awaitable[Dict[str, Any]]]):
         if "error" in msg:
             raise error_from_object(msg["error"])
         if "result" not in msg:
-            err = ProtocolError("a reply with neither result nor error")
-            self._fail(err)
-            raise err
+            perr = ProtocolError("a reply with neither result nor error")
+            self._fail(perr)
+            raise perr
         result = msg["result"]
-        return result if result is not None else {}
+        return cast(Dict[str, Any], result if result is not None else {})
 
     # -- waiting for an answer
-    async def wait_final(self, request_id: str, timeout: Optional[float] = None) -> Record:
-        """As Client.wait_final()."""
+    async def wait_final(self, request_id: str, timeout: Optional[float] = None,
+                         reconnect: Optional[float] = RECONNECT_DEFAULT) -> Record:
+        """As Client.wait_final(), reconnecting as it does."""
         end = None if timeout is None else time.monotonic() + timeout
+        outage = Outage(reconnect, end)
         while True:
             left = None if end is None else end - time.monotonic()
-            w = await self.wait(request_id, timeout_ms=wait_chunk_ms(left))
+            try:
+                if self._broken is not None:
+                    await self.reconnect()
+                w = await self.wait(request_id, timeout_ms=wait_chunk_ms(left))
+            except (ShuttingDown, ConnectionClosed, DaemonNotRunning):
+                delay = outage.next_try(time.monotonic())
+                if delay is None or self._closed:
+                    raise
+                self._fail(ConnectionClosed("hitld went away", errno.ECONNRESET, self.path))
+                await asyncio.sleep(delay)
+                continue
+            outage.over()
             if w.get("done"):
-                return w["request"]
+                return cast(Record, w["request"])
             if end is not None and time.monotonic() >= end:
                 raise WaitTimeout("request %s is still %s" % (request_id, w["request"].get("state")), w["request"])
 
     async def ask(self, request: Optional[Dict[str, Any]] = None, *, timeout: Optional[float] = None,
-                  **fields: Any) -> Answer:
+                  reconnect: Optional[float] = RECONNECT_DEFAULT, **fields: Any) -> Answer:
         """As Client.ask(): submits and waits; Answer(result, record)."""
         sub = await self.submit(request, **fields)
-        return answer_of(await self.wait_final(sub["id"], timeout))
+        return answer_of(await self.wait_final(sub["id"], timeout, reconnect))
 
     # -- watching
     async def watch(self, ids: Optional[Iterable[str]] = None, **params: Any) -> "AsyncWatch":

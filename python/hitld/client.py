@@ -10,13 +10,14 @@ import collections
 import errno
 import socket as _socket
 import time
-from typing import Any, Deque, Dict, Iterable, Iterator, Optional, Set
+from typing import Any, Deque, Dict, Iterable, Iterator, Optional, Set, cast
 
-from ._common import (CALL_TIMEOUT_DEFAULT, EVENT_QUEUE_MAX, MESSAGE_MAX_DEFAULT, Answer, Event, PathLike, Record,
-                      _Methods, answer_of, decode_message, encode_request, event_from_message, merge,
+from ._common import (CALL_TIMEOUT_DEFAULT, EVENT_QUEUE_MAX, MESSAGE_MAX_DEFAULT, RECONNECT_DEFAULT, Answer, Event,
+                      Outage, PathLike, Record, _Methods, answer_of, decode_message, encode_request, event_from_message, merge,
                       not_running_hint, socket_path, wait_chunk_ms, watch_params)
 from .errors import (ConnectionClosed, DaemonNotRunning, HitldConnectionError, HitldError, MessageTooLarge,
-                     ProtocolError, SocketAccessDenied, Timeout, WaitTimeout, WatchOverflow, error_from_object)
+                     ProtocolError, ShuttingDown, SocketAccessDenied, Timeout, WaitTimeout, WatchOverflow,
+                     error_from_object)
 
 _OVERFLOW = "watch.overflow"
 
@@ -52,23 +53,30 @@ class Client(_Methods[Dict[str, Any]]):
     def __init__(self, socket: Optional[PathLike] = None, instance: Optional[str] = None,
                  timeout: Optional[float] = CALL_TIMEOUT_DEFAULT, max_message: int = MESSAGE_MAX_DEFAULT) -> None:
         self.path = socket_path(socket, instance)
+        self.instance = instance
         self.timeout = timeout
         self.max_message = max_message
+        self._next_id = 1
+        self._sock = self._open()
+        self._reset()
+
+    def _open(self) -> _socket.socket:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+        except OSError as e:
+            sock.close()
+            raise connect_error(e, self.path, self.instance) from None
+        return sock
+
+    def _reset(self) -> None:
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf known to hold no newline
-        self._next_id = 1
         self._abandoned: Set[int] = set()
         self._events: Deque[Dict[str, Any]] = collections.deque()
         self._events_overflowed = False
         self._broken: Optional[HitldError] = None
-        self._watching = False
-        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            self._sock.settimeout(timeout)
-            self._sock.connect(self.path)
-        except OSError as e:
-            self._sock.close()
-            raise connect_error(e, self.path, instance) from None
 
     # -- lifetime
     def close(self) -> None:
@@ -76,6 +84,14 @@ class Client(_Methods[Dict[str, Any]]):
         if self._broken is None:
             self._broken = ConnectionClosed("the connection was closed by this client.", None, self.path)
         self._sock.close()
+
+    def reconnect(self) -> None:
+        """Opens a new connection to the same socket in place of this one
+        (which ends, and its watch with it). The errors of Client()."""
+        new = self._open()
+        self._sock.close()
+        self._sock = new
+        self._reset()
 
     def __enter__(self) -> "Client":
         return self
@@ -222,46 +238,62 @@ class Client(_Methods[Dict[str, Any]]):
                 if "result" not in msg:
                     raise self._break(ProtocolError("a reply with neither result nor error"))
                 result = msg["result"]
-                if method == "watch":
-                    self._watching = True
-                return result if result is not None else {}
+                return cast(Dict[str, Any], result if result is not None else {})
         finally:
             if not answered and self._broken is None:
                 # A timeout or a signal: skip the late reply when it comes.
                 self._abandoned.add(rid)
 
     # -- waiting for an answer
-    def wait_final(self, request_id: str, timeout: Optional[float] = None) -> Record:
+    def wait_final(self, request_id: str, timeout: Optional[float] = None,
+                   reconnect: Optional[float] = RECONNECT_DEFAULT) -> Record:
         """Waits until the request is final (as many request.wait calls as it
         takes) and returns the record. timeout: seconds in all (None: until
         final; hitld ends every request by its own deadline). WaitTimeout,
-        carrying the last record, if it is not final in time."""
+        carrying the last record, if it is not final in time.
+
+        When hitld stops or restarts meanwhile (ShuttingDown, a closed
+        connection) it reconnects and waits on, for up to `reconnect`
+        seconds of absence (0 or None: it raises at once)."""
         end = None if timeout is None else time.monotonic() + timeout
+        outage = Outage(reconnect, end)
         while True:
             left = None if end is None else end - time.monotonic()
-            w = self.wait(request_id, timeout_ms=wait_chunk_ms(left))
+            try:
+                if self._broken is not None:
+                    self.reconnect()
+                w = self.wait(request_id, timeout_ms=wait_chunk_ms(left))
+            except (ShuttingDown, ConnectionClosed, DaemonNotRunning):
+                delay = outage.next_try(time.monotonic())
+                if delay is None:
+                    raise
+                self._break(ConnectionClosed("hitld went away", errno.ECONNRESET, self.path))
+                time.sleep(delay)
+                continue
+            outage.over()
             if w.get("done"):
-                return w["request"]
+                return cast(Record, w["request"])
             if end is not None and time.monotonic() >= end:
                 raise WaitTimeout("request %s is still %s" % (request_id, w["request"].get("state")), w["request"])
 
     def ask(self, request: Optional[Dict[str, Any]] = None, *, timeout: Optional[float] = None,
-            **fields: Any) -> Answer:
+            reconnect: Optional[float] = RECONNECT_DEFAULT, **fields: Any) -> Answer:
         """Submits a request and waits for its answer: returns
         Answer(result, record) once it is completed (the reviewer's answer)
         or timed out (the default_response). RequestFailed if it ended failed
         or cancelled; WaitTimeout after timeout seconds (the request stays
-        at hitld: wait_final(e.request_id) picks it up again). Give a
+        at hitld: wait_final(e.request_id) picks it up again). The wait
+        survives a restart of hitld as wait_final()'s does. Give a
         client_ref to make a retried ask() idempotent."""
         sub = self.submit(request, **fields)
-        return answer_of(self.wait_final(sub["id"], timeout))
+        return answer_of(self.wait_final(sub["id"], timeout, reconnect))
 
     def iter_requests(self, state: Any = None, **filters: Any) -> Iterator[Record]:
         """Every record request.list gives (newest first), page after page."""
         cursor = None
         while True:
             page = self.list(state, cursor=cursor, **filters)
-            yield from page.get("requests", [])
+            yield from cast(Iterable[Record], page.get("requests", []))
             cursor = page.get("next_cursor")
             if not cursor:
                 return

@@ -191,7 +191,7 @@ class HitldConnectionError(HitldError, ConnectionError):
 
     def __init__(self, message: str, errno: Optional[int] = None, path: Optional[str] = None) -> None:
         HitldError.__init__(self, message)
-        self.errno = errno
+        self.errno = errno  # type: ignore[assignment]  # OSError's is Optional at run time too
         self.path = path
         self.strerror = message
 

@@ -185,6 +185,32 @@ class Connecting(ClientCase):
         self.assertEqual(got["wait"].get("error"), "ShuttingDown", got)
         self.assertEqual(got["wait"]["code"], -32008)
 
+    def test_ask_outlives_a_kill_9_of_hitld(self):
+        text = "Survives kill -9? %d" % os.getpid()
+        other = hitld.Client(self.hitld.socket)
+        other.pause()
+        got = {}
+
+        def asker():
+            with hitld.Client(self.hitld.socket) as c:
+                got["ask"] = outcome(lambda: tuple(c.ask(self.request(text), client_ref="kill-9", reconnect=120)))
+        t = threading.Thread(target=asker)
+        t.start()
+        self.addCleanup(t.join, 60)
+        wait_for(lambda: outcome(lambda: other.get(client_ref="kill-9")).get("result"), 10, what="the submit")
+        other.close()
+        self.hitld.kill9()
+        self.hitld.start()
+        with hitld.Client(self.hitld.socket) as c:
+            c.resume()
+        rev = self.answer_with(text, {"selected_value": "approve"})
+        t.join(60 * SLOW)
+        self.assertFalse(t.is_alive())
+        self.assertIsNone(rev.error)
+        result, record = got["ask"]["result"]
+        self.assertEqual((result, record["result_source"], record["client_ref"]), ("approve", "reviewer", "kill-9"))
+        self.assertEqual(len([r for r in self.emu.requests() if r["request_text"] == text]), 1)
+
     def test_a_killed_daemon_is_connection_closed(self):
         self.py.pause()
         rid = self.py.submit(self.request())["id"]
@@ -568,6 +594,28 @@ class Async(ClientCase):
         rid, seen = self.run_async(go())
         self.assertEqual(seen[0], ("request.changed", rid, "queued"))
         self.assertEqual(seen[-1], ("request.changed", rid, "cancelled"))
+
+    def test_async_ask_outlives_a_restart_of_hitld(self):
+        text = "Async survives a restart? %d" % os.getpid()
+        self.py.pause()
+
+        async def go():
+            async with hitld.AsyncClient(self.hitld.socket) as c, hitld.AsyncClient(self.hitld.socket) as look:
+                # (On c, a call made behind ask()'s wait would be answered after it:
+                # replies come in request order. Hence a second connection.)
+                asking = asyncio.ensure_future(c.ask(self.request(text), client_ref="restart", reconnect=120))
+                while (await look.list())["requests"] == []:
+                    await asyncio.sleep(0.05)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, self.hitld.stop)
+                await loop.run_in_executor(None, self.hitld.start)
+                async with hitld.AsyncClient(self.hitld.socket) as c2:
+                    await c2.resume()
+                self.answer_with(text, {"selected_value": "approve"})
+                return await asking
+        answer = self.run_async(go())
+        self.assertEqual((answer.result, answer.source), ("approve", "reviewer"))
+        self.assertEqual(len([r for r in self.emu.requests() if r["request_text"] == text]), 1)
 
     def test_async_call_on_a_stopped_daemon(self):
         async def go():
