@@ -106,6 +106,9 @@ class AsyncClient(_Methods[Awaitable[Dict[str, Any]]]):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def __repr__(self) -> str:
+        return "<hitld.AsyncClient %s%s>" % (self.path, " (broken)" if self._broken is not None else "")
+
     @property
     def broken(self) -> bool:
         return self._broken is not None

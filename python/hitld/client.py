@@ -99,6 +99,9 @@ class Client(_Methods[Dict[str, Any]]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return "<hitld.Client %s%s>" % (self.path, " (broken)" if self._broken is not None else "")
+
     def fileno(self) -> int:
         """The connection's descriptor, for select/poll. Do not read from it."""
         return self._sock.fileno()
