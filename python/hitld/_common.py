@@ -213,7 +213,7 @@ class _Methods(Generic[R]):
         returns its result; raises the RpcError subclass of the error."""
         return self._call(method, merge(params, kwargs))
 
-    # -- §5.1, §5.2
+    # -- hello, status
     def hello(self, client: Optional[str] = CLIENT_NAME, protocol: Optional[int] = PROTOCOL_VERSION,
               **params: Any) -> R:
         """hello → {protocol, daemon, version, uid, admin}."""
@@ -223,7 +223,7 @@ class _Methods(Generic[R]):
         """status → {version, started_at, uptime_s, budget, queue, api, key, paused}."""
         return self._call("status", merge(None, params))
 
-    # -- §5.3-§5.8 requests
+    # -- requests
     def submit(self, request: Optional[Params] = None, **fields: Any) -> R:
         """request.submit: the create-request fields (a mapping, keyword
         arguments, or both) plus an optional client_ref →
@@ -259,7 +259,7 @@ class _Methods(Generic[R]):
         (rating=5, comment="…") → the record (feedback_state "queued")."""
         return self._call("request.feedback", {"id": request_id, "feedback": merge(feedback, fields)})
 
-    # -- §5.10 loops (these may call HITL.sh and cost budget)
+    # -- loops (these may call HITL.sh and cost budget)
     def loop_list(self, **params: Any) -> R:
         """loop.list → {"loops": […], "count": n, "cached": bool, …}."""
         return self._call("loop.list", merge(None, params))
@@ -292,21 +292,23 @@ class _Methods(Generic[R]):
         return self._call("loop.remove_member", merge(None, dict(params, id=loop_id, user_id=user_id)))
 
     # -- workflows
-    def trigger(self, workflow_id: str, data: Optional[Params] = None, *, client_ref: Optional[str] = None,
-                wait: Optional[bool] = None, timeout_ms: Optional[int] = None, **params: Any) -> R:
-        """workflow.trigger: queues a trigger of the workflow with data (an
-        object passed to it). With wait=True the daemon answers once the
-        trigger was sent (or timeout_ms passed)."""
+    def trigger(self, workflow_id: str, data: Optional[Params] = None, *, priority: Optional[str] = None,
+                client_ref: Optional[str] = None, wait: Optional[bool] = None, timeout_ms: Optional[int] = None,
+                **params: Any) -> R:
+        """workflow.trigger: queues a trigger of the workflow ("wf_…") with
+        data (the JSON body it gets) → {kind, id, state, created_at,
+        position, duplicate}; with wait=True, request.wait's result on the
+        trigger's record once it is final or timeout_ms passed."""
         extra = 0.0
         if isinstance(timeout_ms, (int, float)) and timeout_ms > 0:
             extra = timeout_ms / 1000.0
         elif wait:
             extra = WAIT_TIMEOUT_MS_DEFAULT / 1000.0
         return self._call("workflow.trigger", merge(None, dict(params, workflow_id=workflow_id, data=data,
-                                                                   client_ref=client_ref, wait=wait,
-                                                                   timeout_ms=timeout_ms)), extra)
+                                                                   priority=priority, client_ref=client_ref,
+                                                                   wait=wait, timeout_ms=timeout_ms)), extra)
 
-    # -- §5.11 admin methods
+    # -- admin methods
     def key_test(self, **params: Any) -> R:
         """key.test (admin; costs budget) → HITL.sh's /v1/test data."""
         return self._call("key.test", merge(None, params))

@@ -415,13 +415,30 @@ class Admin(ClientCase):
         try:
             self.py.trigger("not a workflow id")
         except hitld.MethodNotFound:
-            self.skipTest("this hitld has no workflow.trigger yet (issue 18 asks for trigger once workflows exist)")
+            self.skipTest("this hitld has no workflow.trigger yet")
         except hitld.InvalidParams as e:
             self.assertEqual(e.field, "workflow_id")
         else:
             self.fail("an invalid workflow_id was accepted")
-        got = self.py.trigger("wf_python_client", {"build": 4812}, client_ref="trigger-1")
-        self.assertIsInstance(got, dict)
+        try:  # the emulator's workflows, where it has them
+            self.emu.ctl("POST", "/_emu/workflows", {"key": KEY, "id": "wf_python_client"})
+            known = True
+        except AssertionError:
+            known = False
+        self.py.pause()
+        first = self.py.trigger("wf_python_client", {"build": 4812}, priority="high", client_ref="trigger-1")
+        self.assertEqual((first["state"], first["duplicate"]), ("queued", False))
+        again = self.py.trigger("wf_python_client", {"build": 4812}, priority="high", client_ref="trigger-1")
+        self.assertEqual((again["id"], again["duplicate"]), (first["id"], True))
+        with self.assertRaises(hitld.Conflict):
+            self.py.trigger("wf_python_client", {"build": 1}, client_ref="trigger-1")
+        waited = self.py.trigger("wf_python_client", {"build": 4813}, wait=True, timeout_ms=0)
+        self.assertEqual((waited["done"], waited["request"]["state"]), (False, "queued"))
+        self.py.resume()
+        record = self.py.wait_final(first["id"], timeout=60 * SLOW)
+        self.assertEqual(record["state"], "completed" if known else "failed", record)
+        done = self.py.trigger("wf_python_client", {"build": 4814}, wait=True, timeout_ms=60000)
+        self.assertTrue(done["done"])
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to switch uids")
@@ -818,7 +835,7 @@ class Install(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         # A copy: setuptools writes build/ and *.egg-info next to the sources.
         src = os.path.join(tmp, "src")
-        shutil.copytree(PYDIR, src, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+        shutil.copytree(PYDIR, src, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info", ".*"))
         with self.subTest(python=main_py):
             self.install(main_py, tmp, src, 0)
         other = sys.executable
