@@ -26,7 +26,7 @@ from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import KEY, ROOT, SLOW, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, ROOT, SLOW, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
 
 PYDIR = os.path.join(ROOT, "python")
 sys.path.insert(0, PYDIR)
@@ -129,6 +129,29 @@ class Connecting(ClientCase):
                 self.assertEqual(c.hello()["daemon"], "hitld")
         with mock.patch.dict(os.environ, {"HITLD_SOCKET": ""}):
             self.assertEqual(hitld.socket_path(), "/run/hitld.sock")
+
+    def test_the_same_socket_as_hitlctl(self):
+        """hitlctl names the socket it tried when there is none: ours is it."""
+        hitlctl = os.path.join(BUILD, "hitlctl")
+        gone = os.path.join(self.tmp, "gone.sock")
+        for args, env in [(["--instance", "py-%d" % os.getpid()], {}), ([], {"HITLD_SOCKET": gone}),
+                          (["--socket", gone, "--instance", "other"], {})]:
+            with self.subTest(args=args, env=env):
+                r = subprocess.run([hitlctl] + args + ["status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=dict(os.environ, **env), timeout=30)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                opts = dict(zip(args[::2], args[1::2]))
+                with mock.patch.dict(os.environ, env):
+                    path = hitld.socket_path(opts.get("--socket"), opts.get("--instance"))
+                    self.assertIn("cannot connect to %s:" % path, r.stderr.decode())
+                    with self.assertRaises(hitld.DaemonNotRunning) as e:
+                        hitld.Client(opts.get("--socket"), opts.get("--instance"))
+                    self.assertEqual(e.exception.path, path)
+        r = subprocess.run([hitlctl, "--instance", ".bad", "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2)
+        with self.assertRaises(ValueError):
+            hitld.Client(instance=".bad")
 
     def test_no_daemon_is_daemon_not_running(self):
         missing = os.path.join(self.tmp, "nothing.sock")
