@@ -811,6 +811,18 @@ class Framing(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(PYDIR, "hitld", "py.typed")))
 
 
+class Types(unittest.TestCase):
+    def test_the_type_hints_check_strictly(self):
+        mypy = shutil.which("mypy")
+        if not mypy:
+            self.skipTest("mypy is not installed (Debian: apt-get install mypy)")
+        tmp = tempfile.mkdtemp(prefix="hitld-mypy-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        r = subprocess.run([mypy, "--strict", "--python-version", "3.9", "--cache-dir", tmp, "hitld"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=PYDIR, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace")[-3000:])
+
+
 def has_pip(py):
     return subprocess.run([py, "-m", "pip", "--version"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0
