@@ -23,6 +23,7 @@
 #include "manager.h"
 #include "msgid.h"
 #include "store.h"
+#include "trigger.h"
 #include "validate.h"
 
 #define BUDGET_FILE "budget.json"
@@ -383,6 +384,56 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	manager_record_changed(m, r);
 }
 
+/* ------------------------------------------------------------------ workflow triggers */
+
+_printf_(5, 6)
+static void trigger_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+	char uid[16];
+	va_list ap;
+
+	snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
+	va_start(ap, fmt);
+	log_internalv(prio, 0, mid,
+	              LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_WORKFLOW_ID", r->loop_id }, { "HITL_UID", uid },
+	                         { "HITL_STATE", request_state_to_string(r->state) },
+	                         { "HITL_EXECUTION_ID",
+	                           json_object_get_string(json_object_object_get(r->result, "execution_id")) }),
+	              fmt, ap);
+	va_end(ap);
+}
+
+/* Found submitting with no call in flight: hitld stopped mid-send. */
+static void trigger_lost(Manager *m, Record *r) {
+	trigger_apply_lost(r);
+	trigger_log(m, r, LOG_WARNING, MID_TRIGGER_OUTCOME_UNKNOWN,
+	            "Trigger %s of workflow %s may or may not have happened (hitld stopped while sending it); it is not sent again.",
+	            r->id, r->loop_id);
+	manager_record_changed(m, r);
+}
+
+static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
+	const char *message;
+
+	switch (trigger_apply(r, res, now_realtime(), m->backoff_until)) {
+	case TRIGGER_SENT:
+		trigger_log(m, r, LOG_INFO, MID_WORKFLOW_TRIGGERED, "Workflow %s was triggered (%s), execution %s.", r->loop_id,
+		            r->id, strna(json_object_get_string(json_object_object_get(r->result, "execution_id"))));
+		break;
+	case TRIGGER_UNKNOWN:
+	case TRIGGER_REJECTED:
+		message = json_object_get_string(json_object_object_get(r->error, "message"));
+		trigger_log(m, r, LOG_WARNING,
+		            streq_ptr(json_object_get_string(json_object_object_get(r->error, "code")), TRIGGER_OUTCOME_UNKNOWN)
+		                    ? MID_TRIGGER_OUTCOME_UNKNOWN
+		                    : MID_REQUEST_FAILED,
+		            "Trigger %s of workflow %s failed: %s", r->id, r->loop_id, strna(message));
+		break;
+	default:
+		break;
+	}
+	manager_record_changed(m, r);
+}
+
 /* Applies what HITL.sh says about r's remote request. */
 static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	RequestState old = r->state;
@@ -736,6 +787,11 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				s.queued[s.n_queued++] = r;
 			break;
 		case REQUEST_SUBMITTING:
+			if (r->kind == RECORD_TRIGGER) {
+				if (!(m->work_call && streq(m->work_record, r->id)))
+					trigger_lost(m, r);
+				break;
+			}
 			if (!s.reconcile && !(m->work_call && streq(m->work_record, r->id)))
 				s.reconcile = r;
 			break;
@@ -889,8 +945,11 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		Record *r = sched_pick_create(s.queued, s.n_queued, &m->sched, now, &ready);
 
 		if (r) {
+			/* A trigger is useful work like a create, and shares its budget. */
+			WorkKind kind = r->kind == RECORD_TRIGGER ? WORK_TRIGGER : WORK_CREATE;
+
 			snprintf(m->work_record, sizeof m->work_record, "%s", r->id);
-			if (try_call(m, WORK_CREATE, CALL_CREATE, (unsigned) s.n_queued, now, &next))
+			if (try_call(m, kind, CALL_CREATE, (unsigned) s.n_queued, now, &next))
 				goto done;
 		} else
 			next = min_usec(next, ready);
@@ -929,6 +988,30 @@ static int build_create_body(Manager *m, Record *r, usec_t now, json_object **re
 	return 0;
 }
 
+/* Durably "submitting" before a create or trigger is sent: a crash from
+ * here on must never send it again blindly. */
+static int mark_submitting(Manager *m, Record *r, usec_t now) {
+	usec_t next_attempt_at = r->next_attempt_at, updated_at = r->updated_at;
+	int k;
+
+	r->state = REQUEST_SUBMITTING;
+	r->attempts++;
+	r->next_attempt_at = 0;
+	r->updated_at = now;
+	k = outbox_save(m->outbox, r);
+	if (k < 0) {
+		/* Nothing of the failed change may show, to clients either. */
+		r->state = REQUEST_QUEUED;
+		r->attempts--;
+		r->next_attempt_at = next_attempt_at;
+		r->updated_at = updated_at;
+		return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
+	}
+	manager_notify(m, r);
+	sched_note_served(&m->sched, r);
+	return 0;
+}
+
 static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	_cleanup_(json_object_putp) json_object *body = NULL;
 	usec_t now = now_realtime();
@@ -946,29 +1029,31 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		k = build_create_body(m, r, now, &body);
 		if (k < 0)
 			return k;
-		/* Durably "submitting" before the call: after a crash from here on
-		 * the daemon reconciles instead of creating again. */
-		{
-			usec_t next_attempt_at = r->next_attempt_at, updated_at = r->updated_at;
-
-			r->state = REQUEST_SUBMITTING;
-			r->attempts++;
-			r->next_attempt_at = 0;
-			r->updated_at = now;
-			k = outbox_save(m->outbox, r);
-			if (k < 0) {
-				/* Nothing of the failed change may show, to clients either. */
-				r->state = REQUEST_QUEUED;
-				r->attempts--;
-				r->next_attempt_at = next_attempt_at;
-				r->updated_at = updated_at;
-				return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
-			}
-		}
-		manager_notify(m, r);
-		sched_note_served(&m->sched, r);
+		/* After a crash from here on the daemon reconciles instead of
+		 * creating again. */
+		k = mark_submitting(m, r, now);
+		if (k < 0)
+			return k;
 		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
 		break;
+	case WORK_TRIGGER: {
+		char path[TRIGGER_PATH_MAX];
+
+		k = manager_need_params(m, r);
+		if (k >= 0)
+			k = trigger_path(r->params, path);
+		if (k >= 0)
+			k = trigger_body(r->params, &body);
+		if (k < 0)
+			return k;
+		/* After a crash from here on the trigger fails as outcome
+		 * unknown (trigger_lost) instead of being sent again. */
+		k = mark_submitting(m, r, now);
+		if (k < 0)
+			return k;
+		k = api_call(m->api, "POST", path, body, work_done, m, &m->work_call);
+		break;
+	}
 	case WORK_RECONCILE:
 	case WORK_POLL_LOOP:
 		set_string(&m->work_loop, r->loop_id);
@@ -995,7 +1080,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 	if (k < 0) {
 		m->work_call = NULL;
-		if (kind == WORK_CREATE && r) {
+		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r) {
 			r->state = REQUEST_QUEUED;
 			manager_record_changed(m, r);
 		}
@@ -1298,6 +1383,10 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	case WORK_CREATE:
 		if (r && r->state == REQUEST_SUBMITTING)
 			on_create_done(m, r, res);
+		break;
+	case WORK_TRIGGER:
+		if (r && r->state == REQUEST_SUBMITTING)
+			on_trigger_done(m, r, res);
 		break;
 	case WORK_RECONCILE:
 		on_reconcile_done(m, res);

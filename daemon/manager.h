@@ -1,6 +1,6 @@
 /* manager.h — the daemon's one object: owns the event loop, the outbox, the
  * budget, the HITL.sh client and the socket server, and runs the remote work
- * (create, poll, cancel, feedback, reconcile, key probe) one background call at
+ * (create, workflow trigger, poll, cancel, feedback, reconcile, key probe) one background call at
  * a time, when the budget allows. Methods (methods.c) act on it through the
  * functions below. */
 #pragma once
@@ -36,6 +36,7 @@ typedef enum WorkKind {
 	WORK_CANCEL,
 	WORK_FEEDBACK,
 	WORK_PROBE,
+	WORK_TRIGGER,   /* a workflow trigger (trigger.h) */
 	_WORK_KIND_MAX,
 } WorkKind;
 

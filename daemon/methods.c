@@ -11,6 +11,7 @@
 #include "log.h"
 #include "manager.h"
 #include "msgid.h"
+#include "trigger.h"
 #include "validate.h"
 
 #define PROTOCOL_VERSION 1
@@ -407,9 +408,21 @@ static void refresh_positions(Manager *m, const Record *asked) {
 	m->positions_at = now;
 }
 
+static void reply_wait(Manager *m, RpcCall *call, Record *r, int64_t timeout_ms);
+static bool trigger_wait_param(RpcCall *call, int64_t *ret_timeout_ms);
+
 void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
-	json_object *result = json_object_new_object();
+	json_object *result;
 	char created[ISO8601_MAX];
+	int64_t timeout_ms;
+
+	/* workflow.trigger with wait: answered as request.wait on the record. */
+	if (r->kind == RECORD_TRIGGER && trigger_wait_param(call, &timeout_ms))
+		return reply_wait(m, call, outbox_get(m->outbox, r->id), timeout_ms);
+
+	result = json_object_new_object();
+	if (r->kind != RECORD_REQUEST)
+		json_object_object_add(result, "kind", json_object_new_string(record_kind_to_string(r->kind)));
 
 	json_object_object_add(result, "id", json_object_new_string(r->id));
 	json_object_object_add(result, "state", json_object_new_string(request_state_to_string(r->state)));
@@ -519,6 +532,114 @@ static void method_submit(Manager *m, RpcCall *call) {
 	TAKE_PTR(r);
 }
 
+/* ------------------------------------------------------------------ workflow.trigger */
+
+/* wait and timeout_ms of a workflow.trigger call, already checked by method_trigger. */
+static bool trigger_wait_param(RpcCall *call, int64_t *ret_timeout_ms) {
+	json_object *p = rpc_call_params(call), *v;
+
+	if (!streq_ptr(rpc_call_method(call), "workflow.trigger") || !json_object_is_type(p, json_type_object) ||
+	    !json_object_get_boolean(json_object_object_get(p, "wait")))
+		return false;
+	v = json_object_object_get(p, "timeout_ms");
+	*ret_timeout_ms = v ? json_object_get_int64(v) : WAIT_DEFAULT_MS;
+	return true;
+}
+
+static void method_trigger(Manager *m, RpcCall *call) {
+	static const char *const ours[] = { "client_ref", "wait", "timeout_ms", NULL };
+	_cleanup_(json_object_putp) json_object *params = NULL, *stored = NULL;
+	_cleanup_(record_freep) Record *r = NULL;
+	const char *client_ref = NULL, *field = NULL, *reason = NULL;
+	uid_t uid = rpc_call_uid(call);
+	usec_t now = now_realtime();
+	int64_t timeout_ms = WAIT_DEFAULT_MS;
+	json_object *v;
+	int k;
+
+	if (m->shutting_down)
+		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+	if (!json_object_is_type(rpc_call_params(call), json_type_object))
+		return reply_invalid_params(call, "params", "params must be an object");
+
+	k = param_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
+	if (k == -EINVAL)
+		return;
+	v = json_object_object_get(rpc_call_params(call), "wait");
+	if (v && !json_object_is_type(v, json_type_boolean))
+		return reply_invalid_params(call, "wait", "must be a boolean");
+	k = param_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
+	if (k == -EINVAL)
+		return;
+
+	/* The rest is the trigger itself: workflow_id, data, priority. */
+	params = json_object_new_object();
+	if (!params)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	json_object_object_foreach(rpc_call_params(call), key, val) {
+		bool skip = false;
+
+		for (const char *const *o = ours; *o; o++)
+			skip = skip || streq(*o, key);
+		/* A null data is an absent one. */
+		if (skip || (streq(key, "data") && !val))
+			continue;
+		if (json_object_object_add(params, key, json_object_get(val)) < 0) {
+			json_object_put(val);
+			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+		}
+	}
+	k = trigger_validate(params, &stored, &field, &reason);
+	if (k == -ENOMEM)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	if (k < 0)
+		return reply_invalid_params(call, field, reason);
+
+	if (client_ref) {
+		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
+
+		if (!old && manager_pending_client_ref(m, uid, client_ref)) {
+			manager_commit(m);
+			old = outbox_get_client_ref(m->outbox, uid, client_ref);
+		}
+		if (old) {
+			if (manager_need_params(m, old) < 0)
+				return rpc_call_error(call, RPC_ERROR_STORAGE, "The request could not be read back.", NULL);
+			if (old->kind != RECORD_TRIGGER || !json_object_equal(old->params, stored))
+				return rpc_call_error(call, RPC_ERROR_CONFLICT,
+				                      "client_ref was already used for a request with different content.", NULL);
+			return methods_reply_submitted(m, call, old, true);
+		}
+	}
+
+	if (outbox_count_live_uid(m->outbox, uid) + manager_pending_of_uid(m, uid) >= m->config->outbox_max_per_uid)
+		return reply_quota(call, m->config->outbox_max_per_uid, "for this user");
+	if (live_requests(m) + m->n_pending >= m->config->outbox_max_requests)
+		return reply_quota(call, m->config->outbox_max_requests, "in the daemon");
+
+	r = record_new();
+	if (!r || record_make_id(now, r->id) < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+	r->kind = RECORD_TRIGGER;
+	r->owner_uid = uid;
+	r->state = REQUEST_QUEUED;
+	v = json_object_object_get(stored, "priority");
+	r->priority = v ? priority_from_string(json_object_get_string(v)) : PRIORITY_MEDIUM;
+	r->loop_id = strdup(json_object_get_string(json_object_object_get(stored, "workflow_id")));
+	if (client_ref)
+		r->client_ref = strdup(client_ref);
+	if (!r->loop_id || (client_ref && !r->client_ref))
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	r->created_at = r->updated_at = now;
+	r->params = TAKE_PTR(stored);
+
+	/* Answered once durable, like request.submit (methods_reply_submitted). */
+	k = manager_submit(m, call, r);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
+	TAKE_PTR(r);
+}
+
 /* ------------------------------------------------------------------ get, wait, list */
 
 static void method_get(Manager *m, RpcCall *call) {
@@ -535,7 +656,6 @@ static void method_get(Manager *m, RpcCall *call) {
 static void method_wait(Manager *m, RpcCall *call) {
 	static const char *const known[] = { "id", "timeout_ms", NULL };
 	int64_t timeout_ms = WAIT_DEFAULT_MS;
-	json_object *result, *rec = NULL;
 	Record *r;
 	int k;
 
@@ -547,7 +667,17 @@ static void method_wait(Manager *m, RpcCall *call) {
 	r = lookup_param(m, call, false);
 	if (!r)
 		return;
+	reply_wait(m, call, r, timeout_ms);
+}
 
+/* request.wait's answer: now if r is final (or timeout_ms is 0), else once
+ * it is or the timeout passes. */
+static void reply_wait(Manager *m, RpcCall *call, Record *r, int64_t timeout_ms) {
+	json_object *result, *rec = NULL;
+	int k;
+
+	if (!r)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 	if (request_state_is_terminal(r->state) || timeout_ms == 0 || m->shutting_down) {
 		if (record_json_for(m, call, r, &rec) < 0)
 			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
@@ -672,6 +802,9 @@ static void method_cancel(Manager *m, RpcCall *call) {
 		return;
 	if (request_state_is_terminal(r->state))
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "The request is already final.", NULL);
+	if (r->kind == RECORD_TRIGGER && r->state != REQUEST_QUEUED)
+		/* Sent (or being sent): HITL.sh has no way to stop an execution. */
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "A workflow trigger can only be cancelled while it is queued.", NULL);
 
 	RequestState old_state = r->state;
 	bool old_cancel = r->cancel_requested;
@@ -720,7 +853,7 @@ static void method_feedback(Manager *m, RpcCall *call) {
 	r = lookup_param(m, call, false);
 	if (!r)
 		return;
-	if (r->state != REQUEST_COMPLETED)
+	if (r->state != REQUEST_COMPLETED || r->kind != RECORD_REQUEST)
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "Feedback can only be given on completed requests.", NULL);
 	if (r->feedback_state != FEEDBACK_NONE)
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "Feedback was already given on this request.", NULL);
@@ -825,6 +958,7 @@ static const Method methods[] = {
 	{ "request.list", false, method_list },
 	{ "request.cancel", false, method_cancel },
 	{ "request.feedback", false, method_feedback },
+	{ "workflow.trigger", false, method_trigger },
 	{ "watch", false, method_watch },
 	{ "queue.pause", true, method_pause_on },
 	{ "queue.resume", true, method_pause_off },

@@ -32,6 +32,11 @@ static const char *const request_state_table[_REQUEST_STATE_MAX] = {
 	[REQUEST_FAILED] = "failed",
 };
 
+static const char *const record_kind_table[_RECORD_KIND_MAX] = {
+	[RECORD_REQUEST] = "request",
+	[RECORD_TRIGGER] = "trigger",
+};
+
 static const char *const priority_table[_PRIORITY_MAX] = {
 	[PRIORITY_LOW] = "low",
 	[PRIORITY_MEDIUM] = "medium",
@@ -75,6 +80,14 @@ RequestState request_state_from_string(const char *s) {
 	return table_from_string(request_state_table, _REQUEST_STATE_MAX, s);
 }
 
+const char *record_kind_to_string(RecordKind k) {
+	return table_to_string(record_kind_table, _RECORD_KIND_MAX, k);
+}
+
+RecordKind record_kind_from_string(const char *s) {
+	return table_from_string(record_kind_table, _RECORD_KIND_MAX, s);
+}
+
 const char *priority_to_string(Priority p) {
 	return table_to_string(priority_table, _PRIORITY_MAX, p);
 }
@@ -104,6 +117,7 @@ Record *record_new(void) {
 
 	if (!r)
 		return NULL;
+	r->kind = RECORD_REQUEST;
 	r->state = REQUEST_QUEUED;
 	r->priority = PRIORITY_MEDIUM;
 	r->result_source = RESULT_NONE;
@@ -363,6 +377,10 @@ static int to_json(const Record *r, bool with_params, json_object **ret) {
 	    (k = add_int(j, "seq", (int64_t) r->seq)) < 0 ||
 	    (k = add_string(j, "client_ref", r->client_ref)) < 0 ||
 	    (k = add_int(j, "owner_uid", (int64_t) r->owner_uid)) < 0 ||
+	    /* Only a trigger says its kind: a request's form stays what every
+	     * hitld wrote, and an older one quarantines a trigger rather than
+	     * taking it for a request. */
+	    (r->kind != RECORD_REQUEST && (k = add_enum(j, "kind", record_kind_to_string(r->kind))) < 0) ||
 	    (k = add_enum(j, "state", request_state_to_string(r->state))) < 0 ||
 	    (k = add_enum(j, "priority", priority_to_string(r->priority))) < 0 ||
 	    (k = add_string(j, "loop_id", r->loop_id)) < 0 ||
@@ -401,7 +419,8 @@ int record_to_json_meta(const Record *r, json_object **ret) {
 
 /* ---- parsing the on-disk form ---------------------------------------------- */
 
-/* Only counted (from_json), never looked through: a list of what the form holds. */
+/* Only counted (from_json), never looked through: a list of what the form
+ * holds, besides "kind", which only a trigger has. */
 static const char *const record_keys[] _unused_ = {
 	"version", "id", "seq", "client_ref", "owner_uid", "state", "priority", "loop_id",
 	"params", "created_at", "updated_at", "submitted_at", "deadline_at", "next_attempt_at",
@@ -536,6 +555,10 @@ static int state_from_string(const char *s) {
 	return request_state_from_string(s);
 }
 
+static int kind_from_string(const char *s) {
+	return record_kind_from_string(s);
+}
+
 static int prio_from_string(const char *s) {
 	return priority_from_string(s);
 }
@@ -551,10 +574,22 @@ static int feedback_from_string(const char *s) {
 /* params must be an object carrying at least loop_id, request_text and
  * response_type as strings; loop_id and (when present) priority must agree
  * with the record's copies. */
-static int check_params(json_object *params, const char *loop_id, Priority priority) {
+static int check_params(json_object *params, RecordKind kind, const char *loop_id, Priority priority) {
 	const char *s;
 	json_object *v;
 	int k;
+
+	if (kind == RECORD_TRIGGER) {
+		/* A trigger: {workflow_id, data?, priority?}; loop_id holds the workflow. */
+		k = get_string(params, "workflow_id", false, 1, LOOP_ID_MAX, &s);
+		if (k < 0)
+			return k;
+		if (!streq(s, loop_id) || json_object_object_get_ex(params, "request_text", NULL))
+			return -EBADMSG;
+		if (json_object_object_get_ex(params, "data", &v) && !json_object_is_type(v, json_type_object))
+			return -EBADMSG;
+		goto priority;
+	}
 
 	k = get_string(params, "loop_id", false, 1, LOOP_ID_MAX, &s);
 	if (k < 0)
@@ -567,6 +602,7 @@ static int check_params(json_object *params, const char *loop_id, Priority prior
 	k = get_string(params, "response_type", false, 1, SIZE_MAX, &s);
 	if (k < 0)
 		return k;
+priority:
 	if (json_object_object_get_ex(params, "priority", &v)) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    priority_from_string(json_object_get_string(v)) != priority)
@@ -581,17 +617,19 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 	int64_t i;
 	int k, e;
 	json_object *v;
+	bool has_kind;
 
 	if (!ret)
 		return -EINVAL;
 	if (!json_object_is_type(j, json_type_object))
 		return -EBADMSG;
+	has_kind = json_object_object_get_ex(j, "kind", NULL);
 
 	/* Every key known, every key present: a file that is not exactly what
 	 * record_to_json writes is not ours to guess about. Each field below
 	 * must be present, so the right count means no unknown key (and costs
 	 * nothing, where a name check per key showed in start-up profiles). */
-	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1))
+	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1) + has_kind)
 		return -EBADMSG;
 	if (!with_params && json_object_object_get_ex(j, "params", NULL))
 		return -EBADMSG;
@@ -629,6 +667,14 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 		return k;
 	r->owner_uid = (uid_t) i;
 
+	if (has_kind) {
+		/* Written only for a trigger: "request" spelled out is not ours. */
+		if ((k = get_enum(j, "kind", false, kind_from_string, 0, &e)) < 0)
+			return k;
+		if (e == RECORD_REQUEST)
+			return -EBADMSG;
+		r->kind = e;
+	}
 	if ((k = get_enum(j, "state", false, state_from_string, 0, &e)) < 0)
 		return k;
 	r->state = e;
@@ -646,7 +692,7 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 		k = get_field(j, "params", json_type_object, false, &v);
 		if (k < 0)
 			return k;
-		k = check_params(v, r->loop_id, r->priority);
+		k = check_params(v, r->kind, r->loop_id, r->priority);
 		if (k < 0)
 			return k;
 		if ((k = get_copy(j, "params", json_type_object, false, &r->params)) < 0)
@@ -723,7 +769,7 @@ int record_check(const Record *r) {
 		return -EINVAL;
 	if (r->seq > (uint64_t) INT64_MAX - 1 || r->owner_uid == (uid_t) -1)
 		return -EINVAL;
-	if (r->state < 0 || r->state >= _REQUEST_STATE_MAX || r->priority < 0 ||
+	if (r->kind < 0 || r->kind >= _RECORD_KIND_MAX || r->state < 0 || r->state >= _REQUEST_STATE_MAX || r->priority < 0 ||
 	    r->priority >= _PRIORITY_MAX || r->result_source < 0 ||
 	    r->result_source >= _RESULT_SOURCE_MAX || r->feedback_state < 0 ||
 	    r->feedback_state >= _FEEDBACK_STATE_MAX)
@@ -754,7 +800,7 @@ int record_check(const Record *r) {
 int record_check_params(const Record *r, json_object *params) {
 	if (!r || !json_object_is_type(params, json_type_object))
 		return -EBADMSG;
-	return check_params(params, r->loop_id, r->priority);
+	return check_params(params, r->kind, r->loop_id, r->priority);
 }
 
 /* ---- client form ------------------------------------------------------------ */
@@ -779,14 +825,28 @@ int record_to_protocol(const Record *r, json_object **ret) {
 		return -ENOMEM;
 
 	if ((k = add_string(j, "id", r->id)) < 0 ||
+	    (k = add_enum(j, "kind", record_kind_to_string(r->kind))) < 0 ||
 	    (k = add_string(j, "client_ref", r->client_ref)) < 0 ||
 	    (k = add_int(j, "owner_uid", (int64_t) r->owner_uid)) < 0 ||
 	    (k = add_enum(j, "state", request_state_to_string(r->state))) < 0 ||
 	    (k = add_string(j, "remote_id", r->remote_id)) < 0 ||
 	    (k = add_string(j, "remote_status", r->remote_status)) < 0 ||
-	    (k = add_string(j, "loop_id", r->loop_id)) < 0 ||
+	    (k = add_string(j, "loop_id", r->kind == RECORD_TRIGGER ? NULL : r->loop_id)) < 0 ||
 	    (k = add_enum(j, "priority", priority_to_string(r->priority))) < 0)
 		return k;
+
+	if (r->kind == RECORD_TRIGGER) {
+		json_object *data = NULL, *exec = NULL;
+
+		if (r->params)
+			(void) json_object_object_get_ex(r->params, "data", &data);
+		if (r->result)
+			(void) json_object_object_get_ex(r->result, "execution_id", &exec);
+		if ((k = add_string(j, "workflow_id", r->loop_id)) < 0 ||
+		    (k = add_copy(j, "data", data)) < 0 ||
+		    (k = add_copy(j, "execution_id", exec)) < 0)
+			return k;
+	}
 
 	for (size_t i = 0; i < ELEMENTSOF(protocol_param_keys); i++) {
 		json_object *v = NULL;

@@ -1,4 +1,6 @@
 /* record.h — the request record: hitld's unit of durable state.
+ * A record is a review request (kind "request") or a workflow trigger (kind
+ * "trigger", daemon/trigger.h); both share the states below.
  * Owns the in-memory shape of a request, its state machine vocabulary, and the
  * two JSON forms: the on-disk form (record_to_json/record_from_json, strict,
  * versioned) and the client-facing form of PROTOCOL.md §3 (record_to_protocol).
@@ -56,15 +58,23 @@ typedef enum FeedbackState {
 	_FEEDBACK_STATE_INVALID = -EINVAL,
 } FeedbackState;
 
+typedef enum RecordKind {
+	RECORD_REQUEST,                   /* POST /api/loops/{loop_id}/requests, polled until answered */
+	RECORD_TRIGGER,                   /* POST /workflows/{workflow_id}/trigger, final once sent */
+	_RECORD_KIND_MAX,
+	_RECORD_KIND_INVALID = -EINVAL,
+} RecordKind;
+
 typedef struct Record {
 	char id[RECORD_ID_MAX];           /* local id, "r_…" */
+	RecordKind kind;
 	uint64_t seq;                     /* monotonically increasing acceptance order */
 	char *client_ref;                 /* NULL or 1..128 chars */
 	uid_t owner_uid;
 
 	RequestState state;
 	Priority priority;                /* copy of params.priority, for scheduling */
-	char *loop_id;                    /* copy of params.loop_id */
+	char *loop_id;                    /* copy of params.loop_id; a trigger's params.workflow_id */
 
 	/* The HITL.sh create-request body as validated and normalised at submit
 	 * (validate_submit): loop_id, request_text, response_type, … . The
@@ -114,6 +124,8 @@ static inline bool request_state_is_terminal(RequestState s) {
 	       s == REQUEST_FAILED;
 }
 
+const char *record_kind_to_string(RecordKind k);
+RecordKind record_kind_from_string(const char *s);
 const char *priority_to_string(Priority p);
 Priority priority_from_string(const char *s);
 const char *result_source_to_string(ResultSource s);
@@ -130,7 +142,10 @@ bool record_id_is_valid(const char *s);
 
 /* On-disk form: a JSON object with "version": RECORD_FORMAT_VERSION and every
  * field above. record_from_json() is strict: wrong types, unknown states, bad
- * ids or sizes give -EBADMSG and no record. */
+ * ids or sizes give -EBADMSG and no record. "kind" is written only for a
+ * trigger, so a request's form is what hitld always wrote, and a record
+ * without it (every older log) is a request. A trigger's params are
+ * {workflow_id, data?, priority?} (trigger_validate()), not a create body. */
 int record_to_json(const Record *r, json_object **ret);
 int record_from_json(json_object *j, Record **ret);
 /* The same without "params" (which must be absent): the outbox log stores the
@@ -145,5 +160,7 @@ int record_check_params(const Record *r, json_object *params);
  * themselves, without writing and parsing text: -EINVAL if not. */
 int record_check(const Record *r);
 
-/* Client form of PROTOCOL.md §3 (request record). */
+/* Client form of PROTOCOL.md §3 (request record): every record says its
+ * "kind"; a trigger also has "workflow_id", "data" and "execution_id" (from
+ * result), and null for the request-only fields. */
 int record_to_protocol(const Record *r, json_object **ret);

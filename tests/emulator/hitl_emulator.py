@@ -39,6 +39,7 @@ TICK_S = 0.1
 SIMILAR_WINDOW_S = 300
 
 HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
+WORKFLOW_ID = re.compile(r"^wf_[A-Za-z0-9_-]{1,97}$")   # workflows (h5)
 HEXCOLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 PROCESSING_TYPES = ["time-sensitive", "deferred"]
@@ -618,6 +619,7 @@ class Emulator:
             self.invite_codes = set()
             self.faults = []
             self.fault_seq = 0
+            self.workflows = {}   # workflows (h5): id -> {"id", "owner_id", "name"}
             self.seq = 0
             self.email_seq = 0
             self.autoreview = {"enabled": False}
@@ -649,6 +651,7 @@ class Emulator:
         self.faults_injected = 0
         self.auto_reviewed = 0
         self.auto_review_skipped = 0
+        self.workflow_triggers = {}   # workflows (h5): id -> triggers taken (replies lost or not)
         self.cb = {"sent": 0, "failed": 0, "skipped_non_loopback": 0, "attempts": 0, "deliveries": []}
         for k in getattr(self, "keys", {}).values():
             k.reset_counters()
@@ -1743,6 +1746,42 @@ class Emulator:
                 similar.append([x["id"] for x in cur])
         return {"by_hitld_id": groups, "similar": similar, "count": sum(len(g) - 1 for g in groups)}
 
+    # ---- workflows (h5): POST /v1/workflows/{id}/trigger and its control endpoint
+
+    def c_add_workflow(self, obj, q, now):
+        """POST /_emu/workflows {key, id?, name?}: a workflow the key's user owns."""
+        key = obj.get("key")
+        if not isinstance(key, str):
+            raise CtlError(400, "key is required")
+        k = self.ctl_key(key)
+        wf_id = obj.get("id")
+        if wf_id is None:
+            wf_id = "wf_" + os.urandom(6).hex()
+        if not isinstance(wf_id, str) or not WORKFLOW_ID.match(wf_id):
+            raise CtlError(400, "id must look like wf_abc123")
+        name = obj.get("name", "workflow")
+        if not isinstance(name, str):
+            raise CtlError(400, "name must be a string")
+        self.workflows[wf_id] = {"id": wf_id, "owner_id": k.user_id, "name": name}
+        return 201, {"id": wf_id, "name": name}
+
+    def h_trigger_workflow(self, ctx, wf_id):
+        # The workflows endpoint has no /api segment (hitl-api §0.1 item 8).
+        if ctx.path.startswith("/v1/api/"):
+            raise ApiError(404, "Route not found")
+        body = {}
+        if ctx.body:
+            body = self.body_object(ctx)   # free-form, but a JSON object
+        wf = self.workflows.get(wf_id)
+        if wf is None or wf["owner_id"] != ctx.user["id"]:
+            raise ApiError(404, "Workflow not found")
+        self.workflow_triggers[wf_id] = self.workflow_triggers.get(wf_id, 0) + 1
+        execution = "exec_" + os.urandom(8).hex()
+        return 200, "Workflow triggered successfully", {
+            "execution_id": execution, "workflow_id": wf_id, "status": "running"}
+
+    # ---- end of workflows (h5)
+
     def c_stats(self, obj, q, now):
         names = {}
         for k in self.keys.values():
@@ -1779,6 +1818,7 @@ class Emulator:
             "requests_by_status": by_status, "requests_deleted": deleted, "duplicates": self.duplicates(),
             "faults_injected": self.faults_injected, "auto_reviewed": self.auto_reviewed,
             "auto_review_skipped": self.auto_review_skipped,
+            "workflow_triggers": dict(self.workflow_triggers),
             "callbacks": {"sent": self.cb["sent"], "failed": self.cb["failed"],
                           "skipped_non_loopback": self.cb["skipped_non_loopback"],
                           "attempts": self.cb["attempts"], "deliveries": list(self.cb["deliveries"])}}
@@ -1833,6 +1873,7 @@ API_ROUTES = [
      {"PATCH": "h_compat_patch"}),
     (r"/requests/([^/]+)/feedback", "/requests/{id}/feedback", {"POST": "h_feedback"}, {}),
     (r"/requests/([^/]+)/cancel", "/requests/{id}/cancel", {}, {"POST": "h_compat_cancel"}),
+    (r"/workflows/([^/]+)/trigger", "/workflows/{id}/trigger", {"POST": "h_trigger_workflow"}, {}),   # h5
 ]
 API_ROUTES = [(re.compile("^" + rx + "$"), t, c, u) for rx, t, c, u in API_ROUTES]
 
@@ -1869,6 +1910,7 @@ CONTROL_ROUTES = [
     (r"/_emu/keys/([^/]+)", {"POST": Emulator.c_update_key, "DELETE": Emulator.c_revoke_key}),
     (r"/_emu/keys/([^/]+)/spend", {"POST": Emulator.c_spend}),
     (r"/_emu/loops", {"POST": Emulator.c_add_loop}),
+    (r"/_emu/workflows", {"POST": Emulator.c_add_workflow}),   # h5
     (r"/_emu/loops/([^/]+)/members", {"POST": Emulator.c_add_member}),
     (r"/_emu/requests", {"GET": Emulator.c_requests}),
     (r"/_emu/requests/([^/]+)/claim", {"POST": Emulator.c_claim}),
