@@ -416,6 +416,7 @@ static const char *flag_for_field(const char *field) {
 		{ "icon", "--icon" },
 		{ "state", "--state" },
 		{ "timeout_ms", "--timeout" },
+		{ "data", "--data" },
 	};
 
 	if (!field)
@@ -706,6 +707,10 @@ enum {
 	OPT_DESCRIPTION,
 	OPT_ICON,
 	OPT_YES,
+	/* trigger */
+	OPT_DATA,
+	OPT_DATA_FILE,
+	OPT_NO_WAIT,
 };
 
 #define COMMON_OPTIONS                                              \
@@ -1673,10 +1678,18 @@ static void print_record(json_object *rec) {
 		         : streq_ptr(jstr(rec, "result_source"), "reviewer") ? "  (from a reviewer)" : "");
 		print_field("result:", line);
 	}
-	print_field("text:", jstr(rec, "request_text"));
-	snprintf(line, sizeof line, "%s, priority %s, %s", strna(jstr(rec, "response_type")), strna(jstr(rec, "priority")),
-	         strna(jstr(rec, "processing_type")));
-	print_field("type:", line);
+	if (streq_ptr(jstr(rec, "kind"), "trigger")) {
+		/* A workflow trigger: no text, type or answer of its own. */
+		print_field("workflow:", jstr(rec, "workflow_id"));
+		print_field("execution:", jstr(rec, "execution_id"));
+		if (json_object_object_get(rec, "data"))
+			print_field("data:", json_object_to_json_string_ext(json_object_object_get(rec, "data"), JSON_C_TO_STRING_PLAIN));
+	} else {
+		print_field("text:", jstr(rec, "request_text"));
+		snprintf(line, sizeof line, "%s, priority %s, %s", strna(jstr(rec, "response_type")),
+		         strna(jstr(rec, "priority")), strna(jstr(rec, "processing_type")));
+		print_field("type:", line);
+	}
 	if (options && json_object_is_type(options, json_type_array)) {
 		size_t used = 0;
 
@@ -1816,6 +1829,157 @@ static int verb_wait(Ctl *ctl, int argc, char **argv) {
 	if (k)
 		return k;
 	return print_outcome(ctl, final, NULL, false);
+}
+
+/* ------------------------------------------------------------------ trigger */
+
+/* Bigger than hitld accepts (50 KiB of data): its -32602 says why. */
+#define TRIGGER_DATA_FILE_MAX (1024 * 1024)
+
+typedef struct TriggerOpts {
+	const char *data, *data_file, *ref, *priority, *timeout;
+	bool no_wait;
+} TriggerOpts;
+
+static int trigger_option(Ctl *ctl, int opt, const char *arg, void *userdata) {
+	TriggerOpts *o = userdata;
+
+	switch (opt) {
+	case OPT_DATA: o->data = arg; break;
+	case OPT_DATA_FILE: o->data_file = arg; break;
+	case OPT_REF: o->ref = arg; break;
+	case 'p': case OPT_PRIORITY: o->priority = arg; break;
+	case 't': case OPT_TIMEOUT: o->timeout = arg; break;
+	case OPT_NO_WAIT: o->no_wait = true; break;
+	default: return usage_error("%s: unexpected option.", ctl->verb);
+	}
+	return 0;
+}
+
+/* The --data object (inline or from a file); NULL when none was given. */
+static int trigger_data(const TriggerOpts *o, json_object **ret) {
+	_cleanup_(freep) char *text = NULL;
+	const char *src = o->data;
+	json_object *j;
+	int k;
+
+	*ret = NULL;
+	if (o->data && o->data_file)
+		return usage_error("trigger: give --data or --data-file, not both.");
+	if (o->data_file) {
+		k = read_bounded(o->data_file, TRIGGER_DATA_FILE_MAX, &text, NULL);
+		if (k < 0)
+			return usage_error("--data-file %s: %s", o->data_file,
+			                   k == -EFBIG ? "larger than 1 MiB" : strerror(-k));
+		src = text;
+	}
+	if (!src)
+		return 0;
+	j = parse_json_text(src);
+	if (!j || !json_object_is_type(j, json_type_object)) {
+		json_object_put(j);
+		return usage_error("%s: not a JSON object (e.g. --data '{\"ticket\": 4812}').",
+		                   o->data_file ? "--data-file" : "--data");
+	}
+	*ret = j;
+	return 0;
+}
+
+static int verb_trigger(Ctl *ctl, int argc, char **argv) {
+	static const struct option opts[] = {
+		COMMON_OPTIONS,
+		{ "data", required_argument, NULL, OPT_DATA },
+		{ "data-file", required_argument, NULL, OPT_DATA_FILE },
+		{ "ref", required_argument, NULL, OPT_REF },
+		{ "priority", required_argument, NULL, OPT_PRIORITY },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+		{},
+	};
+	_cleanup_(json_object_putp) json_object *params = json_object_new_object(), *res = NULL, *final = NULL,
+	                                       *data = NULL;
+	_cleanup_(freep) char *id = NULL;
+	TriggerOpts o = {};
+	Live live = {};
+	int64_t timeout_s = -1;
+	json_object *rec, *err;
+	int k;
+
+	k = parse_options(ctl, argc, argv, "p:t:", opts, trigger_option, &o);
+	if (k)
+		return k < 0 ? 0 : k;
+	if (argc - optind != 1)
+		return usage_error("trigger: give one workflow id — e.g. 'hitlctl trigger wf_abc123 --data '{\"x\": 1}''.");
+	if (o.timeout) {
+		uint64_t sec;
+
+		if (hitl_duration_parse(o.timeout, &sec) < 0)
+			return usage_error("--timeout %s: not a duration (e.g. 30, 90s, 15m, 2h).", o.timeout);
+		timeout_s = (int64_t) sec;
+	}
+	k = trigger_data(&o, &data);
+	if (k)
+		return k;
+	json_object_object_add(params, "workflow_id", json_object_new_string(argv[optind]));
+	if (data)
+		json_object_object_add(params, "data", TAKE_PTR(data));
+	if (o.ref)
+		json_object_object_add(params, "client_ref", json_object_new_string(o.ref));
+	if (o.priority)
+		json_object_object_add(params, "priority", json_object_new_string(o.priority));
+
+	k = ctl_connect(ctl);
+	if (!k)
+		k = ctl_call(ctl, "workflow.trigger", params, &res, "trigger");
+	if (k)
+		return k;
+	if (jbool(res, "duplicate"))
+		errorf("--ref %s was already used for this same trigger: that trigger is shown, nothing new was queued.",
+		       strna(o.ref));
+	if (o.no_wait) {
+		if (ctl->json)
+			print_json(res);
+		else
+			puts(strna(jstr(res, "id")));
+		return 0;
+	}
+
+	/* Acknowledged means durable: wait on it, across a restart of hitld too. */
+	id = strdup(strna(jstr(res, "id")));
+	if (!id)
+		return EXIT_REMOTE;
+	live.on = ctl->tty_err;
+	live.position = -1;
+	jint(res, "position", &live.position);
+	k = wait_final(ctl, id, timeout_s, &live, &final);
+	if (k == EXIT_TIMEOUT) {
+		if (ctl->json)
+			print_json(final);
+		errorf("trigger %s is still %s — 'hitlctl wait %s' waits on.", id,
+		       strna(jstr(json_object_object_get(final, "request"), "state")), id);
+		return EXIT_TIMEOUT;
+	}
+	if (k)
+		return k;
+	if (ctl->json)
+		print_json(final);
+	rec = json_object_object_get(final, "request");
+	err = json_object_object_get(rec, "error");
+	if (streq_ptr(jstr(rec, "state"), "completed")) {
+		if (jstr(rec, "execution_id")) {
+			if (!ctl->json)
+				puts(jstr(rec, "execution_id"));
+		} else
+			errorf("workflow %s was triggered (%s), but HITL.sh's reply named no execution id.",
+			       strna(jstr(rec, "workflow_id")), id);
+		return 0;
+	}
+	if (streq_ptr(jstr(err, "code"), "outcome_unknown"))
+		errorf("trigger %s: %s Check the workflow's executions at HITL.sh before triggering it again.", id,
+		       strna(jstr(err, "message")));
+	else
+		errorf("trigger %s %s: %s", id, strna(jstr(rec, "state")), err ? strna(jstr(err, "message")) : "");
+	return EXIT_REMOTE;
 }
 
 /* ------------------------------------------------------------------ list */
@@ -2637,6 +2801,24 @@ static const Verb verbs[] = {
 	  "      --accuracy N, --timeliness N, --helpfulness N   1-5 each\n"
 	  "      --would-recommend yes|no, --follow-up, --tag TAG (repeat),\n"
 	  "      --category positive|constructive|issue\n" },
+	{ "trigger", verb_trigger, "trigger WORKFLOW_ID [--data JSON | --data-file FILE] [options]",
+	  "start a HITL.sh workflow once; prints its execution id",
+	  "Queues a trigger of a HITL.sh workflow (POST /v1/workflows/ID/trigger), waits until\n"
+	  "hitld has sent it, and prints the execution id HITL.sh returned. The trigger is stored\n"
+	  "before it is acknowledged and is sent at most once: if hitld cannot learn whether\n"
+	  "HITL.sh took it (no reply, or hitld stopped while sending), it fails with error code\n"
+	  "outcome_unknown and is not sent again. HITL.sh offers no way to read an execution's\n"
+	  "status, so hitlctl's part ends with the execution id.\n"
+	  "\n"
+	  "      --data JSON          the JSON object sent as the body (default {}; at most 50 KiB)\n"
+	  "      --data-file FILE     the same, read from FILE ('-': stdin)\n"
+	  "      --ref REF            your idempotency key: the same REF and data again is the same trigger\n"
+	  "  -p, --priority P         low, medium (default), high, critical: its place in the queue\n"
+	  "  -t, --timeout DURATION   stop waiting after this long (exit 5; the trigger stays queued)\n"
+	  "      --no-wait            print the local id (r_…) at once; 'hitlctl get ID' shows the outcome\n"
+	  "\n"
+	  "Example:\n"
+	  "  hitlctl trigger wf_abc123 --data '{\"ticket\": 4812}'\n" },
 	{ "watch", verb_watch, "watch [ID…]", "print one line per request change until interrupted",
 	  "Prints a line each time a request changes state (all you may see, or only the IDs\n"
 	  "given), until Ctrl-C. With --json: the daemon's notifications, one per line.\n" },
