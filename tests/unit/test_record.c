@@ -437,7 +437,7 @@ static void test_record_id_validity(void **state) {
 /* ---- client form ---- */
 
 static const char *const protocol_keys[] = {
-	"id", "client_ref", "owner_uid", "state", "remote_id", "remote_status", "loop_id",
+	"id", "kind", "client_ref", "owner_uid", "state", "remote_id", "remote_status", "loop_id",
 	"priority", "processing_type", "type", "request_text", "image_url", "response_type",
 	"response_config", "default_response", "timeout_seconds", "context", "callback_url",
 	"platform", "platform_version", "created_at", "submitted_at", "deadline_at",
@@ -537,6 +537,131 @@ static void test_record_protocol_form_is_a_copy(void **state) {
 	assert_false(json_object_object_get_ex(ctx, "hitld_id", NULL));
 }
 
+/* ---- kinds: requests and workflow triggers --------------------------------- */
+
+#define WF_ID "wf_abc123"
+
+static Record *make_trigger(void) {
+	Record *r = record_new();
+
+	assert_non_null(r);
+	strcpy(r->id, VALID_ID);
+	r->seq = 7;
+	r->owner_uid = 1000;
+	r->kind = RECORD_TRIGGER;
+	r->state = REQUEST_COMPLETED;
+	r->loop_id = strdup(WF_ID);
+	r->params = parse("{\"workflow_id\":\"" WF_ID "\",\"data\":{\"ticket\":4812}}");
+	r->result = parse("{\"execution_id\":\"exec_42\"}");
+	r->remote_status = strdup("running");
+	r->created_at = r->updated_at = r->submitted_at = T0;
+	r->attempts = 1;
+	return r;
+}
+
+static void test_record_request_form_has_no_kind_and_reads_as_request(void **state) {
+	_cleanup_(record_freep) Record *r = make_full(), *back = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+
+	/* What every hitld wrote before kinds existed: an old log still loads. */
+	assert_int_equal(record_to_json(r, &j), 0);
+	assert_false(json_object_object_get_ex(j, "kind", NULL));
+	assert_int_equal(record_from_json(j, &back), 0);
+	assert_int_equal(back->kind, RECORD_REQUEST);
+}
+
+static void test_record_trigger_round_trips_with_kind(void **state) {
+	_cleanup_(record_freep) Record *r = make_trigger(), *back = NULL, *meta_back = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL, *meta = NULL;
+	json_object *v;
+
+	assert_int_equal(record_check(r), 0);
+	assert_int_equal(record_to_json(r, &j), 0);
+	assert_true(json_object_object_get_ex(j, "kind", &v));
+	assert_string_equal(json_object_get_string(v), "trigger");
+	assert_int_equal(record_from_json(j, &back), 0);
+	assert_int_equal(back->kind, RECORD_TRIGGER);
+	assert_string_equal(back->loop_id, WF_ID);
+	assert_true(json_object_equal(back->params, r->params));
+	assert_true(json_object_equal(back->result, r->result));
+
+	assert_int_equal(record_to_json_meta(r, &meta), 0);
+	assert_int_equal(record_from_json_meta(meta, &meta_back), 0);
+	assert_int_equal(meta_back->kind, RECORD_TRIGGER);
+	assert_int_equal(record_check_params(meta_back, r->params), 0);
+}
+
+static void test_record_trigger_params_are_checked(void **state) {
+	static const char *const bad[] = {
+		"{}",                                                              /* no workflow_id */
+		"{\"workflow_id\":\"wf_other\"}",                                  /* not the record's */
+		"{\"workflow_id\":7}",
+		"{\"workflow_id\":\"" WF_ID "\",\"data\":[1]}",                    /* data not an object */
+		"{\"workflow_id\":\"" WF_ID "\",\"priority\":\"high\"}",           /* record says medium */
+		"{\"workflow_id\":\"" WF_ID "\",\"request_text\":\"x\"}",          /* a request's */
+	};
+	_cleanup_(record_freep) Record *r = make_trigger(), *req = make_minimal();
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		_cleanup_(json_object_putp) json_object *p = parse(bad[i]);
+
+		if (record_check_params(r, p) != -EBADMSG)
+			fail_msg("accepted %s", bad[i]);
+	}
+	/* A request's params are not a trigger's, nor the other way round. */
+	assert_int_equal(record_check_params(r, req->params), -EBADMSG);
+	assert_int_equal(record_check_params(req, r->params), -EBADMSG);
+	r->kind = 5;
+	assert_int_equal(record_check(r), -EINVAL);
+}
+
+static void test_record_kind_is_strict(void **state) {
+	_cleanup_(record_freep) Record *r = make_trigger();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	Record *back = NULL;
+
+	assert_int_equal(record_to_json(r, &j), 0);
+	/* "request" spelled out is not what hitld writes; unknown words fail. */
+	json_object_object_add(j, "kind", json_object_new_string("request"));
+	assert_int_equal(record_from_json(j, &back), -EBADMSG);
+	json_object_object_add(j, "kind", json_object_new_string("workflow"));
+	assert_int_equal(record_from_json(j, &back), -EBADMSG);
+	json_object_object_add(j, "kind", json_object_new_int(1));
+	assert_int_equal(record_from_json(j, &back), -EBADMSG);
+	/* Without kind the same params do not pass as a request's. */
+	json_object_object_del(j, "kind");
+	assert_int_equal(record_from_json(j, &back), -EBADMSG);
+	assert_null(back);
+
+	assert_string_equal(record_kind_to_string(RECORD_TRIGGER), "trigger");
+	assert_int_equal(record_kind_from_string("request"), RECORD_REQUEST);
+	assert_int_equal(record_kind_from_string("x"), -EINVAL);
+}
+
+static void test_record_trigger_protocol_form(void **state) {
+	_cleanup_(record_freep) Record *r = make_trigger();
+	_cleanup_(json_object_putp) json_object *j = NULL;
+	json_object *v;
+
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	assert_string_equal(get_str(j, "kind"), "trigger");
+	assert_string_equal(get_str(j, "workflow_id"), WF_ID);
+	assert_string_equal(get_str(j, "execution_id"), "exec_42");
+	assert_true(is_null(j, "loop_id"));
+	assert_true(is_null(j, "request_text"));
+	assert_true(json_object_object_get_ex(j, "data", &v));
+	assert_int_equal(json_object_get_int(json_object_object_get(v, "ticket")), 4812);
+	/* The request's keys and the trigger's three. */
+	assert_int_equal(json_object_object_length(j), ELEMENTSOF(protocol_keys) + 3);
+
+	/* Sent without a readable execution id: null, not absent. */
+	json_object_put(r->result);
+	r->result = parse("{\"execution_id\":null}");
+	json_object_put(TAKE_PTR(j));
+	assert_int_equal(record_to_protocol(r, &j), 0);
+	assert_true(is_null(j, "execution_id"));
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
@@ -558,6 +683,11 @@ int main(void) {
 		cmocka_unit_test(test_record_protocol_form_values),
 		cmocka_unit_test(test_record_protocol_form_nulls_for_unset_fields),
 		cmocka_unit_test(test_record_protocol_form_is_a_copy),
+		cmocka_unit_test(test_record_request_form_has_no_kind_and_reads_as_request),
+		cmocka_unit_test(test_record_trigger_round_trips_with_kind),
+		cmocka_unit_test(test_record_trigger_params_are_checked),
+		cmocka_unit_test(test_record_kind_is_strict),
+		cmocka_unit_test(test_record_trigger_protocol_form),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
