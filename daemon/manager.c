@@ -571,8 +571,10 @@ void manager_commit(Manager *m) {
 		char uid[16];
 		snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
 		log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
-		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_LOOP_ID", r->loop_id }, { "HITL_UID", uid },
-		                     { "HITL_STATE", "queued" }, { "HITL_PRIORITY", priority_to_string(r->priority) }),
+		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id },
+		                     { r->kind == RECORD_TRIGGER ? "HITL_WORKFLOW_ID" : "HITL_LOOP_ID", r->loop_id },
+		                     { "HITL_UID", uid }, { "HITL_STATE", "queued" },
+		                     { "HITL_PRIORITY", priority_to_string(r->priority) }),
 		          "Request %s accepted from uid %u.", r->id, (unsigned) r->owner_uid);
 		methods_reply_submitted(m, call, r, false);
 		manager_notify(m, r);

@@ -124,6 +124,24 @@ class Trigger(WorkflowCase):
         self.assertIn(self.wf, got.stdout)
         self.assertIn(first["execution_id"], got.stdout)
 
+    def test_help_and_bash_completion_know_the_verb(self):
+        self.assertIn("trigger", subprocess.run([HITLCTL, "--help"], capture_output=True, text=True).stdout)
+        p = self.ctl("trigger", "--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("outcome_unknown", p.stdout)
+        completion = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                  "contrib", "bash-completion", "hitlctl")
+
+        def complete(*words):
+            script = 'source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _hitlctl; printf "%%s\\n" "${COMPREPLY[@]}"' % (
+                completion, " ".join("'%s'" % w for w in words), len(words) - 1)
+            p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.stderr, "")
+            return p.stdout.split()
+        self.assertEqual(complete("hitlctl", "tri"), ["trigger"])
+        self.assertEqual(complete("hitlctl", "trigger", "--d"), ["--data", "--data-file"])
+        self.assertIn("--no-wait", complete("hitlctl", "trigger", "wf_x", "--"))
+
     def test_socket_wait_replies_with_the_execution_id_and_no_wait_with_the_local_id(self):
         done = self.c.call("workflow.trigger", {"workflow_id": self.wf, "data": {"a": [1, 2]}, "wait": True,
                                                 "timeout_ms": 20000})
