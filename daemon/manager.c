@@ -386,19 +386,22 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 
 /* ------------------------------------------------------------------ workflow triggers */
 
-_printf_(5, 6)
-static void trigger_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+/* As request_log(): the journal names the caller's line (log.h). */
+#define trigger_log(...) trigger_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+static void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m,
+                             Record *r, int prio, const char *mid, const char *fmt, ...) {
 	char uid[16];
 	va_list ap;
 
 	snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
 	va_start(ap, fmt);
-	log_internalv(prio, 0, mid,
-	              LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_WORKFLOW_ID", r->loop_id }, { "HITL_UID", uid },
-	                         { "HITL_STATE", request_state_to_string(r->state) },
-	                         { "HITL_EXECUTION_ID",
-	                           json_object_get_string(json_object_object_get(r->result, "execution_id")) }),
-	              fmt, ap);
+	log_internalv_full(code_file, code_line, func, prio, 0, mid,
+	                   LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_WORKFLOW_ID", r->loop_id },
+	                              { "HITL_UID", uid }, { "HITL_STATE", request_state_to_string(r->state) },
+	                              { "HITL_EXECUTION_ID",
+	                                json_object_get_string(json_object_object_get(r->result, "execution_id")) }),
+	                   fmt, ap);
 	va_end(ap);
 }
 
