@@ -21,6 +21,7 @@ static void check_equal(const Record *a, const Record *b) {
 	FUZZ_CHECK(a->seq == b->seq, "seq");
 	FUZZ_CHECK(streq_ptr(a->client_ref, b->client_ref), "client_ref");
 	FUZZ_CHECK(a->owner_uid == b->owner_uid, "owner_uid");
+	FUZZ_CHECK(a->kind == b->kind, "kind");
 	FUZZ_CHECK(a->state == b->state, "state");
 	FUZZ_CHECK(a->priority == b->priority, "priority");
 	FUZZ_CHECK(streq_ptr(a->loop_id, b->loop_id), "loop_id");
