@@ -652,6 +652,7 @@ class Emulator:
         self.auto_reviewed = 0
         self.auto_review_skipped = 0
         self.workflow_triggers = {}   # workflows (h5): id -> triggers taken (replies lost or not)
+        self.triggers = 0
         self.cb = {"sent": 0, "failed": 0, "skipped_non_loopback": 0, "attempts": 0, "deliveries": []}
         for k in getattr(self, "keys", {}).values():
             k.reset_counters()
@@ -1746,7 +1747,10 @@ class Emulator:
                 similar.append([x["id"] for x in cur])
         return {"by_hitld_id": groups, "similar": similar, "count": sum(len(g) - 1 for g in groups)}
 
-    # ---- workflows (h5): POST /v1/workflows/{id}/trigger and its control endpoint
+    # ---- workflows (h5): POST /v1/workflows/{id}/trigger and its control endpoint.
+    # A stand-in until h4's strict emulator lands, which has the same
+    # interface (/_emu/workflows; stats "workflows" {id: count} and
+    # "workflow_triggers" the total); take h4's on merge.
 
     def c_add_workflow(self, obj, q, now):
         """POST /_emu/workflows {key, id?, name?}: a workflow the key's user owns."""
@@ -1776,6 +1780,7 @@ class Emulator:
         if wf is None or wf["owner_id"] != ctx.user["id"]:
             raise ApiError(404, "Workflow not found")
         self.workflow_triggers[wf_id] = self.workflow_triggers.get(wf_id, 0) + 1
+        self.triggers += 1
         execution = "exec_" + os.urandom(8).hex()
         return 200, "Workflow triggered successfully", {
             "execution_id": execution, "workflow_id": wf_id, "status": "running"}
@@ -1818,7 +1823,7 @@ class Emulator:
             "requests_by_status": by_status, "requests_deleted": deleted, "duplicates": self.duplicates(),
             "faults_injected": self.faults_injected, "auto_reviewed": self.auto_reviewed,
             "auto_review_skipped": self.auto_review_skipped,
-            "workflow_triggers": dict(self.workflow_triggers),
+            "workflow_triggers": self.triggers, "workflows": dict(self.workflow_triggers),
             "callbacks": {"sent": self.cb["sent"], "failed": self.cb["failed"],
                           "skipped_non_loopback": self.cb["skipped_non_loopback"],
                           "attempts": self.cb["attempts"], "deliveries": list(self.cb["deliveries"])}}
