@@ -666,6 +666,19 @@ int hitl_request_feedback(HitlClient *c, const char *id, json_object *feedback, 
 	return hitl_client_call(c, "request.feedback", p, ret_record, error);
 }
 
+int hitl_workflow_trigger(HitlClient *c, const char *workflow_id, json_object *data, const char *client_ref,
+                          json_object **ret_result, HitlError *error) {
+	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
+
+	if (!workflow_id)
+		return -EINVAL;
+	if (!p || add_string(p, "workflow_id", workflow_id) < 0 ||
+	    (data && json_object_object_add(p, "data", json_object_get(data)) < 0) ||
+	    (client_ref && add_string(p, "client_ref", client_ref) < 0))
+		return -ENOMEM;
+	return hitl_client_call(c, "workflow.trigger", p, ret_result, error);
+}
+
 int hitl_watch(HitlClient *c, const char *const *ids, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object(), *result = NULL;
 	json_object *n;

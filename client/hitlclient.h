@@ -232,6 +232,15 @@ int hitl_request_cancel(HitlClient *c, const char *id, json_object **ret_record,
 int hitl_request_feedback(HitlClient *c, const char *id, json_object *feedback, json_object **ret_record,
                           HitlError *error);
 
+/* workflow.trigger {workflow_id, data, client_ref} → {kind: "trigger", id,
+ * state, created_at, position, duplicate}, once the trigger is stored; data
+ * (a JSON object, borrowed) and client_ref may be NULL. hitl_request_wait()
+ * on the id then gives the record: "completed" with its execution_id, or
+ * "failed" (error.code "outcome_unknown": it may or may not have run, and is
+ * never sent again). */
+int hitl_workflow_trigger(HitlClient *c, const char *workflow_id, json_object *data, const char *client_ref,
+                          json_object **ret_result, HitlError *error);
+
 /* watch {ids} (ids: NULL-terminated, or NULL for every request the caller may
  * see). Returns the number of requests watched ("watching") — 0 or more.
  * From then on the connection carries notifications: read them with

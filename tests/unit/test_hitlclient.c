@@ -602,6 +602,29 @@ static void test_feedback_and_remove_member_send_their_params(void **state) {
 	                    "U");
 }
 
+static void test_workflow_trigger_sends_its_params(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *data = json_object_new_object(), *a = NULL, *b = NULL, *res = NULL;
+	json_object *p;
+
+	json_object_object_add(data, "ticket", json_object_new_int(4812));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"trigger\",\"id\":\"r_a\"}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+	assert_int_equal(hitl_workflow_trigger(f->client, "wf_abc123", data, "job-7", &res, &f->error), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(res, "id")), "r_a");
+	assert_int_equal(hitl_workflow_trigger(f->client, "wf_abc123", NULL, NULL, NULL, &f->error), 0);
+	assert_int_equal(hitl_workflow_trigger(f->client, NULL, NULL, NULL, NULL, &f->error), -EINVAL);
+	a = server_read_message(f->server);
+	b = server_read_message(f->server);
+	assert_string_equal(json_object_get_string(json_object_object_get(a, "method")), "workflow.trigger");
+	p = json_object_object_get(a, "params");
+	assert_int_equal(json_object_object_length(p), 3);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "workflow_id")), "wf_abc123");
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "client_ref")), "job-7");
+	assert_int_equal(json_object_get_int(json_object_object_get(json_object_object_get(p, "data"), "ticket")), 4812);
+	assert_int_equal(json_object_object_length(json_object_object_get(b, "params")), 1);
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 static void test_time_parse_reads_protocol_times_and_refuses_others(void **state) {
@@ -683,6 +706,7 @@ int main(void) {
 		T(test_empty_list_filter_sends_no_params),
 		T(test_loop_update_leaves_out_unchanged_fields),
 		T(test_feedback_and_remove_member_send_their_params),
+		T(test_workflow_trigger_sends_its_params),
 		cmocka_unit_test(test_time_parse_reads_protocol_times_and_refuses_others),
 		cmocka_unit_test(test_duration_parse_accepts_units_and_refuses_garbage),
 	};
