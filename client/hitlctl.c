@@ -1655,6 +1655,15 @@ static int verb_ask(Ctl *ctl, int argc, char **argv) {
 
 /* ------------------------------------------------------------------ get, wait */
 
+/* What a list or watch line shows of a record: a request's text, or the
+ * workflow a trigger starts. */
+static const char *record_text(json_object *rec, char *buf, size_t size) {
+	if (!streq_ptr(jstr(rec, "kind"), "trigger"))
+		return jstr(rec, "request_text");
+	snprintf(buf, size, "trigger %s", strna(jstr(rec, "workflow_id")));
+	return buf;
+}
+
 static void print_field(const char *name, const char *value) {
 	if (value && value[0])
 		printf("%-12s %s\n", name, value);
@@ -2102,7 +2111,8 @@ static int verb_list(Ctl *ctl, int argc, char **argv) {
 		reqs = json_object_object_get(page, "requests");
 		for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
 			json_object *rec = json_object_array_get_idx(reqs, i);
-			_cleanup_(freep) char *text = shorten(jstr(rec, "request_text"), TEXT_COLUMN_MAX),
+			char label[160];
+			_cleanup_(freep) char *text = shorten(record_text(rec, label, sizeof label), TEXT_COLUMN_MAX),
 			                      *result = shorten(json_object_object_get(rec, "result")
 			                                                ? value_text(json_object_object_get(rec, "result"))
 			                                                : "",
@@ -2304,7 +2314,8 @@ static int verb_feedback(Ctl *ctl, int argc, char **argv) {
 /* ------------------------------------------------------------------ watch */
 
 static void print_event_line(json_object *rec) {
-	_cleanup_(freep) char *text = shorten(jstr(rec, "request_text"), TEXT_COLUMN_MAX);
+	char label[160];
+	_cleanup_(freep) char *text = shorten(record_text(rec, label, sizeof label), TEXT_COLUMN_MAX);
 	char when[32];
 	time_t now = time(NULL);
 	struct tm tm;

@@ -123,6 +123,7 @@ class Trigger(WorkflowCase):
         got = self.ctl("get", first["id"])
         self.assertIn(self.wf, got.stdout)
         self.assertIn(first["execution_id"], got.stdout)
+        self.assertIn("trigger " + self.wf, self.ctl("list", "--all").stdout)
 
     def test_help_and_bash_completion_know_the_verb(self):
         self.assertIn("trigger", subprocess.run([HITLCTL, "--help"], capture_output=True, text=True).stdout)
