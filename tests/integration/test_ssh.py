@@ -58,11 +58,14 @@ class SshForwarding(HitldTestCase):
         self.accounts = Accounts(self.addCleanup)
         self.ssh_dir = os.path.join(self.tmp, "ssh")
         os.mkdir(self.ssh_dir, 0o755)
-        self.users = {tag: self.remote_account(tag) for tag in ("alice", "bob")}
+        # bob's key may only forward, as a CI runner's would (sshd(8),
+        # AUTHORIZED_KEYS FILE FORMAT); alice's is unrestricted.
+        self.users = {"alice": self.remote_account("alice"),
+                      "bob": self.remote_account("bob", key_options="restrict,port-forwarding")}
         self.sshd_log = os.path.join(self.ssh_dir, "sshd.log")
         self.port = self.start_sshd()
 
-    def remote_account(self, tag):
+    def remote_account(self, tag, key_options=""):
         """An account with a home in the temporary directory holding its
         authorized_keys (sshd's StrictModes checks the path up to the home,
         so /tmp's mode does not matter), and a key for the client side."""
@@ -75,7 +78,7 @@ class SshForwarding(HitldTestCase):
         pub = keygen(key)
         authorized = os.path.join(home, ".ssh", "authorized_keys")
         with open(authorized, "w") as f:
-            f.write(pub + "\n")
+            f.write((key_options + " " if key_options else "") + pub + "\n")
         for path, mode in ((home, 0o755), (os.path.join(home, ".ssh"), 0o700), (authorized, 0o600)):
             os.chown(path, pw.pw_uid, pw.pw_gid)
             os.chmod(path, mode)
