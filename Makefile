@@ -70,7 +70,7 @@ PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
 
 .PHONY: all help deps check check-unit check-emulator check-integration \
-        check-asan demo install uninstall clean crash-long
+        check-asan demo programs install uninstall clean crash-long deb lintian check-deb
 .DEFAULT_GOAL := all
 # Keep the objects of chained rules (unit tests) so re-runs do not rebuild them.
 .SECONDARY:
@@ -81,7 +81,9 @@ help:
 	@echo "make            build hitld, hitlctl, the client library and unit tests"
 	@echo "make demo       install missing deps, build, run a request end to end"
 	@echo "make check      install missing deps, build (-Werror), run every test"
-	@echo "make install    install (honours DESTDIR, PREFIX)"
+	@echo "make install    install (honours DESTDIR, PREFIX, LIBDIR, ...)"
+	@echo "make deb        Debian packages into $(DEB_OUT) (dpkg-buildpackage)"
+	@echo "make check-deb  build, lintian, install, upgrade, remove, purge the packages"
 	@echo "make crash-long the long kill -9 campaign (500 kills)"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (300)"
 	@echo "make bench      run the benchmarks, write bench/REPORT.md"
@@ -150,7 +152,10 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@./scripts/demo --build $(B)
 
-install: all
+# What gets installed; unlike all, no unit tests (a package build needs no cmocka).
+programs: $(PROGRAMS) $(LIBS_OUT)
+
+install: programs
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(B)/hitld $(DESTDIR)$(SBINDIR)/hitld
 	$(if $(wildcard $(B)/hitlctl),install -m 0755 $(B)/hitlctl $(DESTDIR)$(BINDIR)/hitlctl)
@@ -190,9 +195,31 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
 	@echo "Left in place: $(SYSCONFDIR)/hitld/ (configuration) and /var/lib/hitld (the outbox)."
 
+# Debian packages. dpkg-buildpackage writes its results next to the source
+# tree, so the tree is copied to $(DEB_OUT)/src (without build/ and .git) and
+# the .deb, .buildinfo and .changes files land in $(DEB_OUT). The tests are
+# not run inside the package build (nocheck): make check runs them.
+DEB_OUT ?= $(B)/deb
+deb: deps
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	tar -cf - --exclude=./build --exclude=./.git --exclude='./$(B)' . | tar -xf - -C $(DEB_OUT)/src
+	cd $(DEB_OUT)/src && DEB_BUILD_OPTIONS="nocheck parallel=2 $(DEB_BUILD_OPTIONS)" \
+		dpkg-buildpackage -us -uc -b
+	@ls $(DEB_OUT)/*.deb
+
+lintian:
+	lintian --fail-on error,warning --info $(DEB_OUT)/*.changes
+
+# Builds, checks with lintian, installs, upgrades, removes and purges the
+# packages on this machine (root; restores it as it was): tests/deb/run-check,
+# which make check runs too.
+check-deb: deps
+	@./tests/run-suite --build $(B) --only deb
+
 clean:
 	rm -rf build
 
 -include tests/fuzz/fuzz.mk
 -include bench/bench.mk
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+# (Not the package build's copy under $(DEB_OUT), whose tree has *.d directories.)
+-include $(shell find $(B) -path '$(DEB_OUT)' -prune -o -name '*.d' -type f -print 2>/dev/null)
