@@ -9,6 +9,7 @@
 #include "apiparse.h"
 #include "cleanup.h"
 #include "curl_glue.h"
+#include "lockedmem.h"
 #include "log.h"
 
 #ifndef HITLD_VERSION
@@ -20,6 +21,14 @@
 /* Only the rate-limit lines are kept (apiparse_header_wanted), so this is ample. */
 #define API_HEADER_BLOCK_MAX 4096U
 
+#define AUTH_PREFIX "Authorization: Bearer "
+/* Every call keeps its own copy of the Authorization line (a rotation must not
+ * change a call in flight), and api_set_key() holds the old and the new line
+ * for a moment. */
+#define AUTH_SLOT_SIZE 544U
+#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
+_Static_assert(sizeof(AUTH_PREFIX) + API_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
+
 struct ApiClient {
 	sd_event *event;
 	CurlGlue *glue;
@@ -27,7 +36,8 @@ struct ApiClient {
 	char *ca_file;
 	unsigned timeout_s;
 	bool plain_loopback;   /* http:// to loopback: never through a proxy */
-	char *key;
+	LockedArena *secrets;  /* locked, undumpable home of every Authorization line */
+	char *auth;            /* "Authorization: Bearer <key>" in a secrets slot, or NULL: no key */
 	struct ApiCall *calls;
 	unsigned n_calls;
 };
@@ -37,7 +47,11 @@ struct ApiCall {
 	CURL *easy;            /* owned by the glue once added */
 	api_done_t done;
 	void *userdata;
-	struct curl_slist *headers; /* holds the Authorization line: wiped on free */
+	char *auth;            /* this call's Authorization line (a secrets slot): wiped on free */
+	/* curl reads the header list in place, so the line is never copied into
+	 * a list curl allocated; curl's own request buffers are wiped by the
+	 * allocator curl_glue gives it. */
+	struct curl_slist headers[4];
 
 	char *body;            /* response body, NUL-terminated, ≤ API_RESPONSE_BODY_MAX bytes */
 	size_t body_len, body_alloc;
@@ -54,18 +68,11 @@ struct ApiCall {
 	struct ApiCall *prev, *next;
 };
 
-static void headers_wipe_and_free(struct curl_slist *l) {
-	for (struct curl_slist *i = l; i; i = i->next)
-		if (i->data)
-			explicit_bzero(i->data, strlen(i->data));
-	curl_slist_free_all(l);
-}
-
 /* Frees the call's own memory; the easy handle must be gone or detached. */
 static void call_free(ApiCall *call) {
 	if (!call)
 		return;
-	headers_wipe_and_free(call->headers);
+	locked_arena_put(call->client->secrets, call->auth);
 	free(call->body);
 	free(call);
 }
@@ -306,7 +313,7 @@ ApiClient *api_free(ApiClient *c) {
 		call_free(call);
 	}
 	curl_glue_free(c->glue);
-	erase_and_freep(&c->key);
+	locked_arena_free(c->secrets);
 	free(c->base_url);
 	free(c->ca_file);
 	sd_event_unref(c->event);
@@ -336,6 +343,9 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 			return -ENOMEM;
 	}
 
+	r = locked_arena_new(AUTH_SLOT_SIZE, AUTH_SLOTS, &c->secrets);
+	if (r < 0)
+		return r;
 	r = curl_glue_new(e, &c->glue);
 	if (r < 0)
 		return r;
@@ -345,7 +355,7 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 }
 
 int api_set_key(ApiClient *c, const char *key) {
-	char *copy = NULL;
+	char *line = NULL;
 
 	if (!c)
 		return -EINVAL;
@@ -358,17 +368,19 @@ int api_set_key(ApiClient *c, const char *key) {
 		for (size_t i = 0; i < n; i++)
 			if (key[i] < 0x21 || key[i] > 0x7e)
 				return -EINVAL;
-		copy = strdup(key);
-		if (!copy)
+		line = locked_arena_get(c->secrets);
+		if (!line)
 			return -ENOMEM;
+		memcpy(line, AUTH_PREFIX, strlen(AUTH_PREFIX));
+		memcpy(line + strlen(AUTH_PREFIX), key, n + 1);
 	}
-	erase_and_freep(&c->key);
-	c->key = copy;
+	locked_arena_put(c->secrets, c->auth);
+	c->auth = line;
 	return 0;
 }
 
 bool api_has_key(const ApiClient *c) {
-	return c && c->key;
+	return c && c->auth;
 }
 
 unsigned api_in_flight(const ApiClient *c) {
@@ -441,29 +453,26 @@ static int easy_setup(ApiClient *c, ApiCall *call, const char *method, const cha
 	return ok ? 0 : -EIO;
 }
 
-static int headers_build(const char *key, bool with_body, struct curl_slist **ret) {
-	static const char prefix[] = "Authorization: Bearer ";
-	char auth[sizeof(prefix) + API_KEY_MAX];
-	struct curl_slist *l = NULL, *n;
-	const char *lines[] = {
-		auth,
-		"Accept: application/json",
-		with_body ? "Content-Type: application/json" : "Content-Type:",
-		"Expect:",
+/* Takes a secrets slot for the call's copy of the Authorization line and
+ * links the call's header list; curl only reads the list (CURLOPT_HTTPHEADER). */
+static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
+	char *lines[ELEMENTSOF(call->headers)] = {
+		NULL,
+		(char *) "Accept: application/json",
+		(char *) (with_body ? "Content-Type: application/json" : "Content-Type:"),
+		(char *) "Expect:",
 	};
 
-	snprintf(auth, sizeof(auth), "%s%s", prefix, key);
-	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
-		n = curl_slist_append(l, lines[i]);
-		if (!n) {
-			explicit_bzero(auth, sizeof(auth));
-			headers_wipe_and_free(l);
-			return -ENOMEM;
-		}
-		l = n;
-	}
-	explicit_bzero(auth, sizeof(auth));
-	*ret = l;
+	call->auth = locked_arena_get(c->secrets);
+	if (!call->auth)
+		return -ENOMEM;
+	memcpy(call->auth, c->auth, AUTH_SLOT_SIZE);
+	lines[0] = call->auth;
+	for (size_t i = 0; i < ELEMENTSOF(call->headers); i++)
+		call->headers[i] = (struct curl_slist) {
+			.data = lines[i],
+			.next = i + 1 < ELEMENTSOF(call->headers) ? &call->headers[i + 1] : NULL,
+		};
 	return 0;
 }
 
@@ -483,7 +492,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 		return -EINVAL;
 	if (body && streq(method, "GET"))
 		return -EINVAL;
-	if (!c->key)
+	if (!c->auth)
 		return -ENOKEY;
 	if (c->n_calls >= API_MAX_IN_FLIGHT)
 		return -EBUSY;
@@ -508,7 +517,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata };
 	snprintf(call->method, sizeof(call->method), "%s", method);
 
-	r = headers_build(c->key, body, &call->headers);
+	r = headers_build(c, call, body);
 	if (r < 0)
 		return r;
 	call->easy = curl_easy_init();

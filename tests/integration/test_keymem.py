@@ -89,6 +89,13 @@ class KeyMemory(HitldTestCase):
         self.assertGreater(got[self.new], 0, "control: the search finds the current key")
         old = {n: c for n, c in got.items() if n != self.new and c}
         self.assertEqual(old, {}, "copies of the old key in the daemon's memory")
+        # The key's own pages are locked in RAM.
+        with open("/proc/%d/status" % self.hitld.proc.pid) as f:
+            locked_kb = int(re.search(r"^VmLck:\s+(\d+) kB", f.read(), re.M).group(1))
+        self.assertGreaterEqual(locked_kb, 4)
+        self.assertNotIn("Could not lock", self.hitld.log_text())
+        # libcurl on OpenSSL (Debian's libcurl4-openssl): its allocator is hooked too.
+        self.assertNotIn("not wiped on free", self.hitld.log_text())
 
 
 class KeyMemoryTls(KeyMemory):
