@@ -153,6 +153,113 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 	return CURL_PREREQFUNC_OK;
 }
 
+#define REDACTED "[redacted]"
+
+/* s with every occurrence of key replaced by REDACTED (malloc'd), or NULL
+ * when s does not hold the key (or on ENOMEM, when the caller drops s). */
+static char *redact_string(const char *s, const char *key, size_t key_len, bool *ret_oom) {
+	size_t hits = 0, n = strlen(s), r_len = strlen(REDACTED);
+	const char *p;
+	char *out, *w;
+
+	for (p = s; (p = strstr(p, key)); p += key_len)
+		hits++;
+	if (hits == 0)
+		return NULL;
+	out = malloc(n - hits * key_len + hits * r_len + 1);
+	if (!out) {
+		*ret_oom = true;
+		return NULL;
+	}
+	for (p = s, w = out;;) {
+		const char *k = strstr(p, key);
+
+		if (!k) {
+			strcpy(w, p);
+			break;
+		}
+		memcpy(w, p, (size_t) (k - p));
+		w += k - p;
+		memcpy(w, REDACTED, r_len);
+		w += r_len;
+		p = k + key_len;
+	}
+	return out;
+}
+
+/* Replaces the key in every string and member name of o. The parser bounds
+ * the depth (APIPARSE_JSON_DEPTH). Returns -ENOMEM when a string holding the
+ * key could not be rewritten: then the reply must not be passed on. */
+static int redact_json(json_object *o, const char *key, size_t key_len) {
+	bool oom = false;
+
+	switch (json_object_get_type(o)) {
+	case json_type_string: {
+		_cleanup_(freep) char *clean = redact_string(json_object_get_string(o), key, key_len, &oom);
+
+		if (oom)
+			return -ENOMEM;
+		if (clean && json_object_set_string(o, clean) != 1)
+			return -ENOMEM;
+		return 0;
+	}
+	case json_type_array:
+		for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+			if (redact_json(json_object_array_get_idx(o, i), key, key_len) < 0)
+				return -ENOMEM;
+		return 0;
+	case json_type_object: {
+		struct json_object_iterator it, end = json_object_iter_end(o);
+		const char *bad;
+
+		for (it = json_object_iter_begin(o); !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+			if (redact_json(json_object_iter_peek_value(&it), key, key_len) < 0)
+				return -ENOMEM;
+		/* A member name holding the key: rename it (rare, so one at a time). */
+		for (;;) {
+			_cleanup_(freep) char *clean = NULL;
+			json_object *value;
+
+			bad = NULL;
+			end = json_object_iter_end(o);
+			for (it = json_object_iter_begin(o); !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+				if (strstr(json_object_iter_peek_name(&it), key)) {
+					bad = json_object_iter_peek_name(&it);
+					break;
+				}
+			if (!bad)
+				return 0;
+			clean = redact_string(bad, key, key_len, &oom);
+			if (!clean)
+				return -ENOMEM;
+			value = json_object_get(json_object_iter_peek_value(&it));
+			json_object_object_del(o, bad);
+			if (json_object_object_add(o, clean, value) < 0) {
+				json_object_put(value);
+				return -ENOMEM;
+			}
+		}
+	}
+	default:
+		return 0;
+	}
+}
+
+/* Everything the server said (and curl's error text) leaves api.c through
+ * here: a server that echoes the key must not put it into status, a
+ * request's last_error or the journal. */
+static int redact_reply(ApiCall *call, json_object *root) {
+	const char *key = call->auth + strlen(AUTH_PREFIX);
+	size_t key_len = strlen(key);
+	_cleanup_(freep) char *err = NULL;
+	bool oom = false;
+
+	err = redact_string(call->errbuf, key, key_len, &oom);
+	if (err || oom)
+		snprintf(call->errbuf, sizeof(call->errbuf), "%s", err ? err : REDACTED);
+	return root ? redact_json(root, key, key_len) : 0;
+}
+
 static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	ApiCall *call = userdata;
 	ApiClient *c = call->client;
@@ -177,6 +284,8 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 			res.http_status = status;
 	}
 
+	if (redact_reply(call, NULL) < 0) /* errbuf only; the body below */
+		result = CURLE_OUT_OF_MEMORY;
 	if (result != CURLE_OK) {
 		res.curl_code = (int) result;
 		res.maybe_sent = call->reached_send || result == CURLE_FILESIZE_EXCEEDED;
@@ -189,10 +298,16 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 		const char *msg = NULL;
 		json_object *data = NULL;
 
-		if (apiparse_envelope(call->body, call->body_len, &root, &envelope_error, &msg, &data) < 0) {
+		if (apiparse_envelope(call->body, call->body_len, &root, &envelope_error, &msg, &data) < 0 ||
+		    redact_reply(call, root) < 0) {
 			res.body_invalid = true;
 			res.api_error = true;
 		} else {
+			json_object *m = NULL;
+
+			/* Redaction may have replaced the strings msg and data point into. */
+			msg = json_object_object_get_ex(root, "msg", &m) && m ? json_object_get_string(m) : NULL;
+			data = json_object_object_get(root, "data");
 			res.root = root;
 			res.msg = msg;
 			res.data = data;

@@ -27,6 +27,9 @@ typedef struct ApiConfig {
 	unsigned timeout_s;       /* whole-call timeout (connect timeout = min(10, timeout_s)); 0 = 30 */
 } ApiConfig;
 
+/* Whatever the server said reaches the caller with the call's key replaced by
+ * "[redacted]": in msg, in every string and member name of root (data
+ * included) and in error_text, so no later path can show or store it. */
 typedef struct ApiResult {
 	long http_status;         /* 0 when no complete HTTP response was received */
 	int curl_code;            /* CURLcode; 0 when a response arrived */
