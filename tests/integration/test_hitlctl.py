@@ -704,5 +704,42 @@ class Admin(CtlTestCase):
         self.assertIn("Loop not found", p.stderr)
 
 
+# C0 controls but \t and \n, DEL, C1 (U+0080..U+009F, 0x9B raw is CSI on 8-bit
+# terminals) and the bidi overrides/isolates that reorder what a reader sees.
+UNSAFE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069]")
+HOSTILE = ("Rotate logs\x1b[2K\r\x1b[32mAPPROVED by security team\x1b[0m\x1b]0;pwned\x07"
+           " \u009b31mred\u202egnp.exe\x7f\x08 end")
+
+
+class TerminalEscapes(CtlTestCase):
+    def submit_hostile(self):
+        from harness import single_select_request
+        return self.c.call("request.submit", single_select_request(self.loop_id, HOSTILE))["id"]
+
+    def assert_safe(self, what, text):
+        bad = UNSAFE_RE.findall(text)
+        self.assertEqual(bad, [], "%s prints raw control characters: %r" % (what, text))
+
+    def test_get_list_and_watch_escape_control_characters(self):
+        rid = self.submit_hostile()
+        p = self.ok("get", rid)
+        self.assert_safe("get", p.stdout)
+        self.assertIn("\\x1B[32mAPPROVED", p.stdout)      # shown, visibly
+        self.assertIn("\\u009B31m", p.stdout)
+        self.assertIn("\\u202E", p.stdout)
+        self.assert_safe("list", self.ok("list").stdout)
+        w = self.spawn("watch", rid)
+        time.sleep(0.5)
+        w.send_signal(signal.SIGINT)
+        out, err = w.communicate(timeout=30)
+        self.assert_safe("watch", out + err)
+
+    def test_json_output_is_the_daemon_text_unchanged(self):
+        rid = self.submit_hostile()
+        self.assertEqual(self.ctl_json("get", rid)["request_text"], HOSTILE)
+        page = self.ctl_json("list")
+        self.assertIn(HOSTILE, [r.get("request_text") for r in page["requests"]])
+
+
 if __name__ == "__main__":
     main()
