@@ -649,6 +649,12 @@ static int report_call_error(Ctl *ctl, int r, const char *what) {
 		json_object *inner = json_object_object_get(data, "data");
 
 		jint(data, "http_status", &http);
+		if (http == 404) {
+			/* HITL.sh has no such loop (or member): "not found", like a request. */
+			errorf("%s: not found at HITL.sh (HTTP 404): %s — 'hitlctl loops list' shows the loops this key sees.",
+			       what, jstr(data, "msg") ? jstr(data, "msg") : strna(e->message));
+			return EXIT_NOT_FOUND;
+		}
 		if (inner && json_object_is_type(inner, json_type_string))
 			errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s: %s", what, http,
 			       jstr(data, "msg") ? jstr(data, "msg") : strna(e->message), json_object_get_string(inner));
@@ -1751,12 +1757,12 @@ static int print_outcome(Ctl *ctl, json_object *wait_result, const char *expect,
 			return result_matches(result, expect) ? 0 : EXIT_MISMATCH;
 		return 0;
 	}
+	/* Cancelled or failed: no answer, for wait as for ask (hitlctl(1)). */
 	if (streq_ptr(state, "cancelled")) {
 		if (!ctl->json && !ask)
 			printf("%s  cancelled\n", strna(id));
-		if (ask)
-			errorf("request %s was cancelled before anyone answered.", strna(id));
-		return ask ? EXIT_REMOTE : 0;
+		errorf("request %s was cancelled before anyone answered.", strna(id));
+		return EXIT_REMOTE;
 	}
 	/* failed */
 	{
@@ -2830,7 +2836,8 @@ static const char exit_help[] =
 	"Exit status:\n"
 	"  0  success          1  ask --expect: the answer was something else\n"
 	"  2  usage error      3  hitld unreachable\n"
-	"  4  not found or permission denied      5  timed out waiting\n"
+	"  4  not found (request, or loop at HITL.sh) or permission denied\n"
+	"  5  timed out waiting\n"
 	"  6  HITL.sh, budget or queue error (or the request was cancelled/failed)\n";
 
 static void usage(FILE *f) {

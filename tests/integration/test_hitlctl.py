@@ -469,10 +469,13 @@ class Requests(CtlTestCase):
         self.ok("pause")
         rid = self.submit_select()
         self.ok("cancel", rid)
-        out = self.ok("wait", rid).stdout
-        self.assertRegex(out, r"^%s\s+cancelled" % rid)
-        got = self.ctl_json("wait", rid)
-        self.assertTrue(got["done"])
+        p = self.ctl("wait", rid)
+        self.assertEqual(p.returncode, EXIT_REMOTE)  # final, but no answer: like ask
+        self.assertRegex(p.stdout, r"^%s\s+cancelled" % rid)
+        self.assertIn("cancelled before anyone answered", p.stderr)
+        p = self.ctl("--json", "wait", rid)
+        self.assertEqual(p.returncode, EXIT_REMOTE)
+        self.assertTrue(json.loads(p.stdout)["done"])
 
     def test_list_filters_pages_and_quiet(self):
         self.ok("pause")
@@ -700,7 +703,7 @@ class Admin(CtlTestCase):
         self.assertIn("deleted", self.ok("loops", "delete", lid, "--yes").stdout)
         self.assertEqual(self.api_get("/loops/" + lid)[0], 404)
         p = self.ctl("loops", "get", lid)
-        self.assertEqual(p.returncode, EXIT_REMOTE)
+        self.assertEqual(p.returncode, EXIT_NOT_FOUND)
         self.assertIn("Loop not found", p.stderr)
 
 
