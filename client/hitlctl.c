@@ -984,10 +984,15 @@ static int verb_status(Ctl *ctl, int argc, char **argv) {
 
 	printf("%-9s hitld %s, up %s, socket %s\n", "Daemon:", strna(jstr(st, "version")),
 	       format_duration((uint64_t) (uptime > 0 ? uptime : 0), a, sizeof a), ctl->path);
-	printf("%-9s %" PRId64 "/%" PRId64 " calls used this hour, %" PRId64 " left", "Budget:", used, limit, remaining);
+	/* The count is hitld's own ledger: HITL.sh's last report plus the calls
+	 * hitld made since (and it cannot see other users of the key). Only the
+	 * window and the limit can be as HITL.sh reported them. */
+	printf("%-9s %" PRId64 "/%" PRId64 " calls used this hour, %" PRId64 " left (estimated)", "Budget:", used,
+	       limit, remaining);
 	if (format_when(jstr(budget, "reset_at"), b, sizeof b))
 		printf("; resets %s", b);
-	printf(" [%s]\n", streq_ptr(jstr(budget, "source"), "server") ? "as HITL.sh reported" : "local estimate");
+	printf(" [%s]\n", streq_ptr(jstr(budget, "source"), "server") ? "window and limit as HITL.sh reported"
+	                                                               : "nothing heard from HITL.sh yet");
 	if (format_when(jstr(budget, "paused_until"), b, sizeof b))
 		printf("%-9s HITL.sh rate-limited this key: no calls until %s\n", "", b);
 
@@ -2661,6 +2666,35 @@ static int verb_key(Ctl *ctl, int argc, char **argv) {
 	return 0;
 }
 
+/* daemon.reload's "key" (PROTOCOL.md §5.11): a refused new key, or none at
+ * all, fails the reload (exit 6) although the configuration was read again; a
+ * key with nothing to read it from again (the environment, read once at
+ * start) that stays in use does not. An older hitld says nothing: success. */
+static bool reload_key_ok(json_object *res) {
+	json_object *key = json_object_object_get(res, "key");
+
+	return !key || jbool(key, "loaded") || (jbool(key, "kept") && streq_ptr(jstr(key, "reason"), "no_key"));
+}
+
+static int reload_outcome(json_object *res) {
+	json_object *key = json_object_object_get(res, "key");
+
+	if (!key)
+		puts("reloaded: configuration and API key read again");
+	else if (jbool(key, "loaded"))
+		printf("reloaded: configuration read again, API key loaded from the %s\n",
+		       streq_ptr(jstr(key, "source"), "key_file") ? "key file" : strna(jstr(key, "source")));
+	else if (reload_key_ok(res))
+		printf("reloaded: configuration read again; the previous key stays (%s)\n", strna(jstr(key, "error")));
+	else if (jbool(key, "kept"))
+		errorf("reload: configuration read again, but the new API key was refused: %s — the previous key stays in use; "
+		       "see 'journalctl -u hitld'.", strna(jstr(key, "error")));
+	else
+		errorf("reload: configuration read again, but hitld has no API key: %s — see 'journalctl -u hitld'.",
+		       strna(jstr(key, "error")));
+	return reload_key_ok(res) ? 0 : EXIT_REMOTE;
+}
+
 static int simple_admin(Ctl *ctl, int argc, char **argv, const char *method, const char *done) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *res = NULL;
@@ -2676,10 +2710,14 @@ static int simple_admin(Ctl *ctl, int argc, char **argv, const char *method, con
 		k = ctl_call(ctl, method, NULL, &res, ctl->verb);
 	if (k)
 		return k;
-	if (ctl->json)
+	if (ctl->json) {
 		print_json(res);
-	else
-		puts(done);
+		/* The exit status tells a script what the reply says. */
+		return done || reload_key_ok(res) ? 0 : EXIT_REMOTE;
+	}
+	if (!done)
+		return reload_outcome(res);
+	puts(done);
 	return 0;
 }
 
@@ -2693,7 +2731,7 @@ static int verb_resume(Ctl *ctl, int argc, char **argv) {
 }
 
 static int verb_reload(Ctl *ctl, int argc, char **argv) {
-	return simple_admin(ctl, argc, argv, "daemon.reload", "reloaded: configuration and API key read again");
+	return simple_admin(ctl, argc, argv, "daemon.reload", NULL);
 }
 
 /* ------------------------------------------------------------------ help */

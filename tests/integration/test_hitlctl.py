@@ -766,7 +766,7 @@ class ExitCodes(CtlTestCase):
         "get": {0, 2, 3, 4}, "wait": {0, 2, 3, 4, 5, 6, 130}, "list": {0, 2, 3},
         "cancel": {0, 2, 3, 4, 6}, "feedback": {2, 3, 4, 6}, "watch": {0, 2, 3},
         "loops": {0, 2, 3, 4, 6}, "key": {0, 2, 3, 4, 6}, "pause": {0, 2, 3, 4},
-        "resume": {0, 2, 3, 4}, "reload": {0, 2, 3, 4}, "help": {0, 2}, "version": {0},
+        "resume": {0, 2, 3, 4}, "reload": {0, 2, 3, 4, 6}, "help": {0, 2}, "version": {0},
     }
 
     def documented_codes(self):
@@ -870,6 +870,8 @@ class ExitCodes(CtlTestCase):
             ("key", 3, lambda: self.ctl("key", "test", socket_path=nowhere)),
             ("key", 4, lambda: self.ctl("key", "test", **other)),
             ("key", 6, lambda: self.fault_then("GET", "/v1/test", lambda: self.ctl("key", "test"))),
+            # Last: it points the configuration at a key file hitld must refuse.
+            ("reload", 6, lambda: self.reload_with_refused_key()),
         ]
         self.assertEqual({c for _, c, _ in rows}, self.documented_codes(),
                          "the rows' codes are the codes hitlctl(1) documents")
@@ -885,6 +887,15 @@ class ExitCodes(CtlTestCase):
             if p.returncode != code:
                 wrong.append("%s: exit %s, documented %s — %s" % (verb, p.returncode, code, p.stderr.strip()[:200]))
         self.assertEqual(wrong, [])
+
+    def reload_with_refused_key(self):
+        bad = os.path.join(self.tmp, "readable.key")
+        with open(bad, "w") as f:
+            f.write(KEY + "\n")
+        os.chmod(bad, 0o644)
+        with open(self.hitld.config, "w") as f:
+            f.write(self.hitld.config_text({"api": {"key_file": bad}}))
+        return self.ctl("reload")
 
     def completed_id(self):
         return self.c.call("request.list", {"state": ["completed"]})["requests"][0]["id"]
