@@ -45,6 +45,10 @@ class ClientExamples(HitldTestCase):
             f.write(source)
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], capture_output=True, text=True,
                                check=True).stdout.split()
+        lib = os.path.join(BUILD, "libhitlclient.a")
+        with open(lib, "rb") as f:
+            if b"__asan_" in f.read():      # the sanitizer build's library needs its runtime
+                flags += ["-fsanitize=address,undefined"]
         p = subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-I", os.path.join(ROOT, "client"), src,
                             os.path.join(BUILD, "libhitlclient.a")] + flags + ["-o", exe],
                            capture_output=True, text=True, timeout=120)
