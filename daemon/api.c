@@ -245,11 +245,7 @@ static int redact_json(json_object *o, const char *key, size_t key_len) {
 	}
 }
 
-/* Everything the server said (and curl's error text) leaves api.c through
- * here: a server that echoes the key must not put it into status, a
- * request's last_error or the journal. */
-static int redact_reply(ApiCall *call, json_object *root) {
-	const char *key = call->auth + strlen(AUTH_PREFIX);
+static int redact_one(ApiCall *call, json_object *root, const char *key) {
 	size_t key_len = strlen(key);
 	_cleanup_(freep) char *err = NULL;
 	bool oom = false;
@@ -258,6 +254,20 @@ static int redact_reply(ApiCall *call, json_object *root) {
 	if (err || oom)
 		snprintf(call->errbuf, sizeof(call->errbuf), "%s", err ? err : REDACTED);
 	return root ? redact_json(root, key, key_len) : 0;
+}
+
+/* Everything the server said (and curl's error text) leaves api.c through
+ * here: a server that echoes the key must not put it into status, a
+ * request's last_error or the journal. The key the call was made with, and
+ * the current one if a rotation came in between. */
+static int redact_reply(ApiCall *call, json_object *root) {
+	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth;
+	int r;
+
+	r = redact_one(call, root, sent);
+	if (r >= 0 && now && !streq(now + strlen(AUTH_PREFIX), sent))
+		r = redact_one(call, root, now + strlen(AUTH_PREFIX));
+	return r;
 }
 
 static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {

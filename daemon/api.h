@@ -27,7 +27,8 @@ typedef struct ApiConfig {
 	unsigned timeout_s;       /* whole-call timeout (connect timeout = min(10, timeout_s)); 0 = 30 */
 } ApiConfig;
 
-/* Whatever the server said reaches the caller with the call's key replaced by
+/* Whatever the server said reaches the caller with the key (the one the call
+ * was made with, and the current one) replaced by
  * "[redacted]": in msg, in every string and member name of root (data
  * included) and in error_text, so no later path can show or store it. */
 typedef struct ApiResult {
