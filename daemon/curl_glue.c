@@ -127,6 +127,8 @@ static void glue_hook_openssl(void) {
 		log_debug("libcurl does not use OpenSSL: TLS buffers are not wiped on free.");
 	else if (set(ossl_malloc, ossl_realloc, ossl_free) != 1)
 		log_warning("OpenSSL was used before hitld could hook its allocator: TLS buffers are not wiped on free.");
+	else
+		log_debug("libcurl uses OpenSSL: its buffers are wiped on free too.");
 }
 
 static GlueEntry *glue_find(CurlGlue *g, CURL *easy) {

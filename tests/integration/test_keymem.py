@@ -112,6 +112,7 @@ class KeyMemory(HitldTestCase):
         self.assertNotIn("Could not lock", self.hitld.log_text())
         # libcurl on OpenSSL (Debian's libcurl4-openssl): its allocator is hooked too.
         self.assertNotIn("not wiped on free", self.hitld.log_text())
+        self.assertIn("libcurl uses OpenSSL: its buffers are wiped on free too.", self.hitld.log_text())
 
 
 class KeyMemoryTls(KeyMemory):
