@@ -17,17 +17,31 @@
  *   - json_object parameters are borrowed (the caller keeps its reference);
  *     json_object results are new references the caller must json_object_put().
  *
- * Minimal use:
+ * Minimal use: submit a request and, if hitld refuses it, say which field and
+ * why (e.data; e.message alone is only "Invalid parameters."):
  *
  *     HitlClient *c = NULL;
  *     HitlError e = HITL_ERROR_INIT;
- *     json_object *status = NULL;
+ *     json_object *res = NULL, *params = json_tokener_parse(
+ *             "{\"loop_id\": \"65f1234567890abcdef12345\", \"request_text\": \"Deploy?\","
+ *             " \"response_type\": \"single_select\", \"response_config\": {\"options\": [\"yes\", \"no\"]},"
+ *             " \"default_response\": \"no\"}");
  *     int r = hitl_client_connect(NULL, &c);     // $HITLD_SOCKET or /run/hitld.sock
  *     if (r >= 0)
- *             r = hitl_status(c, &status, &e);
- *     if (r == -EREMOTEIO)
- *             fprintf(stderr, "hitld: %s (%d)\n", e.message, e.code);
- *     json_object_put(status);
+ *             r = hitl_request_submit(c, params, &res, &e);
+ *     if (r == -EREMOTEIO && e.code == HITL_ERROR_INVALID_PARAMS)
+ *             fprintf(stderr, "refused: %s: %s\n",    // e.g. "default_response: must be one of …"
+ *                     json_object_get_string(json_object_object_get(e.data, "field")),
+ *                     json_object_get_string(json_object_object_get(e.data, "reason")));
+ *     else if (r == -EREMOTEIO)
+ *             fprintf(stderr, "hitld: %s (%s) %s\n", e.message, hitl_error_code_name(e.code),
+ *                     e.data ? json_object_to_json_string(e.data) : "");
+ *     else if (r < 0)
+ *             fprintf(stderr, "hitld: %s\n", strerror(-r));
+ *     else
+ *             printf("queued as %s\n", json_object_get_string(json_object_object_get(res, "id")));
+ *     json_object_put(res);
+ *     json_object_put(params);
  *     hitl_error_clear(&e);
  *     hitl_client_free(c);
  *
@@ -91,11 +105,24 @@ typedef struct HitlClient HitlClient;
 
 /* A JSON-RPC error as the daemon sent it. Initialise with HITL_ERROR_INIT,
  * release with hitl_error_clear(). A call that fills it first clears what it
- * held, so one HitlError can be reused across calls. */
+ * held, so one HitlError can be reused across calls.
+ *
+ * message is for people and says little ("Invalid parameters."); programs
+ * branch on code and read data, whose members depend on the code
+ * (PROTOCOL.md §6):
+ *   HITL_ERROR_INVALID_PARAMS  {"field": path of the culprit, e.g. "default_response" or
+ *                               "response_config.options[2].value", "reason": why, in English}
+ *   HITL_ERROR_PARSE, HITL_ERROR_INVALID_REQUEST  {"reason"}
+ *   HITL_ERROR_QUOTA           {"limit": the bound that was reached}
+ *   HITL_ERROR_BUDGET          {"retry_at": time when budget is back}
+ *   HITL_ERROR_REMOTE          {"http_status", "msg": HITL.sh's message, "data": HITL.sh's data}
+ *   HITL_ERROR_UNAVAILABLE     sometimes {"key": the key's state, "msg"}
+ *   other codes                no data (NULL)
+ * Text that came from HITL.sh never holds the API key (hitld redacts it). */
 typedef struct HitlError {
 	int code;            /* e.g. HITL_ERROR_NOT_FOUND; 0 when empty */
 	char *message;       /* the daemon's short English sentence, or NULL */
-	json_object *data;   /* the error's "data" member, or NULL */
+	json_object *data;   /* the error's "data" member (see above), or NULL; owned by the HitlError */
 } HitlError;
 
 #define HITL_ERROR_INIT ((HitlError) { 0, NULL, NULL })
@@ -206,8 +233,23 @@ int hitl_hello(HitlClient *c, const char *client_name, json_object **ret_result,
 /* status {} → {version, started_at, uptime_s, budget, queue, api, key, paused}. */
 int hitl_status(HitlClient *c, json_object **ret_status, HitlError *error);
 
-/* request.submit: params are the create-request fields plus optional
- * client_ref → {id, state, created_at, position, duplicate}. */
+/* request.submit: params is an object of HITL.sh's create-request fields plus
+ * an optional client_ref (PROTOCOL.md §5.3 has every rule):
+ *   loop_id           required: 24 hex characters
+ *   request_text      required: 1–2000 characters (markdown)
+ *   response_type     required: "single_select", "multi_select", "rating", "number", "text"
+ *   response_config   required: object, by type: {"options": [...]} for selects,
+ *                     {"scale_max"} for rating, {"max_value"} for number, {} or {"max_length"} for text
+ *   default_response  required: the result when nobody answers in time; fits the type
+ *   priority          "low", "medium" (default), "high", "critical"
+ *   processing_type   "time-sensitive" or "deferred" (default)
+ *   timeout_seconds   required when time-sensitive (60–86400); deferred: 60–2592000
+ *   type, image_url   "markdown" (default) or "image" with an http(s) image_url
+ *   context           object shown to reviewers (≤ 50 KB; "hitld_id" is reserved)
+ *   callback_url, platform, platform_version, tags
+ *   client_ref        1–128 characters: submitting again with it returns the first request
+ * → {id, state, created_at, position, duplicate}. A refusal is -EREMOTEIO with
+ * error->code HITL_ERROR_INVALID_PARAMS and error->data {"field", "reason"}. */
 int hitl_request_submit(HitlClient *c, json_object *params, json_object **ret_result, HitlError *error);
 
 /* request.get {id} → the request record. */

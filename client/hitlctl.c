@@ -5,6 +5,7 @@
  * names its cause and, where one exists, the fix. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -82,14 +83,158 @@ _printf_(1, 2) static int usage_error(const char *format, ...) {
 	return EXIT_USAGE;
 }
 
+/* ------------------------------------------------------------------ terminal-safe output */
+
+/* Human output shows text that others wrote (a request's author, a reviewer,
+ * HITL.sh): a control character in it could move the cursor, recolour or
+ * clear the screen, retitle the window or hide text from the admin reading
+ * it. So stdout and stderr go through this filter, which shows, visibly
+ * escaped, every C0 control but \t and \n (as \xHH), DEL, every byte that is
+ * not valid UTF-8 (0x9B alone is CSI on an 8-bit terminal), the C1 controls
+ * and the bidi overrides and isolates (as \uHHHH). --json output bypasses it:
+ * JSON has its own escaping, and a program wants the text unchanged. The live
+ * line writes its own "\r\033[K" to the unfiltered stderr. */
+typedef struct TermFilter {
+	int fd;
+	unsigned char pending[4]; /* an incomplete UTF-8 sequence carried to the next write */
+	size_t n_pending, need;
+} TermFilter;
+
+static TermFilter term_out = { .fd = STDOUT_FILENO }, term_err = { .fd = STDERR_FILENO };
+static FILE *raw_stdout, *raw_stderr;
+
+static void term_write_all(int fd, const char *p, size_t n) {
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return; /* like stdio on a closed pipe: output is lost, exit code stands */
+		p += k;
+		n -= (size_t) k;
+	}
+}
+
+static bool codepoint_is_unsafe(uint32_t cp) {
+	return (cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Appends bytes that did not make a valid, safe UTF-8 sequence as \xHH each. */
+static size_t term_escape_bytes(char *out, const unsigned char *b, size_t n) {
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i++)
+		w += (size_t) sprintf(out + w, "\\x%02X", b[i]);
+	return w;
+}
+
+/* Emits the completed sequence in f->pending. */
+static size_t term_flush_sequence(TermFilter *f, char *out) {
+	const unsigned char *b = f->pending;
+	size_t n = f->n_pending, w;
+	uint32_t cp;
+
+	f->n_pending = f->need = 0;
+	if (n == 2)
+		cp = (uint32_t) (b[0] & 0x1F) << 6 | (b[1] & 0x3F);
+	else if (n == 3)
+		cp = (uint32_t) (b[0] & 0x0F) << 12 | (uint32_t) (b[1] & 0x3F) << 6 | (b[2] & 0x3F);
+	else
+		cp = (uint32_t) (b[0] & 0x07) << 18 | (uint32_t) (b[1] & 0x3F) << 12 | (uint32_t) (b[2] & 0x3F) << 6 |
+		     (b[3] & 0x3F);
+	/* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+		return term_escape_bytes(out, b, n);
+	if (codepoint_is_unsafe(cp))
+		return (size_t) sprintf(out, "\\u%04X", (unsigned) cp);
+	memcpy(out, b, n);
+	w = n;
+	return w;
+}
+
+static ssize_t term_filter_write(void *cookie, const char *buf, size_t size) {
+	TermFilter *f = cookie;
+	char out[4096];
+	size_t w = 0;
+
+	for (size_t i = 0; i < size; i++) {
+		unsigned char c = (unsigned char) buf[i];
+
+		/* Room for the worst case of one step: 4 pending bytes as \xHH, then c. */
+		if (w > sizeof out - 32) {
+			term_write_all(f->fd, out, w);
+			w = 0;
+		}
+		if (f->need > 0) {
+			if ((c & 0xC0) == 0x80) {
+				f->pending[f->n_pending++] = c;
+				if (f->n_pending == f->need)
+					w += term_flush_sequence(f, out + w);
+				continue;
+			}
+			w += term_escape_bytes(out + w, f->pending, f->n_pending);
+			f->n_pending = f->need = 0;
+		}
+		if (c >= 0xC2 && c <= 0xF4) {
+			f->pending[0] = c;
+			f->n_pending = 1;
+			f->need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		} else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F || c >= 0x80)
+			w += term_escape_bytes(out + w, &c, 1);
+		else
+			out[w++] = (char) c;
+	}
+	term_write_all(f->fd, out, w);
+	return (ssize_t) size;
+}
+
+/* Sends stdout and stderr through the filter; raw_stdout and raw_stderr
+ * stay the unfiltered streams. Without memory for it, output stays raw. */
+static void term_filter_install(void) {
+	static const cookie_io_functions_t io = { .write = term_filter_write };
+	FILE *out = fopencookie(&term_out, "w", io), *err = fopencookie(&term_err, "w", io);
+
+	raw_stdout = stdout;
+	raw_stderr = stderr;
+	if (!out || !err) {
+		if (out)
+			fclose(out);
+		if (err)
+			fclose(err);
+		return;
+	}
+	(void) setvbuf(out, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ);
+	(void) setvbuf(err, NULL, _IONBF, 0);
+	stdout = out;
+	stderr = err;
+}
+
+/* Writes what the filter still holds (an incomplete sequence, escaped). */
+static void term_filter_finish(void) {
+	char out[32];
+
+	fflush(stdout);
+	fflush(stderr);
+	for (TermFilter *f = &term_out; f; f = f == &term_out ? &term_err : NULL)
+		if (f->n_pending > 0) {
+			size_t w = term_escape_bytes(out, f->pending, f->n_pending);
+
+			f->n_pending = f->need = 0;
+			term_write_all(f->fd, out, w);
+		}
+}
+
 static const char *json_plain(json_object *j) {
 	return json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* Prints a daemon result unchanged, one object per line. */
 static void print_json(json_object *j) {
-	puts(j ? json_plain(j) : "null");
-	fflush(stdout);
+	fflush(stdout); /* keep the order of anything printed before */
+	fputs(j ? json_plain(j) : "null", raw_stdout);
+	fputc('\n', raw_stdout);
+	fflush(raw_stdout);
 }
 
 static const char *jstr(json_object *o, const char *key) {
@@ -505,6 +650,12 @@ static int report_call_error(Ctl *ctl, int r, const char *what) {
 		json_object *inner = json_object_object_get(data, "data");
 
 		jint(data, "http_status", &http);
+		if (http == 404) {
+			/* HITL.sh has no such loop (or member): "not found", like a request. */
+			errorf("%s: not found at HITL.sh (HTTP 404): %s — 'hitlctl loops list' shows the loops this key sees.",
+			       what, jstr(data, "msg") ? jstr(data, "msg") : strna(e->message));
+			return EXIT_NOT_FOUND;
+		}
 		if (inner && json_object_is_type(inner, json_type_string))
 			errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s: %s", what, http,
 			       jstr(data, "msg") ? jstr(data, "msg") : strna(e->message), json_object_get_string(inner));
@@ -838,10 +989,15 @@ static int verb_status(Ctl *ctl, int argc, char **argv) {
 
 	printf("%-9s hitld %s, up %s, socket %s\n", "Daemon:", strna(jstr(st, "version")),
 	       format_duration((uint64_t) (uptime > 0 ? uptime : 0), a, sizeof a), ctl->path);
-	printf("%-9s %" PRId64 "/%" PRId64 " calls used this hour, %" PRId64 " left", "Budget:", used, limit, remaining);
+	/* The count is hitld's own ledger: HITL.sh's last report plus the calls
+	 * hitld made since (and it cannot see other users of the key). Only the
+	 * window and the limit can be as HITL.sh reported them. */
+	printf("%-9s %" PRId64 "/%" PRId64 " calls used this hour, %" PRId64 " left (estimated)", "Budget:", used,
+	       limit, remaining);
 	if (format_when(jstr(budget, "reset_at"), b, sizeof b))
 		printf("; resets %s", b);
-	printf(" [%s]\n", streq_ptr(jstr(budget, "source"), "server") ? "as HITL.sh reported" : "local estimate");
+	printf(" [%s]\n", streq_ptr(jstr(budget, "source"), "server") ? "window and limit as HITL.sh reported"
+	                                                               : "nothing heard from HITL.sh yet");
 	if (format_when(jstr(budget, "paused_until"), b, sizeof b))
 		printf("%-9s HITL.sh rate-limited this key: no calls until %s\n", "", b);
 
@@ -1357,8 +1513,8 @@ typedef struct Live {
 
 static void live_clear(Live *l) {
 	if (l->shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
+		fputs("\r\033[K", raw_stderr);
+		fflush(raw_stderr);
 		l->shown = false;
 	}
 }
@@ -1420,7 +1576,9 @@ static void live_update(Ctl *ctl, Live *l, json_object *record) {
 	{
 		_cleanup_(freep) char *cut = shorten(line, (size_t) cols - 1);
 
-		fprintf(stderr, "\r\033[K%s", cut ? cut : line);
+		fputs("\r\033[K", raw_stderr);
+		fflush(raw_stderr);
+		fputs(cut ? cut : line, stderr);
 		fflush(stderr);
 		l->shown = true;
 	}
@@ -1609,12 +1767,12 @@ static int print_outcome(Ctl *ctl, json_object *wait_result, const char *expect,
 			return result_matches(result, expect) ? 0 : EXIT_MISMATCH;
 		return 0;
 	}
+	/* Cancelled or failed: no answer, for wait as for ask (hitlctl(1)). */
 	if (streq_ptr(state, "cancelled")) {
 		if (!ctl->json && !ask)
 			printf("%s  cancelled\n", strna(id));
-		if (ask)
-			errorf("request %s was cancelled before anyone answered.", strna(id));
-		return ask ? EXIT_REMOTE : 0;
+		errorf("request %s was cancelled before anyone answered.", strna(id));
+		return EXIT_REMOTE;
 	}
 	/* failed */
 	{
@@ -2683,6 +2841,35 @@ static int verb_key(Ctl *ctl, int argc, char **argv) {
 	return 0;
 }
 
+/* daemon.reload's "key" (PROTOCOL.md §5.11): a refused new key, or none at
+ * all, fails the reload (exit 6) although the configuration was read again; a
+ * key with nothing to read it from again (the environment, read once at
+ * start) that stays in use does not. An older hitld says nothing: success. */
+static bool reload_key_ok(json_object *res) {
+	json_object *key = json_object_object_get(res, "key");
+
+	return !key || jbool(key, "loaded") || (jbool(key, "kept") && streq_ptr(jstr(key, "reason"), "no_key"));
+}
+
+static int reload_outcome(json_object *res) {
+	json_object *key = json_object_object_get(res, "key");
+
+	if (!key)
+		puts("reloaded: configuration and API key read again");
+	else if (jbool(key, "loaded"))
+		printf("reloaded: configuration read again, API key loaded from the %s\n",
+		       streq_ptr(jstr(key, "source"), "key_file") ? "key file" : strna(jstr(key, "source")));
+	else if (reload_key_ok(res))
+		printf("reloaded: configuration read again; the previous key stays (%s)\n", strna(jstr(key, "error")));
+	else if (jbool(key, "kept"))
+		errorf("reload: configuration read again, but the new API key was refused: %s — the previous key stays in use; "
+		       "see 'journalctl -u hitld'.", strna(jstr(key, "error")));
+	else
+		errorf("reload: configuration read again, but hitld has no API key: %s — see 'journalctl -u hitld'.",
+		       strna(jstr(key, "error")));
+	return reload_key_ok(res) ? 0 : EXIT_REMOTE;
+}
+
 static int simple_admin(Ctl *ctl, int argc, char **argv, const char *method, const char *done) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *res = NULL;
@@ -2698,10 +2885,14 @@ static int simple_admin(Ctl *ctl, int argc, char **argv, const char *method, con
 		k = ctl_call(ctl, method, NULL, &res, ctl->verb);
 	if (k)
 		return k;
-	if (ctl->json)
+	if (ctl->json) {
 		print_json(res);
-	else
-		puts(done);
+		/* The exit status tells a script what the reply says. */
+		return done || reload_key_ok(res) ? 0 : EXIT_REMOTE;
+	}
+	if (!done)
+		return reload_outcome(res);
+	puts(done);
 	return 0;
 }
 
@@ -2715,7 +2906,7 @@ static int verb_resume(Ctl *ctl, int argc, char **argv) {
 }
 
 static int verb_reload(Ctl *ctl, int argc, char **argv) {
-	return simple_admin(ctl, argc, argv, "daemon.reload", "reloaded: configuration and API key read again");
+	return simple_admin(ctl, argc, argv, "daemon.reload", NULL);
 }
 
 /* ------------------------------------------------------------------ help */
@@ -2876,7 +3067,8 @@ static const char exit_help[] =
 	"Exit status:\n"
 	"  0  success          1  ask --expect: the answer was something else\n"
 	"  2  usage error      3  hitld unreachable\n"
-	"  4  not found or permission denied      5  timed out waiting\n"
+	"  4  not found (request, or loop at HITL.sh) or permission denied\n"
+	"  5  timed out waiting\n"
 	"  6  HITL.sh, budget or queue error (or the request was cancelled/failed)\n";
 
 static void usage(FILE *f) {
@@ -2956,6 +3148,8 @@ int main(int argc, char **argv) {
 	const Verb *v;
 	int i, r;
 
+	term_filter_install();
+
 	/* Options before the verb: the common ones only. */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -3005,6 +3199,6 @@ int main(int argc, char **argv) {
 	hitl_error_clear(&ctl.error);
 	hitl_client_free(ctl.client);
 	free(ctl.instance_path);
-	fflush(stdout);
+	term_filter_finish();
 	return r;
 }

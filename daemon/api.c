@@ -9,6 +9,7 @@
 #include "apiparse.h"
 #include "cleanup.h"
 #include "curl_glue.h"
+#include "lockedmem.h"
 #include "log.h"
 
 #ifndef HITLD_VERSION
@@ -20,6 +21,14 @@
 /* Only the rate-limit lines are kept (apiparse_header_wanted), so this is ample. */
 #define API_HEADER_BLOCK_MAX 4096U
 
+#define AUTH_PREFIX "Authorization: Bearer "
+/* Every call keeps its own copy of the Authorization line (a rotation must not
+ * change a call in flight), and api_set_key() holds the old and the new line
+ * for a moment. */
+#define AUTH_SLOT_SIZE 544U
+#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
+_Static_assert(sizeof(AUTH_PREFIX) + API_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
+
 struct ApiClient {
 	sd_event *event;
 	CurlGlue *glue;
@@ -27,7 +36,8 @@ struct ApiClient {
 	char *ca_file;
 	unsigned timeout_s;
 	bool plain_loopback;   /* http:// to loopback: never through a proxy */
-	char *key;
+	LockedArena *secrets;  /* locked, undumpable home of every Authorization line */
+	char *auth;            /* "Authorization: Bearer <key>" in a secrets slot, or NULL: no key */
 	struct ApiCall *calls;
 	unsigned n_calls;
 };
@@ -37,7 +47,11 @@ struct ApiCall {
 	CURL *easy;            /* owned by the glue once added */
 	api_done_t done;
 	void *userdata;
-	struct curl_slist *headers; /* holds the Authorization line: wiped on free */
+	char *auth;            /* this call's Authorization line (a secrets slot): wiped on free */
+	/* curl reads the header list in place, so the line is never copied into
+	 * a list curl allocated; curl's own request buffers are wiped by the
+	 * allocator curl_glue gives it. */
+	struct curl_slist headers[4];
 
 	char *body;            /* response body, NUL-terminated, ≤ API_RESPONSE_BODY_MAX bytes */
 	size_t body_len, body_alloc;
@@ -54,18 +68,11 @@ struct ApiCall {
 	struct ApiCall *prev, *next;
 };
 
-static void headers_wipe_and_free(struct curl_slist *l) {
-	for (struct curl_slist *i = l; i; i = i->next)
-		if (i->data)
-			explicit_bzero(i->data, strlen(i->data));
-	curl_slist_free_all(l);
-}
-
 /* Frees the call's own memory; the easy handle must be gone or detached. */
 static void call_free(ApiCall *call) {
 	if (!call)
 		return;
-	headers_wipe_and_free(call->headers);
+	locked_arena_put(call->client->secrets, call->auth);
 	free(call->body);
 	free(call);
 }
@@ -146,6 +153,123 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 	return CURL_PREREQFUNC_OK;
 }
 
+#define REDACTED "[redacted]"
+
+/* s with every occurrence of key replaced by REDACTED (malloc'd), or NULL
+ * when s does not hold the key (or on ENOMEM, when the caller drops s). */
+static char *redact_string(const char *s, const char *key, size_t key_len, bool *ret_oom) {
+	size_t hits = 0, n = strlen(s), r_len = strlen(REDACTED);
+	const char *p;
+	char *out, *w;
+
+	for (p = s; (p = strstr(p, key)); p += key_len)
+		hits++;
+	if (hits == 0)
+		return NULL;
+	out = malloc(n - hits * key_len + hits * r_len + 1);
+	if (!out) {
+		*ret_oom = true;
+		return NULL;
+	}
+	for (p = s, w = out;;) {
+		const char *k = strstr(p, key);
+
+		if (!k) {
+			strcpy(w, p);
+			break;
+		}
+		memcpy(w, p, (size_t) (k - p));
+		w += k - p;
+		memcpy(w, REDACTED, r_len);
+		w += r_len;
+		p = k + key_len;
+	}
+	return out;
+}
+
+/* Replaces the key in every string and member name of o. The parser bounds
+ * the depth (APIPARSE_JSON_DEPTH). Returns -ENOMEM when a string holding the
+ * key could not be rewritten: then the reply must not be passed on. */
+static int redact_json(json_object *o, const char *key, size_t key_len) {
+	bool oom = false;
+
+	switch (json_object_get_type(o)) {
+	case json_type_string: {
+		_cleanup_(freep) char *clean = redact_string(json_object_get_string(o), key, key_len, &oom);
+
+		if (oom)
+			return -ENOMEM;
+		if (clean && json_object_set_string(o, clean) != 1)
+			return -ENOMEM;
+		return 0;
+	}
+	case json_type_array:
+		for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+			if (redact_json(json_object_array_get_idx(o, i), key, key_len) < 0)
+				return -ENOMEM;
+		return 0;
+	case json_type_object: {
+		struct json_object_iterator it, end = json_object_iter_end(o);
+		const char *bad;
+
+		for (it = json_object_iter_begin(o); !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+			if (redact_json(json_object_iter_peek_value(&it), key, key_len) < 0)
+				return -ENOMEM;
+		/* A member name holding the key: rename it (rare, so one at a time). */
+		for (;;) {
+			_cleanup_(freep) char *clean = NULL;
+			json_object *value;
+
+			bad = NULL;
+			end = json_object_iter_end(o);
+			for (it = json_object_iter_begin(o); !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+				if (strstr(json_object_iter_peek_name(&it), key)) {
+					bad = json_object_iter_peek_name(&it);
+					break;
+				}
+			if (!bad)
+				return 0;
+			clean = redact_string(bad, key, key_len, &oom);
+			if (!clean)
+				return -ENOMEM;
+			value = json_object_get(json_object_iter_peek_value(&it));
+			json_object_object_del(o, bad);
+			if (json_object_object_add(o, clean, value) < 0) {
+				json_object_put(value);
+				return -ENOMEM;
+			}
+		}
+	}
+	default:
+		return 0;
+	}
+}
+
+static int redact_one(ApiCall *call, json_object *root, const char *key) {
+	size_t key_len = strlen(key);
+	_cleanup_(freep) char *err = NULL;
+	bool oom = false;
+
+	err = redact_string(call->errbuf, key, key_len, &oom);
+	if (err || oom)
+		snprintf(call->errbuf, sizeof(call->errbuf), "%s", err ? err : REDACTED);
+	return root ? redact_json(root, key, key_len) : 0;
+}
+
+/* Everything the server said (and curl's error text) leaves api.c through
+ * here: a server that echoes the key must not put it into status, a
+ * request's last_error or the journal. The key the call was made with, and
+ * the current one if a rotation came in between. */
+static int redact_reply(ApiCall *call, json_object *root) {
+	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth;
+	int r;
+
+	r = redact_one(call, root, sent);
+	if (r >= 0 && now && !streq(now + strlen(AUTH_PREFIX), sent))
+		r = redact_one(call, root, now + strlen(AUTH_PREFIX));
+	return r;
+}
+
 static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	ApiCall *call = userdata;
 	ApiClient *c = call->client;
@@ -170,6 +294,8 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 			res.http_status = status;
 	}
 
+	if (redact_reply(call, NULL) < 0) /* errbuf only; the body below */
+		result = CURLE_OUT_OF_MEMORY;
 	if (result != CURLE_OK) {
 		res.curl_code = (int) result;
 		res.maybe_sent = call->reached_send || result == CURLE_FILESIZE_EXCEEDED;
@@ -182,10 +308,16 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 		const char *msg = NULL;
 		json_object *data = NULL;
 
-		if (apiparse_envelope(call->body, call->body_len, &root, &envelope_error, &msg, &data) < 0) {
+		if (apiparse_envelope(call->body, call->body_len, &root, &envelope_error, &msg, &data) < 0 ||
+		    redact_reply(call, root) < 0) {
 			res.body_invalid = true;
 			res.api_error = true;
 		} else {
+			json_object *m = NULL;
+
+			/* Redaction may have replaced the strings msg and data point into. */
+			msg = json_object_object_get_ex(root, "msg", &m) && m ? json_object_get_string(m) : NULL;
+			data = json_object_object_get(root, "data");
 			res.root = root;
 			res.msg = msg;
 			res.data = data;
@@ -306,7 +438,7 @@ ApiClient *api_free(ApiClient *c) {
 		call_free(call);
 	}
 	curl_glue_free(c->glue);
-	erase_and_freep(&c->key);
+	locked_arena_free(c->secrets);
 	free(c->base_url);
 	free(c->ca_file);
 	sd_event_unref(c->event);
@@ -336,6 +468,9 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 			return -ENOMEM;
 	}
 
+	r = locked_arena_new(AUTH_SLOT_SIZE, AUTH_SLOTS, &c->secrets);
+	if (r < 0)
+		return r;
 	r = curl_glue_new(e, &c->glue);
 	if (r < 0)
 		return r;
@@ -345,7 +480,7 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 }
 
 int api_set_key(ApiClient *c, const char *key) {
-	char *copy = NULL;
+	char *line = NULL;
 
 	if (!c)
 		return -EINVAL;
@@ -358,17 +493,19 @@ int api_set_key(ApiClient *c, const char *key) {
 		for (size_t i = 0; i < n; i++)
 			if (key[i] < 0x21 || key[i] > 0x7e)
 				return -EINVAL;
-		copy = strdup(key);
-		if (!copy)
+		line = locked_arena_get(c->secrets);
+		if (!line)
 			return -ENOMEM;
+		memcpy(line, AUTH_PREFIX, strlen(AUTH_PREFIX));
+		memcpy(line + strlen(AUTH_PREFIX), key, n + 1);
 	}
-	erase_and_freep(&c->key);
-	c->key = copy;
+	locked_arena_put(c->secrets, c->auth);
+	c->auth = line;
 	return 0;
 }
 
 bool api_has_key(const ApiClient *c) {
-	return c && c->key;
+	return c && c->auth;
 }
 
 unsigned api_in_flight(const ApiClient *c) {
@@ -441,29 +578,26 @@ static int easy_setup(ApiClient *c, ApiCall *call, const char *method, const cha
 	return ok ? 0 : -EIO;
 }
 
-static int headers_build(const char *key, bool with_body, struct curl_slist **ret) {
-	static const char prefix[] = "Authorization: Bearer ";
-	char auth[sizeof(prefix) + API_KEY_MAX];
-	struct curl_slist *l = NULL, *n;
-	const char *lines[] = {
-		auth,
-		"Accept: application/json",
-		with_body ? "Content-Type: application/json" : "Content-Type:",
-		"Expect:",
+/* Takes a secrets slot for the call's copy of the Authorization line and
+ * links the call's header list; curl only reads the list (CURLOPT_HTTPHEADER). */
+static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
+	char *lines[ELEMENTSOF(call->headers)] = {
+		NULL,
+		(char *) "Accept: application/json",
+		(char *) (with_body ? "Content-Type: application/json" : "Content-Type:"),
+		(char *) "Expect:",
 	};
 
-	snprintf(auth, sizeof(auth), "%s%s", prefix, key);
-	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
-		n = curl_slist_append(l, lines[i]);
-		if (!n) {
-			explicit_bzero(auth, sizeof(auth));
-			headers_wipe_and_free(l);
-			return -ENOMEM;
-		}
-		l = n;
-	}
-	explicit_bzero(auth, sizeof(auth));
-	*ret = l;
+	call->auth = locked_arena_get(c->secrets);
+	if (!call->auth)
+		return -ENOMEM;
+	memcpy(call->auth, c->auth, AUTH_SLOT_SIZE);
+	lines[0] = call->auth;
+	for (size_t i = 0; i < ELEMENTSOF(call->headers); i++)
+		call->headers[i] = (struct curl_slist) {
+			.data = lines[i],
+			.next = i + 1 < ELEMENTSOF(call->headers) ? &call->headers[i + 1] : NULL,
+		};
 	return 0;
 }
 
@@ -483,7 +617,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 		return -EINVAL;
 	if (body && streq(method, "GET"))
 		return -EINVAL;
-	if (!c->key)
+	if (!c->auth)
 		return -ENOKEY;
 	if (c->n_calls >= API_MAX_IN_FLIGHT)
 		return -EBUSY;
@@ -508,7 +642,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata };
 	snprintf(call->method, sizeof(call->method), "%s", method);
 
-	r = headers_build(c->key, body, &call->headers);
+	r = headers_build(c, call, body);
 	if (r < 0)
 		return r;
 	call->easy = curl_easy_init();

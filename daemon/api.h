@@ -1,7 +1,11 @@
 /* api.h — HITL.sh HTTP calls on libcurl inside the daemon's sd-event loop; holds the key.
  * Reports every outcome (status, envelope, rate headers, whether a failed call may have
  * reached the server) and decides nothing; bounded to 16 calls and 4 MiB per body; never
- * logs the key or the Authorization header. One ApiClient per daemon, used by the scheduler. */
+ * logs the key or the Authorization header. One ApiClient per daemon, used by the scheduler.
+ * The key lives only as "Authorization: Bearer <key>" in locked, undumpable pages
+ * (lockedmem.h), one copy per call in flight, each wiped when it is let go; libcurl's (and,
+ * with OpenSSL, OpenSSL's) freed buffers are wiped by curl_glue's allocator, so no copy of a
+ * replaced key outlives the calls that used it. */
 #pragma once
 
 #include <stdbool.h>
@@ -23,6 +27,10 @@ typedef struct ApiConfig {
 	unsigned timeout_s;       /* whole-call timeout (connect timeout = min(10, timeout_s)); 0 = 30 */
 } ApiConfig;
 
+/* Whatever the server said reaches the caller with the key (the one the call
+ * was made with, and the current one) replaced by
+ * "[redacted]": in msg, in every string and member name of root (data
+ * included) and in error_text, so no later path can show or store it. */
 typedef struct ApiResult {
 	long http_status;         /* 0 when no complete HTTP response was received */
 	int curl_code;            /* CURLcode; 0 when a response arrived */
@@ -58,8 +66,9 @@ static inline void api_freep(ApiClient **c) {
 		api_free(*c);
 }
 
-/* Copies key (1..API_KEY_MAX printable ASCII, no spaces); explicit_bzero of
- * the previous key. NULL clears it. Takes effect on the next call. */
+/* Copies key (1..API_KEY_MAX printable ASCII, no spaces) into the locked
+ * pages and wipes the previous one. NULL clears it. Takes effect on the next
+ * call; a call in flight keeps the key it started with until it ends. */
 int api_set_key(ApiClient *c, const char *key);
 bool api_has_key(const ApiClient *c);
 

@@ -3,6 +3,8 @@
  * (CURLMOPT_SOCKETFUNCTION) and when to wake it (CURLMOPT_TIMERFUNCTION); we
  * hand each wakeup back with curl_multi_socket_action() and then collect
  * finished transfers with curl_multi_info_read(). */
+#include <dlfcn.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 
 #include "cleanup.h"
@@ -54,6 +56,80 @@ struct CurlGlue {
 			(head) = (item)->next;           \
 		(item)->prev = (item)->next = NULL;      \
 	} while (0)
+
+/* libcurl's memory goes through these: every block is wiped before it is freed
+ * (or moved by realloc), so the request buffers that held the Authorization
+ * line keep no copy of the key once a call is over. A few hundred calls an
+ * hour make the cost of wiping nothing. */
+static void wipe_free(void *p) {
+	if (!p)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *wipe_realloc(void *p, size_t size) {
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(size);
+	if (size == 0) {
+		wipe_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (size <= old)
+		return p; /* shrinking in place leaves the tail to the final wipe_free() */
+	q = malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old);
+	wipe_free(p);
+	return q;
+}
+
+static char *wipe_strdup(const char *s) {
+	return strdup(s);
+}
+
+/* OpenSSL's allocator hooks (file and line arguments). */
+static void *ossl_malloc(size_t size, const char *file, int line) {
+	return malloc(size);
+}
+
+static void *ossl_realloc(void *p, size_t size, const char *file, int line) {
+	return wipe_realloc(p, size);
+}
+
+static void ossl_free(void *p, const char *file, int line) {
+	wipe_free(p);
+}
+
+typedef int (*crypto_set_mem_functions_t)(void *(*)(size_t, const char *, int),
+                                          void *(*)(void *, size_t, const char *, int),
+                                          void (*)(void *, const char *, int));
+
+/* OpenSSL keeps TLS records (the encrypted request's plaintext among them) in
+ * buffers of its own. When libcurl is built on OpenSSL, libcrypto is loaded
+ * with it: hook its allocator too, which it allows only before its first
+ * allocation, i.e. before curl_global_init(). Looked up at run time, so that
+ * hitld does not link libcrypto itself and a libcurl on GnuTLS still works. */
+static void glue_hook_openssl(void) {
+	static bool tried;
+	crypto_set_mem_functions_t set;
+
+	if (tried)
+		return;
+	tried = true;
+	set = (crypto_set_mem_functions_t) dlsym(RTLD_DEFAULT, "CRYPTO_set_mem_functions");
+	if (!set)
+		log_debug("libcurl does not use OpenSSL: TLS buffers are not wiped on free.");
+	else if (set(ossl_malloc, ossl_realloc, ossl_free) != 1)
+		log_warning("OpenSSL was used before hitld could hook its allocator: TLS buffers are not wiped on free.");
+	else
+		log_debug("libcurl uses OpenSSL: its buffers are wiped on free too.");
+}
 
 static GlueEntry *glue_find(CurlGlue *g, CURL *easy) {
 	for (GlueEntry *e = g->entries; e; e = e->next)
@@ -238,8 +314,11 @@ int curl_glue_new(sd_event *e, CurlGlue **ret) {
 		return -ENOMEM;
 	g->event = sd_event_ref(e);
 
-	/* Reference-counted inside libcurl; paired with curl_global_cleanup(). */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	/* Reference-counted inside libcurl; paired with curl_global_cleanup().
+	 * The allocator given the first time stays for the process's life. */
+	glue_hook_openssl();
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_free, wipe_realloc, wipe_strdup,
+	                         calloc) != CURLE_OK)
 		return -EIO;
 	g->curl_initialised = true;
 

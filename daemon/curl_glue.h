@@ -2,7 +2,8 @@
  * source per socket curl wants watched, one monotonic time source for curl's
  * timer. Owns the easy handles added to it and calls done() exactly once per
  * handle that finishes (never for one removed or still running at free).
- * Used by api.c. */
+ * Used by api.c. The first curl_glue_new() gives libcurl (and OpenSSL, when
+ * libcurl uses it) an allocator that wipes every block before freeing it. */
 #pragma once
 
 #include <curl/curl.h>

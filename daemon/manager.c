@@ -1580,6 +1580,8 @@ static int load_key(Manager *m, bool reload) {
 	int k;
 
 	k = secret_load(m->config->api_key_file, &key, &source);
+	m->key_load_result = k < 0 ? k : 0;
+	m->key_load_kept = k < 0 && reload && api_has_key(m->api);
 	if (k == -ENOKEY) {
 		if (reload && api_has_key(m->api)) {
 			log_warning("No API key found on reload; keeping the current one.");
@@ -1600,8 +1602,11 @@ static int load_key(Manager *m, bool reload) {
 		return k;
 	}
 	k = api_set_key(m->api, key);
-	if (k < 0)
+	if (k < 0) {
+		m->key_load_result = k;
+		m->key_load_kept = reload && api_has_key(m->api);
 		return k;
+	}
 	m->key_source = source;
 	m->key_state = KEY_UNKNOWN;
 	m->probe_failures = 0;

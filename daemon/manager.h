@@ -92,6 +92,11 @@ typedef struct Manager {
 	KeyState key_state;
 	SecretSource key_source;
 	char *key_error;
+	/* The last key load (start or reload), for daemon.reload's reply: 0
+	 * loaded, -ENOKEY no source had a key, else why the key was refused;
+	 * key_load_kept: the previous key stayed in use. */
+	int key_load_result;
+	bool key_load_kept;
 	char *api_key_id;
 	unsigned probe_failures;
 	usec_t next_probe_at;

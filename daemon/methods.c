@@ -920,6 +920,55 @@ static void method_pause(Manager *m, RpcCall *call, bool pause) {
 	rpc_call_reply(call, result);
 }
 
+/* Why secret_load() refused a key, in the words its log line uses. */
+static const char *key_load_reason(int error) {
+	switch (error) {
+	case -ENOKEY:
+		return "no source has a key to read again (no credential, no api.key_file; HITL_API_KEY is read only at start)";
+	case -EPERM:
+		return "the key file is accessible by group or others, or owned by another user";
+	case -ELOOP:
+		return "the key file is a symbolic link";
+	case -EBADFD:
+		return "the key file is not a regular file";
+	case -E2BIG:
+		return "the key file is too large to hold an API key";
+	case -EBADMSG:
+	case -EINVAL:
+		return "it does not hold a key (1-256 printable characters, no spaces)";
+	case -ENOENT:
+		return "the key file does not exist";
+	default:
+		return NULL;
+	}
+}
+
+/* daemon.reload's "key" (PROTOCOL.md §5.11): {"loaded": true, "source"} or
+ * {"loaded": false, "reason": "no_key" | "refused", "kept": whether the
+ * previous key stays in use, "error": why, in words}. */
+static json_object *key_load_reply(const Manager *m) {
+	static const char *const sources[_SECRET_SOURCE_MAX] = {
+		[SECRET_SOURCE_CREDENTIAL] = "credential",
+		[SECRET_SOURCE_KEY_FILE] = "key_file",
+		[SECRET_SOURCE_ENVIRONMENT] = "environment",
+	};
+	json_object *o = json_object_new_object();
+	const char *why;
+
+	json_object_object_add(o, "loaded", json_object_new_boolean(m->key_load_result == 0));
+	if (m->key_load_result == 0) {
+		bool known = m->key_source >= 0 && m->key_source < _SECRET_SOURCE_MAX;
+
+		json_object_object_add(o, "source", known ? json_object_new_string(sources[m->key_source]) : NULL);
+		return o;
+	}
+	why = key_load_reason(m->key_load_result);
+	json_object_object_add(o, "reason", json_object_new_string(m->key_load_result == -ENOKEY ? "no_key" : "refused"));
+	json_object_object_add(o, "kept", json_object_new_boolean(m->key_load_kept));
+	json_object_object_add(o, "error", json_object_new_string(why ? why : strerror(-m->key_load_result)));
+	return o;
+}
+
 static void method_reload(Manager *m, RpcCall *call) {
 	static const char *const known[] = { NULL };
 	json_object *result;
@@ -932,6 +981,7 @@ static void method_reload(Manager *m, RpcCall *call) {
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "The configuration has errors; the old one stays (see the journal).", NULL);
 	result = json_object_new_object();
 	json_object_object_add(result, "reloaded", json_object_new_boolean(true));
+	json_object_object_add(result, "key", key_load_reply(m));
 	rpc_call_reply(call, result);
 }
 

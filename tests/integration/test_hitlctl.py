@@ -469,10 +469,13 @@ class Requests(CtlTestCase):
         self.ok("pause")
         rid = self.submit_select()
         self.ok("cancel", rid)
-        out = self.ok("wait", rid).stdout
-        self.assertRegex(out, r"^%s\s+cancelled" % rid)
-        got = self.ctl_json("wait", rid)
-        self.assertTrue(got["done"])
+        p = self.ctl("wait", rid)
+        self.assertEqual(p.returncode, EXIT_REMOTE)  # final, but no answer: like ask
+        self.assertRegex(p.stdout, r"^%s\s+cancelled" % rid)
+        self.assertIn("cancelled before anyone answered", p.stderr)
+        p = self.ctl("--json", "wait", rid)
+        self.assertEqual(p.returncode, EXIT_REMOTE)
+        self.assertTrue(json.loads(p.stdout)["done"])
 
     def test_list_filters_pages_and_quiet(self):
         self.ok("pause")
@@ -700,8 +703,207 @@ class Admin(CtlTestCase):
         self.assertIn("deleted", self.ok("loops", "delete", lid, "--yes").stdout)
         self.assertEqual(self.api_get("/loops/" + lid)[0], 404)
         p = self.ctl("loops", "get", lid)
-        self.assertEqual(p.returncode, EXIT_REMOTE)
+        self.assertEqual(p.returncode, EXIT_NOT_FOUND)
         self.assertIn("Loop not found", p.stderr)
+
+
+# C0 controls but \t and \n, DEL, C1 (U+0080..U+009F, 0x9B raw is CSI on 8-bit
+# terminals) and the bidi overrides/isolates that reorder what a reader sees.
+UNSAFE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069]")
+HOSTILE = ("Rotate logs\x1b[2K\r\x1b[32mAPPROVED by security team\x1b[0m\x1b]0;pwned\x07"
+           " \u009b31mred\u202egnp.exe\x7f\x08 end")
+
+
+class TerminalEscapes(CtlTestCase):
+    def submit_hostile(self):
+        from harness import single_select_request
+        return self.c.call("request.submit", single_select_request(self.loop_id, HOSTILE))["id"]
+
+    def assert_safe(self, what, text):
+        bad = UNSAFE_RE.findall(text)
+        self.assertEqual(bad, [], "%s prints raw control characters: %r" % (what, text))
+
+    def test_get_list_and_watch_escape_control_characters(self):
+        rid = self.submit_hostile()
+        p = self.ok("get", rid)
+        self.assert_safe("get", p.stdout)
+        self.assertIn("\\x1B[32mAPPROVED", p.stdout)      # shown, visibly
+        self.assertIn("\\u009B31m", p.stdout)
+        self.assertIn("\\u202E", p.stdout)
+        self.assert_safe("list", self.ok("list").stdout)
+        w = self.spawn("watch", rid)
+        time.sleep(0.5)
+        w.send_signal(signal.SIGINT)
+        out, err = w.communicate(timeout=30)
+        self.assert_safe("watch", out + err)
+
+    def test_json_output_is_the_daemon_text_unchanged(self):
+        rid = self.submit_hostile()
+        self.assertEqual(self.ctl_json("get", rid)["request_text"], HOSTILE)
+        page = self.ctl_json("list")
+        self.assertIn(HOSTILE, [r.get("request_text") for r in page["requests"]])
+
+
+MISSING_ID = "r_01JD00000000000000000000ZZ"
+MISSING_LOOP = "0123456789abcdef01234567"
+
+
+class Exit:
+    """A finished or interrupted hitlctl run, as ExitCodes' rows see it."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+class ExitCodes(CtlTestCase):
+    """hitlctl(1) EXIT STATUS, verb by verb (issue 12 item 15): one row per
+    documented code each verb can give, and the rows' codes are exactly the
+    codes the man page documents."""
+
+    # verb → the codes hitlctl(1) says it can exit with.
+    VERB_CODES = {
+        "status": {0, 2, 3}, "submit": {0, 2, 3, 6}, "ask": {0, 1, 2, 3, 6, 130},
+        "get": {0, 2, 3, 4}, "wait": {0, 2, 3, 4, 5, 6, 130}, "list": {0, 2, 3},
+        "cancel": {0, 2, 3, 4, 6}, "feedback": {2, 3, 4, 6}, "watch": {0, 2, 3},
+        "loops": {0, 2, 3, 4, 6}, "key": {0, 2, 3, 4, 6}, "pause": {0, 2, 3, 4},
+        "resume": {0, 2, 3, 4}, "reload": {0, 2, 3, 4, 6}, "help": {0, 2}, "version": {0},
+    }
+
+    def documented_codes(self):
+        with open(os.path.join(ROOT, "docs", "hitlctl.1")) as f:
+            man = f.read()
+        section = man.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+        return {int(c) for c in re.findall(r"^\.TP\n\.B (\d+)\n", section, re.M)}
+
+    def interrupted(self, *args):
+        p = self.spawn(*args)
+        time.sleep(0.5 * SLOW)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30 * SLOW)
+        return Exit(p.returncode, err)
+
+    def ended_by(self, args, action):
+        """Runs hitlctl args in the background, does action() once its request is in, returns its exit."""
+        before = {r["id"] for r in self.c.call("request.list", {})["requests"]}
+        p = self.spawn(*args)
+        new = wait_for(lambda: [r["id"] for r in self.c.call("request.list", {})["requests"] if r["id"] not in before],
+                       30, what="the request")
+        time.sleep(0.2 * SLOW)
+        action(new[0])
+        _, err = p.communicate(timeout=60 * SLOW)
+        return Exit(p.returncode, err)
+
+    @__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to switch uids")
+    def test_every_verb_exits_with_the_documented_code(self):
+        nowhere = os.path.join(self.tmp, "nowhere.sock")
+        sel = ["--loop", self.loop_id, "--option", "approve", "--option", "reject", "--default", "reject",
+               "--timeout", "15m"]
+        self.ok("pause")
+        queued = self.submit_select(text="queued one")
+        cancelled = self.submit_select(text="cancelled one")
+        self.ok("cancel", cancelled)
+        failing = lambda rid: self.c.call("request.cancel", {"id": rid})  # noqa: E731
+        other = {"uid": OTHER_UID}
+        rows = [
+            ("status", 0, lambda: self.ctl("status")),
+            ("status", 2, lambda: self.ctl("status", "extra")),
+            ("status", 3, lambda: self.ctl("status", socket_path=nowhere)),
+            ("submit", 0, lambda: self.ctl("submit", *sel, "--ref", "one", "Q?")),
+            ("submit", 2, lambda: self.ctl("submit", "--option", "a", "--default", "a", "Q?")),
+            ("submit", 3, lambda: self.ctl("submit", *sel, "Q?", socket_path=nowhere)),
+            ("submit", 6, lambda: self.ctl("submit", *sel, "--ref", "one", "Another question?")),
+            ("get", 0, lambda: self.ctl("get", queued)),
+            ("get", 2, lambda: self.ctl("get")),
+            ("get", 3, lambda: self.ctl("get", queued, socket_path=nowhere)),
+            ("get", 4, lambda: self.ctl("get", MISSING_ID)),
+            ("wait", 2, lambda: self.ctl("wait")),
+            ("wait", 3, lambda: self.ctl("wait", queued, socket_path=nowhere)),
+            ("wait", 4, lambda: self.ctl("wait", MISSING_ID)),
+            ("wait", 5, lambda: self.ctl("wait", queued, "--timeout", "1s")),
+            ("wait", 6, lambda: self.ctl("wait", cancelled)),
+            ("wait", 130, lambda: self.interrupted("wait", queued)),
+            ("list", 0, lambda: self.ctl("list")),
+            ("list", 2, lambda: self.ctl("list", "--state", "done")),
+            ("list", 3, lambda: self.ctl("list", socket_path=nowhere)),
+            ("cancel", 0, lambda: self.ctl("cancel", self.submit_select(text="to cancel"))),
+            ("cancel", 2, lambda: self.ctl("cancel")),
+            ("cancel", 3, lambda: self.ctl("cancel", queued, socket_path=nowhere)),
+            ("cancel", 4, lambda: self.ctl("cancel", MISSING_ID)),
+            ("cancel", 6, lambda: self.ctl("cancel", cancelled)),
+            ("feedback", 2, lambda: self.ctl("feedback", queued)),
+            ("feedback", 3, lambda: self.ctl("feedback", queued, "--rating", "5", socket_path=nowhere)),
+            ("feedback", 4, lambda: self.ctl("feedback", MISSING_ID, "--rating", "5")),
+            ("feedback", 6, lambda: self.ctl("feedback", queued, "--rating", "5")),
+            ("watch", 0, lambda: self.interrupted("watch")),
+            ("watch", 2, lambda: self.ctl("watch", "--bogus")),
+            ("watch", 3, lambda: self.ctl("watch", socket_path=nowhere)),
+            ("pause", 0, lambda: self.ctl("pause")),
+            ("pause", 2, lambda: self.ctl("pause", "extra")),
+            ("pause", 3, lambda: self.ctl("pause", socket_path=nowhere)),
+            ("pause", 4, lambda: self.ctl("pause", **other)),
+            ("reload", 0, lambda: self.ctl("reload")),
+            ("reload", 2, lambda: self.ctl("reload", "extra")),
+            ("reload", 3, lambda: self.ctl("reload", socket_path=nowhere)),
+            ("reload", 4, lambda: self.ctl("reload", **other)),
+            ("help", 0, lambda: self.ctl("help", "wait")),
+            ("help", 2, lambda: self.ctl("help", "frob")),
+            ("version", 0, lambda: self.ctl("version", socket_path=nowhere)),
+            # From here on the queue runs: HITL.sh is called.
+            ("resume", 0, lambda: self.ctl("resume")),
+            ("resume", 2, lambda: self.ctl("resume", "extra")),
+            ("resume", 3, lambda: self.ctl("resume", socket_path=nowhere)),
+            ("resume", 4, lambda: self.ctl("resume", **other)),
+            ("ask", 0, lambda: self.ctl("ask", *sel, "--expect", "approve", "EXIT-YES")),
+            ("ask", 1, lambda: self.ctl("ask", *sel, "--expect", "approve", "EXIT-NO")),
+            ("ask", 2, lambda: self.ctl("ask", *sel[:-2], "--timeout", "soon", "Q?")),
+            ("ask", 3, lambda: self.ctl("ask", *sel, "Q?", socket_path=nowhere)),
+            ("ask", 6, lambda: self.ended_by(["ask", *sel, "EXIT-HOLD cancelled"], failing)),
+            ("ask", 130, lambda: self.interrupted("ask", *sel, "EXIT-HOLD interrupted")),
+            ("wait", 0, lambda: self.ctl("wait", self.completed_id())),
+            ("loops", 0, lambda: self.ctl("loops", "get", self.loop_id)),
+            ("loops", 2, lambda: self.ctl("loops", "frob")),
+            ("loops", 3, lambda: self.ctl("loops", "list", socket_path=nowhere)),
+            ("loops", 4, lambda: self.ctl("loops", "get", MISSING_LOOP)),
+            ("loops", 6, lambda: self.fault_then("GET", "/v1/api/loops", lambda: self.ctl("loops", "list"))),
+            ("key", 0, lambda: self.ctl("key", "test")),
+            ("key", 2, lambda: self.ctl("key", "frob")),
+            ("key", 3, lambda: self.ctl("key", "test", socket_path=nowhere)),
+            ("key", 4, lambda: self.ctl("key", "test", **other)),
+            ("key", 6, lambda: self.fault_then("GET", "/v1/test", lambda: self.ctl("key", "test"))),
+            # Last: it points the configuration at a key file hitld must refuse.
+            ("reload", 6, lambda: self.reload_with_refused_key()),
+        ]
+        self.assertEqual({c for _, c, _ in rows}, self.documented_codes(),
+                         "the rows' codes are the codes hitlctl(1) documents")
+        got_codes = {}
+        for verb, code, _ in rows:
+            got_codes.setdefault(verb, set()).add(code)
+        self.assertEqual(got_codes, self.VERB_CODES)
+
+        self.auto_review(**{"EXIT-YES": {"selected_value": "approve"}, "EXIT-NO": {"selected_value": "reject"}})
+        wrong = []
+        for verb, code, run in rows:
+            p = run()
+            if p.returncode != code:
+                wrong.append("%s: exit %s, documented %s — %s" % (verb, p.returncode, code, p.stderr.strip()[:200]))
+        self.assertEqual(wrong, [])
+
+    def reload_with_refused_key(self):
+        bad = os.path.join(self.tmp, "readable.key")
+        with open(bad, "w") as f:
+            f.write(KEY + "\n")
+        os.chmod(bad, 0o644)
+        with open(self.hitld.config, "w") as f:
+            f.write(self.hitld.config_text({"api": {"key_file": bad}}))
+        return self.ctl("reload")
+
+    def completed_id(self):
+        return self.c.call("request.list", {"state": ["completed"]})["requests"][0]["id"]
+
+    def fault_then(self, method, prefix, fn):
+        self.emu.ctl("POST", "/_emu/faults", {"kind": "500", "count": 1,
+                                              "match": {"method": method, "path_prefix": prefix}})
+        return fn()
 
 
 if __name__ == "__main__":

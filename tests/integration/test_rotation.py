@@ -55,7 +55,8 @@ class RotationBase(HitldTestCase):
         if how == "sighup":
             self.hitld.proc.send_signal(signal.SIGHUP)
         else:
-            self.assertEqual(self.c.call("daemon.reload"), {"reloaded": True})
+            self.assertEqual(self.c.call("daemon.reload"),
+                             {"reloaded": True, "key": {"loaded": True, "source": "key_file"}})
         wait_for(lambda: self.hitld.log_text().count("API key reloaded from the key file.") > before, 10,
                  what="the key reload")
 
@@ -175,7 +176,10 @@ class Rotation(RotationBase):
                 else:
                     write_key_file(self.key_file, content, mode)
                 before = self.hitld.log_text()
-                self.assertEqual(self.c.call("daemon.reload"), {"reloaded": True})
+                got = self.c.call("daemon.reload")
+                self.assertTrue(got["reloaded"])
+                self.assertFalse(got["key"]["loaded"])
+                self.assertTrue(got["key"]["kept"])
                 log = self.hitld.log_text()[len(before):]
                 self.assertIn(why, log)
                 self.assertIn("keeping the current one", log)
