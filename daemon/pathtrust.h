@@ -24,8 +24,9 @@ typedef enum PathTrustVerdict {
 } PathTrustVerdict;
 
 typedef enum PathTrustRole {
-	PATH_TRUST_OBJECT,           /* the thing itself (state directory, key directory): no sticky exception */
-	PATH_TRUST_SOCKET_DIR,       /* the directory a socket is bound in: sticky allowed */
+	PATH_TRUST_OBJECT,           /* a directory we keep things in (the state directory): no sticky exception */
+	PATH_TRUST_CONTAINER,        /* the directory of one file whose identity or owner we check (the
+	                              * socket, the key file): sticky allowed, others cannot touch that file */
 	PATH_TRUST_ANCESTOR,         /* a directory above: sticky allowed */
 } PathTrustRole;
 

@@ -50,7 +50,7 @@ static int open_key_file(const char *path, bool check_dir) {
 	int fd;
 
 	if (check_dir) {
-		dir = pathtrust_open_parent(path, O_PATH, PATH_TRUST_OBJECT, "API key directory");
+		dir = pathtrust_open_parent(path, O_PATH, PATH_TRUST_CONTAINER, "API key directory");
 		if (dir < 0)
 			return dir;
 		fd = openat(dir, slash ? slash + 1 : path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);

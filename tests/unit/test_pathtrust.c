@@ -38,7 +38,7 @@ static void test_rule_write_bits(void **state) {
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(0775), SELF, PATH_TRUST_ANCESTOR), PATH_TRUST_GROUP_WRITABLE);
 	assert_int_equal(pathtrust_rule(SELF, SELF, DIR_MODE(0770), SELF, PATH_TRUST_OBJECT), PATH_TRUST_GROUP_WRITABLE);
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(0757), SELF, PATH_TRUST_ANCESTOR), PATH_TRUST_OTHER_WRITABLE);
-	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(0777), SELF, PATH_TRUST_SOCKET_DIR), PATH_TRUST_OTHER_WRITABLE);
+	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(0777), SELF, PATH_TRUST_CONTAINER), PATH_TRUST_OTHER_WRITABLE);
 	/* Both: the wider audience is named. */
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(0777), SELF, PATH_TRUST_OBJECT), PATH_TRUST_OTHER_WRITABLE);
 }
@@ -46,7 +46,7 @@ static void test_rule_write_bits(void **state) {
 static void test_rule_sticky(void **state) {
 	/* /tmp: root's, 1777. Fine above the object and for a socket; never as the object. */
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(01777), SELF, PATH_TRUST_ANCESTOR), PATH_TRUST_OK);
-	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(01777), SELF, PATH_TRUST_SOCKET_DIR), PATH_TRUST_OK);
+	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(01777), SELF, PATH_TRUST_CONTAINER), PATH_TRUST_OK);
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(01777), SELF, PATH_TRUST_OBJECT), PATH_TRUST_OTHER_WRITABLE);
 	assert_int_equal(pathtrust_rule(0, 0, DIR_MODE(01770), SELF, PATH_TRUST_OBJECT), PATH_TRUST_GROUP_WRITABLE);
 	/* Ours and sticky: others cannot remove our entries either. */
@@ -113,11 +113,11 @@ static void test_walk_refuses_a_writable_ancestor(void **state) {
 	assert_int_equal(mkdir(inner, 0700), 0);
 	assert_int_equal(check_path(inner, PATH_TRUST_OBJECT), -EPERM);
 	assert_int_equal(check_path(open_dir, PATH_TRUST_OBJECT), -EPERM);
-	assert_int_equal(check_path(open_dir, PATH_TRUST_SOCKET_DIR), -EPERM);
+	assert_int_equal(check_path(open_dir, PATH_TRUST_CONTAINER), -EPERM);
 	/* Sticky, like /tmp: fine above, still not as the object itself. */
 	assert_int_equal(chmod(open_dir, 01777), 0);
 	assert_int_equal(check_path(inner, PATH_TRUST_OBJECT), 0);
-	assert_int_equal(check_path(open_dir, PATH_TRUST_SOCKET_DIR), 0);
+	assert_int_equal(check_path(open_dir, PATH_TRUST_CONTAINER), 0);
 	assert_int_equal(check_path(open_dir, PATH_TRUST_OBJECT), -EPERM);
 }
 
@@ -140,12 +140,12 @@ static void test_open_parent(void **state) {
 	int fd;
 
 	assert_true(asprintf(&sock, "%s/s.sock", dir) > 0);
-	assert_int_equal(pathtrust_open_parent(sock, O_PATH, PATH_TRUST_SOCKET_DIR, "socket directory"), -EPERM);
+	assert_int_equal(pathtrust_open_parent(sock, O_PATH, PATH_TRUST_CONTAINER, "socket directory"), -EPERM);
 	assert_int_equal(chmod(dir, 0750), 0);
-	fd = pathtrust_open_parent(sock, O_PATH, PATH_TRUST_SOCKET_DIR, "socket directory");
+	fd = pathtrust_open_parent(sock, O_PATH, PATH_TRUST_CONTAINER, "socket directory");
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(pathtrust_open_parent("/nonexistent-dir/x", O_PATH, PATH_TRUST_SOCKET_DIR, "socket directory"),
+	assert_int_equal(pathtrust_open_parent("/nonexistent-dir/x", O_PATH, PATH_TRUST_CONTAINER, "socket directory"),
 	                 -ENOENT);
 }
 
