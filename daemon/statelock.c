@@ -82,7 +82,9 @@ int statelock_acquire(const char *state_dir) {
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			return log_error_errno(errno, "Cannot lock %s/%s: %m", copy, STATE_LOCK_FILE);
-		holder = read_holder(fd);
+		/* The holder writes its pid right after it locks: give it a moment if it has not yet. */
+		for (unsigned i = 0; (holder = read_holder(fd)) == 0 && i < 10; i++)
+			(void) usleep(10 * 1000);
 		if (holder > 0)
 			log_error("The state directory %s is in use by another hitld (pid %d, which holds %s/%s); "
 			          "refusing to start a second one on it.", copy, (int) holder, copy, STATE_LOCK_FILE);
@@ -91,8 +93,11 @@ int statelock_acquire(const char *state_dir) {
 			          "refusing to start a second hitld on it.", copy, copy, STATE_LOCK_FILE);
 		return -EBUSY;
 	}
+	/* The pid only names us to a second daemon: a full disk must not keep us from starting
+	 * (and serving what is already stored). */
 	r = write_pid(fd);
 	if (r < 0)
-		return log_error_errno(r, "Cannot write the pid into %s/%s: %m", copy, STATE_LOCK_FILE);
+		log_warning_errno(r, "Cannot write the pid into %s/%s (the lock is held all the same): %m", copy,
+		                  STATE_LOCK_FILE);
 	return TAKE_FD(fd);
 }

@@ -3,7 +3,8 @@
  * pathtrust (nobody but root and hitld's user may write them), and an exclusive flock() is
  * taken on STATE_LOCK_FILE inside it, for the life of the process (the descriptor is
  * close-on-exec and the kernel drops the lock when the process ends, even on SIGKILL). The
- * holder writes its pid into the file, so a refused second daemon can name it. */
+ * holder writes its pid into the file, so a refused second daemon can name it (a failure
+ * to write it, on a full disk, is only a warning: the lock is what matters). */
 #pragma once
 
 #define STATE_LOCK_FILE "hitld.lock"
