@@ -206,10 +206,9 @@ int listener_verify(const char *path, ListenerFile *f) {
 		r = -ESTALE;
 	f->replaced = true;
 	log_event(LOG_CRIT, MID_SOCKET_REPLACED, LOG_FIELDS({ "HITL_SOCKET", path }),
-	          "The socket %s %s: clients that connect to that path no longer reach hitld%s. "
-	          "Keep the socket in a directory only root and hitld's user may write (see hitld(8)), "
-	          "then restart hitld.",
-	          path, r == -ENOENT ? "was removed" : "was replaced by another file",
-	          r == -ENOENT ? "" : " but whoever made it");
+	          "The socket %s %s. Keep the socket in a directory only root and hitld's user may "
+	          "write (see hitld(8)), then restart hitld.",
+	          path, r == -ENOENT ? "was removed: new clients cannot reach hitld"
+	                             : "was replaced by another file: new clients reach whoever made it, not hitld");
 	return r;
 }
