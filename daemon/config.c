@@ -5,13 +5,16 @@
  * refuses NUL bytes and @include, and notes integer literals that do not fit
  * an int: libconfig 1.5 silently wraps those (5000000000 reads as 705032704),
  * which would turn a typo into a plausible value. */
+#include <arpa/inet.h>
 #include <assert.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
 
@@ -630,21 +633,74 @@ static bool url_has_userinfo(const char *v) {
 	return memchr(p, '@', strcspn(p, "/?#")) != NULL;
 }
 
+static bool is_loopback_host(const char *host) {
+	struct in_addr a4;
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	n = strlen(host);
+	if (n < 3 || n >= sizeof buf || host[0] != '[' || host[n - 1] != ']')
+		return false;
+	memcpy(buf, host + 1, n - 2);
+	buf[n - 2] = '\0';
+	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+static void curl_urlp(CURLU **u) {
+	if (*u)
+		curl_url_cleanup(*u);
+}
+
+static void curl_freep(char **p) {
+	if (*p)
+		curl_free(*p);
+}
+
+const char *config_check_base_url(const char *url) {
+	_cleanup_(curl_urlp) CURLU *u = NULL;
+	_cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *part = NULL;
+
+	if (!url || !*url)
+		return "URL is empty";
+	if (strlen(url) > URL_MAX)
+		return "URL is longer than 2048 bytes";
+	if (has_control_chars(url) || strchr(url, ' '))
+		return "URL contains spaces or control characters";
+	if (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0)
+		return "URL must start with https:// or http://";
+	if (!url[strchr(url, ':') - url + 3])
+		return "URL has no host";
+	u = curl_url();
+	if (!u)
+		return "out of memory";
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		return "URL does not parse";
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+		return "URL has no host";
+	/* User info would carry a secret into logs; a query or fragment cannot take a path. */
+	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
+		return "URL must not contain user information";
+	if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
+		return "URL must not contain a query or fragment";
+	if (strcasecmp(scheme, "http") == 0 && !is_loopback_host(host))
+		return "plain http:// is only allowed to a loopback host (127.0.0.0/8, ::1, localhost); use https://";
+	return NULL;
+}
+
 /* Checks a string value of the given kind; NULL if good, else the reason. */
 static const char *check_string(KeyKind kind, const char *v) {
 	size_t len = strlen(v);
 
 	switch (kind) {
 	case KEY_URL:
-		if (len > URL_MAX)
-			return "URL is longer than 2048 bytes";
-		if (has_control_chars(v) || strchr(v, ' '))
-			return "URL contains spaces or control characters";
-		if (strncmp(v, "https://", 8) == 0)
-			return len > 8 ? NULL : "URL has no host";
-		if (strncmp(v, "http://", 7) == 0)
-			return len > 7 ? NULL : "URL has no host";
-		return "URL must start with https:// or http://";
+		return config_check_base_url(v);
 	case KEY_PATH:
 	case KEY_SOCKET_PATH:
 		if (v[0] != '/')
@@ -734,11 +790,13 @@ static int apply_key(LoadContext *ctx, const KeyDef *k, const config_setting_t *
 		return 0;
 	}
 	default: {
-		const char *reason = check_string(k->kind, str);
+		const char *reason;
+
 		/* A password must not reach the log: this one is not echoed. */
-		if (!reason && k->kind == KEY_URL && url_has_userinfo(str))
+		if (k->kind == KEY_URL && url_has_userinfo(str))
 			return key_fail(ctx, line, key, "URL must not contain user information (user:password@), "
 			                                "the value is not shown");
+		reason = check_string(k->kind, str);
 		if (reason)
 			return key_fail(ctx, line, key, "%s, got %s", reason, quote(str, q));
 		r = set_string((char **) (void *) field, str);

@@ -1,7 +1,6 @@
 /* listener.c — see listener.h. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +11,8 @@
 #include "cleanup.h"
 #include "listener.h"
 #include "log.h"
+#include "msgid.h"
+#include "pathtrust.h"
 
 static int fd_set_flags(int fd) {
 	int flags = fcntl(fd, F_GETFD);
@@ -52,27 +53,12 @@ static int fill_sockaddr(const char *path, struct sockaddr_un *sa) {
 	return 0;
 }
 
-/* A directory anyone may write to, without the sticky bit, lets anyone replace our socket. */
+/* Whoever may write the socket's directory may unlink our socket and listen in its place:
+ * the directory must pass pathtrust (root's or ours, writable by nobody else, or sticky). */
 static int check_parent_dir(const char *path) {
-	_cleanup_(freep) char *copy = strdup(path);
-	struct stat st;
-	const char *dir;
+	_cleanup_(closep) int fd = pathtrust_open_parent(path, O_PATH, PATH_TRUST_CONTAINER, "socket directory");
 
-	if (!copy)
-		return -ENOMEM;
-	dir = dirname(copy);
-	if (stat(dir, &st) < 0)
-		return log_error_errno(errno, "Cannot stat socket directory %s: %m", dir);
-	if (!S_ISDIR(st.st_mode)) {
-		log_error("Socket directory %s is not a directory.", dir);
-		return -ENOTDIR;
-	}
-	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
-		log_error("Refusing to create socket %s: directory %s is writable by everyone "
-		          "and not sticky (mode %04o).", path, dir, (unsigned) (st.st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
+	return fd < 0 ? fd : 0;
 }
 
 /* An existing socket file: remove it if stale, refuse if something listens on it. */
@@ -185,4 +171,44 @@ void listener_close(int fd, const char *path, bool inherited) {
 		log_warning_errno(errno, "Cannot remove socket %s: %m", path);
 	if (fd >= 0)
 		(void) close(fd);
+}
+
+int listener_identify(const char *path, ListenerFile *ret) {
+	struct stat st;
+
+	if (!path || !ret)
+		return -EINVAL;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	*ret = (ListenerFile) { .dev = st.st_dev, .ino = st.st_ino, .known = true };
+	return 0;
+}
+
+int listener_verify(const char *path, ListenerFile *f) {
+	struct stat st;
+	int r;
+
+	if (!path || !f)
+		return -EINVAL;
+	if (!f->known)
+		return 0;
+	if (f->replaced)
+		return -ESTALE;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return 0;   /* cannot tell (EACCES, EIO): say nothing rather than cry wolf */
+		r = -ENOENT;
+	} else if (st.st_dev == f->dev && st.st_ino == f->ino)
+		return 0;
+	else
+		r = -ESTALE;
+	f->replaced = true;
+	log_event(LOG_CRIT, MID_SOCKET_REPLACED, LOG_FIELDS({ "HITL_SOCKET", path }),
+	          "The socket %s %s. Keep the socket in a directory only root and hitld's user may "
+	          "write (see hitld(8)), then restart hitld.",
+	          path, r == -ENOENT ? "was removed: new clients cannot reach hitld"
+	                             : "was replaced by another file: new clients reach whoever made it, not hitld");
+	return r;
 }

@@ -1,7 +1,9 @@
 /* main.c — command line, process hardening, and the manager's life. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "cleanup.h"
@@ -23,19 +25,65 @@ static void help(void) {
 	       "  -d, --state-dir DIR   keep the outbox in DIR instead of outbox.state_dir\n"
 	       "  -f, --foreground      log to stderr even when started by systemd\n"
 	       "      --log-target=T    auto (journal when stderr is the journal), journal, stderr\n"
-	       "      --check-config    validate the configuration, print it, and exit\n"
+	       "      --check-config    validate the configuration (as the daemon would) and exit\n"
+	       "      --dump            with --check-config (or alone): print the configuration\n"
+	       "                        in effect, defaults and -s/-d included, in the file's syntax\n"
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n");
 }
 
+/* --check-config [--dump]: config_load applies every rule the daemon applies to the file
+ * (the base URL's included); no lock, no state directory, no socket are touched. */
+static int check_configuration(const ManagerOptions *mo, bool dump) {
+	_cleanup_(freep) char *error = NULL;
+	Config *cfg = NULL;
+	char *p;
+	int k;
+
+	k = config_load(mo->config_path, mo->config_must_exist, &cfg, &error);
+	if (k < 0) {
+		fprintf(stderr, "%s\n", error ? error : "hitld: invalid configuration");
+		return EXIT_FAILURE;
+	}
+	/* What the daemon would use: the command line wins over the file. */
+	if (mo->socket_path) {
+		k = (p = strdup(mo->socket_path)) ? 0 : -ENOMEM;
+		if (k == 0) {
+			free(cfg->socket_path);
+			cfg->socket_path = p;
+		}
+	}
+	if (k == 0 && mo->state_dir) {
+		k = (p = strdup(mo->state_dir)) ? 0 : -ENOMEM;
+		if (k == 0) {
+			free(cfg->outbox_state_dir);
+			cfg->outbox_state_dir = p;
+		}
+	}
+	if (k < 0) {
+		config_free(cfg);
+		fprintf(stderr, "hitld: out of memory\n");
+		return EXIT_FAILURE;
+	}
+	if (dump)
+		config_dump(cfg, stdout);
+	else if (cfg->path)
+		printf("%s: the configuration is valid.\n", cfg->path);
+	else
+		printf("%s does not exist: the built-in defaults are valid.\n", mo->config_path);
+	config_free(cfg);
+	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 int main(int argc, char **argv) {
-	enum { ARG_CHECK_CONFIG = 0x100, ARG_VERSION, ARG_LOG_TARGET };
+	enum { ARG_CHECK_CONFIG = 0x100, ARG_DUMP, ARG_VERSION, ARG_LOG_TARGET };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+		{ "dump", no_argument, NULL, ARG_DUMP },
 		{ "log-target", required_argument, NULL, ARG_LOG_TARGET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
@@ -43,7 +91,7 @@ int main(int argc, char **argv) {
 	};
 	_cleanup_(manager_freep) Manager *m = NULL;
 	ManagerOptions mo = { .config_path = DEFAULT_CONFIG };
-	bool check_config = false, foreground = false;
+	bool check_config = false, dump = false, foreground = false;
 	LogTarget target = LOG_TARGET_AUTO;
 	int c, k;
 
@@ -77,6 +125,9 @@ int main(int argc, char **argv) {
 		case ARG_CHECK_CONFIG:
 			check_config = true;
 			break;
+		case ARG_DUMP:
+			check_config = dump = true;
+			break;
 		case 'h':
 			help();
 			return EXIT_SUCCESS;
@@ -94,19 +145,8 @@ int main(int argc, char **argv) {
 
 	log_setup(foreground && target == LOG_TARGET_AUTO ? LOG_TARGET_STDERR : target);
 
-	if (check_config) {
-		_cleanup_(freep) char *error = NULL;
-		Config *cfg = NULL;
-
-		k = config_load(mo.config_path, mo.config_must_exist, &cfg, &error);
-		if (k < 0) {
-			fprintf(stderr, "%s\n", error ? error : "hitld: invalid configuration");
-			return EXIT_FAILURE;
-		}
-		config_dump(cfg, stdout);
-		config_free(cfg);
-		return EXIT_SUCCESS;
-	}
+	if (check_config)
+		return check_configuration(&mo, dump);
 
 	/* Before anything reads the key: no core dumps, no ptrace by others. */
 	k = secret_protect_process();

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manager.h"
 #include "msgid.h"
+#include "statelock.h"
 #include "store.h"
 #include "trigger.h"
 #include "validate.h"
@@ -36,6 +37,7 @@
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
 #define COMMIT_BATCH_MAX 1024
+#define SOCKET_CHECK_INTERVAL (5 * USEC_PER_SEC)   /* an lstat() every 5 s */
 #define COMMIT_MAX_DELAY (2 * USEC_PER_MSEC)   /* bounds the wait for readable connections */
 
 struct PendingSubmit {
@@ -293,7 +295,8 @@ static void update_status(Manager *m) {
 	usec_t now = now_realtime();
 
 	sd_notifyf(false,
-	           "STATUS=%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
+	           "STATUS=%s%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
+	           m->socket_file.replaced ? "Socket replaced, restart after fixing its directory! " : "",
 	           m->paused ? "Paused. " : "",
 	           outbox_count_state(m->outbox, REQUEST_QUEUED),
 	           outbox_count_state(m->outbox, REQUEST_SUBMITTING),
@@ -1557,6 +1560,23 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	                                  NULL, NULL);
 }
 
+/* A writer of the socket's directory could put its own socket in our place; notice it. */
+static int on_socket_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	Manager *m = userdata;
+
+	if (manager_socket_replaced(m)) {
+		status_changed(m);
+		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	}
+	return sd_event_source_set_time_relative(s, SOCKET_CHECK_INTERVAL);
+}
+
+bool manager_socket_replaced(Manager *m) {
+	if (m->listen_inherited || m->listen_fd < 0)
+		return false;
+	return listener_verify(m->socket_path, &m->socket_file) < 0;
+}
+
 static int apply_config(Manager *m) {
 	RpcLimits limits = {
 		.max_message_bytes = m->config->socket_max_message_bytes,
@@ -1657,6 +1677,7 @@ int manager_new(const ManagerOptions *options, Manager **ret) {
 		return -ENOMEM;
 	m->options = *options;
 	m->listen_fd = -EBADF;
+	m->state_lock_fd = -EBADF;
 	if (getrandom(&m->rng, sizeof m->rng, 0) != sizeof m->rng || m->rng == 0)
 		m->rng = now_monotonic() | 1;
 
@@ -1679,8 +1700,10 @@ int manager_startup(Manager *m) {
 		return k;
 	}
 	log_set_max_level(m->config->log_level);
-	m->socket_path = m->options.socket_path ? m->options.socket_path : m->config->socket_path;
-	m->state_dir = m->options.state_dir ? m->options.state_dir : m->config->outbox_state_dir;
+	m->socket_path = strdup(m->options.socket_path ? m->options.socket_path : m->config->socket_path);
+	m->state_dir = strdup(m->options.state_dir ? m->options.state_dir : m->config->outbox_state_dir);
+	if (!m->socket_path || !m->state_dir)
+		return log_error_errno(ENOMEM, "Out of memory.");
 	m->started_at = now;
 
 	sigemptyset(&mask);
@@ -1693,6 +1716,11 @@ int manager_startup(Manager *m) {
 	(void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
 	(void) sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
 	(void) sd_event_set_watchdog(m->event, true);
+
+	/* Before anything reads or writes the state: one hitld per state directory. */
+	m->state_lock_fd = statelock_acquire(m->state_dir);
+	if (m->state_lock_fd < 0)
+		return m->state_lock_fd;
 
 	ApiConfig api_config = {
 		.base_url = m->config->api_base_url,
@@ -1732,6 +1760,15 @@ int manager_startup(Manager *m) {
 	k = listener_open(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited);
 	if (k < 0)
 		return log_error_errno(k, "Failed to listen on %s: %m", m->socket_path);
+	if (!m->listen_inherited) {
+		k = listener_identify(m->socket_path, &m->socket_file);
+		if (k < 0)
+			return log_error_errno(k, "Cannot examine the socket %s just bound: %m", m->socket_path);
+		k = sd_event_add_time_relative(m->event, &m->socket_timer, CLOCK_MONOTONIC, SOCKET_CHECK_INTERVAL,
+		                               USEC_PER_SEC, on_socket_timer, m);
+		if (k < 0)
+			return k;
+	}
 
 	RpcLimits limits = {
 		.max_message_bytes = m->config->socket_max_message_bytes,
@@ -1795,8 +1832,11 @@ Manager *manager_free(Manager *m) {
 		waiter_free(w);
 	}
 	m->rpc = rpc_server_free(m->rpc);   /* frees watches through their connections */
+	sd_event_source_disable_unref(m->socket_timer);
+	/* A replaced socket file is someone else's now: leave it for whoever looks into it. */
 	if (m->listen_fd >= 0)
-		listener_close(m->listen_fd, m->socket_path, m->listen_inherited);
+		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
+		               m->listen_inherited);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);
@@ -1811,6 +1851,9 @@ Manager *manager_free(Manager *m) {
 	free(m->key_error);
 	free(m->api_key_id);
 	free(m->last_error);
+	free(m->socket_path);
+	free(m->state_dir);
+	closep(&m->state_lock_fd);   /* last: the outbox is closed */
 	sd_event_unref(m->event);
 	free(m);
 	return NULL;

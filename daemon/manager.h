@@ -11,6 +11,7 @@
 #include "api.h"
 #include "budget.h"
 #include "config.h"
+#include "listener.h"
 #include "outbox.h"
 #include "record.h"
 #include "rpc.h"
@@ -55,8 +56,9 @@ typedef struct Manager {
 	sd_event *event;
 	ManagerOptions options;
 	Config *config;
-	const char *socket_path;   /* effective */
-	const char *state_dir;     /* effective */
+	char *socket_path;         /* effective; owned: a reload frees the old config */
+	char *state_dir;           /* effective; owned */
+	int state_lock_fd;         /* flock on state_dir/hitld.lock, held for the process's life */
 
 	Outbox *outbox;
 	Budget budget;
@@ -65,6 +67,8 @@ typedef struct Manager {
 	RpcServer *rpc;
 	int listen_fd;
 	bool listen_inherited;
+	ListenerFile socket_file;  /* the socket file we bound, watched by socket_timer */
+	sd_event_source *socket_timer;
 
 	sd_event_source *work_timer;
 	sd_event_source *status_defer;
@@ -133,6 +137,10 @@ int manager_run(Manager *m);
 
 /* Re-reads config and key (SIGHUP, daemon.reload). Keeps the old ones on error. */
 int manager_reload(Manager *m);
+
+/* Has the socket file we bound been removed or replaced (checked now; logged once)? Always
+ * false for a socket passed by systemd. */
+bool manager_socket_replaced(Manager *m);
 
 /* Something changed that may give the scheduler work: run it soon. */
 void manager_kick(Manager *m);

@@ -247,7 +247,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	usec_t now = now_realtime();
 	size_t counts[_REQUEST_STATE_MAX] = {};
 	usec_t oldest_queued = 0;
-	json_object *result, *budget, *queue, *api, *key;
+	json_object *result, *budget, *queue, *api, *key, *sock;
 
 	if (!check_known_params(call, known))
 		return;
@@ -302,6 +302,11 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
 	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
 
+	sock = json_object_new_object();
+	json_object_object_add(sock, "path", json_object_new_string(m->socket_path));
+	json_object_object_add(sock, "activated", json_object_new_boolean(m->listen_inherited));
+	json_object_object_add(sock, "replaced", json_object_new_boolean(manager_socket_replaced(m)));
+
 	result = json_object_new_object();
 	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
 	json_object_object_add(result, "started_at", iso_or_null(m->started_at));
@@ -310,6 +315,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "queue", queue);
 	json_object_object_add(result, "api", api);
 	json_object_object_add(result, "key", key);
+	json_object_object_add(result, "socket", sock);
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
 	rpc_call_reply(call, result);
 }

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "pathtrust.h"
 #include "secret.h"
 
 const char *secret_source_to_string(SecretSource s) {
@@ -38,21 +39,43 @@ bool secret_key_is_valid(const char *key) {
 	return true;
 }
 
-/* Reads a small secret file; strips one trailing newline (and CR, blanks). */
+/* Opens the key file without ever blocking: O_NONBLOCK, so a FIFO (or a device) at the path
+ * cannot hang the start or a reload while the stop signals are blocked; O_NOFOLLOW, so
+ * whoever may change a link does not choose our key. With check_dir, the directory that holds
+ * it must pass pathtrust: whoever may write it may swap the file for one of their choosing
+ * (our uid and mode checks would then see their file, not ours). */
+static int open_key_file(const char *path, bool check_dir) {
+	_cleanup_(closep) int dir = -EBADF;
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (check_dir) {
+		dir = pathtrust_open_parent(path, O_PATH, PATH_TRUST_CONTAINER, "API key directory");
+		if (dir < 0)
+			return dir;
+		fd = openat(dir, slash ? slash + 1 : path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	} else
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return log_error_errno(-ELOOP, "API key file %s is a symbolic link, refusing it; "
+			                       "point the configuration at the file itself.", path);
+		return -errno;
+	}
+	return fd;
+}
+
+/* Reads a small secret file; strips one trailing newline (and CR, blanks). Type, owner and
+ * mode are checked on the descriptor, so they are those of the file read. */
 static int read_key_file(const char *path, bool check_mode, char **ret_key) {
 	_cleanup_(closep) int fd = -EBADF;
 	char buf[SECRET_KEY_MAX + 2];
 	struct stat st;
 	ssize_t n;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			/* Whoever may change the link chooses our key: point at the file itself. */
-			return log_error_errno(-ELOOP, "API key file %s is a symbolic link, refusing it; "
-			                       "point the configuration at the file itself.", path);
-		return -errno;
-	}
+	fd = open_key_file(path, check_mode);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))

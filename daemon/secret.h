@@ -1,8 +1,11 @@
 /* secret.h — finding and loading the HITL.sh API key (DESIGN.md §2.6).
  * Order: $CREDENTIALS_DIRECTORY/hitl-api-key (systemd LoadCredential=), then
- * api.key_file (refused if group/other may read it or it is not owned by us or
- * root), then $HITL_API_KEY (removed from the environment once read). The key
- * is returned in memory the caller wipes (erase_and_freep); it is never logged. */
+ * api.key_file (refused if group/other may read it, it is not owned by us or
+ * root, it is not a regular file, or its directory fails pathtrust: writable by
+ * anyone but root and us, unless sticky and root's or ours like /tmp; opened
+ * O_NONBLOCK|O_NOFOLLOW, so a FIFO cannot hang us), then $HITL_API_KEY
+ * (removed from the environment once read). The key is returned in memory the
+ * caller wipes (erase_and_freep); it is never logged. */
 #pragma once
 
 #include <errno.h>

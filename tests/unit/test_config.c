@@ -451,6 +451,29 @@ static void test_config_base_url_needs_http_or_https(void **state) {
 	expect_error("api = {\n  base_url = \"https://\";\n};\n", 2, "api.base_url", "no host");
 }
 
+/* The daemon refuses plain http:// to anything but loopback; so must the file check
+ * (--check-config used to accept what the daemon then refused). */
+static void test_config_base_url_plain_http_only_to_loopback(void **state) {
+	static const char *const good[] = { "http://127.0.0.1:8080/v1", "http://127.9.9.9/v1", "http://localhost/v1",
+		                            "http://LOCALHOST:1/v1", "http://[::1]:9/v1", "https://api.example.com/v1" };
+	static const char *const bad[] = { "http://api.hitl.sh/v1", "http://10.0.0.1/v1", "http://[::2]/v1",
+		                           "http://127.0.0.1.example.com/v1", "http://localhost.evil/v1" };
+	char text[256];
+
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		snprintf(text, sizeof text, "api = { base_url = \"%s\"; };\n", good[i]);
+		_cleanup_(config_freep) Config *c = load_ok(text);
+		assert_string_equal(c->api_base_url, good[i]);
+		assert_null(config_check_base_url(good[i]));
+	}
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		snprintf(text, sizeof text, "api = {\n  base_url = \"%s\";\n};\n", bad[i]);
+		expect_error(text, 2, "api.base_url", "loopback");
+	}
+	expect_error("api = {\n  base_url = \"http://u:secretpw@127.0.0.1/v1\";\n};\n", 2, "api.base_url",
+	             "user information");
+}
+
 static void test_config_bad_group_name_is_refused(void **state) {
 	expect_error("socket = {\n  group = \"a:b\";\n};\n", 2, "socket.group", "group name");
 	expect_error("socket = {\n  admin_group = \"-x\";\n};\n", 2, "socket.admin_group", "group name");
@@ -840,6 +863,7 @@ int main(void) {
 		cmocka_unit_test(test_config_relative_paths_are_refused),
 		cmocka_unit_test(test_config_socket_path_must_fit_sun_path),
 		cmocka_unit_test(test_config_base_url_needs_http_or_https),
+		cmocka_unit_test(test_config_base_url_plain_http_only_to_loopback),
 		cmocka_unit_test(test_config_bad_group_name_is_refused),
 		cmocka_unit_test(test_config_error_quotes_control_characters_of_values),
 		cmocka_unit_test(test_config_mode_as_octal_string),
