@@ -66,7 +66,7 @@ UNIT_HELPER_OBJ := $(UNIT_HELPER_SRC:%.c=$(B)/%.o)
 PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
 
-.PHONY: all help deps check check-unit check-emulator check-integration \
+.PHONY: all help deps mcp-sdk check check-unit check-emulator check-integration \
         check-asan demo install uninstall clean crash-long
 .DEFAULT_GOAL := all
 # Keep the objects of chained rules (unit tests) so re-runs do not rebuild them.
@@ -86,6 +86,11 @@ help:
 
 deps:
 	@./scripts/install-deps
+
+# The MCP test's client SDK (npm, pinned in tests/mcp/), for the tests only.
+MCP_SDK_DIR ?= build/mcp-sdk
+mcp-sdk:
+	@./scripts/install-deps --mcp-sdk $(MCP_SDK_DIR)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -113,7 +118,10 @@ $(B)/libhitlclient.a: $(CLIENT_LIB_OBJ)
 $(B)/libhitlclient.so: $(CLIENT_PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libhitlclient.so.0 $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(shell $(PKG_CONFIG) --libs json-c)
 
-$(B)/hitlctl: $(B)/client/hitlctl.o $(B)/libhitlclient.a
+# hitlctl mcp: the MCP server (client/mcp*.c) is part of hitlctl.
+MCP_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/mcp*.c))
+
+$(B)/hitlctl: $(B)/client/hitlctl.o $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
@@ -121,7 +129,7 @@ $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitl
 
 # The tests. Each runner prints its own results; tests/run-suite adds them
 # up and ends with one "N passed, N failed" line.
-check: deps
+check: deps mcp-sdk
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 B=build/asan all
 	@./tests/run-suite --build $(B) --asan-build build/asan
@@ -132,7 +140,7 @@ check-unit: all
 check-emulator:
 	@./tests/run-suite --build $(B) --only emulator
 
-check-integration: all
+check-integration: all mcp-sdk
 	@./tests/run-suite --build $(B) --only integration
 
 check-asan:

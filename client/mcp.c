@@ -1,0 +1,959 @@
+/* mcp.c — the MCP server core of `hitlctl mcp` (see mcp.h): stdio framing, the JSON-RPC
+ * dispatch and lifecycle, and the event loop that drives waiting tool calls.
+ *
+ * libhitlclient is synchronous. Quick calls (everything answered from hitld's own state)
+ * go over one shared control connection and block for at most CALL_TIMEOUT_MS. A call that
+ * waits for a human (ask_human, wait_request) gets a connection of its own on which it
+ * `watch`es its request: the descriptor joins the poll(2) set and hitl_watch_next(…, 0)
+ * drains what arrived, so the loop keeps serving stdin (pings, cancellations, more calls)
+ * while humans think. A lost connection is retried with backoff for --reconnect-timeout;
+ * ask_human's submit carries a client_ref, so a submit retried after a lost reply is still
+ * one request. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "hitlclient.h"
+#include "mcp.h"
+#include "mcp_tools.h"
+
+#ifndef HITLD_VERSION
+#define HITLD_VERSION "0"
+#endif
+
+#define MESSAGE_MAX ((size_t) 4 * 1024 * 1024) /* one line on stdin */
+#define CONN_MESSAGE_MAX ((size_t) 8 * 1024 * 1024)
+#define READ_CHUNK 65536
+#define JSON_DEPTH_MAX 64
+#define CALL_TIMEOUT_MS 30000
+#define CALLS_DEFAULT 16
+#define CALLS_MAX 30 /* hitld allows 32 connections per uid: leave room for the control one */
+#define PROGRESS_INTERVAL_DEFAULT_S 10
+#define RECONNECT_TIMEOUT_DEFAULT_S 600
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 2000
+
+/* The revisions this server speaks, newest first. */
+static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" };
+
+#define INSTRUCTIONS \
+	"hitld asks humans (reviewers in HITL.sh loops) for decisions. Use ask_human before anything " \
+	"irreversible or that needs a person's judgement, and act on its answer. Requests are durable and " \
+	"spend a shared hourly API budget (about 100 per hour for everyone on this machine): ask once, with " \
+	"a client_ref if you might retry, and use get_request/wait_request to follow up."
+
+typedef enum Step {
+	STEP_BACKOFF, /* no connection: (re)connect at retry_at_ms */
+	STEP_WAITING, /* watching the request on conn */
+} Step;
+
+typedef struct Server Server;
+
+/* One tools/call that waits (ask_human, wait_request). */
+typedef struct Call {
+	struct Call *next;
+	Server *srv;
+	const McpTool *tool;
+	json_object *rpc_id;
+	json_object *progress_token; /* or NULL: the client wants no progress */
+	json_object *submit;         /* ask_human: request.submit's params, kept for retries and cancel-by-ref */
+	bool submitted;
+	char *request_id;
+	HitlClient *conn;
+	Step step;
+	int64_t started_ms;
+	int64_t deadline_ms;         /* wait_request: answer done:false then; -1: none */
+	int64_t next_progress_ms;
+	int64_t retry_at_ms;
+	int64_t failing_since_ms;    /* -1: connected */
+	unsigned attempts;
+	double last_progress;
+	bool cancelled;              /* MCP cancellation: cancel the request at hitld, answer nothing */
+} Call;
+
+struct Server {
+	const char *path;
+	McpToolOptions opts;
+	unsigned max_calls;
+	int64_t progress_interval_ms;
+	int64_t reconnect_timeout_ms;
+
+	char *in;
+	size_t in_len, in_size;
+	bool in_skipping; /* discarding the rest of an over-long line */
+	bool in_eof;
+
+	bool initialized;
+	const char *version; /* negotiated */
+	HitlClient *ctl;
+	Call *calls;
+	unsigned n_calls;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static int64_t now_ms(void) {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int add(json_object *o, const char *key, json_object *v) {
+	if (!v || json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A transport failure, as opposed to hitld's answer: worth reconnecting for. */
+static bool is_transport(int r, const HitlError *e) {
+	if (r == -EREMOTEIO)
+		return e && e->code == HITL_ERROR_SHUTTING_DOWN;
+	return r < 0 && r != -ENOMEM && r != -EINVAL;
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+				(void) poll(&pfd, 1, -1);
+				continue;
+			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	return 0;
+}
+
+/* Writes one message as one line on stdout. A host that stopped reading ends us. */
+static void send_message(json_object *msg) {
+	const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	_cleanup_(freep) char *line = NULL;
+	size_t len;
+
+	if (!text)
+		return;
+	len = strlen(text);
+	line = malloc(len + 1);
+	if (!line)
+		return;
+	memcpy(line, text, len);
+	line[len] = '\n';
+	if (write_all(STDOUT_FILENO, line, len + 1) < 0) {
+		fprintf(stderr, "hitlctl mcp: stdout closed (%m); exiting\n");
+		exit(0);
+	}
+}
+
+static void send_result(json_object *id, json_object *result) {
+	_cleanup_(json_object_putp) json_object *msg = json_object_new_object();
+
+	if (!msg || add(msg, "jsonrpc", json_object_new_string("2.0")) < 0 ||
+	    json_object_object_add(msg, "id", json_object_get(id)) < 0 ||
+	    add(msg, "result", result ? json_object_get(result) : json_object_new_object()) < 0)
+		return;
+	send_message(msg);
+}
+
+static void send_error(json_object *id, int code, const char *message) {
+	_cleanup_(json_object_putp) json_object *msg = json_object_new_object(), *err = json_object_new_object();
+
+	if (!msg || !err || add(err, "code", json_object_new_int(code)) < 0 ||
+	    add(err, "message", json_object_new_string(message)) < 0 ||
+	    add(msg, "jsonrpc", json_object_new_string("2.0")) < 0 ||
+	    json_object_object_add(msg, "id", json_object_get(id)) < 0 ||
+	    json_object_object_add(msg, "error", TAKE_PTR(err)) < 0)
+		return;
+	send_message(msg);
+}
+
+/* JSON-RPC ids: strings or integers; equal when both type and value are. */
+static bool id_equal(json_object *a, json_object *b) {
+	if (!a || !b || json_object_get_type(a) != json_object_get_type(b))
+		return false;
+	if (json_object_is_type(a, json_type_string))
+		return streq(json_object_get_string(a), json_object_get_string(b));
+	if (json_object_is_type(a, json_type_int))
+		return json_object_get_int64(a) == json_object_get_int64(b);
+	return false;
+}
+
+static int connect_to(Server *s, HitlClient **ret) {
+	HitlClient *c = NULL;
+	int r = hitl_client_connect(s->path, &c);
+
+	if (r < 0)
+		return r;
+	hitl_client_set_timeout(c, CALL_TIMEOUT_MS);
+	hitl_client_set_max_message(c, CONN_MESSAGE_MAX);
+	*ret = c;
+	return 0;
+}
+
+/* The control connection, fresh if hitld closed the old one (idle timeout, restart):
+ * nothing ever arrives unasked on it, so anything readable means it is gone. */
+static int control(Server *s, HitlClient **ret) {
+	if (s->ctl) {
+		struct pollfd p = { .fd = hitl_client_fd(s->ctl), .events = POLLIN };
+
+		if (hitl_client_is_broken(s->ctl) || poll(&p, 1, 0) != 0)
+			s->ctl = hitl_client_free(s->ctl);
+	}
+	if (!s->ctl) {
+		int r = connect_to(s, &s->ctl);
+
+		if (r < 0)
+			return r;
+	}
+	*ret = s->ctl;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ waiting calls */
+
+static void call_free(Call *c) {
+	Server *s = c->srv;
+
+	for (Call **p = &s->calls; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			s->n_calls--;
+			break;
+		}
+	json_object_put(c->rpc_id);
+	json_object_put(c->progress_token);
+	json_object_put(c->submit);
+	free(c->request_id);
+	hitl_client_free(c->conn);
+	free(c);
+}
+
+/* Answers the tools/call (unless it was cancelled) and forgets it. Takes result. */
+static void call_finish(Call *c, json_object *result) {
+	if (!c->cancelled) {
+		if (result)
+			send_result(c->rpc_id, result);
+		else
+			send_error(c->rpc_id, HITL_ERROR_INTERNAL, "Out of memory.");
+	}
+	json_object_put(result);
+	call_free(c);
+}
+
+static const char *budget_text(json_object *status, char *buf, size_t size) {
+	json_object *b = json_object_object_get(status, "budget");
+	json_object *rem = json_object_object_get(b, "remaining"), *lim = json_object_object_get(b, "limit");
+	const char *reset = mcp_record_string(b, "reset_at"), *paused = mcp_record_string(b, "paused_until");
+
+	if (!rem || !lim)
+		return "";
+	snprintf(buf, size, "; API budget %d of %d calls left this hour%s%s%s%s", json_object_get_int(rem),
+	         json_object_get_int(lim), reset ? ", resets at " : "", reset ? reset : "",
+	         paused ? ", HITL.sh paused us until " : "", paused ? paused : "");
+	return buf;
+}
+
+/* A notifications/progress for the call, if its client asked for progress. */
+static void call_progress(Call *c, json_object *record, json_object *status, const char *note) {
+	_cleanup_(json_object_putp) json_object *msg = json_object_new_object(), *params = json_object_new_object();
+	char text[768], budget[256] = "";
+	const char *state = record ? mcp_record_string(record, "state") : NULL;
+	json_object *v;
+	double p;
+
+	if (!c->progress_token || c->cancelled)
+		return;
+	if (!state)
+		snprintf(text, sizeof text, "%s", note ? note : "waiting");
+	else if (streq(state, "queued")) {
+		json_object *pos = json_object_object_get(record, "position");
+
+		snprintf(text, sizeof text, "queued in hitld, position %d in the send queue%s%s%s",
+		         pos ? json_object_get_int(pos) : 0, budget_text(status, budget, sizeof budget),
+		         note ? "; " : "", note ? note : "");
+	} else if (streq(state, "submitting"))
+		snprintf(text, sizeof text, "submitting to HITL.sh%s%s%s", budget_text(status, budget, sizeof budget),
+		         note ? "; " : "", note ? note : "");
+	else if (streq(state, "pending")) {
+		const char *due = mcp_record_string(record, "deadline_at");
+
+		snprintf(text, sizeof text, "pending at HITL.sh: waiting for a reviewer%s%s%s%s%s",
+		         due ? ", answer due by " : "", due ? due : "", budget_text(status, budget, sizeof budget),
+		         note ? "; " : "", note ? note : "");
+	} else
+		snprintf(text, sizeof text, "%s%s%s", state, note ? "; " : "", note ? note : "");
+
+	/* progress: seconds waited (strictly increasing, as the spec wants); total: the time
+	 * the human has, when the request says. */
+	p = (double) (now_ms() - c->started_ms) / 1000.0;
+	if (p <= c->last_progress)
+		p = c->last_progress + 0.001;
+	c->last_progress = p;
+	if (!msg || !params || add(params, "progressToken", json_object_get(c->progress_token)) < 0 ||
+	    add(params, "progress", json_object_new_double(p)) < 0)
+		return;
+	if (record && json_object_object_get_ex(record, "timeout_seconds", &v) && json_object_is_type(v, json_type_int) &&
+	    add(params, "total", json_object_new_int64(json_object_get_int64(v))) < 0)
+		return;
+	if (mcp_protocol_has_messages(c->srv->version) && add(params, "message", json_object_new_string(text)) < 0)
+		return;
+	if (add(msg, "jsonrpc", json_object_new_string("2.0")) < 0 ||
+	    add(msg, "method", json_object_new_string("notifications/progress")) < 0 ||
+	    json_object_object_add(msg, "params", TAKE_PTR(params)) < 0)
+		return;
+	send_message(msg);
+}
+
+static void call_backoff(Call *c, int r);
+static void call_readable(Call *c);
+
+/* Reports the record: the final answer, or progress (with hitld's budget). Returns 1 when
+ * the call ended. */
+static int call_record(Call *c, json_object *record, bool refresh_status) {
+	_cleanup_(json_object_putp) json_object *status = NULL;
+
+	if (mcp_record_final(record)) {
+		bool st = mcp_protocol_has_structured(c->srv->version);
+
+		call_finish(c, mcp_tool_kind(c->tool) == MCP_TOOL_ASK ? mcp_result_ask(record, st)
+		                                                      : mcp_result_wait(record, true, st));
+		return 1;
+	}
+	if (c->progress_token && refresh_status && c->conn)
+		(void) hitl_status(c->conn, &status, NULL); /* the budget is a nicety: no status, no budget line */
+	call_progress(c, record, status, NULL);
+	c->next_progress_ms = now_ms() + c->srv->progress_interval_ms;
+	return 0;
+}
+
+/* ask_human cancelled: cancel the request at hitld (found by client_ref if the submit's
+ * reply was lost), then forget the call. */
+static void call_cancel_request(Call *c) {
+	_cleanup_(json_object_putp) json_object *record = NULL;
+	HitlError e = HITL_ERROR_INIT;
+	int r;
+
+	if (!c->request_id && c->submit) {
+		const char *ref = mcp_record_string(c->submit, "client_ref");
+
+		r = hitl_request_get_by_ref(c->conn, ref, &record, &e);
+		if (r == -EREMOTEIO && e.code == HITL_ERROR_NOT_FOUND) {
+			hitl_error_clear(&e);
+			call_free(c); /* it never reached hitld */
+			return;
+		}
+		if (r >= 0) {
+			c->request_id = strdup(strna(mcp_record_string(record, "id")));
+			if (!c->request_id)
+				r = -ENOMEM;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	r = hitl_request_cancel(c->conn, c->request_id, NULL, &e);
+	if (r >= 0 || (r == -EREMOTEIO && !is_transport(r, &e))) {
+		/* Cancelled, or hitld said why not (already final): either way, done. */
+		if (r < 0)
+			fprintf(stderr, "hitlctl mcp: cancelling %s: %s\n", c->request_id, strna(e.message));
+		hitl_error_clear(&e);
+		call_free(c);
+		return;
+	}
+fail:
+	hitl_error_clear(&e);
+	if (is_transport(r, NULL) || r == -EREMOTEIO)
+		call_backoff(c, r);
+	else
+		call_free(c);
+}
+
+/* (Re)connects: submit if not yet done, watch the request, read it. */
+static void call_attach(Call *c) {
+	_cleanup_(json_object_putp) json_object *record = NULL;
+	const char *ids[2] = { NULL, NULL };
+	HitlError e = HITL_ERROR_INIT;
+	int r;
+
+	c->conn = hitl_client_free(c->conn);
+	r = connect_to(c->srv, &c->conn);
+	if (r < 0)
+		return call_backoff(c, r);
+	if (c->cancelled)
+		return call_cancel_request(c);
+
+	if (!c->submitted) {
+		_cleanup_(json_object_putp) json_object *res = NULL;
+
+		r = hitl_request_submit(c->conn, c->submit, &res, &e);
+		if (r >= 0) {
+			c->request_id = strdup(strna(mcp_record_string(res, "id")));
+			if (!c->request_id)
+				r = -ENOMEM;
+			c->submitted = true;
+		}
+		if (r < 0)
+			goto fail;
+	}
+
+	ids[0] = c->request_id;
+	r = hitl_watch(c->conn, ids, &e);
+	if (r >= 0)
+		r = hitl_request_get(c->conn, c->request_id, &record, &e);
+	if (r < 0)
+		goto fail;
+	if (c->failing_since_ms >= 0)
+		fprintf(stderr, "hitlctl mcp: reconnected to hitld; still waiting for %s\n", c->request_id);
+	c->failing_since_ms = -1;
+	c->attempts = 0;
+	c->step = STEP_WAITING;
+	/* Notifications that arrived during these calls wait in the client's queue. */
+	if (call_record(c, record, true) == 0)
+		call_readable(c);
+	return;
+
+fail:
+	if (is_transport(r, &e)) {
+		hitl_error_clear(&e);
+		return call_backoff(c, r);
+	}
+	call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : mcp_result_transport(r, "reach hitld"));
+	hitl_error_clear(&e);
+}
+
+static void call_backoff(Call *c, int r) {
+	int64_t now = now_ms();
+	char note[256];
+
+	c->conn = hitl_client_free(c->conn);
+	if (c->failing_since_ms < 0) {
+		c->failing_since_ms = now;
+		fprintf(stderr, "hitlctl mcp: lost hitld (%s)%s%s; reconnecting\n", strerror(-r),
+		        c->request_id ? " while waiting for " : "", c->request_id ? c->request_id : "");
+	}
+	if (now - c->failing_since_ms > c->srv->reconnect_timeout_ms) {
+		_cleanup_(freep) char *text = NULL;
+
+		if (c->cancelled) {
+			fprintf(stderr, "hitlctl mcp: could not cancel %s: hitld unreachable\n", strna(c->request_id));
+			return call_free(c);
+		}
+		if (asprintf(&text, "Lost hitld (%s) and could not reach it again for %lld s. %s%s%s", strerror(-r),
+		             (long long) (c->srv->reconnect_timeout_ms / 1000),
+		             c->request_id ? "The request is safe in hitld's outbox: call wait_request with id " : "",
+		             c->request_id ? c->request_id : "Nothing may have been stored; ask again with the same client_ref ",
+		             c->request_id ? " once hitld is back." : "once hitld is back.") < 0)
+			return call_finish(c, NULL);
+		return call_finish(c, mcp_result_problem(text));
+	}
+	c->step = STEP_BACKOFF;
+	c->retry_at_ms = now + (c->attempts >= 5 ? BACKOFF_MAX_MS : BACKOFF_FIRST_MS << c->attempts);
+	if (c->retry_at_ms > now + BACKOFF_MAX_MS)
+		c->retry_at_ms = now + BACKOFF_MAX_MS;
+	c->attempts++;
+	snprintf(note, sizeof note, "hitld unreachable (%s), reconnecting (attempt %u)", strerror(-r), c->attempts);
+	if (c->attempts == 1 || now >= c->next_progress_ms) {
+		call_progress(c, NULL, NULL, note);
+		c->next_progress_ms = now + c->srv->progress_interval_ms;
+	}
+}
+
+/* The watching connection is readable: handle every notification that arrived. */
+static void call_readable(Call *c) {
+	for (;;) {
+		HitlEvent ev = HITL_EVENT_INIT;
+		int r = hitl_watch_next(c->conn, 0, &ev);
+
+		if (r == 0)
+			return;
+		if (r < 0)
+			return call_backoff(c, r);
+		if (streq(ev.method, "watch.overflow")) {
+			hitl_event_clear(&ev);
+			return call_attach(c);
+		}
+		if (ev.request && streq_ptr(mcp_record_string(ev.request, "id"), c->request_id)) {
+			r = call_record(c, ev.request, true);
+			hitl_event_clear(&ev);
+			if (r > 0)
+				return;
+			continue;
+		}
+		hitl_event_clear(&ev);
+	}
+}
+
+static void call_timer(Call *c, int64_t now) {
+	_cleanup_(json_object_putp) json_object *record = NULL;
+	HitlError e = HITL_ERROR_INIT;
+	bool expired;
+	int r;
+
+	if (c->step == STEP_BACKOFF) {
+		if (now >= c->retry_at_ms)
+			call_attach(c);
+		return;
+	}
+	expired = c->deadline_ms >= 0 && now >= c->deadline_ms;
+	if (!expired && !(c->progress_token && now >= c->next_progress_ms))
+		return;
+	r = hitl_request_get(c->conn, c->request_id, &record, &e);
+	if (r < 0) {
+		if (is_transport(r, &e)) {
+			hitl_error_clear(&e);
+			return call_backoff(c, r);
+		}
+		call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : NULL);
+		hitl_error_clear(&e);
+		return;
+	}
+	if (call_record(c, record, true) > 0)
+		return;
+	if (expired)
+		return call_finish(c, mcp_result_wait(record, false, mcp_protocol_has_structured(c->srv->version)));
+	call_readable(c);
+}
+
+static int64_t call_next_timer(const Call *c) {
+	int64_t t;
+
+	if (c->step == STEP_BACKOFF)
+		return c->retry_at_ms;
+	t = c->progress_token ? c->next_progress_ms : INT64_MAX;
+	if (c->deadline_ms >= 0 && c->deadline_ms < t)
+		t = c->deadline_ms;
+	return t;
+}
+
+/* ------------------------------------------------------------------ tools/call */
+
+static void tools_call(Server *s, json_object *id, json_object *params) {
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	_cleanup_(freep) char *trouble = NULL;
+	McpPrepared prep = {};
+	json_object *name, *args = NULL, *meta, *token = NULL;
+	const McpTool *t;
+	HitlClient *ctl;
+	HitlError e = HITL_ERROR_INIT;
+	Call *c;
+	int r;
+
+	if (!params || !json_object_object_get_ex(params, "name", &name) || !json_object_is_type(name, json_type_string))
+		return send_error(id, HITL_ERROR_INVALID_PARAMS, "tools/call needs params.name, a string.");
+	t = mcp_tool_find(json_object_get_string(name));
+	if (!t) {
+		_cleanup_(freep) char *m = NULL;
+
+		if (asprintf(&m, "Unknown tool: %s", json_object_get_string(name)) < 0)
+			return;
+		return send_error(id, HITL_ERROR_INVALID_PARAMS, m);
+	}
+	json_object_object_get_ex(params, "arguments", &args);
+	if (json_object_object_get_ex(params, "_meta", &meta) && json_object_object_get_ex(meta, "progressToken", &token) &&
+	    !json_object_is_type(token, json_type_string) && !json_object_is_type(token, json_type_int))
+		token = NULL;
+	for (Call *o = s->calls; o; o = o->next)
+		if (id_equal(o->rpc_id, id))
+			return send_error(id, HITL_ERROR_INVALID_REQUEST, "A call with this id is still in progress.");
+
+	r = mcp_tool_prepare(t, &s->opts, args && !json_object_is_type(args, json_type_null) ? args : NULL, &prep, &trouble);
+	if (r == -EINVAL) {
+		res = mcp_result_problem(trouble);
+		goto answer;
+	}
+	if (r < 0)
+		return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+
+	if (mcp_tool_kind(t) == MCP_TOOL_CALL) {
+		r = control(s, &ctl);
+		if (r >= 0)
+			r = hitl_client_call(ctl, prep.method, prep.params, &res, &e);
+		if (r >= 0) {
+			json_object *daemon = TAKE_PTR(res);
+
+			res = mcp_result_call(t, daemon, mcp_protocol_has_structured(s->version));
+			json_object_put(daemon);
+		} else if (r == -EREMOTEIO)
+			res = mcp_result_hitld_error(&e);
+		else
+			res = mcp_result_transport(r, "call hitld");
+		hitl_error_clear(&e);
+		goto answer;
+	}
+
+	if (s->n_calls >= s->max_calls) {
+		_cleanup_(freep) char *m = NULL;
+
+		if (asprintf(&m, "Too many calls waiting at once (%u, this server's --max-calls); let one finish first, "
+		             "or use submit_request and check later with get_request.", s->max_calls) < 0)
+			goto oom;
+		res = mcp_result_problem(m);
+		goto answer;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto oom;
+	*c = (Call) {
+		.srv = s, .tool = t, .rpc_id = json_object_get(id), .progress_token = json_object_get(token),
+		.submit = TAKE_PTR(prep.params), .submitted = mcp_tool_kind(t) == MCP_TOOL_WAIT,
+		.request_id = TAKE_PTR(prep.request_id), .started_ms = now_ms(), .deadline_ms = -1,
+		.failing_since_ms = -1, .last_progress = 0,
+	};
+	if (mcp_tool_kind(t) == MCP_TOOL_WAIT)
+		c->deadline_ms = c->started_ms + prep.wait_ms;
+	c->next = s->calls;
+	s->calls = c;
+	s->n_calls++;
+	mcp_prepared_clear(&prep);
+	call_attach(c);
+	return;
+
+answer:
+	mcp_prepared_clear(&prep);
+	if (res)
+		send_result(id, res);
+	else
+oom:
+		send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+}
+
+static void cancelled(Server *s, json_object *params) {
+	json_object *rid;
+
+	if (!params || !json_object_object_get_ex(params, "requestId", &rid))
+		return;
+	for (Call *c = s->calls; c; c = c->next) {
+		if (!id_equal(c->rpc_id, rid) || c->cancelled)
+			continue;
+		c->cancelled = true;
+		/* wait_request only stops waiting; ask_human's request goes with its call. */
+		if (mcp_tool_kind(c->tool) != MCP_TOOL_ASK)
+			return call_free(c);
+		fprintf(stderr, "hitlctl mcp: call cancelled; cancelling %s\n", strna(c->request_id));
+		if (c->step == STEP_WAITING)
+			call_cancel_request(c);
+		return; /* in backoff: call_attach() cancels once hitld is back */
+	}
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static void initialize(Server *s, json_object *id, json_object *params) {
+	_cleanup_(json_object_putp) json_object *r = json_object_new_object();
+	json_object *v, *caps, *tools, *info;
+	const char *want;
+
+	if (s->initialized)
+		return send_error(id, HITL_ERROR_INVALID_REQUEST, "Already initialized.");
+	if (!params || !json_object_object_get_ex(params, "protocolVersion", &v) || !json_object_is_type(v, json_type_string))
+		return send_error(id, HITL_ERROR_INVALID_PARAMS, "initialize needs params.protocolVersion, a string.");
+	want = json_object_get_string(v);
+	s->version = protocol_versions[0];
+	for (size_t i = 0; i < ELEMENTSOF(protocol_versions); i++)
+		if (streq(want, protocol_versions[i]))
+			s->version = protocol_versions[i];
+
+	caps = json_object_new_object();
+	tools = json_object_new_object();
+	info = json_object_new_object();
+	if (!r || add(r, "protocolVersion", json_object_new_string(s->version)) < 0 || add(r, "capabilities", caps) < 0 ||
+	    add(caps, "tools", tools) < 0 || add(tools, "listChanged", json_object_new_boolean(false)) < 0 ||
+	    add(r, "serverInfo", info) < 0 || add(info, "name", json_object_new_string("hitld")) < 0 ||
+	    add(info, "version", json_object_new_string(HITLD_VERSION)) < 0)
+		return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+	if (mcp_protocol_has_structured(s->version) &&
+	    add(info, "title", json_object_new_string("hitld: ask a human")) < 0)
+		return;
+	if (mcp_protocol_has_messages(s->version) && add(r, "instructions", json_object_new_string(INSTRUCTIONS)) < 0)
+		return;
+	s->initialized = true;
+	send_result(id, r);
+}
+
+static void request(Server *s, const char *method, json_object *id, json_object *params) {
+	if (streq(method, "initialize"))
+		return initialize(s, id, params);
+	if (streq(method, "ping"))
+		return send_result(id, NULL);
+	if (!s->initialized)
+		return send_error(id, HITL_ERROR_INVALID_REQUEST, "Send initialize first.");
+	if (streq(method, "tools/list")) {
+		_cleanup_(json_object_putp) json_object *list = NULL;
+
+		if (mcp_tools_list(&s->opts, s->version, &list) < 0)
+			return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+		return send_result(id, list);
+	}
+	if (streq(method, "tools/call"))
+		return tools_call(s, id, params);
+	send_error(id, HITL_ERROR_METHOD_NOT_FOUND, "Method not found.");
+}
+
+static void handle_line(Server *s, const char *line, size_t len) {
+	_cleanup_(json_object_putp) json_object *msg = NULL;
+	json_object *v, *id = NULL, *params = NULL;
+	json_tokener *tok;
+	bool has_id;
+
+	while (len > 0 && strchr(" \t\r", line[len - 1]))
+		len--;
+	if (len == 0)
+		return;
+	tok = json_tokener_new_ex(JSON_DEPTH_MAX);
+	if (!tok)
+		return;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	msg = json_tokener_parse_ex(tok, line, (int) len);
+	if (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len)
+		msg = (json_object_put(msg), NULL);
+	json_tokener_free(tok);
+	if (!msg)
+		return send_error(NULL, HITL_ERROR_PARSE, "Parse error: not one JSON value.");
+	if (json_object_is_type(msg, json_type_array))
+		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Batches are not supported: send one message per line.");
+	if (!json_object_is_type(msg, json_type_object) || !json_object_object_get_ex(msg, "jsonrpc", &v) ||
+	    !json_object_is_type(v, json_type_string) || !streq(json_object_get_string(v), "2.0"))
+		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Not a JSON-RPC 2.0 message.");
+
+	has_id = json_object_object_get_ex(msg, "id", &id);
+	if (!json_object_object_get_ex(msg, "method", &v)) {
+		/* A response: we send no requests, so there is nothing to match it with. */
+		if (!has_id)
+			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Neither a request nor a response.");
+		return;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return send_error(has_id ? id : NULL, HITL_ERROR_INVALID_REQUEST, "method must be a string.");
+	if (json_object_object_get_ex(msg, "params", &params) && !json_object_is_type(params, json_type_object)) {
+		if (has_id)
+			send_error(id, HITL_ERROR_INVALID_PARAMS, "params must be an object.");
+		return;
+	}
+	if (!has_id) {
+		if (streq(json_object_get_string(v), "notifications/cancelled"))
+			cancelled(s, params);
+		return; /* notifications/initialized and anything else: nothing to do */
+	}
+	if (!id || (!json_object_is_type(id, json_type_string) && !json_object_is_type(id, json_type_int)))
+		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "id must be a string or an integer.");
+	request(s, json_object_get_string(v), id, params);
+}
+
+/* Reads what stdin has and handles every complete line. */
+static void read_stdin(Server *s) {
+	ssize_t n;
+	size_t start = 0;
+
+	if (s->in_size - s->in_len < READ_CHUNK) {
+		size_t size = s->in_len + READ_CHUNK;
+		char *b = realloc(s->in, size);
+
+		if (!b)
+			return;
+		s->in = b;
+		s->in_size = size;
+	}
+	n = read(STDIN_FILENO, s->in + s->in_len, s->in_size - s->in_len);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			s->in_eof = true;
+		return;
+	}
+	if (n == 0) {
+		s->in_eof = true;
+		return;
+	}
+	s->in_len += (size_t) n;
+	for (;;) {
+		char *nl = memchr(s->in + start, '\n', s->in_len - start);
+		size_t len;
+
+		if (!nl)
+			break;
+		len = (size_t) (nl - (s->in + start));
+		if (s->in_skipping)
+			s->in_skipping = false;
+		else if (len > MESSAGE_MAX)
+			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
+		else
+			handle_line(s, s->in + start, len);
+		start += len + 1;
+	}
+	memmove(s->in, s->in + start, s->in_len - start);
+	s->in_len -= start;
+	if (s->in_len > MESSAGE_MAX) {
+		if (!s->in_skipping)
+			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
+		s->in_skipping = true;
+		s->in_len = 0;
+	}
+}
+
+/* ------------------------------------------------------------------ main loop */
+
+static int run(Server *s) {
+	for (;;) {
+		struct pollfd fds[1 + CALLS_MAX];
+		Call *who[1 + CALLS_MAX];
+		int64_t next = INT64_MAX, now;
+		nfds_t n = 0;
+		int timeout, k;
+
+		if (s->in_eof)
+			return 0; /* the host is gone; every request is safe in hitld */
+		fds[n++] = (struct pollfd) { .fd = STDIN_FILENO, .events = POLLIN };
+		for (Call *c = s->calls; c; c = c->next) {
+			int64_t t = call_next_timer(c);
+
+			if (t < next)
+				next = t;
+			if (c->step == STEP_WAITING && c->conn && n < ELEMENTSOF(fds)) {
+				who[n] = c;
+				fds[n++] = (struct pollfd) { .fd = hitl_client_fd(c->conn), .events = POLLIN };
+			}
+		}
+		now = now_ms();
+		timeout = next == INT64_MAX ? -1 : next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int) (next - now);
+		k = poll(fds, n, timeout);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "hitlctl mcp: poll: %m\n");
+			return 1;
+		}
+		/* Each call's handlers free only that call, so the rest of who[] stays valid. */
+		for (nfds_t i = 1; i < n; i++)
+			if (fds[i].revents)
+				call_readable(who[i]);
+		now = now_ms();
+		for (Call *c = s->calls, *nx; c; c = nx) {
+			nx = c->next;
+			if (call_next_timer(c) <= now)
+				call_timer(c, now);
+		}
+		if (fds[0].revents)
+			read_stdin(s);
+	}
+}
+
+static int parse_seconds(const char *opt, const char *arg, int64_t min, int64_t max, int64_t *ret) {
+	uint64_t v;
+
+	if (hitl_duration_parse(arg, &v) < 0 || (int64_t) v < min || (int64_t) v > max) {
+		fprintf(stderr, "hitlctl mcp: %s %s: a duration from %lld to %lld seconds (e.g. 30, 5m).\n", opt, arg,
+		        (long long) min, (long long) max);
+		return -EINVAL;
+	}
+	*ret = (int64_t) v;
+	return 0;
+}
+
+int mcp_main(const char *socket_path, int argc, char **argv) {
+	enum { OPT_SOCKET = 256, OPT_INSTANCE, OPT_LOOP, OPT_PROGRESS, OPT_RECONNECT, OPT_MAX_CALLS, OPT_HELP };
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "instance", required_argument, NULL, OPT_INSTANCE },
+		{ "loop", required_argument, NULL, OPT_LOOP },
+		{ "progress-interval", required_argument, NULL, OPT_PROGRESS },
+		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
+		{ "max-calls", required_argument, NULL, OPT_MAX_CALLS },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{},
+	};
+	_cleanup_(freep) char *instance_path = NULL;
+	Server s = {
+		.path = socket_path,
+		.max_calls = CALLS_DEFAULT,
+		.progress_interval_ms = PROGRESS_INTERVAL_DEFAULT_S * 1000,
+		.reconnect_timeout_ms = RECONNECT_TIMEOUT_DEFAULT_S * 1000,
+	};
+	const char *explicit_socket = NULL;
+	int64_t v;
+	int opt, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		switch (opt) {
+		case OPT_SOCKET:
+			explicit_socket = optarg;
+			break;
+		case OPT_INSTANCE:
+			free(instance_path);
+			instance_path = NULL;
+			if (hitl_socket_path_for_instance(optarg, &instance_path) < 0) {
+				fprintf(stderr, "hitlctl mcp: --instance %s: an instance name is letters, digits and _.:@-\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_LOOP:
+			s.opts.default_loop_id = optarg;
+			break;
+		case OPT_PROGRESS:
+			if (parse_seconds("--progress-interval", optarg, 1, 3600, &v) < 0)
+				return 2;
+			s.progress_interval_ms = v * 1000;
+			break;
+		case OPT_RECONNECT:
+			if (parse_seconds("--reconnect-timeout", optarg, 0, 86400, &v) < 0)
+				return 2;
+			s.reconnect_timeout_ms = v * 1000;
+			break;
+		case OPT_MAX_CALLS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || n < 1 || n > CALLS_MAX) {
+				fprintf(stderr, "hitlctl mcp: --max-calls %s: a number from 1 to %d.\n", optarg, CALLS_MAX);
+				return 2;
+			}
+			s.max_calls = (unsigned) n;
+			break;
+		}
+		case OPT_HELP:
+			printf("Usage: hitlctl %s\n\n%s", MCP_SYNOPSIS, MCP_HELP);
+			return 0;
+		default:
+			fprintf(stderr, "hitlctl mcp: unknown option or missing value in '%s' — see 'hitlctl mcp --help'.\n",
+			        argv[optind - 1]);
+			return 2;
+		}
+	if (optind < argc) {
+		fprintf(stderr, "hitlctl mcp: unexpected argument '%s' — see 'hitlctl mcp --help'.\n", argv[optind]);
+		return 2;
+	}
+	if (explicit_socket && explicit_socket[0])
+		s.path = explicit_socket;
+	else if (instance_path)
+		s.path = instance_path;
+
+	/* A host that goes away must not kill us mid-write; we exit on EPIPE ourselves.
+	 * stdin stays blocking (it may share its file description with stdout or the host's
+	 * terminal): we read it only once poll(2) says it is readable. */
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "hitlctl mcp: serving MCP on stdio for hitld at %s\n", hitl_socket_path(s.path));
+
+	r = run(&s);
+	while (s.calls)
+		call_free(s.calls);
+	hitl_client_free(s.ctl);
+	free(s.in);
+	return r;
+}
