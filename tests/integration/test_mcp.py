@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, ROOT, SLOW, HitldTestCase, main, wait_for  # noqa: E402
@@ -442,6 +443,31 @@ class McpRawProtocol(HitldTestCase):
         res = r.rpc(3, "tools/call", {"name": "wait_request", "arguments": {"id": rid, "timeout_seconds": 60}})
         self.assertTrue(res["result"]["isError"])
         self.assertIn("--max-calls", res["result"]["content"][0]["text"])
+
+
+class McpDocs(unittest.TestCase):
+    def test_help_man_page_completion_and_readme_know_mcp(self):
+        p = subprocess.run([HITLCTL, "mcp", "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for opt in ("--loop", "--progress-interval", "--reconnect-timeout", "--max-calls", "mcpServers"):
+            self.assertIn(opt, p.stdout)
+        self.assertRegex(subprocess.run([HITLCTL, "--help"], capture_output=True, text=True).stdout, r"(?m)^  mcp\s")
+        self.assertEqual(subprocess.run([HITLCTL, "mcp", "--bogus"], capture_output=True).returncode, 2)
+        if shutil.which("man"):
+            p = subprocess.run(["man", "-l", os.path.join(ROOT, "docs", "hitlctl.1")], capture_output=True, text=True,
+                               timeout=60, env=dict(os.environ, MANWIDTH="120", MANPAGER="cat", PAGER="cat"))
+            self.assertRegex(p.stdout, r"(?m)^   mcp\b")
+            self.assertIn("--reconnect-timeout", p.stdout)
+        script = ('source %s; COMP_WORDS=(hitlctl mcp --); COMP_CWORD=2; _hitlctl; echo "${COMPREPLY[@]}"; '
+                  'COMP_WORDS=(hitlctl mc); COMP_CWORD=1; _hitlctl; echo "${COMPREPLY[@]}"'
+                  % os.path.join(ROOT, "contrib", "bash-completion", "hitlctl"))
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30).stdout.splitlines()
+        self.assertIn("--progress-interval", out[0].split())
+        self.assertEqual(out[1].split(), ["mcp"])
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        for needle in ("## From an AI agent", '"mcpServers"', ".vscode/mcp.json", '"mcp", "--instance"'):
+            self.assertIn(needle, readme)
 
 
 if __name__ == "__main__":
