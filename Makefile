@@ -124,6 +124,8 @@ MCP_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/mcp*.c))
 $(B)/hitlctl: $(B)/client/hitlctl.o $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
+
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 

@@ -41,9 +41,6 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
 
-/* The revisions this server speaks, newest first. */
-static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" };
-
 #define INSTRUCTIONS \
 	"hitld asks humans (reviewers in HITL.sh loops) for decisions. Use ask_human before anything " \
 	"irreversible or that needs a person's judgement, and act on its answer. Requests are durable and " \
@@ -658,17 +655,12 @@ static void cancelled(Server *s, json_object *params) {
 static void initialize(Server *s, json_object *id, json_object *params) {
 	_cleanup_(json_object_putp) json_object *r = json_object_new_object();
 	json_object *v, *caps, *tools, *info;
-	const char *want;
 
 	if (s->initialized)
 		return send_error(id, HITL_ERROR_INVALID_REQUEST, "Already initialized.");
 	if (!params || !json_object_object_get_ex(params, "protocolVersion", &v) || !json_object_is_type(v, json_type_string))
 		return send_error(id, HITL_ERROR_INVALID_PARAMS, "initialize needs params.protocolVersion, a string.");
-	want = json_object_get_string(v);
-	s->version = protocol_versions[0];
-	for (size_t i = 0; i < ELEMENTSOF(protocol_versions); i++)
-		if (streq(want, protocol_versions[i]))
-			s->version = protocol_versions[i];
+	s->version = mcp_protocol_negotiate(json_object_get_string(v));
 
 	caps = json_object_new_object();
 	tools = json_object_new_object();

@@ -153,6 +153,16 @@ static const McpTool tools[] = {
 
 /* ------------------------------------------------------------------ protocol revisions */
 
+/* The revisions this server speaks, newest first. */
+static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" };
+
+const char *mcp_protocol_negotiate(const char *requested) {
+	for (size_t i = 0; requested && i < ELEMENTSOF(protocol_versions); i++)
+		if (streq(requested, protocol_versions[i]))
+			return protocol_versions[i];
+	return protocol_versions[0];
+}
+
 /* Revisions are dates: they compare as strings. */
 bool mcp_protocol_has_structured(const char *v) {
 	return v && strcmp(v, "2025-06-18") >= 0;

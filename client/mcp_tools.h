@@ -55,6 +55,9 @@ int mcp_tool_prepare(const McpTool *t, const McpToolOptions *o, json_object *arg
                      char **ret_problem);
 void mcp_prepared_clear(McpPrepared *p);
 
+/* The revision to speak when the client asks for requested: the same if this server
+ * speaks it, else the newest it speaks (the client then decides whether to go on). */
+const char *mcp_protocol_negotiate(const char *requested);
 /* Does this protocol revision know structuredContent/outputSchema (2025-06-18 on)? */
 bool mcp_protocol_has_structured(const char *protocol_version);
 /* Does it know progress messages and tool annotations (2025-03-26 on)? */
