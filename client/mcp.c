@@ -112,6 +112,8 @@ static int add(json_object *o, const char *key, json_object *v) {
 	return 0;
 }
 
+#define IN_SET_ERRNO(r, a, b, c) ((r) == -(a) || (r) == -(b) || (r) == -(c))
+
 /* A transport failure, as opposed to hitld's answer: worth reconnecting for. */
 static bool is_transport(int r, const HitlError *e) {
 	if (r == -EREMOTEIO)
@@ -391,6 +393,11 @@ static void call_attach(Call *c) {
 
 	c->conn = hitl_client_free(c->conn);
 	r = connect_to(c->srv, &c->conn);
+	/* Before anything was submitted, a socket that is not there or not ours is a
+	 * configuration error to report now; later it is hitld restarting. */
+	if (r < 0 && !c->submitted && !c->cancelled && c->failing_since_ms < 0 &&
+	    IN_SET_ERRNO(r, ENOENT, EACCES, ENAMETOOLONG))
+		return call_finish(c, mcp_result_transport(r, hitl_socket_path(c->srv->path)));
 	if (r < 0)
 		return call_backoff(c, r);
 	if (c->cancelled)
@@ -431,7 +438,7 @@ fail:
 		hitl_error_clear(&e);
 		return call_backoff(c, r);
 	}
-	call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : mcp_result_transport(r, "reach hitld"));
+	call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : mcp_result_transport(r, hitl_socket_path(c->srv->path)));
 	hitl_error_clear(&e);
 }
 
@@ -590,7 +597,7 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 		} else if (r == -EREMOTEIO)
 			res = mcp_result_hitld_error(&e);
 		else
-			res = mcp_result_transport(r, "call hitld");
+			res = mcp_result_transport(r, hitl_socket_path(s->path));
 		hitl_error_clear(&e);
 		goto answer;
 	}

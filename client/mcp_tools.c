@@ -632,11 +632,28 @@ json_object *mcp_result_problem(const char *text) {
 	return result_new(NULL, true, text, NULL);
 }
 
-json_object *mcp_result_transport(int r, const char *what) {
+json_object *mcp_result_transport(int r, const char *socket_path) {
 	_cleanup_(freep) char *text = NULL;
+	const char *why;
 
-	if (asprintf(&text, "Could not %s: hitld is unreachable (%s). Requests already accepted are safe; "
-	             "try again later, with the same client_ref.", what, strerror(-r)) < 0)
+	switch (r) {
+	case -ETIMEDOUT:
+		why = "hitld did not answer in time; what was asked may still happen: check with get_request or "
+		      "list_requests before retrying, and retry with the same client_ref.";
+		break;
+	case -ENOENT:
+		why = "no hitld socket there. Is hitld running, and is this server's --instance or --socket right?";
+		break;
+	case -EACCES:
+		why = "not allowed to open hitld's socket: the user running this server must be in hitld's group.";
+		break;
+	case -ECONNREFUSED:
+		why = "nothing listens on that socket: hitld is not running.";
+		break;
+	default:
+		why = "requests already accepted are safe; try again later, with the same client_ref.";
+	}
+	if (asprintf(&text, "Could not talk to hitld at %s (%s): %s", socket_path, strerror(-r), why) < 0)
 		return NULL;
 	return result_new(NULL, true, text, NULL);
 }

@@ -69,8 +69,8 @@ json_object *mcp_result_ask(json_object *record, bool structured);
 json_object *mcp_result_wait(json_object *record, bool done, bool structured);
 json_object *mcp_result_hitld_error(const HitlError *e);
 json_object *mcp_result_problem(const char *text);
-/* A transport failure (negative errno r) while doing what. */
-json_object *mcp_result_transport(int r, const char *what);
+/* A transport failure (negative errno r) talking to hitld at socket_path. */
+json_object *mcp_result_transport(int r, const char *socket_path);
 
 /* The request record's state is final (completed, timeout, cancelled, failed). */
 bool mcp_record_final(json_object *record);

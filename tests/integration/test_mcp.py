@@ -263,6 +263,15 @@ class McpWithSdk(HitldTestCase):
         self.assertTrue(res["isError"])
         self.assertEqual(json.loads(res["content"][1]["text"])["name"], "not_found")
 
+    def test_nobody_answers_in_time_gives_the_default_marked_as_such(self):
+        a = self.agent()
+        a.call("ask", "ask_human", dict(QUESTION, timeout_seconds=600), progress=True)
+        p = a.progress("ask", pending)
+        self.assertEqual(p["total"], 600)
+        self.emu.ctl("POST", "/_emu/clock/advance", {"seconds": 900})
+        sc = a.result("ask", timeout=60)["structuredContent"]
+        self.assertEqual((sc["state"], sc["answer"], sc["result_source"]), ("timeout", "reject", "default"))
+
     def test_submit_wait_list_cancel_feedback(self):
         a = self.agent()
         a.call("sub", "submit_request", dict(QUESTION, client_ref="deploy-4812", timeout_seconds=900))
@@ -414,6 +423,14 @@ class McpRawProtocol(HitldTestCase):
         self.assertEqual(r.recv()["error"]["code"], -32600)
         # Still serving after all that.
         self.assertEqual(r.rpc(5, "ping")["result"], {})
+
+    def test_no_hitld_socket_is_an_immediate_tool_error(self):
+        r = Raw(self, os.path.join(self.tmp, "none.sock"))
+        r.init("2025-06-18")
+        for i, (name, args) in enumerate((("ask_human", QUESTION), ("hitl_status", {}))):
+            res = r.rpc(i + 1, "tools/call", {"name": name, "arguments": args})["result"]
+            self.assertTrue(res["isError"])
+            self.assertIn("no hitld socket there", res["content"][0]["text"])
 
     def test_cancelling_wait_request_leaves_the_request_alone(self):
         r = self.raw()
