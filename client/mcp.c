@@ -6,9 +6,9 @@
  * waits for a human (ask_human, wait_request) gets a connection of its own on which it
  * `watch`es its request: the descriptor joins the poll(2) set and hitl_watch_next(…, 0)
  * drains what arrived, so the loop keeps serving stdin (pings, cancellations, more calls)
- * while humans think. A lost connection is retried with backoff for --reconnect-timeout;
- * ask_human's submit carries a client_ref, so a submit retried after a lost reply is still
- * one request. */
+ * while humans think (mcp_wait.c). A lost connection is retried with backoff for
+ * --reconnect-timeout; ask_human's submit carries a client_ref, so a submit retried after a
+ * lost reply is still one request. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "hitlclient.h"
 #include "mcp.h"
+#include "mcp_server.h"
 #include "mcp_tools.h"
 
 #ifndef HITLD_VERSION
@@ -30,16 +31,13 @@
 #endif
 
 #define MESSAGE_MAX ((size_t) 4 * 1024 * 1024) /* one line on stdin */
-#define CONN_MESSAGE_MAX ((size_t) 8 * 1024 * 1024)
 #define READ_CHUNK 65536
 #define JSON_DEPTH_MAX 64
-#define CALL_TIMEOUT_MS 30000
 #define CALLS_DEFAULT 16
 #define CALLS_MAX 30 /* hitld allows 32 connections per uid: leave room for the control one */
 #define PROGRESS_INTERVAL_DEFAULT_S 10
 #define RECONNECT_TIMEOUT_DEFAULT_S 600
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BATCH_MAX 64
 
 #define INSTRUCTIONS \
 	"hitld asks humans (reviewers in HITL.sh loops) for decisions. Use ask_human before anything " \
@@ -47,57 +45,9 @@
 	"spend a shared hourly API budget (about 100 per hour for everyone on this machine): ask once, with " \
 	"a client_ref if you might retry, and use get_request/wait_request to follow up."
 
-typedef enum Step {
-	STEP_BACKOFF, /* no connection: (re)connect at retry_at_ms */
-	STEP_WAITING, /* watching the request on conn */
-} Step;
-
-typedef struct Server Server;
-
-/* One tools/call that waits (ask_human, wait_request). */
-typedef struct Call {
-	struct Call *next;
-	Server *srv;
-	const McpTool *tool;
-	json_object *rpc_id;
-	json_object *progress_token; /* or NULL: the client wants no progress */
-	json_object *submit;         /* ask_human: request.submit's params, kept for retries and cancel-by-ref */
-	bool submitted;
-	char *request_id;
-	HitlClient *conn;
-	Step step;
-	int64_t started_ms;
-	int64_t deadline_ms;         /* wait_request: answer done:false then; -1: none */
-	int64_t next_progress_ms;
-	int64_t retry_at_ms;
-	int64_t failing_since_ms;    /* -1: connected */
-	unsigned attempts;
-	double last_progress;
-	bool cancelled;              /* MCP cancellation: cancel the request at hitld, answer nothing */
-} Call;
-
-struct Server {
-	const char *path;
-	McpToolOptions opts;
-	unsigned max_calls;
-	int64_t progress_interval_ms;
-	int64_t reconnect_timeout_ms;
-
-	char *in;
-	size_t in_len, in_size;
-	bool in_skipping; /* discarding the rest of an over-long line */
-	bool in_eof;
-
-	bool initialized;
-	const char *version; /* negotiated */
-	HitlClient *ctl;
-	Call *calls;
-	unsigned n_calls;
-};
-
 /* ------------------------------------------------------------------ helpers */
 
-static int64_t now_ms(void) {
+int64_t mcp_now_ms(void) {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,15 +60,6 @@ static int add(json_object *o, const char *key, json_object *v) {
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-#define IN_SET_ERRNO(r, a, b, c) ((r) == -(a) || (r) == -(b) || (r) == -(c))
-
-/* A transport failure, as opposed to hitld's answer: worth reconnecting for. */
-static bool is_transport(int r, const HitlError *e) {
-	if (r == -EREMOTEIO)
-		return e && e->code == HITL_ERROR_SHUTTING_DOWN;
-	return r < 0 && r != -ENOMEM && r != -EINVAL;
 }
 
 static int write_all(int fd, const char *p, size_t len) {
@@ -143,7 +84,7 @@ static int write_all(int fd, const char *p, size_t len) {
 }
 
 /* Writes one message as one line on stdout. A host that stopped reading ends us. */
-static void send_message(json_object *msg) {
+void mcp_send_message(json_object *msg) {
 	const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	_cleanup_(freep) char *line = NULL;
 	size_t len;
@@ -162,17 +103,40 @@ static void send_message(json_object *msg) {
 	}
 }
 
-static void send_result(json_object *id, json_object *result) {
+/* A reply goes out at once, or into its batch. */
+static void reply(Batch *b, json_object *msg) {
+	if (!b)
+		return mcp_send_message(msg);
+	(void) json_object_array_add(b->replies, json_object_get(msg));
+}
+
+Batch *mcp_batch_ref(Batch *b) {
+	if (b)
+		b->refs++;
+	return b;
+}
+
+void mcp_batch_unref(Batch *b) {
+	if (!b || --b->refs > 0)
+		return;
+	/* A batch of notifications only is answered with nothing at all. */
+	if (!b->discard && json_object_array_length(b->replies) > 0)
+		mcp_send_message(b->replies);
+	json_object_put(b->replies);
+	free(b);
+}
+
+void mcp_send_result(Batch *b, json_object *id, json_object *result) {
 	_cleanup_(json_object_putp) json_object *msg = json_object_new_object();
 
 	if (!msg || add(msg, "jsonrpc", json_object_new_string("2.0")) < 0 ||
 	    json_object_object_add(msg, "id", json_object_get(id)) < 0 ||
 	    add(msg, "result", result ? json_object_get(result) : json_object_new_object()) < 0)
 		return;
-	send_message(msg);
+	reply(b, msg);
 }
 
-static void send_error(json_object *id, int code, const char *message) {
+void mcp_send_error(Batch *b, json_object *id, int code, const char *message) {
 	_cleanup_(json_object_putp) json_object *msg = json_object_new_object(), *err = json_object_new_object();
 
 	if (!msg || !err || add(err, "code", json_object_new_int(code)) < 0 ||
@@ -181,7 +145,7 @@ static void send_error(json_object *id, int code, const char *message) {
 	    json_object_object_add(msg, "id", json_object_get(id)) < 0 ||
 	    json_object_object_add(msg, "error", TAKE_PTR(err)) < 0)
 		return;
-	send_message(msg);
+	reply(b, msg);
 }
 
 /* JSON-RPC ids: strings or integers; equal when both type and value are. */
@@ -195,7 +159,7 @@ static bool id_equal(json_object *a, json_object *b) {
 	return false;
 }
 
-static int connect_to(Server *s, HitlClient **ret) {
+int mcp_connect(Server *s, HitlClient **ret) {
 	HitlClient *c = NULL;
 	int r = hitl_client_connect(s->path, &c);
 
@@ -217,333 +181,13 @@ static int control(Server *s, HitlClient **ret) {
 			s->ctl = hitl_client_free(s->ctl);
 	}
 	if (!s->ctl) {
-		int r = connect_to(s, &s->ctl);
+		int r = mcp_connect(s, &s->ctl);
 
 		if (r < 0)
 			return r;
 	}
 	*ret = s->ctl;
 	return 0;
-}
-
-/* ------------------------------------------------------------------ waiting calls */
-
-static void call_free(Call *c) {
-	Server *s = c->srv;
-
-	for (Call **p = &s->calls; *p; p = &(*p)->next)
-		if (*p == c) {
-			*p = c->next;
-			s->n_calls--;
-			break;
-		}
-	json_object_put(c->rpc_id);
-	json_object_put(c->progress_token);
-	json_object_put(c->submit);
-	free(c->request_id);
-	hitl_client_free(c->conn);
-	free(c);
-}
-
-/* Answers the tools/call (unless it was cancelled) and forgets it. Takes result. */
-static void call_finish(Call *c, json_object *result) {
-	if (!c->cancelled) {
-		if (result)
-			send_result(c->rpc_id, result);
-		else
-			send_error(c->rpc_id, HITL_ERROR_INTERNAL, "Out of memory.");
-	}
-	json_object_put(result);
-	call_free(c);
-}
-
-static const char *budget_text(json_object *status, char *buf, size_t size) {
-	json_object *b = json_object_object_get(status, "budget");
-	json_object *rem = json_object_object_get(b, "remaining"), *lim = json_object_object_get(b, "limit");
-	const char *reset = mcp_record_string(b, "reset_at"), *paused = mcp_record_string(b, "paused_until");
-
-	if (!rem || !lim)
-		return "";
-	snprintf(buf, size, "; API budget %d of %d calls left this hour%s%s%s%s", json_object_get_int(rem),
-	         json_object_get_int(lim), reset ? ", resets at " : "", reset ? reset : "",
-	         paused ? ", HITL.sh paused us until " : "", paused ? paused : "");
-	return buf;
-}
-
-/* A notifications/progress for the call, if its client asked for progress. */
-static void call_progress(Call *c, json_object *record, json_object *status, const char *note) {
-	_cleanup_(json_object_putp) json_object *msg = json_object_new_object(), *params = json_object_new_object();
-	char text[768], budget[256] = "";
-	const char *state = record ? mcp_record_string(record, "state") : NULL;
-	json_object *v;
-	double p;
-
-	if (!c->progress_token || c->cancelled)
-		return;
-	if (!state)
-		snprintf(text, sizeof text, "%s", note ? note : "waiting");
-	else if (streq(state, "queued")) {
-		json_object *pos = json_object_object_get(record, "position");
-
-		snprintf(text, sizeof text, "queued in hitld, position %d in the send queue%s%s%s",
-		         pos ? json_object_get_int(pos) : 0, budget_text(status, budget, sizeof budget),
-		         note ? "; " : "", note ? note : "");
-	} else if (streq(state, "submitting"))
-		snprintf(text, sizeof text, "submitting to HITL.sh%s%s%s", budget_text(status, budget, sizeof budget),
-		         note ? "; " : "", note ? note : "");
-	else if (streq(state, "pending")) {
-		const char *due = mcp_record_string(record, "deadline_at");
-
-		snprintf(text, sizeof text, "pending at HITL.sh: waiting for a reviewer%s%s%s%s%s",
-		         due ? ", answer due by " : "", due ? due : "", budget_text(status, budget, sizeof budget),
-		         note ? "; " : "", note ? note : "");
-	} else
-		snprintf(text, sizeof text, "%s%s%s", state, note ? "; " : "", note ? note : "");
-
-	/* progress: seconds waited (strictly increasing, as the spec wants); total: the time
-	 * the human has, when the request says. */
-	p = (double) (now_ms() - c->started_ms) / 1000.0;
-	if (p <= c->last_progress)
-		p = c->last_progress + 0.001;
-	c->last_progress = p;
-	if (!msg || !params || add(params, "progressToken", json_object_get(c->progress_token)) < 0 ||
-	    add(params, "progress", json_object_new_double(p)) < 0)
-		return;
-	if (record && json_object_object_get_ex(record, "timeout_seconds", &v) && json_object_is_type(v, json_type_int) &&
-	    add(params, "total", json_object_new_int64(json_object_get_int64(v))) < 0)
-		return;
-	if (mcp_protocol_has_messages(c->srv->version) && add(params, "message", json_object_new_string(text)) < 0)
-		return;
-	if (add(msg, "jsonrpc", json_object_new_string("2.0")) < 0 ||
-	    add(msg, "method", json_object_new_string("notifications/progress")) < 0 ||
-	    json_object_object_add(msg, "params", TAKE_PTR(params)) < 0)
-		return;
-	send_message(msg);
-}
-
-static void call_backoff(Call *c, int r);
-static void call_readable(Call *c);
-
-/* Reports the record: the final answer, or progress (with hitld's budget). Returns 1 when
- * the call ended. */
-static int call_record(Call *c, json_object *record, bool refresh_status) {
-	_cleanup_(json_object_putp) json_object *status = NULL;
-
-	if (mcp_record_final(record)) {
-		bool st = mcp_protocol_has_structured(c->srv->version);
-
-		call_finish(c, mcp_tool_kind(c->tool) == MCP_TOOL_ASK ? mcp_result_ask(record, st)
-		                                                      : mcp_result_wait(record, true, st));
-		return 1;
-	}
-	if (c->progress_token && refresh_status && c->conn)
-		(void) hitl_status(c->conn, &status, NULL); /* the budget is a nicety: no status, no budget line */
-	call_progress(c, record, status, NULL);
-	c->next_progress_ms = now_ms() + c->srv->progress_interval_ms;
-	return 0;
-}
-
-/* ask_human cancelled: cancel the request at hitld (found by client_ref if the submit's
- * reply was lost), then forget the call. */
-static void call_cancel_request(Call *c) {
-	_cleanup_(json_object_putp) json_object *record = NULL;
-	HitlError e = HITL_ERROR_INIT;
-	int r;
-
-	if (!c->request_id && c->submit) {
-		const char *ref = mcp_record_string(c->submit, "client_ref");
-
-		r = hitl_request_get_by_ref(c->conn, ref, &record, &e);
-		if (r == -EREMOTEIO && e.code == HITL_ERROR_NOT_FOUND) {
-			hitl_error_clear(&e);
-			call_free(c); /* it never reached hitld */
-			return;
-		}
-		if (r >= 0) {
-			c->request_id = strdup(strna(mcp_record_string(record, "id")));
-			if (!c->request_id)
-				r = -ENOMEM;
-		}
-		if (r < 0)
-			goto fail;
-	}
-	r = hitl_request_cancel(c->conn, c->request_id, NULL, &e);
-	if (r >= 0 || (r == -EREMOTEIO && !is_transport(r, &e))) {
-		/* Cancelled, or hitld said why not (already final): either way, done. */
-		if (r < 0)
-			fprintf(stderr, "hitlctl mcp: cancelling %s: %s\n", c->request_id, strna(e.message));
-		hitl_error_clear(&e);
-		call_free(c);
-		return;
-	}
-fail:
-	hitl_error_clear(&e);
-	if (is_transport(r, NULL) || r == -EREMOTEIO)
-		call_backoff(c, r);
-	else
-		call_free(c);
-}
-
-/* (Re)connects: submit if not yet done, watch the request, read it. */
-static void call_attach(Call *c) {
-	_cleanup_(json_object_putp) json_object *record = NULL;
-	const char *ids[2] = { NULL, NULL };
-	HitlError e = HITL_ERROR_INIT;
-	int r;
-
-	c->conn = hitl_client_free(c->conn);
-	r = connect_to(c->srv, &c->conn);
-	/* Before anything was submitted, a socket that is not there or not ours is a
-	 * configuration error to report now; later it is hitld restarting. */
-	if (r < 0 && !c->submitted && !c->cancelled && c->failing_since_ms < 0 &&
-	    IN_SET_ERRNO(r, ENOENT, EACCES, ENAMETOOLONG))
-		return call_finish(c, mcp_result_transport(r, hitl_socket_path(c->srv->path)));
-	if (r < 0)
-		return call_backoff(c, r);
-	if (c->cancelled)
-		return call_cancel_request(c);
-
-	if (!c->submitted) {
-		_cleanup_(json_object_putp) json_object *res = NULL;
-
-		r = hitl_request_submit(c->conn, c->submit, &res, &e);
-		if (r >= 0) {
-			c->request_id = strdup(strna(mcp_record_string(res, "id")));
-			if (!c->request_id)
-				r = -ENOMEM;
-			c->submitted = true;
-		}
-		if (r < 0)
-			goto fail;
-	}
-
-	ids[0] = c->request_id;
-	r = hitl_watch(c->conn, ids, &e);
-	if (r >= 0)
-		r = hitl_request_get(c->conn, c->request_id, &record, &e);
-	if (r < 0)
-		goto fail;
-	if (c->failing_since_ms >= 0)
-		fprintf(stderr, "hitlctl mcp: reconnected to hitld; still waiting for %s\n", c->request_id);
-	c->failing_since_ms = -1;
-	c->attempts = 0;
-	c->step = STEP_WAITING;
-	/* Notifications that arrived during these calls wait in the client's queue. */
-	if (call_record(c, record, true) == 0)
-		call_readable(c);
-	return;
-
-fail:
-	if (is_transport(r, &e)) {
-		hitl_error_clear(&e);
-		return call_backoff(c, r);
-	}
-	call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : mcp_result_transport(r, hitl_socket_path(c->srv->path)));
-	hitl_error_clear(&e);
-}
-
-static void call_backoff(Call *c, int r) {
-	int64_t now = now_ms();
-	char note[256];
-
-	c->conn = hitl_client_free(c->conn);
-	if (c->failing_since_ms < 0) {
-		c->failing_since_ms = now;
-		fprintf(stderr, "hitlctl mcp: lost hitld (%s)%s%s; reconnecting\n", strerror(-r),
-		        c->request_id ? " while waiting for " : "", c->request_id ? c->request_id : "");
-	}
-	if (now - c->failing_since_ms > c->srv->reconnect_timeout_ms) {
-		_cleanup_(freep) char *text = NULL;
-
-		if (c->cancelled) {
-			fprintf(stderr, "hitlctl mcp: could not cancel %s: hitld unreachable\n", strna(c->request_id));
-			return call_free(c);
-		}
-		if (asprintf(&text, "Lost hitld (%s) and could not reach it again for %lld s. %s%s%s", strerror(-r),
-		             (long long) (c->srv->reconnect_timeout_ms / 1000),
-		             c->request_id ? "The request is safe in hitld's outbox: call wait_request with id " : "",
-		             c->request_id ? c->request_id : "Nothing may have been stored; ask again with the same client_ref ",
-		             c->request_id ? " once hitld is back." : "once hitld is back.") < 0)
-			return call_finish(c, NULL);
-		return call_finish(c, mcp_result_problem(text));
-	}
-	c->step = STEP_BACKOFF;
-	c->retry_at_ms = now + (c->attempts >= 5 ? BACKOFF_MAX_MS : BACKOFF_FIRST_MS << c->attempts);
-	if (c->retry_at_ms > now + BACKOFF_MAX_MS)
-		c->retry_at_ms = now + BACKOFF_MAX_MS;
-	c->attempts++;
-	snprintf(note, sizeof note, "hitld unreachable (%s), reconnecting (attempt %u)", strerror(-r), c->attempts);
-	if (c->attempts == 1 || now >= c->next_progress_ms) {
-		call_progress(c, NULL, NULL, note);
-		c->next_progress_ms = now + c->srv->progress_interval_ms;
-	}
-}
-
-/* The watching connection is readable: handle every notification that arrived. */
-static void call_readable(Call *c) {
-	for (;;) {
-		HitlEvent ev = HITL_EVENT_INIT;
-		int r = hitl_watch_next(c->conn, 0, &ev);
-
-		if (r == 0)
-			return;
-		if (r < 0)
-			return call_backoff(c, r);
-		if (streq(ev.method, "watch.overflow")) {
-			hitl_event_clear(&ev);
-			return call_attach(c);
-		}
-		if (ev.request && streq_ptr(mcp_record_string(ev.request, "id"), c->request_id)) {
-			r = call_record(c, ev.request, true);
-			hitl_event_clear(&ev);
-			if (r > 0)
-				return;
-			continue;
-		}
-		hitl_event_clear(&ev);
-	}
-}
-
-static void call_timer(Call *c, int64_t now) {
-	_cleanup_(json_object_putp) json_object *record = NULL;
-	HitlError e = HITL_ERROR_INIT;
-	bool expired;
-	int r;
-
-	if (c->step == STEP_BACKOFF) {
-		if (now >= c->retry_at_ms)
-			call_attach(c);
-		return;
-	}
-	expired = c->deadline_ms >= 0 && now >= c->deadline_ms;
-	if (!expired && !(c->progress_token && now >= c->next_progress_ms))
-		return;
-	r = hitl_request_get(c->conn, c->request_id, &record, &e);
-	if (r < 0) {
-		if (is_transport(r, &e)) {
-			hitl_error_clear(&e);
-			return call_backoff(c, r);
-		}
-		call_finish(c, r == -EREMOTEIO ? mcp_result_hitld_error(&e) : NULL);
-		hitl_error_clear(&e);
-		return;
-	}
-	if (call_record(c, record, true) > 0)
-		return;
-	if (expired)
-		return call_finish(c, mcp_result_wait(record, false, mcp_protocol_has_structured(c->srv->version)));
-	call_readable(c);
-}
-
-static int64_t call_next_timer(const Call *c) {
-	int64_t t;
-
-	if (c->step == STEP_BACKOFF)
-		return c->retry_at_ms;
-	t = c->progress_token ? c->next_progress_ms : INT64_MAX;
-	if (c->deadline_ms >= 0 && c->deadline_ms < t)
-		t = c->deadline_ms;
-	return t;
 }
 
 /* ------------------------------------------------------------------ tools/call */
@@ -560,14 +204,14 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 	int r;
 
 	if (!params || !json_object_object_get_ex(params, "name", &name) || !json_object_is_type(name, json_type_string))
-		return send_error(id, HITL_ERROR_INVALID_PARAMS, "tools/call needs params.name, a string.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_PARAMS, "tools/call needs params.name, a string.");
 	t = mcp_tool_find(json_object_get_string(name));
 	if (!t) {
 		_cleanup_(freep) char *m = NULL;
 
 		if (asprintf(&m, "Unknown tool: %s", json_object_get_string(name)) < 0)
 			return;
-		return send_error(id, HITL_ERROR_INVALID_PARAMS, m);
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_PARAMS, m);
 	}
 	json_object_object_get_ex(params, "arguments", &args);
 	if (json_object_object_get_ex(params, "_meta", &meta) && json_object_object_get_ex(meta, "progressToken", &token) &&
@@ -575,7 +219,7 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 		token = NULL;
 	for (Call *o = s->calls; o; o = o->next)
 		if (id_equal(o->rpc_id, id))
-			return send_error(id, HITL_ERROR_INVALID_REQUEST, "A call with this id is still in progress.");
+			return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_REQUEST, "A call with this id is still in progress.");
 
 	r = mcp_tool_prepare(t, &s->opts, args && !json_object_is_type(args, json_type_null) ? args : NULL, &prep, &trouble);
 	if (r == -EINVAL) {
@@ -583,7 +227,7 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 		goto answer;
 	}
 	if (r < 0)
-		return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INTERNAL, "Out of memory.");
 
 	if (mcp_tool_kind(t) == MCP_TOOL_CALL) {
 		r = control(s, &ctl);
@@ -615,9 +259,9 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 	if (!c)
 		goto oom;
 	*c = (Call) {
-		.srv = s, .tool = t, .rpc_id = json_object_get(id), .progress_token = json_object_get(token),
+		.srv = s, .tool = t, .rpc_id = json_object_get(id), .batch = mcp_batch_ref(s->batch), .progress_token = json_object_get(token),
 		.submit = TAKE_PTR(prep.params), .submitted = mcp_tool_kind(t) == MCP_TOOL_WAIT,
-		.request_id = TAKE_PTR(prep.request_id), .started_ms = now_ms(), .deadline_ms = -1,
+		.request_id = TAKE_PTR(prep.request_id), .started_ms = mcp_now_ms(), .deadline_ms = -1,
 		.failing_since_ms = -1, .last_progress = 0,
 	};
 	if (mcp_tool_kind(t) == MCP_TOOL_WAIT)
@@ -626,16 +270,16 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 	s->calls = c;
 	s->n_calls++;
 	mcp_prepared_clear(&prep);
-	call_attach(c);
+	mcp_call_attach(c);
 	return;
 
 answer:
 	mcp_prepared_clear(&prep);
 	if (res)
-		send_result(id, res);
+		mcp_send_result(s->batch, id, res);
 	else
 oom:
-		send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+		mcp_send_error(s->batch, id, HITL_ERROR_INTERNAL, "Out of memory.");
 }
 
 static void cancelled(Server *s, json_object *params) {
@@ -643,18 +287,9 @@ static void cancelled(Server *s, json_object *params) {
 
 	if (!params || !json_object_object_get_ex(params, "requestId", &rid))
 		return;
-	for (Call *c = s->calls; c; c = c->next) {
-		if (!id_equal(c->rpc_id, rid) || c->cancelled)
-			continue;
-		c->cancelled = true;
-		/* wait_request only stops waiting; ask_human's request goes with its call. */
-		if (mcp_tool_kind(c->tool) != MCP_TOOL_ASK)
-			return call_free(c);
-		fprintf(stderr, "hitlctl mcp: call cancelled; cancelling %s\n", strna(c->request_id));
-		if (c->step == STEP_WAITING)
-			call_cancel_request(c);
-		return; /* in backoff: call_attach() cancels once hitld is back */
-	}
+	for (Call *c = s->calls; c; c = c->next)
+		if (id_equal(c->rpc_id, rid) && !c->cancelled)
+			return mcp_call_cancel(c);
 }
 
 /* ------------------------------------------------------------------ dispatch */
@@ -664,9 +299,9 @@ static void initialize(Server *s, json_object *id, json_object *params) {
 	json_object *v, *caps, *tools, *info;
 
 	if (s->initialized)
-		return send_error(id, HITL_ERROR_INVALID_REQUEST, "Already initialized.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_REQUEST, "Already initialized.");
 	if (!params || !json_object_object_get_ex(params, "protocolVersion", &v) || !json_object_is_type(v, json_type_string))
-		return send_error(id, HITL_ERROR_INVALID_PARAMS, "initialize needs params.protocolVersion, a string.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_PARAMS, "initialize needs params.protocolVersion, a string.");
 	s->version = mcp_protocol_negotiate(json_object_get_string(v));
 
 	caps = json_object_new_object();
@@ -676,40 +311,98 @@ static void initialize(Server *s, json_object *id, json_object *params) {
 	    add(caps, "tools", tools) < 0 || add(tools, "listChanged", json_object_new_boolean(false)) < 0 ||
 	    add(r, "serverInfo", info) < 0 || add(info, "name", json_object_new_string("hitld")) < 0 ||
 	    add(info, "version", json_object_new_string(HITLD_VERSION)) < 0)
-		return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INTERNAL, "Out of memory.");
 	if (mcp_protocol_has_structured(s->version) &&
 	    add(info, "title", json_object_new_string("hitld: ask a human")) < 0)
 		return;
 	if (mcp_protocol_has_messages(s->version) && add(r, "instructions", json_object_new_string(INSTRUCTIONS)) < 0)
 		return;
 	s->initialized = true;
-	send_result(id, r);
+	mcp_send_result(s->batch, id, r);
 }
 
 static void request(Server *s, const char *method, json_object *id, json_object *params) {
 	if (streq(method, "initialize"))
 		return initialize(s, id, params);
 	if (streq(method, "ping"))
-		return send_result(id, NULL);
+		return mcp_send_result(s->batch, id, NULL);
 	if (!s->initialized)
-		return send_error(id, HITL_ERROR_INVALID_REQUEST, "Send initialize first.");
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_REQUEST, "Send initialize first.");
 	if (streq(method, "tools/list")) {
 		_cleanup_(json_object_putp) json_object *list = NULL;
 
 		if (mcp_tools_list(&s->opts, s->version, &list) < 0)
-			return send_error(id, HITL_ERROR_INTERNAL, "Out of memory.");
-		return send_result(id, list);
+			return mcp_send_error(s->batch, id, HITL_ERROR_INTERNAL, "Out of memory.");
+		return mcp_send_result(s->batch, id, list);
 	}
 	if (streq(method, "tools/call"))
 		return tools_call(s, id, params);
-	send_error(id, HITL_ERROR_METHOD_NOT_FOUND, "Method not found.");
+	mcp_send_error(s->batch, id, HITL_ERROR_METHOD_NOT_FOUND, "Method not found.");
+}
+
+/* One JSON-RPC message (alone on its line, or an element of s->batch). */
+static void handle_message(Server *s, json_object *msg) {
+	json_object *v, *id = NULL, *params = NULL;
+	bool has_id;
+
+	if (!json_object_is_type(msg, json_type_object) || !json_object_object_get_ex(msg, "jsonrpc", &v) ||
+	    !json_object_is_type(v, json_type_string) || !streq(json_object_get_string(v), "2.0"))
+		return mcp_send_error(s->batch, NULL, HITL_ERROR_INVALID_REQUEST, "Not a JSON-RPC 2.0 message.");
+
+	has_id = json_object_object_get_ex(msg, "id", &id);
+	if (!json_object_object_get_ex(msg, "method", &v)) {
+		/* A response: we send no requests, so there is nothing to match it with. */
+		if (!has_id)
+			mcp_send_error(s->batch, NULL, HITL_ERROR_INVALID_REQUEST, "Neither a request nor a response.");
+		return;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return mcp_send_error(s->batch, has_id ? id : NULL, HITL_ERROR_INVALID_REQUEST, "method must be a string.");
+	if (json_object_object_get_ex(msg, "params", &params) && !json_object_is_type(params, json_type_object)) {
+		if (has_id)
+			mcp_send_error(s->batch, id, HITL_ERROR_INVALID_PARAMS, "params must be an object.");
+		return;
+	}
+	if (!has_id) {
+		if (streq(json_object_get_string(v), "notifications/cancelled"))
+			cancelled(s, params);
+		return; /* notifications/initialized and anything else: nothing to do */
+	}
+	if (!id || (!json_object_is_type(id, json_type_string) && !json_object_is_type(id, json_type_int)))
+		return mcp_send_error(s->batch, NULL, HITL_ERROR_INVALID_REQUEST, "id must be a string or an integer.");
+	/* 2025-03-26: "The initialization request MUST NOT be part of a JSON-RPC batch". */
+	if (s->batch && streq(json_object_get_string(v), "initialize"))
+		return mcp_send_error(s->batch, id, HITL_ERROR_INVALID_REQUEST, "initialize cannot be part of a batch.");
+	request(s, json_object_get_string(v), id, params);
+}
+
+/* Batches exist in the revisions before 2025-06-18 (which removed them); each element is
+ * handled as if alone, and the replies go out as one array when all are there. */
+static void handle_batch(Server *s, json_object *msg) {
+	size_t n = json_object_array_length(msg);
+	Batch *b;
+
+	if (!s->initialized || mcp_protocol_has_structured(s->version))
+		return mcp_send_error(NULL, NULL, HITL_ERROR_INVALID_REQUEST,
+		                  "Batches are not supported in this protocol revision: send one message per line.");
+	if (n == 0 || n > BATCH_MAX)
+		return mcp_send_error(NULL, NULL, HITL_ERROR_INVALID_REQUEST, n == 0 ? "Empty batch." : "Batch too long.");
+	b = calloc(1, sizeof *b);
+	if (!b || !(b->replies = json_object_new_array())) {
+		free(b);
+		return mcp_send_error(NULL, NULL, HITL_ERROR_INTERNAL, "Out of memory.");
+	}
+	b->refs = 1;
+	s->batch = b;
+	for (size_t i = 0; i < n; i++)
+		handle_message(s, json_object_array_get_idx(msg, i));
+	s->batch = NULL;
+	mcp_batch_unref(b);
 }
 
 static void handle_line(Server *s, const char *line, size_t len) {
 	_cleanup_(json_object_putp) json_object *msg = NULL;
-	json_object *v, *id = NULL, *params = NULL;
 	json_tokener *tok;
-	bool has_id;
 
 	while (len > 0 && strchr(" \t\r", line[len - 1]))
 		len--;
@@ -724,35 +417,10 @@ static void handle_line(Server *s, const char *line, size_t len) {
 		msg = (json_object_put(msg), NULL);
 	json_tokener_free(tok);
 	if (!msg)
-		return send_error(NULL, HITL_ERROR_PARSE, "Parse error: not one JSON value.");
+		return mcp_send_error(NULL, NULL, HITL_ERROR_PARSE, "Parse error: not one JSON value.");
 	if (json_object_is_type(msg, json_type_array))
-		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Batches are not supported: send one message per line.");
-	if (!json_object_is_type(msg, json_type_object) || !json_object_object_get_ex(msg, "jsonrpc", &v) ||
-	    !json_object_is_type(v, json_type_string) || !streq(json_object_get_string(v), "2.0"))
-		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Not a JSON-RPC 2.0 message.");
-
-	has_id = json_object_object_get_ex(msg, "id", &id);
-	if (!json_object_object_get_ex(msg, "method", &v)) {
-		/* A response: we send no requests, so there is nothing to match it with. */
-		if (!has_id)
-			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Neither a request nor a response.");
-		return;
-	}
-	if (!json_object_is_type(v, json_type_string))
-		return send_error(has_id ? id : NULL, HITL_ERROR_INVALID_REQUEST, "method must be a string.");
-	if (json_object_object_get_ex(msg, "params", &params) && !json_object_is_type(params, json_type_object)) {
-		if (has_id)
-			send_error(id, HITL_ERROR_INVALID_PARAMS, "params must be an object.");
-		return;
-	}
-	if (!has_id) {
-		if (streq(json_object_get_string(v), "notifications/cancelled"))
-			cancelled(s, params);
-		return; /* notifications/initialized and anything else: nothing to do */
-	}
-	if (!id || (!json_object_is_type(id, json_type_string) && !json_object_is_type(id, json_type_int)))
-		return send_error(NULL, HITL_ERROR_INVALID_REQUEST, "id must be a string or an integer.");
-	request(s, json_object_get_string(v), id, params);
+		return handle_batch(s, msg);
+	handle_message(s, msg);
 }
 
 /* Reads what stdin has and handles every complete line. */
@@ -790,7 +458,7 @@ static void read_stdin(Server *s) {
 		if (s->in_skipping)
 			s->in_skipping = false;
 		else if (len > MESSAGE_MAX)
-			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
+			mcp_send_error(NULL, NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
 		else
 			handle_line(s, s->in + start, len);
 		start += len + 1;
@@ -799,7 +467,7 @@ static void read_stdin(Server *s) {
 	s->in_len -= start;
 	if (s->in_len > MESSAGE_MAX) {
 		if (!s->in_skipping)
-			send_error(NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
+			mcp_send_error(NULL, NULL, HITL_ERROR_INVALID_REQUEST, "Message too large.");
 		s->in_skipping = true;
 		s->in_len = 0;
 	}
@@ -819,7 +487,7 @@ static int run(Server *s) {
 			return 0; /* the host is gone; every request is safe in hitld */
 		fds[n++] = (struct pollfd) { .fd = STDIN_FILENO, .events = POLLIN };
 		for (Call *c = s->calls; c; c = c->next) {
-			int64_t t = call_next_timer(c);
+			int64_t t = mcp_call_next_timer(c);
 
 			if (t < next)
 				next = t;
@@ -828,7 +496,7 @@ static int run(Server *s) {
 				fds[n++] = (struct pollfd) { .fd = hitl_client_fd(c->conn), .events = POLLIN };
 			}
 		}
-		now = now_ms();
+		now = mcp_now_ms();
 		timeout = next == INT64_MAX ? -1 : next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int) (next - now);
 		k = poll(fds, n, timeout);
 		if (k < 0) {
@@ -840,12 +508,12 @@ static int run(Server *s) {
 		/* Each call's handlers free only that call, so the rest of who[] stays valid. */
 		for (nfds_t i = 1; i < n; i++)
 			if (fds[i].revents)
-				call_readable(who[i]);
-		now = now_ms();
+				mcp_call_readable(who[i]);
+		now = mcp_now_ms();
 		for (Call *c = s->calls, *nx; c; c = nx) {
 			nx = c->next;
-			if (call_next_timer(c) <= now)
-				call_timer(c, now);
+			if (mcp_call_next_timer(c) <= now)
+				mcp_call_timer(c, now);
 		}
 		if (fds[0].revents)
 			read_stdin(s);
@@ -950,8 +618,11 @@ int mcp_main(const char *socket_path, int argc, char **argv) {
 	fprintf(stderr, "hitlctl mcp: serving MCP on stdio for hitld at %s\n", hitl_socket_path(s.path));
 
 	r = run(&s);
+	for (Call *c = s.calls; c; c = c->next)
+		if (c->batch)
+			c->batch->discard = true;
 	while (s.calls)
-		call_free(s.calls);
+		mcp_call_free(s.calls);
 	hitl_client_free(s.ctl);
 	free(s.in);
 	return r;

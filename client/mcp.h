@@ -1,7 +1,8 @@
 /* mcp.h — `hitlctl mcp`: a Model Context Protocol server on stdin/stdout for AI agents.
  *
- * Newline-delimited JSON-RPC 2.0 on stdio, the MCP lifecycle (initialize with version
- * negotiation, tools/list, tools/call, ping, notifications/cancelled, progress) and the
+ * Newline-delimited JSON-RPC 2.0 on stdio (batches in 2024-11-05 and 2025-03-26), the MCP
+ * lifecycle (initialize with version negotiation, tools/list, tools/call, ping,
+ * notifications/cancelled, progress) and the
  * tools of mcp_tools.h, on top of libhitlclient. It runs as the calling user, so hitld's
  * per-uid isolation applies to the agent unchanged.
  *

@@ -424,6 +424,34 @@ class McpRawProtocol(HitldTestCase):
         # Still serving after all that.
         self.assertEqual(r.rpc(5, "ping")["result"], {})
 
+    def test_batches_in_the_revisions_that_have_them(self):
+        r = self.raw()
+        r.init("2025-03-26")
+        sub = r.rpc(1, "tools/call", {"name": "submit_request", "arguments": QUESTION})
+        rid = json.loads(sub["result"]["content"][0]["text"])["id"]
+        self.assertNotIn("structuredContent", sub["result"])
+        r.send([{"jsonrpc": "2.0", "id": "w", "method": "tools/call",
+                 "params": {"name": "wait_request", "arguments": {"id": rid, "timeout_seconds": 1}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": "p", "method": "ping"},
+                {"jsonrpc": "2.0", "id": "i", "method": "initialize", "params": {"protocolVersion": "2025-03-26"}},
+                7])
+        replies = r.recv()  # one array, once the wait is over
+        self.assertIsInstance(replies, list)
+        by_id = {m["id"]: m for m in replies}
+        self.assertEqual(set(by_id), {"w", "p", "i", None})
+        self.assertFalse(json.loads(by_id["w"]["result"]["content"][0]["text"])["done"])
+        self.assertEqual(by_id["p"]["result"], {})
+        self.assertEqual(by_id["i"]["error"]["code"], -32600)
+        self.assertEqual(by_id[None]["error"]["code"], -32600)
+        r.send([{"jsonrpc": "2.0", "method": "notifications/initialized"}])  # nothing to answer
+        self.assertEqual(r.rpc(2, "ping")["id"], 2)
+        r.close()
+        r = self.raw()
+        r.init("2025-06-18")  # batches were removed in 2025-06-18
+        r.send([{"jsonrpc": "2.0", "id": 1, "method": "ping"}])
+        self.assertEqual(r.recv()["error"]["code"], -32600)
+
     def test_no_hitld_socket_is_an_immediate_tool_error(self):
         r = Raw(self, os.path.join(self.tmp, "none.sock"))
         r.init("2025-06-18")
