@@ -571,6 +571,11 @@ int mcp_main(const char *socket_path, int argc, char **argv) {
 			}
 			break;
 		case OPT_LOOP:
+			if (strlen(optarg) != 24 || strspn(optarg, "0123456789abcdefABCDEF") != 24) {
+				fprintf(stderr, "hitlctl mcp: --loop %s: a loop id is 24 hex characters ('hitlctl loops list').\n",
+				        optarg);
+				return 2;
+			}
 			s.opts.default_loop_id = optarg;
 			break;
 		case OPT_PROGRESS:

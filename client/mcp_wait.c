@@ -126,7 +126,6 @@ static void call_progress(Call *c, json_object *record, json_object *status, con
 }
 
 static void call_backoff(Call *c, int r);
-void mcp_call_readable(Call *c);
 
 /* Reports the record: the final answer, or progress (with hitld's budget). Returns 1 when
  * the call ended. */
@@ -181,11 +180,14 @@ static void call_cancel_request(Call *c) {
 		return;
 	}
 fail:
+	if (is_transport(r, &e)) {
+		hitl_error_clear(&e);
+		return call_backoff(c, r); /* cancel once hitld is back */
+	}
+	fprintf(stderr, "hitlctl mcp: could not cancel the request of a cancelled call: %s\n",
+	        r == -EREMOTEIO ? strna(e.message) : strerror(-r));
 	hitl_error_clear(&e);
-	if (is_transport(r, NULL) || r == -EREMOTEIO)
-		call_backoff(c, r);
-	else
-		mcp_call_free(c);
+	mcp_call_free(c);
 }
 
 /* (Re)connects: submit if not yet done, watch the request, read it. */
@@ -332,11 +334,10 @@ void mcp_call_timer(Call *c, int64_t now) {
 		hitl_error_clear(&e);
 		return;
 	}
-	if (call_record(c, record, true) > 0)
-		return;
-	if (expired)
+	if (expired && !mcp_record_final(record))
 		return call_finish(c, mcp_result_wait(record, false, mcp_protocol_has_structured(c->srv->version)));
-	mcp_call_readable(c);
+	if (call_record(c, record, true) == 0)
+		mcp_call_readable(c);
 }
 
 int64_t mcp_call_next_timer(const Call *c) {

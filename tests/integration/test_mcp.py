@@ -497,7 +497,8 @@ class McpDocs(unittest.TestCase):
         for opt in ("--loop", "--progress-interval", "--reconnect-timeout", "--max-calls", "mcpServers"):
             self.assertIn(opt, p.stdout)
         self.assertRegex(subprocess.run([HITLCTL, "--help"], capture_output=True, text=True).stdout, r"(?m)^  mcp\s")
-        self.assertEqual(subprocess.run([HITLCTL, "mcp", "--bogus"], capture_output=True).returncode, 2)
+        for bad in (["--bogus"], ["--loop", "nothex"], ["--max-calls", "31"], ["--progress-interval", "0"], ["extra"]):
+            self.assertEqual(subprocess.run([HITLCTL, "mcp"] + bad, capture_output=True).returncode, 2, bad)
         if shutil.which("man"):
             p = subprocess.run(["man", "-l", os.path.join(ROOT, "docs", "hitlctl.1")], capture_output=True, text=True,
                                timeout=60, env=dict(os.environ, MANWIDTH="120", MANPAGER="cat", PAGER="cat"))
