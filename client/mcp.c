@@ -251,15 +251,16 @@ static void tools_call(Server *s, json_object *id, json_object *params) {
 
 		if (asprintf(&m, "Too many calls waiting at once (%u, this server's --max-calls); let one finish first, "
 		             "or use submit_request and check later with get_request.", s->max_calls) < 0)
-			goto oom;
+			goto answer; /* res NULL: out of memory */
 		res = mcp_result_problem(m);
 		goto answer;
 	}
 	c = calloc(1, sizeof *c);
 	if (!c)
-		goto oom;
+		goto answer;
 	*c = (Call) {
-		.srv = s, .tool = t, .rpc_id = json_object_get(id), .batch = mcp_batch_ref(s->batch), .progress_token = json_object_get(token),
+		.srv = s, .tool = t, .rpc_id = json_object_get(id), .batch = mcp_batch_ref(s->batch),
+		.progress_token = json_object_get(token),
 		.submit = TAKE_PTR(prep.params), .submitted = mcp_tool_kind(t) == MCP_TOOL_WAIT,
 		.request_id = TAKE_PTR(prep.request_id), .started_ms = mcp_now_ms(), .deadline_ms = -1,
 		.failing_since_ms = -1, .last_progress = 0,
@@ -278,7 +279,6 @@ answer:
 	if (res)
 		mcp_send_result(s->batch, id, res);
 	else
-oom:
 		mcp_send_error(s->batch, id, HITL_ERROR_INTERNAL, "Out of memory.");
 }
 

@@ -36,7 +36,7 @@ typedef struct McpPrepared {
 	int64_t wait_ms;     /* MCP_TOOL_WAIT: how long */
 } McpPrepared;
 
-/* Length of a client_ref ask_human makes up when the agent gives none (so that a
+/* Prefix of the client_ref ask_human makes up when the agent gives none (so that a
  * submit retried after a lost connection is one request, not two). */
 #define MCP_CLIENT_REF_PREFIX "mcp-"
 
