@@ -78,6 +78,7 @@ help:
 	@echo "make            build hitld, hitlctl, the client library and unit tests"
 	@echo "make demo       install missing deps, build, run a request end to end"
 	@echo "make check      install missing deps, build (-Werror), run every test"
+	@echo "make mcp-sdk    npm ci the MCP client SDK test_mcp.py uses into build/mcp-sdk"
 	@echo "make install    install (honours DESTDIR, PREFIX)"
 	@echo "make crash-long the long kill -9 campaign (500 kills)"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (300)"
