@@ -69,7 +69,7 @@ relpath = $(shell realpath -m --relative-to='$(2)' '$(1)')
 PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
 
-.PHONY: all help deps check check-unit check-emulator check-integration \
+.PHONY: all help deps mcp-sdk check check-unit check-emulator check-integration \
         check-asan demo programs install uninstall clean crash-long deb lintian check-deb
 .DEFAULT_GOAL := all
 # Keep the objects of chained rules (unit tests) so re-runs do not rebuild them.
@@ -81,6 +81,7 @@ help:
 	@echo "make            build hitld, hitlctl, the client library and unit tests"
 	@echo "make demo       install missing deps, build, run a request end to end"
 	@echo "make check      install missing deps, build (-Werror), run every test"
+	@echo "make mcp-sdk    npm ci the MCP client SDK test_mcp.py uses into build/mcp-sdk"
 	@echo "make install    install (honours DESTDIR, PREFIX, LIBDIR, ...)"
 	@echo "make deb        Debian packages into $(DEB_OUT) (dpkg-buildpackage)"
 	@echo "make check-deb  build, lintian, install, upgrade, remove, purge the packages"
@@ -91,6 +92,11 @@ help:
 
 deps:
 	@./scripts/install-deps
+
+# The MCP test's client SDK (npm, pinned in tests/mcp/), for the tests only.
+MCP_SDK_DIR ?= build/mcp-sdk
+mcp-sdk:
+	@./scripts/install-deps --mcp-sdk $(MCP_SDK_DIR)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -118,15 +124,20 @@ $(B)/libhitlclient.a: $(CLIENT_LIB_OBJ)
 $(B)/libhitlclient.so: $(CLIENT_PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libhitlclient.so.0 $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(shell $(PKG_CONFIG) --libs json-c)
 
-$(B)/hitlctl: $(B)/client/hitlctl.o $(B)/libhitlclient.a
+# hitlctl mcp: the MCP server (client/mcp*.c) is part of hitlctl.
+MCP_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/mcp*.c))
+
+$(B)/hitlctl: $(B)/client/hitlctl.o $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 
 # The tests. Each runner prints its own results; tests/run-suite adds them
 # up and ends with one "N passed, N failed" line.
-check: deps
+check: deps mcp-sdk
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 B=build/asan all
 	@./tests/run-suite --build $(B) --asan-build build/asan
@@ -137,7 +148,7 @@ check-unit: all
 check-emulator:
 	@./tests/run-suite --build $(B) --only emulator
 
-check-integration: all
+check-integration: all mcp-sdk
 	@./tests/run-suite --build $(B) --only integration
 
 check-asan:

@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "hitlclient.h"
+#include "mcp.h"
 
 #ifndef HITLD_VERSION
 #define HITLD_VERSION "0"
@@ -2922,6 +2923,10 @@ struct Verb {
 static int verb_help_cmd(Ctl *ctl, int argc, char **argv);
 static int verb_version(Ctl *ctl, int argc, char **argv);
 
+static int verb_mcp(Ctl *ctl, int argc, char **argv) {
+	return mcp_main(ctl->path, argc, argv);
+}
+
 static const Verb verbs[] = {
 	{ "status", verb_status, "status", "budget, queue, HITL.sh reachability and key state",
 	  "Shows hitld's state: API budget used and left this hour and when it resets (local time),\n"
@@ -3044,6 +3049,7 @@ static const Verb verbs[] = {
 	{ "reload", verb_reload, "reload", "re-read configuration and API key (admin)",
 	  "Same as 'systemctl reload hitld' (SIGHUP): re-reads the configuration and the API key;\n"
 	  "nothing queued is lost. A configuration with errors is refused and the old one stays.\n" },
+	{ "mcp", verb_mcp, MCP_SYNOPSIS, MCP_SUMMARY, MCP_HELP },
 	{ "help", verb_help_cmd, "help [VERB]", "show help for a verb", "Shows the help of VERB, or this overview.\n" },
 	{ "version", verb_version, "version", "print hitlctl's version and the daemon's",
 	  "Prints hitlctl's version and, if it can connect, hitld's.\n" },
