@@ -508,7 +508,11 @@ static const SubmitCase submit_cases[] = {
 	REJECT("submit_rejects_boolean_default_that_is_not_a_boolean", BOOLEAN("{}", "'yes'"), "default_response",
 	       "default_response must be a boolean"),
 	REJECT("submit_rejects_boolean_label_over_100_characters", BOOLEAN("{'true_label':'`101:T`'}", "true"),
-	       "response_config.true_label", "true_label must be at most 100 characters"),
+	       "response_config.true_label", "true_label must be between 1 and 100 characters"),
+	REJECT("submit_rejects_empty_boolean_true_label", BOOLEAN("{'true_label':''}", "true"),
+	       "response_config.true_label", "true_label must be between 1 and 100 characters"),
+	REJECT("submit_rejects_empty_boolean_false_label", BOOLEAN("{'false_label':''}", "true"),
+	       "response_config.false_label", "false_label must be between 1 and 100 characters"),
 	REJECT("submit_rejects_boolean_colour_that_is_not_hex", BOOLEAN("{'false_color':'#GGGGGG'}", "true"),
 	       "response_config.false_color", "false_color must be a colour of the form #rrggbb"),
 };
