@@ -339,7 +339,7 @@ static bool json_get_integer(json_object *j, int64_t *ret) {
 	return false;
 }
 
-/* Is x an integer up to floating-point noise? hitl-api.md §5.5 allows 1e-9; where x
+/* Is x an integer up to floating-point noise? docs/HITL-API.md §3 (rating steps) allows 1e-9; where x
  * is so large that 1e-9 is below its resolution, a few units in the last place
  * (2·|x|·ε) are allowed instead, else 12345678.91 would not have two decimals. */
 static bool is_integral(double x) {
@@ -872,7 +872,7 @@ static int parse_rating_config(json_object *config, ResponseSpec *spec, Validati
 	char field[FIELD_MAX];
 	int r;
 
-	/* Canonical scale_* first, then the older aliases (hitl-api.md §5.5). */
+	/* Canonical scale_* first, then the older aliases (docs/HITL-API.md §3). */
 	r = config_number(config, STRV("scale_max", "max", "max_value"), &spec->scale_max, &max_key, err);
 	if (r < 0)
 		return r;

@@ -217,7 +217,7 @@ def envelope(error, msg, data=None):
 
 
 # --------------------------------------------------------------------------
-# response types (section 5 of hitl-api.md)
+# response types (docs/HITL-API.md §3)
 
 def check_required_flag(cfg):
     if present(cfg, "required") and not isinstance(cfg["required"], bool):

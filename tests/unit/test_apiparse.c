@@ -1,6 +1,6 @@
 /* Parsing what HITL.sh sends back: rate-limit headers, the envelope, request
- * objects in both response_data encodings, list pages (hitl-api.md §1.4, §2,
- * §3.9, §3.11, §4.1, §5.1). */
+ * objects in both response_data encodings, every status word and GET shape, list
+ * pages (docs/HITL-API.md §1, §2.3–§2.6, §3). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
