@@ -124,6 +124,21 @@ class TestStrictWriter(CtlMixin, HitldTestCase):
         self.assertEqual((rec["result"], rec["result_source"]), ("reject", "default"))
 
 
+class TestLifetimeWithoutDeadline(CtlMixin, HitldTestCase):
+    CONFIG = {"outbox": {"min_free_mb": 0, "max_lifetime_s": 60}}
+
+    def test_a_deferred_request_without_deadline_still_ends_at_the_queue_lifetime(self):
+        """No deadline (HITL.sh's 30-day default) must not mean forever in the
+        queue: outbox.max_lifetime_s still ends it (60 s, the smallest)."""
+        self.ok("pause")
+        rid = self.ok("submit", "--loop", self.loop_id, "--option", "a", "--default", "a", "Q?").stdout.strip()
+        rec = self.c.call("request.get", {"id": rid})
+        self.assertEqual((rec["state"], rec["deadline_at"]), ("queued", None))
+        rec = self.wait_state(rid, "failed", timeout=90)
+        self.assertEqual(rec["error"]["code"], "lifetime_exceeded")
+        self.assertEqual(self.creates(), [])
+
+
 class TestAltStatusWords(CtlMixin, HitldTestCase):
     EMULATOR_ARGS = ("--drift-status-words", "alt")
 
