@@ -795,6 +795,8 @@ class Emulator:
         """The status word the API shows: the documented one, or under the
         "alt" drift the alternatives vendor material uses."""
         st = r["status"]
+        if r.get("status_override") is not None:
+            return r["status_override"]
         if self.drift["status_words"] == "alt":
             if st == "timeout":
                 return "timed_out"
@@ -1767,6 +1769,14 @@ class Emulator:
         self.complete_with(r, uid, canon, now)
         return 200, self.req_emu(r)
 
+    def c_show_status(self, obj, q, now, req_id):
+        r = self.ctl_request(req_id)
+        word = obj.get("status")
+        if word is not None and not (isinstance(word, str) and 0 < len(word) <= 64):
+            raise CtlError(400, "status must be a string of 1 to 64 characters, or null")
+        r["status_override"] = word
+        return 200, self.req_emu(r)
+
     def c_auto_review_get(self, obj, q, now):
         ar = dict(self.autoreview)
         ar.pop("enabled_at", None)
@@ -2059,6 +2069,7 @@ CONTROL_ROUTES = [
     (r"/_emu/requests/([^/]+)/claim", {"POST": Emulator.c_claim}),
     (r"/_emu/requests/([^/]+)/release", {"POST": Emulator.c_release}),
     (r"/_emu/requests/([^/]+)/respond", {"POST": Emulator.c_respond}),
+    (r"/_emu/requests/([^/]+)/show-status", {"POST": Emulator.c_show_status}),
     (r"/_emu/auto-review", {"GET": Emulator.c_auto_review_get, "POST": Emulator.c_auto_review}),
     (r"/_emu/faults", {"GET": Emulator.c_list_faults, "POST": Emulator.c_add_fault,
                        "DELETE": Emulator.c_clear_faults}),

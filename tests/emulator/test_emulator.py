@@ -1951,6 +1951,18 @@ class TestDrift(EmuCase):
         emu = {x["id"]: x for x in self.ctl("GET", "/_emu/requests").json["requests"]}
         self.assertEqual((emu[c]["status"], emu[c]["shown_status"]), ("timeout", "timed_out"))
 
+    def test_show_status_overrides_the_word_only(self):
+        rid = self.create()
+        r = self.ctl("POST", "/_emu/requests/%s/show-status" % rid, {"status": "in_review"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.get_req(rid)["status"], "in_review")
+        self.respond(rid, {"selected_value": "Approve"})
+        full = self.get_req(rid)
+        self.assertEqual((full["status"], full["response_data"]["selected_value"]), ("in_review", "Approve"))
+        self.ctl("POST", "/_emu/requests/%s/show-status" % rid, {"status": None})
+        self.assertEqual(self.get_req(rid)["status"], "completed")
+        self.assertEqual(self.ctl("POST", "/_emu/requests/%s/show-status" % rid, {"status": 5}).status, 400)
+
     def test_flat_status_shape(self):
         rid = self.create()
         self.drift(status_shape="flat")

@@ -160,6 +160,44 @@ class TestAltStatusWords(CtlMixin, HitldTestCase):
         self.assertNotIn("does not know", self.hitld.log_text())
 
 
+class TestUnknownAndFailedWords(CtlMixin, HitldTestCase):
+    def submit_pending(self, n):
+        ids = [self.ok("submit", "--loop", self.loop_id, "--option", "approve", "--option", "reject",
+                       "--default", "reject", "--timeout", "1h", "W%d?" % i).stdout.strip() for i in range(n)]
+        for rid in ids:
+            self.wait_state(rid, "pending")
+        return ids, {r["hitld_id"]: r["id"] for r in self.emu.requests()}
+
+    def show(self, remote_id, word):
+        self.emu.ctl("POST", "/_emu/requests/%s/show-status" % remote_id, {"status": word})
+
+    def test_an_unknown_word_keeps_the_request_pending_is_logged_once_and_an_answer_ends_it(self):
+        ids, remote = self.submit_pending(2)
+        for rid in ids:
+            self.show(remote[rid], "in_review")
+        # Polled a few times: still pending, one log line for the word.
+        wait_for(lambda: self.hitld.log_text().count('"in_review"') >= 1, 30, what="the word logged")
+        polls = len(self.emu.stats()["calls"])
+        wait_for(lambda: len(self.emu.stats()["calls"]) >= polls + 3, 30, what="three more polls")
+        for rid in ids:
+            self.assertEqual(self.c.call("request.get", {"id": rid})["state"], "pending")
+        self.assertEqual(self.hitld.log_text().count('"in_review"'), 1, self.hitld.log_text()[-3000:])
+        # An answer under the unknown word finishes it.
+        self.emu.respond(remote[ids[0]], {"selected_value": "approve"})
+        rec = self.wait_state(ids[0], "completed")
+        self.assertEqual((rec["result"], rec["result_source"]), ("approve", "reviewer"))
+        self.assertEqual(self.c.call("request.get", {"id": ids[1]})["state"], "pending")
+
+    def test_failed_at_hitl_fails_the_request_with_the_servers_word(self):
+        ids, remote = self.submit_pending(1)
+        self.show(remote[ids[0]], "failed")
+        rec = self.wait_state(ids[0], "failed")
+        self.assertEqual(rec["error"]["code"], "remote_failed")
+        self.assertIn('"failed"', rec["error"]["message"])
+        self.assertEqual(rec["remote_status"], "failed")
+        self.assertIsNone(rec["result"])
+
+
 class TestNewTypesEndToEnd(CtlMixin, HitldTestCase):
     def submit(self, *args):
         return self.ok("submit", "--loop", self.loop_id, "--timeout", "1h", *args).stdout.strip()
