@@ -1337,7 +1337,7 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 		*response_config, *default_response;
 	ResponseSpec spec;
 	int64_t timeout = 0;
-	int r, type;
+	int r, type, content = 0;
 
 	assert(ret_create);
 
@@ -1382,9 +1382,10 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 	                &content_type, err);
 	if (r < 0)
 		return r;
-	for (type = 0; !streq(content_type_names[type], content_type); type++)
-		;
-	r = check_content(params, type, err);
+	/* submit_enum() returned one of the names: find which. */
+	while (!streq(content_type_names[content], content_type))
+		content++;
+	r = check_content(params, content, err);
 	if (r < 0)
 		return r;
 
