@@ -160,6 +160,22 @@ class TestAltStatusWords(CtlMixin, HitldTestCase):
         self.assertNotIn("does not know", self.hitld.log_text())
 
 
+class TestFlatGetShape(CtlMixin, HitldTestCase):
+    EMULATOR_ARGS = ("--drift-status-shape", "flat", "--drift-status-words", "alt")
+
+    def test_a_single_pending_request_polled_by_id_in_the_flat_shape_completes(self):
+        rid = self.ok("submit", "--loop", self.loop_id, "--option", "approve", "--option", "reject",
+                      "--default", "reject", "--timeout", "1h", "Flat?").stdout.strip()
+        self.wait_state(rid, "pending")
+        (remote,) = self.emu.requests()
+        self.emu.respond(remote["id"], {"selected_value": "approve"})
+        rec = self.wait_state(rid, "completed")
+        self.assertEqual((rec["result"], rec["result_source"]), ("approve", "reviewer"))
+        gets = [c for c in self.emu.stats()["calls"]
+                if c["method"] == "GET" and c["path"].endswith("/requests/" + remote["id"])]
+        self.assertTrue(gets, "never read by id: the flat shape was not exercised")
+
+
 class TestUnknownAndFailedWords(CtlMixin, HitldTestCase):
     def submit_pending(self, n):
         ids = [self.ok("submit", "--loop", self.loop_id, "--option", "approve", "--option", "reject",
