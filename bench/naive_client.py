@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The baseline for the budget-economy benchmark: a client written the way the
-vendor's examples work (hitl-api.md §4.3 "Polling guidance", §2.3): create a
+vendor's examples work (docs/HITL-API.md §1.1, §2.4: poll each request): create a
 request, then GET each outstanding request every 30 s until it is final; on a
 429 sleep for Retry-After (60 s when absent) and go on. No batching, no
 budget ledger, no list calls.

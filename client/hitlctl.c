@@ -11,6 +11,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,53 @@ static bool is_connection_loss(int r) {
 	return r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN || r == -ESHUTDOWN;
 }
 
+/* Where build_submit_params() took each field from: a flag, --config or
+ * --params. An error on a field is blamed on what set it, not on the flag that
+ * usually sets it (max_length from --config is not --max's fault). */
+#define ORIGINS_MAX 64
+static struct {
+	char field[64];
+	const char *flag;
+} origins[ORIGINS_MAX];
+static size_t n_origins;
+
+static void origin_set(const char *field, const char *flag) {
+	for (size_t i = 0; i < n_origins; i++)
+		if (streq(origins[i].field, field)) {
+			origins[i].flag = flag;
+			return;
+		}
+	if (n_origins < ORIGINS_MAX && strlen(field) < sizeof origins[0].field) {
+		snprintf(origins[n_origins].field, sizeof origins[0].field, "%s", field);
+		origins[n_origins++].flag = flag;
+	}
+}
+
+static void origin_set_config(const char *key, const char *flag) {
+	char field[64];
+
+	snprintf(field, sizeof field, "response_config.%s", key);
+	origin_set(field, flag);
+}
+
+/* The origin recorded for the longest leading part of field ("response_config"
+ * covers "response_config.options[2].value"). */
+static const char *origin_of(const char *field) {
+	const char *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < n_origins; i++) {
+		size_t n = strlen(origins[i].field);
+
+		/* strchr() finds the terminator too: an exact match counts. */
+		if (n > best_len && strncmp(field, origins[i].field, n) == 0 && strchr(".[", field[n])) {
+			best = origins[i].flag;
+			best_len = n;
+		}
+	}
+	return best;
+}
+
 /* Maps a field the daemon named in -32602 to the flag that sets it. */
 static const char *flag_for_field(const char *field) {
 	static const struct {
@@ -545,6 +593,15 @@ static const char *flag_for_field(const char *field) {
 		{ "timeout_seconds", "--timeout" },
 		{ "context", "--context" },
 		{ "image_url", "--image-url" },
+		{ "file_url", "--file-url" },
+		{ "file_type", "--file-type" },
+		{ "file_name", "--file-name" },
+		{ "video_url", "--video-url" },
+		{ "audio_url", "--audio-url" },
+		{ "type", "--content" },
+		{ "response_config.draft_text", "--draft-text" },
+		{ "response_config.true_label", "--true-label" },
+		{ "response_config.false_label", "--false-label" },
 		{ "callback_url", "--callback-url" },
 		{ "client_ref", "--ref" },
 		{ "feedback.rating", "--rating" },
@@ -565,8 +622,13 @@ static const char *flag_for_field(const char *field) {
 		{ "data", "--data" },
 	};
 
+	const char *origin;
+
 	if (!field)
 		return NULL;
+	origin = origin_of(field);
+	if (origin)
+		return origin;
 	for (size_t i = 0; i < ELEMENTSOF(map); i++)
 		if (strncmp(field, map[i].prefix, strlen(map[i].prefix)) == 0)
 			return map[i].flag;
@@ -612,8 +674,8 @@ static int report_call_error(Ctl *ctl, int r, const char *what) {
 		const char *field = jstr(data, "field"), *reason = jstr(data, "reason"), *flag = flag_for_field(field);
 
 		if (field && streq(field, "timeout_seconds"))
-			errorf("%s: %s (%s; time-sensitive requests allow at most 1d, use --deferred for longer).", what,
-			       reason ? reason : "invalid timeout", flag);
+			errorf("%s: %s (%s; HITL.sh allows 60s-1d; for longer, give --deferred without --timeout: "
+			       "HITL.sh then waits up to 30 days).", what, reason ? reason : "invalid timeout", flag);
 		else if (field && flag)
 			errorf("%s: %s (set with %s; see 'hitlctl %s --help').", what, reason ? reason : "invalid value",
 			       flag, ctl->verb);
@@ -834,6 +896,16 @@ enum {
 	OPT_DEFERRED,
 	OPT_CONTEXT,
 	OPT_IMAGE_URL,
+	OPT_CONTENT,
+	OPT_FILE_URL,
+	OPT_FILE_TYPE,
+	OPT_FILE_NAME,
+	OPT_VIDEO_URL,
+	OPT_AUDIO_URL,
+	OPT_DRAFT_TEXT,
+	OPT_MAX_LENGTH,
+	OPT_TRUE_LABEL,
+	OPT_FALSE_LABEL,
 	OPT_CALLBACK_URL,
 	OPT_REF,
 	OPT_PARAMS,
@@ -1047,7 +1119,8 @@ static int verb_status(Ctl *ctl, int argc, char **argv) {
 typedef struct SubmitOpts {
 	const char *loop, *text, *text_file, *type, *default_value, *priority, *timeout, *context, *image_url,
 		*callback_url, *ref, *params_file, *config, *placeholder, *prefix, *suffix, *min, *max, *step,
-		*decimals, *expect;
+		*decimals, *expect, *content, *file_url, *file_type, *file_name, *video_url, *audio_url, *draft_text,
+		*max_length, *true_label, *false_label;
 	char **options;
 	size_t n_options;
 	bool deferred, required, allow_negative;
@@ -1082,6 +1155,16 @@ static int submit_option(Ctl *ctl, int opt, const char *arg, void *userdata) {
 	case OPT_DEFERRED: o->deferred = true; break;
 	case OPT_CONTEXT: o->context = arg; break;
 	case OPT_IMAGE_URL: o->image_url = arg; break;
+	case OPT_CONTENT: o->content = arg; break;
+	case OPT_FILE_URL: o->file_url = arg; break;
+	case OPT_FILE_TYPE: o->file_type = arg; break;
+	case OPT_FILE_NAME: o->file_name = arg; break;
+	case OPT_VIDEO_URL: o->video_url = arg; break;
+	case OPT_AUDIO_URL: o->audio_url = arg; break;
+	case OPT_DRAFT_TEXT: o->draft_text = arg; break;
+	case OPT_MAX_LENGTH: o->max_length = arg; break;
+	case OPT_TRUE_LABEL: o->true_label = arg; break;
+	case OPT_FALSE_LABEL: o->false_label = arg; break;
 	case OPT_CALLBACK_URL: o->callback_url = arg; break;
 	case OPT_REF: o->ref = arg; break;
 	case OPT_PARAMS: o->params_file = arg; break;
@@ -1105,6 +1188,7 @@ static const char *canonical_type(const char *s) {
 		{ "multi_select", "multi_select" },   { "multi-select", "multi_select" },   { "multi", "multi_select" },
 		{ "rating", "rating" },               { "number", "number" },               { "text", "text" },
 		{ "boolean", "boolean" },
+		{ "editable_text", "editable_text" }, { "editable-text", "editable_text" }, { "editable", "editable_text" },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(types); i++)
@@ -1119,6 +1203,7 @@ static int set_number(json_object *config, const char *key, const char *flag, co
 	if (!n)
 		return usage_error("%s %s: not a number.", flag, value);
 	json_object_object_add(config, key, n);
+	origin_set_config(key, flag);
 	return 0;
 }
 
@@ -1131,14 +1216,43 @@ static int set_integer(json_object *config, const char *key, const char *flag, c
 	if (!*value || *end || errno)
 		return usage_error("%s %s: not a whole number.", flag, value);
 	json_object_object_add(config, key, json_object_new_int64(v));
+	origin_set_config(key, flag);
 	return 0;
 }
 
 /* --min/--max/--step/--decimals/--placeholder/--prefix/--suffix/--allow-negative for this type. */
 static int apply_range_flags(const SubmitOpts *o, const char *type, json_object *config) {
 	bool rating = streq(type, "rating"), number = streq(type, "number"), text = streq(type, "text"),
-	     multi = streq(type, "multi_select");
+	     multi = streq(type, "multi_select"), editable = streq(type, "editable_text"),
+	     boolean = streq(type, "boolean");
 	int k = 0;
+
+	if (o->max_length && !(text || editable))
+		return usage_error("--max-length applies to --type text and editable_text only.");
+	if (o->draft_text && !editable)
+		return usage_error("--draft-text applies to --type editable_text only.");
+	if ((o->true_label || o->false_label) && !boolean)
+		return usage_error("--true-label and --false-label apply to --type boolean only.");
+	if (o->max_length)
+		k = set_integer(config, "max_length", "--max-length", o->max_length);
+	if (k)
+		return k;
+	static const struct {
+		size_t offset;
+		const char *key, *flag;
+	} strings[] = {
+		{ offsetof(SubmitOpts, draft_text), "draft_text", "--draft-text" },
+		{ offsetof(SubmitOpts, true_label), "true_label", "--true-label" },
+		{ offsetof(SubmitOpts, false_label), "false_label", "--false-label" },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+		const char *v = *(const char *const *) ((const char *) o + strings[i].offset);
+
+		if (v) {
+			json_object_object_add(config, strings[i].key, json_object_new_string(v));
+			origin_set_config(strings[i].key, strings[i].flag);
+		}
+	}
 
 	if ((o->min || o->max) && !(rating || number || text || multi))
 		return usage_error("--min/--max apply to rating, number, text and multi_select, not %s.", type);
@@ -1180,16 +1294,26 @@ static int apply_range_flags(const SubmitOpts *o, const char *type, json_object 
 	}
 	if (k)
 		return k;
-	if (o->placeholder)
+	if (o->placeholder) {
 		json_object_object_add(config, "placeholder", json_object_new_string(o->placeholder));
-	if (o->prefix)
+		origin_set_config("placeholder", "--placeholder");
+	}
+	if (o->prefix) {
 		json_object_object_add(config, "prefix", json_object_new_string(o->prefix));
-	if (o->suffix)
+		origin_set_config("prefix", "--prefix");
+	}
+	if (o->suffix) {
 		json_object_object_add(config, "suffix", json_object_new_string(o->suffix));
-	if (o->allow_negative)
+		origin_set_config("suffix", "--suffix");
+	}
+	if (o->allow_negative) {
 		json_object_object_add(config, "allow_negative", json_object_new_boolean(true));
-	if (o->required)
+		origin_set_config("allow_negative", "--allow-negative");
+	}
+	if (o->required) {
 		json_object_object_add(config, "required", json_object_new_boolean(true));
+		origin_set_config("required", "--required");
+	}
 	return 0;
 }
 
@@ -1197,7 +1321,7 @@ static int apply_range_flags(const SubmitOpts *o, const char *type, json_object 
 static int parse_default(const char *type, const char *value, json_object **ret) {
 	json_object *v = NULL;
 
-	if (streq(type, "single_select") || streq(type, "text"))
+	if (streq(type, "single_select") || streq(type, "text") || streq(type, "editable_text"))
 		v = json_object_new_string(value);
 	else if (streq(type, "multi_select")) {
 		if (value[0] == '[') {
@@ -1253,6 +1377,51 @@ static int read_text_arg(const char *path, char **ret) {
 	return 0;
 }
 
+/* --content and the content flags: each URL flag names its type (--image-url
+ * an image request, …); --content says it outright and must agree. */
+static int apply_content_flags(const SubmitOpts *o, json_object *p) {
+	const struct {
+		const char *value, *field, *flag, *type;
+	} flags[] = {
+		{ o->image_url, "image_url", "--image-url", "image" },
+		{ o->file_url, "file_url", "--file-url", "file" },
+		{ o->file_type, "file_type", "--file-type", "file" },
+		{ o->file_name, "file_name", "--file-name", "file" },
+		{ o->video_url, "video_url", "--video-url", "video" },
+		{ o->audio_url, "audio_url", "--audio-url", "audio" },
+	};
+	static const char *const types[] = { "markdown", "image", "file", "video", "audio" };
+	const char *type = NULL, *type_flag = NULL;
+
+	if (o->content) {
+		for (size_t i = 0; i < ELEMENTSOF(types); i++)
+			if (strcasecmp(o->content, types[i]) == 0)
+				type = types[i];
+		if (!type)
+			return usage_error("--content %s: not a content type (markdown, image, file, video, audio).",
+			                   o->content);
+		type_flag = "--content";
+	}
+	for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+		if (!flags[i].value)
+			continue;
+		if (type && !streq(type, flags[i].type))
+			return usage_error("%s is for %s requests, but %s makes this one %s.", flags[i].flag, flags[i].type,
+			                   type_flag, type);
+		if (!type) {
+			type = flags[i].type;
+			type_flag = flags[i].flag;
+		}
+		json_object_object_add(p, flags[i].field, json_object_new_string(flags[i].value));
+		origin_set(flags[i].field, flags[i].flag);
+	}
+	if (type) {
+		json_object_object_add(p, "type", json_object_new_string(type));
+		origin_set("type", type_flag);
+	}
+	return 0;
+}
+
 /* Builds the request.submit params from the flags (and --params). */
 static int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *p = NULL, *config = NULL;
@@ -1271,6 +1440,10 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 		p = parse_json_text(raw);
 		if (!p || !json_object_is_type(p, json_type_object))
 			return usage_error("--params %s: not a JSON object of request.submit fields.", o->params_file);
+		json_object_object_foreach(p, pkey, pval) {
+			(void) pval;
+			origin_set(pkey, "--params");
+		}
 	} else
 		p = json_object_new_object();
 	if (!p)
@@ -1279,6 +1452,8 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 	/* The text: one of an argument, --text, --text-file, --params, stdin. */
 	if (sources > 1)
 		return usage_error("give the request text once: as an argument, --text or --text-file.");
+	if (o->text || o->text_file || n_args > 0)
+		origin_set("request_text", o->text ? "--text" : o->text_file ? "--text-file" : "TEXT");
 	if (o->text)
 		json_object_object_add(p, "request_text", json_object_new_string(o->text));
 	else if (o->text_file) {
@@ -1312,8 +1487,10 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 		json_object_object_add(p, "request_text", json_object_new_string(text));
 	}
 
-	if (o->loop)
+	if (o->loop) {
 		json_object_object_add(p, "loop_id", json_object_new_string(o->loop));
+		origin_set("loop_id", "--loop");
+	}
 	if (!json_object_object_get_ex(p, "loop_id", NULL))
 		return usage_error("no loop: say which loop of reviewers gets the request with --loop ID ('hitlctl loops list' shows them).");
 
@@ -1322,7 +1499,7 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 	if (o->type) {
 		type = canonical_type(o->type);
 		if (!type)
-			return usage_error("--type %s: not a response type (single_select, multi_select, rating, number, text, boolean).",
+			return usage_error("--type %s: not a response type (single_select, multi_select, rating, number, text, boolean, editable_text).",
 			                   o->type);
 	} else if (o->n_options > 0)
 		type = "single_select";
@@ -1332,6 +1509,8 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 		type = "text";
 	json_object_object_add(p, "response_type", json_object_new_string(type));
 	type = jstr(p, "response_type");
+	if (o->type)
+		origin_set("response_type", "--type");
 
 	v = json_object_object_get(p, "response_config");
 	if (v) {
@@ -1348,8 +1527,10 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 
 		if (!extra || !json_object_is_type(extra, json_type_object))
 			return usage_error("--config %s: not a JSON object (e.g. '{\"max_length\": 200}').", o->config);
-		json_object_object_foreach(extra, key, val)
+		json_object_object_foreach(extra, key, val) {
 			json_object_object_add(config, key, json_object_get(val));
+			origin_set_config(key, "--config");
+		}
 	}
 	if (o->n_options > 0) {
 		json_object *options;
@@ -1370,6 +1551,7 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 			json_object_array_add(options, opt);
 		}
 		json_object_object_add(config, "options", options);
+		origin_set_config("options", "--option");
 	}
 	if ((streq(type, "single_select") || streq(type, "multi_select")) &&
 	    !json_object_object_get_ex(config, "options", NULL))
@@ -1386,18 +1568,28 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 		if (k)
 			return k;
 		json_object_object_add(p, "default_response", d);
+		origin_set("default_response", "--default");
+	} else if (streq(type, "editable_text") && o->draft_text &&
+	           !json_object_object_get_ex(p, "default_response", NULL)) {
+		/* Nobody edited it: the draft stands. */
+		json_object_object_add(p, "default_response", json_object_new_string(o->draft_text));
+		origin_set("default_response", "--draft-text");
 	}
 	if (!json_object_object_get_ex(p, "default_response", NULL))
-		return usage_error("--default VALUE is required: the answer used if nobody replies before the deadline (e.g. --default reject).");
+		return usage_error("--default VALUE is required: the answer used if nobody replies before the deadline (e.g. --default reject%s).",
+		                   streq(type, "editable_text") ? "; for editable_text --draft-text also serves" : "");
 
-	if (o->priority)
+	if (o->priority) {
 		json_object_object_add(p, "priority", json_object_new_string(o->priority));
+		origin_set("priority", "--priority");
+	}
 	if (o->timeout) {
 		uint64_t s;
 
 		if (hitl_duration_parse(o->timeout, &s) < 0)
 			return usage_error("--timeout %s: not a duration (e.g. 900, 90s, 15m, 2h, 1d).", o->timeout);
 		json_object_object_add(p, "timeout_seconds", json_object_new_int64((int64_t) s));
+		origin_set("timeout_seconds", "--timeout");
 	}
 	/* processing_type: --deferred, else time-sensitive when --timeout was
 	 * given, else what --params says, else the daemon's default (deferred). */
@@ -1413,13 +1605,15 @@ static int build_submit_params(const SubmitOpts *o, char **args, int n_args, jso
 			return usage_error("--context %s: not a JSON object (e.g. '{\"build\": 4812}').", o->context);
 		}
 		json_object_object_add(p, "context", ctx);
+		origin_set("context", "--context");
 	}
-	if (o->image_url) {
-		json_object_object_add(p, "image_url", json_object_new_string(o->image_url));
-		json_object_object_add(p, "type", json_object_new_string("image"));
-	}
-	if (o->callback_url)
+	k = apply_content_flags(o, p);
+	if (k)
+		return k;
+	if (o->callback_url) {
 		json_object_object_add(p, "callback_url", json_object_new_string(o->callback_url));
+		origin_set("callback_url", "--callback-url");
+	}
 	if (o->ref)
 		json_object_object_add(p, "client_ref", json_object_new_string(o->ref));
 
@@ -1450,6 +1644,16 @@ static const struct option submit_options[] = {
 	{ "deferred", no_argument, NULL, OPT_DEFERRED },
 	{ "context", required_argument, NULL, OPT_CONTEXT },
 	{ "image-url", required_argument, NULL, OPT_IMAGE_URL },
+	{ "content", required_argument, NULL, OPT_CONTENT },
+	{ "file-url", required_argument, NULL, OPT_FILE_URL },
+	{ "file-type", required_argument, NULL, OPT_FILE_TYPE },
+	{ "file-name", required_argument, NULL, OPT_FILE_NAME },
+	{ "video-url", required_argument, NULL, OPT_VIDEO_URL },
+	{ "audio-url", required_argument, NULL, OPT_AUDIO_URL },
+	{ "draft-text", required_argument, NULL, OPT_DRAFT_TEXT },
+	{ "max-length", required_argument, NULL, OPT_MAX_LENGTH },
+	{ "true-label", required_argument, NULL, OPT_TRUE_LABEL },
+	{ "false-label", required_argument, NULL, OPT_FALSE_LABEL },
 	{ "callback-url", required_argument, NULL, OPT_CALLBACK_URL },
 	{ "ref", required_argument, NULL, OPT_REF },
 	{ "params", required_argument, NULL, OPT_PARAMS },
@@ -2938,13 +3142,18 @@ static const Verb verbs[] = {
 	  "when budget allows. The text comes from TEXT, --text, --text-file FILE or stdin.\n"
 	  "\n"
 	  "  -l, --loop ID            the loop (group of reviewers) to ask ('hitlctl loops list')\n"
-	  "      --type TYPE          single_select, multi_select, rating, number, text, boolean\n"
+	  "      --type TYPE          single_select, multi_select, rating, number, text, boolean,\n"
+	  "                           editable_text\n"
 	  "                           (default: single_select with --option, else text)\n"
 	  "  -o, --option VALUE[=Label]  a choice (repeat; for single_select and multi_select)\n"
 	  "      --min N, --max N     rating scale (default 1-5), number range, text length,\n"
 	  "                           or number of choices for multi_select\n"
 	  "      --step N             rating step (e.g. 0.5)\n"
 	  "      --decimals N         number: decimal places allowed\n"
+	  "      --max-length N       text, editable_text: longest answer (1-5000)\n"
+	  "      --draft-text TEXT    editable_text: the text the reviewer edits (also the\n"
+	  "                           default answer unless --default is given)\n"
+	  "      --true-label S, --false-label S   boolean: the two buttons' words\n"
 	  "      --prefix S, --suffix S, --allow-negative, --placeholder S   number/text display\n"
 	  "      --required           the reviewer must answer (no empty answer)\n"
 	  "      --config JSON        extra response_config keys, e.g. '{\"max_length\":200}'\n"
@@ -2953,9 +3162,13 @@ static const Verb verbs[] = {
 	  "  -p, --priority P         low, medium (default), high, critical\n"
 	  "      --timeout DURATION   answer within this long: 900, 90s, 15m, 2h, 1d; makes the\n"
 	  "                           request time-sensitive (60s-1d) unless --deferred\n"
-	  "      --deferred           no hurry (default when --timeout is not given; up to 30d)\n"
+	  "      --deferred           no hurry (default when --timeout is not given); without\n"
+	  "                           --timeout HITL.sh waits up to 30 days\n"
 	  "      --context JSON       a JSON object shown to reviewers\n"
 	  "      --image-url URL      an image to review (makes the request an image request)\n"
+	  "      --file-url URL --file-type T --file-name N   a document to review (a file request)\n"
+	  "      --video-url URL, --audio-url URL   a video or a recording to review\n"
+	  "      --content TYPE       markdown (default), image, file, video, audio\n"
 	  "      --callback-url URL   HITL.sh POSTs the outcome there\n"
 	  "      --ref REF            your idempotency key: submitting the same REF again\n"
 	  "                           returns the first request instead of a new one\n"

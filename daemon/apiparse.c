@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
@@ -263,15 +264,80 @@ static const char *member_string(json_object *obj, const char *key) {
 	return json_object_get_string(v);
 }
 
-static const char *const remote_statuses[] = {
-	"pending", "claimed", "completed", "timeout", "cancelled",
+/* The words HITL.sh and its vendor material use, and what each means
+ * (docs/HITL-API.md "Request status"). */
+static const struct {
+	const char *word, *status;
+} status_words[] = {
+	{ "pending", "pending" },     { "claimed", "claimed" },     { "completed", "completed" },
+	{ "answered", "completed" },  { "resolved", "completed" },  { "timeout", "timeout" },
+	{ "timed_out", "timeout" },   { "cancelled", "cancelled" }, { "canceled", "cancelled" },
+	{ "failed", "failed" },
 };
 
-int apiparse_remote_request(json_object *obj, RemoteRequest *ret) {
+const char *apiparse_status_from_word(const char *word) {
+	for (size_t i = 0; word && i < ELEMENTSOF(status_words); i++)
+		if (streq(word, status_words[i].word))
+			return status_words[i].status;
+	return NULL;
+}
+
+bool apiparse_status_is_final(const char *status) {
+	return streq_ptr(status, "completed") || streq_ptr(status, "timeout") || streq_ptr(status, "cancelled") ||
+	       streq_ptr(status, "failed");
+}
+
+/* Copies the server's word for logs: printable ASCII, bounded, never empty. */
+static void copy_raw_word(char *dst, size_t size, json_object *v) {
+	const char *s;
+	size_t n = 0;
+
+	if (!v) {
+		snprintf(dst, size, "(none)");
+		return;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		snprintf(dst, size, "(%s)", json_type_to_name(json_object_get_type(v)));
+		return;
+	}
+	s = json_object_get_string(v);
+	for (size_t i = 0; s[i] && n + 1 < size; i++)
+		dst[n++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	dst[n] = '\0';
+	if (n == 0)
+		snprintf(dst, size, "(empty)");
+}
+
+#define UNKNOWN_WORDS_MAX 16
+
+bool apiparse_unknown_status_first_seen(const char *word) {
+	static char seen[UNKNOWN_WORDS_MAX][APIPARSE_STATUS_WORD_MAX];
+	static size_t n_seen;
+
+	for (size_t i = 0; i < n_seen; i++)
+		if (streq(seen[i], word))
+			return false;
+	/* Past the bound every further word is reported: a server inventing
+	 * words without end deserves to be noticed, not hidden. */
+	if (n_seen < UNKNOWN_WORDS_MAX)
+		snprintf(seen[n_seen++], APIPARSE_STATUS_WORD_MAX, "%s", word);
+	return true;
+}
+
+/* obj's own member wins; outer's (outer may be NULL) fills in. */
+static json_object *member_or_outer(json_object *obj, json_object *outer, const char *key) {
+	json_object *v = NULL;
+
+	if (json_object_object_get_ex(obj, key, &v) || !outer)
+		return v;
+	(void) json_object_object_get_ex(outer, key, &v);
+	return v;
+}
+
+static int parse_request(json_object *obj, json_object *outer, RemoteRequest *ret) {
 	RemoteRequest rr = {};
-	json_object *id = NULL, *v;
+	json_object *id = NULL, *v, *status_v;
 	const char *status;
-	bool status_ok = false;
 
 	if (!ret || !json_object_is_type(obj, json_type_object))
 		return -EBADMSG;
@@ -285,16 +351,21 @@ int apiparse_remote_request(json_object *obj, RemoteRequest *ret) {
 		return -EBADMSG;
 	memcpy(rr.id, json_object_get_string(id), APIPARSE_ID_LEN + 1);
 
-	status = member_string(obj, "status");
-	for (size_t i = 0; status && i < ELEMENTSOF(remote_statuses); i++)
-		if (streq(status, remote_statuses[i]))
-			status_ok = true;
-	if (!status_ok)
-		return -EBADMSG;
-	snprintf(rr.status, sizeof(rr.status), "%s", status);
+	rr.response_data = member_or_outer(obj, outer, "response_data"); /* JSON null is NULL already */
 
-	if (json_object_object_get_ex(obj, "response_data", &v))
-		rr.response_data = v; /* JSON null is NULL already */
+	/* Never drop an object over its status: an unknown word (or none) keeps
+	 * the request pending, and an answer finishes one that is not final. */
+	status_v = member_or_outer(obj, outer, "status");
+	copy_raw_word(rr.raw_status, sizeof rr.raw_status, status_v);
+	status = apiparse_status_from_word(json_object_is_type(status_v, json_type_string)
+	                                           ? json_object_get_string(status_v) : NULL);
+	if (!status) {
+		rr.status_unknown = true;
+		status = "pending";
+	}
+	if (rr.response_data && !apiparse_status_is_final(status))
+		status = "completed";
+	snprintf(rr.status, sizeof rr.status, "%s", status);
 
 	if (json_object_object_get_ex(obj, "response_by", &v)) {
 		if (json_object_is_type(v, json_type_string))
@@ -321,13 +392,20 @@ int apiparse_remote_request(json_object *obj, RemoteRequest *ret) {
 	return 0;
 }
 
+int apiparse_remote_request(json_object *obj, RemoteRequest *ret) {
+	return parse_request(obj, NULL, ret);
+}
+
 int apiparse_get_request(json_object *data, RemoteRequest *ret) {
 	json_object *request;
 
-	if (!json_object_is_type(data, json_type_object) ||
-	    !json_object_object_get_ex(data, "request", &request))
+	if (!json_object_is_type(data, json_type_object))
 		return -EBADMSG;
-	return apiparse_remote_request(request, ret);
+	/* Nested as documented, with data's own status and response_data as a
+	 * fallback (some examples read data.status); or flat: data is the request. */
+	if (json_object_object_get_ex(data, "request", &request) && json_object_is_type(request, json_type_object))
+		return parse_request(request, data, ret);
+	return parse_request(data, NULL, ret);
 }
 
 /* 1 and *ret if key holds an integer in [0, APIPARSE_COUNT_MAX]; 0 if absent

@@ -1,7 +1,10 @@
 /* apiparse.h — reading what HITL.sh sends back: rate-limit headers, the {error,msg,data}
- * envelope, request objects and list pages (hitl-api.md §1.4, §2, §3.9, §3.11, §4.1).
- * Pure and untrusting: bad input is an error return, never an assert. Used by api.c and
- * the scheduler. */
+ * envelope, request objects and list pages (docs/HITL-API.md). Strict on what it
+ * cannot check (ids, numbers, paging), tolerant of what the service is known to vary
+ * (status words, flat or nested GET, request_id or id). Pure and untrusting: bad input
+ * is an error return, never an assert; the one piece of state is the set of unknown
+ * status words already reported (apiparse_unknown_status_first_seen). Used by api.c
+ * and the work engine. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 #define APIPARSE_EPOCH_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 #define APIPARSE_RETRY_AFTER_MAX (7U * 86400U)  /* one week */
 #define APIPARSE_HEADER_VALUE_MAX 256
+#define APIPARSE_STATUS_WORD_MAX 32             /* raw status words kept for logs, NUL included */
 
 /* Parses one response header line ("X-RateLimit-Remaining: 99\r\n", not
  * necessarily NUL-terminated) into ri. Recognises X-RateLimit-Limit,
@@ -44,7 +48,10 @@ int apiparse_envelope(const char *body, size_t len, json_object **ret_root, bool
 
 typedef struct RemoteRequest {
 	char id[APIPARSE_ID_LEN + 1]; /* request_id, falling back to id */
-	char status[16];              /* pending|claimed|completed|timeout|cancelled */
+	char status[16];              /* pending|claimed|completed|timeout|cancelled|failed: the meaning */
+	char raw_status[APIPARSE_STATUS_WORD_MAX]; /* the server's word, printable, "(none)" if absent */
+	bool status_unknown;          /* the word means nothing to us: status is "pending" (or
+	                               * "completed" with response_data) */
 	json_object *response_data;   /* borrowed, may be NULL (JSON null -> NULL) */
 	const char *response_by;      /* borrowed: user id string; or response_by.user_id when it is an object */
 	const char *response_at;      /* borrowed ISO string or NULL */
@@ -59,12 +66,28 @@ bool apiparse_id_is_valid(const char *s);
 
 /* From a request object (GET data.request, a list item, or create data).
  * -EBADMSG if it is not an object, or the id (request_id, else id) is not 24
- * hex, or status is missing or not one of the five. Optional fields of the
- * wrong type read as absent. */
+ * hex. The status word is read by apiparse_status_from_word(); a missing or
+ * unknown one sets status_unknown and reads as "pending"; a non-null
+ * response_data makes any status that is not final "completed". Optional
+ * fields of the wrong type read as absent. */
 int apiparse_remote_request(json_object *obj, RemoteRequest *ret);
 
-/* From GET /api/requests/{id} data: {"request": {...}}. */
+/* From GET /api/requests/{id} data: {"request": {...}} (status and
+ * response_data may also sit beside "request", in data), or flat: data is the
+ * request object itself. */
 int apiparse_get_request(json_object *data, RemoteRequest *ret);
+
+/* The meaning of a status word: the five documented ones, timed_out →
+ * timeout, answered and resolved → completed, canceled → cancelled, failed
+ * (final at HITL.sh: the request will not be answered). NULL if unknown. */
+const char *apiparse_status_from_word(const char *word);
+
+/* completed, timeout, cancelled, failed. */
+bool apiparse_status_is_final(const char *status);
+
+/* True the first time word is passed (per process, for up to 16 words; past
+ * that always true), so each unknown status word is logged once. */
+bool apiparse_unknown_status_first_seen(const char *word);
 
 /* From list data (§3.11): the array of request objects (borrowed), total,
  * has_more and next_offset. Fields missing in older variants are derived:

@@ -451,6 +451,10 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		return;
 	rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
 	config = json_object_object_get(r->params, "response_config");
+	if (rr->status_unknown && apiparse_unknown_status_first_seen(rr->raw_status))
+		log_warning("HITL.sh reported request %s with status \"%s\", which hitld does not know; such requests stay "
+		            "pending until a final status or an answer is seen (logged once per word).",
+		            rr->id, rr->raw_status);
 
 	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
 		set_string(&r->remote_id, rr->id);
@@ -504,6 +508,15 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		r->state = REQUEST_CANCELLED;
 		r->cancel_requested = false;
 		changed = true;
+	} else if (streq(rr->status, "failed") && r->state != REQUEST_FAILED) {
+		char why[96];
+
+		/* Final at HITL.sh: nobody will answer it. */
+		snprintf(why, sizeof why, "HITL.sh reports the request as \"%s\".", rr->raw_status);
+		r->state = REQUEST_FAILED;
+		r->cancel_requested = false;
+		set_error(r, "remote_failed", why, 0);
+		changed = true;
 	}
 
 	if (!changed)
@@ -515,6 +528,9 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
 		else if (r->state == REQUEST_CANCELLED)
 			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+		else if (r->state == REQUEST_FAILED)
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: HITL.sh reports it as \"%s\".",
+			            r->id, rr->raw_status);
 	}
 	manager_record_changed(m, r);
 }
@@ -969,21 +985,50 @@ done:
 	return 0;
 }
 
+/* The create body: the documented fields of the stored params only (a record
+ * from an older hitld may carry tags, or a timeout above what HITL.sh allows),
+ * and the time left as timeout_seconds within 60–86400. A deferred request
+ * without a deadline, or one whose deadline is further than a day away (an
+ * older record with the old 30-day default), gets none: HITL.sh's own default
+ * (30 days) applies. docs/HITL-API.md "Create a request". */
 static int build_create_body(Manager *m, Record *r, usec_t now, json_object **ret) {
+	static const char *const sent[] = {
+		"request_text", "response_type", "response_config", "default_response", "priority",
+		"processing_type", "type", "image_url", "file_url", "file_type", "file_name", "video_url",
+		"audio_url", "context", "callback_url", "platform", "platform_version",
+	};
 	_cleanup_(json_object_putp) json_object *body = NULL;
-	json_object *context;
+	json_object *context, *v;
 	int k;
 
 	k = manager_need_params(m, r);
 	if (k < 0)
 		return k;
-	if (json_object_deep_copy(r->params, &body, NULL) < 0)
+	body = json_object_new_object();
+	if (!body)
 		return -ENOMEM;
-	json_object_object_del(body, "loop_id");
+	for (size_t i = 0; i < ELEMENTSOF(sent); i++) {
+		json_object *copy = NULL;
+
+		v = json_object_object_get(r->params, sent[i]);
+		if (!v)
+			continue;
+		if (json_object_deep_copy(v, &copy, NULL) < 0)
+			return -ENOMEM;
+		json_object_object_add(body, sent[i], copy);
+	}
 	if (r->deadline_at > 0) {
 		usec_t left = usec_sub(r->deadline_at, now) / USEC_PER_SEC;
+		bool deferred = streq_ptr(json_object_get_string(json_object_object_get(body, "processing_type")),
+		                          "deferred");
 
-		json_object_object_add(body, "timeout_seconds", json_object_new_int64((int64_t) left));
+		/* work_scan() ends a request locally before less than 60 s are left. */
+		if (left < VALIDATE_TIMEOUT_MIN)
+			left = VALIDATE_TIMEOUT_MIN;
+		if (left > VALIDATE_TIMEOUT_MAX && !deferred)
+			left = VALIDATE_TIMEOUT_MAX;   /* a clock that went back */
+		if (left <= VALIDATE_TIMEOUT_MAX)
+			json_object_object_add(body, "timeout_seconds", json_object_new_int64((int64_t) left));
 	}
 	/* Our id rides along so a create with an unknown outcome can be found. */
 	context = json_object_object_get(body, "context");
@@ -1445,9 +1490,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			r->poll_missing = r->poll_by_id = false;
 		if (r && res->http_status == 200 && !res->api_error && res->data) {
 			RemoteRequest rr;
-			json_object *obj = json_object_object_get(res->data, "request");
 
-			if (apiparse_remote_request(obj ? obj : res->data, &rr) >= 0)
+			if (apiparse_get_request(res->data, &rr) >= 0)
 				apply_remote(m, r, &rr);
 		} else if (r && res->http_status == 404) {
 			r->state = REQUEST_FAILED;

@@ -197,3 +197,6 @@ void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool du
 void remote_method_loop(Manager *m, RpcCall *call);
 void remote_method_key_test(Manager *m, RpcCall *call);
 void remote_cache_flush(Manager *m);
+/* Did HITL.sh answer 404 for this loop within api.loop_cache_ttl_s? *ret_since
+ * (may be NULL) gets when. */
+bool remote_loop_known_missing(Manager *m, const char *loop_id, usec_t *ret_since);

@@ -490,6 +490,19 @@ static void method_submit(Manager *m, RpcCall *call) {
 	}
 	if (validate_submit(params, &create, &err) < 0)
 		return reply_invalid_params(call, err.field, err.reason);
+	{
+		const char *loop_id = json_object_get_string(json_object_object_get(create, "loop_id"));
+		usec_t since = 0;
+
+		/* A create there would cost a call and fail: say so now. */
+		if (remote_loop_known_missing(m, loop_id, &since)) {
+			char reason[160], when[ISO8601_MAX];
+
+			snprintf(reason, sizeof reason, "Loop not found: HITL.sh answered 404 for loop %s at %s", loop_id,
+			         format_iso8601(since, when));
+			return reply_invalid_params(call, "loop_id", reason);
+		}
+	}
 
 	if (client_ref) {
 		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);

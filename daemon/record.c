@@ -808,9 +808,10 @@ int record_check_params(const Record *r, json_object *params) {
 /* The params fields shown flat in the protocol record, besides loop_id and
  * priority which come from the record's own copies. */
 static const char *const protocol_param_keys[] = {
-	"processing_type", "type", "request_text", "image_url", "response_type",
-	"response_config", "default_response", "timeout_seconds", "context",
-	"callback_url", "platform", "platform_version",
+	"processing_type", "type", "request_text", "image_url", "file_url", "file_type",
+	"file_name", "video_url", "audio_url", "response_type", "response_config",
+	"default_response", "timeout_seconds", "context", "callback_url", "platform",
+	"platform_version",
 };
 
 int record_to_protocol(const Record *r, json_object **ret) {

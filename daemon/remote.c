@@ -1,7 +1,9 @@
 /* remote.c — the methods that call HITL.sh while the client waits (loop.*,
  * key.test). They cost budget now, so they are refused with
  * -32004 budget_exhausted rather than queued, and loop reads are served from a
- * small cache younger than api.loop_cache_ttl_s. Writes empty the cache. */
+ * small cache younger than api.loop_cache_ttl_s. Writes empty the cache. A
+ * loop HITL.sh answered 404 for is remembered as missing for as long, so that
+ * request.submit refuses it instead of spending a create call on it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +16,7 @@
 #define LOOP_CACHE_MAX 64
 
 typedef struct RemoteCacheEntry {
-	char *key;                /* "list", "get/<id>", "members/<id>" */
+	char *key;                /* "list", "get/<id>", "members/<id>", "missing/<lower-case id>" */
 	json_object *data;
 	usec_t fetched_at;
 	struct RemoteCacheEntry *next;
@@ -83,6 +85,54 @@ static void cache_store(Manager *m, const char *key, json_object *data, usec_t n
 	m->loop_cache_size++;
 }
 
+/* "missing/<id>" with the id in lower case: HITL.sh's ids are hex either way. */
+static void missing_key(char buf[static 96], const char *loop_id) {
+	size_t n = (size_t) snprintf(buf, 96, "missing/%s", loop_id);
+
+	for (size_t i = strlen("missing/"); i < n && i < 96; i++)
+		if (buf[i] >= 'A' && buf[i] <= 'Z')
+			buf[i] = (char) (buf[i] - 'A' + 'a');
+}
+
+static void cache_drop(Manager *m, const char *key) {
+	for (RemoteCacheEntry **p = &m->loop_cache; *p; p = &(*p)->next)
+		if (streq((*p)->key, key)) {
+			RemoteCacheEntry *e = *p;
+
+			*p = e->next;
+			cache_entry_free(e);
+			m->loop_cache_size--;
+			return;
+		}
+}
+
+/* After a loop read: a 404 marks the loop missing, a success unmarks it. */
+static void cache_note_loop(Manager *m, const char *cache_key, long http_status, usec_t now) {
+	const char *slash = cache_key ? strchr(cache_key, '/') : NULL;
+	char key[96];
+
+	if (!slash || !(strncmp(cache_key, "get/", 4) == 0 || strncmp(cache_key, "members/", 8) == 0))
+		return;
+	missing_key(key, slash + 1);
+	if (http_status == 404)
+		cache_store(m, key, NULL, now);
+	else if (http_status >= 200 && http_status < 300)
+		cache_drop(m, key);
+}
+
+bool remote_loop_known_missing(Manager *m, const char *loop_id, usec_t *ret_since) {
+	RemoteCacheEntry *e;
+	char key[96];
+
+	if (!loop_id)
+		return false;
+	missing_key(key, loop_id);
+	e = cache_find(m, key, now_realtime());
+	if (e && ret_since)
+		*ret_since = e->fetched_at;
+	return e != NULL;
+}
+
 static json_object *with_cache_marks(json_object *data, bool cached, usec_t fetched_at) {
 	_cleanup_(json_object_putp) json_object *copy = NULL;
 	char buf[ISO8601_MAX];
@@ -122,6 +172,7 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	usec_t now = now_realtime();
 
 	manager_observe_response(m, res);
+	cache_note_loop(m, rc->cache_key, res->http_status, now);
 
 	if (rc->call) {
 		rpc_call_set_abandon(rc->call, NULL, NULL);

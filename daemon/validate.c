@@ -1,5 +1,6 @@
-/* validate.c — HITL.sh's validation rules (hitl-api.md §3.2, §3.5, §3.9, §3.14, §5),
- * applied before anything is queued, and the response_data → result mapping. */
+/* validate.c — HITL.sh's validation rules (docs/HITL-API.md: loops, create request,
+ * feedback, response types, content types), applied before anything is queued,
+ * and the response_data → result mapping. */
 #include <assert.h>
 #include <errno.h>
 #include <float.h>
@@ -28,10 +29,11 @@
 #define NUMBER_DECIMAL_PLACES_DEFAULT 2
 #define DISPLAY_STRING_MAX 50          /* number prefix/suffix/placeholder */
 #define BOOLEAN_LABEL_MAX 100
+#define EDITABLE_MAX_LENGTH_DEFAULT 5000
+#define FILE_NAME_MAX 255
+#define FILE_TYPE_MAX 100
 #define RATING_LABEL_MAX 100
 #define PLATFORM_VERSION_MAX 50
-#define SUBMIT_TAGS_MAX 20
-#define SUBMIT_TAG_MAX 50
 #define FEEDBACK_TAGS_MAX 20
 #define FEEDBACK_TAG_MAX 100
 #define FEEDBACK_COMMENT_MAX 1000
@@ -47,6 +49,7 @@ typedef enum ResponseType {
 	RESPONSE_RATING,
 	RESPONSE_NUMBER,
 	RESPONSE_BOOLEAN,
+	RESPONSE_EDITABLE_TEXT,
 	_RESPONSE_TYPE_MAX,
 	_RESPONSE_TYPE_INVALID = -EINVAL,
 } ResponseType;
@@ -58,18 +61,24 @@ static const char *const response_type_names[_RESPONSE_TYPE_MAX] = {
 	[RESPONSE_RATING] = "rating",
 	[RESPONSE_NUMBER] = "number",
 	[RESPONSE_BOOLEAN] = "boolean",
+	[RESPONSE_EDITABLE_TEXT] = "editable_text",
 };
 
 static const char *const priority_names[] = { "low", "medium", "high", "critical" };
 static const char *const processing_type_names[] = { "time-sensitive", "deferred" };
-static const char *const content_type_names[] = { "markdown", "image" };
+static const char *const content_type_names[] = { "markdown", "image", "file", "video", "audio" };
+
+/* The URL field each content type requires; every other one is refused, so
+ * that no field HITL.sh does not expect for the type is sent. */
+static const char *const content_url_fields[] = { NULL, "image_url", "file_url", "video_url", "audio_url" };
 static const char *const platform_names[] = { "n8n", "zapier", "web_portal", "api", "mobile", "webhook" };
 static const char *const category_names[] = { "positive", "constructive", "issue" };
 
 static const char *const submit_fields[] = {
 	"loop_id", "request_text", "response_type", "response_config", "default_response",
-	"priority", "processing_type", "type", "image_url", "timeout_seconds", "context",
-	"callback_url", "platform", "platform_version", "tags",
+	"priority", "processing_type", "type", "image_url", "file_url", "file_type", "file_name",
+	"video_url", "audio_url", "timeout_seconds", "context", "callback_url", "platform",
+	"platform_version",
 };
 
 static const char *const loop_fields[] = { "name", "description", "icon" };
@@ -88,7 +97,8 @@ typedef struct ResponseSpec {
 	ResponseType type;
 	bool required;
 
-	int64_t min_length, max_length;           /* text, code points after trimming */
+	int64_t min_length, max_length;           /* text, code points after trimming; editable_text */
+	const char *draft_text;                   /* editable_text */
 
 	SelectOption options[VALIDATE_OPTIONS_MAX];
 	size_t n_options;
@@ -329,7 +339,7 @@ static bool json_get_integer(json_object *j, int64_t *ret) {
 	return false;
 }
 
-/* Is x an integer up to floating-point noise? hitl-api.md §5.5 allows 1e-9; where x
+/* Is x an integer up to floating-point noise? docs/HITL-API.md §3 (rating steps) allows 1e-9; where x
  * is so large that 1e-9 is below its resolution, a few units in the last place
  * (2·|x|·ε) are allowed instead, else 12345678.91 would not have two decimals. */
 static bool is_integral(double x) {
@@ -658,13 +668,13 @@ static int config_number(json_object *config, const char *const *keys, double *r
 	return 0;
 }
 
-static int config_string(json_object *config, const char *key, size_t max, ValidationError *err) {
+static int config_string(json_object *config, const char *key, size_t min, size_t max, ValidationError *err) {
 	char field[FIELD_MAX];
 	json_object *v;
 
 	if (!json_object_object_get_ex(config, key, &v))
 		return 0;
-	return check_string(v, config_field(field, key), 0, max, err);
+	return check_string(v, config_field(field, key), min, max, err);
 }
 
 static int config_color(json_object *config, const char *key, ValidationError *err) {
@@ -693,10 +703,37 @@ static int parse_text_config(json_object *config, ResponseSpec *spec, Validation
 		return fail(err, "response_config.min_length", "min_length must be between 0 and max_length (%" PRId64 ")",
 		            spec->max_length);
 
-	r = config_string(config, "placeholder", SIZE_MAX, err);
+	r = config_string(config, "placeholder", 0, SIZE_MAX, err);
 	if (r < 0)
 		return r;
-	return config_string(config, "guidelines", SIZE_MAX, err);
+	return config_string(config, "guidelines", 0, SIZE_MAX, err);
+}
+
+/* editable_text: the reviewer edits draft_text, at most max_length (1–5000)
+ * characters; the answer is {revised_text, was_edited}. */
+static int parse_editable_config(json_object *config, ResponseSpec *spec, ValidationError *err) {
+	json_object *draft;
+	size_t len = 0, count = 0;
+	int r;
+
+	r = config_int(config, "max_length", EDITABLE_MAX_LENGTH_DEFAULT, &spec->max_length, err);
+	if (r < 0)
+		return r;
+	if (spec->max_length < 1 || spec->max_length > TEXT_MAX_LENGTH_MAX)
+		return fail(err, "response_config.max_length", "max_length must be between 1 and %d",
+		            TEXT_MAX_LENGTH_MAX);
+
+	if (!json_object_object_get_ex(config, "draft_text", &draft))
+		return fail(err, "response_config.draft_text", "draft_text is required for editable_text");
+	r = check_string(draft, "response_config.draft_text", 1, TEXT_MAX_LENGTH_MAX, err);
+	if (r < 0)
+		return r;
+	json_get_string(draft, &spec->draft_text, &len);
+	(void) utf8_count(spec->draft_text, len, &count);
+	if ((int64_t) count > spec->max_length)
+		return fail(err, "response_config.draft_text", "draft_text must be at most max_length (%" PRId64 ") characters",
+		            spec->max_length);
+	return config_string(config, "placeholder", 0, SIZE_MAX, err);
 }
 
 static int parse_option(json_object *o, size_t i, SelectOption *ret, ValidationError *err) {
@@ -835,7 +872,7 @@ static int parse_rating_config(json_object *config, ResponseSpec *spec, Validati
 	char field[FIELD_MAX];
 	int r;
 
-	/* Canonical scale_* first, then the older aliases (hitl-api.md §5.5). */
+	/* Canonical scale_* first, then the older aliases (docs/HITL-API.md §3). */
 	r = config_number(config, STRV("scale_max", "max", "max_value"), &spec->scale_max, &max_key, err);
 	if (r < 0)
 		return r;
@@ -897,7 +934,7 @@ static int parse_number_config(json_object *config, ResponseSpec *spec, Validati
 
 	static const char *const display_keys[] = { "prefix", "suffix", "placeholder" };
 	for (size_t i = 0; i < ELEMENTSOF(display_keys); i++) {
-		r = config_string(config, display_keys[i], DISPLAY_STRING_MAX, err);
+		r = config_string(config, display_keys[i], 0, DISPLAY_STRING_MAX, err);
 		if (r < 0)
 			return r;
 	}
@@ -907,10 +944,11 @@ static int parse_number_config(json_object *config, ResponseSpec *spec, Validati
 static int parse_boolean_config(json_object *config, ValidationError *err) {
 	int r;
 
-	r = config_string(config, "true_label", BOOLEAN_LABEL_MAX, err);
+	/* An empty label would leave the reviewer a blank button. */
+	r = config_string(config, "true_label", 1, BOOLEAN_LABEL_MAX, err);
 	if (r < 0)
 		return r;
-	r = config_string(config, "false_label", BOOLEAN_LABEL_MAX, err);
+	r = config_string(config, "false_label", 1, BOOLEAN_LABEL_MAX, err);
 	if (r < 0)
 		return r;
 	r = config_color(config, "true_color", err);
@@ -949,6 +987,9 @@ static int parse_response_config(ResponseType type, json_object *config, Respons
 		break;
 	case RESPONSE_BOOLEAN:
 		r = parse_boolean_config(config, err);
+		break;
+	case RESPONSE_EDITABLE_TEXT:
+		r = parse_editable_config(config, &spec, err);
 		break;
 	default:
 		return fail(err, "response_type", "unknown response_type");
@@ -1112,6 +1153,7 @@ static int check_answer(const ResponseSpec *spec, json_object *value, const char
 
 	switch (spec->type) {
 	case RESPONSE_TEXT:
+	case RESPONSE_EDITABLE_TEXT:
 		r = check_text_answer(spec, value, name, &normalised, err);
 		break;
 
@@ -1223,38 +1265,88 @@ static int check_loop_id(json_object *v, ValidationError *err) {
 	return 0;
 }
 
+/* 60–86400 for every request (the API's schema and its errors page); a
+ * deferred request without one gets no timeout_seconds at all (*ret = 0) and
+ * HITL.sh's own default, 30 days. */
 static int check_timeout(json_object *v, bool time_sensitive, int64_t *ret, ValidationError *err) {
-	int64_t max = time_sensitive ? VALIDATE_TIMEOUT_TIME_SENSITIVE_MAX : VALIDATE_TIMEOUT_DEFERRED_MAX;
 	int64_t t;
 
 	if (!v) {
 		if (time_sensitive)
 			return fail(err, "timeout_seconds", "timeout_seconds is required for time-sensitive requests");
-		*ret = VALIDATE_TIMEOUT_DEFERRED_MAX;
+		*ret = 0;
 		return 0;
 	}
 	if (!json_get_integer(v, &t))
 		return fail(err, "timeout_seconds", "timeout_seconds must be an integer");
-	if (t < VALIDATE_TIMEOUT_MIN || t > max)
-		return fail(err, "timeout_seconds", "timeout_seconds must be between %d and %" PRId64,
-		            VALIDATE_TIMEOUT_MIN, max);
+	if (t < VALIDATE_TIMEOUT_MIN || t > VALIDATE_TIMEOUT_MAX)
+		return fail(err, "timeout_seconds", "timeout_seconds must be between %d and %d", VALIDATE_TIMEOUT_MIN,
+		            VALIDATE_TIMEOUT_MAX);
 	*ret = t;
+	return 0;
+}
+
+/* The content type's fields: its own URL is required, another type's URL is
+ * refused (HITL.sh would not show it, and a strict server rejects it), and a
+ * file also needs file_type and file_name. */
+static int check_content(json_object *params, int content_type, ValidationError *err) {
+	json_object *v;
+	int r;
+
+	for (size_t i = 1; i < ELEMENTSOF(content_url_fields); i++) {
+		const char *field = content_url_fields[i];
+
+		v = json_object_object_get(params, field);
+		if ((int) i == content_type && !v)
+			return fail(err, field, "%s is required when type is '%s'", field, content_type_names[i]);
+		if ((int) i != content_type && v)
+			return fail(err, field, "%s is only for type '%s' (type is '%s')", field, content_type_names[i],
+			            content_type_names[content_type]);
+		if (v) {
+			r = check_url(v, field, err);
+			if (r < 0)
+				return r;
+		}
+	}
+
+	static const struct {
+		const char *field;
+		size_t max;
+	} file_fields[] = { { "file_type", FILE_TYPE_MAX }, { "file_name", FILE_NAME_MAX } };
+	for (size_t i = 0; i < ELEMENTSOF(file_fields); i++) {
+		v = json_object_object_get(params, file_fields[i].field);
+		if (streq(content_type_names[content_type], "file") && !v)
+			return fail(err, file_fields[i].field, "%s is required when type is 'file'", file_fields[i].field);
+		if (!streq(content_type_names[content_type], "file") && v)
+			return fail(err, file_fields[i].field, "%s is only for type 'file'", file_fields[i].field);
+		if (v) {
+			r = check_string(v, file_fields[i].field, 1, file_fields[i].max, err);
+			if (r < 0)
+				return r;
+		}
+	}
 	return 0;
 }
 
 int validate_submit(json_object *params, json_object **ret_create, ValidationError *err) {
 	_cleanup_(json_object_putp) json_object *create = NULL, *normalised_default = NULL;
+	static const char *const content_fields[] = { "image_url", "file_url", "file_type", "file_name",
+		                                              "video_url", "audio_url" };
 	const char *priority, *processing_type, *content_type, *platform;
-	json_object *loop_id, *request_text, *image_url, *callback_url, *context, *platform_version, *tags,
-		*response_type, *response_config, *default_response;
+	json_object *loop_id, *request_text, *callback_url, *context, *platform_version, *response_type,
+		*response_config, *default_response;
 	ResponseSpec spec;
 	int64_t timeout = 0;
-	int r, type;
+	int r, type, content = 0;
 
 	assert(ret_create);
 
 	if (!json_object_is_type(params, json_type_object))
 		return fail(err, "params", "params must be an object");
+	/* The vendor's MCP client sends tags, the API does not document them, and a
+	 * strict server refuses what it does not know. */
+	if (json_object_object_get(params, "tags"))
+		return fail(err, "tags", "tags is not a HITL.sh request field; put such labels in context");
 	r = check_known_fields(params, submit_fields, ELEMENTSOF(submit_fields), err);
 	if (r < 0)
 		return r;
@@ -1262,11 +1354,9 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 	/* A JSON null counts as absent: the field is neither checked nor sent. */
 	loop_id = json_object_object_get(params, "loop_id");
 	request_text = json_object_object_get(params, "request_text");
-	image_url = json_object_object_get(params, "image_url");
 	callback_url = json_object_object_get(params, "callback_url");
 	context = json_object_object_get(params, "context");
 	platform_version = json_object_object_get(params, "platform_version");
-	tags = json_object_object_get(params, "tags");
 	response_type = json_object_object_get(params, "response_type");
 	response_config = json_object_object_get(params, "response_config");
 	default_response = json_object_object_get(params, "default_response");
@@ -1292,19 +1382,18 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 	                &content_type, err);
 	if (r < 0)
 		return r;
+	/* submit_enum() returned one of the names: find which. */
+	while (!streq(content_type_names[content], content_type))
+		content++;
+	r = check_content(params, content, err);
+	if (r < 0)
+		return r;
 
 	r = check_timeout(json_object_object_get(params, "timeout_seconds"), streq(processing_type, "time-sensitive"),
 	                  &timeout, err);
 	if (r < 0)
 		return r;
 
-	if (streq(content_type, "image") && !image_url)
-		return fail(err, "image_url", "image_url is required when type is 'image'");
-	if (image_url) {
-		r = check_url(image_url, "image_url", err);
-		if (r < 0)
-			return r;
-	}
 	if (callback_url) {
 		r = check_url(callback_url, "callback_url", err);
 		if (r < 0)
@@ -1322,11 +1411,6 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 		return r;
 	if (platform_version) {
 		r = check_string(platform_version, "platform_version", 0, PLATFORM_VERSION_MAX, err);
-		if (r < 0)
-			return r;
-	}
-	if (tags) {
-		r = check_string_array(tags, "tags", SUBMIT_TAGS_MAX, SUBMIT_TAG_MAX, err);
 		if (r < 0)
 			return r;
 	}
@@ -1367,9 +1451,13 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 		r = add_new(create, "processing_type", json_object_new_string(processing_type));
 	if (r >= 0)
 		r = add_new(create, "type", json_object_new_string(content_type));
-	if (r >= 0 && image_url)
-		r = add_copy(create, "image_url", image_url);
-	if (r >= 0)
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(content_fields); i++) {
+		json_object *v = json_object_object_get(params, content_fields[i]);
+
+		if (v)
+			r = add_copy(create, content_fields[i], v);
+	}
+	if (r >= 0 && timeout > 0)
 		r = add_new(create, "timeout_seconds", json_object_new_int64(timeout));
 	if (r >= 0 && context)
 		r = add_copy(create, "context", context);
@@ -1379,8 +1467,6 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 		r = add_new(create, "platform", json_object_new_string(platform));
 	if (r >= 0 && platform_version)
 		r = add_copy(create, "platform_version", platform_version);
-	if (r >= 0 && tags)
-		r = add_copy(create, "tags", tags);
 	if (r < 0)
 		return r;
 
@@ -1536,6 +1622,30 @@ static int normalise_scalar(json_object *data, const char *key, json_type want, 
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* editable_text: {revised_text, was_edited} → the revised text; a bare string
+ * is read as the text; was_edited false without a text means the draft. */
+static int normalise_editable(const ResponseSpec *spec, json_object *data, json_object **ret) {
+	json_object *text = data, *edited = NULL;
+	int r;
+
+	if (json_object_is_type(data, json_type_object)) {
+		r = structured_get(data, "revised_text", json_type_string, &text);
+		if (r < 0)
+			return r;
+		r = structured_get(data, "was_edited", json_type_boolean, &edited);
+		if (r < 0)
+			return r;
+		if (!text && edited && !json_object_get_boolean(edited)) {
+			*ret = json_object_new_string(spec->draft_text);
+			return *ret ? 0 : -ENOMEM;
+		}
+	}
+	if (!json_object_is_type(text, json_type_string))
+		return -EBADMSG;
+	*ret = json_object_new_string_len(json_object_get_string(text), json_object_get_string_len(text));
+	return *ret ? 0 : -ENOMEM;
+}
+
 int validate_normalise_result(const char *response_type, json_object *config,
                               json_object *response_data, json_object **ret_result) {
 	ResponseType type = response_type_from_string(response_type);
@@ -1573,6 +1683,9 @@ int validate_normalise_result(const char *response_type, json_object *config,
 		break;
 	case RESPONSE_BOOLEAN:
 		r = normalise_scalar(response_data, "boolean", json_type_boolean, &result);
+		break;
+	case RESPONSE_EDITABLE_TEXT:
+		r = normalise_editable(&spec, response_data, &result);
 		break;
 	default:
 		return -EINVAL;

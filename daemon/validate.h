@@ -1,8 +1,9 @@
 /* validate.h — HITL.sh's request, answer, feedback and loop rules, applied locally.
  * Owns the decision "would HITL.sh accept this?" so methods.c refuses bad input at
  * submit time (PROTOCOL.md -32602), and the mapping of a reviewer's response_data
- * (either encoding of hitl-api.md §5.1) to the PROTOCOL.md §3 `result`. Pure: no I/O,
- * no clock, no logging. */
+ * (either encoding, docs/HITL-API.md "Answers") to the PROTOCOL.md §3 `result`.
+ * Mirrors the documented schema: seven response types, five content types, only
+ * documented fields, documented ranges. Pure: no I/O, no clock, no logging. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,8 +12,7 @@
 /* Limits shared with callers that build or display requests. */
 #define VALIDATE_REQUEST_TEXT_MAX 2000          /* code points */
 #define VALIDATE_TIMEOUT_MIN 60                 /* seconds */
-#define VALIDATE_TIMEOUT_TIME_SENSITIVE_MAX 86400
-#define VALIDATE_TIMEOUT_DEFERRED_MAX 2592000   /* also the deferred default: 30 days */
+#define VALIDATE_TIMEOUT_MAX 86400              /* every processing type; absent: HITL.sh's 30 days (deferred) */
 #define VALIDATE_CONTEXT_SIZE_MAX (50 * 1024)   /* serialised bytes */
 #define VALIDATE_JSON_DEPTH_MAX 32              /* context, feedback: containers on a path, the top one included */
 #define VALIDATE_FEEDBACK_SIZE_MAX (16 * 1024)  /* serialised bytes */
@@ -21,13 +21,17 @@
 
 typedef struct ValidationError {
 	char field[96];    /* JSON path of the offending field: "request_text", "response_config.options[2].value", "default_response", "feedback.rating" */
-	char reason[256];  /* one English sentence, HITL.sh's wording where hitl-api.md gives one */
+	char reason[256];  /* one English sentence, HITL.sh's wording where docs/HITL-API.md gives one */
 } ValidationError;
 
 /* Validates request.submit params (client_ref already removed by the caller) and
  * returns a NEW object with exactly the create-request fields, defaults
  * applied: priority "medium", processing_type "deferred", type "markdown",
- * platform "api", timeout_seconds 2592000 for deferred when absent. Options
+ * platform "api". timeout_seconds is 60–86400 and stays absent for a deferred
+ * request without one (HITL.sh then applies its 30-day default). The content
+ * type's own fields (image_url; file_url, file_type, file_name; video_url;
+ * audio_url) are required for it and refused for any other; `tags` is refused
+ * (not a documented field). Options
  * keep their given form (response_config is copied verbatim). default_response is
  * normalised: for single_select the matching option's value string, multi_select
  * an array of option values. A top-level JSON null counts as absent and is not
@@ -38,14 +42,15 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
  * as HITL.sh would (§5.2–5.8), accepting the value in plain encoding (A).
  * On success, *ret_normalised (may be NULL) gets the canonical value (select:
  * option value; multi: array of values; rating/number: double; text: string;
- * boolean: bool). An invalid response_type or response_config is reported on
+ * boolean: bool; editable_text: string). An invalid response_type or response_config is reported on
  * that field; a bad value on field "answer". */
 int validate_answer(const char *response_type, json_object *config, json_object *value,
                     json_object **ret_normalised, ValidationError *err);
 
 /* Converts HITL.sh response_data in either encoding (§5.1: plain A, or
  * structured B: selected_value/selected_values/rating/number/boolean, labels
- * optional) into the PROTOCOL result value. Tolerant of the shape, strict on
+ * optional; editable_text {revised_text, was_edited} → the revised text) into
+ * the PROTOCOL result value. Tolerant of the shape, strict on
  * types: a response_data that cannot be read as the type gives -EBADMSG.
  * Select values are mapped to option values when the reviewer's value matches
  * a label (value, label, case-insensitive label, snake_case of label); a value

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """HITL.sh REST API emulator: the daemon's sparring partner in tests, demo and
-benchmarks. Faithful and strict to /work/shared/hitl-api.md (loops + requests
-API, envelope, validation wordings, rate limiting, lifecycle, callbacks), plus
-private control endpoints under /_emu/ (keys, reviewers, clock, faults, stats).
+benchmarks. Strict where docs/HITL-API.md is strict (loops + requests API,
+workflows trigger, envelope, validation wordings, ranges, unknown fields,
+rate limiting, lifecycle, callbacks), with switchable drifts for what the real
+service may show (alternative status words and shapes, inactive key as 401 or
+403, a spent monthly quota, retired loop endpoints), plus private control
+endpoints under /_emu/ (keys, reviewers, workflows, clock, faults, drift, stats).
 
 Python 3.11 standard library only. See tests/emulator/README.md for the CLI and
 every control endpoint.
 """
 
 import argparse
+import calendar
 import decimal
 import email.utils
 import hashlib
@@ -39,15 +43,21 @@ TICK_S = 0.1
 SIMILAR_WINDOW_S = 300
 
 HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
-WORKFLOW_ID = re.compile(r"^wf_[A-Za-z0-9_-]{1,97}$")   # workflows (h5)
 HEXCOLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 PROCESSING_TYPES = ["time-sensitive", "deferred"]
-CONTENT_TYPES = ["markdown", "image"]
+CONTENT_TYPES = ["markdown", "image", "file", "video", "audio"]
+# The fields each content type needs; none of them is allowed on another type.
+CONTENT_FIELDS = {"markdown": [], "image": ["image_url"], "file": ["file_url", "file_type", "file_name"],
+                  "video": ["video_url"], "audio": ["audio_url"]}
+CONTENT_URL_FIELDS = ["image_url", "file_url", "video_url", "audio_url"]
+CREATE_FIELDS = ["processing_type", "type", "priority", "request_text", "image_url", "file_url", "file_type",
+                 "file_name", "video_url", "audio_url", "context", "timeout_seconds", "response_type",
+                 "response_config", "default_response", "platform", "platform_version", "callback_url"]
 PRIORITIES = ["low", "medium", "high", "critical"]
 PRIORITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PLATFORMS = ["n8n", "zapier", "web_portal", "api", "mobile", "webhook"]
-RESPONSE_TYPES = ["text", "single_select", "multi_select", "rating", "number", "boolean"]
+RESPONSE_TYPES = ["text", "single_select", "multi_select", "rating", "number", "boolean", "editable_text"]
 STATUSES = ["pending", "claimed", "completed", "timeout", "cancelled"]
 SORTS = ["created_at_desc", "created_at_asc", "priority_desc", "status_asc"]
 FEEDBACK_CATEGORIES = ["positive", "constructive", "issue"]
@@ -55,8 +65,20 @@ FAULT_KINDS = ["500", "503", "429", "reset", "commit_no_reply", "hang", "slow"]
 PERMISSIONS = ["loops:read", "loops:write", "requests:read", "requests:write"]
 
 TS_MAX = 86400
-DEFERRED_MAX = 2592000
+DEFERRED_DEFAULT = 2592000      # applies only when a deferred request omits timeout_seconds
 TS_MIN = 60
+WORKFLOW_ID = re.compile(r"^wf_[A-Za-z0-9_-]{1,64}$")
+MAX_TRIGGER_LOG = 100           # trigger bodies kept per workflow
+MAX_CREATE_ERRORS = 50
+
+# Drift switches (README "Drift"): what a real server may show beyond the docs.
+DRIFT_DEFAULTS = {"status_words": "standard", "status_shape": "nested", "key_inactive": None,
+                  "quota_exhausted": False, "loop_endpoints": None}
+DRIFT_CHOICES = {"status_words": ("standard", "alt"), "status_shape": ("nested", "flat"),
+                 "key_inactive": (None, 401, 403), "quota_exhausted": (False, True),
+                 "loop_endpoints": (None, 404, 410, 301)}
+QUOTA_MSG = "Monthly response limit reached"
+MIGRATION_URL = "https://docs.hitl.sh/guides/migration"
 
 # A 1x1 transparent PNG, stands in for the QR code image.
 TINY_PNG_B64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABh6FO1AAAAABJRU5ErkJggg==")
@@ -195,7 +217,7 @@ def envelope(error, msg, data=None):
 
 
 # --------------------------------------------------------------------------
-# response types (section 5 of hitl-api.md)
+# response types (docs/HITL-API.md §3)
 
 def check_required_flag(cfg):
     if present(cfg, "required") and not isinstance(cfg["required"], bool):
@@ -346,6 +368,18 @@ def config_spec(rtype, cfg):
         check_opt_string(cfg, "placeholder")
         spec.update(min_value=mn, max_value=mx, decimal_places=dp, allow_negative=neg,
                     prefix=cfg.get("prefix") or "", suffix=cfg.get("suffix") or "")
+    elif rtype == "editable_text":
+        mx = cfg.get("max_length", 5000)
+        if mx is None:
+            mx = 5000
+        if not is_int(mx) or not 1 <= mx <= 5000:
+            raise cfg_error("max_length must be an integer between 1 and 5000")
+        draft = cfg.get("draft_text")
+        if not isinstance(draft, str) or not draft:
+            raise cfg_error("draft_text is required for editable_text")
+        if len(draft) > mx:
+            raise cfg_error("draft_text must be at most max_length characters")
+        spec.update(min_length=0, max_length=mx, draft_text=draft)
     elif rtype == "boolean":
         for name, dflt in (("true_label", "Yes"), ("false_label", "No")):
             v = cfg.get(name)
@@ -386,6 +420,17 @@ def parse_answer(rtype, spec, value, subject, structured_ok):
             raise AnswerError("%s must contain %s" % (subject, key))
         return value[key]
 
+    if rtype == "editable_text":
+        if structured_ok and isinstance(value, dict):
+            edited = value.get("was_edited")
+            if edited is not None and not isinstance(edited, bool):
+                raise AnswerError("%s.was_edited must be a boolean" % subject)
+            value = need("revised_text")
+        if not isinstance(value, str):
+            raise AnswerError("%s must be a string" % subject)
+        if len(value) > spec["max_length"]:
+            raise AnswerError("%s must be at most %d characters" % (subject, spec["max_length"]))
+        return value
     if rtype == "text":
         if not isinstance(value, str):
             raise AnswerError("%s must be a string" % subject)
@@ -480,6 +525,8 @@ def rating_label(spec, x):
 def encode_answer(rtype, spec, canon, encoding):
     if rtype == "text":
         return canon
+    if rtype == "editable_text":
+        return {"revised_text": canon, "was_edited": canon != spec["draft_text"]}
     if rtype == "single_select":
         if encoding == "plain":
             return canon
@@ -531,6 +578,8 @@ def first_answer(rtype, spec):
         return v
     if rtype == "boolean":
         return True
+    if rtype == "editable_text":
+        return spec["draft_text"]
     return None
 
 
@@ -619,10 +668,11 @@ class Emulator:
             self.invite_codes = set()
             self.faults = []
             self.fault_seq = 0
-            self.workflows = {}   # workflows (h5): id -> {"id", "owner_id", "name"}
             self.seq = 0
             self.email_seq = 0
             self.autoreview = {"enabled": False}
+            self.drift = dict(self.cfg.drift)
+            self.workflows = {}
             if self.cfg.auto_review is not None:
                 self.autoreview = {"enabled": True, "delay_s": float(self.cfg.auto_review), "jitter_s": 0.0,
                                    "rules": [], "default": "first", "enabled_at": None}
@@ -648,14 +698,17 @@ class Emulator:
         self.calls_total = 0
         self.over_limit_attempts = 0
         self.creates = 0
+        self.create_errors = []
+        self.triggers = 0
         self.faults_injected = 0
         self.auto_reviewed = 0
         self.auto_review_skipped = 0
-        self.workflow_triggers = {}   # workflows (h5): id -> triggers taken (replies lost or not)
-        self.triggers = 0
         self.cb = {"sent": 0, "failed": 0, "skipped_non_loopback": 0, "attempts": 0, "deliveries": []}
         for k in getattr(self, "keys", {}).values():
             k.reset_counters()
+        for wf in getattr(self, "workflows", {}).values():
+            wf["triggers"] = 0
+            wf["executions"] = []
 
     # ---- users, loops
 
@@ -738,16 +791,30 @@ class Emulator:
             return {"user_id": uid, "name": None, "email": None}
         return {"user_id": uid, "name": u["name"], "email": u["email"]}
 
+    def shown_status(self, r):
+        """The status word the API shows: the documented one, or under the
+        "alt" drift the alternatives vendor material uses."""
+        st = r["status"]
+        if r.get("status_override") is not None:
+            return r["status_override"]
+        if self.drift["status_words"] == "alt":
+            if st == "timeout":
+                return "timed_out"
+            if st == "completed":
+                return "answered" if r["seq"] % 2 else "resolved"
+        return st
+
     def req_full(self, r):
         return {
             "id": r["id"], "loop_id": r["loop_id"], "creator_id": r["creator_id"],
             "api_key_id": r["api_key_id"], "processing_type": r["processing_type"], "type": r["type"],
             "priority": r["priority"], "request_text": r["request_text"], "image_url": r["image_url"],
-            "context": r["context"], "platform": r["platform"], "platform_version": r["platform_version"],
+            "file_url": r["file_url"], "file_type": r["file_type"], "file_name": r["file_name"],
+            "video_url": r["video_url"], "audio_url": r["audio_url"], "context": r["context"], "platform": r["platform"], "platform_version": r["platform_version"],
             "response_type": r["response_type"], "response_config": r["response_config"],
             "default_response": r["default_response"], "timeout_at": iso(r["timeout_at"]),
             "callback_url": r["callback_url"], "broadcasted_to": r["broadcasted_to"],
-            "broadcasted_at": iso(r["created_at"]), "status": r["status"],
+            "broadcasted_at": iso(r["created_at"]), "status": self.shown_status(r),
             "response_by": r["response_by"], "response_at": iso(r["response_at"]),
             "response_data": r["response_data"], "response_time_seconds": r["response_time_seconds"],
             "response_by_user": self.user_brief(r["response_by"]),
@@ -758,7 +825,7 @@ class Emulator:
         return {
             "id": r["id"], "loop_id": r["loop_id"], "processing_type": r["processing_type"],
             "type": r["type"], "priority": r["priority"], "request_text": r["request_text"],
-            "response_type": r["response_type"], "status": r["status"], "response_data": r["response_data"],
+            "response_type": r["response_type"], "status": self.shown_status(r), "response_data": r["response_data"],
             "response_by": r["response_by"], "response_at": iso(r["response_at"]),
             "response_time_seconds": r["response_time_seconds"], "timeout_at": iso(r["timeout_at"]),
             "created_at": iso(r["created_at"]), "updated_at": iso(r["updated_at"])}
@@ -766,7 +833,9 @@ class Emulator:
     def req_emu(self, r):
         out = self.req_full(r)
         ctx = r["context"]
+        out["status"] = r["status"]
         out.update({"api_key": mask(r["key"]), "creator": self.user_brief(r["creator_id"]),
+                    "create_body": r["create_body"], "shown_status": self.shown_status(r),
                     "hitld_id": ctx.get("hitld_id") if isinstance(ctx, dict) else None,
                     "claimed_by": r["claimed_by"], "claimed_at": iso(r["claimed_at"]),
                     "feedback": r["feedback"], "deleted": r["deleted"]})
@@ -954,7 +1023,7 @@ class Emulator:
             self.advance(now)
             path, _, qs = raw_path.partition("?")
             route = match_route(path, "GET" if method == "HEAD" else method, self.cfg.compat_routes)
-            token = parse_auth(headers.get("Authorization"))
+            token, auth_error = parse_auth(headers.get("Authorization"))
             k = self.keys.get(token) if token else None
             valid = k if k is not None and k.status == "active" else None
             fault = self.take_fault(method, path)
@@ -990,12 +1059,21 @@ class Emulator:
                 try:
                     if not path.startswith("/v1/"):
                         raise ApiError(404, "Route not found")
-                    if token is None:
-                        raise ApiError(401, "Missing or invalid authorization header")
+                    retired = self.drift["loop_endpoints"]
+                    if retired and route is not None and is_loop_route(route[2]):
+                        # The loops API after its transition period: answered
+                        # before authentication, and not counted.
+                        if retired == 301:
+                            raise ApiError(301, "Moved Permanently", None, [("Location", MIGRATION_URL)])
+                        if retired == 410:
+                            raise ApiError(410, "This endpoint has been retired: loops are replaced by workflows")
+                        raise ApiError(404, "Route not found")
+                    if auth_error:
+                        raise ApiError(401, auth_error)
                     if k is None or k.status == "revoked":
-                        raise ApiError(401, "Invalid authorization token")
-                    if k.status == "inactive":
-                        raise ApiError(401, "Invalid authorization token", "API key is inactive")
+                        raise ApiError(401, "Invalid API key")
+                    if k.status == "inactive" or self.drift["key_inactive"]:
+                        raise ApiError(self.drift["key_inactive"] or 401, "API key is inactive")
                     self.roll(k, now)
                     if k.usage >= k.limit:
                         k.over_limit += 1
@@ -1015,6 +1093,10 @@ class Emulator:
                     reply = Reply(status, envelope(False, msg, data))
                 except ApiError as e:
                     reply = Reply(e.status, envelope(True, e.msg, e.data), list(e.headers))
+                    if route and route[0] in ("h_create_request", "h_compat_create"):
+                        self.create_errors.append({"t": iso(now), "path": raw_path, "status": e.status,
+                                                   "msg": e.msg, "data": e.data})
+                        del self.create_errors[:-MAX_CREATE_ERRORS]
                 if not any(h[0] == "X-RateLimit-Limit" for h in reply.headers):
                     reply.headers = self.rl_headers(counted, now) + reply.headers
                 if kind == "commit_no_reply":
@@ -1187,7 +1269,10 @@ class Emulator:
         return 200, "Member removed from loop successfully", {
             "loop_id": loop["id"], "user_id": user_id, "removed_at": iso(ctx.now)}
 
-    def validate_create(self, body):
+    def validate_create(self, body, compat=False):
+        for f in body:
+            if f not in CREATE_FIELDS and not (compat and f == "loop_id"):
+                raise ApiError(400, "Invalid request body", {"field": f, "issue": "Unknown field"})
         for f in ("processing_type", "type", "priority", "request_text", "response_type",
                   "response_config", "default_response"):
             if body.get(f) is None:
@@ -1204,20 +1289,28 @@ class Emulator:
             enum_check(body, "platform", PLATFORMS)
         if present(body, "platform_version") and not isinstance(body["platform_version"], str):
             raise validation("platform_version must be a string")
-        if ctype == "image" and body.get("image_url") is None:
-            raise validation("image_url is required when type is image")
-        if present(body, "image_url") and not is_http_url(body["image_url"]):
-            raise validation("image_url must be a valid http or https URL")
+        for t, fields in CONTENT_FIELDS.items():
+            for f in fields:
+                if t == ctype and body.get(f) is None:
+                    raise validation("%s is required when type is %s" % (f, t))
+                if t != ctype and present(body, f):
+                    raise validation("%s is only allowed when type is %s" % (f, t))
+        for f in CONTENT_URL_FIELDS:
+            if present(body, f) and not is_http_url(body[f]):
+                raise validation("%s must be a valid http or https URL" % f)
+        for f, mx in (("file_type", 100), ("file_name", 255)):
+            if present(body, f) and not (isinstance(body[f], str) and 1 <= len(body[f]) <= mx):
+                raise validation("%s must be between 1 and %d characters" % (f, mx))
         ts = body.get("timeout_seconds")
         if ts is None:
             if pt == "time-sensitive":
                 raise validation("timeout_seconds is required for time-sensitive requests")
-            ts = DEFERRED_MAX
-        if not is_int(ts):
+            ts = DEFERRED_DEFAULT
+        elif not is_int(ts):
             raise validation("timeout_seconds must be an integer")
-        hi = TS_MAX if pt == "time-sensitive" else DEFERRED_MAX
-        if not TS_MIN <= ts <= hi:
-            raise validation("timeout_seconds must be between %d and %d" % (TS_MIN, hi))
+        elif not TS_MIN <= ts <= TS_MAX:
+            # Every processing type (the API's schema and errors page).
+            raise validation("timeout_seconds must be between %d and %d" % (TS_MIN, TS_MAX))
         if present(body, "callback_url") and not is_http_url(body["callback_url"]):
             raise validation("callback_url must be a valid http or https URL")
         if present(body, "context") and not isinstance(body["context"], dict):
@@ -1230,12 +1323,18 @@ class Emulator:
         return ts, stored
 
     def h_create_request(self, ctx, loop_id, body=None):
+        compat = body is not None
+        if self.drift["quota_exhausted"]:
+            # Undocumented: the wording and status of a spent monthly quota.
+            t = time.gmtime(ctx.now)
+            nxt = calendar.timegm((t.tm_year + (t.tm_mon == 12), t.tm_mon % 12 + 1, 1, 0, 0, 0))
+            raise ApiError(403, QUOTA_MSG, {"plan": "free", "limit": 500, "used": 500, "reset_at": iso(nxt)})
         loop = self.find_loop(loop_id)
         if loop["creator_id"] != ctx.user["id"]:
             raise ApiError(403, "Only loop creators can create requests")
         if body is None:
             body = self.body_object(ctx)
-        ts, stored = self.validate_create(body)
+        ts, stored = self.validate_create(body, compat)
         active = self.active_members(loop)
         if not active:
             raise ApiError(400, "No active members found in the loop")
@@ -1249,6 +1348,9 @@ class Emulator:
              "api_key_id": ctx.key.id, "key": ctx.key.key,
              "processing_type": body["processing_type"], "type": body["type"], "priority": body["priority"],
              "request_text": body["request_text"], "image_url": body.get("image_url"),
+             "file_url": body.get("file_url"), "file_type": body.get("file_type"),
+             "file_name": body.get("file_name"), "video_url": body.get("video_url"),
+             "audio_url": body.get("audio_url"), "create_body": body,
              "context": body.get("context"), "platform": body.get("platform") or "api",
              "platform_version": body.get("platform_version"), "response_type": body["response_type"],
              "response_config": stored, "default_response": body["default_response"],
@@ -1261,7 +1363,7 @@ class Emulator:
         self.active_ids.add(rid)
         self.creates += 1
         return 201, "Request created and broadcasted successfully", {
-            "request_id": rid, "id": rid, "status": "pending", "processing_type": r["processing_type"],
+            "request_id": rid, "status": "pending", "processing_type": r["processing_type"],
             "type": r["type"], "priority": r["priority"], "timeout_at": iso(r["timeout_at"]),
             "broadcasted_to": len(recipients), "notifications_sent": len(recipients),
             "polling_url": "/v1/api/requests/%s" % rid}
@@ -1328,6 +1430,8 @@ class Emulator:
         r = self.find_request(req_id)
         if r["creator_id"] != ctx.user["id"]:
             raise ApiError(403, "Access denied to this request")
+        if self.drift["status_shape"] == "flat":
+            return 200, "Request retrieved successfully", self.req_full(r)
         return 200, "Request retrieved successfully", {"request": self.req_full(r)}
 
     def h_cancel(self, ctx, req_id):
@@ -1385,6 +1489,32 @@ class Emulator:
         return 200, "Feedback added successfully", {
             "request_id": r["id"], "feedback": fb, "feedback_id": r["feedback"]["feedback_id"],
             "submitted_at": iso(ctx.now), "reviewer_notified": True}
+
+    def h_trigger(self, ctx, wf_id):
+        if not WORKFLOW_ID.match(wf_id):
+            raise ApiError(400, "Invalid workflow ID format")
+        wf = self.workflows.get(wf_id)
+        if wf is None:
+            raise ApiError(404, "Workflow not found")
+        if wf["user_id"] is not None and wf["user_id"] != ctx.user["id"]:
+            raise ApiError(403, "Access denied to this workflow")
+        payload = None
+        if ctx.body:
+            if not ctx.ctype_json:
+                raise ApiError(400, "Invalid request body",
+                               {"field": "body", "issue": "Content-Type must be application/json"})
+            try:
+                payload = parse_json(ctx.body)
+            except (ValueError, RecursionError):
+                raise invalid_body("body")
+        exec_id = "exec_" + self.new_id(ctx.now)
+        wf["triggers"] += 1
+        self.triggers += 1
+        wf["executions"].append({"execution_id": exec_id, "at": iso(ctx.now), "key": mask(ctx.key.key),
+                                 "body": payload})
+        del wf["executions"][:-MAX_TRIGGER_LOG]
+        return 200, "Workflow triggered successfully", {
+            "execution_id": exec_id, "workflow_id": wf_id, "status": "running", "triggered_at": iso(ctx.now)}
 
     # compat routes (--compat-routes only; unconfirmed in the docs)
 
@@ -1639,6 +1769,14 @@ class Emulator:
         self.complete_with(r, uid, canon, now)
         return 200, self.req_emu(r)
 
+    def c_show_status(self, obj, q, now, req_id):
+        r = self.ctl_request(req_id)
+        word = obj.get("status")
+        if word is not None and not (isinstance(word, str) and 0 < len(word) <= 64):
+            raise CtlError(400, "status must be a string of 1 to 64 characters, or null")
+        r["status_override"] = word
+        return 200, self.req_emu(r)
+
     def c_auto_review_get(self, obj, q, now):
         ar = dict(self.autoreview)
         ar.pop("enabled_at", None)
@@ -1702,6 +1840,48 @@ class Emulator:
         self.faults = []
         return 200, {"cleared": n}
 
+    def c_drift_get(self, obj, q, now):
+        return 200, dict(self.drift)
+
+    def c_drift(self, obj, q, now):
+        new = dict(self.drift)
+        for k, v in obj.items():
+            if k not in DRIFT_CHOICES:
+                raise CtlError(400, "unknown drift switch %s (known: %s)" % (k, ", ".join(sorted(DRIFT_CHOICES))))
+            ok = any(v is c or (type(v) is type(c) and v == c) for c in DRIFT_CHOICES[k])
+            if not ok:
+                raise CtlError(400, "%s must be one of: %s" % (k, ", ".join(json.dumps(c) for c in DRIFT_CHOICES[k])))
+            new[k] = v
+        self.drift = new
+        return 200, dict(self.drift)
+
+    def workflow_obj(self, wf):
+        return {"id": wf["id"], "name": wf["name"], "user_id": wf["user_id"], "triggers": wf["triggers"],
+                "executions": list(wf["executions"])}
+
+    def c_add_workflow(self, obj, q, now):
+        wf_id = obj.get("id")
+        if wf_id is None:
+            wf_id = "wf_" + self.new_id(now)[-12:]
+        if not isinstance(wf_id, str) or not WORKFLOW_ID.match(wf_id):
+            raise CtlError(400, "id must look like wf_abc123")
+        if wf_id in self.workflows:
+            raise CtlError(409, "Workflow already exists")
+        user_id = None
+        if obj.get("key") is not None:
+            if not isinstance(obj["key"], str):
+                raise CtlError(400, "key must be a string")
+            user_id = self.ctl_key(obj["key"]).user_id
+        name = obj.get("name", wf_id)
+        if not isinstance(name, str):
+            raise CtlError(400, "name must be a string")
+        wf = {"id": wf_id, "name": name, "user_id": user_id, "triggers": 0, "executions": []}
+        self.workflows[wf_id] = wf
+        return 201, self.workflow_obj(wf)
+
+    def c_workflows(self, obj, q, now):
+        return 200, {"workflows": [self.workflow_obj(wf) for wf in self.workflows.values()]}
+
     def clock_obj(self):
         now = self.now()
         return {"now": iso(now), "now_epoch": now, "offset": self.offset}
@@ -1747,46 +1927,6 @@ class Emulator:
                 similar.append([x["id"] for x in cur])
         return {"by_hitld_id": groups, "similar": similar, "count": sum(len(g) - 1 for g in groups)}
 
-    # ---- workflows (h5): POST /v1/workflows/{id}/trigger and its control endpoint.
-    # A stand-in until h4's strict emulator lands, which has the same
-    # interface (/_emu/workflows; stats "workflows" {id: count} and
-    # "workflow_triggers" the total); take h4's on merge.
-
-    def c_add_workflow(self, obj, q, now):
-        """POST /_emu/workflows {key, id?, name?}: a workflow the key's user owns."""
-        key = obj.get("key")
-        if not isinstance(key, str):
-            raise CtlError(400, "key is required")
-        k = self.ctl_key(key)
-        wf_id = obj.get("id")
-        if wf_id is None:
-            wf_id = "wf_" + os.urandom(6).hex()
-        if not isinstance(wf_id, str) or not WORKFLOW_ID.match(wf_id):
-            raise CtlError(400, "id must look like wf_abc123")
-        name = obj.get("name", "workflow")
-        if not isinstance(name, str):
-            raise CtlError(400, "name must be a string")
-        self.workflows[wf_id] = {"id": wf_id, "owner_id": k.user_id, "name": name}
-        return 201, {"id": wf_id, "name": name}
-
-    def h_trigger_workflow(self, ctx, wf_id):
-        # The workflows endpoint has no /api segment (hitl-api §0.1 item 8).
-        if ctx.path.startswith("/v1/api/"):
-            raise ApiError(404, "Route not found")
-        body = {}
-        if ctx.body:
-            body = self.body_object(ctx)   # free-form, but a JSON object
-        wf = self.workflows.get(wf_id)
-        if wf is None or wf["owner_id"] != ctx.user["id"]:
-            raise ApiError(404, "Workflow not found")
-        self.workflow_triggers[wf_id] = self.workflow_triggers.get(wf_id, 0) + 1
-        self.triggers += 1
-        execution = "exec_" + os.urandom(8).hex()
-        return 200, "Workflow triggered successfully", {
-            "execution_id": execution, "workflow_id": wf_id, "status": "running"}
-
-    # ---- end of workflows (h5)
-
     def c_stats(self, obj, q, now):
         names = {}
         for k in self.keys.values():
@@ -1821,9 +1961,10 @@ class Emulator:
             "now": iso(now), "calls_total": self.calls_total, "calls": calls, "calls_dropped": self.calls_dropped,
             "per_key": per_key, "over_limit_attempts": self.over_limit_attempts, "creates": self.creates,
             "requests_by_status": by_status, "requests_deleted": deleted, "duplicates": self.duplicates(),
+            "create_errors": list(self.create_errors), "workflow_triggers": self.triggers,
+            "workflows": {w["id"]: w["triggers"] for w in self.workflows.values()}, "drift": dict(self.drift),
             "faults_injected": self.faults_injected, "auto_reviewed": self.auto_reviewed,
             "auto_review_skipped": self.auto_review_skipped,
-            "workflow_triggers": self.triggers, "workflows": dict(self.workflow_triggers),
             "callbacks": {"sent": self.cb["sent"], "failed": self.cb["failed"],
                           "skipped_non_loopback": self.cb["skipped_non_loopback"],
                           "attempts": self.cb["attempts"], "deliveries": list(self.cb["deliveries"])}}
@@ -1853,12 +1994,20 @@ class Ctx:
 
 
 def parse_auth(value):
-    if value is None:
-        return None
-    parts = value.split()
-    if len(parts) != 2 or parts[0].lower() != "bearer":
-        return None
-    return parts[1]
+    """-> (token, None) or (None, the 401 message). The scheme word is
+    "Bearer", case and all, then one space and the key."""
+    if value is None or value == "":
+        return None, "Missing Authorization header"
+    scheme, _, token = value.partition(" ")
+    if scheme != "Bearer" or not token or any(c.isspace() for c in token):
+        return None, "Invalid Authorization header format. Use 'Bearer <api_key>'"
+    return token, None
+
+
+def is_loop_route(template):
+    """The loops API (what a retirement would remove): everything but the key
+    test and workflows."""
+    return not (template.endswith("/test") or "/workflows/" in template)
 
 
 # --------------------------------------------------------------------------
@@ -1878,7 +2027,7 @@ API_ROUTES = [
      {"PATCH": "h_compat_patch"}),
     (r"/requests/([^/]+)/feedback", "/requests/{id}/feedback", {"POST": "h_feedback"}, {}),
     (r"/requests/([^/]+)/cancel", "/requests/{id}/cancel", {}, {"POST": "h_compat_cancel"}),
-    (r"/workflows/([^/]+)/trigger", "/workflows/{id}/trigger", {"POST": "h_trigger_workflow"}, {}),   # h5
+    (r"/workflows/([^/]+)/trigger", "/workflows/{id}/trigger", {"POST": "h_trigger"}, {}),
 ]
 API_ROUTES = [(re.compile("^" + rx + "$"), t, c, u) for rx, t, c, u in API_ROUTES]
 
@@ -1915,12 +2064,12 @@ CONTROL_ROUTES = [
     (r"/_emu/keys/([^/]+)", {"POST": Emulator.c_update_key, "DELETE": Emulator.c_revoke_key}),
     (r"/_emu/keys/([^/]+)/spend", {"POST": Emulator.c_spend}),
     (r"/_emu/loops", {"POST": Emulator.c_add_loop}),
-    (r"/_emu/workflows", {"POST": Emulator.c_add_workflow}),   # h5
     (r"/_emu/loops/([^/]+)/members", {"POST": Emulator.c_add_member}),
     (r"/_emu/requests", {"GET": Emulator.c_requests}),
     (r"/_emu/requests/([^/]+)/claim", {"POST": Emulator.c_claim}),
     (r"/_emu/requests/([^/]+)/release", {"POST": Emulator.c_release}),
     (r"/_emu/requests/([^/]+)/respond", {"POST": Emulator.c_respond}),
+    (r"/_emu/requests/([^/]+)/show-status", {"POST": Emulator.c_show_status}),
     (r"/_emu/auto-review", {"GET": Emulator.c_auto_review_get, "POST": Emulator.c_auto_review}),
     (r"/_emu/faults", {"GET": Emulator.c_list_faults, "POST": Emulator.c_add_fault,
                        "DELETE": Emulator.c_clear_faults}),
@@ -1930,6 +2079,8 @@ CONTROL_ROUTES = [
     (r"/_emu/stats", {"GET": Emulator.c_stats}),
     (r"/_emu/stats/reset", {"POST": Emulator.c_stats_reset}),
     (r"/_emu/reset", {"POST": Emulator.c_reset}),
+    (r"/_emu/drift", {"GET": Emulator.c_drift_get, "POST": Emulator.c_drift}),
+    (r"/_emu/workflows", {"GET": Emulator.c_workflows, "POST": Emulator.c_add_workflow}),
 ]
 CONTROL_ROUTES = [(re.compile("^" + rx + "/?$"), m) for rx, m in CONTROL_ROUTES]
 
@@ -2143,6 +2294,11 @@ def parse_args(argv):
     ap.add_argument("--clock-offset", type=float, default=0.0)
     ap.add_argument("--auto-review", type=float, default=None, metavar="DELAY")
     ap.add_argument("--callback-secret", default=None)
+    ap.add_argument("--drift-status-words", choices=["standard", "alt"], default="standard")
+    ap.add_argument("--drift-status-shape", choices=["nested", "flat"], default="nested")
+    ap.add_argument("--drift-key-inactive", type=int, choices=[401, 403], default=None)
+    ap.add_argument("--drift-quota-exhausted", action="store_true")
+    ap.add_argument("--drift-loop-endpoints", type=int, choices=[404, 410, 301], default=None)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--log")
@@ -2163,6 +2319,9 @@ def parse_args(argv):
         ap.error("duplicate --key")
     if args.loop_member and not args.keys:
         ap.error("--loop-member needs a --key")
+    args.drift = {"status_words": args.drift_status_words, "status_shape": args.drift_status_shape,
+                  "key_inactive": args.drift_key_inactive, "quota_exhausted": args.drift_quota_exhausted,
+                  "loop_endpoints": args.drift_loop_endpoints}
     return args
 
 

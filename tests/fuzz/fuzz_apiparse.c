@@ -5,7 +5,10 @@
  * apiparse_envelope() and, when that succeeds, its data through
  * apiparse_get_request(), apiparse_list() (and every list item) and
  * apiparse_remote_request(). Properties: no crash, no leak, bounds promised
- * by apiparse.h hold, out-parameters untouched on failure. */
+ * by apiparse.h hold, out-parameters untouched on failure; every status word
+ * (docs/HITL-API.md "Request status") gives one of six meanings, an unknown one
+ * is flagged and reads as pending (or completed with an answer), and the
+ * server's word is kept printable and bounded. */
 #include <math.h>
 #include <string.h>
 
@@ -13,7 +16,7 @@
 #include "cleanup.h"
 #include "fuzz_common.h"
 
-static const char *const statuses[] = { "pending", "claimed", "completed", "timeout", "cancelled" };
+static const char *const statuses[] = { "pending", "claimed", "completed", "timeout", "cancelled", "failed" };
 
 static void check_rate(const RateInfo *ri) {
 	if (ri->has_limit)
@@ -52,6 +55,17 @@ static void check_request(json_object *obj) {
 		if (streq(rr.status, statuses[i]))
 			status_ok = true;
 	FUZZ_CHECK(status_ok, "accepted status %.16s", rr.status);
+	FUZZ_CHECK(strnlen(rr.raw_status, sizeof rr.raw_status) > 0 &&
+	           strnlen(rr.raw_status, sizeof rr.raw_status) < sizeof rr.raw_status, "raw status not a bounded word");
+	for (const char *c = rr.raw_status; *c; c++)
+		FUZZ_CHECK(*c >= 0x20 && *c < 0x7f, "raw status not printable");
+	if (rr.status_unknown)
+		FUZZ_CHECK(streq(rr.status, rr.response_data ? "completed" : "pending"), "unknown word read as %s",
+		           rr.status);
+	else
+		FUZZ_CHECK(streq_ptr(apiparse_status_from_word(rr.raw_status), rr.status) ||
+		           (rr.response_data && streq(rr.status, "completed")), "word %s read as %s", rr.raw_status,
+		           rr.status);
 	if (rr.has_response_time)
 		FUZZ_CHECK(isfinite(rr.response_time_seconds) && rr.response_time_seconds >= 0,
 		           "response_time_seconds %g", rr.response_time_seconds);
@@ -112,8 +126,11 @@ static void check_body(const char *body, size_t len) {
 	check_list(data);
 	check_request(data);
 	if (apiparse_get_request(data, &rr) >= 0) {
-		FUZZ_CHECK(json_object_object_get_ex(data, "request", &request), "get_request without request");
+		/* Nested or flat, the id comes from the request object. */
+		if (!json_object_object_get_ex(data, "request", &request) || !json_object_is_type(request, json_type_object))
+			request = data;
 		FUZZ_CHECK(apiparse_id_is_valid(rr.id), "get_request accepted id %.30s", rr.id);
+		check_request(request);
 	}
 }
 

@@ -287,6 +287,7 @@ class HitldTestCase(unittest.TestCase):
         self.addCleanup(self._cleanup_tmp)
         self.emu = Emulator(self.tmp, window=self.WINDOW, limit=self.LIMIT, extra=self.EMULATOR_ARGS)
         self.addCleanup(self.emu.stop)
+        self.addCleanup(self._check_create_bodies)
         self.loop_id = self.emu.loop_id
         self.daemons = []
         if self.START_DAEMON:
@@ -299,6 +300,22 @@ class HitldTestCase(unittest.TestCase):
         self.daemons.append(d)
         self.addCleanup(self._stop_daemon, d)
         return d
+
+    def _check_create_bodies(self):
+        """hitld sends only documented fields within documented ranges
+        (docs/HITL-API.md §2.3): the strict emulator refuses anything else,
+        and this makes such a refusal fail the test even where nothing else
+        would notice."""
+        if self.emu.proc.poll() is not None:
+            return
+        try:
+            errors = self.emu.stats()["create_errors"]
+        except (AssertionError, OSError):
+            return
+        bad = [e for e in errors if e["msg"] == "Invalid request body"
+               or "timeout_seconds" in json.dumps(e.get("data"))]
+        if bad:
+            raise AssertionError("hitld sent create bodies HITL.sh would refuse: %s" % bad)
 
     def _stop_daemon(self, d):
         try:

@@ -105,7 +105,7 @@ class KeyRefused(HitldTestCase):
         sub = self.c.call("request.submit", single_select_request(self.loop_id))
         wait_for(lambda: self.c.call("status")["key"]["valid"] is False, 10, what="key invalid")
         st = self.c.call("status")
-        self.assertEqual(st["api"]["last_error"], "Invalid authorization token")
+        self.assertEqual(st["api"]["last_error"], "API key is inactive")
         self.assertEqual(self.c.call("request.get", {"id": sub["id"]})["state"], "queued")
         time.sleep(3)
         calls = self.emu.stats()["calls"]

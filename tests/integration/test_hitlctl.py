@@ -392,13 +392,21 @@ class Submit(CtlTestCase):
         self.ok("pause")
         plain = self.submit_plain()
         timed = self.submit_plain("--timeout", "90s")
-        deferred = self.submit_plain("--timeout", "2d", "--deferred")
+        deferred = self.submit_plain("--timeout", "1d", "--deferred")
+        # No timeout: none is sent, HITL.sh's own 30-day default applies.
         self.assertEqual(self.ctl_json("get", plain)["processing_type"], "deferred")
-        self.assertEqual(self.ctl_json("get", plain)["timeout_seconds"], 2592000)
+        self.assertIsNone(self.ctl_json("get", plain)["timeout_seconds"])
+        self.assertIsNone(self.ctl_json("get", plain)["deadline_at"])
         self.assertEqual((self.ctl_json("get", timed)["processing_type"], self.ctl_json("get", timed)["timeout_seconds"]),
                          ("time-sensitive", 90))
         self.assertEqual((self.ctl_json("get", deferred)["processing_type"],
-                          self.ctl_json("get", deferred)["timeout_seconds"]), ("deferred", 172800))
+                          self.ctl_json("get", deferred)["timeout_seconds"]), ("deferred", 86400))
+        # Longer than a day is refused, whatever the processing type.
+        p = self.ctl("submit", "--loop", self.loop_id, "--option", "a", "--default", "a", "--timeout", "2d",
+                     "--deferred", "Q?")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("timeout_seconds must be between 60 and 86400", p.stderr)
+        self.assertIn("--timeout", p.stderr)
 
     def submit_plain(self, *extra):
         return self.ok("submit", "--loop", self.loop_id, "--option", "a", "--default", "a", *extra, "Q?").stdout.strip()

@@ -5,8 +5,8 @@ with the new key, nothing is lost or created twice; a new key that is not
 usable leaves the old one in place and the log says why.
 
 The emulator's second key of the same account stands for the rotated key.
-HITL.sh lists only the requests created with the calling key (hitl-api.md
-§3.11), so after a rotation the requests created with the old key must be
+HITL.sh lists only the requests created with the calling key (docs/HITL-API.md
+§2.5), so after a rotation the requests created with the old key must be
 followed some other way; the tests revoke the old key right after the
 rotation, as an operator would, so nothing can quietly lean on it.
 """
@@ -204,7 +204,7 @@ class Rotation(RotationBase):
 
     def test_feedback_on_a_request_of_the_old_key_is_tried_once_and_settles(self):
         """HITL.sh takes feedback only with the key that created the request
-        (hitl-api.md §1.3): after a rotation it may refuse it. The daemon must
+        (docs/HITL-API.md §2.8): after a rotation it may refuse it. The daemon must
         settle (sent or failed), not retry forever."""
         rid = self.c.call("request.submit", single_select_request(self.loop_id))["id"]
         self.wait_state(rid, "completed")

@@ -1,6 +1,6 @@
 /* Parsing what HITL.sh sends back: rate-limit headers, the envelope, request
- * objects in both response_data encodings, list pages (hitl-api.md §1.4, §2,
- * §3.9, §3.11, §4.1, §5.1). */
+ * objects in both response_data encodings, every status word and GET shape, list
+ * pages (docs/HITL-API.md §1, §2.3–§2.6, §3). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -449,17 +449,13 @@ static void test_remote_request_json_nulls_read_as_null(void **state) {
 	assert_null(rr.context);
 }
 
-static void test_remote_request_bad_id_or_status_is_rejected(void **state) {
+static void test_remote_request_bad_id_is_rejected(void **state) {
 	static const char *const objs[] = {
 		"{\"status\":\"pending\"}",
 		"{\"id\":\"65f1234567890abcdef1234\",\"status\":\"pending\"}",
 		"{\"id\":\"65f1234567890abcdef123456\",\"status\":\"pending\"}",
 		"{\"id\":\"65f1234567890abcdef1234g\",\"status\":\"pending\"}",
 		"{\"id\":65,\"status\":\"pending\"}",
-		"{\"id\":\"65f1234567890abcdef12348\"}",
-		"{\"id\":\"65f1234567890abcdef12348\",\"status\":\"done\"}",
-		"{\"id\":\"65f1234567890abcdef12348\",\"status\":\"Pending\"}",
-		"{\"id\":\"65f1234567890abcdef12348\",\"status\":1}",
 		"[\"65f1234567890abcdef12348\"]",
 	};
 	RemoteRequest rr;
@@ -471,16 +467,129 @@ static void test_remote_request_bad_id_or_status_is_rejected(void **state) {
 	assert_int_equal(apiparse_remote_request(NULL, &rr), -EBADMSG);
 }
 
+/* docs/HITL-API.md "Request status": every word the service or its vendor
+ * material has shown, and what it means here. */
+static void test_remote_request_status_words(void **state) {
+	static const struct {
+		const char *status_json, *response_data, *status, *raw;
+		bool unknown;
+	} cases[] = {
+		{ "\"pending\"", "null", "pending", "pending", false },
+		{ "\"claimed\"", "null", "claimed", "claimed", false },
+		{ "\"completed\"", "\"approve\"", "completed", "completed", false },
+		{ "\"timeout\"", "null", "timeout", "timeout", false },
+		{ "\"cancelled\"", "null", "cancelled", "cancelled", false },
+		{ "\"timed_out\"", "null", "timeout", "timed_out", false },
+		{ "\"answered\"", "{\"selected_value\":\"approve\"}", "completed", "answered", false },
+		{ "\"resolved\"", "\"approve\"", "completed", "resolved", false },
+		{ "\"canceled\"", "null", "cancelled", "canceled", false },
+		{ "\"failed\"", "null", "failed", "failed", false },
+		/* An answer finishes a request whose status is not final... */
+		{ "\"pending\"", "\"approve\"", "completed", "pending", false },
+		{ "\"in_review\"", "\"approve\"", "completed", "in_review", true },
+		/* ...but never overrides a final word. */
+		{ "\"timeout\"", "\"approve\"", "timeout", "timeout", false },
+		{ "\"failed\"", "\"approve\"", "failed", "failed", false },
+		/* Unknown, missing, odd: kept, pending, and flagged. */
+		{ "\"in_review\"", "null", "pending", "in_review", true },
+		{ "\"Pending\"", "null", "pending", "Pending", true },
+		{ "\"done\\u0007\"", "null", "pending", "done?", true },
+		{ "1", "null", "pending", "(int)", true },
+		{ "\"\"", "null", "pending", "(empty)", true },
+		{ NULL, "null", "pending", "(none)", true },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		char text[256];
+		RemoteRequest rr;
+
+		if (cases[i].status_json)
+			snprintf(text, sizeof text, "{\"id\":\"65f1234567890abcdef12348\",\"status\":%s,\"response_data\":%s}",
+			         cases[i].status_json, cases[i].response_data);
+		else
+			snprintf(text, sizeof text, "{\"id\":\"65f1234567890abcdef12348\",\"response_data\":%s}",
+			         cases[i].response_data);
+		_cleanup_(json_object_putp) json_object *o = json(text);
+		assert_int_equal(apiparse_remote_request(o, &rr), 0);
+		if (!streq(rr.status, cases[i].status) || !streq(rr.raw_status, cases[i].raw) ||
+		    rr.status_unknown != cases[i].unknown)
+			fail_msg("%s: got %s/%s/%d, want %s/%s/%d", text, rr.status, rr.raw_status, rr.status_unknown,
+			         cases[i].status, cases[i].raw, cases[i].unknown);
+	}
+}
+
+static void test_remote_request_long_unknown_word_is_cut(void **state) {
+	_cleanup_(json_object_putp) json_object *o = json(
+		"{\"id\":\"65f1234567890abcdef12348\",\"status\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}");
+	RemoteRequest rr;
+
+	assert_int_equal(apiparse_remote_request(o, &rr), 0);
+	assert_int_equal(strlen(rr.raw_status), APIPARSE_STATUS_WORD_MAX - 1);
+	assert_true(rr.status_unknown);
+}
+
+static void test_unknown_status_is_reported_once_per_word(void **state) {
+	assert_true(apiparse_unknown_status_first_seen("under_review"));
+	assert_false(apiparse_unknown_status_first_seen("under_review"));
+	assert_true(apiparse_unknown_status_first_seen("escalated"));
+	assert_false(apiparse_unknown_status_first_seen("under_review"));
+}
+
+static void test_status_is_final(void **state) {
+	assert_true(apiparse_status_is_final("completed"));
+	assert_true(apiparse_status_is_final("timeout"));
+	assert_true(apiparse_status_is_final("cancelled"));
+	assert_true(apiparse_status_is_final("failed"));
+	assert_false(apiparse_status_is_final("pending"));
+	assert_false(apiparse_status_is_final("claimed"));
+	assert_false(apiparse_status_is_final(NULL));
+	assert_null(apiparse_status_from_word("expired"));
+	assert_string_equal(apiparse_status_from_word("timed_out"), "timeout");
+}
+
 static void test_get_request_unwraps_data_request(void **state) {
 	_cleanup_(json_object_putp) json_object *data = json(
 		"{\"request\":{\"id\":\"65f1234567890abcdef12348\",\"status\":\"cancelled\"}}");
-	_cleanup_(json_object_putp) json_object *bare = json(
-		"{\"id\":\"65f1234567890abcdef12348\",\"status\":\"cancelled\"}");
 	RemoteRequest rr;
 
 	assert_int_equal(apiparse_get_request(data, &rr), 0);
 	assert_string_equal(rr.status, "cancelled");
-	assert_int_equal(apiparse_get_request(bare, &rr), -EBADMSG);
+}
+
+static void test_get_request_reads_a_flat_data_request(void **state) {
+	_cleanup_(json_object_putp) json_object *bare = json(
+		"{\"id\":\"65f1234567890abcdef12348\",\"status\":\"timed_out\",\"response_data\":null}");
+	RemoteRequest rr;
+
+	assert_int_equal(apiparse_get_request(bare, &rr), 0);
+	assert_string_equal(rr.id, "65f1234567890abcdef12348");
+	assert_string_equal(rr.status, "timeout");
+}
+
+static void test_get_request_reads_status_beside_the_request(void **state) {
+	_cleanup_(json_object_putp) json_object *data = json(
+		"{\"status\":\"answered\",\"response_data\":{\"selected_value\":\"approve\"},"
+		"\"request\":{\"id\":\"65f1234567890abcdef12348\"}}");
+	_cleanup_(json_object_putp) json_object *inner_wins = json(
+		"{\"status\":\"pending\",\"request\":{\"id\":\"65f1234567890abcdef12348\",\"status\":\"cancelled\"}}");
+	RemoteRequest rr;
+
+	assert_int_equal(apiparse_get_request(data, &rr), 0);
+	assert_string_equal(rr.status, "completed");
+	assert_string_equal(rr.raw_status, "answered");
+	assert_string_equal(json_object_get_string(json_object_object_get(rr.response_data, "selected_value")), "approve");
+	assert_int_equal(apiparse_get_request(inner_wins, &rr), 0);
+	assert_string_equal(rr.status, "cancelled");
+}
+
+static void test_get_request_without_an_id_is_rejected(void **state) {
+	_cleanup_(json_object_putp) json_object *data = json("{\"status\":\"completed\",\"request\":{}}");
+	_cleanup_(json_object_putp) json_object *flat = json("{\"status\":\"completed\"}");
+	RemoteRequest rr;
+
+	assert_int_equal(apiparse_get_request(data, &rr), -EBADMSG);
+	assert_int_equal(apiparse_get_request(flat, &rr), -EBADMSG);
+	assert_int_equal(apiparse_get_request(NULL, &rr), -EBADMSG);
 }
 
 /* ---- lists ---- */
@@ -635,8 +744,15 @@ int main(void) {
 		cmocka_unit_test(test_remote_request_bad_request_id_is_not_papered_over_by_id),
 		cmocka_unit_test(test_remote_request_response_by_object_gives_user_id),
 		cmocka_unit_test(test_remote_request_json_nulls_read_as_null),
-		cmocka_unit_test(test_remote_request_bad_id_or_status_is_rejected),
+		cmocka_unit_test(test_remote_request_bad_id_is_rejected),
+		cmocka_unit_test(test_remote_request_status_words),
+		cmocka_unit_test(test_remote_request_long_unknown_word_is_cut),
+		cmocka_unit_test(test_unknown_status_is_reported_once_per_word),
+		cmocka_unit_test(test_status_is_final),
 		cmocka_unit_test(test_get_request_unwraps_data_request),
+		cmocka_unit_test(test_get_request_reads_a_flat_data_request),
+		cmocka_unit_test(test_get_request_reads_status_beside_the_request),
+		cmocka_unit_test(test_get_request_without_an_id_is_rejected),
 		cmocka_unit_test(test_list_reads_pagination_fields),
 		cmocka_unit_test(test_list_last_page_has_no_next_offset),
 		cmocka_unit_test(test_list_openapi_variant_without_total_uses_count),

@@ -438,7 +438,8 @@ static void test_record_id_validity(void **state) {
 
 static const char *const protocol_keys[] = {
 	"id", "kind", "client_ref", "owner_uid", "state", "remote_id", "remote_status", "loop_id",
-	"priority", "processing_type", "type", "request_text", "image_url", "response_type",
+	"priority", "processing_type", "type", "request_text", "image_url", "file_url", "file_type", "file_name",
+	"video_url", "audio_url", "response_type",
 	"response_config", "default_response", "timeout_seconds", "context", "callback_url",
 	"platform", "platform_version", "created_at", "submitted_at", "deadline_at",
 	"updated_at", "response", "result", "result_source", "cancel_requested",

@@ -12,7 +12,6 @@
 #include "validate.h"
 
 #define LOOP_ID "65f1234567890abcdef12345"
-#define TAG50 "tttttttttttttttttttttttttttttttttttttttttttttttttt"
 #define ABSENT "<absent>"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -147,9 +146,8 @@ static const SubmitCase submit_cases[] = {
 	ACCEPT_CHECK("submit_accepts_every_known_optional_field",
 	             "{'priority':'high','processing_type':'time-sensitive','type':'image',"
 	             "'image_url':'https://cdn.example.com/a.png','timeout_seconds':3600,'context':{'k':'v'},"
-	             "'callback_url':'https://example.com/hook','platform':'n8n','platform_version':'1.0.0',"
-	             "'tags':['a','b']}",
-	             "tags", "['a','b']"),
+	             "'callback_url':'https://example.com/hook','platform':'n8n','platform_version':'1.0.0'}",
+	             "platform_version", "'1.0.0'"),
 	ACCEPT_CHECK("submit_treats_null_optional_field_as_absent", "{'priority':null,'image_url':null}", "image_url",
 	             ABSENT),
 
@@ -185,7 +183,8 @@ static const SubmitCase submit_cases[] = {
 	REJECT("submit_rejects_unknown_processing_type", "{'processing_type':'later'}", "processing_type",
 	       "processing_type must be one of: time-sensitive, deferred"),
 	ACCEPT_CHECK("submit_defaults_type_to_markdown", "{}", "type", "'markdown'"),
-	REJECT("submit_rejects_unknown_type", "{'type':'video'}", "type", "type must be one of: markdown, image"),
+	REJECT("submit_rejects_unknown_type", "{'type':'pdf'}", "type",
+	       "type must be one of: markdown, image, file, video, audio"),
 	ACCEPT_CHECK("submit_defaults_platform_to_api", "{}", "platform", "'api'"),
 	ACCEPT_CHECK("submit_keeps_given_platform", "{'platform':'web_portal'}", "platform", "'web_portal'"),
 	REJECT("submit_rejects_unknown_platform", "{'platform':'slack'}", "platform",
@@ -193,10 +192,10 @@ static const SubmitCase submit_cases[] = {
 	REJECT_MISSING("submit_rejects_missing_response_type", "response_type", "response_type",
 	               "response_type is required"),
 	REJECT("submit_rejects_unknown_response_type", "{'response_type':'slider'}", "response_type",
-	       "response_type must be one of: text, single_select, multi_select, rating, number, boolean"),
+	       "response_type must be one of: text, single_select, multi_select, rating, number, boolean, editable_text"),
 
 	/* timeout_seconds */
-	ACCEPT_CHECK("submit_defaults_deferred_timeout_to_30_days", "{}", "timeout_seconds", "2592000"),
+	ACCEPT_CHECK("submit_leaves_deferred_timeout_absent_for_the_servers_default", "{}", "timeout_seconds", ABSENT),
 	REJECT("submit_rejects_time_sensitive_without_timeout", "{'processing_type':'time-sensitive'}",
 	       "timeout_seconds", "timeout_seconds is required for time-sensitive requests"),
 	ACCEPT_CHECK("submit_accepts_time_sensitive_timeout_of_one_day",
@@ -206,10 +205,12 @@ static const SubmitCase submit_cases[] = {
 	       "timeout_seconds must be between 60 and 86400"),
 	REJECT("submit_rejects_timeout_under_60_seconds", "{'processing_type':'time-sensitive','timeout_seconds':59}",
 	       "timeout_seconds", "timeout_seconds must be between 60 and 86400"),
-	ACCEPT_CHECK("submit_accepts_deferred_timeout_of_30_days", "{'timeout_seconds':2592000}", "timeout_seconds",
-	             "2592000"),
-	REJECT("submit_rejects_deferred_timeout_over_30_days", "{'timeout_seconds':2592001}", "timeout_seconds",
-	       "timeout_seconds must be between 60 and 2592000"),
+	ACCEPT_CHECK("submit_accepts_deferred_timeout_of_one_day", "{'timeout_seconds':86400}", "timeout_seconds",
+	             "86400"),
+	REJECT("submit_rejects_deferred_timeout_over_one_day", "{'timeout_seconds':86401}", "timeout_seconds",
+	       "timeout_seconds must be between 60 and 86400"),
+	REJECT("submit_rejects_the_old_30_day_deferred_timeout", "{'timeout_seconds':2592000}", "timeout_seconds",
+	       "timeout_seconds must be between 60 and 86400"),
 	ACCEPT_CHECK("submit_accepts_timeout_as_double_without_fraction", "{'timeout_seconds':120.0}",
 	             "timeout_seconds", "120"),
 	REJECT("submit_rejects_timeout_with_fraction", "{'timeout_seconds':120.5}", "timeout_seconds",
@@ -222,19 +223,19 @@ static const SubmitCase submit_cases[] = {
 	       "image_url is required when type is 'image'"),
 	ACCEPT_CHECK("submit_accepts_image_type_with_https_url", "{'type':'image','image_url':'https://cdn.example.com/a.png'}",
 	             "image_url", "'https://cdn.example.com/a.png'"),
-	REJECT("submit_rejects_image_url_with_other_scheme", "{'image_url':'ftp://example.com/a.png'}", "image_url",
+	REJECT("submit_rejects_image_url_with_other_scheme", "{'type':'image','image_url':'ftp://example.com/a.png'}", "image_url",
 	       "image_url must be an absolute http or https URL"),
-	REJECT("submit_rejects_relative_image_url", "{'image_url':'/a.png'}", "image_url",
+	REJECT("submit_rejects_relative_image_url", "{'type':'image','image_url':'/a.png'}", "image_url",
 	       "image_url must be an absolute http or https URL"),
-	REJECT("submit_rejects_image_url_without_host", "{'image_url':'https:///a.png'}", "image_url",
+	REJECT("submit_rejects_image_url_without_host", "{'type':'image','image_url':'https:///a.png'}", "image_url",
 	       "image_url must be an absolute http or https URL"),
-	REJECT("submit_rejects_image_url_with_whitespace", "{'image_url':'https://example.com/a b.png'}", "image_url",
+	REJECT("submit_rejects_image_url_with_whitespace", "{'type':'image','image_url':'https://example.com/a b.png'}", "image_url",
 	       "image_url must be an absolute http or https URL"),
-	REJECT("submit_rejects_image_url_with_control_character", "{'image_url':'https://example.com/\\u0001'}",
+	REJECT("submit_rejects_image_url_with_control_character", "{'type':'image','image_url':'https://example.com/\\u0001'}",
 	       "image_url", "image_url must be an absolute http or https URL"),
-	REJECT("submit_rejects_image_url_over_2048_bytes", "{'image_url':'https://example.com/`2030:a`'}", "image_url",
+	REJECT("submit_rejects_image_url_over_2048_bytes", "{'type':'image','image_url':'https://example.com/`2030:a`'}", "image_url",
 	       "image_url must be at most 2048 bytes"),
-	ACCEPT("submit_accepts_image_url_of_2048_bytes", "{'image_url':'https://example.com/`2028:a`'}"),
+	ACCEPT("submit_accepts_image_url_of_2048_bytes", "{'type':'image','image_url':'https://example.com/`2028:a`'}"),
 	ACCEPT("submit_accepts_callback_url_with_port_userinfo_query_and_fragment",
 	       "{'callback_url':'HTTP://user:pw@hooks.example.com:8443/a?b=c#d'}"),
 	ACCEPT("submit_accepts_callback_url_with_ipv6_host", "{'callback_url':'http://[::1]:8080/hook'}"),
@@ -269,12 +270,36 @@ static const SubmitCase submit_cases[] = {
 	       "platform_version must be at most 50 characters"),
 	REJECT("submit_rejects_platform_version_that_is_not_a_string", "{'platform_version':1}", "platform_version",
 	       "platform_version must be a string"),
-	ACCEPT("submit_accepts_20_tags_of_50_characters", "{'tags':[`19:'" TAG50 "',`'" TAG50 "']}"),
-	REJECT("submit_rejects_more_than_20_tags", "{'tags':[`20:'t',`'t']}", "tags",
-	       "tags must be an array of at most 20 strings"),
-	REJECT("submit_rejects_tag_over_50_characters", "{'tags':['ok','`51:t`']}", "tags[1]",
-	       "tags[1] must be at most 50 characters"),
-	REJECT("submit_rejects_tag_that_is_not_a_string", "{'tags':[1]}", "tags[0]", "tags[0] must be a string"),
+	REJECT("submit_rejects_tags_which_the_api_does_not_document", "{'tags':['a']}", "tags",
+	       "tags is not a HITL.sh request field; put such labels in context"),
+
+	/* content types: markdown, image, file, video, audio */
+	REJECT("submit_rejects_image_url_on_a_markdown_request", "{'image_url':'https://cdn.example.com/a.png'}",
+	       "image_url", "image_url is only for type 'image' (type is 'markdown')"),
+	ACCEPT_CHECK("submit_accepts_a_file_with_url_type_and_name",
+	             "{'type':'file','file_url':'https://cdn.example.com/c.pdf','file_type':'pdf','file_name':'c.pdf'}",
+	             "file_name", "'c.pdf'"),
+	REJECT("submit_rejects_file_without_file_url", "{'type':'file','file_type':'pdf','file_name':'c.pdf'}",
+	       "file_url", "file_url is required when type is 'file'"),
+	REJECT("submit_rejects_file_without_file_name",
+	       "{'type':'file','file_url':'https://cdn.example.com/c.pdf','file_type':'pdf'}",
+	       "file_name", "file_name is required when type is 'file'"),
+	REJECT("submit_rejects_empty_file_type",
+	       "{'type':'file','file_url':'https://cdn.example.com/c.pdf','file_type':'','file_name':'c.pdf'}",
+	       "file_type", "file_type must be between 1 and 100 characters"),
+	REJECT("submit_rejects_file_name_on_a_video", "{'type':'video','video_url':'https://v.example.com/a.mp4','file_name':'a'}",
+	       "file_name", "file_name is only for type 'file'"),
+	ACCEPT_CHECK("submit_accepts_a_video", "{'type':'video','video_url':'https://v.example.com/a.mp4'}", "video_url",
+	             "'https://v.example.com/a.mp4'"),
+	REJECT("submit_rejects_video_without_video_url", "{'type':'video'}", "video_url",
+	       "video_url is required when type is 'video'"),
+	REJECT("submit_rejects_video_url_that_is_not_http", "{'type':'video','video_url':'rtsp://v.example.com/a'}",
+	       "video_url", "video_url must be an absolute http or https URL"),
+	ACCEPT_CHECK("submit_accepts_an_audio", "{'type':'audio','audio_url':'https://a.example.com/a.mp3'}", "audio_url",
+	             "'https://a.example.com/a.mp3'"),
+	REJECT("submit_rejects_audio_url_on_an_image",
+	       "{'type':'image','image_url':'https://cdn.example.com/a.png','audio_url':'https://a.example.com/a.mp3'}",
+	       "audio_url", "audio_url is only for type 'audio' (type is 'image')"),
 
 	/* response_config, default_response presence */
 	REJECT_MISSING("submit_rejects_missing_response_config", "response_config", "response_config",
@@ -501,6 +526,28 @@ static const SubmitCase submit_cases[] = {
 	REJECT("submit_rejects_number_default_that_is_not_a_number", NUMBER("{'max_value':10}", "'5'"), "default_response",
 	       "default_response must be a number between 0 and 10"),
 
+	/* editable_text */
+	ACCEPT_CHECK("submit_accepts_editable_text_with_a_string_default",
+	             RESPONSE("editable_text", "{'draft_text':'Dear customer,','max_length':200}", "'Dear customer,'"),
+	             "default_response", "'Dear customer,'"),
+	ACCEPT("submit_defaults_editable_max_length_to_5000", RESPONSE("editable_text", "{'draft_text':'`5000:d`'}", "'x'")),
+	REJECT("submit_rejects_editable_text_without_draft_text", RESPONSE("editable_text", "{'max_length':10}", "'x'"),
+	       "response_config.draft_text", "draft_text is required for editable_text"),
+	REJECT("submit_rejects_editable_max_length_0", RESPONSE("editable_text", "{'draft_text':'d','max_length':0}", "'x'"),
+	       "response_config.max_length", "max_length must be between 1 and 5000"),
+	REJECT("submit_rejects_editable_max_length_over_5000",
+	       RESPONSE("editable_text", "{'draft_text':'d','max_length':5001}", "'x'"),
+	       "response_config.max_length", "max_length must be between 1 and 5000"),
+	REJECT("submit_rejects_draft_longer_than_max_length",
+	       RESPONSE("editable_text", "{'draft_text':'abcdef','max_length':5}", "'x'"),
+	       "response_config.draft_text", "draft_text must be at most max_length (5) characters"),
+	REJECT("submit_rejects_editable_default_longer_than_max_length",
+	       RESPONSE("editable_text", "{'draft_text':'d','max_length':3}", "'abcd'"),
+	       "default_response", "default_response must be between 0 and 3 characters"),
+	REJECT("submit_rejects_editable_default_that_is_not_a_string",
+	       RESPONSE("editable_text", "{'draft_text':'d'}", "{'revised_text':'d'}"),
+	       "default_response", "default_response must be a string"),
+
 	/* boolean */
 	ACCEPT_CHECK("submit_accepts_boolean_with_empty_config", BOOLEAN("{}", "true"), "default_response", "true"),
 	ACCEPT("submit_accepts_boolean_labels_and_colours",
@@ -508,7 +555,11 @@ static const SubmitCase submit_cases[] = {
 	REJECT("submit_rejects_boolean_default_that_is_not_a_boolean", BOOLEAN("{}", "'yes'"), "default_response",
 	       "default_response must be a boolean"),
 	REJECT("submit_rejects_boolean_label_over_100_characters", BOOLEAN("{'true_label':'`101:T`'}", "true"),
-	       "response_config.true_label", "true_label must be at most 100 characters"),
+	       "response_config.true_label", "true_label must be between 1 and 100 characters"),
+	REJECT("submit_rejects_empty_boolean_true_label", BOOLEAN("{'true_label':''}", "true"),
+	       "response_config.true_label", "true_label must be between 1 and 100 characters"),
+	REJECT("submit_rejects_empty_boolean_false_label", BOOLEAN("{'false_label':''}", "true"),
+	       "response_config.false_label", "false_label must be between 1 and 100 characters"),
 	REJECT("submit_rejects_boolean_colour_that_is_not_hex", BOOLEAN("{'false_color':'#GGGGGG'}", "true"),
 	       "response_config.false_color", "false_color must be a colour of the form #rrggbb"),
 };
@@ -565,7 +616,7 @@ static void test_submit_output_is_exactly_the_create_request_fields_with_default
 	                  "{'loop_id':'" LOOP_ID "','request_text':'Approve this post?','response_type':'single_select',"
 	                  "'response_config':{'options':['Approve','Reject']},'default_response':'Reject',"
 	                  "'priority':'medium','processing_type':'deferred','type':'markdown',"
-	                  "'timeout_seconds':2592000,'platform':'api'}");
+	                  "'platform':'api'}");
 }
 
 static void test_submit_output_does_not_share_objects_with_params(void **state) {
@@ -680,7 +731,7 @@ static const AnswerCase answer_cases[] = {
 	ANSWER_BAD("answer_rejects_boolean_given_as_number", "boolean", "{}", "0",
 	           "answer", "answer must be a boolean"),
 	ANSWER_BAD("answer_rejects_unknown_response_type", "slider", "{}", "1",
-	           "response_type", "response_type must be one of: text, single_select, multi_select, rating, number, boolean"),
+	           "response_type", "response_type must be one of: text, single_select, multi_select, rating, number, boolean, editable_text"),
 	ANSWER_BAD("answer_reports_an_invalid_config_on_its_field", "single_select", "{'options':[]}", "'a'",
 	           "response_config.options", "options array required for select response type"),
 	ANSWER_BAD("answer_rejects_a_config_that_is_not_an_object", "rating", "5", "5",
@@ -726,6 +777,15 @@ typedef struct NormaliseCase {
 
 static const NormaliseCase normalise_cases[] = {
 	{ "result_text_plain_is_the_string", "text", "{}", "'free text'", 0, "'free text'" },
+	{ "result_editable_is_the_revised_text", "editable_text", "{'draft_text':'Hi'}",
+	  "{'revised_text':'Hello there','was_edited':true}", 0, "'Hello there'" },
+	{ "result_editable_unedited_without_text_is_the_draft", "editable_text", "{'draft_text':'Hi'}",
+	  "{'was_edited':false}", 0, "'Hi'" },
+	{ "result_editable_plain_string_is_the_text", "editable_text", "{'draft_text':'Hi'}", "'Hey'", 0, "'Hey'" },
+	{ "result_editable_rejects_revised_text_of_wrong_type", "editable_text", "{'draft_text':'Hi'}",
+	  "{'revised_text':1,'was_edited':true}", -EBADMSG, NULL },
+	{ "result_editable_rejects_edited_without_text", "editable_text", "{'draft_text':'Hi'}",
+	  "{'was_edited':true}", -EBADMSG, NULL },
 	{ "result_text_rejects_a_number", "text", "{}", "5", -EBADMSG, NULL },
 	{ "result_text_rejects_an_object", "text", "{}", "{'text':'x'}", -EBADMSG, NULL },
 
