@@ -32,6 +32,18 @@
 #define PROBE_BACKOFF_CAP USEC_PER_HOUR
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
+/* A reconcile reads the loop's listing newest first, a page at a time, and
+ * reads whole the candidates it shows (the listing has no context): at most
+ * this many calls, then the request counts as created with an unknown id. */
+#define RECONCILE_PAGE_LIMIT 100
+#define RECONCILE_MAX_CALLS 12
+#define RECONCILE_SKEW_SLACK (300 * USEC_PER_SEC)
+/* A request created with an unknown id is looked for again this often
+ * (doubling), without holding up creates. */
+#define FIND_INTERVAL (10 * USEC_PER_SEC)
+#define FIND_INTERVAL_CAP USEC_PER_HOUR
+#define BREAKER_BACKOFF_CAP (15 * USEC_PER_MINUTE)
+#define LOOP_PAUSE_MAX 64
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
 #define COMMIT_BATCH_MAX 1024
@@ -292,8 +304,11 @@ static void update_status(Manager *m) {
 	usec_t now = now_realtime();
 
 	sd_notifyf(false,
-	           "STATUS=%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
+	           "STATUS=%s%s%s%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
 	           m->paused ? "Paused. " : "",
+	           m->breaker != APIERR_NONE ? "Creates paused: " : "",
+	           m->breaker != APIERR_NONE ? strna(m->breaker_reason) : "",
+	           m->breaker != APIERR_NONE ? ". " : "",
 	           outbox_count_state(m->outbox, REQUEST_QUEUED),
 	           outbox_count_state(m->outbox, REQUEST_SUBMITTING),
 	           outbox_count_state(m->outbox, REQUEST_PENDING),
@@ -374,9 +389,11 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	r->state = REQUEST_TIMEOUT;
 	json_object_put(r->result);
 	r->result = json_object_get(def);
-	r->result_source = RESULT_DEFAULT;
+	/* Never shown to anyone: the default is not a reviewer's silence. */
+	r->result_source = RESULT_UNSENT;
 	r->next_attempt_at = 0;
-	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out %s; the default response applies.", r->id, why);
+	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
+	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
 }
 
@@ -634,6 +651,7 @@ void manager_set_paused(Manager *m, bool paused) {
 
 static int work_start(Manager *m, WorkKind kind, CallKind call_kind);
 static void work_done(ApiClient *c, const ApiResult *res, void *userdata);
+static void reconcile_begin(Manager *m, const Record *r);
 
 void manager_kick(Manager *m) {
 	if (m->work_timer && !m->shutting_down) {
@@ -683,10 +701,163 @@ static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 	return interval > min_interval ? interval : min_interval;
 }
 
+/* ------------------------------------------------------------------ failures, breaker, loop pauses */
+
+static usec_t loop_paused_until(Manager *m, const char *loop_id, usec_t now) {
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		if (streq_ptr(m->loop_pauses[i].loop_id, loop_id))
+			return m->loop_pauses[i].until;
+	return 0;
+}
+
+static struct LoopPause *loop_pause_find(Manager *m, const char *loop_id) {
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		if (streq_ptr(m->loop_pauses[i].loop_id, loop_id))
+			return &m->loop_pauses[i];
+	return NULL;
+}
+
+static void loop_pause(Manager *m, const char *loop_id, const char *reason) {
+	struct LoopPause *p = loop_pause_find(m, loop_id);
+	usec_t now = now_realtime();
+
+	if (!p) {
+		if (m->n_loop_pauses >= LOOP_PAUSE_MAX || !loop_id || strlen(loop_id) >= sizeof p->loop_id)
+			return;
+		if (!m->loop_pauses) {
+			m->loop_pauses = calloc(LOOP_PAUSE_MAX, sizeof *m->loop_pauses);
+			if (!m->loop_pauses)
+				return;
+		}
+		p = &m->loop_pauses[m->n_loop_pauses++];
+		*p = (struct LoopPause) {};
+		snprintf(p->loop_id, sizeof p->loop_id, "%s", loop_id);
+	}
+	if (p->failures == 0 || !streq_ptr(p->reason, reason))
+		log_event(LOG_WARNING, MID_CREATES_PAUSED,
+		          LOG_FIELDS({ "HITL_LOOP_ID", loop_id }, { "HITL_REASON", reason }),
+		          "Creates in loop %s pause: HITL.sh said %s. Its requests stay queued; hitld tries again with backoff.",
+		          loop_id, reason);
+	p->failures++;
+	set_string(&p->reason, reason);
+	p->until = now + sched_backoff(p->failures, BREAKER_BACKOFF_CAP, manager_random(m));
+	status_changed(m);
+}
+
+static void loop_unpause(Manager *m, const char *loop_id) {
+	struct LoopPause *p = loop_pause_find(m, loop_id);
+
+	if (!p)
+		return;
+	log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_FIELDS({ "HITL_LOOP_ID", loop_id }),
+	          "Creates in loop %s work again.", loop_id);
+	free(p->reason);
+	*p = m->loop_pauses[--m->n_loop_pauses];
+	status_changed(m);
+}
+
+/* An error about the key, the account or the endpoint: no creates until a
+ * probe (the next create, after a backoff) works. Logged once per reason. */
+static void breaker_open(Manager *m, ApiErrClass c, const char *reason) {
+	usec_t now = now_realtime();
+
+	if (m->breaker != c || !streq_ptr(m->breaker_reason, reason)) {
+		char status[16];
+
+		snprintf(status, sizeof status, "%s", apierr_class_to_string(c));
+		log_event(LOG_ERR, MID_CREATES_PAUSED, LOG_FIELDS({ "HITL_REASON", reason }, { "HITL_ERROR_CLASS", status }),
+		          "Creates pause: HITL.sh refused for a reason about the %s, not about one request (%s). "
+		          "Every queued request stays queued; hitld probes with backoff.",
+		          c == APIERR_KEY ? "API key" : c == APIERR_ACCOUNT ? "account" : "endpoint", reason);
+	}
+	if (m->breaker == APIERR_NONE)
+		m->breaker_since = now;
+	m->breaker = c;
+	m->breaker_failures++;
+	set_string(&m->breaker_reason, reason);
+	m->breaker_probe_at = now + sched_backoff(m->breaker_failures, BREAKER_BACKOFF_CAP, manager_random(m));
+	status_changed(m);
+}
+
+static void breaker_close(Manager *m) {
+	if (m->breaker == APIERR_NONE)
+		return;
+	log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_NO_FIELDS, "Creates resume: HITL.sh accepted a create again (was: %s).",
+	          strna(m->breaker_reason));
+	m->breaker = APIERR_NONE;
+	m->breaker_failures = 0;
+	m->breaker_probe_at = 0;
+	set_string(&m->breaker_reason, NULL);
+	status_changed(m);
+}
+
+/* A background call made no progress: back off (every kind alike), keep the
+ * error for status, and log once per outage, not once per attempt. */
+static void note_failure(Manager *m, const char *what) {
+	usec_t now = now_realtime();
+
+	m->consecutive_failures++;
+	m->backoff_until = now + sched_backoff(m->consecutive_failures, FAILURE_BACKOFF_CAP, manager_random(m));
+	set_string(&m->last_error, what);
+	m->last_error_at = now;
+	if (!m->outage_logged) {
+		m->outage_logged = true;
+		log_event(LOG_WARNING, MID_API_ERROR, LOG_FIELDS({ "HITL_REASON", what }),
+		          "HITL.sh call failed: %s. Retrying with backoff (logged once until calls work again).", what);
+	}
+	status_changed(m);
+}
+
+static void note_success(Manager *m) {
+	if (m->outage_logged)
+		log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_NO_FIELDS, "HITL.sh calls work again (after %u failures; last: %s).",
+		          m->consecutive_failures, strna(m->last_error));
+	m->outage_logged = false;
+	m->consecutive_failures = 0;
+	m->backoff_until = 0;
+	set_string(&m->last_error, NULL);   /* last_error_at stays: when the last one was */
+}
+
+/* Has a create in this loop worked before? Then "Loop not found" means the
+ * endpoint, not the loop. */
+static bool loop_known(Manager *m, const char *loop_id) {
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
+		if (r->remote_id && streq_ptr(r->loop_id, loop_id))
+			return true;
+	return false;
+}
+
+static ApiErrClass classify(Manager *m, CallKind kind, const ApiResult *res, const char *loop_id) {
+	ApiErrInput in = {
+		.kind = kind,
+		.http_status = res->http_status,
+		.body_invalid = res->body_invalid,
+		.envelope_error = res->api_error && res->http_status >= 200 && res->http_status < 300,
+		.has_rate_headers = res->rate.has_limit || res->rate.has_remaining || res->rate.has_reset ||
+		                    res->rate.has_retry_after,
+		.msg = res->msg,
+		.data = res->data,
+		.loop_known = loop_id && loop_known(m, loop_id),
+	};
+
+	return apierr_classify(&in);
+}
+
+static void describe(const ApiResult *res, char *buf, size_t size) {
+	if (res->http_status == 0)
+		snprintf(buf, size, "%s", res->error_text ? res->error_text : "HITL.sh unreachable");
+	else if (res->body_invalid)
+		snprintf(buf, size, "HTTP %ld with a reply that is not a HITL.sh envelope", res->http_status);
+	else
+		apierr_describe(res->http_status, res->msg, res->data, buf, size);
+}
+
 typedef struct WorkScan {
 	Record **queued;
 	size_t n_queued;
+	size_t n_queued_paused; /* queued, but their loop's creates are paused */
 	Record *reconcile;      /* a submitting record not in flight */
+	Record *find;           /* created with an unknown id, due to be looked for */
 	Record *cancel;         /* pending with cancel_requested */
 	Record *feedback;       /* completed with feedback queued */
 	Record *pending_one;    /* some pending record */
@@ -721,6 +892,7 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			}
 			if (usec_add(r->created_at, lifetime) <= now) {
 				r->state = REQUEST_FAILED;
+				r->result_source = RESULT_UNSENT;
 				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
 				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
 				manager_record_changed(m, r);
@@ -729,6 +901,15 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			if (r->deadline_at > 0)
 				s.next_local = min_usec(s.next_local, r->deadline_at - LOCAL_TIMEOUT_MARGIN);
 			s.next_local = min_usec(s.next_local, usec_add(r->created_at, lifetime));
+			{
+				usec_t until = loop_paused_until(m, r->loop_id, now);
+
+				if (until > now) {
+					s.n_queued_paused++;
+					s.next_local = min_usec(s.next_local, until);
+					break;
+				}
+			}
 			if (s.n_queued < cap)
 				s.queued[s.n_queued++] = r;
 			break;
@@ -737,6 +918,29 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				s.reconcile = r;
 			break;
 		case REQUEST_PENDING:
+			if (!r->remote_id) {
+				/* Created, id unknown: looked for now and then until
+				 * its deadline (or lifetime) has surely passed. */
+				usec_t end = r->deadline_at > 0 ? usec_add(r->deadline_at, LOCAL_TIMEOUT_MARGIN)
+				                                 : usec_add(r->created_at, lifetime);
+
+				if (end <= now) {
+					r->state = REQUEST_FAILED;
+					set_error(r, "remote_unknown",
+					          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
+					request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+					            "created at HITL.sh, never found there");
+					manager_record_changed(m, r);
+					continue;
+				}
+				s.next_local = min_usec(s.next_local, end);
+				if (r->next_attempt_at <= now) {
+					if (!s.find && !(m->work_call && streq(m->work_record, r->id)))
+						s.find = r;
+				} else
+					s.next_local = min_usec(s.next_local, r->next_attempt_at);
+				break;
+			}
 			s.n_pending++;
 			if (!s.pending_one)
 				s.pending_one = r;
@@ -832,10 +1036,27 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		goto done;
 	}
 
-	if (s.reconcile) {
-		snprintf(m->work_record, sizeof m->work_record, "%s", s.reconcile->id);
-		if (try_call(m, WORK_RECONCILE, CALL_RECONCILE, 1, now, &next))
-			goto done;
+	/* A reconcile under way goes on with its record; else the oldest
+	 * unknown create; else a create with an unknown id is looked for
+	 * (which does not hold up new creates). */
+	{
+		Record *rec = NULL, *cur = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL;
+
+		if (cur && (cur->state == REQUEST_SUBMITTING || (cur->state == REQUEST_PENDING && !cur->remote_id)))
+			rec = cur;
+		else if (s.reconcile)
+			rec = s.reconcile;
+		else if (s.find)
+			rec = s.find;
+		if (rec) {
+			WorkKind kind = streq(m->rec_id, rec->id) && m->rec_next_candidate < m->n_rec_candidates
+			                        ? WORK_RECONCILE_GET
+			                        : WORK_RECONCILE;
+
+			snprintf(m->work_record, sizeof m->work_record, "%s", rec->id);
+			if (try_call(m, kind, CALL_RECONCILE, 1, now, &next))
+				goto done;
+		}
 	}
 	if (s.cancel) {
 		snprintf(m->work_record, sizeof m->work_record, "%s", s.cancel->id);
@@ -881,7 +1102,10 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 
 	/* No new create while an earlier one's outcome is unknown: it might
 	 * have happened, and creating again could show reviewers a duplicate. */
-	if (s.n_queued > 0 && !s.reconcile) {
+	if (s.n_queued > 0 && !s.reconcile && m->breaker != APIERR_NONE && now < m->breaker_probe_at)
+		/* Creates pause; the next one after the backoff is the probe. */
+		next = min_usec(next, m->breaker_probe_at);
+	else if (s.n_queued > 0 && !s.reconcile) {
 		usec_t ready = USEC_INFINITY;
 		Record *r = sched_pick_create(s.queued, s.n_queued, &m->sched, now, &ready);
 
@@ -967,9 +1191,28 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
 		break;
 	case WORK_RECONCILE:
-	case WORK_POLL_LOOP:
+	case WORK_POLL_LOOP: {
+		/* The key's own requests in the loop, a page at a time: a loop's
+		 * whole listing (GET /loops/{id}/requests) outgrows any bound. */
+		char path[256];
+
+		if (!apiparse_id_is_valid(r->loop_id))
+			return -EINVAL;
+		if (kind == WORK_RECONCILE) {
+			reconcile_begin(m, r);
+			m->rec_calls++;
+		}
+		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
+		         (unsigned) RECONCILE_PAGE_LIMIT, kind == WORK_RECONCILE ? m->rec_offset : 0U);
 		set_string(&m->work_loop, r->loop_id);
-		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
+		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
+		break;
+	}
+	case WORK_RECONCILE_GET:
+		if (!streq(m->rec_id, r->id) || m->rec_next_candidate >= m->n_rec_candidates)
+			return -EINVAL;
+		m->rec_calls++;
+		k = api_get_request(m->api, m->rec_candidates[m->rec_next_candidate], work_done, m, &m->work_call);
 		break;
 	case WORK_CANCEL:
 		k = api_cancel_request(m->api, r->remote_id, work_done, m, &m->work_call);
@@ -1000,14 +1243,9 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 
 	m->work_kind = kind;
+	m->last_attempt_at = now;
 	manager_charge(m, call_kind);
 	return 0;
-}
-
-static void note_failure(Manager *m, const char *what) {
-	m->consecutive_failures++;
-	m->backoff_until = now_realtime() + sched_backoff(m->consecutive_failures, FAILURE_BACKOFF_CAP, manager_random(m));
-	set_string(&m->last_error, what);
 }
 
 static void key_invalid(Manager *m, const ApiResult *res) {
@@ -1025,14 +1263,16 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 	set_string(&m->last_error, msg);
 }
 
-void manager_observe_response(Manager *m, const ApiResult *res) {
+/* Budget, reachability and key state from any reply. Whether the call
+ * made progress is for the caller to say (note_success, note_failure). */
+static void observe_common(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
 
 	budget_observe(&m->budget, &res->rate, now);
 	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
 	if (res->http_status == 0 && !res->maybe_sent)
 		budget_refund(&m->budget, res->started_at, now);
-	if (res->http_status == 429) {
+	if (res->http_status == 429 && classify(m, CALL_POLL, res, NULL) == APIERR_RATE) {
 		char remaining[16];
 
 		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
@@ -1043,30 +1283,41 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 	}
 	budget_persist(m);
 
-	if (res->http_status == 0) {
+	if (res->http_status == 0)
 		m->reachable = false;
-		note_failure(m, res->error_text ? res->error_text : "HITL.sh unreachable");
-	} else {
+	else {
 		m->reachable = true;
 		m->last_ok_at = now;
-		if (res->http_status >= 500)
-			note_failure(m, res->msg ? res->msg : "HITL.sh server error");
-		else if (res->http_status == 401)
+		if (res->http_status == 401)
 			key_invalid(m, res);
-		else {
-			m->consecutive_failures = 0;
-			m->backoff_until = 0;
-			if (res->http_status != 429) {
-				if (m->key_state != KEY_VALID)
-					log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
-				m->key_state = KEY_VALID;
-				m->probe_failures = 0;
-				set_string(&m->key_error, NULL);
-				set_string(&m->last_error, NULL);
-			}
+		else if (res->http_status >= 200 && res->http_status < 500 && !(res->http_status >= 300 && res->http_status < 400) &&
+		         res->http_status != 429 && !res->body_invalid) {
+			if (m->key_state != KEY_VALID)
+				log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
+			m->key_state = KEY_VALID;
+			m->probe_failures = 0;
+			set_string(&m->key_error, NULL);
 		}
 	}
 	status_changed(m);   /* STATUS= shows the last API error, or no longer does */
+}
+
+/* Is this reply a failure of the call as such (no reply, server error, a
+ * redirect, an unreadable body)? 401 and 429 have their own pauses. */
+static bool reply_failed(const ApiResult *res) {
+	return res->http_status == 0 || res->http_status >= 500 || (res->http_status >= 300 && res->http_status < 400) ||
+	       res->body_invalid || (res->http_status >= 100 && res->http_status < 200);
+}
+
+void manager_observe_response(Manager *m, const ApiResult *res) {
+	char what[256];
+
+	observe_common(m, res);
+	if (reply_failed(res)) {
+		describe(res, what, sizeof what);
+		note_failure(m, what);
+	} else if (res->http_status != 401 && res->http_status != 429)
+		note_success(m);
 }
 
 void manager_charge(Manager *m, CallKind kind) {
@@ -1075,42 +1326,87 @@ void manager_charge(Manager *m, CallKind kind) {
 	status_changed(m);
 }
 
-static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
-	usec_t now = now_realtime();
+/* Back to the queue, not counted as an attempt: the create did not happen
+ * for a reason that is not about r. */
+static void requeue(Manager *m, Record *r, bool count_attempt) {
+	r->state = REQUEST_QUEUED;
+	if (!count_attempt && r->attempts > 0)
+		r->attempts--;
+	r->next_attempt_at = 0;
+	manager_record_changed(m, r);
+}
 
-	if (res->http_status >= 200 && res->http_status < 300 && !res->api_error) {
+/* Returns false if the call made no progress (the caller backs off). */
+static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
+	usec_t now = now_realtime();
+	char what[256];
+	ApiErrClass c;
+
+	if (res->http_status >= 200 && res->http_status < 300) {
 		RemoteRequest rr;
 
-		if (res->data && apiparse_remote_request(res->data, &rr) >= 0) {
+		/* A 2xx proves the create happened, whatever the body says. */
+		breaker_close(m);
+		loop_unpause(m, r->loop_id);
+		m->repeat_count = 0;
+		r->state = REQUEST_PENDING;
+		r->submitted_at = now;
+		json_object_put(r->error);
+		r->error = NULL;
+		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
 			set_string(&r->remote_id, rr.id);
 			set_string(&r->remote_status, rr.status);
-			r->state = REQUEST_PENDING;
-			r->submitted_at = now;
-			json_object_put(r->error);
-			r->error = NULL;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-			manager_record_changed(m, r);
-			return;
+		} else {
+			/* Created, id unknown: found later by reconcile, never
+			 * created again, and creates go on meanwhile. */
+			set_string(&r->remote_id, NULL);
+			set_string(&r->remote_status, NULL);
+			r->next_attempt_at = now + 2 * USEC_PER_SEC;
+			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
+			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
+			            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
 		}
-		/* A success we cannot read: it was created, but we lack its id. */
-		log_warning("HITL.sh accepted request %s but its reply had no request id; reconciling.", r->id);
-		return;
+		manager_record_changed(m, r);
+		return true;
 	}
 
-	if (res->http_status == 429) {
-		r->state = REQUEST_QUEUED;
-		manager_record_changed(m, r);
-		return;
+	c = classify(m, CALL_CREATE, res, r->loop_id);
+	if (c == APIERR_RATE) {
+		requeue(m, r, true);
+		return true;
 	}
 	if (res->http_status == 401) {
-		r->state = REQUEST_QUEUED;
-		r->attempts--;
-		manager_record_changed(m, r);
-		return;
+		requeue(m, r, false);
+		return true;
 	}
-	if (res->http_status >= 400 && res->http_status < 500) {
+
+	describe(res, what, sizeof what);
+	if (c == APIERR_REQUEST) {
+		/* The same refusal for different requests in a row is not about
+		 * them: a server that changed, not bad requests. */
+		if (m->repeat_count > 0 && m->repeat_status == res->http_status && streq_ptr(m->repeat_msg, res->msg))
+			m->repeat_count++;
+		else {
+			m->repeat_count = 1;
+			m->repeat_status = res->http_status;
+			set_string(&m->repeat_msg, res->msg);
+		}
+		if (m->repeat_count >= APIERR_REPEAT_THRESHOLD) {
+			char reason[320];
+
+			snprintf(reason, sizeof reason, "the same refusal for %u different requests in a row (%s)",
+			         m->repeat_count, what);
+			breaker_open(m, APIERR_ACCOUNT, reason);
+			requeue(m, r, false);
+			return true;
+		}
+	}
+
+	switch (c) {
+	case APIERR_REQUEST: {
 		_cleanup_(freep) char *message = NULL;
 		const char *data = res->data && json_object_is_type(res->data, json_type_string)
 		                           ? json_object_get_string(res->data)
@@ -1120,35 +1416,57 @@ static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		             data ? ": " : "", data ? data : "") < 0)
 			message = NULL;
 		r->state = REQUEST_FAILED;
+		r->result_source = RESULT_UNSENT;
 		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
 		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
-		return;
+		return true;
 	}
+	case APIERR_LOOP:
+		loop_pause(m, r->loop_id, what);
+		requeue(m, r, false);
+		return true;
+	case APIERR_KEY:
+	case APIERR_ACCOUNT:
+	case APIERR_ENDPOINT:
+		/* A redirect or a refusal about the key, account or endpoint:
+		 * nothing was created. */
+		breaker_open(m, c, what);
+		requeue(m, r, false);
+		return true;
+	default:
+		break;
+	}
+
 	if (res->http_status == 0 && !res->maybe_sent) {
 		/* Never reached the server: safe to send again later. */
 		r->state = REQUEST_QUEUED;
 		r->next_attempt_at = m->backoff_until;
 		manager_record_changed(m, r);
-		return;
+		return false;
 	}
 	/* 5xx, or a transport failure after sending: the create may have
 	 * happened. The record stays "submitting" and is reconciled. */
 	log_event(LOG_WARNING, MID_API_ERROR, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
 	          "Creating request %s had an unknown outcome (%s); it will be reconciled before anything new is created.",
-	          r->id, res->error_text ? res->error_text : res->msg ? res->msg : "server error");
+	          r->id, what);
 	manager_notify(m, r);
+	return false;
 }
 
-/* The loop's own listing, for pending requests the key's list did not show. */
-static void on_poll_loop_done(Manager *m, const ApiResult *res) {
-	json_object *requests = res->data ? json_object_object_get(res->data, "requests") : NULL;
+/* The loop's requests (GET /api/requests?loop_id=, one page), for pending
+ * requests the key's list did not show. */
+static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
+	json_object *requests = NULL;
+	unsigned total, next_offset;
+	bool has_more;
 
-	if (res->http_status != 200 || res->api_error || !json_object_is_type(requests, json_type_array))
-		return;
+	if (res->http_status != 200 || res->api_error || !res->data ||
+	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
+		return false;
 	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
 		next = outbox_next(m->outbox, r);
-		if (r->state != REQUEST_PENDING || !r->poll_missing || !streq_ptr(r->loop_id, m->work_loop))
+		if (r->state != REQUEST_PENDING || !r->remote_id || !r->poll_missing || !streq_ptr(r->loop_id, m->work_loop))
 			continue;
 		for (size_t i = 0; i < json_object_array_length(requests); i++) {
 			RemoteRequest rr;
@@ -1163,61 +1481,155 @@ static void on_poll_loop_done(Manager *m, const ApiResult *res) {
 			break;
 		}
 	}
+	return true;
 }
 
-static void on_reconcile_done(Manager *m, const ApiResult *res) {
-	json_object *requests;
-	size_t found = 0, requeued = 0;
+/* ------------------------------------------------------------------ reconcile */
 
-	if (res->http_status == 404 || res->http_status == 403) {
-		/* The loop is gone or not ours: nothing of ours can exist there. */
-		for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
-			next = outbox_next(m->outbox, r);
-			if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
-				continue;
-			r->state = REQUEST_FAILED;
-			set_error(r, "remote_rejected", res->msg ? res->msg : "Loop not accessible", res->http_status);
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, strna(res->msg));
-			manager_record_changed(m, r);
-		}
+static void reconcile_clear(Manager *m) {
+	m->rec_id[0] = '\0';
+	m->rec_offset = m->rec_calls = 0;
+	m->rec_listing_done = false;
+	m->n_rec_candidates = m->rec_next_candidate = 0;
+}
+
+static void reconcile_begin(Manager *m, const Record *r) {
+	if (streq(m->rec_id, r->id))
 		return;
+	reconcile_clear(m);
+	snprintf(m->rec_id, sizeof m->rec_id, "%s", r->id);
+}
+
+static bool context_names(json_object *ctx, const Record *r) {
+	return ctx && streq_ptr(json_object_get_string(json_object_object_get(ctx, "hitld_id")), r->id);
+}
+
+static void reconcile_found(Manager *m, Record *r, const RemoteRequest *rr) {
+	log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", rr->id }),
+	          "Reconciled request %s: HITL.sh has it as %s, not creating it again.", r->id, rr->id);
+	apply_remote(m, r, rr);
+	reconcile_clear(m);
+}
+
+/* When is a request created with an unknown id looked for next? Less often
+ * the longer it has been. */
+static usec_t find_next(const Record *r, usec_t now) {
+	usec_t d = usec_sub(now, r->submitted_at ? r->submitted_at : r->created_at) / 2;
+
+	if (d < FIND_INTERVAL)
+		d = FIND_INTERVAL;
+	if (d > FIND_INTERVAL_CAP)
+		d = FIND_INTERVAL_CAP;
+	return now + d;
+}
+
+/* After each reconcile call: resolve r once the listing proved it absent or
+ * the effort is spent; never leave the queue waiting for ever. */
+static void reconcile_settle(Manager *m, Record *r) {
+	usec_t now = now_realtime();
+	bool absent = m->rec_listing_done && m->rec_next_candidate >= m->n_rec_candidates;
+
+	if (!absent && m->rec_calls < RECONCILE_MAX_CALLS)
+		return;
+	if (r->state == REQUEST_SUBMITTING && absent) {
+		r->state = REQUEST_QUEUED;
+		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
+		          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
+		manager_record_changed(m, r);
+	} else if (r->state == REQUEST_SUBMITTING) {
+		/* Not found within the bound: it may exist. It is never created
+		 * again, it stops holding up other creates, and it is looked for
+		 * now and then until its deadline. */
+		r->state = REQUEST_PENDING;
+		r->submitted_at = now;
+		r->next_attempt_at = find_next(r, now);
+		log_event(LOG_WARNING, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
+		          "Reconciling request %s found nothing within %u calls; it counts as created with an unknown id, "
+		          "is not created again, and is looked for again later.", r->id, m->rec_calls);
+		manager_record_changed(m, r);
+	} else if (r->state == REQUEST_PENDING && !r->remote_id) {
+		r->next_attempt_at = find_next(r, now);
+		manager_record_changed(m, r);
 	}
-	if (res->http_status != 200 || res->api_error || !res->data)
-		return;
-	requests = json_object_object_get(res->data, "requests");
-	if (!json_object_is_type(requests, json_type_array))
-		return;
+	reconcile_clear(m);
+}
 
-	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
-		bool matched = false;
+/* One page of GET /api/requests?loop_id=…, newest first. The summaries lack
+ * the context, so those with r's text and young enough are read whole. */
+static bool on_reconcile_list_done(Manager *m, Record *r, const ApiResult *res) {
+	json_object *requests = NULL;
+	unsigned total = 0, next_offset = 0;
+	bool has_more = false;
+	const char *text;
+	usec_t oldest, skew_slack = res->rate.has_date ? RECONCILE_SKEW_SLACK : USEC_PER_HOUR;
+	int64_t skew = 0;
 
-		next = outbox_next(m->outbox, r);
-		if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
+	if (res->http_status != 200 || res->api_error || !res->data ||
+	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
+		return false;
+	if (manager_need_params(m, r) < 0)
+		return false;
+	text = json_object_get_string(json_object_object_get(r->params, "request_text"));
+	/* Server time of r's acceptance: nothing of r can be older. */
+	if (res->rate.has_date)
+		skew = res->rate.date_epoch * (int64_t) USEC_PER_SEC - (int64_t) res->finished_at;
+	oldest = usec_sub((usec_t) ((int64_t) r->created_at + skew), skew_slack);
+
+	for (size_t i = 0; i < json_object_array_length(requests); i++) {
+		json_object *item = json_object_array_get_idx(requests, i);
+		const char *created = json_object_get_string(json_object_object_get(item, "created_at"));
+		RemoteRequest rr;
+		usec_t t;
+
+		if (apiparse_remote_request(item, &rr) < 0)
 			continue;
-		for (size_t i = 0; i < json_object_array_length(requests); i++) {
-			RemoteRequest rr;
-			json_object *ctx;
-
-			if (apiparse_remote_request(json_object_array_get_idx(requests, i), &rr) < 0)
-				continue;
-			ctx = rr.context;
-			if (!ctx || !streq_ptr(json_object_get_string(json_object_object_get(ctx, "hitld_id")), r->id))
-				continue;
-			matched = true;
-			found++;
-			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", rr.id }),
-			          "Reconciled request %s: HITL.sh has it as %s, not creating it again.", r->id, rr.id);
-			apply_remote(m, r, &rr);
+		if (created && parse_iso8601(created, &t) >= 0 && t < oldest) {
+			m->rec_listing_done = true;
 			break;
 		}
-		if (!matched) {
-			requeued++;
-			r->state = REQUEST_QUEUED;
-			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
-			          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
-			manager_record_changed(m, r);
+		if (context_names(rr.context, r)) {
+			reconcile_found(m, r, &rr);
+			return true;
 		}
+		if (!streq_ptr(json_object_get_string(json_object_object_get(item, "request_text")), text))
+			continue;
+		if (m->n_rec_candidates >= ELEMENTSOF(m->rec_candidates)) {
+			/* Too many twins to read at once: read these, then this
+			 * page again from here. */
+			has_more = true;
+			next_offset = m->rec_offset + (unsigned) i;
+			break;
+		}
+		snprintf(m->rec_candidates[m->n_rec_candidates++], sizeof m->rec_candidates[0], "%s", rr.id);
 	}
+	if (!has_more)
+		m->rec_listing_done = true;
+	else if (!m->rec_listing_done)
+		m->rec_offset = next_offset;
+	reconcile_settle(m, r);
+	return true;
+}
+
+static bool on_reconcile_get_done(Manager *m, Record *r, const ApiResult *res) {
+	if (res->http_status == 200 && !res->api_error && res->data) {
+		RemoteRequest rr;
+
+		if (apiparse_get_request(res->data, &rr) < 0 && apiparse_remote_request(res->data, &rr) < 0)
+			return false;
+		m->rec_next_candidate++;
+		if (context_names(rr.context, r)) {
+			reconcile_found(m, r, &rr);
+			return true;
+		}
+	} else if (res->http_status == 404 || res->http_status == 403)
+		m->rec_next_candidate++;   /* gone, or not ours: not r */
+	else
+		return false;
+	if (m->rec_next_candidate >= m->n_rec_candidates)
+		m->n_rec_candidates = m->rec_next_candidate = 0;
+	/* The page with the candidates is read on; settled when all are read. */
+	reconcile_settle(m, r);
+	return true;
 }
 
 static bool any_poll_missing(Manager *m) {
@@ -1243,7 +1655,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 	}
 }
 
-static bool on_poll_list_done(Manager *m, const ApiResult *res) {
+static bool on_poll_list_done(Manager *m, const ApiResult *res, bool *ret_ok) {
 	json_object *requests = NULL;
 	unsigned total = 0, next_offset = 0;
 	bool has_more = false;
@@ -1252,6 +1664,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 	if (res->http_status != 200 || res->api_error || !res->data ||
 	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0) {
 		m->poll_in_round = false;
+		*ret_ok = false;
 		return false;
 	}
 	for (size_t i = 0; i < json_object_array_length(requests); i++)
@@ -1260,7 +1673,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 
 	size_t unseen = 0;
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		if (r->state == REQUEST_PENDING && r->remote_id && r->poll_seen_round != m->poll_round &&
 		    r->submitted_at < m->poll_round_started_at)
 			unseen++;
 
@@ -1273,7 +1686,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 
 	m->poll_in_round = false;
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		if (r->state == REQUEST_PENDING && r->remote_id && r->poll_seen_round != m->poll_round &&
 		    r->submitted_at < m->poll_round_started_at)
 			r->poll_missing = true;
 	return false;
@@ -1284,23 +1697,41 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	WorkKind kind = m->work_kind;
 	usec_t now = now_realtime();
 	Record *r = outbox_get(m->outbox, m->work_record);
-	bool more_pages = false;
+	bool more_pages = false, failed = reply_failed(res), ok = true;
+	char what[256];
+	ApiErrClass cls;
 
 	m->work_call = NULL;
 	m->work_kind = WORK_NONE;
 
-	manager_observe_response(m, res);
+	observe_common(m, res);
+	describe(res, what, sizeof what);
+	if (failed)
+		note_failure(m, what);
+	/* A redirect or an error about the key, account or endpoint on any
+	 * call pauses creates too (creates handle their own). */
+	cls = classify(m, CALL_POLL, res, NULL);
+	if (kind != WORK_CREATE && apierr_is_global(cls))
+		breaker_open(m, cls, what);
 
 	switch (kind) {
 	case WORK_CREATE:
 		if (r && r->state == REQUEST_SUBMITTING)
-			on_create_done(m, r, res);
+			ok = on_create_done(m, r, res);
 		break;
 	case WORK_RECONCILE:
-		on_reconcile_done(m, res);
+	case WORK_RECONCILE_GET:
+		if (!r || !(r->state == REQUEST_SUBMITTING || (r->state == REQUEST_PENDING && !r->remote_id)) ||
+		    !streq(m->rec_id, r->id)) {
+			reconcile_clear(m);
+			break;
+		}
+		ok = kind == WORK_RECONCILE ? on_reconcile_list_done(m, r, res) : on_reconcile_get_done(m, r, res);
+		if (!ok)
+			reconcile_settle(m, r);   /* failed calls count towards the bound too */
 		break;
 	case WORK_POLL_LOOP:
-		on_poll_loop_done(m, res);
+		ok = on_poll_loop_done(m, res);
 		if (res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
 			/* Whatever the loop's listing did not show is asked for by id. */
 			for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
@@ -1324,7 +1755,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			r->cancel_requested = false;
 			m->next_poll_at = now;
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		break;
 	case WORK_FEEDBACK:
 		if (!r)
@@ -1338,7 +1770,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			r->feedback_state = FEEDBACK_FAILED;
 			log_warning("HITL.sh refused the feedback on request %s: %s", r->id, strna(res->msg));
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		break;
 	case WORK_POLL_GET:
 		if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
@@ -1349,18 +1782,21 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 
 			if (apiparse_remote_request(obj ? obj : res->data, &rr) >= 0)
 				apply_remote(m, r, &rr);
+			else
+				ok = false;
 		} else if (r && res->http_status == 404) {
 			r->state = REQUEST_FAILED;
 			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		if (res->http_status > 0 && res->http_status < 500)
 			m->next_poll_at = any_poll_missing(m) ? now
 			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		break;
 	case WORK_POLL_LIST:
-		more_pages = on_poll_list_done(m, res);
+		more_pages = on_poll_list_done(m, res, &ok);
 		if (more_pages || any_poll_missing(m))
 			m->next_poll_at = now;
 		else if (res->http_status > 0 && res->http_status < 500)
@@ -1370,12 +1806,21 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (res->http_status == 200 && res->data) {
 			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
 			set_string(&m->api_key_id, id);
-		}
+		} else
+			ok = false;
 		break;
 	default:
 		break;
 	}
 
+	/* Every kind backs off alike when it made no progress, whatever the
+	 * status said (401 and 429 have their own pauses). */
+	if (!failed && res->http_status != 401 && res->http_status != 429) {
+		if (ok)
+			note_success(m);
+		else
+			note_failure(m, what);
+	}
 	status_changed(m);
 	if (m->shutting_down) {
 		sd_event_exit(m->event, 0);
@@ -1709,6 +2154,11 @@ Manager *manager_free(Manager *m) {
 	free(m->key_error);
 	free(m->api_key_id);
 	free(m->last_error);
+	free(m->breaker_reason);
+	free(m->repeat_msg);
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		free(m->loop_pauses[i].reason);
+	free(m->loop_pauses);
 	sd_event_unref(m->event);
 	free(m);
 	return NULL;

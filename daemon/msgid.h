@@ -19,3 +19,5 @@
 #define MID_DAEMON_STOPPING      "7a3024b9299d4ef583e17774e16e5e2a"
 #define MID_API_ERROR            "b18cf5f86fe94deba3fbdc39bbf24b8b"
 #define MID_FEEDBACK_SENT        "35935b3b2387469682250a7898835ab0"
+#define MID_CREATES_PAUSED       "2ae56a26f92149b69a20c4fcdcabfd5c"
+#define MID_API_RECOVERED        "fb13796a9f1249dba1c30a3d30bfdaf3"

@@ -43,6 +43,7 @@ typedef enum ResultSource {
 	RESULT_NONE,
 	RESULT_REVIEWER,
 	RESULT_DEFAULT,
+	RESULT_UNSENT,     /* ended without ever being shown to a reviewer */
 	_RESULT_SOURCE_MAX,
 	_RESULT_SOURCE_INVALID = -EINVAL,
 } ResultSource;
