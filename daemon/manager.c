@@ -1573,7 +1573,8 @@ static bool on_reconcile_list_done(Manager *m, Record *r, const ApiResult *res) 
 	/* Server time of r's acceptance: nothing of r can be older. */
 	if (res->rate.has_date)
 		skew = res->rate.date_epoch * (int64_t) USEC_PER_SEC - (int64_t) res->finished_at;
-	oldest = usec_sub((usec_t) ((int64_t) r->created_at + skew), skew_slack);
+	oldest = usec_sub((usec_t) ((int64_t) (r->reconcile_since ? r->reconcile_since : r->created_at) + skew),
+	                  skew_slack);
 
 	for (size_t i = 0; i < json_object_array_length(requests); i++) {
 		json_object *item = json_object_array_get_idx(requests, i);
@@ -1866,6 +1867,34 @@ bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid) {
 
 /* ------------------------------------------------------------------ life cycle */
 
+/* After damage in the log, a queued record may really have been
+ * "submitting" or later (the newer entries were in the damaged bytes):
+ * only a reconcile can tell, never a second create. It reconciles against
+ * what HITL.sh created since its newest surviving entry. */
+static void suspect_damaged(Manager *m) {
+	size_t n = 0;
+	bool durable = true;
+
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		if (!r->log_damaged_after || r->state != REQUEST_QUEUED)
+			continue;
+		r->reconcile_since = r->updated_at;
+		r->state = REQUEST_SUBMITTING;
+		r->next_attempt_at = 0;
+		if (manager_record_changed(m, r) < 0)
+			/* Still reconciled in this run; the damage stays in the
+			 * log, so the next start finds it again. */
+			durable = false;
+		n++;
+	}
+	if (durable)
+		outbox_release_damaged(m->outbox);
+	if (n > 0)
+		log_event(LOG_WARNING, MID_RECONCILED, LOG_NO_FIELDS,
+		          "The outbox log was damaged after the newest entry of %zu queued requests: they may have been "
+		          "sent already, so each is reconciled with HITL.sh before it is created.", n);
+}
+
 static void config_freep(Config **c) {
 	if (*c)
 		config_free(*c);
@@ -2053,6 +2082,7 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
 	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
+	suspect_damaged(m);
 
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,

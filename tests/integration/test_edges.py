@@ -13,7 +13,9 @@ else, so "one remote request per local one" is counted where it happened.
 import http.client
 import json
 import os
+import glob
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -193,9 +195,12 @@ class UnreadableCreateReply(EdgeCase):
         # Creates really happen, but the reply is "{}"; the listing shows
         # nothing for a while.
         create = self.proxy.add("POST", self.create_prefix, status=201, body=b"{}", headers=JSON, forward=True)
+        empty = envelope(False, "Requests retrieved successfully",
+                         {"loop_id": self.loop_id, "requests": [], "count": 0, "total": 0, "has_more": False})
         listing = self.proxy.add("GET", "/v1/api/requests", status=200, headers=JSON, count=3, query="loop_id=",
-                                 body=envelope(False, "Requests retrieved successfully",
-                                               {"requests": [], "count": 0, "total": 0, "has_more": False}))
+                                 body=empty)
+        self.proxy.add("GET", "/v1/api/loops/%s/requests" % self.loop_id, status=200, headers=JSON, count=3,
+                       body=empty)
         ids = self.submit(3, "unreadable 201")
         wait_for(lambda: create.hits >= 3, 30, what="three creates")
         time.sleep(4 * SLOW)
@@ -204,6 +209,7 @@ class UnreadableCreateReply(EdgeCase):
             r = self.c.call("request.get", {"id": i})
             self.assertEqual(r["state"], "pending")
         self.assertEqual(create.hits, 3, "a create with a 2xx reply was sent again")
+        self.assertGreaterEqual(listing.hits, 1)
         # Once the listing shows them, each is found and polled as usual.
         self.proxy.clear()
         for i in ids:
@@ -213,7 +219,6 @@ class UnreadableCreateReply(EdgeCase):
         for i in ids:
             self.assertEqual(self.c.call("request.get", {"id": i})["remote_id"], self.remotes(i)[0]["id"])
         self.assertEqual(self.creates(), 3)
-        self.assertGreaterEqual(listing.hits, 1)
 
 
 class BigListings(EdgeCase):
@@ -318,9 +323,9 @@ class ShortTimeouts(EdgeCase):
         self.wait_state(rid, "pending")
 
     def test_a_request_that_reaches_its_deadline_unsent_says_unsent(self):
-        # No key: nothing can be sent. A margin of 0 lets a 61 s timeout in.
-        self.start(config={"api": {"timeout_s": 3, "min_timeout_margin": 0}}, key=None)
-        p = subprocess.run([HITLCTL, "--socket", self.hitld.socket, "ask", "--loop", self.loop_id, "--timeout", "61",
+        # No key: nothing can be sent. It ends 60 s before its deadline.
+        self.start(key=None)
+        p = subprocess.run([HITLCTL, "--socket", self.hitld.socket, "ask", "--loop", self.loop_id, "--timeout", "91",
                             "--option", "approve", "--option", "reject", "--default", "approve",
                             "--expect", "approve", "Deploy?"], capture_output=True, text=True, timeout=60 * SLOW)
         self.assertEqual(p.returncode, 5, (p.stdout, p.stderr))
@@ -440,6 +445,52 @@ class Breaker(EdgeCase):
         q = self.queue()
         self.assertEqual((q["failed"], q["pending"]), (1, 2))
         self.assertIsNone(self.c.call("status")["api"]["creates_paused"])
+
+
+def log_entries(state_dir):
+    """(path, offset, size, id) of every whole entry of the outbox log."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(state_dir, "outbox", "*.log"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        off = 0
+        while off + 20 <= len(data) and data[off:off + 4] == b"HLE1":
+            id_len = data[off + 5]
+            meta_len, params_len = struct.unpack_from("<II", data, off + 8)
+            size = 20 + id_len + meta_len + params_len
+            if off + size > len(data):
+                break
+            out.append((path, off, size, data[off + 20:off + 20 + id_len].decode()))
+            off += size
+    return out
+
+
+class DamagedLog(EdgeCase):
+    """Item 3: a damaged log must not roll a request back into a second create."""
+
+    def test_losing_the_submitting_and_pending_entries_does_not_create_twice(self):
+        self.start()
+        rid = self.submit(1, "damaged")[0]
+        remote = self.wait_state(rid, "pending")["remote_id"]
+        self.hitld.stop()
+        mine = [e for e in log_entries(self.hitld.state_dir) if e[3] == rid]
+        self.assertEqual(len(mine), 3, mine)    # queued, submitting, pending
+        (path, o1, s1, _), (_, o2, s2, _) = mine[1], mine[2]
+        self.assertEqual(o1 + s1, o2)           # side by side
+        with open(path, "r+b") as f:
+            for off, size in ((o1, s1), (o2, s2)):
+                f.seek(off + size // 2)
+                b = f.read(1)
+                f.seek(off + size // 2)
+                f.write(bytes([b[0] ^ 0x40]))
+        self.hitld.start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+        r = self.wait_state(rid, "pending", timeout=40)
+        self.assertEqual(r["remote_id"], remote)
+        time.sleep(2)
+        self.assertEqual(len(self.remotes(rid)), 1, "created twice after the log damage")
+        self.assertIn("quarantined", self.hitld.log_text().lower())
 
 
 if __name__ == "__main__":
