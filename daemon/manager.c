@@ -18,6 +18,7 @@
 
 #include "apiparse.h"
 #include "cleanup.h"
+#include "engine.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -27,23 +28,9 @@
 
 #define BUDGET_FILE "budget.json"
 #define PAUSED_FILE "paused"
-#define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
-#define FAILURE_BACKOFF_CAP (300 * USEC_PER_SEC)
 #define PROBE_BACKOFF_CAP USEC_PER_HOUR
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
-/* A reconcile reads the loop's listing newest first, a page at a time, and
- * reads whole the candidates it shows (the listing has no context): at most
- * this many calls, then the request counts as created with an unknown id. */
-#define RECONCILE_PAGE_LIMIT 100
-#define RECONCILE_MAX_CALLS 12
-#define RECONCILE_SKEW_SLACK (300 * USEC_PER_SEC)
-/* A request created with an unknown id is looked for again this often
- * (doubling), without holding up creates. */
-#define FIND_INTERVAL (10 * USEC_PER_SEC)
-#define FIND_INTERVAL_CAP USEC_PER_HOUR
-#define BREAKER_BACKOFF_CAP (15 * USEC_PER_MINUTE)
-#define LOOP_PAUSE_MAX 64
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
 #define COMMIT_BATCH_MAX 1024
@@ -91,7 +78,7 @@ double manager_random(Manager *m) {
 	return (double) ((m->rng * 0x2545F4914F6CDD1DULL) >> 11) / (double) (1ULL << 53);
 }
 
-static void set_string(char **p, const char *s) {
+void manager_set_string(char **p, const char *s) {
 	free(*p);
 	*p = s ? strdup(s) : NULL;
 }
@@ -323,7 +310,7 @@ static int on_status_defer(sd_event_source *s, void *userdata) {
 	return 0;
 }
 
-static void status_changed(Manager *m) {
+void manager_status_changed(Manager *m) {
 	if (m->status_defer)
 		sd_event_source_set_enabled(m->status_defer, SD_EVENT_ONESHOT);
 }
@@ -332,7 +319,7 @@ static void status_changed(Manager *m) {
 
 void manager_record_saved(Manager *m, Record *r) {
 	manager_notify(m, r);
-	status_changed(m);
+	manager_status_changed(m);
 	manager_kick(m);
 }
 
@@ -351,7 +338,7 @@ int manager_record_changed(Manager *m, Record *r) {
 }
 
 _printf_(5, 6)
-static void request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+void manager_request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
 	char uid[16], status[8] = "";
 	va_list ap;
 
@@ -369,7 +356,7 @@ static void request_log(Manager *m, Record *r, int prio, const char *mid, const 
 	va_end(ap);
 }
 
-static void set_error(Record *r, const char *code, const char *message, long http_status) {
+void manager_set_error(Record *r, const char *code, const char *message, long http_status) {
 	json_object *e = json_object_new_object();
 
 	json_object_object_add(e, "code", json_object_new_string(code));
@@ -392,13 +379,13 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	/* Never shown to anyone: the default is not a reviewer's silence. */
 	r->result_source = RESULT_UNSENT;
 	r->next_attempt_at = 0;
-	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
+	manager_request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
 }
 
 /* Applies what HITL.sh says about r's remote request. */
-static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	RequestState old = r->state;
 	bool changed = false;
 	const char *rtype;
@@ -410,11 +397,11 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	config = json_object_object_get(r->params, "response_config");
 
 	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
-		set_string(&r->remote_id, rr->id);
+		manager_set_string(&r->remote_id, rr->id);
 		changed = true;
 	}
 	if (!streq_ptr(r->remote_status, rr->status)) {
-		set_string(&r->remote_status, rr->status);
+		manager_set_string(&r->remote_status, rr->status);
 		changed = true;
 	}
 	if (r->state == REQUEST_SUBMITTING) {
@@ -467,11 +454,11 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		return;
 	if (old != r->state) {
 		if (r->state == REQUEST_COMPLETED)
-			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
+			manager_request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
 		else if (r->state == REQUEST_TIMEOUT)
-			request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
+			manager_request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
 		else if (r->state == REQUEST_CANCELLED)
-			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 	}
 	manager_record_changed(m, r);
 }
@@ -551,7 +538,7 @@ void manager_commit(Manager *m) {
 		int enabled = SD_EVENT_OFF;
 		uint64_t armed = USEC_INFINITY;
 
-		status_changed(m);
+		manager_status_changed(m);
 		/* The work engine scans every record: wake it only if the new ones
 		 * can change its plan — a call in flight wakes it anyway when done;
 		 * an armed timer already covers a queue that was not empty, unless a
@@ -643,7 +630,7 @@ void manager_set_paused(Manager *m, bool paused) {
 	if (k < 0)
 		log_warning_errno(k, "Failed to persist the paused state: %m");
 	log_notice("Queue %s.", paused ? "paused: no remote calls until resumed" : "resumed");
-	status_changed(m);
+	manager_status_changed(m);
 	manager_kick(m);
 }
 
@@ -651,7 +638,6 @@ void manager_set_paused(Manager *m, bool paused) {
 
 static int work_start(Manager *m, WorkKind kind, CallKind call_kind);
 static void work_done(ApiClient *c, const ApiResult *res, void *userdata);
-static void reconcile_begin(Manager *m, const Record *r);
 
 void manager_kick(Manager *m) {
 	if (m->work_timer && !m->shutting_down) {
@@ -701,157 +687,6 @@ static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 	return interval > min_interval ? interval : min_interval;
 }
 
-/* ------------------------------------------------------------------ failures, breaker, loop pauses */
-
-static usec_t loop_paused_until(Manager *m, const char *loop_id, usec_t now) {
-	for (size_t i = 0; i < m->n_loop_pauses; i++)
-		if (streq_ptr(m->loop_pauses[i].loop_id, loop_id))
-			return m->loop_pauses[i].until;
-	return 0;
-}
-
-static struct LoopPause *loop_pause_find(Manager *m, const char *loop_id) {
-	for (size_t i = 0; i < m->n_loop_pauses; i++)
-		if (streq_ptr(m->loop_pauses[i].loop_id, loop_id))
-			return &m->loop_pauses[i];
-	return NULL;
-}
-
-static void loop_pause(Manager *m, const char *loop_id, const char *reason) {
-	struct LoopPause *p = loop_pause_find(m, loop_id);
-	usec_t now = now_realtime();
-
-	if (!p) {
-		if (m->n_loop_pauses >= LOOP_PAUSE_MAX || !loop_id || strlen(loop_id) >= sizeof p->loop_id)
-			return;
-		if (!m->loop_pauses) {
-			m->loop_pauses = calloc(LOOP_PAUSE_MAX, sizeof *m->loop_pauses);
-			if (!m->loop_pauses)
-				return;
-		}
-		p = &m->loop_pauses[m->n_loop_pauses++];
-		*p = (struct LoopPause) {};
-		snprintf(p->loop_id, sizeof p->loop_id, "%s", loop_id);
-	}
-	if (p->failures == 0 || !streq_ptr(p->reason, reason))
-		log_event(LOG_WARNING, MID_CREATES_PAUSED,
-		          LOG_FIELDS({ "HITL_LOOP_ID", loop_id }, { "HITL_REASON", reason }),
-		          "Creates in loop %s pause: HITL.sh said %s. Its requests stay queued; hitld tries again with backoff.",
-		          loop_id, reason);
-	p->failures++;
-	set_string(&p->reason, reason);
-	p->until = now + sched_backoff(p->failures, BREAKER_BACKOFF_CAP, manager_random(m));
-	status_changed(m);
-}
-
-static void loop_unpause(Manager *m, const char *loop_id) {
-	struct LoopPause *p = loop_pause_find(m, loop_id);
-
-	if (!p)
-		return;
-	log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_FIELDS({ "HITL_LOOP_ID", loop_id }),
-	          "Creates in loop %s work again.", loop_id);
-	free(p->reason);
-	*p = m->loop_pauses[--m->n_loop_pauses];
-	status_changed(m);
-}
-
-/* An error about the key, the account or the endpoint: no creates until a
- * probe (the next create, after a backoff) works. Logged once per reason. */
-static void breaker_open(Manager *m, ApiErrClass c, const char *reason) {
-	usec_t now = now_realtime();
-
-	if (m->breaker != c || !streq_ptr(m->breaker_reason, reason)) {
-		char status[16];
-
-		snprintf(status, sizeof status, "%s", apierr_class_to_string(c));
-		log_event(LOG_ERR, MID_CREATES_PAUSED, LOG_FIELDS({ "HITL_REASON", reason }, { "HITL_ERROR_CLASS", status }),
-		          "Creates pause: HITL.sh refused for a reason about the %s, not about one request (%s). "
-		          "Every queued request stays queued; hitld probes with backoff.",
-		          c == APIERR_KEY ? "API key" : c == APIERR_ACCOUNT ? "account" : "endpoint", reason);
-	}
-	if (m->breaker == APIERR_NONE)
-		m->breaker_since = now;
-	m->breaker = c;
-	m->breaker_failures++;
-	set_string(&m->breaker_reason, reason);
-	m->breaker_probe_at = now + sched_backoff(m->breaker_failures, BREAKER_BACKOFF_CAP, manager_random(m));
-	status_changed(m);
-}
-
-static void breaker_close(Manager *m) {
-	if (m->breaker == APIERR_NONE)
-		return;
-	log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_NO_FIELDS, "Creates resume: HITL.sh accepted a create again (was: %s).",
-	          strna(m->breaker_reason));
-	m->breaker = APIERR_NONE;
-	m->breaker_failures = 0;
-	m->breaker_probe_at = 0;
-	set_string(&m->breaker_reason, NULL);
-	status_changed(m);
-}
-
-/* A background call made no progress: back off (every kind alike), keep the
- * error for status, and log once per outage, not once per attempt. */
-static void note_failure(Manager *m, const char *what) {
-	usec_t now = now_realtime();
-
-	m->consecutive_failures++;
-	m->backoff_until = now + sched_backoff(m->consecutive_failures, FAILURE_BACKOFF_CAP, manager_random(m));
-	set_string(&m->last_error, what);
-	m->last_error_at = now;
-	if (!m->outage_logged) {
-		m->outage_logged = true;
-		log_event(LOG_WARNING, MID_API_ERROR, LOG_FIELDS({ "HITL_REASON", what }),
-		          "HITL.sh call failed: %s. Retrying with backoff (logged once until calls work again).", what);
-	}
-	status_changed(m);
-}
-
-static void note_success(Manager *m) {
-	if (m->outage_logged)
-		log_event(LOG_NOTICE, MID_API_RECOVERED, LOG_NO_FIELDS, "HITL.sh calls work again (after %u failures; last: %s).",
-		          m->consecutive_failures, strna(m->last_error));
-	m->outage_logged = false;
-	m->consecutive_failures = 0;
-	m->backoff_until = 0;
-	set_string(&m->last_error, NULL);   /* last_error_at stays: when the last one was */
-}
-
-/* Has a create in this loop worked before? Then "Loop not found" means the
- * endpoint, not the loop. */
-static bool loop_known(Manager *m, const char *loop_id) {
-	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-		if (r->remote_id && streq_ptr(r->loop_id, loop_id))
-			return true;
-	return false;
-}
-
-static ApiErrClass classify(Manager *m, CallKind kind, const ApiResult *res, const char *loop_id) {
-	ApiErrInput in = {
-		.kind = kind,
-		.http_status = res->http_status,
-		.body_invalid = res->body_invalid,
-		.envelope_error = res->api_error && res->http_status >= 200 && res->http_status < 300,
-		.has_rate_headers = res->rate.has_limit || res->rate.has_remaining || res->rate.has_reset ||
-		                    res->rate.has_retry_after,
-		.msg = res->msg,
-		.data = res->data,
-		.loop_known = loop_id && loop_known(m, loop_id),
-	};
-
-	return apierr_classify(&in);
-}
-
-static void describe(const ApiResult *res, char *buf, size_t size) {
-	if (res->http_status == 0)
-		snprintf(buf, size, "%s", res->error_text ? res->error_text : "HITL.sh unreachable");
-	else if (res->body_invalid)
-		snprintf(buf, size, "HTTP %ld with a reply that is not a HITL.sh envelope", res->http_status);
-	else
-		apierr_describe(res->http_status, res->msg, res->data, buf, size);
-}
-
 typedef struct WorkScan {
 	Record **queued;
 	size_t n_queued;
@@ -893,8 +728,8 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			if (usec_add(r->created_at, lifetime) <= now) {
 				r->state = REQUEST_FAILED;
 				r->result_source = RESULT_UNSENT;
-				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
-				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
+				manager_set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
+				manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
 				manager_record_changed(m, r);
 				continue;
 			}
@@ -902,7 +737,7 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				s.next_local = min_usec(s.next_local, r->deadline_at - LOCAL_TIMEOUT_MARGIN);
 			s.next_local = min_usec(s.next_local, usec_add(r->created_at, lifetime));
 			{
-				usec_t until = loop_paused_until(m, r->loop_id, now);
+				usec_t until = health_loop_paused_until(m, r->loop_id, now);
 
 				if (until > now) {
 					s.n_queued_paused++;
@@ -926,9 +761,9 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 
 				if (end <= now) {
 					r->state = REQUEST_FAILED;
-					set_error(r, "remote_unknown",
+					manager_set_error(r, "remote_unknown",
 					          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
-					request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+					manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
 					            "created at HITL.sh, never found there");
 					manager_record_changed(m, r);
 					continue;
@@ -1204,7 +1039,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		}
 		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
 		         (unsigned) RECONCILE_PAGE_LIMIT, kind == WORK_RECONCILE ? m->rec_offset : 0U);
-		set_string(&m->work_loop, r->loop_id);
+		manager_set_string(&m->work_loop, r->loop_id);
 		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
 		break;
 	}
@@ -1259,8 +1094,8 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 		          "HITL.sh refused the API key (%s); remote calls stop until it works again or is replaced (systemctl reload hitld).",
 		          msg);
 	m->key_state = KEY_INVALID;
-	set_string(&m->key_error, msg);
-	set_string(&m->last_error, msg);
+	manager_set_string(&m->key_error, msg);
+	manager_set_string(&m->last_error, msg);
 }
 
 /* Budget, reachability and key state from any reply. Whether the call
@@ -1272,7 +1107,7 @@ static void observe_common(Manager *m, const ApiResult *res) {
 	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
 	if (res->http_status == 0 && !res->maybe_sent)
 		budget_refund(&m->budget, res->started_at, now);
-	if (res->http_status == 429 && classify(m, CALL_POLL, res, NULL) == APIERR_RATE) {
+	if (res->http_status == 429 && health_classify(m, CALL_POLL, res, NULL) == APIERR_RATE) {
 		char remaining[16];
 
 		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
@@ -1296,10 +1131,10 @@ static void observe_common(Manager *m, const ApiResult *res) {
 				log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
 			m->key_state = KEY_VALID;
 			m->probe_failures = 0;
-			set_string(&m->key_error, NULL);
+			manager_set_string(&m->key_error, NULL);
 		}
 	}
-	status_changed(m);   /* STATUS= shows the last API error, or no longer does */
+	manager_status_changed(m);   /* STATUS= shows the last API error, or no longer does */
 }
 
 /* Is this reply a failure of the call as such (no reply, server error, a
@@ -1314,16 +1149,16 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 
 	observe_common(m, res);
 	if (reply_failed(res)) {
-		describe(res, what, sizeof what);
-		note_failure(m, what);
+		health_describe(res, what, sizeof what);
+		health_failure(m, what);
 	} else if (res->http_status != 401 && res->http_status != 429)
-		note_success(m);
+		health_success(m);
 }
 
 void manager_charge(Manager *m, CallKind kind) {
 	budget_charge(&m->budget, kind, now_realtime());
 	budget_persist(m);
-	status_changed(m);
+	manager_status_changed(m);
 }
 
 /* Back to the queue, not counted as an attempt: the create did not happen
@@ -1346,26 +1181,26 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		RemoteRequest rr;
 
 		/* A 2xx proves the create happened, whatever the body says. */
-		breaker_close(m);
-		loop_unpause(m, r->loop_id);
+		health_breaker_close(m);
+		health_loop_unpause(m, r->loop_id);
 		m->repeat_count = 0;
 		r->state = REQUEST_PENDING;
 		r->submitted_at = now;
 		json_object_put(r->error);
 		r->error = NULL;
 		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
-			set_string(&r->remote_id, rr.id);
-			set_string(&r->remote_status, rr.status);
-			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
+			manager_set_string(&r->remote_id, rr.id);
+			manager_set_string(&r->remote_status, rr.status);
+			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		} else {
 			/* Created, id unknown: found later by reconcile, never
 			 * created again, and creates go on meanwhile. */
-			set_string(&r->remote_id, NULL);
-			set_string(&r->remote_status, NULL);
+			manager_set_string(&r->remote_id, NULL);
+			manager_set_string(&r->remote_status, NULL);
 			r->next_attempt_at = now + 2 * USEC_PER_SEC;
-			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
+			manager_request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
 			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
 			            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
 		}
@@ -1373,7 +1208,7 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		return true;
 	}
 
-	c = classify(m, CALL_CREATE, res, r->loop_id);
+	c = health_classify(m, CALL_CREATE, res, r->loop_id);
 	if (c == APIERR_RATE) {
 		requeue(m, r, true);
 		return true;
@@ -1383,7 +1218,7 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		return true;
 	}
 
-	describe(res, what, sizeof what);
+	health_describe(res, what, sizeof what);
 	if (c == APIERR_REQUEST) {
 		/* The same refusal for different requests in a row is not about
 		 * them: a server that changed, not bad requests. */
@@ -1392,14 +1227,15 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		else {
 			m->repeat_count = 1;
 			m->repeat_status = res->http_status;
-			set_string(&m->repeat_msg, res->msg);
+			manager_set_string(&m->repeat_msg, res->msg);
 		}
 		if (m->repeat_count >= APIERR_REPEAT_THRESHOLD) {
 			char reason[320];
 
 			snprintf(reason, sizeof reason, "the same refusal for %u different requests in a row (%s)",
 			         m->repeat_count, what);
-			breaker_open(m, APIERR_ACCOUNT, reason);
+			health_breaker_open(m, APIERR_ACCOUNT, reason);
+			m->breaker_by_create = true;
 			requeue(m, r, false);
 			return true;
 		}
@@ -1417,13 +1253,13 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 			message = NULL;
 		r->state = REQUEST_FAILED;
 		r->result_source = RESULT_UNSENT;
-		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
-		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
+		manager_set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
+		manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
 		return true;
 	}
 	case APIERR_LOOP:
-		loop_pause(m, r->loop_id, what);
+		health_loop_pause(m, r->loop_id, what);
 		requeue(m, r, false);
 		return true;
 	case APIERR_KEY:
@@ -1431,7 +1267,8 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 	case APIERR_ENDPOINT:
 		/* A redirect or a refusal about the key, account or endpoint:
 		 * nothing was created. */
-		breaker_open(m, c, what);
+		health_breaker_open(m, c, what);
+		m->breaker_by_create = true;
 		requeue(m, r, false);
 		return true;
 	default:
@@ -1477,159 +1314,10 @@ static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
 			/* Found: no GET needed. Absent ones keep the flag and are
 			 * asked for by id. */
 			r->poll_missing = r->poll_by_id = false;
-			apply_remote(m, r, &rr);
+			manager_apply_remote(m, r, &rr);
 			break;
 		}
 	}
-	return true;
-}
-
-/* ------------------------------------------------------------------ reconcile */
-
-static void reconcile_clear(Manager *m) {
-	m->rec_id[0] = '\0';
-	m->rec_offset = m->rec_calls = 0;
-	m->rec_listing_done = false;
-	m->n_rec_candidates = m->rec_next_candidate = 0;
-}
-
-static void reconcile_begin(Manager *m, const Record *r) {
-	if (streq(m->rec_id, r->id))
-		return;
-	reconcile_clear(m);
-	snprintf(m->rec_id, sizeof m->rec_id, "%s", r->id);
-}
-
-static bool context_names(json_object *ctx, const Record *r) {
-	return ctx && streq_ptr(json_object_get_string(json_object_object_get(ctx, "hitld_id")), r->id);
-}
-
-static void reconcile_found(Manager *m, Record *r, const RemoteRequest *rr) {
-	log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", rr->id }),
-	          "Reconciled request %s: HITL.sh has it as %s, not creating it again.", r->id, rr->id);
-	apply_remote(m, r, rr);
-	reconcile_clear(m);
-}
-
-/* When is a request created with an unknown id looked for next? Less often
- * the longer it has been. */
-static usec_t find_next(const Record *r, usec_t now) {
-	usec_t d = usec_sub(now, r->submitted_at ? r->submitted_at : r->created_at) / 2;
-
-	if (d < FIND_INTERVAL)
-		d = FIND_INTERVAL;
-	if (d > FIND_INTERVAL_CAP)
-		d = FIND_INTERVAL_CAP;
-	return now + d;
-}
-
-/* After each reconcile call: resolve r once the listing proved it absent or
- * the effort is spent; never leave the queue waiting for ever. */
-static void reconcile_settle(Manager *m, Record *r) {
-	usec_t now = now_realtime();
-	bool absent = m->rec_listing_done && m->rec_next_candidate >= m->n_rec_candidates;
-
-	if (!absent && m->rec_calls < RECONCILE_MAX_CALLS)
-		return;
-	if (r->state == REQUEST_SUBMITTING && absent) {
-		r->state = REQUEST_QUEUED;
-		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
-		          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
-		manager_record_changed(m, r);
-	} else if (r->state == REQUEST_SUBMITTING) {
-		/* Not found within the bound: it may exist. It is never created
-		 * again, it stops holding up other creates, and it is looked for
-		 * now and then until its deadline. */
-		r->state = REQUEST_PENDING;
-		r->submitted_at = now;
-		r->next_attempt_at = find_next(r, now);
-		log_event(LOG_WARNING, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
-		          "Reconciling request %s found nothing within %u calls; it counts as created with an unknown id, "
-		          "is not created again, and is looked for again later.", r->id, m->rec_calls);
-		manager_record_changed(m, r);
-	} else if (r->state == REQUEST_PENDING && !r->remote_id) {
-		r->next_attempt_at = find_next(r, now);
-		manager_record_changed(m, r);
-	}
-	reconcile_clear(m);
-}
-
-/* One page of GET /api/requests?loop_id=…, newest first. The summaries lack
- * the context, so those with r's text and young enough are read whole. */
-static bool on_reconcile_list_done(Manager *m, Record *r, const ApiResult *res) {
-	json_object *requests = NULL;
-	unsigned total = 0, next_offset = 0;
-	bool has_more = false;
-	const char *text;
-	usec_t oldest, skew_slack = res->rate.has_date ? RECONCILE_SKEW_SLACK : USEC_PER_HOUR;
-	int64_t skew = 0;
-
-	if (res->http_status != 200 || res->api_error || !res->data ||
-	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
-		return false;
-	if (manager_need_params(m, r) < 0)
-		return false;
-	text = json_object_get_string(json_object_object_get(r->params, "request_text"));
-	/* Server time of r's acceptance: nothing of r can be older. */
-	if (res->rate.has_date)
-		skew = res->rate.date_epoch * (int64_t) USEC_PER_SEC - (int64_t) res->finished_at;
-	oldest = usec_sub((usec_t) ((int64_t) (r->reconcile_since ? r->reconcile_since : r->created_at) + skew),
-	                  skew_slack);
-
-	for (size_t i = 0; i < json_object_array_length(requests); i++) {
-		json_object *item = json_object_array_get_idx(requests, i);
-		const char *created = json_object_get_string(json_object_object_get(item, "created_at"));
-		RemoteRequest rr;
-		usec_t t;
-
-		if (apiparse_remote_request(item, &rr) < 0)
-			continue;
-		if (created && parse_iso8601(created, &t) >= 0 && t < oldest) {
-			m->rec_listing_done = true;
-			break;
-		}
-		if (context_names(rr.context, r)) {
-			reconcile_found(m, r, &rr);
-			return true;
-		}
-		if (!streq_ptr(json_object_get_string(json_object_object_get(item, "request_text")), text))
-			continue;
-		if (m->n_rec_candidates >= ELEMENTSOF(m->rec_candidates)) {
-			/* Too many twins to read at once: read these, then this
-			 * page again from here. */
-			has_more = true;
-			next_offset = m->rec_offset + (unsigned) i;
-			break;
-		}
-		snprintf(m->rec_candidates[m->n_rec_candidates++], sizeof m->rec_candidates[0], "%s", rr.id);
-	}
-	if (!has_more)
-		m->rec_listing_done = true;
-	else if (!m->rec_listing_done)
-		m->rec_offset = next_offset;
-	reconcile_settle(m, r);
-	return true;
-}
-
-static bool on_reconcile_get_done(Manager *m, Record *r, const ApiResult *res) {
-	if (res->http_status == 200 && !res->api_error && res->data) {
-		RemoteRequest rr;
-
-		if (apiparse_get_request(res->data, &rr) < 0 && apiparse_remote_request(res->data, &rr) < 0)
-			return false;
-		m->rec_next_candidate++;
-		if (context_names(rr.context, r)) {
-			reconcile_found(m, r, &rr);
-			return true;
-		}
-	} else if (res->http_status == 404 || res->http_status == 403)
-		m->rec_next_candidate++;   /* gone, or not ours: not r */
-	else
-		return false;
-	if (m->rec_next_candidate >= m->n_rec_candidates)
-		m->n_rec_candidates = m->rec_next_candidate = 0;
-	/* The page with the candidates is read on; settled when all are read. */
-	reconcile_settle(m, r);
 	return true;
 }
 
@@ -1651,7 +1339,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 			continue;
 		(*ret_matched)++;
 		r->poll_seen_round = m->poll_round;
-		apply_remote(m, r, &rr);
+		manager_apply_remote(m, r, &rr);
 		return;
 	}
 }
@@ -1706,14 +1394,20 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	m->work_kind = WORK_NONE;
 
 	observe_common(m, res);
-	describe(res, what, sizeof what);
+	health_describe(res, what, sizeof what);
 	if (failed)
-		note_failure(m, what);
+		health_failure(m, what);
 	/* A redirect or an error about the key, account or endpoint on any
 	 * call pauses creates too (creates handle their own). */
-	cls = classify(m, CALL_POLL, res, NULL);
-	if (kind != WORK_CREATE && apierr_is_global(cls))
-		breaker_open(m, cls, what);
+	cls = health_classify(m, CALL_POLL, res, NULL);
+	if (kind != WORK_CREATE && apierr_is_global(cls)) {
+		health_breaker_open(m, cls, what);
+		m->breaker_by_create = false;
+	} else if (kind != WORK_CREATE && !m->breaker_by_create && res->http_status >= 200 && res->http_status < 300 &&
+	           !res->api_error)
+		/* What a poll or reconcile ran into works again for them; a
+		 * refused create is cleared only by a create. */
+		health_breaker_close(m);
 
 	switch (kind) {
 	case WORK_CREATE:
@@ -1727,7 +1421,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			reconcile_clear(m);
 			break;
 		}
-		ok = kind == WORK_RECONCILE ? on_reconcile_list_done(m, r, res) : on_reconcile_get_done(m, r, res);
+		ok = kind == WORK_RECONCILE ? reconcile_on_list(m, r, res) : reconcile_on_get(m, r, res);
 		if (!ok)
 			reconcile_settle(m, r);   /* failed calls count towards the bound too */
 		break;
@@ -1748,8 +1442,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (res->http_status == 200 && !res->api_error) {
 			r->state = REQUEST_CANCELLED;
 			r->cancel_requested = false;
-			set_string(&r->remote_status, "cancelled");
-			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+			manager_set_string(&r->remote_status, "cancelled");
+			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
 			/* Already final remotely (answered, timed out): learn how. */
@@ -1764,7 +1458,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			break;
 		if (res->http_status == 200 && !res->api_error) {
 			r->feedback_state = FEEDBACK_SENT;
-			request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
+			manager_request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status >= 400 && res->http_status < 500 && res->http_status != 401 &&
 		           res->http_status != 429) {
@@ -1782,13 +1476,13 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			json_object *obj = json_object_object_get(res->data, "request");
 
 			if (apiparse_remote_request(obj ? obj : res->data, &rr) >= 0)
-				apply_remote(m, r, &rr);
+				manager_apply_remote(m, r, &rr);
 			else
 				ok = false;
 		} else if (r && res->http_status == 404) {
 			r->state = REQUEST_FAILED;
-			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
+			manager_set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
+			manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
 		} else
 			ok = false;
@@ -1806,7 +1500,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	case WORK_PROBE:
 		if (res->http_status == 200 && res->data) {
 			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
-			set_string(&m->api_key_id, id);
+			manager_set_string(&m->api_key_id, id);
 		} else
 			ok = false;
 		break;
@@ -1818,11 +1512,11 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	 * status said (401 and 429 have their own pauses). */
 	if (!failed && res->http_status != 401 && res->http_status != 429) {
 		if (ok)
-			note_success(m);
+			health_success(m);
 		else
-			note_failure(m, what);
+			health_failure(m, what);
 	}
-	status_changed(m);
+	manager_status_changed(m);
 	if (m->shutting_down) {
 		sd_event_exit(m->event, 0);
 		return;
@@ -1983,8 +1677,8 @@ static int load_key(Manager *m, bool reload) {
 	m->key_state = KEY_UNKNOWN;
 	m->probe_failures = 0;
 	m->next_probe_at = 0;
-	set_string(&m->key_error, NULL);
-	set_string(&m->api_key_id, NULL);
+	manager_set_string(&m->key_error, NULL);
+	manager_set_string(&m->api_key_id, NULL);
 	log_event(LOG_INFO, MID_KEY_LOADED, LOG_FIELDS({ "HITL_KEY_SOURCE", secret_source_to_string(source) }),
 	          "API key %s from the %s.", reload ? "reloaded" : "loaded", secret_source_to_string(source));
 	return 0;
@@ -2015,7 +1709,7 @@ int manager_reload(Manager *m) {
 	}
 	(void) load_key(m, true);
 	sd_notify(false, "READY=1");
-	status_changed(m);
+	manager_status_changed(m);
 	manager_kick(m);
 	return k;
 }

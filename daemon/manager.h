@@ -2,7 +2,13 @@
  * budget, the HITL.sh client and the socket server, and runs the remote work
  * (create, poll, cancel, feedback, reconcile, key probe) one background call at
  * a time, when the budget allows. Methods (methods.c) act on it through the
- * functions below. */
+ * functions below.
+ * Promises of the work engine: a create is sent again only when it provably
+ * did not happen (no 2xx, and a reconcile found nothing); a reconcile ends
+ * within a bounded number of calls; every failed call backs off and an
+ * outage is logged once; an error about the key, the account or the endpoint
+ * (apierr.h) pauses creates and fails nothing (hitld(8), "When HITL.sh
+ * refuses"). */
 #pragma once
 
 #include <stdbool.h>
@@ -105,6 +111,7 @@ typedef struct Manager {
 	char *breaker_reason;
 	usec_t breaker_since, breaker_probe_at;
 	unsigned breaker_failures;
+	bool breaker_by_create;    /* opened by a create: only a create closes it */
 	/* Loops whose creates pause (no active members). */
 	struct LoopPause *loop_pauses;
 	size_t n_loop_pauses;
