@@ -1025,20 +1025,24 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		sched_note_served(&m->sched, r);
 		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
 		break;
-	case WORK_RECONCILE:
-	case WORK_POLL_LOOP: {
+	case WORK_POLL_LOOP:
+		/* Requests of every key in the loop (those of a key since rotated
+		 * are in no list of the current key). Unpaged: a loop too big to
+		 * read fails, and its missing requests are read by id instead. */
+		manager_set_string(&m->work_loop, r->loop_id);
+		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
+		break;
+	case WORK_RECONCILE: {
 		/* The key's own requests in the loop, a page at a time: a loop's
 		 * whole listing (GET /loops/{id}/requests) outgrows any bound. */
 		char path[256];
 
 		if (!apiparse_id_is_valid(r->loop_id))
 			return -EINVAL;
-		if (kind == WORK_RECONCILE) {
-			reconcile_begin(m, r);
-			m->rec_calls++;
-		}
+		reconcile_begin(m, r);
+		m->rec_calls++;
 		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
-		         (unsigned) RECONCILE_PAGE_LIMIT, kind == WORK_RECONCILE ? m->rec_offset : 0U);
+		         (unsigned) RECONCILE_PAGE_LIMIT, m->rec_offset);
 		manager_set_string(&m->work_loop, r->loop_id);
 		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
 		break;
@@ -1291,15 +1295,11 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 	return false;
 }
 
-/* The loop's requests (GET /api/requests?loop_id=, one page), for pending
- * requests the key's list did not show. */
+/* The loop's own listing, for pending requests the key's list did not show. */
 static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
-	json_object *requests = NULL;
-	unsigned total, next_offset;
-	bool has_more;
+	json_object *requests = res->data ? json_object_object_get(res->data, "requests") : NULL;
 
-	if (res->http_status != 200 || res->api_error || !res->data ||
-	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
+	if (res->http_status != 200 || res->api_error || !json_object_is_type(requests, json_type_array))
 		return false;
 	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
 		next = outbox_next(m->outbox, r);
@@ -1427,8 +1427,9 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		break;
 	case WORK_POLL_LOOP:
 		ok = on_poll_loop_done(m, res);
-		if (res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
-			/* Whatever the loop's listing did not show is asked for by id. */
+		if (res->http_status != 429 && res->http_status != 401)
+			/* Whatever the loop's listing did not show (or all, when it
+			 * could not be read: too big, an error) is asked for by id. */
 			for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
 				if (x->state == REQUEST_PENDING && x->poll_missing && streq_ptr(x->loop_id, m->work_loop))
 					x->poll_by_id = true;
@@ -1675,6 +1676,9 @@ static int load_key(Manager *m, bool reload) {
 		return k;
 	m->key_source = source;
 	m->key_state = KEY_UNKNOWN;
+	if (reload)
+		/* The listing a reconcile reads shows only this key's requests. */
+		m->key_changed_at = now_realtime();
 	m->probe_failures = 0;
 	m->next_probe_at = 0;
 	manager_set_string(&m->key_error, NULL);

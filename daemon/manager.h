@@ -133,6 +133,7 @@ typedef struct Manager {
 	SecretSource key_source;
 	char *key_error;
 	char *api_key_id;
+	usec_t key_changed_at;     /* a reload loaded a key (perhaps another one) */
 	unsigned probe_failures;
 	usec_t next_probe_at;
 	bool reachable;

@@ -58,6 +58,10 @@ void reconcile_settle(Manager *m, Record *r) {
 
 	if (!absent && m->rec_calls < RECONCILE_MAX_CALLS)
 		return;
+	/* A create sent with a key since replaced is in no listing of the
+	 * current key: its absence proves nothing. */
+	if (absent && r->state == REQUEST_SUBMITTING && r->updated_at < m->key_changed_at)
+		absent = false, m->rec_calls = RECONCILE_MAX_CALLS;
 	if (r->state == REQUEST_SUBMITTING && absent) {
 		r->state = REQUEST_QUEUED;
 		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
