@@ -1103,7 +1103,7 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 }
 
 /* Budget, reachability and key state from any reply. Whether the call
- * made progress is for the caller to say (note_success, note_failure). */
+ * made progress is for the caller to say (health_success, health_failure). */
 static void observe_common(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
 
