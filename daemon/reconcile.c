@@ -85,6 +85,46 @@ void reconcile_settle(Manager *m, Record *r) {
 	reconcile_clear(m);
 }
 
+/* Where a page of the listing starts to be older than t (local time) on the
+ * server's clock, less the slack for clocks that disagree. */
+static usec_t server_time(const ApiResult *res, usec_t t) {
+	int64_t skew = 0;
+
+	if (res->rate.has_date)
+		skew = res->rate.date_epoch * (int64_t) USEC_PER_SEC - (int64_t) res->finished_at;
+	return usec_sub((usec_t) ((int64_t) t + skew), res->rate.has_date ? RECONCILE_SKEW_SLACK : USEC_PER_HOUR);
+}
+
+/* After damage in the log, many queued requests of one loop may need a
+ * reconcile at once. The first page, when it reaches back past r's window,
+ * also shows every create since: another such request whose window it
+ * covers and whose text it does not show was not created, and goes back to
+ * the queue now, without a reconcile of its own (one call for all, not one
+ * each). */
+static void settle_others(Manager *m, Record *r, json_object *requests, usec_t oldest, const ApiResult *res) {
+	for (Record *x = outbox_first(m->outbox), *next; x; x = next) {
+		const char *text;
+		bool seen = false;
+
+		next = outbox_next(m->outbox, x);
+		if (x == r || x->state != REQUEST_SUBMITTING || !x->reconcile_since || !streq_ptr(x->loop_id, r->loop_id) ||
+		    x->updated_at < m->key_changed_at || server_time(res, x->reconcile_since) < oldest ||
+		    (m->work_call && streq(m->work_record, x->id)) || manager_need_params(m, x) < 0)
+			continue;
+		text = json_object_get_string(json_object_object_get(x->params, "request_text"));
+		for (size_t i = 0; i < json_object_array_length(requests) && !seen; i++)
+			seen = streq_ptr(json_object_get_string(
+			                         json_object_object_get(json_object_array_get_idx(requests, i), "request_text")),
+			                 text);
+		if (seen)
+			continue;   /* its own reconcile reads the look-alikes */
+		x->state = REQUEST_QUEUED;
+		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", x->id }),
+		          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", x->id);
+		manager_record_changed(m, x);
+	}
+}
+
 /* One page of GET /api/requests?loop_id=…, newest first. The summaries lack
  * the context, so those with r's text and young enough are read whole. */
 bool reconcile_on_list(Manager *m, Record *r, const ApiResult *res) {
@@ -92,8 +132,8 @@ bool reconcile_on_list(Manager *m, Record *r, const ApiResult *res) {
 	unsigned total = 0, next_offset = 0;
 	bool has_more = false;
 	const char *text;
-	usec_t oldest, skew_slack = res->rate.has_date ? RECONCILE_SKEW_SLACK : USEC_PER_HOUR;
-	int64_t skew = 0;
+	bool first_page = m->rec_offset == 0;
+	usec_t oldest;
 
 	if (res->http_status != 200 || res->api_error || !res->data ||
 	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0)
@@ -101,11 +141,9 @@ bool reconcile_on_list(Manager *m, Record *r, const ApiResult *res) {
 	if (manager_need_params(m, r) < 0)
 		return false;
 	text = json_object_get_string(json_object_object_get(r->params, "request_text"));
-	/* Server time of r's acceptance: nothing of r can be older. */
-	if (res->rate.has_date)
-		skew = res->rate.date_epoch * (int64_t) USEC_PER_SEC - (int64_t) res->finished_at;
-	oldest = usec_sub((usec_t) ((int64_t) (r->reconcile_since ? r->reconcile_since : r->created_at) + skew),
-	                  skew_slack);
+	/* Nothing of r can be older than its acceptance (or, after damage in
+	 * the log, than its newest surviving entry). */
+	oldest = server_time(res, r->reconcile_since ? r->reconcile_since : r->created_at);
 
 	for (size_t i = 0; i < json_object_array_length(requests); i++) {
 		json_object *item = json_object_array_get_idx(requests, i);
@@ -138,6 +176,8 @@ bool reconcile_on_list(Manager *m, Record *r, const ApiResult *res) {
 		m->rec_listing_done = true;
 	else if (!m->rec_listing_done)
 		m->rec_offset = next_offset;
+	if (first_page && m->rec_listing_done && r->reconcile_since)
+		settle_others(m, r, requests, oldest, res);
 	reconcile_settle(m, r);
 	return true;
 }

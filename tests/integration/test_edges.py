@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, SLOW, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, SLOW, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
 
 HITLCTL = os.path.join(BUILD, "hitlctl")
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
@@ -491,6 +491,32 @@ class DamagedLog(EdgeCase):
         time.sleep(2)
         self.assertEqual(len(self.remotes(rid)), 1, "created twice after the log damage")
         self.assertIn("quarantined", self.hitld.log_text().lower())
+
+    def test_many_queued_requests_before_the_damage_are_settled_by_one_listing(self):
+        # Nothing can be sent (no key): five requests stay queued, then a
+        # sixth is written and its entry damaged (whole, not torn).
+        self.start(key=None)
+        ids = self.submit(5, "queued before damage")
+        last = self.submit(1, "damaged after")[0]
+        self.hitld.stop()
+        (path, off, size, rid), = [e for e in log_entries(self.hitld.state_dir) if e[3] == last]
+        with open(path, "r+b") as f:
+            f.seek(off + size // 2)
+            b = f.read(1)
+            f.seek(off + size // 2)
+            f.write(bytes([b[0] ^ 0x40]))
+        self.hitld.key = KEY
+        t0 = time.monotonic()
+        self.hitld.start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+        self.assertIn("may have been sent already", self.hitld.log_text())
+        for i in ids:
+            self.wait_state(i, "pending", timeout=60)
+        for i in ids:
+            self.assertEqual(len(self.remotes(i)), 1)
+        listings = self.proxy.count("GET", "/v1/api/requests", t0)
+        self.assertLessEqual(listings, 3, "one reconcile per damaged request, not one listing for all")
 
 
 if __name__ == "__main__":
