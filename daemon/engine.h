@@ -19,8 +19,6 @@
 /* manager.c */
 void manager_set_string(char **p, const char *s);
 void manager_status_changed(Manager *m);
-void manager_set_error(Record *r, const char *code, const char *message, long http_status);
-_printf_(5, 6) void manager_request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...);
 /* Applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 

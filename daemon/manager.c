@@ -78,7 +78,7 @@ double manager_random(Manager *m) {
 	return (double) ((m->rng * 0x2545F4914F6CDD1DULL) >> 11) / (double) (1ULL << 53);
 }
 
-void manager_set_string(char **p, const char *s) {
+static void set_string(char **p, const char *s) {
 	free(*p);
 	*p = s ? strdup(s) : NULL;
 }
@@ -310,7 +310,7 @@ static int on_status_defer(sd_event_source *s, void *userdata) {
 	return 0;
 }
 
-void manager_status_changed(Manager *m) {
+static void status_changed(Manager *m) {
 	if (m->status_defer)
 		sd_event_source_set_enabled(m->status_defer, SD_EVENT_ONESHOT);
 }
@@ -319,7 +319,7 @@ void manager_status_changed(Manager *m) {
 
 void manager_record_saved(Manager *m, Record *r) {
 	manager_notify(m, r);
-	manager_status_changed(m);
+	status_changed(m);
 	manager_kick(m);
 }
 
@@ -338,7 +338,7 @@ int manager_record_changed(Manager *m, Record *r) {
 }
 
 _printf_(5, 6)
-void manager_request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
+static void request_log(Manager *m, Record *r, int prio, const char *mid, const char *fmt, ...) {
 	char uid[16], status[8] = "";
 	va_list ap;
 
@@ -356,7 +356,7 @@ void manager_request_log(Manager *m, Record *r, int prio, const char *mid, const
 	va_end(ap);
 }
 
-void manager_set_error(Record *r, const char *code, const char *message, long http_status) {
+static void set_error(Record *r, const char *code, const char *message, long http_status) {
 	json_object *e = json_object_new_object();
 
 	json_object_object_add(e, "code", json_object_new_string(code));
@@ -379,13 +379,13 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	/* Never shown to anyone: the default is not a reviewer's silence. */
 	r->result_source = RESULT_UNSENT;
 	r->next_attempt_at = 0;
-	manager_request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
+	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
 }
 
 /* Applies what HITL.sh says about r's remote request. */
-void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	RequestState old = r->state;
 	bool changed = false;
 	const char *rtype;
@@ -397,11 +397,11 @@ void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	config = json_object_object_get(r->params, "response_config");
 
 	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
-		manager_set_string(&r->remote_id, rr->id);
+		set_string(&r->remote_id, rr->id);
 		changed = true;
 	}
 	if (!streq_ptr(r->remote_status, rr->status)) {
-		manager_set_string(&r->remote_status, rr->status);
+		set_string(&r->remote_status, rr->status);
 		changed = true;
 	}
 	if (r->state == REQUEST_SUBMITTING) {
@@ -454,13 +454,26 @@ void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		return;
 	if (old != r->state) {
 		if (r->state == REQUEST_COMPLETED)
-			manager_request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
+			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
 		else if (r->state == REQUEST_TIMEOUT)
-			manager_request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
+			request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out at HITL.sh.", r->id);
 		else if (r->state == REQUEST_CANCELLED)
-			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 	}
 	manager_record_changed(m, r);
+}
+
+/* For health.c and reconcile.c (engine.h). */
+void manager_set_string(char **p, const char *s) {
+	set_string(p, s);
+}
+
+void manager_status_changed(Manager *m) {
+	status_changed(m);
+}
+
+void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	apply_remote(m, r, rr);
 }
 
 /* ------------------------------------------------------------------ group commit */
@@ -538,7 +551,7 @@ void manager_commit(Manager *m) {
 		int enabled = SD_EVENT_OFF;
 		uint64_t armed = USEC_INFINITY;
 
-		manager_status_changed(m);
+		status_changed(m);
 		/* The work engine scans every record: wake it only if the new ones
 		 * can change its plan — a call in flight wakes it anyway when done;
 		 * an armed timer already covers a queue that was not empty, unless a
@@ -630,7 +643,7 @@ void manager_set_paused(Manager *m, bool paused) {
 	if (k < 0)
 		log_warning_errno(k, "Failed to persist the paused state: %m");
 	log_notice("Queue %s.", paused ? "paused: no remote calls until resumed" : "resumed");
-	manager_status_changed(m);
+	status_changed(m);
 	manager_kick(m);
 }
 
@@ -728,8 +741,8 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			if (usec_add(r->created_at, lifetime) <= now) {
 				r->state = REQUEST_FAILED;
 				r->result_source = RESULT_UNSENT;
-				manager_set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
-				manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
+				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
+				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
 				manager_record_changed(m, r);
 				continue;
 			}
@@ -761,9 +774,9 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 
 				if (end <= now) {
 					r->state = REQUEST_FAILED;
-					manager_set_error(r, "remote_unknown",
+					set_error(r, "remote_unknown",
 					          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
-					manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+					request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
 					            "created at HITL.sh, never found there");
 					manager_record_changed(m, r);
 					continue;
@@ -1029,7 +1042,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		/* Requests of every key in the loop (those of a key since rotated
 		 * are in no list of the current key). Unpaged: a loop too big to
 		 * read fails, and its missing requests are read by id instead. */
-		manager_set_string(&m->work_loop, r->loop_id);
+		set_string(&m->work_loop, r->loop_id);
 		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
 		break;
 	case WORK_RECONCILE: {
@@ -1043,7 +1056,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		m->rec_calls++;
 		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
 		         (unsigned) RECONCILE_PAGE_LIMIT, m->rec_offset);
-		manager_set_string(&m->work_loop, r->loop_id);
+		set_string(&m->work_loop, r->loop_id);
 		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
 		break;
 	}
@@ -1098,8 +1111,8 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 		          "HITL.sh refused the API key (%s); remote calls stop until it works again or is replaced (systemctl reload hitld).",
 		          msg);
 	m->key_state = KEY_INVALID;
-	manager_set_string(&m->key_error, msg);
-	manager_set_string(&m->last_error, msg);
+	set_string(&m->key_error, msg);
+	set_string(&m->last_error, msg);
 }
 
 /* Budget, reachability and key state from any reply. Whether the call
@@ -1135,10 +1148,10 @@ static void observe_common(Manager *m, const ApiResult *res) {
 				log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
 			m->key_state = KEY_VALID;
 			m->probe_failures = 0;
-			manager_set_string(&m->key_error, NULL);
+			set_string(&m->key_error, NULL);
 		}
 	}
-	manager_status_changed(m);   /* STATUS= shows the last API error, or no longer does */
+	status_changed(m);   /* STATUS= shows the last API error, or no longer does */
 }
 
 /* Is this reply a failure of the call as such (no reply, server error, a
@@ -1162,7 +1175,7 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 void manager_charge(Manager *m, CallKind kind) {
 	budget_charge(&m->budget, kind, now_realtime());
 	budget_persist(m);
-	manager_status_changed(m);
+	status_changed(m);
 }
 
 /* Back to the queue, not counted as an attempt: the create did not happen
@@ -1193,18 +1206,18 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		json_object_put(r->error);
 		r->error = NULL;
 		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
-			manager_set_string(&r->remote_id, rr.id);
-			manager_set_string(&r->remote_status, rr.status);
-			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
+			set_string(&r->remote_id, rr.id);
+			set_string(&r->remote_status, rr.status);
+			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		} else {
 			/* Created, id unknown: found later by reconcile, never
 			 * created again, and creates go on meanwhile. */
-			manager_set_string(&r->remote_id, NULL);
-			manager_set_string(&r->remote_status, NULL);
+			set_string(&r->remote_id, NULL);
+			set_string(&r->remote_status, NULL);
 			r->next_attempt_at = now + 2 * USEC_PER_SEC;
-			manager_request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
+			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
 			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
 			            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
 		}
@@ -1231,7 +1244,7 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		else {
 			m->repeat_count = 1;
 			m->repeat_status = res->http_status;
-			manager_set_string(&m->repeat_msg, res->msg);
+			set_string(&m->repeat_msg, res->msg);
 		}
 		if (m->repeat_count >= APIERR_REPEAT_THRESHOLD) {
 			char reason[320];
@@ -1257,8 +1270,8 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 			message = NULL;
 		r->state = REQUEST_FAILED;
 		r->result_source = RESULT_UNSENT;
-		manager_set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
-		manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
+		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
+		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
 		return true;
 	}
@@ -1314,7 +1327,7 @@ static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
 			/* Found: no GET needed. Absent ones keep the flag and are
 			 * asked for by id. */
 			r->poll_missing = r->poll_by_id = false;
-			manager_apply_remote(m, r, &rr);
+			apply_remote(m, r, &rr);
 			break;
 		}
 	}
@@ -1339,7 +1352,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 			continue;
 		(*ret_matched)++;
 		r->poll_seen_round = m->poll_round;
-		manager_apply_remote(m, r, &rr);
+		apply_remote(m, r, &rr);
 		return;
 	}
 }
@@ -1443,8 +1456,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (res->http_status == 200 && !res->api_error) {
 			r->state = REQUEST_CANCELLED;
 			r->cancel_requested = false;
-			manager_set_string(&r->remote_status, "cancelled");
-			manager_request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+			set_string(&r->remote_status, "cancelled");
+			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
 			/* Already final remotely (answered, timed out): learn how. */
@@ -1459,7 +1472,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			break;
 		if (res->http_status == 200 && !res->api_error) {
 			r->feedback_state = FEEDBACK_SENT;
-			manager_request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
+			request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status >= 400 && res->http_status < 500 && res->http_status != 401 &&
 		           res->http_status != 429) {
@@ -1477,13 +1490,13 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			json_object *obj = json_object_object_get(res->data, "request");
 
 			if (apiparse_remote_request(obj ? obj : res->data, &rr) >= 0)
-				manager_apply_remote(m, r, &rr);
+				apply_remote(m, r, &rr);
 			else
 				ok = false;
 		} else if (r && res->http_status == 404) {
 			r->state = REQUEST_FAILED;
-			manager_set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
-			manager_request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
+			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
 		} else
 			ok = false;
@@ -1501,7 +1514,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	case WORK_PROBE:
 		if (res->http_status == 200 && res->data) {
 			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
-			manager_set_string(&m->api_key_id, id);
+			set_string(&m->api_key_id, id);
 		} else
 			ok = false;
 		break;
@@ -1517,7 +1530,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		else
 			health_failure(m, what);
 	}
-	manager_status_changed(m);
+	status_changed(m);
 	if (m->shutting_down) {
 		sd_event_exit(m->event, 0);
 		return;
@@ -1681,8 +1694,8 @@ static int load_key(Manager *m, bool reload) {
 		m->key_changed_at = now_realtime();
 	m->probe_failures = 0;
 	m->next_probe_at = 0;
-	manager_set_string(&m->key_error, NULL);
-	manager_set_string(&m->api_key_id, NULL);
+	set_string(&m->key_error, NULL);
+	set_string(&m->api_key_id, NULL);
 	log_event(LOG_INFO, MID_KEY_LOADED, LOG_FIELDS({ "HITL_KEY_SOURCE", secret_source_to_string(source) }),
 	          "API key %s from the %s.", reload ? "reloaded" : "loaded", secret_source_to_string(source));
 	return 0;
@@ -1713,7 +1726,7 @@ int manager_reload(Manager *m) {
 	}
 	(void) load_key(m, true);
 	sd_notify(false, "READY=1");
-	manager_status_changed(m);
+	status_changed(m);
 	manager_kick(m);
 	return k;
 }
