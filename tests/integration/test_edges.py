@@ -423,6 +423,20 @@ class Breaker(EdgeCase):
         self.check_pause(dict(status=400, body=envelope(True, "No active members found in the loop"), headers=JSON),
                          "No active members", where="loops_paused")
 
+    def test_the_status_line_names_the_reason(self):
+        from systemd_support import NotifySocket
+        n = NotifySocket(os.path.join(self.tmp, "notify.sock"))
+        self.addCleanup(n.close)
+        self.start(env_extra={"NOTIFY_SOCKET": n.path})
+        self.proxy.add("POST", self.create_prefix, status=402, headers=JSON,
+                       body=envelope(True, "Monthly request quota exhausted"))
+        self.submit(2, "status line")
+        m = n.wait(lambda f: "Creates paused: HTTP 402: Monthly request quota exhausted. 2 queued" in f.get("STATUS", ""),
+                   20, "STATUS= naming the reason")
+        self.proxy.clear()
+        n.wait(lambda f: f.get("STATUS", "").startswith("0 queued") and "Creates paused" not in f["STATUS"], 60,
+               "STATUS= without the pause once the queue drained", since=len(n.messages))
+
     def test_repeated_identical_400_for_different_requests(self):
         self.start()
         rule = self.proxy.add("POST", self.create_prefix, status=400, headers=JSON,
