@@ -23,9 +23,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, KEY, SLOW, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, ROOT, SLOW, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
 
 HITLCTL = os.path.join(BUILD, "hitlctl")
+if not os.path.exists(HITLCTL):     # BUILD may hold only a wrapped hitld (tests/valgrind)
+    HITLCTL = os.path.join(ROOT, "build", "hitlctl")
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 
 
