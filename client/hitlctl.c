@@ -1958,6 +1958,18 @@ static int print_outcome(Ctl *ctl, json_object *wait_result, const char *expect,
 	if (ctl->json)
 		print_json(wait_result);
 
+	/* Never shown to a reviewer: there is no answer, not even a default
+	 * anyone had the chance to beat. */
+	if (streq_ptr(jstr(rec, "result_source"), "unsent") && !streq_ptr(state, "failed")) {
+		if (!ctl->json && !ask)
+			printf("%s  %s  %s  (never sent to HITL.sh: nobody saw it)\n", strna(id), strna(state),
+			       value_text(result));
+		if (ask || expect)
+			errorf("request %s ended (%s) but was never sent to HITL.sh: no one saw it, there is no answer.",
+			       strna(id), strna(state));
+		return ask ? EXIT_TIMEOUT : 0;
+	}
+
 	if (streq_ptr(state, "completed") || streq_ptr(state, "timeout")) {
 		if (!ctl->json) {
 			if (ask)
@@ -2047,7 +2059,8 @@ static void print_record(json_object *rec) {
 	if (json_object_object_get(rec, "result") || jstr(rec, "result_source")) {
 		snprintf(line, sizeof line, "%s%s", value_text(json_object_object_get(rec, "result")),
 		         streq_ptr(jstr(rec, "result_source"), "default") ? "  (the default: nobody answered in time)"
-		         : streq_ptr(jstr(rec, "result_source"), "reviewer") ? "  (from a reviewer)" : "");
+		         : streq_ptr(jstr(rec, "result_source"), "reviewer") ? "  (from a reviewer)"
+		         : streq_ptr(jstr(rec, "result_source"), "unsent") ? "  (never sent to HITL.sh: nobody saw it)" : "");
 		print_field("result:", line);
 	}
 	if (streq_ptr(jstr(rec, "kind"), "trigger")) {

@@ -57,6 +57,7 @@ static const KeyDef config_keys[] = {
 	KEY("api", "base_url", KEY_URL, api_base_url, 0, 0),
 	KEY("api", "key_file", KEY_PATH, api_key_file, 0, 0),
 	KEY("api", "timeout_s", KEY_UNSIGNED, api_timeout_s, 1, 300),
+	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
 	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
 	KEY("api", "loop_cache_ttl_s", KEY_UNSIGNED, api_loop_cache_ttl_s, 0, 86400),
 
@@ -134,6 +135,7 @@ int config_new_default(Config **ret) {
 
 	*c = (Config) {
 		.api_timeout_s = 30,
+		.api_min_timeout_margin_s = 30,
 		.api_loop_cache_ttl_s = 300,
 		.budget_limit_per_hour = 100,
 		.budget_poll_reserve = 10,

@@ -31,6 +31,7 @@ typedef struct Config {
 	unsigned api_timeout_s;            /* 30, 1..300 */
 	char *api_ca_file;                 /* NULL */
 	unsigned api_loop_cache_ttl_s;     /* 300, 0..86400 */
+	unsigned api_min_timeout_margin_s; /* 30, 0..3600: a submit must leave HITL.sh's 60 s plus this */
 	/* budget */
 	unsigned budget_limit_per_hour;    /* 100, 1..100000: assumed until the server's headers say */
 	unsigned budget_poll_reserve;      /* 10, 0..limit/2 (an unset reserve is clamped to limit/2) */
