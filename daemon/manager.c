@@ -1569,7 +1569,14 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			ok = on_create_done(m, r, res);
 		break;
 	case WORK_TRIGGER:
-		if (r && r->state == REQUEST_SUBMITTING)
+		if (!r || r->state != REQUEST_SUBMITTING)
+			break;
+		/* An error about the key, the account or the endpoint is not the
+		 * trigger's: nothing ran, and it waits in the queue while creates
+		 * pause, as a create does. */
+		if (apierr_is_global(cls))
+			requeue(m, r, false);
+		else
 			on_trigger_done(m, r, res);
 		break;
 	case WORK_RECONCILE:
