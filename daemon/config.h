@@ -73,12 +73,6 @@ Config *config_free(Config *c);
  * -ENOMEM. *ret is written only on success. */
 int config_load(const char *path, bool must_exist, Config **ret, char **ret_error);
 
-/* The rule for api.base_url, applied by config_load (so by the daemon at start and on
- * reload, and by --check-config alike): http:// or https://, a host, no user information,
- * query or fragment, and plain http:// only to a loopback host. NULL if url is acceptable,
- * else the reason. (api.c checks the URL it is given again when the client is made.) */
-const char *config_check_base_url(const char *url);
-
 /* Writes the effective configuration in libconfig syntax to f (for
  * hitld --check-config --dump). Reading the output back gives the same
  * configuration; unset optional paths are written as comments. */
