@@ -82,6 +82,19 @@ size_t outbox_count_queued(const Outbox *o, Priority p);
 size_t outbox_count_queued_uid(const Outbox *o, uid_t uid, Priority p);
 /* Fills up to max (uid, count) pairs of the uids with queued records at p; returns how many. */
 size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *counts, size_t max);
+/* Records of uid in state s (as last saved), O(1) expected. */
+size_t outbox_count_state_uid(const Outbox *o, uid_t uid, RequestState s);
+/* The queued record (as last saved) with the lowest seq: all, and of uid.
+ * Amortised O(1): a hint below which nothing is queued only moves back when a
+ * record becomes queued again. NULL when none. */
+Record *outbox_oldest_queued(Outbox *o);
+Record *outbox_oldest_queued_uid(Outbox *o, uid_t uid);
+/* One uid's records, newest first, in O(that uid's records): its newest; the
+ * one before r of r's owner; its newest with seq <= max_seq (walks back from
+ * the newest). */
+Record *outbox_last_uid(const Outbox *o, uid_t uid);
+Record *outbox_prev_uid(const Outbox *o, const Record *r);
+Record *outbox_seek_le_uid(const Outbox *o, uid_t uid, uint64_t max_seq);
 /* Entries quarantined by outbox_open(). */
 unsigned outbox_quarantined(const Outbox *o);
 /* outbox_insert() refuses with -ENOSPC while the file system holding the
