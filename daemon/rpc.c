@@ -1351,6 +1351,10 @@ static int conn_new(RpcServer *s, int fd, const struct ucred *cred) {
 	r = sd_event_add_defer(s->event, &c->defer_source, conn_on_defer, c);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->defer_source, SD_EVENT_OFF);
+	/* Behind every pending I/O event: a connection whose turn is over
+	 * (RPC_LINES_PER_TURN) continues only once the others have had theirs. */
+	if (r >= 0)
+		r = sd_event_source_set_priority(c->defer_source, SD_EVENT_PRIORITY_NORMAL + 1);
 	if (r < 0) {
 		c->io_source = sd_event_source_disable_unref(c->io_source);
 		c->defer_source = sd_event_source_disable_unref(c->defer_source);
