@@ -2,8 +2,7 @@
 """One local user cannot starve the others of CPU or memory (issue 15, items
 3 to 5; PROTOCOL.md §7, hitld(8) LIMITS).
 
-- CPU: one non-admin uid owns 100,000 records (20,000 under a sanitizer,
-  where submitting them takes minutes) and floods status and request.list
+- CPU: one non-admin uid owns 100,000 records and floods status and request.list
   on 32 pipelined connections; meanwhile a second non-admin uid's status
   p99, and root's, stay under 50 ms (asserted in the plain build; under
   ASan every call must succeed).
@@ -31,7 +30,7 @@ from test_hostile import CHILD_CLOSE, child, collect, raise_fd_limit, rss_kb, st
 
 FLOOD_UID = 65533
 VICTIM_UID = 65532
-RECORDS = 20000 if SANITIZER else 100000
+RECORDS = 100000               # the issue's figure; the fill takes ~7 s plain, ~25 s under ASan
 FLOOD_CONNS = 32
 P99_LIMIT_MS = 50.0
 WATCH_UIDS = list(range(65520, 65528))
