@@ -5,7 +5,10 @@
  * unreadable records, kept, never deleted). Promises: insert/save/remove
  * return only once the change is durable, and on error change nothing; bad
  * bytes never stop outbox_open(). Lookups by id and by (uid, client_ref) are
- * O(1) expected; iteration is in seq (acceptance) order. Called by methods and
+ * O(1) expected; iteration is in seq (acceptance) order, over all records or
+ * over one uid's (a per-uid list, so that what one user asks costs in
+ * proportion to that user's records); per-state counts are kept globally and
+ * per uid. Called by methods and
  * the state machine. Single-threaded, like the rest of hitld (outbox_open()
  * parses a big log on a second thread it joins before returning). */
 #pragma once

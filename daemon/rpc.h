@@ -1,6 +1,10 @@
 /* rpc.h — the JSON-RPC 2.0 / NDJSON server on the control socket (PROTOCOL.md §1, §2, §5).
  * Owns the accepted connections: SO_PEERCRED identity taken at accept, line framing, strict
  * UTF-8 and JSON checks, per-connection and per-uid bounds, ordered replies, idle timeout.
+ * Fairness between uids (issue 15): each uid's calls get a share of the loop's time
+ * (uidshare.h; past it its connections are not read, backpressure rather than errors),
+ * connections take turns of RPC_LINES_PER_TURN lines, and buffered output is bounded per uid
+ * and in total as well as per connection.
  * Knows no method: every well-formed request goes to the dispatch callback (methods layer). */
 #pragma once
 
