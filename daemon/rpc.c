@@ -789,6 +789,7 @@ static bool conn_share_spent(const RpcConn *c) {
 	rate = server_share_rate(c->server);
 	if (uidshare_may_dispatch(c->share, &rate, now_monotonic()))
 		return false;
+	c->share->waiting = true;
 	server_arm_share(c->server, uidshare_ready_at(c->share, &rate, now_monotonic()));
 	return true;
 }
@@ -1192,9 +1193,12 @@ static int conn_on_defer(sd_event_source *src, void *userdata) {
 static int server_on_share(sd_event_source *src, uint64_t usec, void *userdata) {
 	RpcServer *s = userdata;
 
+	/* Only the connections of uids that were held back: not every idle one. */
 	for (RpcConn *c = s->conns; c; c = c->next)
-		if (c->state == CONN_OPEN && !c->exempt)
+		if (c->state == CONN_OPEN && !c->exempt && c->share && c->share->waiting)
 			conn_kick(c);
+	for (UidShare *u = s->shares; u; u = u->next)
+		u->waiting = false;
 	return 0;
 }
 

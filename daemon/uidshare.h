@@ -20,6 +20,7 @@ typedef struct UidShare {
 	size_t out_bytes;        /* unsent output and held-back replies of all its connections */
 	int64_t credit;          /* usec of dispatch time it may still spend; may go negative */
 	usec_t updated;          /* CLOCK_MONOTONIC of the last refill */
+	bool waiting;            /* its connections wait for the bucket to refill */
 	struct UidShare *prev, *next;
 } UidShare;
 
