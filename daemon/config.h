@@ -46,6 +46,9 @@ typedef struct Config {
 	unsigned socket_max_connections;   /* 1024, 1..65536 */
 	size_t socket_max_message_bytes;   /* 1048576, 1024..16777216 */
 	unsigned socket_idle_timeout_s;    /* 300, 1..86400 */
+	unsigned socket_max_output_mb_per_uid; /* 8, 1..1024: buffered output of one uid's connections */
+	unsigned socket_max_output_mb_total;   /* 64, 1..65536: of every connection */
+	unsigned socket_cpu_percent_per_uid;   /* 25, 1..100 (100: no limit); admins exempt */
 	LoopWrites socket_loop_writes;     /* "admin" | "all" */
 	/* outbox */
 	char *outbox_state_dir;            /* "/var/lib/hitld" */

@@ -1810,6 +1810,11 @@ bool manager_socket_replaced(Manager *m) {
 	return listener_verify(m->socket_path, &m->socket_file) < 0;
 }
 
+/* Administrators are not held to the per-uid share of the loop's time. */
+static bool rpc_exempt_admin(uid_t uid, gid_t gid, void *userdata) {
+	return manager_peer_is_admin(userdata, uid, gid);
+}
+
 static int apply_config(Manager *m) {
 	RpcLimits limits = {
 		.max_message_bytes = m->config->socket_max_message_bytes,
@@ -1818,6 +1823,9 @@ static int apply_config(Manager *m) {
 		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
 		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
 		.max_pending_calls = 64,
+		.max_output_bytes_per_uid = (size_t) m->config->socket_max_output_mb_per_uid * 1024 * 1024,
+		.max_output_bytes_total = (size_t) m->config->socket_max_output_mb_total * 1024 * 1024,
+		.cpu_percent_per_uid = m->config->socket_cpu_percent_per_uid,
 	};
 
 	log_set_max_level(m->config->log_level);
@@ -2014,10 +2022,14 @@ int manager_startup(Manager *m) {
 		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
 		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
 		.max_pending_calls = 64,
+		.max_output_bytes_per_uid = (size_t) m->config->socket_max_output_mb_per_uid * 1024 * 1024,
+		.max_output_bytes_total = (size_t) m->config->socket_max_output_mb_total * 1024 * 1024,
+		.cpu_percent_per_uid = m->config->socket_cpu_percent_per_uid,
 	};
 	k = rpc_server_new(m->event, m->listen_fd, &limits, methods_dispatch, m, &m->rpc);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the socket server: %m");
+	rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
 
 	k = sd_event_add_time(m->event, &m->work_timer, CLOCK_REALTIME, 0, 10 * USEC_PER_MSEC, on_work_timer, m);
 	if (k < 0)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "cursor.h"
 #include "log.h"
 #include "manager.h"
 #include "msgid.h"
@@ -248,30 +249,21 @@ static void method_status(Manager *m, RpcCall *call) {
 	usec_t now = now_realtime();
 	size_t counts[_REQUEST_STATE_MAX] = {};
 	usec_t oldest_queued = 0;
+	Record *oldest;
 	json_object *result, *budget, *queue, *api, *key, *sock;
 
 	if (!check_known_params(call, known))
 		return;
 
-	if (admin) {
-		/* The outbox keeps these counts: no walk over 100,000 records. The
-		 * oldest queued request is the first queued one in acceptance order. */
-		for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
-			counts[st] = outbox_count_state(m->outbox, st);
-		if (counts[REQUEST_QUEUED] > 0)
-			for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-				if (r->state == REQUEST_QUEUED) {
-					oldest_queued = r->created_at;
-					break;
-				}
-	} else
-		for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
-			if (r->owner_uid != uid)
-				continue;
-			counts[r->state]++;
-			if (r->state == REQUEST_QUEUED && (oldest_queued == 0 || r->created_at < oldest_queued))
-				oldest_queued = r->created_at;
-		}
+	/* The outbox keeps these counts, globally and per uid: no walk over
+	 * 100,000 records, whoever asks (a non-admin flooding status must cost
+	 * O(1) each). The oldest queued request is the first queued one in
+	 * acceptance order. */
+	for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
+		counts[st] = admin ? outbox_count_state(m->outbox, st) : outbox_count_state_uid(m->outbox, uid, st);
+	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
+	if (oldest)
+		oldest_queued = oldest->created_at;
 
 	budget_tick(&m->budget, now);
 	budget = json_object_new_object();
@@ -769,6 +761,23 @@ static void reply_wait(Manager *m, RpcCall *call, Record *r, int64_t timeout_ms)
 		rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 }
 
+/* One random key per daemon run: cursors do not outlive a restart (a client
+ * given -32602 for an old cursor starts again from the newest). */
+static int list_cursor_key(CursorKey *ret) {
+	static CursorKey key;
+	static bool have;
+	int k;
+
+	if (!have) {
+		k = cursor_key_new(&key);
+		if (k < 0)
+			return log_error_errno(k, "Cannot make a request.list cursor key: %m");
+		have = true;
+	}
+	*ret = key;
+	return 0;
+}
+
 static void method_list(Manager *m, RpcCall *call) {
 	static const char *const known[] = { "state", "loop_id", "owner_uid", "limit", "cursor", NULL };
 	json_object *p = rpc_call_params(call), *states, *result, *list;
@@ -778,6 +787,10 @@ static void method_list(Manager *m, RpcCall *call) {
 	uint64_t max_seq = UINT64_MAX;
 	size_t n = 0, bytes = 0;
 	Record *r, *last = NULL;
+	CursorKey key;
+	char next[CURSOR_STRING_MAX];
+	bool by_uid;
+	uid_t list_uid;
 	int k;
 
 	if (!check_known_params(call, known))
@@ -821,25 +834,27 @@ static void method_list(Manager *m, RpcCall *call) {
 	if (k == -EINVAL)
 		return;
 	if (cursor) {
-		char *end;
-		unsigned long long c;
+		uint64_t c;
 
-		errno = 0;
-		c = strtoull(cursor, &end, 10);
-		if (errno || *end || end == cursor || c == 0)
-			return reply_invalid_params(call, "cursor", "not a cursor this daemon gave out");
+		/* Opaque and bound to the caller's uid: a cursor of another user, or
+		 * a made-up one ("-1", a bare seq), is refused. */
+		if (list_cursor_key(&key) < 0 || cursor_decode(&key, rpc_call_uid(call), cursor, &c) < 0)
+			return reply_invalid_params(call, "cursor", "not a cursor this daemon gave you");
 		max_seq = c - 1;
 	}
 
+	/* One uid's requests are walked through the outbox's per-uid list:
+	 * O(that uid's requests), not O(all), for a non-admin. */
+	by_uid = !admin || owner >= 0;
+	list_uid = owner >= 0 ? (uid_t) owner : rpc_call_uid(call);
 	list = json_object_new_array();
 	/* Newest first by acceptance order; seq never changes, so a cursor
 	 * (the last seq returned) stays valid while new requests arrive. */
-	for (r = outbox_seek_le(m->outbox, max_seq); r; r = outbox_prev(m->outbox, r)) {
+	for (r = by_uid ? outbox_seek_le_uid(m->outbox, list_uid, max_seq) : outbox_seek_le(m->outbox, max_seq); r;
+	     r = by_uid ? outbox_prev_uid(m->outbox, r) : outbox_prev(m->outbox, r)) {
 		json_object *rec;
 
-		if (!admin && r->owner_uid != rpc_call_uid(call))
-			continue;
-		if (owner >= 0 && r->owner_uid != (uid_t) owner)
+		if (by_uid && r->owner_uid != list_uid)
 			continue;
 		if (!any_state && !want[r->state])
 			continue;
@@ -857,11 +872,9 @@ static void method_list(Manager *m, RpcCall *call) {
 
 	result = json_object_new_object();
 	json_object_object_add(result, "requests", list);
-	if (r && last) {
-		char c[32];
-
-		snprintf(c, sizeof c, "%llu", (unsigned long long) last->seq);
-		json_object_object_add(result, "next_cursor", json_object_new_string(c));
+	if (r && last && list_cursor_key(&key) >= 0 &&
+	    cursor_encode(&key, rpc_call_uid(call), last->seq, next) >= 0) {
+		json_object_object_add(result, "next_cursor", json_object_new_string(next));
 	} else
 		json_object_object_add(result, "next_cursor", NULL);
 	rpc_call_reply(call, result);

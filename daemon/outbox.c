@@ -54,6 +54,7 @@ struct Entry {
 	SegLoc loc;            /* the record's current entry in the log */
 	uint32_t size;
 	Entry *lru_prev, *lru_next;
+	Entry *uid_prev, *uid_next; /* the uid's records, in seq order */
 };
 
 typedef struct Slot {
@@ -66,6 +67,11 @@ typedef struct UidCount {
 	bool used;
 	size_t live;
 	size_t queued[_PRIORITY_MAX];
+	size_t states[_REQUEST_STATE_MAX]; /* as last written */
+	Entry *head, *tail;                 /* the uid's records, in seq order */
+	/* No record of the uid before this one is queued (NULL: start at head),
+	 * so finding the oldest queued one is amortised O(1). */
+	Entry *queued_hint;
 } UidCount;
 
 struct Outbox {
@@ -94,6 +100,8 @@ struct Outbox {
 	size_t n_records;
 	size_t state_counts[_REQUEST_STATE_MAX];
 	size_t queued_by_priority[_PRIORITY_MAX];
+	/* No live slot below this one holds a queued record (see outbox_oldest_queued()). */
+	size_t queued_hint_slot;
 	uint64_t next_seq;
 	uint64_t min_free;
 	unsigned quarantined;
@@ -276,6 +284,7 @@ static void compact_slots(Outbox *o) {
 		}
 	o->n_slots = j;
 	o->n_dead = 0;
+	o->queued_hint_slot = 0;
 }
 
 static size_t grown(size_t n, size_t min) {
@@ -365,9 +374,18 @@ static bool priority_is_valid(Priority p) {
 }
 
 /* The queued counts follow the state last written; the priority never changes. */
-static void account_queued(Outbox *o, UidCount *u, const Entry *e, RequestState s, int delta) {
+static void account_queued(Outbox *o, UidCount *u, Entry *e, RequestState s, int delta) {
 	Priority p = e->record->priority;
 
+	if (u && state_is_valid(s))
+		u->states[s] += (size_t) delta;
+	if (s == REQUEST_QUEUED && delta > 0) {
+		/* Keep the hints below every queued record. */
+		if (e->slot < o->queued_hint_slot)
+			o->queued_hint_slot = e->slot;
+		if (u && u->queued_hint && u->queued_hint->record->seq > e->record->seq)
+			u->queued_hint = e;
+	}
 	if (s != REQUEST_QUEUED || !priority_is_valid(p))
 		return;
 	o->queued_by_priority[p] += (size_t) delta;
@@ -403,6 +421,14 @@ static void index_entry(Outbox *o, Entry *e, bool with_cref) {
 	u = find_uid(o, e->uid);
 	if (!u)
 		u = add_uid(o, e->uid);
+	/* Records are indexed in seq order: appending keeps the list sorted. */
+	e->uid_next = NULL;
+	e->uid_prev = u->tail;
+	if (u->tail)
+		u->tail->uid_next = e;
+	else
+		u->head = e;
+	u->tail = e;
 	if (!request_state_is_terminal(e->state))
 		u->live++;
 	account_queued(o, u, e, e->state, +1);
@@ -441,6 +467,19 @@ static void unindex_entry(Outbox *o, Entry *e) {
 	if (state_is_valid(e->state))
 		o->state_counts[e->state]--;
 	u = find_uid(o, e->uid);
+	if (u) {
+		if (u->queued_hint == e)
+			u->queued_hint = e->uid_next;
+		if (e->uid_prev)
+			e->uid_prev->uid_next = e->uid_next;
+		else
+			u->head = e->uid_next;
+		if (e->uid_next)
+			e->uid_next->uid_prev = e->uid_prev;
+		else
+			u->tail = e->uid_prev;
+		e->uid_prev = e->uid_next = NULL;
+	}
 	if (u && !request_state_is_terminal(e->state))
 		u->live--;
 	account_queued(o, u, e, e->state, -1);
@@ -1551,6 +1590,60 @@ void outbox_release_damaged(Outbox *o) {
 		if (o->slots[i].entry)
 			o->slots[i].entry->record->log_damaged_after = false;
 	compact_maybe(o);
+}
+
+size_t outbox_count_state_uid(const Outbox *o, uid_t uid, RequestState s) {
+	UidCount *u = o && state_is_valid(s) ? find_uid(o, uid) : NULL;
+
+	return u ? u->states[s] : 0;
+}
+
+Record *outbox_oldest_queued(Outbox *o) {
+	if (!o || o->state_counts[REQUEST_QUEUED] == 0)
+		return NULL;
+	for (size_t i = o->queued_hint_slot; i < o->n_slots; i++) {
+		Entry *e = o->slots[i].entry;
+
+		if (e && e->state == REQUEST_QUEUED) {
+			o->queued_hint_slot = i;
+			return e->record;
+		}
+	}
+	return NULL;
+}
+
+Record *outbox_oldest_queued_uid(Outbox *o, uid_t uid) {
+	UidCount *u = o ? find_uid(o, uid) : NULL;
+
+	if (!u || u->states[REQUEST_QUEUED] == 0)
+		return NULL;
+	for (Entry *e = u->queued_hint ? u->queued_hint : u->head; e; e = e->uid_next)
+		if (e->state == REQUEST_QUEUED) {
+			u->queued_hint = e;
+			return e->record;
+		}
+	return NULL;
+}
+
+Record *outbox_last_uid(const Outbox *o, uid_t uid) {
+	UidCount *u = o ? find_uid(o, uid) : NULL;
+
+	return u && u->tail ? u->tail->record : NULL;
+}
+
+Record *outbox_prev_uid(const Outbox *o, const Record *r) {
+	Entry *e = entry_of(o, r);
+
+	return e && e->uid_prev ? e->uid_prev->record : NULL;
+}
+
+Record *outbox_seek_le_uid(const Outbox *o, uid_t uid, uint64_t max_seq) {
+	UidCount *u = o ? find_uid(o, uid) : NULL;
+	Entry *e = u ? u->tail : NULL;
+
+	while (e && e->record->seq > max_seq)
+		e = e->uid_prev;
+	return e ? e->record : NULL;
 }
 
 unsigned outbox_quarantined(const Outbox *o) {

@@ -5,7 +5,10 @@
  * unreadable records, kept, never deleted). Promises: insert/save/remove
  * return only once the change is durable, and on error change nothing; bad
  * bytes never stop outbox_open(). Lookups by id and by (uid, client_ref) are
- * O(1) expected; iteration is in seq (acceptance) order. Called by methods and
+ * O(1) expected; iteration is in seq (acceptance) order, over all records or
+ * over one uid's (a per-uid list, so that what one user asks costs in
+ * proportion to that user's records); per-state counts are kept globally and
+ * per uid. Called by methods and
  * the state machine. Single-threaded, like the rest of hitld (outbox_open()
  * parses a big log on a second thread it joins before returning). */
 #pragma once
@@ -90,6 +93,19 @@ size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *coun
  * log_damaged_after (until then, damaged segments are not compacted away,
  * so a crash in between finds the same damage again). Clears the marks. */
 void outbox_release_damaged(Outbox *o);
+/* Records of uid in state s (as last saved), O(1) expected. */
+size_t outbox_count_state_uid(const Outbox *o, uid_t uid, RequestState s);
+/* The queued record (as last saved) with the lowest seq: all, and of uid.
+ * Amortised O(1): a hint below which nothing is queued only moves back when a
+ * record becomes queued again. NULL when none. */
+Record *outbox_oldest_queued(Outbox *o);
+Record *outbox_oldest_queued_uid(Outbox *o, uid_t uid);
+/* One uid's records, newest first, in O(that uid's records): its newest; the
+ * one before r of r's owner; its newest with seq <= max_seq (walks back from
+ * the newest). */
+Record *outbox_last_uid(const Outbox *o, uid_t uid);
+Record *outbox_prev_uid(const Outbox *o, const Record *r);
+Record *outbox_seek_le_uid(const Outbox *o, uid_t uid, uint64_t max_seq);
 /* Entries quarantined by outbox_open(). */
 unsigned outbox_quarantined(const Outbox *o);
 /* outbox_insert() refuses with -ENOSPC while the file system holding the

@@ -24,6 +24,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "rpc.h"
+#include "uidshare.h"
 
 #define RPC_READ_CHUNK            ((size_t) 64 * 1024)
 #define RPC_READS_PER_WAKEUP      4U
@@ -35,6 +36,7 @@
 #define RPC_MESSAGE_BYTES_CAP     ((size_t) 256 * 1024 * 1024)
 #define RPC_ACCEPT_PAUSE_USEC     (1 * USEC_PER_SEC)
 #define RPC_LIMIT_LOG_INTERVAL    (10 * USEC_PER_SEC)
+#define RPC_SHARE_BURST           (20 * USEC_PER_MSEC)
 
 typedef enum ConnState {
 	CONN_OPEN,      /* reading, dispatching, answering */
@@ -72,6 +74,10 @@ struct RpcConn {
 	bool watching;
 	bool read_eof;
 	bool input_pending;       /* complete lines wait in the buffer (dispatch paused) */
+	bool turn_over;           /* handled RPC_LINES_PER_TURN lines: wait for the defer source */
+	bool exempt;              /* not held to cpu_percent_per_uid */
+	UidShare *share;          /* the uid's share; NULL once closed */
+	size_t accounted;         /* output load last added to share->out_bytes and out_total */
 
 	char *in;
 	size_t in_len, in_alloc;
@@ -106,6 +112,11 @@ struct RpcServer {
 	unsigned n_connections;
 	bool reading_stopped;
 	usec_t last_limit_log;
+	UidShare *shares;         /* one per uid with an open connection */
+	size_t out_total;         /* output load of every connection */
+	sd_event_source *share_source; /* wakes connections held back by their uid's share */
+	rpc_exempt_t exempt;
+	void *exempt_userdata;
 	json_tokener *tok; /* reused for every line: a new one per line showed in profiles */
 };
 
@@ -153,6 +164,12 @@ static RpcLimits limits_normalize(const RpcLimits *in) {
 		l.max_pending_calls = RPC_DEFAULT_MAX_PENDING_CALLS;
 	if (l.max_queued_notifications == 0)
 		l.max_queued_notifications = RPC_DEFAULT_MAX_QUEUED_NOTIFICATIONS;
+	if (l.max_output_bytes_per_uid == 0)
+		l.max_output_bytes_per_uid = RPC_DEFAULT_MAX_OUTPUT_BYTES_PER_UID;
+	if (l.max_output_bytes_total == 0)
+		l.max_output_bytes_total = RPC_DEFAULT_MAX_OUTPUT_BYTES_TOTAL;
+	if (l.cpu_percent_per_uid == 0)
+		l.cpu_percent_per_uid = RPC_DEFAULT_CPU_PERCENT_PER_UID;
 	return l;
 }
 
@@ -477,6 +494,58 @@ static size_t conn_output_load(const RpcConn *c) {
 	return conn_unsent(c) + c->answered_bytes;
 }
 
+static ShareRate server_share_rate(const RpcServer *s) {
+	return (ShareRate) { .percent = s->limits.cpu_percent_per_uid, .burst = RPC_SHARE_BURST };
+}
+
+/* Brings the uid's and the server's output totals up to date with c. A failed or closed
+ * connection counts nothing: its buffers go at the next loop iteration. */
+static void conn_account(RpcConn *c) {
+	size_t load = c->state == CONN_FAILED || c->state == CONN_CLOSED ? 0 : conn_output_load(c);
+
+
+	if (!c->share || !c->server || load == c->accounted)
+		return;
+	c->share->out_bytes = c->share->out_bytes - c->accounted + load;
+	c->server->out_total = c->server->out_total - c->accounted + load;
+	c->accounted = load;
+}
+
+static void conn_fail(RpcConn *c, int error, const char *why);
+static bool server_may_log_limit(RpcServer *s);
+
+/* The connection (of uid u, or of anyone when u is NULL) holding the most output. */
+static RpcConn *server_biggest_output(RpcServer *s, const UidShare *u) {
+	RpcConn *best = NULL;
+
+	for (RpcConn *c = s->conns; c; c = c->next)
+		if ((!u || c->share == u) && c->state != CONN_FAILED && c->accounted > 0 &&
+		    (!best || c->accounted > best->accounted))
+			best = c;
+	return best;
+}
+
+/* Past the per-uid or the total output bound (replies can pass it: they are never dropped),
+ * the connection holding the most is closed, the way one that passes max_output_bytes is. */
+static void server_enforce_output(RpcServer *s, UidShare *u) {
+	RpcConn *victim;
+
+	while (u && u->out_bytes > s->limits.max_output_bytes_per_uid &&
+	       (victim = server_biggest_output(s, u))) {
+		log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unsent output.",
+		            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_per_uid);
+		conn_fail(victim, 0, "per-uid output limit");
+		conn_account(victim);
+	}
+	while (s->out_total > s->limits.max_output_bytes_total && (victim = server_biggest_output(s, NULL))) {
+		if (server_may_log_limit(s))
+			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output in all.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_total);
+		conn_fail(victim, 0, "total output limit");
+		conn_account(victim);
+	}
+}
+
 static void conn_touch(RpcConn *c) {
 	if (c->server)
 		c->last_activity = server_now(c->server);
@@ -491,11 +560,13 @@ static int conn_out_append(RpcConn *c, const char *data, size_t n) {
 		c->out_start = 0;
 	}
 	if (c->out_alloc - c->out_end < n) {
-		size_t want = c->out_end + n, alloc = c->out_alloc ? c->out_alloc : 4096;
+		size_t want = c->out_end + n, alloc = c->out_alloc ? c->out_alloc + c->out_alloc / 4 : 4096;
 		char *p;
 
-		while (alloc < want)
-			alloc *= 2;
+		/* Grow by a quarter, not double: what is allocated stays close to what
+		 * the output bounds count (hitld(8) states RSS from them). */
+		if (alloc < want)
+			alloc = (want + 4095) & ~(size_t) 4095;
 		p = realloc(c->out, alloc);
 		if (!p)
 			return -ENOMEM;
@@ -557,6 +628,7 @@ static int conn_flush_output(RpcConn *c) {
 		c->out = mfree(c->out);
 		c->out_alloc = c->out_start = c->out_end = 0;
 	}
+	conn_account(c);
 	return 0;
 }
 
@@ -613,8 +685,14 @@ static void conn_output_changed(RpcConn *c) {
 		log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output.",
 		            (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_output_bytes);
 		conn_fail(c, 0, "output limit");
+		conn_account(c);
 		return;
 	}
+	conn_account(c);
+	if (c->server)
+		server_enforce_output(c->server, c->share);
+	if (c->state == CONN_FAILED)
+		return;
 	conn_settle(c);
 }
 
@@ -695,11 +773,30 @@ static bool conn_paused(const RpcConn *c) {
 	size_t pause = l->max_output_bytes / 2 < RPC_OUTPUT_PAUSE_BYTES ? l->max_output_bytes / 2
 	                                                                : RPC_OUTPUT_PAUSE_BYTES;
 
+	/* Not paused by the uid's total: its never-reading watchers must not stop
+	 * the uid's other connections (the bound closes the biggest instead). */
 	return c->n_unanswered >= l->max_pending_calls || conn_output_load(c) > pause;
 }
 
+static void server_arm_share(RpcServer *s, usec_t when);
+
+/* Has the uid used up its share of the loop's time? Then the share timer is armed. */
+static bool conn_share_spent(const RpcConn *c) {
+	ShareRate rate;
+
+	if (c->exempt || !c->share || !c->server)
+		return false;
+	rate = server_share_rate(c->server);
+	if (uidshare_may_dispatch(c->share, &rate, now_monotonic()))
+		return false;
+	c->share->waiting = true;
+	server_arm_share(c->server, uidshare_ready_at(c->share, &rate, now_monotonic()));
+	return true;
+}
+
 static bool conn_can_dispatch(const RpcConn *c) {
-	return c->state == CONN_OPEN && c->server && !c->server->reading_stopped && !conn_paused(c);
+	return c->state == CONN_OPEN && c->server && !c->server->reading_stopped && !conn_paused(c) &&
+	       !c->turn_over && !conn_share_spent(c);
 }
 
 static bool conn_can_read(const RpcConn *c) {
@@ -824,6 +921,7 @@ static void conn_handle_line(RpcConn *c, const char *line, size_t len) {
 /* Dispatches the complete lines in the buffer while the connection may; the rest waits. */
 static void conn_process_input(RpcConn *c) {
 	size_t pos = 0;
+	unsigned lines = 0;
 
 	c->input_pending = false;
 	while (c->in_len > pos) {
@@ -840,7 +938,24 @@ static void conn_process_input(RpcConn *c) {
 			c->in_scanned = c->in_len;
 			break;
 		}
-		conn_handle_line(c, c->in + pos, (size_t) (nl - (c->in + pos)));
+		if (lines++ == RPC_LINES_PER_TURN) {
+			/* Let the other connections have their turn (sd-event serves pending
+			 * sources in the order they became pending): one uid's 32 pipelines
+			 * cannot monopolise the loop. */
+			c->turn_over = true;
+			c->input_pending = true;
+			conn_kick(c);
+			break;
+		}
+		if (c->exempt || !c->share)
+			conn_handle_line(c, c->in + pos, (size_t) (nl - (c->in + pos)));
+		else {
+			usec_t t0 = now_monotonic();
+			ShareRate rate = server_share_rate(c->server);
+
+			conn_handle_line(c, c->in + pos, (size_t) (nl - (c->in + pos)));
+			uidshare_charge(c->share, &rate, usec_sub(now_monotonic(), t0));
+		}
 		pos = (size_t) (nl - c->in) + 1;
 	}
 	if (c->state != CONN_OPEN) {
@@ -1068,8 +1183,43 @@ static int conn_on_io(sd_event_source *src, int fd, uint32_t revents, void *user
 }
 
 static int conn_on_defer(sd_event_source *src, void *userdata) {
-	conn_update(userdata);
+	RpcConn *c = userdata;
+
+	c->turn_over = false;
+	conn_update(c);
 	return 0;
+}
+
+static int server_on_share(sd_event_source *src, uint64_t usec, void *userdata) {
+	RpcServer *s = userdata;
+
+	/* Only the connections of uids that were held back: not every idle one. */
+	for (RpcConn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_OPEN && !c->exempt && c->share && c->share->waiting)
+			conn_kick(c);
+	for (UidShare *u = s->shares; u; u = u->next)
+		u->waiting = false;
+	return 0;
+}
+
+/* Fires no later than when: a connection held back by its uid's share gets another look. */
+static void server_arm_share(RpcServer *s, usec_t when) {
+	int enabled = SD_EVENT_OFF;
+	uint64_t armed = 0;
+	int r;
+
+	if (!s->share_source) {
+		r = sd_event_add_time(s->event, &s->share_source, CLOCK_MONOTONIC, when, USEC_PER_MSEC,
+		                      server_on_share, s);
+		if (r < 0)
+			log_error_errno(r, "Failed to add the share timer: %m");
+		return;
+	}
+	(void) sd_event_source_get_enabled(s->share_source, &enabled);
+	if (enabled != SD_EVENT_OFF && sd_event_source_get_time(s->share_source, &armed) >= 0 && armed <= when)
+		return;
+	(void) sd_event_source_set_time(s->share_source, when);
+	(void) sd_event_source_set_enabled(s->share_source, SD_EVENT_ONESHOT);
 }
 
 static void conn_close(RpcConn *c) {
@@ -1081,6 +1231,19 @@ static void conn_close(RpcConn *c) {
 		return;
 	ref = conn_ref(c);
 	c->state = CONN_CLOSED;
+	conn_account(c);
+	if (s && c->share && --c->share->n_conns == 0) {
+		UidShare *u = c->share;
+
+		if (u->prev)
+			u->prev->next = u->next;
+		else
+			s->shares = u->next;
+		if (u->next)
+			u->next->prev = u->prev;
+		free(u);
+	}
+	c->share = NULL;
 	if (s) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -1138,13 +1301,17 @@ static bool server_may_log_limit(RpcServer *s) {
 	return true;
 }
 
-static unsigned server_count_uid(const RpcServer *s, uid_t uid) {
-	unsigned n = 0;
+static UidShare *server_find_share(const RpcServer *s, uid_t uid) {
+	for (UidShare *u = s->shares; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
 
-	for (const RpcConn *c = s->conns; c; c = c->next)
-		if (c->cred.uid == uid)
-			n++;
-	return n;
+static unsigned server_count_uid(const RpcServer *s, uid_t uid) {
+	UidShare *u = server_find_share(s, uid);
+
+	return u ? u->n_conns : 0;
 }
 
 static void server_refuse_uid(RpcServer *s, int fd, uid_t uid) {
@@ -1181,17 +1348,39 @@ static int conn_new(RpcServer *s, int fd, const struct ucred *cred) {
 	c->state = CONN_OPEN;
 	c->io_events = EPOLLIN;
 	c->last_activity = server_now(s);
+	c->exempt = s->exempt && s->exempt(cred->uid, cred->gid, s->exempt_userdata);
 	r = sd_event_add_io(s->event, &c->io_source, fd, EPOLLIN, conn_on_io, c);
 	if (r < 0)
 		return r;
 	r = sd_event_add_defer(s->event, &c->defer_source, conn_on_defer, c);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->defer_source, SD_EVENT_OFF);
+	/* Behind every pending I/O event: a connection whose turn is over
+	 * (RPC_LINES_PER_TURN) continues only once the others have had theirs. */
+	if (r >= 0)
+		r = sd_event_source_set_priority(c->defer_source, SD_EVENT_PRIORITY_NORMAL + 1);
 	if (r < 0) {
 		c->io_source = sd_event_source_disable_unref(c->io_source);
 		c->defer_source = sd_event_source_disable_unref(c->defer_source);
 		return r;
 	}
+	c->share = server_find_share(s, cred->uid);
+	if (!c->share) {
+		ShareRate rate = server_share_rate(s);
+
+		c->share = malloc(sizeof *c->share);
+		if (!c->share) {
+			c->io_source = sd_event_source_disable_unref(c->io_source);
+			c->defer_source = sd_event_source_disable_unref(c->defer_source);
+			return -ENOMEM;
+		}
+		uidshare_init(c->share, cred->uid, &rate, now_monotonic());
+		c->share->next = s->shares;
+		if (s->shares)
+			s->shares->prev = c->share;
+		s->shares = c->share;
+	}
+	c->share->n_conns++;
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -1321,11 +1510,31 @@ RpcServer *rpc_server_free(RpcServer *s) {
 	sd_event_source_disable_unref(s->listen_source);
 	sd_event_source_disable_unref(s->accept_resume_source);
 	sd_event_source_disable_unref(s->idle_source);
+	sd_event_source_disable_unref(s->share_source);
 	sd_event_unref(s->event);
 	if (s->tok)
 		json_tokener_free(s->tok);
 	free(s);
 	return NULL;
+}
+
+void rpc_server_set_exempt(RpcServer *s, rpc_exempt_t exempt, void *userdata) {
+	if (!s)
+		return;
+	s->exempt = exempt;
+	s->exempt_userdata = userdata;
+	for (RpcConn *c = s->conns; c; c = c->next)
+		c->exempt = exempt && exempt(c->cred.uid, c->cred.gid, userdata);
+}
+
+size_t rpc_server_output_bytes(const RpcServer *s) {
+	return s ? s->out_total : 0;
+}
+
+size_t rpc_server_output_bytes_uid(const RpcServer *s, uid_t uid) {
+	UidShare *u = s ? server_find_share(s, uid) : NULL;
+
+	return u ? u->out_bytes : 0;
 }
 
 unsigned rpc_server_connections(const RpcServer *s) {
@@ -1369,8 +1578,13 @@ static int conn_queue_notification(RpcConn *c, const char *line, size_t len, boo
 	if (!force) {
 		if (c->state != CONN_OPEN)
 			return -ENOTCONN;
+		conn_account(c);
+		/* The uid's and the server's bounds too: one uid's never-reading watchers
+		 * together hold at most max_output_bytes_per_uid. */
 		if (c->notify_count >= c->server->limits.max_queued_notifications ||
-		    conn_output_load(c) + len > c->server->limits.max_output_bytes)
+		    conn_output_load(c) + len > c->server->limits.max_output_bytes ||
+		    (c->share && c->share->out_bytes + len > c->server->limits.max_output_bytes_per_uid) ||
+		    c->server->out_total + len > c->server->limits.max_output_bytes_total)
 			return -ENOBUFS;
 	}
 	r = conn_out_append(c, line, len);

@@ -1,6 +1,10 @@
 /* rpc.h — the JSON-RPC 2.0 / NDJSON server on the control socket (PROTOCOL.md §1, §2, §5).
  * Owns the accepted connections: SO_PEERCRED identity taken at accept, line framing, strict
  * UTF-8 and JSON checks, per-connection and per-uid bounds, ordered replies, idle timeout.
+ * Fairness between uids (issue 15): each uid's calls get a share of the loop's time
+ * (uidshare.h; past it its connections are not read, backpressure rather than errors),
+ * connections take turns of RPC_LINES_PER_TURN lines, and buffered output is bounded per uid
+ * and in total as well as per connection.
  * Knows no method: every well-formed request goes to the dispatch callback (methods layer). */
 #pragma once
 
@@ -48,6 +52,17 @@ typedef struct RpcLimits {
 	                                    * are unanswered, resume when they drop */
 	unsigned max_queued_notifications; /* [1000] per connection: queued-but-unsent notifications
 	                                    * past which rpc_conn_notify() says -ENOBUFS */
+	size_t max_output_bytes_per_uid;   /* [8 MiB] all connections of one uid together: a
+	                                    * notification past it is -ENOBUFS (watch.overflow);
+	                                    * past it, the uid's connection with the most output is
+	                                    * closed */
+	size_t max_output_bytes_total;     /* [64 MiB] every connection together: the same, server
+	                                    * wide (the connection with the most output is closed) */
+	unsigned cpu_percent_per_uid;      /* [25] share of the event loop's time one uid's calls
+	                                    * may take (a token bucket of dispatch time, 20 ms
+	                                    * deep); past it, that uid's connections are not read
+	                                    * until it refills. 100: no limit. Exempt uids: see
+	                                    * rpc_server_set_exempt() */
 } RpcLimits;
 
 #define RPC_DEFAULT_MAX_MESSAGE_BYTES        ((size_t) 1024 * 1024)
@@ -57,6 +72,11 @@ typedef struct RpcLimits {
 #define RPC_DEFAULT_IDLE_TIMEOUT             (300 * USEC_PER_SEC)
 #define RPC_DEFAULT_MAX_PENDING_CALLS        64U
 #define RPC_DEFAULT_MAX_QUEUED_NOTIFICATIONS 1000U
+#define RPC_DEFAULT_MAX_OUTPUT_BYTES_PER_UID ((size_t) 8 * 1024 * 1024)
+#define RPC_DEFAULT_MAX_OUTPUT_BYTES_TOTAL   ((size_t) 64 * 1024 * 1024)
+#define RPC_DEFAULT_CPU_PERCENT_PER_UID      25U
+/* Connections take turns: one handles at most this many lines, then yields to the others. */
+#define RPC_LINES_PER_TURN                   8U
 
 /* Called once per request (an object with "method"). The handler must eventually answer with
  * rpc_call_reply()/rpc_call_error() (now or later), exactly once; notifications (no "id") are
@@ -70,6 +90,14 @@ int rpc_server_new(sd_event *e, int listen_fd, const RpcLimits *limits, rpc_disp
  * valid until answered, the answer is dropped); does NOT close listen_fd. */
 RpcServer *rpc_server_free(RpcServer *s);
 unsigned rpc_server_connections(const RpcServer *s);
+/* Peers for which exempt returns true (checked once, at accept) are not held to
+ * cpu_percent_per_uid (administrators: their calls are few and they must get
+ * through while others flood). NULL: nobody. */
+typedef bool (*rpc_exempt_t)(uid_t uid, gid_t gid, void *userdata);
+void rpc_server_set_exempt(RpcServer *s, rpc_exempt_t exempt, void *userdata);
+/* Buffered output of every connection together, and of uid's (bytes). */
+size_t rpc_server_output_bytes(const RpcServer *s);
+size_t rpc_server_output_bytes_uid(const RpcServer *s, uid_t uid);
 /* Reload. Existing connections keep running under the new limits. */
 void rpc_server_set_limits(RpcServer *s, const RpcLimits *limits);
 /* Shutdown: stop accepting and stop reading requests; replies still owed are still sent. */

@@ -161,7 +161,7 @@ class TwoRealUsers(AccountsTestCase):
         views = [("hello", {}), ("status", {}), ("request.list", {}),
                  ("request.list", {"state": ["queued", "submitting", "pending", "completed", "cancelled"]}),
                  ("request.list", {"loop_id": loop, "limit": 1000}),
-                 ("request.list", {"cursor": "999999999"}),
+                 ("request.list", {"limit": 1}),
                  ("request.list", {"owner_uid": self.bob.pw_uid})]
         gate = Gate()
         self.addCleanup(gate.close)
@@ -175,6 +175,8 @@ class TwoRealUsers(AccountsTestCase):
             c = Client(sock)
             out["probes"] = calls_on(c, flat)
             out["views"] = calls_on(c, views)
+            # A made-up cursor (once a global seq) is refused, not served.
+            out["cursor"] = calls_on(c, [("request.list", {"cursor": "999999999"})])[0]
             gate.ready()           # the parent now changes Alice's request
             # Bob's own request, with the client_ref Alice used: a separate
             # namespace, so no conflict and no duplicate.
@@ -216,6 +218,8 @@ class TwoRealUsers(AccountsTestCase):
         self.assertEqual(out["probes"][-2]["error"]["code"], -32002)
 
         hello, status, *lists, own_list = [v["result"] for v in out["views"]]
+        self.assertEqual(out["cursor"]["error"]["code"], -32602, out["cursor"])
+        self.assertEqual(out["cursor"]["error"]["data"]["field"], "cursor")
         self.assertEqual((hello["uid"], hello["admin"]), (self.bob.pw_uid, False))
         self.assertEqual(queue_total(status), 0)
         self.assertIsNone(status["queue"]["oldest_queued_at"])

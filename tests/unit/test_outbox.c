@@ -879,6 +879,76 @@ static void test_outbox_counts_follow_saves_and_removes(void **state) {
 	outbox_free(o);
 }
 
+static void test_outbox_per_uid_index_counts_lists_and_oldest_queued(void **state) {
+	Fixture *f = *state;
+	Outbox *o = open_outbox(f);
+	Record *a[6], *b[3];
+
+	/* Interleaved: a = uid 1000 (seq 1,3,5,7,9,10), b = uid 1001 (2,4,6). */
+	for (size_t i = 0; i < 3; i++) {
+		a[i] = insert(o, 1000, NULL);
+		b[i] = insert(o, 1001, NULL);
+	}
+	for (size_t i = 3; i < 6; i++)
+		a[i] = insert(o, 1000, NULL);
+
+	assert_int_equal(outbox_count_state_uid(o, 1000, REQUEST_QUEUED), 6);
+	assert_int_equal(outbox_count_state_uid(o, 1001, REQUEST_QUEUED), 3);
+	assert_int_equal(outbox_count_state_uid(o, 4242, REQUEST_QUEUED), 0);
+	assert_ptr_equal(outbox_last_uid(o, 1001), b[2]);
+	assert_ptr_equal(outbox_prev_uid(o, b[2]), b[1]);
+	assert_ptr_equal(outbox_prev_uid(o, b[1]), b[0]);
+	assert_null(outbox_prev_uid(o, b[0]));
+	assert_null(outbox_last_uid(o, 4242));
+	assert_ptr_equal(outbox_seek_le_uid(o, 1001, 5), b[1]);
+	assert_ptr_equal(outbox_seek_le_uid(o, 1000, 5), a[2]);
+	assert_null(outbox_seek_le_uid(o, 1001, 1));
+	assert_ptr_equal(outbox_oldest_queued(o), a[0]);
+	assert_ptr_equal(outbox_oldest_queued_uid(o, 1001), b[0]);
+
+	/* The oldest leave the queue: the hints move on. */
+	a[0]->state = REQUEST_COMPLETED;
+	assert_int_equal(outbox_save(o, a[0]), 0);
+	b[0]->state = REQUEST_SUBMITTING;
+	assert_int_equal(outbox_save(o, b[0]), 0);
+	assert_ptr_equal(outbox_oldest_queued(o), a[1]);
+	assert_ptr_equal(outbox_oldest_queued_uid(o, 1000), a[1]);
+	assert_ptr_equal(outbox_oldest_queued_uid(o, 1001), b[1]);
+	assert_int_equal(outbox_count_state_uid(o, 1000, REQUEST_COMPLETED), 1);
+	assert_int_equal(outbox_count_state_uid(o, 1001, REQUEST_SUBMITTING), 1);
+
+	/* And come back (a retry): the hints move back. */
+	b[0]->state = REQUEST_QUEUED;
+	assert_int_equal(outbox_save(o, b[0]), 0);
+	assert_ptr_equal(outbox_oldest_queued_uid(o, 1001), b[0]);
+	assert_ptr_equal(outbox_oldest_queued(o), b[0]);
+
+	/* Removing the hinted record, and the middle of a list. */
+	assert_int_equal(outbox_remove(o, a[1]), 0);
+	assert_ptr_equal(outbox_oldest_queued_uid(o, 1000), a[2]);
+	assert_int_equal(outbox_remove(o, b[1]), 0);
+	assert_ptr_equal(outbox_prev_uid(o, b[2]), b[0]);
+	assert_int_equal(outbox_count_state_uid(o, 1001, REQUEST_QUEUED), 2);
+	for (size_t i = 2; i < 6; i++) {
+		a[i]->state = REQUEST_CANCELLED;
+		assert_int_equal(outbox_save(o, a[i]), 0);
+	}
+	assert_null(outbox_oldest_queued_uid(o, 1000));
+	assert_ptr_equal(outbox_oldest_queued(o), b[0]);
+	o = outbox_free(o);
+
+	/* Reopened: the same index from the log. */
+	o = open_outbox(f);
+	assert_int_equal(outbox_count_state_uid(o, 1000, REQUEST_CANCELLED), 4);
+	assert_int_equal(outbox_count_state_uid(o, 1000, REQUEST_COMPLETED), 1);
+	assert_int_equal(outbox_count_state_uid(o, 1001, REQUEST_QUEUED), 2);
+	assert_int_equal(outbox_last_uid(o, 1001)->seq, 6);
+	assert_int_equal(outbox_prev_uid(o, outbox_last_uid(o, 1001))->seq, 2);
+	assert_int_equal(outbox_oldest_queued(o)->seq, 2);
+	assert_null(outbox_oldest_queued_uid(o, 1000));
+	outbox_free(o);
+}
+
 /* ---- failures through the store seam ---- */
 
 static void test_outbox_insert_failure_leaves_nothing_and_caller_owns_record(void **state) {
@@ -1856,6 +1926,7 @@ int main(void) {
 		T(test_outbox_insert_refuses_record_that_would_not_read_back),
 		T(test_outbox_insert_refuses_record_without_loop_id),
 		T(test_outbox_counts_follow_saves_and_removes),
+		T(test_outbox_per_uid_index_counts_lists_and_oldest_queued),
 		T(test_outbox_insert_failure_leaves_nothing_and_caller_owns_record),
 		T(test_outbox_failed_insert_consumes_no_seq),
 		T(test_outbox_insert_many_commits_a_batch_in_one_fsync_and_refuses_duplicates),

@@ -48,6 +48,8 @@ typedef struct Fixture {
 	gid_t last_gid;
 	pid_t last_pid;
 	size_t big_size;
+	RpcConn *order[64];      /* connection of each dispatched call, in order */
+	unsigned n_order;
 } Fixture;
 
 typedef struct Client {
@@ -83,6 +85,8 @@ static void test_dispatch(RpcCall *call, void *userdata) {
 	if (rpc_call_is_notification(call))
 		f->n_notifications++;
 	f->last_conn = rpc_call_conn(call);
+	if (f->n_order < 64)
+		f->order[f->n_order++] = f->last_conn;
 	f->last_uid = rpc_call_uid(call);
 	f->last_gid = rpc_call_gid(call);
 	f->last_pid = rpc_call_pid(call);
@@ -912,7 +916,80 @@ static void test_rpc_notification_does_not_wait_for_pending_call(void **state) {
 	client_free(c);
 }
 
+static void test_rpc_output_of_one_uid_is_bounded_across_its_connections(void **state) {
+	Fixture *f = *state;
+	_cleanup_(freep) char *payload = malloc(32 * 1024);
+	RpcConn *w[2];
+	Client *c[2];
+	int r = 0, i;
+
+	f->limits.max_queued_notifications = 10000;
+	f->limits.max_output_bytes = 64 * 1024 * 1024;
+	f->limits.max_output_bytes_per_uid = 512 * 1024;
+	fixture_start(f);
+	for (i = 0; i < 2; i++) {
+		c[i] = client_connect(f);
+		client_send(f, c[i], "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"watch\"}\n");
+		assert_result_id(f, c[i], "1");
+		w[i] = f->last_conn;
+	}
+	memset(payload, 'p', 32 * 1024 - 1);
+	payload[32 * 1024 - 1] = '\0';
+	/* Neither reads: alone, each would stay under its own 64 MiB; together
+	 * they reach the uid's bound, and the one that passes it is refused. */
+	for (i = 0; i < 2000 && r == 0; i++) {
+		json_object *params = json_object_new_object();
+
+		json_object_object_add(params, "p", json_object_new_string(payload));
+		r = rpc_conn_notify(w[i % 2], "request.changed", params);
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_true(rpc_server_output_bytes_uid(f->server, getuid()) <= 512 * 1024);
+	assert_true(rpc_server_output_bytes(f->server) <= 512 * 1024);
+	assert_true(rpc_conn_queued_notifications(w[0]) > 0 && rpc_conn_queued_notifications(w[1]) > 0);
+	/* A reply past the bound closes the connection holding the most. */
+	f->big_size = 600 * 1024;
+	client_send(f, c[0], "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"big\"}\n");
+	RUN_UNTIL(f, rpc_server_connections(f->server) < 2);
+	assert_true(rpc_server_output_bytes_uid(f->server, getuid()) <= 512 * 1024);
+	client_free(c[0]);
+	client_free(c[1]);
+	RUN_UNTIL(f, rpc_server_connections(f->server) == 0);
+	assert_int_equal(rpc_server_output_bytes(f->server), 0);
+}
+
+static void test_rpc_connections_take_turns(void **state) {
+	Fixture *f = *state;
+	char lines[24 * 64] = "";
+	Client *a, *b;
+	unsigned first_other = 0;
+
+	fixture_start(f);
+	a = client_connect(f);
+	b = client_connect(f);
+	for (int i = 0; i < 24; i++) {
+		char l[64];
+
+		snprintf(l, sizeof l, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"echo\"}\n", i + 1);
+		strcat(lines, l);
+	}
+	/* Both pipelines are in the sockets before the loop runs. */
+	client_send_bytes(f, a, lines, strlen(lines));
+	client_send_bytes(f, b, lines, strlen(lines));
+	RUN_UNTIL(f, f->n_dispatched >= 48);
+	/* Whichever went first, it did not get all 24 before the other's first. */
+	for (unsigned i = 1; i < f->n_order; i++)
+		if (f->order[i] != f->order[0]) {
+			first_other = i;
+			break;
+		}
+	assert_true(first_other > 0 && first_other <= RPC_LINES_PER_TURN + 1);
+	client_free(a);
+	client_free(b);
+}
+
 static void test_rpc_notify_refuses_past_max_queued_then_overflow_closes(void **state) {
+
 	Fixture *f = *state;
 	_cleanup_(freep) char *payload = malloc(32 * 1024);
 	char *line, *last = NULL;
@@ -1203,6 +1280,8 @@ int main(void) {
 		T(test_rpc_half_closed_client_still_gets_replies),
 		T(test_rpc_stop_reading_flushes_owed_replies_but_dispatches_nothing_new),
 		T(test_rpc_notification_does_not_wait_for_pending_call),
+		T(test_rpc_output_of_one_uid_is_bounded_across_its_connections),
+		T(test_rpc_connections_take_turns),
 		T(test_rpc_notify_refuses_past_max_queued_then_overflow_closes),
 		T(test_rpc_broadcast_overflow_closes_only_the_slow_watcher),
 		T(test_listener_binds_and_applies_mode_and_group),
