@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manager.h"
 #include "msgid.h"
+#include "precedence.h"
 #include "statelock.h"
 #include "store.h"
 #include "trigger.h"
@@ -1633,6 +1634,8 @@ static int apply_config(Manager *m) {
 
 	log_set_max_level(m->config->log_level);
 	m->budget.config.poll_reserve = m->config->budget_poll_reserve;
+	m->budget.config.interactive_per_uid = m->config->budget_interactive_per_uid;
+	m->budget.config.interactive_total = m->config->budget_interactive_total;
 	if (m->rpc)
 		rpc_server_set_limits(m->rpc, &limits);
 	return 0;
@@ -1787,8 +1790,11 @@ int manager_startup(Manager *m) {
 		.limit_per_hour = m->config->budget_limit_per_hour,
 		.poll_reserve = m->config->budget_poll_reserve,
 		.window = (usec_t) m->config->budget_window_s * USEC_PER_SEC,
+		.interactive_per_uid = m->config->budget_interactive_per_uid,
+		.interactive_total = m->config->budget_interactive_total,
 	};
 	budget_init(&m->budget, &bc, now);
+	precedence_attach(m);
 	budget_load(m);
 	m->paused = faccessat(outbox_state_dirfd(m->outbox), PAUSED_FILE, F_OK, 0) >= 0;
 

@@ -169,7 +169,7 @@ class InteractiveBudget(FairnessCase):
                                        one_call(sock, "request.submit",
                                                 single_select_request(self.loop_id, priority="critical"))])
         self.assertIn("result", other[0], other[0])
-        self.assertEqual(other[0]["result"]["id"], self.loop_id)
+        self.assertEqual(other[0]["result"]["loop"]["id"], self.loop_id)
         self.wait_state(other[1]["result"]["id"], "pending", timeout=30)
 
         # Polls keep their reserve: an answer given now is seen.
