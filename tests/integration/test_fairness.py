@@ -216,5 +216,20 @@ class QueueOrder(FairnessCase):
         self.answer_is_seen(waiting, timeout=60)
 
 
+class PollsAfterABurst(FairnessCase):
+    """Issue 15, minor: after a burst of creates the first poll waited at the
+    reserve's rate (10 polls a window) though the burst left most of the
+    window's budget unspent."""
+    WINDOW = 600
+    CONFIG = {"budget": {"min_poll_interval_s": 1, "window_s": 600}}
+
+    def test_an_answer_after_a_burst_is_seen_at_the_free_budgets_rate(self):
+        ids = [self.c.call("request.submit", single_select_request(self.loop_id, text="burst %d" % i))["id"]
+               for i in range(20)]
+        recs = [self.wait_state(rid, "pending", timeout=30) for rid in ids]
+        # 79 calls are left for ~600 s: a poll every ~8 s, not every ~60 s.
+        self.answer_is_seen(recs[-1], timeout=30)
+
+
 if __name__ == "__main__":
     main()
