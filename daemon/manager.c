@@ -743,10 +743,15 @@ static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 	usec_t interval;
 
 	/* While creates wait, polls live on what is left of the reserve (so
-	 * that they are spread evenly and never eat into the creates' share);
+	 * that they are spread evenly and never eat into the creates' share)
+	 * or on what the waiting creates leave, if more;
 	 * otherwise the whole remaining budget is spread over the rest of the window. */
 	if (queued > 0) {
 		share = budget_reserve_left(&m->budget, now);
+		/* A backlog this window can create (a burst) leaves the rest to
+		 * polls: the first poll after it must not wait at the reserve's rate. */
+		if (queued < budget_available(&m->budget, CALL_CREATE, now) && remaining - queued > share)
+			share = remaining - (unsigned) queued;
 		if (share == 0) {
 			/* This window's reserve is spent: the next poll opens the next one. */
 			interval = usec_sub(m->budget.window_end, now);
