@@ -281,6 +281,19 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(budget, "paused_until",
 	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
 	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
+	{
+		/* The caller's share of loop calls this window (admins have none). */
+		json_object *interactive = json_object_new_object();
+		unsigned per_uid, total;
+
+		budget_interactive_shares(&m->budget, &per_uid, &total);
+		json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
+		json_object_object_add(interactive, "used",
+		                       json_object_new_int64(admin ? m->budget.interactive_used
+		                                                   : budget_interactive_used(&m->budget, uid, now)));
+		json_object_object_add(interactive, "total", json_object_new_int64(total));
+		json_object_object_add(budget, "interactive", interactive);
+	}
 
 	queue = json_object_new_object();
 	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)

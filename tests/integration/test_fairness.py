@@ -169,6 +169,9 @@ class InteractiveBudget(FairnessCase):
         refused = [r["error"] for r in replies if r.get("error", {}).get("code") == -32004]
         self.assertEqual(len(refused), 110 - sent)
         self.assertIn("retry_at", refused[0]["data"])
+        self.assertEqual((refused[0]["data"]["share"], refused[0]["data"]["used"]), (5, sent))
+        mine = as_uid(ATTACKER, lambda: one_call(sock, "status"))["result"]["budget"]["interactive"]
+        self.assertEqual(mine, {"share": 5, "used": sent, "total": 20})
 
         # A miss is remembered: asking again for an id HITL.sh said 404 to costs nothing.
         missed = [i for i, r in zip(ids, replies) if r.get("error", {}).get("code") == -32006]
