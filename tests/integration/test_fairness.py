@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
+import sec_util  # noqa: E402
 
 ATTACKER, OTHER = 40011, 40012
 
@@ -235,6 +236,41 @@ class PollsAfterABurst(FairnessCase):
         # 79 calls are left for ~600 s: a poll every ~8 s, not every ~60 s.
         self.answer_is_seen(recs[-1], timeout=30)
 
+
+@__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to make accounts")
+class Precedence(HitldTestCase):
+    """queue.precedence_group: its members (and root) go before everyone else."""
+    START_DAEMON = False
+
+    def test_members_of_the_precedence_group_go_first(self):
+        accounts = sec_util.Accounts(self.addCleanup)
+        group = accounts.group("prec")
+        vip = accounts.user("vip", groups=[group.gr_name])
+        plain = accounts.user("plain")
+        self.hitld = self.new_daemon({"queue": {"precedence_group": group.gr_name}}).start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+        sock, loop = self.hitld.socket, self.loop_id
+        self.c.call("queue.pause", {})
+
+        def submit(prio, n):
+            return lambda: [one_call(sock, "request.submit", single_select_request(loop, priority=prio))["result"]["id"]
+                            for _ in range(n)]
+
+        flood = sec_util.as_user(plain, submit("critical", 3))
+        low = sec_util.as_user(vip, submit("low", 1))[0]
+        mine = self.c.call("request.submit", single_select_request(loop, priority="low"))["id"]
+        pos = {rid: self.c.call("request.get", {"id": rid})["position"] for rid in flood + [low, mine]}
+        # vip and root take the first two turns, whatever the others' priority.
+        self.assertEqual(sorted([pos[low], pos[mine]]), [1, 2], pos)
+        self.assertEqual(sorted(pos[r] for r in flood), [3, 4, 5], pos)
+
+        # ... and HITL.sh sees them created in that order.
+        self.c.call("queue.resume", {})
+        for rid in flood + [low, mine]:
+            self.wait_state(rid, "pending", timeout=30)
+        order = [r["context"]["hitld_id"] for r in self.emu.requests()]
+        self.assertEqual(set(order[:2]), {low, mine}, order)
 
 if __name__ == "__main__":
     main()
