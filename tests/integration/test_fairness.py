@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
+from harness import Client, HitldTestCase, RpcError, main, single_select_request  # noqa: E402
 import sec_util  # noqa: E402
 
 ATTACKER, OTHER = 40011, 40012
