@@ -632,6 +632,22 @@ void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
 		s->used++;
 }
 
+void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_at, usec_t now) {
+	BudgetShare *s;
+
+	assert(b);
+
+	budget_tick(b, now);
+	if (admin || charged_at < b->window_start)
+		return;
+	s = share_find(b, uid);
+	if (!s || s->used == 0)
+		return;
+	s->used--;
+	if (b->interactive_used > 0)
+		b->interactive_used--;
+}
+
 void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
 	budget_charge(b, CALL_INTERACTIVE, now);
 	budget_note_interactive(b, uid, admin, now);

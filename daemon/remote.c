@@ -33,6 +33,8 @@ typedef struct RemoteCall {
 	char *cache_key;          /* reads: where to store the answer */
 	bool write;               /* writes: empty the cache on success */
 	bool key_test;
+	uid_t uid;                /* whose share paid for it */
+	bool admin;
 } RemoteCall;
 
 static void cache_entry_free(RemoteCacheEntry *e) {
@@ -212,6 +214,9 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	usec_t now = now_realtime();
 
 	manager_observe_response(m, res);
+	/* Refused before anything was sent: the share is given back with the call. */
+	if (res->http_status == 0 && !res->maybe_sent)
+		budget_refund_interactive(&m->budget, rc->uid, rc->admin, res->started_at, now);
 	cache_note_loop(m, rc->cache_key, res, now);
 
 	if (rc->call) {
@@ -313,6 +318,8 @@ static void start(Manager *m, RpcCall *call, const char *method, const char *loo
 	rc->call = call;
 	rc->write = write;
 	rc->key_test = key_test;
+	rc->uid = rpc_call_uid(call);
+	rc->admin = admin;
 
 	if (key_test)
 		k = api_test_key(m->api, on_done, rc, &rc->api_call);

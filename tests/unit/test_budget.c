@@ -232,6 +232,27 @@ static void test_budget_interactive_share_per_uid_then_total(void **state) {
 	assert_int_equal(budget_interactive_used(&b, 1000, now), 0);
 }
 
+static void test_budget_interactive_refund_gives_the_share_back(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	budget_charge_interactive(&b, 1000, false, now);
+	budget_charge_interactive(&b, 1000, false, now);
+	budget_refund(&b, now, now + 1);
+	budget_refund_interactive(&b, 1000, false, now, now + 1);
+	assert_int_equal(b.used, 1);
+	assert_int_equal(budget_interactive_used(&b, 1000, now + 1), 1);
+	assert_int_equal(b.interactive_used, 1);
+	/* Nothing to give back for an admin, a uid without calls, or a call of an earlier window. */
+	budget_refund_interactive(&b, 0, true, now, now + 1);
+	budget_refund_interactive(&b, 1001, false, now, now + 1);
+	assert_int_equal(b.interactive_used, 1);
+	budget_refund_interactive(&b, 1000, false, now, b.window_end + 1);
+	assert_int_equal(budget_interactive_used(&b, 1000, b.window_end + 1), 0);
+	assert_int_equal(b.interactive_used, 0);
+}
+
 static void test_budget_interactive_waits_out_a_pause(void **state) {
 	Budget b;
 	usec_t now = S(T0 + 100);
@@ -1257,6 +1278,7 @@ int main(void) {
 		cmocka_unit_test(test_budget_other_kinds_may_use_the_reserve),
 		cmocka_unit_test(test_budget_interactive_calls_never_touch_the_reserve),
 		cmocka_unit_test(test_budget_interactive_share_per_uid_then_total),
+		cmocka_unit_test(test_budget_interactive_refund_gives_the_share_back),
 		cmocka_unit_test(test_budget_interactive_waits_out_a_pause),
 		cmocka_unit_test(test_budget_interactive_shares_scale_with_the_limit),
 		cmocka_unit_test(test_budget_interactive_uids_beyond_the_table_wait),
