@@ -116,8 +116,13 @@ static usec_t pace_end(const Budget *b) {
 	return b->window_end;
 }
 
+/* Creates and interactive calls are not the reserve's: they leave it. */
+static bool kind_leaves_reserve(CallKind kind) {
+	return kind == CALL_CREATE || kind == CALL_INTERACTIVE;
+}
+
 static unsigned kind_cap(const Budget *b, CallKind kind) {
-	if (kind == CALL_CREATE)
+	if (kind_leaves_reserve(kind))
 		return b->limit - reserve_left(b);
 	return b->limit;
 }
@@ -235,6 +240,8 @@ void budget_tick(Budget *b, usec_t now) {
 	b->prev_window_exhausted = consecutive && b->used >= kind_cap(b, CALL_CREATE);
 	b->used = 0;
 	b->used_other = 0;
+	b->interactive_used = 0;
+	b->n_shares = 0;
 	b->from_server = false;
 }
 
@@ -246,10 +253,10 @@ void budget_charge(Budget *b, CallKind kind, usec_t now) {
 	 * goes beyond, the ledger just stays full. */
 	if (b->used < b->limit)
 		b->used++;
-	b->last_was_create = kind == CALL_CREATE;
+	b->last_was_create = kind_leaves_reserve(kind);
 	if (kind == CALL_CREATE)
 		b->last_create_at = now;
-	else if (b->used_other < UINT_MAX)
+	else if (!kind_leaves_reserve(kind) && b->used_other < UINT_MAX)
 		b->used_other++;
 	b->last_call_at = now;
 	b->prev_window_exhausted = false;
@@ -509,6 +516,141 @@ usec_t budget_next_slot(const Budget *b, CallKind kind, unsigned wanted, usec_t 
 	}
 
 	return USEC_INFINITY;  /* not reached */
+}
+
+/* ------------------------------------------------------------------ interactive shares */
+
+/* v × limit / limit_per_hour, never 0 for a v that is not. */
+static unsigned scale_share(const Budget *b, unsigned v) {
+	uint64_t s;
+
+	if (v == 0 || b->config.limit_per_hour == 0)
+		return v;
+	s = (uint64_t) v * b->limit / b->config.limit_per_hour;
+	if (s == 0)
+		s = 1;
+	return s > UINT_MAX ? UINT_MAX : (unsigned) s;
+}
+
+void budget_interactive_shares(const Budget *b, unsigned *ret_per_uid, unsigned *ret_total) {
+	unsigned total, per_uid, room;
+
+	assert(b);
+
+	room = b->limit - reserve_of(b);
+	total = scale_share(b, b->config.interactive_total);
+	if (total > room)
+		total = room;
+	per_uid = scale_share(b, b->config.interactive_per_uid);
+	if (per_uid > total)
+		per_uid = total;
+	if (ret_per_uid)
+		*ret_per_uid = per_uid;
+	if (ret_total)
+		*ret_total = total;
+}
+
+static BudgetShare *share_find(const Budget *b, uid_t uid) {
+	for (size_t i = 0; i < b->n_shares; i++)
+		if (b->shares[i].uid == uid)
+			return (BudgetShare *) &b->shares[i];
+	return NULL;
+}
+
+unsigned budget_interactive_used(const Budget *b, uid_t uid, usec_t now) {
+	const BudgetShare *s;
+	Budget w;
+
+	assert(b);
+
+	w = *b;
+	budget_tick(&w, now);
+	s = share_find(&w, uid);
+	return s ? s->used : 0;
+}
+
+usec_t budget_interactive_slot(const Budget *b, uid_t uid, bool admin, usec_t now) {
+	usec_t t = now;
+	Budget w;
+
+	assert(b);
+
+	if (!admin) {
+		unsigned per_uid;
+
+		budget_interactive_shares(b, &per_uid, NULL);
+		if (per_uid == 0)
+			return USEC_INFINITY;
+	}
+
+	/* As in budget_next_slot(): each round moves t past one obstacle. A
+	 * fresh window has every share whole and used = 0 < the cap. */
+	w = *b;
+	for (unsigned round = 0; round < 8; round++) {
+		const BudgetShare *s;
+		unsigned per_uid, total;
+
+		budget_tick(&w, t);
+		if (w.paused_until > t) {
+			t = w.paused_until;
+			continue;
+		}
+		budget_interactive_shares(&w, &per_uid, &total);
+		s = share_find(&w, uid);
+		if (w.used >= kind_cap(&w, CALL_INTERACTIVE) ||
+		    (!admin && (w.interactive_used >= total || (s && s->used >= per_uid) ||
+		                (!s && w.n_shares >= BUDGET_SHARE_UIDS_MAX)))) {
+			if (w.window_end <= t)  /* only at USEC_INFINITY */
+				return USEC_INFINITY;
+			t = w.window_end;
+			continue;
+		}
+		return t;
+	}
+	return USEC_INFINITY;  /* not reached */
+}
+
+void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
+	BudgetShare *s;
+
+	assert(b);
+
+	budget_tick(b, now);
+	if (admin)
+		return;
+	if (b->interactive_used < UINT_MAX)
+		b->interactive_used++;
+	s = share_find(b, uid);
+	if (!s) {
+		/* budget_interactive_slot() lets no uid beyond the table call. */
+		if (b->n_shares >= BUDGET_SHARE_UIDS_MAX)
+			return;
+		s = &b->shares[b->n_shares++];
+		*s = (BudgetShare) { .uid = uid };
+	}
+	if (s->used < UINT_MAX)
+		s->used++;
+}
+
+void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_at, usec_t now) {
+	BudgetShare *s;
+
+	assert(b);
+
+	budget_tick(b, now);
+	if (admin || charged_at < b->window_start)
+		return;
+	s = share_find(b, uid);
+	if (!s || s->used == 0)
+		return;
+	s->used--;
+	if (b->interactive_used > 0)
+		b->interactive_used--;
+}
+
+void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
+	budget_charge(b, CALL_INTERACTIVE, now);
+	budget_note_interactive(b, uid, admin, now);
 }
 
 /* ------------------------------------------------------------------ persistence */

@@ -1,13 +1,18 @@
 /* budget.h — the ledger of HITL.sh calls per rate-limit window (100 an hour per key).
  * Promises that no call it allows can exceed what the server allows: it counts every
  * call before it is sent, follows the server's window via X-RateLimit-* and Date, and
- * pauses everything after a 429. Pure: time and random numbers come from the caller
+ * pauses everything after a 429. Shares (hitld(8) "BUDGET SHARES"): creates and
+ * interactive calls leave the poll reserve; interactive calls, the only kind a local
+ * user can trigger at will, are charged to the uid that asked, within a per-uid and
+ * a total share per window, so no user's reads can take the polls or (beyond the
+ * total) the creates of others. Pure: time and random numbers come from the caller
  * (the scheduler in manager.c), so the clock can be injected in tests. */
 #pragma once
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 #include "timeutil.h"
@@ -19,6 +24,8 @@
 #define BUDGET_429_DEFAULT_WAIT (60 * USEC_PER_SEC)
 #define BUDGET_429_JITTER_MAX (60 * USEC_PER_SEC)
 #define BUDGET_RESET_SPREAD_MAX (30 * USEC_PER_SEC)
+/* uids whose interactive calls one window tracks; further uids wait for the next window */
+#define BUDGET_SHARE_UIDS_MAX 256
 
 typedef enum CallKind {
 	CALL_CREATE,       /* create-request: the useful work */
@@ -45,7 +52,17 @@ typedef struct BudgetConfig {
 	unsigned limit_per_hour;      /* assumed limit until the server says (100) */
 	unsigned poll_reserve;        /* calls per window kept back from creates for polls/cancels/feedback/reconcile (10) */
 	usec_t window;                /* window length assumed before the server speaks (1 h) */
+	/* Interactive calls of non-admins per window at limit_per_hour, scaled with the limit
+	 * the server names: */
+	unsigned interactive_per_uid; /* one uid (5) */
+	unsigned interactive_total;   /* all of them together (20) */
 } BudgetConfig;
+
+/* Interactive calls one uid made in the current window. */
+typedef struct BudgetShare {
+	uid_t uid;
+	unsigned used;
+} BudgetShare;
 
 typedef struct Budget {
 	BudgetConfig config;
@@ -64,9 +81,14 @@ typedef struct Budget {
 	bool prev_window_exhausted;  /* the window before this one ran out of creates and no call has
 	                              * been made since the reset: the first one is spread, no burst */
 	/* In memory only (after a restart creates just leave the whole reserve again): */
-	unsigned used_other;         /* calls other than creates charged in this window */
-	bool last_was_create;        /* the kind of the last call charged */
+	unsigned used_other;         /* calls from the reserve (polls, cancels, feedback, reconciles,
+	                              * probes) charged in this window */
+	bool last_was_create;        /* the last call charged was a create or an interactive call:
+	                              * one from outside the reserve */
 	usec_t last_create_at;       /* creates are paced from the last create, not the last call */
+	unsigned interactive_used;   /* non-admins' interactive calls in this window */
+	size_t n_shares;
+	BudgetShare shares[BUDGET_SHARE_UIDS_MAX];  /* per uid, this window */
 } Budget;
 
 const char *budget_call_kind_to_string(CallKind kind);
@@ -103,6 +125,27 @@ unsigned budget_available(const Budget *b, CallKind kind, usec_t now);
  * would exceed what the server allows. USEC_INFINITY for an invalid kind.
  * With the same jitter, asking again at the returned time returns that time. */
 usec_t budget_next_slot(const Budget *b, CallKind kind, unsigned wanted, usec_t now, double jitter);
+/* The interactive shares in effect: the configured ones scaled by limit /
+ * limit_per_hour, the total at most the creates' part of the limit, the per-uid
+ * share at most the total. */
+void budget_interactive_shares(const Budget *b, unsigned *ret_per_uid, unsigned *ret_total);
+/* Interactive calls uid made in the current window (admins' are not counted). */
+unsigned budget_interactive_used(const Budget *b, uid_t uid, usec_t now);
+/* Earliest local time ≥ now at which uid may make ONE interactive call: never
+ * from the poll reserve, and for a non-admin within its share and the total
+ * (an admin has no share: it is trusted, but still leaves the reserve).
+ * USEC_INFINITY when a share of 0 means never. */
+usec_t budget_interactive_slot(const Budget *b, uid_t uid, bool admin, usec_t now);
+/* Charges an interactive call already counted by budget_charge() to uid's share
+ * (nothing for an admin). */
+void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now);
+/* Gives uid back the share of an interactive call charged at charged_at that
+ * provably never reached the server (see budget_refund(), which gives back
+ * the call itself). Only within the window it was charged in. */
+void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_at, usec_t now);
+/* budget_charge(CALL_INTERACTIVE) and budget_note_interactive() in one. */
+void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now);
+
 /* Persisted ledger, so a restart does not forget what this window spent.
  * budget_from_json() keeps b->config (b must have been budget_init()ed). */
 int budget_to_json(const Budget *b, json_object **ret);

@@ -63,6 +63,8 @@ static const KeyDef config_keys[] = {
 	KEY("budget", "poll_reserve", KEY_UNSIGNED, budget_poll_reserve, 0, 50000),
 	KEY("budget", "min_poll_interval_s", KEY_UNSIGNED, budget_min_poll_interval_s, 1, 3600),
 	KEY("budget", "window_s", KEY_UNSIGNED, budget_window_s, 1, 86400),
+	KEY("budget", "interactive_per_uid", KEY_UNSIGNED, budget_interactive_per_uid, 0, 100000),
+	KEY("budget", "interactive_total", KEY_UNSIGNED, budget_interactive_total, 0, 100000),
 
 	KEY("socket", "path", KEY_SOCKET_PATH, socket_path, 0, 0),
 	KEY("socket", "mode", KEY_MODE, socket_mode, 0, 0777),
@@ -77,6 +79,8 @@ static const KeyDef config_keys[] = {
 	KEY("socket", "cpu_percent_per_uid", KEY_UNSIGNED, socket_cpu_percent_per_uid, 1, 100),
 	KEY("socket", "loop_writes", KEY_LOOP_WRITES, socket_loop_writes, 0, 0),
 
+	KEY("queue", "precedence_group", KEY_GROUP_NAME, queue_precedence_group, 0, 0),
+
 	KEY("outbox", "state_dir", KEY_PATH, outbox_state_dir, 0, 0),
 	KEY("outbox", "max_requests", KEY_UNSIGNED, outbox_max_requests, 1, 10000000),
 	KEY("outbox", "max_per_uid", KEY_UNSIGNED, outbox_max_per_uid, 1, 10000000),
@@ -87,7 +91,7 @@ static const KeyDef config_keys[] = {
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
 };
 
-static const char *const config_groups[] = { "api", "budget", "socket", "outbox", "log" };
+static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "log" };
 
 static const char *const loop_writes_table[_LOOP_WRITES_MAX] = {
 	[LOOP_WRITES_ADMIN] = "admin",
@@ -142,6 +146,8 @@ int config_new_default(Config **ret) {
 		.budget_poll_reserve = 10,
 		.budget_min_poll_interval_s = 30,
 		.budget_window_s = 3600,
+		.budget_interactive_per_uid = 5,
+		.budget_interactive_total = 20,
 		.socket_mode = 0660,
 		.socket_max_connections_per_uid = 32,
 		.socket_max_connections = 1024,
@@ -163,9 +169,10 @@ int config_new_default(Config **ret) {
 	c->socket_path = strdup("/run/hitld.sock");
 	c->socket_group = strdup("hitl");
 	c->socket_admin_group = strdup("");
+	c->queue_precedence_group = strdup("");
 	c->outbox_state_dir = strdup("/var/lib/hitld");
 	if (!c->api_base_url || !c->socket_path || !c->socket_group || !c->socket_admin_group ||
-	    !c->outbox_state_dir)
+	    !c->queue_precedence_group || !c->outbox_state_dir)
 		return -ENOMEM;
 
 	*ret = TAKE_PTR(c);
@@ -182,6 +189,7 @@ Config *config_free(Config *c) {
 	free(c->socket_path);
 	free(c->socket_group);
 	free(c->socket_admin_group);
+	free(c->queue_precedence_group);
 	free(c->outbox_state_dir);
 	free(c);
 	return NULL;
@@ -813,6 +821,23 @@ static int check_cross(LoadContext *ctx, Config *c) {
 			                "%u is out of range 0..%u (half of budget.limit_per_hour)",
 			                c->budget_poll_reserve, half);
 	}
+	/* The interactive shares scale with the limit unless set; set, they
+	 * must leave the reserve and nest (per uid ≤ total). */
+	(void) find_key("budget", "interactive_total", &index);
+	if (ctx->key_lines[index] == 0)
+		c->budget_interactive_total = c->budget_limit_per_hour / 5;
+	else if (c->budget_interactive_total > c->budget_limit_per_hour - c->budget_poll_reserve)
+		return key_fail(ctx, ctx->key_lines[index], "budget.interactive_total",
+		                "%u is out of range 0..%u (budget.limit_per_hour less budget.poll_reserve)",
+		                c->budget_interactive_total, c->budget_limit_per_hour - c->budget_poll_reserve);
+	(void) find_key("budget", "interactive_per_uid", &index);
+	if (ctx->key_lines[index] == 0)
+		c->budget_interactive_per_uid = c->budget_limit_per_hour >= 20 ? c->budget_limit_per_hour / 20
+		                                                                 : c->budget_interactive_total > 0;
+	else if (c->budget_interactive_per_uid > c->budget_interactive_total)
+		return key_fail(ctx, ctx->key_lines[index], "budget.interactive_per_uid",
+		                "%u is out of range 0..%u (budget.interactive_total)", c->budget_interactive_per_uid,
+		                c->budget_interactive_total);
 	return 0;
 }
 

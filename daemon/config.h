@@ -37,6 +37,8 @@ typedef struct Config {
 	unsigned budget_poll_reserve;      /* 10, 0..limit/2 (an unset reserve is clamped to limit/2) */
 	unsigned budget_min_poll_interval_s; /* 30, 1..3600 */
 	unsigned budget_window_s;          /* 3600, 1..86400: window assumed before the server speaks */
+	unsigned budget_interactive_per_uid; /* limit/20 (5), 0..interactive_total: one non-admin uid's loop.* calls per window */
+	unsigned budget_interactive_total; /* limit/5 (20), 0..limit - poll_reserve: all non-admins' loop.* calls per window */
 	/* socket */
 	char *socket_path;                 /* "/run/hitld.sock", absolute, <= 107 bytes */
 	mode_t socket_mode;                /* 0660, <= 0777; octal string "0660" or an int in the file */
@@ -50,6 +52,8 @@ typedef struct Config {
 	unsigned socket_max_output_mb_total;   /* 64, 1..65536: of every connection */
 	unsigned socket_cpu_percent_per_uid;   /* 25, 1..100 (100: no limit); admins exempt */
 	LoopWrites socket_loop_writes;     /* "admin" | "all" */
+	/* queue */
+	char *queue_precedence_group;      /* "" = nobody: whose requests are created before everyone else's */
 	/* outbox */
 	char *outbox_state_dir;            /* "/var/lib/hitld" */
 	unsigned outbox_max_requests;      /* 100000, 1..10000000 (live requests, all uids) */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "manager.h"
 #include "msgid.h"
+#include "precedence.h"
 #include "statelock.h"
 #include "store.h"
 #include "trigger.h"
@@ -759,10 +760,15 @@ static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 	usec_t interval;
 
 	/* While creates wait, polls live on what is left of the reserve (so
-	 * that they are spread evenly and never eat into the creates' share);
+	 * that they are spread evenly and never eat into the creates' share)
+	 * or on what the waiting creates leave, if more;
 	 * otherwise the whole remaining budget is spread over the rest of the window. */
 	if (queued > 0) {
 		share = budget_reserve_left(&m->budget, now);
+		/* A backlog this window can create (a burst) leaves the rest to
+		 * polls: the first poll after it must not wait at the reserve's rate. */
+		if (queued < budget_available(&m->budget, CALL_CREATE, now) && remaining - queued > share)
+			share = remaining - (unsigned) queued;
 		if (share == 0) {
 			/* This window's reserve is spent: the next poll opens the next one. */
 			interval = usec_sub(m->budget.window_end, now);
@@ -1830,6 +1836,8 @@ static int apply_config(Manager *m) {
 
 	log_set_max_level(m->config->log_level);
 	m->budget.config.poll_reserve = m->config->budget_poll_reserve;
+	m->budget.config.interactive_per_uid = m->config->budget_interactive_per_uid;
+	m->budget.config.interactive_total = m->config->budget_interactive_total;
 	if (m->rpc)
 		rpc_server_set_limits(m->rpc, &limits);
 	return 0;
@@ -1988,8 +1996,11 @@ int manager_startup(Manager *m) {
 		.limit_per_hour = m->config->budget_limit_per_hour,
 		.poll_reserve = m->config->budget_poll_reserve,
 		.window = (usec_t) m->config->budget_window_s * USEC_PER_SEC,
+		.interactive_per_uid = m->config->budget_interactive_per_uid,
+		.interactive_total = m->config->budget_interactive_total,
 	};
 	budget_init(&m->budget, &bc, now);
+	precedence_attach(m);
 	budget_load(m);
 	m->paused = faccessat(outbox_state_dirfd(m->outbox), PAUSED_FILE, F_OK, 0) >= 0;
 

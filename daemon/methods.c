@@ -274,6 +274,19 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(budget, "paused_until",
 	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
 	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
+	{
+		/* The caller's share of loop calls this window (admins have none). */
+		json_object *interactive = json_object_new_object();
+		unsigned per_uid, total;
+
+		budget_interactive_shares(&m->budget, &per_uid, &total);
+		json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
+		json_object_object_add(interactive, "used",
+		                       json_object_new_int64(admin ? m->budget.interactive_used
+		                                                   : budget_interactive_used(&m->budget, uid, now)));
+		json_object_object_add(interactive, "total", json_object_new_int64(total));
+		json_object_object_add(budget, "interactive", interactive);
+	}
 
 	queue = json_object_new_object();
 	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
@@ -374,6 +387,32 @@ static bool refuse_short_timeout(Manager *m, RpcCall *call, int64_t timeout_s, u
  * queued requests count: others' must not show, not even as a number. */
 #define POSITION_UIDS_MAX 256
 
+/* Every uid's queued records of all priorities, merged from the outbox's
+ * per-priority counts; at most max uids. */
+static size_t queued_uids_all(Manager *m, uid_t *uids, size_t *counts, size_t max) {
+	uid_t pu[POSITION_UIDS_MAX];
+	size_t pc[POSITION_UIDS_MAX], n = 0;
+
+	for (Priority p = 0; p < _PRIORITY_MAX; p++) {
+		size_t k = outbox_queued_uids(m->outbox, p, pu, pc, POSITION_UIDS_MAX);
+
+		for (size_t i = 0; i < k; i++) {
+			size_t j = 0;
+
+			while (j < n && uids[j] != pu[i])
+				j++;
+			if (j == n) {
+				if (n == max)
+					continue;
+				uids[n] = pu[i];
+				counts[n++] = 0;
+			}
+			counts[j] += pc[i];
+		}
+	}
+	return n;
+}
+
 static size_t queue_position(Manager *m, const Record *target, bool all_users, bool newest) {
 	size_t n = outbox_count_state(m->outbox, REQUEST_QUEUED), i = 0, pos;
 	_cleanup_(freep) Record **queued = NULL;
@@ -382,16 +421,14 @@ static size_t queue_position(Manager *m, const Record *target, bool all_users, b
 		/* A new request is younger than every queued one: counts suffice,
 		 * no walk over the whole outbox per submit. */
 		uid_t uids[POSITION_UIDS_MAX];
-		size_t counts[POSITION_UIDS_MAX], ahead = 0, own, n_uids = 0;
+		size_t counts[POSITION_UIDS_MAX], own_ahead = 0, n_uids = 0;
 
-		for (Priority p = target->priority + 1; p < _PRIORITY_MAX; p++)
-			ahead += all_users ? outbox_count_queued(m->outbox, p)
-			                   : outbox_count_queued_uid(m->outbox, target->owner_uid, p);
-		own = outbox_count_queued_uid(m->outbox, target->owner_uid, target->priority);
+		for (Priority p = target->priority; p < _PRIORITY_MAX; p++)
+			own_ahead += outbox_count_queued_uid(m->outbox, target->owner_uid, p);
 		if (all_users)
-			n_uids = outbox_queued_uids(m->outbox, target->priority, uids, counts, POSITION_UIDS_MAX);
-		if (own > 0 && n_uids < POSITION_UIDS_MAX)
-			return sched_position_from_counts(&m->sched, target, ahead, own - 1, uids, counts, n_uids);
+			n_uids = queued_uids_all(m, uids, counts, POSITION_UIDS_MAX);
+		if (own_ahead > 0 && n_uids < POSITION_UIDS_MAX)
+			return sched_position_from_counts(&m->sched, target, own_ahead - 1, uids, counts, n_uids);
 	}
 
 	queued = malloc(sizeof(Record *) * (n ? n : 1));
@@ -415,8 +452,8 @@ typedef struct UidRank {
 } UidRank;
 
 static void refresh_positions(Manager *m, const Record *asked) {
-	uid_t uids[_PRIORITY_MAX][POSITION_UIDS_MAX];
-	size_t counts[_PRIORITY_MAX][POSITION_UIDS_MAX], n_uids[_PRIORITY_MAX], ahead[_PRIORITY_MAX];
+	uid_t uids[POSITION_UIDS_MAX];
+	size_t counts[POSITION_UIDS_MAX], n_uids;
 	_cleanup_(freep) UidRank *ranks = NULL;
 	size_t n_ranks = 0;
 	usec_t now = now_monotonic();
@@ -427,12 +464,7 @@ static void refresh_positions(Manager *m, const Record *asked) {
 	ranks = calloc(POSITION_UIDS_MAX, sizeof *ranks);
 	if (!ranks)
 		return;
-	for (Priority p = 0; p < _PRIORITY_MAX; p++) {
-		n_uids[p] = outbox_queued_uids(m->outbox, p, uids[p], counts[p], POSITION_UIDS_MAX);
-		ahead[p] = 0;
-		for (Priority q = p + 1; q < _PRIORITY_MAX; q++)
-			ahead[p] += outbox_count_queued(m->outbox, q);
-	}
+	n_uids = queued_uids_all(m, uids, counts, POSITION_UIDS_MAX);
 
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
 		UidRank *u = NULL;
@@ -451,12 +483,13 @@ static void refresh_positions(Manager *m, const Record *asked) {
 			u = &ranks[n_ranks++];
 			u->uid = r->owner_uid;
 		}
-		/* In seq order, so seen = the uid's older queued records here. */
-		r->position_all = sched_position_from_counts(&m->sched, r, ahead[r->priority], u->seen[r->priority],
-		                                             uids[r->priority], counts[r->priority], n_uids[r->priority]);
+		/* In seq order, so seen = the uid's older queued records here;
+		 * its own order is priority first, then age. */
 		for (Priority q = r->priority + 1; q < _PRIORITY_MAX; q++)
 			own_ahead += outbox_count_queued_uid(m->outbox, r->owner_uid, q);
-		r->position_own = own_ahead + u->seen[r->priority] + 1;
+		own_ahead += u->seen[r->priority];
+		r->position_all = sched_position_from_counts(&m->sched, r, own_ahead, uids, counts, n_uids);
+		r->position_own = own_ahead + 1;
 		u->seen[r->priority]++;
 	}
 	m->positions_at = now;

@@ -1,9 +1,13 @@
 /* remote.c — the methods that call HITL.sh while the client waits (loop.*,
  * key.test). They cost budget now, so they are refused with
- * -32004 budget_exhausted rather than queued, and loop reads are served from a
- * small cache younger than api.loop_cache_ttl_s. Writes empty the cache. A
- * loop HITL.sh answered 404 for is remembered as missing for as long, so that
- * request.submit refuses it instead of spending a create call on it. */
+ * -32004 budget_exhausted rather than queued. Each is charged to the uid that
+ * asked (budget.h: a non-admin within budget.interactive_per_uid and all of
+ * them within budget.interactive_total per window, never from the poll
+ * reserve). Loop reads are served from a small cache younger than
+ * api.loop_cache_ttl_s. Writes empty the cache. A loop HITL.sh answered 404
+ * for is remembered as missing for as long: loop.get and loop.members of it
+ * answer the 404 again without a call, and request.submit refuses it instead
+ * of spending a create call on it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,8 @@ typedef struct RemoteCall {
 	char *cache_key;          /* reads: where to store the answer */
 	bool write;               /* writes: empty the cache on success */
 	bool key_test;
+	uid_t uid;                /* whose share paid for it */
+	bool admin;
 } RemoteCall;
 
 static void cache_entry_free(RemoteCacheEntry *e) {
@@ -68,8 +74,17 @@ static void cache_store(Manager *m, const char *key, json_object *data, usec_t n
 			m->loop_cache_size--;
 			break;
 		}
-	if (m->loop_cache_size >= LOOP_CACHE_MAX)
-		remote_cache_flush(m);
+	/* Full: the oldest entry goes (new ones are at the head), so one
+	 * user's misses cannot empty what others read. */
+	if (m->loop_cache_size >= LOOP_CACHE_MAX) {
+		for (p = &m->loop_cache; *p && (*p)->next; p = &(*p)->next)
+			;
+		if (*p) {
+			cache_entry_free(*p);
+			*p = NULL;
+			m->loop_cache_size--;
+		}
+	}
 	e = calloc(1, sizeof *e);
 	if (!e)
 		return;
@@ -106,18 +121,45 @@ static void cache_drop(Manager *m, const char *key) {
 		}
 }
 
-/* After a loop read: a 404 marks the loop missing, a success unmarks it. */
-static void cache_note_loop(Manager *m, const char *cache_key, long http_status, usec_t now) {
+/* After a loop read: a 404 marks the loop missing (with HITL.sh's message,
+ * to answer the same again), a success unmarks it. */
+static void cache_note_loop(Manager *m, const char *cache_key, const ApiResult *res, usec_t now) {
 	const char *slash = cache_key ? strchr(cache_key, '/') : NULL;
 	char key[96];
 
 	if (!slash || !(strncmp(cache_key, "get/", 4) == 0 || strncmp(cache_key, "members/", 8) == 0))
 		return;
 	missing_key(key, slash + 1);
-	if (http_status == 404)
-		cache_store(m, key, NULL, now);
-	else if (http_status >= 200 && http_status < 300)
+	if (res->http_status == 404) {
+		_cleanup_(json_object_putp) json_object *miss = json_object_new_object();
+
+		if (miss && res->msg)
+			json_object_object_add(miss, "msg", json_object_new_string(res->msg));
+		cache_store(m, key, miss, now);
+	} else if (res->http_status >= 200 && res->http_status < 300)
 		cache_drop(m, key);
+}
+
+/* loop.get/loop.members of a loop known missing: the 404 again, at no cost. */
+static bool reply_known_missing(Manager *m, RpcCall *call, const char *loop_id, usec_t now) {
+	RemoteCacheEntry *e;
+	json_object *data;
+	const char *msg;
+	char key[96], buf[ISO8601_MAX];
+
+	missing_key(key, loop_id);
+	e = cache_find(m, key, now);
+	if (!e)
+		return false;
+	msg = json_object_get_string(json_object_object_get(e->data, "msg"));
+	data = json_object_new_object();
+	json_object_object_add(data, "http_status", json_object_new_int(404));
+	json_object_object_add(data, "msg", msg ? json_object_new_string(msg) : NULL);
+	json_object_object_add(data, "data", NULL);
+	json_object_object_add(data, "cached", json_object_new_boolean(true));
+	json_object_object_add(data, "fetched_at", json_object_new_string(format_iso8601(e->fetched_at, buf)));
+	rpc_call_error(call, RPC_ERROR_REMOTE, msg ? msg : "HITL.sh answered an error.", data);
+	return true;
 }
 
 bool remote_loop_known_missing(Manager *m, const char *loop_id, usec_t *ret_since) {
@@ -172,7 +214,10 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	usec_t now = now_realtime();
 
 	manager_observe_response(m, res);
-	cache_note_loop(m, rc->cache_key, res->http_status, now);
+	/* Refused before anything was sent: the share is given back with the call. */
+	if (res->http_status == 0 && !res->maybe_sent)
+		budget_refund_interactive(&m->budget, rc->uid, rc->admin, res->started_at, now);
+	cache_note_loop(m, rc->cache_key, res, now);
 
 	if (rc->call) {
 		rpc_call_set_abandon(rc->call, NULL, NULL);
@@ -214,9 +259,11 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	manager_kick(m);
 }
 
-/* Checks that a call may be made now; answers the client and returns false if not. */
-static bool may_call_now(Manager *m, RpcCall *call) {
+/* Checks that a call may be made now for the caller; answers the client and
+ * returns false if not. */
+static bool may_call_now(Manager *m, RpcCall *call, bool admin) {
 	usec_t now = now_realtime(), slot;
+	uid_t uid = rpc_call_uid(call);
 
 	if (m->shutting_down) {
 		rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
@@ -231,13 +278,24 @@ static bool may_call_now(Manager *m, RpcCall *call) {
 		               m->key_state == KEY_MISSING ? "No API key is loaded." : "HITL.sh refused the API key.", data);
 		return false;
 	}
-	slot = budget_next_slot(&m->budget, CALL_INTERACTIVE, 1, now, manager_random(m));
+	slot = budget_interactive_slot(&m->budget, uid, admin, now);
 	if (slot > now) {
 		json_object *data = json_object_new_object();
+		unsigned per_uid, total, used = budget_interactive_used(&m->budget, uid, now);
 		char buf[ISO8601_MAX];
 
-		json_object_object_add(data, "retry_at", json_object_new_string(format_iso8601(slot, buf)));
-		rpc_call_error(call, RPC_ERROR_BUDGET, "No API budget left right now.", data);
+		budget_interactive_shares(&m->budget, &per_uid, &total);
+		/* USEC_INFINITY: a share of 0, no time helps. */
+		json_object_object_add(data, "retry_at", slot == USEC_INFINITY ? NULL
+		                                         : json_object_new_string(format_iso8601(slot, buf)));
+		if (!admin) {
+			json_object_object_add(data, "share", json_object_new_int64(per_uid));
+			json_object_object_add(data, "used", json_object_new_int64(used));
+		}
+		rpc_call_error(call, RPC_ERROR_BUDGET,
+		               !admin && used >= per_uid ? "Your share of the API budget for loop calls is spent."
+		                                         : "No API budget left right now.",
+		               data);
 		return false;
 	}
 	return true;
@@ -245,10 +303,11 @@ static bool may_call_now(Manager *m, RpcCall *call) {
 
 static void start(Manager *m, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
                   json_object *body, const char *cache_key, bool write, bool key_test) {
+	bool admin = manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 	RemoteCall *rc;
 	int k;
 
-	if (!may_call_now(m, call))
+	if (!may_call_now(m, call, admin))
 		return;
 	rc = calloc(1, sizeof *rc);
 	if (!rc || (cache_key && !(rc->cache_key = strdup(cache_key)))) {
@@ -259,6 +318,8 @@ static void start(Manager *m, RpcCall *call, const char *method, const char *loo
 	rc->call = call;
 	rc->write = write;
 	rc->key_test = key_test;
+	rc->uid = rpc_call_uid(call);
+	rc->admin = admin;
 
 	if (key_test)
 		k = api_test_key(m->api, on_done, rc, &rc->api_call);
@@ -271,6 +332,7 @@ static void start(Manager *m, RpcCall *call, const char *method, const char *loo
 		                      k == -EBUSY ? "Too many HITL.sh calls in flight; try again." : "Internal error.", NULL);
 	}
 	manager_charge(m, CALL_INTERACTIVE);
+	budget_note_interactive(&m->budget, rpc_call_uid(call), admin, now_realtime());
 	rpc_call_set_abandon(call, on_abandon, rc);
 }
 
@@ -342,6 +404,8 @@ void remote_method_loop(Manager *m, RpcCall *call) {
 
 		if (e)
 			return rpc_call_reply(call, with_cache_marks(e->data, true, e->fetched_at));
+		if (id && reply_known_missing(m, call, id, now))
+			return;
 		return start(m, call, "GET", id, streq(method, "loop.members") ? "/members" : NULL, NULL, key, false,
 		             false);
 	}

@@ -5,6 +5,11 @@
 
 #include "sched.h"
 
+SchedTier sched_tier(const SchedState *state, uid_t uid) {
+	return state->precedence && state->precedence(uid, state->precedence_userdata) ? SCHED_TIER_PRECEDENCE
+	                                                                               : SCHED_TIER_OTHERS;
+}
+
 /* Is uid a strictly after b in the cyclic order that starts after last? */
 static bool rr_before(uid_t a, uid_t b, bool have_last, uid_t last) {
 	/* Map each uid to its distance after `last` on the uid circle, so the
@@ -17,20 +22,29 @@ static bool rr_before(uid_t a, uid_t b, bool have_last, uid_t last) {
 	return a < b;
 }
 
-/* Does a come before b in the create order? */
-static bool sched_before(const Record *a, const Record *b, const SchedState *state) {
+/* One uid's own order: priority, then age. */
+static bool own_before(const Record *a, const Record *b) {
 	if (a->priority != b->priority)
 		return a->priority > b->priority;
-	if (a->owner_uid != b->owner_uid)
-		return rr_before(a->owner_uid, b->owner_uid, state->served[a->priority],
-		                 state->last_uid[a->priority]);
 	return a->seq < b->seq;
+}
+
+/* Does a (of tier ta) come before b (of tier tb) in the create order? */
+static bool sched_before(const Record *a, SchedTier ta, const Record *b, SchedTier tb, const SchedState *state) {
+	if (ta != tb)
+		return ta < tb;
+	if (a->owner_uid != b->owner_uid)
+		return rr_before(a->owner_uid, b->owner_uid, state->served[ta], state->last_uid[ta]);
+	return own_before(a, b);
 }
 
 Record *sched_pick_create(Record *const *queued, size_t n, const SchedState *state, usec_t now,
                           usec_t *ret_next_ready) {
 	usec_t next_ready = USEC_INFINITY;
+	SchedTier best_tier = SCHED_TIER_OTHERS, tier = SCHED_TIER_OTHERS;
 	Record *best = NULL;
+	bool have_tier = false;
+	uid_t tier_uid = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		Record *r = queued[i];
@@ -40,8 +54,16 @@ Record *sched_pick_create(Record *const *queued, size_t n, const SchedState *sta
 				next_ready = r->next_attempt_at;
 			continue;
 		}
-		if (!best || sched_before(r, best, state))
+		/* One uid's records tend to come in runs: ask once per run. */
+		if (!have_tier || r->owner_uid != tier_uid) {
+			tier = sched_tier(state, r->owner_uid);
+			tier_uid = r->owner_uid;
+			have_tier = true;
+		}
+		if (!best || sched_before(r, tier, best, best_tier, state)) {
 			best = r;
+			best_tier = tier;
+		}
 	}
 	if (!best && ret_next_ready)
 		*ret_next_ready = next_ready;
@@ -49,10 +71,21 @@ Record *sched_pick_create(Record *const *queued, size_t n, const SchedState *sta
 }
 
 void sched_note_served(SchedState *state, const Record *r) {
-	if (r->priority < 0 || r->priority >= _PRIORITY_MAX)
-		return;
-	state->served[r->priority] = true;
-	state->last_uid[r->priority] = r->owner_uid;
+	SchedTier t = sched_tier(state, r->owner_uid);
+
+	state->served[t] = true;
+	state->last_uid[t] = r->owner_uid;
+}
+
+/* Another uid v of r's tier with count queued records: how many of them are
+ * created before r. Each turn serves every uid that still has a record, in
+ * the cyclic order after the uid served last; r is served in turn own_ahead
+ * (counted from 0), so v is served in every turn before that one, and in
+ * that turn too if it comes before r's uid in the cycle. */
+static size_t turns_before(const SchedState *state, SchedTier t, uid_t v, size_t count, uid_t u, size_t own_ahead) {
+	size_t turns = own_ahead + (rr_before(v, u, state->served[t], state->last_uid[t]) ? 1 : 0);
+
+	return count < turns ? count : turns;
 }
 
 static int uid_cmp(const void *a, const void *b) {
@@ -62,11 +95,11 @@ static int uid_cmp(const void *a, const void *b) {
 }
 
 size_t sched_position(Record *const *queued, size_t n, const SchedState *state, const Record *r) {
-	/* Round-robin: r waits for every higher-priority record, for its own
-	 * uid's older records at its priority (one per round), and in each of
-	 * those rounds for one record of every other uid that still has one. */
+	/* r waits for every record of a tier before its own, for its own uid's
+	 * records ahead of it, and for the turns of the other uids of its tier. */
 	_cleanup_(freep) uid_t *uids = NULL;
-	size_t ahead = 0, own_older = 0, m = 0, others = 0;
+	SchedTier t = sched_tier(state, r->owner_uid);
+	size_t ahead = 0, own_ahead = 0, m = 0, others = 0;
 
 	uids = malloc(sizeof(uid_t) * (n ? n : 1));
 	if (!uids)
@@ -76,46 +109,46 @@ size_t sched_position(Record *const *queued, size_t n, const SchedState *state, 
 
 		if (q == r)
 			continue;
-		if (q->priority > r->priority)
-			ahead++;
-		else if (q->priority == r->priority) {
-			if (q->owner_uid == r->owner_uid) {
-				if (q->seq < r->seq)
-					own_older++;
-			} else
-				uids[m++] = q->owner_uid;
-		}
+		if (q->owner_uid == r->owner_uid) {
+			if (own_before(q, r))
+				own_ahead++;
+		} else
+			uids[m++] = q->owner_uid;
 	}
 	qsort(uids, m, sizeof(uid_t), uid_cmp);
 	for (size_t i = 0; i < m;) {
 		size_t j = i;
+		SchedTier tv;
 
 		while (j < m && uids[j] == uids[i])
 			j++;
-		size_t turns = own_older + (rr_before(uids[i], r->owner_uid, state->served[r->priority],
-		                                      state->last_uid[r->priority]) ? 1 : 0);
-		others += (j - i) < turns ? (j - i) : turns;
+		tv = sched_tier(state, uids[i]);
+		if (tv < t)
+			ahead += j - i;
+		else if (tv == t)
+			others += turns_before(state, t, uids[i], j - i, r->owner_uid, own_ahead);
 		i = j;
 	}
-	return ahead + own_older + others + 1;
+	return ahead + own_ahead + others + 1;
 }
 
-size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t ahead, size_t own_older,
-                                  const uid_t *uids, const size_t *counts, size_t n_uids) {
-	size_t others = 0;
+size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t own_ahead, const uid_t *uids,
+                                  const size_t *counts, size_t n_uids) {
+	SchedTier t = sched_tier(state, r->owner_uid);
+	size_t ahead = 0, others = 0;
 
-	if (r->priority < 0 || r->priority >= _PRIORITY_MAX)
-		return 0;
 	for (size_t i = 0; i < n_uids; i++) {
-		size_t turns;
+		SchedTier tv;
 
-		if (uids[i] == r->owner_uid)
+		if (uids[i] == r->owner_uid || counts[i] == 0)
 			continue;
-		turns = own_older + (rr_before(uids[i], r->owner_uid, state->served[r->priority],
-		                               state->last_uid[r->priority]) ? 1 : 0);
-		others += counts[i] < turns ? counts[i] : turns;
+		tv = sched_tier(state, uids[i]);
+		if (tv < t)
+			ahead += counts[i];
+		else if (tv == t)
+			others += turns_before(state, t, uids[i], counts[i], r->owner_uid, own_ahead);
 	}
-	return ahead + own_older + others + 1;
+	return ahead + own_ahead + others + 1;
 }
 
 usec_t sched_backoff(unsigned n, usec_t cap, double jitter) {

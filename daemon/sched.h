@@ -1,7 +1,12 @@
 /* sched.h — pure scheduling policy: which queued request is created next, and
  * how long a failed remote action waits before it is tried again.
- * Order (DESIGN.md §2.4): priority critical > high > medium > low, then fair
- * round-robin across uids, then age. No I/O, no clock: time is passed in. */
+ * Order (hitld(8) "FAIR QUEUE ORDER"): users with precedence (a predicate the
+ * caller supplies; none by default) before everyone else; then round-robin
+ * across uids, one request per uid and turn; then, within one uid's own
+ * requests, priority critical > high > medium > low, then age. Priority is the
+ * client's word, so it orders only that client's own requests: one uid's
+ * thousand critical requests cost every other uid at most one turn per own
+ * request. No I/O, no clock: time is passed in. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,11 +15,25 @@
 #include "record.h"
 #include "timeutil.h"
 
-/* Round-robin memory: the uid served last at each priority. */
+typedef enum SchedTier {
+	SCHED_TIER_PRECEDENCE,    /* uids the precedence predicate names */
+	SCHED_TIER_OTHERS,
+	_SCHED_TIER_MAX,
+} SchedTier;
+
+/* Whether uid's requests go before everyone else's. Called once per queued
+ * record and pick: it must be cheap (the caller caches what it looks up). */
+typedef bool (*SchedPrecedence)(uid_t uid, void *userdata);
+
 typedef struct SchedState {
-	bool served[_PRIORITY_MAX];
-	uid_t last_uid[_PRIORITY_MAX];
+	/* Round-robin memory: the uid served last in each tier. */
+	bool served[_SCHED_TIER_MAX];
+	uid_t last_uid[_SCHED_TIER_MAX];
+	SchedPrecedence precedence;   /* NULL: nobody has precedence */
+	void *precedence_userdata;
 } SchedState;
+
+SchedTier sched_tier(const SchedState *state, uid_t uid);
 
 /* Picks the next request to create among n queued records (any order).
  * Records whose next_attempt_at is still in the future are skipped; if none
@@ -30,12 +49,12 @@ void sched_note_served(SchedState *state, const Record *r);
  * were asked repeatedly, ignoring backoff times. */
 size_t sched_position(Record *const *queued, size_t n, const SchedState *state, const Record *r);
 
-/* sched_position() for a record that no queued record is younger than, from
- * counts: ahead = queued records of a higher priority, own_older = its uid's
- * other queued records at its priority, (uids[i], counts[i]) every uid's
- * queued records at its priority. O(n_uids). */
-size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t ahead, size_t own_older,
-                                  const uid_t *uids, const size_t *counts, size_t n_uids);
+/* sched_position() from counts: own_ahead = r's uid's queued records that come
+ * before r in its own order (a higher priority, or the same and older);
+ * (uids[i], counts[i]) every uid's queued records of all priorities (r's uid
+ * may be among them: it is skipped). O(n_uids). */
+size_t sched_position_from_counts(const SchedState *state, const Record *r, size_t own_ahead, const uid_t *uids,
+                                  const size_t *counts, size_t n_uids);
 
 /* Backoff after the n-th consecutive failure (n ≥ 1): 2 s doubling to cap,
  * scaled by a jitter factor in [0.8, 1.2) from jitter in [0, 1). */

@@ -23,6 +23,8 @@ static const BudgetConfig config_default = {
 	.limit_per_hour = 100,
 	.poll_reserve = 10,
 	.window = USEC_PER_HOUR,
+	.interactive_per_uid = 5,
+	.interactive_total = 20,
 };
 
 static RateInfo headers(unsigned limit, unsigned remaining, int64_t reset, int64_t date) {
@@ -152,7 +154,7 @@ static void test_budget_paces_to_end_before_the_reset(void **state) {
 
 static void test_budget_other_kinds_may_use_the_reserve(void **state) {
 	static const CallKind others[] = {
-		CALL_POLL, CALL_CANCEL, CALL_FEEDBACK, CALL_RECONCILE, CALL_INTERACTIVE, CALL_PROBE,
+		CALL_POLL, CALL_CANCEL, CALL_FEEDBACK, CALL_RECONCILE, CALL_PROBE,
 	};
 	Budget b;
 	usec_t now = S(T0 + 100);
@@ -169,6 +171,142 @@ static void test_budget_other_kinds_may_use_the_reserve(void **state) {
 	for (size_t i = 0; i < ELEMENTSOF(others); i++)
 		assert_true(budget_next_slot(&b, others[i], 1, now, 0.5) >= b.window_end);
 	assert_true(budget_next_slot(&b, CALL_CREATE, 1, now, 0.5) >= b.window_end);
+}
+
+/* ------------------------------------------------------------------ interactive shares */
+
+static void test_budget_interactive_calls_never_touch_the_reserve(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	/* Issue 15: loop reads used to take the whole limit, polls included. */
+	budget_init(&b, &config_default, now);
+	charge_n(&b, CALL_CREATE, 85, now);
+	for (unsigned i = 0; i < 5; i++) {
+		assert_int_equal(budget_interactive_slot(&b, 0, true, now), now);
+		budget_charge_interactive(&b, 0, true, now);
+	}
+	assert_int_equal(b.used, 90);
+	assert_int_equal(budget_reserve_left(&b, now), 10);
+	assert_int_equal(budget_interactive_slot(&b, 0, true, now), b.window_end);
+	assert_int_equal(budget_interactive_slot(&b, 1000, false, now), b.window_end);
+	assert_true(budget_next_slot(&b, CALL_INTERACTIVE, 1, now, 0.5) >= b.window_end);
+	/* ... which the polls still have whole. */
+	assert_int_equal(budget_next_slot(&b, CALL_POLL, 1, now, 0.5), now);
+	assert_int_equal(budget_available(&b, CALL_POLL, now), 10);
+}
+
+static void test_budget_interactive_share_per_uid_then_total(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	for (unsigned i = 0; i < 5; i++) {
+		assert_int_equal(budget_interactive_slot(&b, 1000, false, now), now);
+		budget_charge_interactive(&b, 1000, false, now);
+	}
+	assert_int_equal(budget_interactive_used(&b, 1000, now), 5);
+	/* uid 1000's share is spent until the window ends; nobody else's is. */
+	assert_int_equal(budget_interactive_slot(&b, 1000, false, now), b.window_end);
+	assert_int_equal(budget_interactive_slot(&b, 1001, false, now), now);
+	assert_int_equal(budget_interactive_slot(&b, 0, true, now), now);
+
+	/* Three more uids take the total of 20: a fifth non-admin waits, an
+	 * admin does not (no share), and creates still have 70 of the window. */
+	for (uid_t u = 1001; u <= 1003; u++)
+		for (unsigned i = 0; i < 5; i++)
+			budget_charge_interactive(&b, u, false, now);
+	assert_int_equal(budget_interactive_slot(&b, 1004, false, now), b.window_end);
+	assert_int_equal(budget_interactive_slot(&b, 0, true, now), now);
+	assert_int_equal(budget_available(&b, CALL_CREATE, now), 70);
+	assert_int_equal(budget_reserve_left(&b, now), 10);
+
+	/* Admins' calls count in the ledger, not in anyone's share. */
+	budget_charge_interactive(&b, 0, true, now);
+	assert_int_equal(budget_interactive_used(&b, 0, now), 0);
+	assert_int_equal(b.interactive_used, 20);
+
+	/* A new window: every share whole again. */
+	now = b.window_end;
+	assert_int_equal(budget_interactive_slot(&b, 1000, false, now), now);
+	assert_int_equal(budget_interactive_used(&b, 1000, now), 0);
+}
+
+static void test_budget_interactive_refund_gives_the_share_back(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	budget_charge_interactive(&b, 1000, false, now);
+	budget_charge_interactive(&b, 1000, false, now);
+	budget_refund(&b, now, now + 1);
+	budget_refund_interactive(&b, 1000, false, now, now + 1);
+	assert_int_equal(b.used, 1);
+	assert_int_equal(budget_interactive_used(&b, 1000, now + 1), 1);
+	assert_int_equal(b.interactive_used, 1);
+	/* Nothing to give back for an admin, a uid without calls, or a call of an earlier window. */
+	budget_refund_interactive(&b, 0, true, now, now + 1);
+	budget_refund_interactive(&b, 1001, false, now, now + 1);
+	assert_int_equal(b.interactive_used, 1);
+	budget_refund_interactive(&b, 1000, false, now, b.window_end + 1);
+	assert_int_equal(budget_interactive_used(&b, 1000, b.window_end + 1), 0);
+	assert_int_equal(b.interactive_used, 0);
+}
+
+static void test_budget_interactive_waits_out_a_pause(void **state) {
+	Budget b;
+	usec_t now = S(T0 + 100);
+
+	budget_init(&b, &config_default, now);
+	b.paused_until = now + S(30);
+	assert_int_equal(budget_interactive_slot(&b, 1000, false, now), now + S(30));
+}
+
+static void test_budget_interactive_shares_scale_with_the_limit(void **state) {
+	Budget b;
+	BudgetConfig off = config_default;
+	RateInfo big = headers(1000, 1000, T0 + HOUR, T0 + 60), small = headers(10, 10, T0 + 2 * HOUR, T0 + HOUR + 60);
+	unsigned per_uid, total;
+
+	budget_init(&b, &config_default, S(T0 + 60));
+	budget_interactive_shares(&b, &per_uid, &total);
+	assert_int_equal(per_uid, 5);
+	assert_int_equal(total, 20);
+
+	budget_observe(&b, &big, S(T0 + 60));
+	budget_interactive_shares(&b, &per_uid, &total);
+	assert_int_equal(per_uid, 50);
+	assert_int_equal(total, 200);
+
+	/* A small limit: the total leaves the reserve, a share is never scaled to 0. */
+	budget_observe(&b, &small, S(T0 + HOUR + 60));
+	assert_int_equal(b.limit, 10);
+	budget_interactive_shares(&b, &per_uid, &total);
+	assert_int_equal(per_uid, 1);
+	assert_int_equal(total, 2);
+
+	/* A share of 0 means never for non-admins; admins are not refused. */
+	off.interactive_per_uid = 0;
+	budget_init(&b, &off, S(T0 + 60));
+	assert_true(budget_interactive_slot(&b, 1000, false, S(T0 + 60)) == USEC_INFINITY);
+	assert_int_equal(budget_interactive_slot(&b, 0, true, S(T0 + 60)), S(T0 + 60));
+}
+
+static void test_budget_interactive_uids_beyond_the_table_wait(void **state) {
+	Budget b;
+	BudgetConfig wide = config_default;
+	usec_t now = S(T0 + 100);
+
+	wide.limit_per_hour = 100000;
+	wide.interactive_per_uid = 1;
+	wide.interactive_total = 10000;
+	budget_init(&b, &wide, now);
+	for (uid_t u = 0; u < BUDGET_SHARE_UIDS_MAX; u++) {
+		assert_int_equal(budget_interactive_slot(&b, 5000 + u, false, now), now);
+		budget_charge_interactive(&b, 5000 + u, false, now);
+	}
+	assert_int_equal(budget_interactive_slot(&b, 4999, false, now), b.window_end);
+	assert_int_equal(b.n_shares, BUDGET_SHARE_UIDS_MAX);
 }
 
 static void test_budget_reserve_is_clamped_to_half_the_limit(void **state) {
@@ -1138,6 +1276,12 @@ int main(void) {
 		cmocka_unit_test(test_budget_creates_are_paced_from_the_last_create),
 		cmocka_unit_test(test_budget_paces_to_end_before_the_reset),
 		cmocka_unit_test(test_budget_other_kinds_may_use_the_reserve),
+		cmocka_unit_test(test_budget_interactive_calls_never_touch_the_reserve),
+		cmocka_unit_test(test_budget_interactive_share_per_uid_then_total),
+		cmocka_unit_test(test_budget_interactive_refund_gives_the_share_back),
+		cmocka_unit_test(test_budget_interactive_waits_out_a_pause),
+		cmocka_unit_test(test_budget_interactive_shares_scale_with_the_limit),
+		cmocka_unit_test(test_budget_interactive_uids_beyond_the_table_wait),
 		cmocka_unit_test(test_budget_reserve_is_clamped_to_half_the_limit),
 		cmocka_unit_test(test_budget_never_spends_past_server_remaining),
 		cmocka_unit_test(test_budget_new_server_window_replaces_the_count),

@@ -415,6 +415,28 @@ static void test_config_default_poll_reserve_shrinks_to_half_a_small_limit(void 
 	assert_int_equal(c->budget_poll_reserve, 3);
 }
 
+static void test_config_interactive_shares_scale_with_the_limit_unless_set(void **state) {
+	_cleanup_(config_freep) Config *c = load_ok("budget = { limit_per_hour = 1000; };\n");
+	_cleanup_(config_freep) Config *small = load_ok("budget = { limit_per_hour = 10; };\n");
+	_cleanup_(config_freep) Config *set = load_ok("budget = { interactive_per_uid = 0; interactive_total = 90; };\n"
+	                                              "queue = { precedence_group = \"wheel\"; };\n");
+
+	assert_int_equal(c->budget_interactive_per_uid, 50);
+	assert_int_equal(c->budget_interactive_total, 200);
+	assert_int_equal(small->budget_interactive_per_uid, 1);
+	assert_int_equal(small->budget_interactive_total, 2);
+	assert_int_equal(set->budget_interactive_per_uid, 0);
+	assert_int_equal(set->budget_interactive_total, 90);
+	assert_string_equal(set->queue_precedence_group, "wheel");
+}
+
+static void test_config_interactive_shares_must_nest_and_leave_the_reserve(void **state) {
+	expect_error("budget = {\n  interactive_total = 91;\n};\n", 2, "budget.interactive_total",
+	             "91 is out of range 0..90");
+	expect_error("budget = {\n  interactive_total = 4;\n  interactive_per_uid = 5;\n};\n", 3,
+	             "budget.interactive_per_uid", "5 is out of range 0..4");
+}
+
 /* ---- strings with rules ---- */
 
 static void test_config_relative_paths_are_refused(void **state) {
@@ -860,6 +882,8 @@ int main(void) {
 		cmocka_unit_test(test_config_overflowing_integer_on_its_own_line_is_still_an_error),
 		cmocka_unit_test(test_config_overflowing_integer_is_blamed_on_its_own_key),
 		cmocka_unit_test(test_config_poll_reserve_above_half_the_limit_is_an_error),
+		cmocka_unit_test(test_config_interactive_shares_scale_with_the_limit_unless_set),
+		cmocka_unit_test(test_config_interactive_shares_must_nest_and_leave_the_reserve),
 		cmocka_unit_test(test_config_default_poll_reserve_shrinks_to_half_a_small_limit),
 		cmocka_unit_test(test_config_relative_paths_are_refused),
 		cmocka_unit_test(test_config_socket_path_must_fit_sun_path),
