@@ -187,7 +187,7 @@ install: programs
 	$(if $(LIBS_OUT),install -m 0644 $(B)/libhitlclient.a $(DESTDIR)$(LIBDIR)/)
 	$(if $(LIBS_OUT),install -m 0755 $(B)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0)
 	$(if $(LIBS_OUT),ln -sf libhitlclient.so.0 $(DESTDIR)$(LIBDIR)/libhitlclient.so)
-	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/)
+	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h client/hitlerrors.h $(DESTDIR)$(INCLUDEDIR)/)
 	$(if $(LIBS_OUT),install -d $(DESTDIR)$(PKGCONFIGDIR))
 	$(if $(LIBS_OUT),sed -e 's|@PREFIX_REL@|$(call relpath,$(PREFIX),$(PKGCONFIGDIR))|' \
 		-e 's|@LIBDIR_REL@|$(call relpath,$(LIBDIR),$(PKGCONFIGDIR))|' \
@@ -202,7 +202,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/hitld.conf $(DESTDIR)$(TMPFILESDIR)/hitld.conf $(DESTDIR)$(CATALOGDIR)/hitld.catalog
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
 	rm -f $(DESTDIR)$(LIBDIR)/libhitlclient.a $(DESTDIR)$(LIBDIR)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0
-	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/hitlerrors.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
 	@echo "Left in place: $(SYSCONFDIR)/hitld/ (configuration) and /var/lib/hitld (the outbox)."
 
