@@ -124,10 +124,12 @@ $(B)/libhitlclient.a: $(CLIENT_LIB_OBJ)
 $(B)/libhitlclient.so: $(CLIENT_PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libhitlclient.so.0 $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(shell $(PKG_CONFIG) --libs json-c)
 
-# hitlctl mcp: the MCP server (client/mcp*.c) is part of hitlctl.
+# hitlctl: main and the verb table in client/hitlctl.c, its layers in
+# client/ctl_*.c, and the MCP server (client/mcp*.c), which is part of it.
+CTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/ctl_*.c))
 MCP_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/mcp*.c))
 
-$(B)/hitlctl: $(B)/client/hitlctl.o $(MCP_OBJ) $(B)/libhitlclient.a
+$(B)/hitlctl: $(B)/client/hitlctl.o $(CTL_OBJ) $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
