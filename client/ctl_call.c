@@ -86,55 +86,79 @@ bool daemon_went_away(const Ctl *ctl, int r) {
 	return is_connection_loss(r) || (r == -EREMOTEIO && ctl->error.code == HITL_ERROR_SHUTTING_DOWN);
 }
 
-/* Reports a failed call (transport or daemon error) and returns the exit code. */
-int report_call_error(Ctl *ctl, int r, const char *what) {
-	HitlError *e = &ctl->error;
-	json_object *data = e->data;
+/* A call that got no answer from the daemon. */
+static int report_transport_error(const Ctl *ctl, int r, const char *what) {
+	if (is_connection_loss(r))
+		errorf("%s: hitld closed the connection (stopped or restarted?) — check 'systemctl status hitld' and try again.",
+		       what);
+	else if (r == -ETIMEDOUT)
+		errorf("%s: hitld did not answer in time — it may be overloaded or stuck; check 'systemctl status hitld'.",
+		       what);
+	else if (r == -EBADMSG)
+		errorf("%s: the reply was not hitld's protocol — is %s really hitld's socket?", what, ctl->path);
+	else if (r == -EMSGSIZE)
+		errorf("%s: a message was larger than the %zu bytes hitlctl accepts.", what, CTL_MAX_MESSAGE);
+	else
+		errorf("%s: %s", what, strerror(-r));
+	return EXIT_UNREACHABLE;
+}
+
+/* --json: the daemon's error as {"error": {"code", "message", "data"}}. */
+static void print_json_error(const HitlError *e) {
+	_cleanup_(json_object_putp) json_object *o = json_object_new_object(), *err = json_object_new_object();
+
+	json_object_object_add(err, "code", json_object_new_int(e->code));
+	json_object_object_add(err, "message", e->message ? json_object_new_string(e->message) : NULL);
+	json_object_object_add(err, "data", json_object_get(e->data));
+	json_object_object_add(o, "error", json_object_get(err));
+	print_json(o);
+}
+
+/* -32602: blamed on the flag that set the field. */
+static int report_invalid_params(const Ctl *ctl, const char *what) {
+	const HitlError *e = &ctl->error;
+	const char *field = jstr(e->data, "field"), *reason = jstr(e->data, "reason"), *flag = flag_for_field(field);
+
+	if (field && streq(field, "timeout_seconds"))
+		errorf("%s: %s (%s; HITL.sh allows 60s-1d; for longer, give --deferred without --timeout: "
+		       "HITL.sh then waits up to 30 days).", what, reason ? reason : "invalid timeout", flag);
+	else if (field && flag)
+		errorf("%s: %s (set with %s; see 'hitlctl %s --help').", what, reason ? reason : "invalid value", flag,
+		       ctl->verb);
+	else
+		errorf("%s: invalid %s: %s", what, field ? field : "parameters", reason ? reason : strna(e->message));
+	return EXIT_USAGE;
+}
+
+/* -32006: what HITL.sh said; its 404 is "not found", like a request's. */
+static int report_remote(const Ctl *ctl, const char *what) {
+	const HitlError *e = &ctl->error;
+	json_object *inner = json_object_object_get(e->data, "data");
+	const char *msg = jstr(e->data, "msg") ? jstr(e->data, "msg") : strna(e->message);
+	int64_t http = 0;
+
+	jint(e->data, "http_status", &http);
+	if (http == 404) {
+		errorf("%s: not found at HITL.sh (HTTP 404): %s — 'hitlctl loops list' shows the loops this key sees.", what,
+		       msg);
+		return EXIT_NOT_FOUND;
+	}
+	if (inner && json_object_is_type(inner, json_type_string))
+		errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s: %s", what, http, msg, json_object_get_string(inner));
+	else
+		errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s", what, http, msg);
+	return EXIT_REMOTE;
+}
+
+/* An error the daemon answered, by code. */
+static int report_daemon_error(const Ctl *ctl, const char *what) {
+	const HitlError *e = &ctl->error;
+	int64_t limit = 0;
 	char when[96];
 
-	if (r == -EINTR)
-		return EXIT_INTERRUPTED;
-	if (r != -EREMOTEIO) {
-		if (is_connection_loss(r))
-			errorf("%s: hitld closed the connection (stopped or restarted?) — check 'systemctl status hitld' and try again.",
-			       what);
-		else if (r == -ETIMEDOUT)
-			errorf("%s: hitld did not answer in time — it may be overloaded or stuck; check 'systemctl status hitld'.",
-			       what);
-		else if (r == -EBADMSG)
-			errorf("%s: the reply was not hitld's protocol — is %s really hitld's socket?", what, ctl->path);
-		else if (r == -EMSGSIZE)
-			errorf("%s: a message was larger than the %zu bytes hitlctl accepts.", what, CTL_MAX_MESSAGE);
-		else
-			errorf("%s: %s", what, strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-
-	if (ctl->json) {
-		_cleanup_(json_object_putp) json_object *o = json_object_new_object(), *err = json_object_new_object();
-
-		json_object_object_add(err, "code", json_object_new_int(e->code));
-		json_object_object_add(err, "message", e->message ? json_object_new_string(e->message) : NULL);
-		json_object_object_add(err, "data", json_object_get(data));
-		json_object_object_add(o, "error", json_object_get(err));
-		print_json(o);
-	}
-
 	switch (e->code) {
-	case HITL_ERROR_INVALID_PARAMS: {
-		const char *field = jstr(data, "field"), *reason = jstr(data, "reason"), *flag = flag_for_field(field);
-
-		if (field && streq(field, "timeout_seconds"))
-			errorf("%s: %s (%s; HITL.sh allows 60s-1d; for longer, give --deferred without --timeout: "
-			       "HITL.sh then waits up to 30 days).", what, reason ? reason : "invalid timeout", flag);
-		else if (field && flag)
-			errorf("%s: %s (set with %s; see 'hitlctl %s --help').", what, reason ? reason : "invalid value",
-			       flag, ctl->verb);
-		else
-			errorf("%s: invalid %s: %s", what, field ? field : "parameters",
-			       reason ? reason : strna(e->message));
-		return EXIT_USAGE;
-	}
+	case HITL_ERROR_INVALID_PARAMS:
+		return report_invalid_params(ctl, what);
 	case HITL_ERROR_NOT_FOUND:
 		errorf("%s: no such request (or it is another user's) — 'hitlctl list --all' shows yours.", what);
 		return EXIT_NOT_FOUND;
@@ -142,42 +166,22 @@ int report_call_error(Ctl *ctl, int r, const char *what) {
 		errorf("%s: permission denied (%s) — run it as root or as a member of hitld's admin group (socket.admin_group).",
 		       what, strna(e->message));
 		return EXIT_NOT_FOUND;
-	case HITL_ERROR_QUOTA: {
-		int64_t limit = 0;
-
-		if (jint(data, "limit", &limit))
+	case HITL_ERROR_QUOTA:
+		if (jint(e->data, "limit", &limit))
 			errorf("%s: %s — at most %" PRId64 " open requests; wait for some to finish or cancel some ('hitlctl list').",
 			       what, strna(e->message), limit);
 		else
 			errorf("%s: %s — wait for some requests to finish or cancel some.", what, strna(e->message));
 		return EXIT_REMOTE;
-	}
 	case HITL_ERROR_BUDGET:
-		if (format_when(jstr(data, "retry_at"), when, sizeof when))
+		if (format_when(jstr(e->data, "retry_at"), when, sizeof when))
 			errorf("%s: no HITL.sh API budget left until %s — try again then ('hitlctl status' shows the budget).",
 			       what, when);
 		else
 			errorf("%s: no HITL.sh API budget left — see 'hitlctl status'.", what);
 		return EXIT_REMOTE;
-	case HITL_ERROR_REMOTE: {
-		int64_t http = 0;
-		json_object *inner = json_object_object_get(data, "data");
-
-		jint(data, "http_status", &http);
-		if (http == 404) {
-			/* HITL.sh has no such loop (or member): "not found", like a request. */
-			errorf("%s: not found at HITL.sh (HTTP 404): %s — 'hitlctl loops list' shows the loops this key sees.",
-			       what, jstr(data, "msg") ? jstr(data, "msg") : strna(e->message));
-			return EXIT_NOT_FOUND;
-		}
-		if (inner && json_object_is_type(inner, json_type_string))
-			errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s: %s", what, http,
-			       jstr(data, "msg") ? jstr(data, "msg") : strna(e->message), json_object_get_string(inner));
-		else
-			errorf("%s: HITL.sh refused it (HTTP %" PRId64 "): %s", what, http,
-			       jstr(data, "msg") ? jstr(data, "msg") : strna(e->message));
-		return EXIT_REMOTE;
-	}
+	case HITL_ERROR_REMOTE:
+		return report_remote(ctl, what);
 	case HITL_ERROR_UNAVAILABLE:
 		errorf("%s: %s — HITL.sh cannot be used right now; check 'hitlctl status', 'hitlctl key test' and 'journalctl -u hitld'.",
 		       what, strna(e->message));
@@ -202,6 +206,16 @@ int report_call_error(Ctl *ctl, int r, const char *what) {
 		errorf("%s: hitld: %s (%d)", what, strna(e->message), e->code);
 		return EXIT_REMOTE;
 	}
+}
+
+int report_call_error(Ctl *ctl, int r, const char *what) {
+	if (r == -EINTR)
+		return EXIT_INTERRUPTED;
+	if (r != -EREMOTEIO)
+		return report_transport_error(ctl, r, what);
+	if (ctl->json)
+		print_json_error(&ctl->error);
+	return report_daemon_error(ctl, what);
 }
 
 /* One call on the connection; on failure the error is reported and *ret_exit set. */

@@ -333,41 +333,185 @@ static int set_integer(json_object *config, const char *key, const char *flag, c
 	return 0;
 }
 
-/* --min/--max/--step/--decimals/--placeholder/--prefix/--suffix/--allow-negative for this type. */
-static int apply_range_flags(const SubmitOpts *o, const char *type, json_object *config) {
-	bool rating = streq(type, "rating"), number = streq(type, "number"), text = streq(type, "text"),
-	     multi = streq(type, "multi_select"), editable = streq(type, "editable_text"),
-	     boolean = streq(type, "boolean");
+/* ------------------------------------------------------------------ response types */
+
+/* A config builder puts the flags that only its response type has into
+ * response_config; a default parser reads --default as the JSON its type
+ * answers with. */
+typedef int (*config_builder_t)(const SubmitOpts *o, json_object *config);
+typedef int (*default_parser_t)(const char *type, const char *value, json_object **ret);
+
+static int config_nothing(const SubmitOpts *o, json_object *config) {
+	return 0;
+}
+
+/* rating: --min/--max/--step are the scale; none given: the usual 1–5. */
+static int config_rating(const SubmitOpts *o, json_object *config) {
 	int k = 0;
 
-	if (o->max_length && !(text || editable))
-		return usage_error("--max-length applies to --type text and editable_text only.");
-	if (o->draft_text && !editable)
-		return usage_error("--draft-text applies to --type editable_text only.");
-	if ((o->true_label || o->false_label) && !boolean)
-		return usage_error("--true-label and --false-label apply to --type boolean only.");
-	if (o->max_length)
-		k = set_integer(config, "max_length", "--max-length", o->max_length);
-	if (k)
-		return k;
-	static const struct {
-		size_t offset;
-		const char *key, *flag;
-	} strings[] = {
-		{ offsetof(SubmitOpts, draft_text), "draft_text", "--draft-text" },
-		{ offsetof(SubmitOpts, true_label), "true_label", "--true-label" },
-		{ offsetof(SubmitOpts, false_label), "false_label", "--false-label" },
-	};
-	for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
-		const char *v = *(const char *const *) ((const char *) o + strings[i].offset);
+	if (o->min)
+		k = set_number(config, "scale_min", "--min", o->min);
+	if (k == 0 && o->max)
+		k = set_number(config, "scale_max", "--max", o->max);
+	if (k == 0 && o->step)
+		k = set_number(config, "scale_step", "--step", o->step);
+	if (k == 0 && !json_object_object_get_ex(config, "scale_max", NULL) &&
+	    !json_object_object_get_ex(config, "max", NULL) && !json_object_object_get_ex(config, "max_value", NULL))
+		json_object_object_add(config, "scale_max", json_object_new_int(5));
+	return k;
+}
+
+/* number: --min/--max are the range, --decimals the decimal places. */
+static int config_number(const SubmitOpts *o, json_object *config) {
+	int k = 0;
+
+	if (o->min)
+		k = set_number(config, "min_value", "--min", o->min);
+	if (k == 0 && o->max)
+		k = set_number(config, "max_value", "--max", o->max);
+	if (k == 0 && o->decimals)
+		k = set_integer(config, "decimal_places", "--decimals", o->decimals);
+	return k;
+}
+
+/* text: --min/--max are the answer's length (--max after --max-length wins). */
+static int config_text(const SubmitOpts *o, json_object *config) {
+	int k = 0;
+
+	if (o->min)
+		k = set_integer(config, "min_length", "--min", o->min);
+	if (k == 0 && o->max)
+		k = set_integer(config, "max_length", "--max", o->max);
+	return k;
+}
+
+/* multi_select: --min/--max are how many choices. */
+static int config_multi_select(const SubmitOpts *o, json_object *config) {
+	int k = 0;
+
+	if (o->min)
+		k = set_integer(config, "min_selections", "--min", o->min);
+	if (k == 0 && o->max)
+		k = set_integer(config, "max_selections", "--max", o->max);
+	return k;
+}
+
+static int default_string(const char *type, const char *value, json_object **ret) {
+	*ret = json_object_new_string(value);
+	return 0;
+}
+
+/* multi_select: "a,b" or a JSON array. */
+static int default_list(const char *type, const char *value, json_object **ret) {
+	_cleanup_(freep) char *copy = NULL;
+	json_object *v;
+	char *save = NULL;
+
+	if (value[0] == '[') {
+		v = parse_json_text(value);
+		if (!v || !json_object_is_type(v, json_type_array)) {
+			json_object_put(v);
+			return usage_error("--default %s: not a JSON array of option values.", value);
+		}
+		*ret = v;
+		return 0;
+	}
+	copy = strdup(value);
+	v = json_object_new_array();
+	if (!copy || !v) {
+		json_object_put(v);
+		return usage_error("out of memory");
+	}
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		json_object_array_add(v, json_object_new_string(tok));
+	*ret = v;
+	return 0;
+}
+
+static int default_number(const char *type, const char *value, json_object **ret) {
+	json_object *v = parse_number(value);
+
+	if (!v)
+		return usage_error("--default %s: a %s request needs a number.", value, type);
+	*ret = v;
+	return 0;
+}
+
+static int default_boolean(const char *type, const char *value, json_object **ret) {
+	bool b;
+
+	if (parse_bool_word(value, &b) < 0)
+		return usage_error("--default %s: a boolean request needs true or false.", value);
+	*ret = json_object_new_boolean(b);
+	return 0;
+}
+
+typedef struct ResponseType {
+	const char *name;
+	config_builder_t config;
+	default_parser_t parse_default;
+	bool choices; /* answered by picking among response_config.options (--option) */
+} ResponseType;
+
+static const ResponseType response_types[] = {
+	{ "single_select", config_nothing, default_string, true },
+	{ "multi_select", config_multi_select, default_list, true },
+	{ "rating", config_rating, default_number, false },
+	{ "number", config_number, default_number, false },
+	{ "text", config_text, default_string, false },
+	{ "boolean", config_nothing, default_boolean, false },
+	{ "editable_text", config_nothing, default_string, false },
+};
+
+/* A type only --params names and hitld will refuse: its --default is text. */
+static const ResponseType response_type_unknown = { NULL, config_nothing, default_string, false };
+
+static const ResponseType *response_type_find(const char *name) {
+	for (size_t i = 0; i < ELEMENTSOF(response_types); i++)
+		if (streq(response_types[i].name, name))
+			return &response_types[i];
+	return &response_type_unknown;
+}
+
+/* String flags that go into response_config as they are. */
+typedef struct StringFlag {
+	size_t offset; /* of the value in SubmitOpts */
+	const char *key, *flag;
+} StringFlag;
+
+static void set_strings(const SubmitOpts *o, const StringFlag *flags, size_t n, json_object *config) {
+	for (size_t i = 0; i < n; i++) {
+		const char *v = *(const char *const *) ((const char *) o + flags[i].offset);
 
 		if (v) {
-			json_object_object_add(config, strings[i].key, json_object_new_string(v));
-			origin_set_config(strings[i].key, strings[i].flag);
+			json_object_object_add(config, flags[i].key, json_object_new_string(v));
+			origin_set_config(flags[i].key, flags[i].flag);
 		}
 	}
+}
 
-	if ((o->min || o->max) && !(rating || number || text || multi))
+static void set_true(json_object *config, const char *key, const char *flag) {
+	json_object_object_add(config, key, json_object_new_boolean(true));
+	origin_set_config(key, flag);
+}
+
+/* The flags of some types only, checked against this type before any is
+ * read: --max-length, --draft-text, the boolean labels first, then (after
+ * --max-length is read) the range and display flags. */
+static int check_label_flags(const SubmitOpts *o, const char *type) {
+	if (o->max_length && !streq(type, "text") && !streq(type, "editable_text"))
+		return usage_error("--max-length applies to --type text and editable_text only.");
+	if (o->draft_text && !streq(type, "editable_text"))
+		return usage_error("--draft-text applies to --type editable_text only.");
+	if ((o->true_label || o->false_label) && !streq(type, "boolean"))
+		return usage_error("--true-label and --false-label apply to --type boolean only.");
+	return 0;
+}
+
+static int check_range_flags(const SubmitOpts *o, const char *type) {
+	bool rating = streq(type, "rating"), number = streq(type, "number"), text = streq(type, "text");
+
+	if ((o->min || o->max) && !(rating || number || text || streq(type, "multi_select")))
 		return usage_error("--min/--max apply to rating, number, text and multi_select, not %s.", type);
 	if (o->step && !rating)
 		return usage_error("--step applies to --type rating only.");
@@ -375,99 +519,40 @@ static int apply_range_flags(const SubmitOpts *o, const char *type, json_object 
 		return usage_error("--decimals, --prefix, --suffix and --allow-negative apply to --type number only.");
 	if (o->placeholder && !(text || number))
 		return usage_error("--placeholder applies to --type text and number only.");
-
-	if (rating) {
-		if (o->min)
-			k = set_number(config, "scale_min", "--min", o->min);
-		if (k == 0 && o->max)
-			k = set_number(config, "scale_max", "--max", o->max);
-		if (k == 0 && o->step)
-			k = set_number(config, "scale_step", "--step", o->step);
-		/* A rating with no scale given: the usual 1–5. */
-		if (k == 0 && !json_object_object_get_ex(config, "scale_max", NULL) &&
-		    !json_object_object_get_ex(config, "max", NULL) && !json_object_object_get_ex(config, "max_value", NULL))
-			json_object_object_add(config, "scale_max", json_object_new_int(5));
-	} else if (number) {
-		if (o->min)
-			k = set_number(config, "min_value", "--min", o->min);
-		if (k == 0 && o->max)
-			k = set_number(config, "max_value", "--max", o->max);
-		if (k == 0 && o->decimals)
-			k = set_integer(config, "decimal_places", "--decimals", o->decimals);
-	} else if (text) {
-		if (o->min)
-			k = set_integer(config, "min_length", "--min", o->min);
-		if (k == 0 && o->max)
-			k = set_integer(config, "max_length", "--max", o->max);
-	} else if (multi) {
-		if (o->min)
-			k = set_integer(config, "min_selections", "--min", o->min);
-		if (k == 0 && o->max)
-			k = set_integer(config, "max_selections", "--max", o->max);
-	}
-	if (k)
-		return k;
-	if (o->placeholder) {
-		json_object_object_add(config, "placeholder", json_object_new_string(o->placeholder));
-		origin_set_config("placeholder", "--placeholder");
-	}
-	if (o->prefix) {
-		json_object_object_add(config, "prefix", json_object_new_string(o->prefix));
-		origin_set_config("prefix", "--prefix");
-	}
-	if (o->suffix) {
-		json_object_object_add(config, "suffix", json_object_new_string(o->suffix));
-		origin_set_config("suffix", "--suffix");
-	}
-	if (o->allow_negative) {
-		json_object_object_add(config, "allow_negative", json_object_new_boolean(true));
-		origin_set_config("allow_negative", "--allow-negative");
-	}
-	if (o->required) {
-		json_object_object_add(config, "required", json_object_new_boolean(true));
-		origin_set_config("required", "--required");
-	}
 	return 0;
 }
 
-/* --default VALUE as the JSON the type wants. */
-static int parse_default(const char *type, const char *value, json_object **ret) {
-	json_object *v = NULL;
+/* The type-specific flags into response_config: --max-length and the labels,
+ * the type's own builder, then the display flags and --required. */
+static int apply_type_flags(const SubmitOpts *o, const ResponseType *t, const char *type, json_object *config) {
+	static const StringFlag labels[] = {
+		{ offsetof(SubmitOpts, draft_text), "draft_text", "--draft-text" },
+		{ offsetof(SubmitOpts, true_label), "true_label", "--true-label" },
+		{ offsetof(SubmitOpts, false_label), "false_label", "--false-label" },
+	};
+	static const StringFlag display[] = {
+		{ offsetof(SubmitOpts, placeholder), "placeholder", "--placeholder" },
+		{ offsetof(SubmitOpts, prefix), "prefix", "--prefix" },
+		{ offsetof(SubmitOpts, suffix), "suffix", "--suffix" },
+	};
+	int k;
 
-	if (streq(type, "single_select") || streq(type, "text") || streq(type, "editable_text"))
-		v = json_object_new_string(value);
-	else if (streq(type, "multi_select")) {
-		if (value[0] == '[') {
-			v = parse_json_text(value);
-			if (!v || !json_object_is_type(v, json_type_array)) {
-				json_object_put(v);
-				return usage_error("--default %s: not a JSON array of option values.", value);
-			}
-		} else {
-			_cleanup_(freep) char *copy = strdup(value);
-			char *save = NULL;
-
-			v = json_object_new_array();
-			if (!copy || !v) {
-				json_object_put(v);
-				return usage_error("out of memory");
-			}
-			for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-				json_object_array_add(v, json_object_new_string(tok));
-		}
-	} else if (streq(type, "rating") || streq(type, "number")) {
-		v = parse_number(value);
-		if (!v)
-			return usage_error("--default %s: a %s request needs a number.", value, type);
-	} else if (streq(type, "boolean")) {
-		bool b;
-
-		if (parse_bool_word(value, &b) < 0)
-			return usage_error("--default %s: a boolean request needs true or false.", value);
-		v = json_object_new_boolean(b);
-	} else
-		v = json_object_new_string(value);
-	*ret = v;
+	k = check_label_flags(o, type);
+	if (k == 0 && o->max_length)
+		k = set_integer(config, "max_length", "--max-length", o->max_length);
+	if (k)
+		return k;
+	set_strings(o, labels, ELEMENTSOF(labels), config);
+	k = check_range_flags(o, type);
+	if (k == 0)
+		k = t->config(o, config);
+	if (k)
+		return k;
+	set_strings(o, display, ELEMENTSOF(display), config);
+	if (o->allow_negative)
+		set_true(config, "allow_negative", "--allow-negative");
+	if (o->required)
+		set_true(config, "required", "--required");
 	return 0;
 }
 
@@ -535,80 +620,99 @@ static int apply_content_flags(const SubmitOpts *o, json_object *p) {
 	return 0;
 }
 
-/* Builds the request.submit params from the flags (and --params). */
-int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_object **ret) {
-	_cleanup_(json_object_putp) json_object *p = NULL, *config = NULL;
+/* ------------------------------------------------------------------ request.submit's params */
+
+/* --params FILE, whose every field is blamed on it, else {}. */
+static int submit_params_base(const SubmitOpts *o, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *p = NULL;
+	_cleanup_(freep) char *raw = NULL;
+	int k;
+
+	if (!o->params_file) {
+		*ret = json_object_new_object();
+		return *ret ? 0 : usage_error("out of memory");
+	}
+	k = read_bounded(o->params_file, USER_INPUT_MAX, &raw, NULL);
+	if (k < 0)
+		return usage_error("--params %s: %s", o->params_file, k == -EFBIG ? "larger than 1 MiB" : strerror(-k));
+	p = parse_json_text(raw);
+	if (!p || !json_object_is_type(p, json_type_object))
+		return usage_error("--params %s: not a JSON object of request.submit fields.", o->params_file);
+	json_object_object_foreach(p, pkey, pval) {
+		(void) pval;
+		origin_set(pkey, "--params");
+	}
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+/* The TEXT arguments joined by spaces. */
+static char *join_words(char **args, int n_args) {
+	size_t len = 0;
+	char *text;
+
+	for (int i = 0; i < n_args; i++)
+		len += strlen(args[i]) + 1;
+	text = malloc(len + 1);
+	if (!text)
+		return NULL;
+	text[0] = 0;
+	for (int i = 0; i < n_args; i++) {
+		if (i)
+			strcat(text, " ");
+		strcat(text, args[i]);
+	}
+	return text;
+}
+
+/* request_text: one of an argument, --text, --text-file, --params, stdin. */
+static int submit_params_text(const SubmitOpts *o, char **args, int n_args, json_object *p) {
 	_cleanup_(freep) char *text = NULL;
-	json_object *v;
-	const char *type;
-	int sources = !!o->text + !!o->text_file + (n_args > 0), k;
+	int k;
 
-	if (o->params_file) {
-		_cleanup_(freep) char *raw = NULL;
-
-		k = read_bounded(o->params_file, USER_INPUT_MAX, &raw, NULL);
-		if (k < 0)
-			return usage_error("--params %s: %s", o->params_file,
-			                   k == -EFBIG ? "larger than 1 MiB" : strerror(-k));
-		p = parse_json_text(raw);
-		if (!p || !json_object_is_type(p, json_type_object))
-			return usage_error("--params %s: not a JSON object of request.submit fields.", o->params_file);
-		json_object_object_foreach(p, pkey, pval) {
-			(void) pval;
-			origin_set(pkey, "--params");
-		}
-	} else
-		p = json_object_new_object();
-	if (!p)
-		return usage_error("out of memory");
-
-	/* The text: one of an argument, --text, --text-file, --params, stdin. */
-	if (sources > 1)
+	if (!!o->text + !!o->text_file + (n_args > 0) > 1)
 		return usage_error("give the request text once: as an argument, --text or --text-file.");
 	if (o->text || o->text_file || n_args > 0)
 		origin_set("request_text", o->text ? "--text" : o->text_file ? "--text-file" : "TEXT");
-	if (o->text)
+	if (o->text) {
 		json_object_object_add(p, "request_text", json_object_new_string(o->text));
-	else if (o->text_file) {
+		return 0;
+	}
+	if (o->text_file) {
 		k = read_text_arg(o->text_file, &text);
-		if (k)
-			return k;
-		json_object_object_add(p, "request_text", json_object_new_string(text));
 	} else if (n_args > 0) {
-		size_t len = 0;
-
-		for (int i = 0; i < n_args; i++)
-			len += strlen(args[i]) + 1;
-		text = malloc(len + 1);
-		if (!text)
-			return usage_error("out of memory");
-		text[0] = 0;
-		for (int i = 0; i < n_args; i++) {
-			if (i)
-				strcat(text, " ");
-			strcat(text, args[i]);
-		}
-		json_object_object_add(p, "request_text", json_object_new_string(text));
-	} else if (!json_object_object_get_ex(p, "request_text", NULL)) {
+		text = join_words(args, n_args);
+		k = text ? 0 : usage_error("out of memory");
+	} else if (json_object_object_get_ex(p, "request_text", NULL))
+		return 0;
+	else {
 		if (isatty(STDIN_FILENO) || (o->params_file && streq(o->params_file, "-")))
 			return usage_error("no request text: give it as an argument, with --text or --text-file, or on stdin.");
 		k = read_text_arg("-", &text);
-		if (k)
-			return k;
-		if (!text[0])
+		if (k == 0 && !text[0])
 			return usage_error("no request text: stdin was empty; give the text as an argument, with --text or --text-file.");
-		json_object_object_add(p, "request_text", json_object_new_string(text));
 	}
+	if (k)
+		return k;
+	json_object_object_add(p, "request_text", json_object_new_string(text));
+	return 0;
+}
 
+static int submit_params_loop(const SubmitOpts *o, json_object *p) {
 	if (o->loop) {
 		json_object_object_add(p, "loop_id", json_object_new_string(o->loop));
 		origin_set("loop_id", "--loop");
 	}
 	if (!json_object_object_get_ex(p, "loop_id", NULL))
 		return usage_error("no loop: say which loop of reviewers gets the request with --loop ID ('hitlctl loops list' shows them).");
+	return 0;
+}
 
-	/* The response type: --type, else single_select when there are options,
-	 * else what --params says, else text. */
+/* response_type: --type, else single_select when there are options, else
+ * what --params says, else text. *ret_type points into p. */
+static int submit_params_type(const SubmitOpts *o, json_object *p, const char **ret_type) {
+	const char *type;
+
 	if (o->type) {
 		type = canonical_type(o->type);
 		if (!type)
@@ -621,11 +725,17 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 	else
 		type = "text";
 	json_object_object_add(p, "response_type", json_object_new_string(type));
-	type = jstr(p, "response_type");
 	if (o->type)
 		origin_set("response_type", "--type");
+	*ret_type = jstr(p, "response_type");
+	return 0;
+}
 
-	v = json_object_object_get(p, "response_config");
+/* response_config as --params has it (a copy), with --config's keys over it. */
+static int config_base(const SubmitOpts *o, json_object *p, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *config = NULL, *extra = NULL;
+	json_object *v = json_object_object_get(p, "response_config");
+
 	if (v) {
 		if (!json_object_is_type(v, json_type_object))
 			return usage_error("--params: response_config must be an object.");
@@ -636,8 +746,7 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 	if (!config)
 		return usage_error("out of memory");
 	if (o->config) {
-		_cleanup_(json_object_putp) json_object *extra = parse_json_text(o->config);
-
+		extra = parse_json_text(o->config);
 		if (!extra || !json_object_is_type(extra, json_type_object))
 			return usage_error("--config %s: not a JSON object (e.g. '{\"max_length\": 200}').", o->config);
 		json_object_object_foreach(extra, key, val) {
@@ -645,39 +754,61 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 			origin_set_config(key, "--config");
 		}
 	}
-	if (o->n_options > 0) {
-		json_object *options;
+	*ret = TAKE_PTR(config);
+	return 0;
+}
 
-		if (!streq(type, "single_select") && !streq(type, "multi_select"))
-			return usage_error("--option is for --type single_select or multi_select, not %s.", type);
-		options = json_object_new_array();
-		for (size_t i = 0; i < o->n_options; i++) {
-			json_object *opt = json_object_new_object();
-			const char *eq = strchr(o->options[i], '=');
-			_cleanup_(freep) char *value = eq ? strndup(o->options[i], (size_t) (eq - o->options[i]))
-			                                  : strdup(o->options[i]);
+/* --option VALUE[=Label]… as response_config.options. */
+static int config_options(const SubmitOpts *o, const ResponseType *t, const char *type, json_object *config) {
+	json_object *options;
 
-			if (!value || !value[0])
-				return usage_error("--option %s: the value before '=' is empty.", o->options[i]);
-			json_object_object_add(opt, "value", json_object_new_string(value));
-			json_object_object_add(opt, "label", json_object_new_string(eq ? eq + 1 : value));
-			json_object_array_add(options, opt);
-		}
-		json_object_object_add(config, "options", options);
-		origin_set_config("options", "--option");
+	if (o->n_options == 0)
+		return 0;
+	if (!t->choices)
+		return usage_error("--option is for --type single_select or multi_select, not %s.", type);
+	options = json_object_new_array();
+	json_object_object_add(config, "options", options);
+	for (size_t i = 0; i < o->n_options; i++) {
+		json_object *opt = json_object_new_object();
+		const char *eq = strchr(o->options[i], '=');
+		_cleanup_(freep) char *value = eq ? strndup(o->options[i], (size_t) (eq - o->options[i]))
+		                                  : strdup(o->options[i]);
+
+		json_object_array_add(options, opt);
+		if (!value || !value[0])
+			return usage_error("--option %s: the value before '=' is empty.", o->options[i]);
+		json_object_object_add(opt, "value", json_object_new_string(value));
+		json_object_object_add(opt, "label", json_object_new_string(eq ? eq + 1 : value));
 	}
-	if ((streq(type, "single_select") || streq(type, "multi_select")) &&
-	    !json_object_object_get_ex(config, "options", NULL))
+	origin_set_config("options", "--option");
+	return 0;
+}
+
+static int submit_params_config(const SubmitOpts *o, const ResponseType *t, const char *type, json_object *p) {
+	_cleanup_(json_object_putp) json_object *config = NULL;
+	int k;
+
+	k = config_base(o, p, &config);
+	if (k == 0)
+		k = config_options(o, t, type, config);
+	if (k)
+		return k;
+	if (t->choices && !json_object_object_get_ex(config, "options", NULL))
 		return usage_error("--type %s needs choices: give each with --option VALUE[=Label].", type);
-	k = apply_range_flags(o, type, config);
+	k = apply_type_flags(o, t, type, config);
 	if (k)
 		return k;
 	json_object_object_add(p, "response_config", TAKE_PTR(config));
+	return 0;
+}
 
+/* default_response: --default, else (editable_text) --draft-text, else what
+ * --params says; one is required. */
+static int submit_params_default(const SubmitOpts *o, const ResponseType *t, const char *type, json_object *p) {
 	if (o->default_value) {
 		json_object *d = NULL;
+		int k = t->parse_default(type, o->default_value, &d);
 
-		k = parse_default(type, o->default_value, &d);
 		if (k)
 			return k;
 		json_object_object_add(p, "default_response", d);
@@ -691,7 +822,13 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 	if (!json_object_object_get_ex(p, "default_response", NULL))
 		return usage_error("--default VALUE is required: the answer used if nobody replies before the deadline (e.g. --default reject%s).",
 		                   streq(type, "editable_text") ? "; for editable_text --draft-text also serves" : "");
+	return 0;
+}
 
+/* priority, timeout_seconds and processing_type: --deferred, else
+ * time-sensitive when --timeout was given, else what --params says, else the
+ * daemon's default (deferred). */
+static int submit_params_timing(const SubmitOpts *o, json_object *p) {
 	if (o->priority) {
 		json_object_object_add(p, "priority", json_object_new_string(o->priority));
 		origin_set("priority", "--priority");
@@ -704,12 +841,17 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 		json_object_object_add(p, "timeout_seconds", json_object_new_int64((int64_t) s));
 		origin_set("timeout_seconds", "--timeout");
 	}
-	/* processing_type: --deferred, else time-sensitive when --timeout was
-	 * given, else what --params says, else the daemon's default (deferred). */
 	if (o->deferred)
 		json_object_object_add(p, "processing_type", json_object_new_string("deferred"));
 	else if (o->timeout)
 		json_object_object_add(p, "processing_type", json_object_new_string("time-sensitive"));
+	return 0;
+}
+
+/* context, the content (apply_content_flags), callback_url, client_ref. */
+static int submit_params_extras(const SubmitOpts *o, json_object *p) {
+	int k;
+
 	if (o->context) {
 		json_object *ctx = parse_json_text(o->context);
 
@@ -729,7 +871,36 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 	}
 	if (o->ref)
 		json_object_object_add(p, "client_ref", json_object_new_string(o->ref));
+	return 0;
+}
 
+/* Builds the request.submit params from the flags (and --params), field by
+ * field in the order the checks have always run. */
+int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *p = NULL;
+	const ResponseType *t = NULL;
+	const char *type = NULL;
+	int k;
+
+	k = submit_params_base(o, &p);
+	if (k == 0)
+		k = submit_params_text(o, args, n_args, p);
+	if (k == 0)
+		k = submit_params_loop(o, p);
+	if (k == 0)
+		k = submit_params_type(o, p, &type);
+	if (k)
+		return k;
+	t = response_type_find(type);
+	k = submit_params_config(o, t, type, p);
+	if (k == 0)
+		k = submit_params_default(o, t, type, p);
+	if (k == 0)
+		k = submit_params_timing(o, p);
+	if (k == 0)
+		k = submit_params_extras(o, p);
+	if (k)
+		return k;
 	*ret = TAKE_PTR(p);
 	return 0;
 }

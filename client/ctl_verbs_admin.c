@@ -228,6 +228,68 @@ static bool confirm(const char *question) {
 	return answer[0] == 'y' || answer[0] == 'Y';
 }
 
+/* The subcommand's params: the positional ids (args) and --name,
+ * --description, --icon where the subcommand takes them. */
+static int loops_params(const char *sub, int n_args, const LoopOpts *o, char **args, json_object *params) {
+	if (n_args >= 1)
+		json_object_object_add(params, "id", json_object_new_string(args[0]));
+	if (n_args >= 2)
+		json_object_object_add(params, "user_id", json_object_new_string(args[1]));
+
+	if (streq(sub, "create")) {
+		if (!o->name || !o->icon)
+			return usage_error("loops create needs --name NAME and --icon ICON (e.g. --icon rocket); --description is optional.");
+	} else if (streq(sub, "update")) {
+		if (!o->name && !o->icon && !o->description)
+			return usage_error("loops update ID: say what changes with --name, --description or --icon.");
+	} else if (o->name || o->icon || o->description)
+		return usage_error("--name, --description and --icon are for 'loops create' and 'loops update'.");
+	if (o->name)
+		json_object_object_add(params, "name", json_object_new_string(o->name));
+	if (o->description)
+		json_object_object_add(params, "description", json_object_new_string(o->description));
+	if (o->icon)
+		json_object_object_add(params, "icon", json_object_new_string(o->icon));
+	return 0;
+}
+
+/* loops delete without --yes: asks on a terminal, refuses elsewhere. */
+static int loops_confirm_delete(const char *id) {
+	char q[160];
+
+	if (!isatty(STDIN_FILENO))
+		return usage_error("loops delete removes the loop and all its requests at HITL.sh for good: add --yes to confirm.");
+	snprintf(q, sizeof q, "Delete loop %s and every request in it at HITL.sh?", id);
+	if (!confirm(q))
+		return usage_error("not deleted.");
+	return 0;
+}
+
+/* The human output of a subcommand that succeeded. */
+static int loops_print(Ctl *ctl, const char *sub, json_object *res, const LoopOpts *o, char **args) {
+	if (streq(sub, "list"))
+		return loops_list(ctl, res, o);
+	if (streq(sub, "members"))
+		return loops_members(ctl, res);
+	if (streq(sub, "get") || streq(sub, "show"))
+		loops_show(ctl, res);
+	else if (streq(sub, "create")) {
+		json_object *l = json_object_object_get(res, "loop");
+
+		puts(strna(jstr(l, "id")));
+		if (jstr(res, "invite_code") || jstr(res, "join_url"))
+			fprintf(stderr, "loop \"%s\" created; reviewers join in the HITL app with code %s%s%s\n",
+			        strna(jstr(l, "name")), strna(jstr(res, "invite_code")), jstr(res, "join_url") ? " or at " : "",
+			        jstr(res, "join_url") ? jstr(res, "join_url") : "");
+	} else if (streq(sub, "update"))
+		printf("loop %s updated\n", args[0]);
+	else if (streq(sub, "delete"))
+		printf("loop %s deleted\n", args[0]);
+	else if (streq(sub, "remove-member"))
+		printf("user %s removed from loop %s\n", args[1], args[0]);
+	return 0;
+}
+
 int verb_loops(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
@@ -277,37 +339,11 @@ int verb_loops(Ctl *ctl, int argc, char **argv) {
 		                   n_args == 0   ? "no arguments"
 		                   : n_args == 1 ? "one loop id"
 		                                 : "a loop id and a user id");
-	if (n_args >= 1)
-		json_object_object_add(params, "id", json_object_new_string(argv[optind]));
-	if (n_args >= 2)
-		json_object_object_add(params, "user_id", json_object_new_string(argv[optind + 1]));
-
-	if (streq(sub, "create")) {
-		if (!o.name || !o.icon)
-			return usage_error("loops create needs --name NAME and --icon ICON (e.g. --icon rocket); --description is optional.");
-	} else if (streq(sub, "update")) {
-		if (!o.name && !o.icon && !o.description)
-			return usage_error("loops update ID: say what changes with --name, --description or --icon.");
-	} else if (o.name || o.icon || o.description)
-		return usage_error("--name, --description and --icon are for 'loops create' and 'loops update'.");
-	if (o.name)
-		json_object_object_add(params, "name", json_object_new_string(o.name));
-	if (o.description)
-		json_object_object_add(params, "description", json_object_new_string(o.description));
-	if (o.icon)
-		json_object_object_add(params, "icon", json_object_new_string(o.icon));
-
-	if (streq(sub, "delete") && !o.yes) {
-		char q[160];
-
-		if (!isatty(STDIN_FILENO))
-			return usage_error("loops delete removes the loop and all its requests at HITL.sh for good: add --yes to confirm.");
-		snprintf(q, sizeof q, "Delete loop %s and every request in it at HITL.sh?", argv[optind]);
-		if (!confirm(q))
-			return usage_error("not deleted.");
-	}
-
-	k = ctl_connect(ctl);
+	k = loops_params(sub, n_args, &o, argv + optind, params);
+	if (k == 0 && streq(sub, "delete") && !o.yes)
+		k = loops_confirm_delete(argv[optind]);
+	if (k == 0)
+		k = ctl_connect(ctl);
 	if (k)
 		return k;
 	snprintf(what, sizeof what, "loops %s", sub);
@@ -318,27 +354,7 @@ int verb_loops(Ctl *ctl, int argc, char **argv) {
 		print_json(res);
 		return 0;
 	}
-	if (streq(sub, "list"))
-		return loops_list(ctl, res, &o);
-	if (streq(sub, "members"))
-		return loops_members(ctl, res);
-	if (streq(sub, "get") || streq(sub, "show"))
-		loops_show(ctl, res);
-	else if (streq(sub, "create")) {
-		json_object *l = json_object_object_get(res, "loop");
-
-		puts(strna(jstr(l, "id")));
-		if (jstr(res, "invite_code") || jstr(res, "join_url"))
-			fprintf(stderr, "loop \"%s\" created; reviewers join in the HITL app with code %s%s%s\n",
-			        strna(jstr(l, "name")), strna(jstr(res, "invite_code")), jstr(res, "join_url") ? " or at " : "",
-			        jstr(res, "join_url") ? jstr(res, "join_url") : "");
-	} else if (streq(sub, "update"))
-		printf("loop %s updated\n", argv[optind]);
-	else if (streq(sub, "delete"))
-		printf("loop %s deleted\n", argv[optind]);
-	else if (streq(sub, "remove-member"))
-		printf("user %s removed from loop %s\n", argv[optind + 1], argv[optind]);
-	return 0;
+	return loops_print(ctl, sub, res, &o, argv + optind);
 }
 
 /* ------------------------------------------------------------------ key, admin */

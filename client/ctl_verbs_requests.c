@@ -259,6 +259,9 @@ int verb_wait(Ctl *ctl, int argc, char **argv) {
 
 /* ------------------------------------------------------------------ list */
 
+/* ID, STATE, PRIORITY, CREATED, RESULT, TEXT, OWNER */
+#define LIST_COLUMNS 7
+
 typedef struct ListOpts {
 	char **states;
 	size_t n_states;
@@ -311,6 +314,105 @@ static int list_option(Ctl *ctl, int opt, const char *arg, void *userdata) {
 	return 0;
 }
 
+/* --user UID into the filter. */
+static int list_user(const ListOpts *o, HitlListFilter *filter) {
+	char *end;
+	unsigned long uid;
+
+	if (!o->user)
+		return 0;
+	errno = 0;
+	uid = strtoul(o->user, &end, 10);
+	if (!*o->user || *end || errno || uid > UINT32_MAX)
+		return usage_error("--user %s: a numeric uid.", o->user);
+	filter->owner_uid_set = true;
+	filter->owner_uid = (uint32_t) uid;
+	return 0;
+}
+
+/* One record: its id (--quiet) or a row of the table; notes in *others
+ * whether it is someone else's. */
+static int list_row(const Ctl *ctl, const ListOpts *o, Table *table, json_object *rec, bool *others) {
+	char label[160];
+	_cleanup_(freep) char *text = shorten(record_text(rec, label, sizeof label), TEXT_COLUMN_MAX),
+	                      *result = shorten(json_object_object_get(rec, "result")
+	                                                ? value_text(json_object_object_get(rec, "result"))
+	                                                : "",
+	                                        20);
+	char created[64], owner[24];
+	int64_t uid = 0;
+	const char *row[LIST_COLUMNS];
+
+	jint(rec, "owner_uid", &uid);
+	snprintf(owner, sizeof owner, "%" PRId64, uid);
+	if (uid != (int64_t) getuid())
+		*others = true;
+	row[0] = jstr(rec, "id");
+	row[1] = jstr(rec, "state");
+	row[2] = jstr(rec, "priority");
+	row[3] = format_ago(jstr(rec, "created_at"), created, sizeof created);
+	row[4] = result;
+	row[5] = text;
+	row[6] = owner;
+	if (o->quiet && !ctl->json) {
+		puts(strna(row[0]));
+		return 0;
+	}
+	return table_add(table, row) < 0 ? EXIT_REMOTE : 0;
+}
+
+/* The table, without the OWNER column when only the caller's requests are listed. */
+static void list_print(const Ctl *ctl, const ListOpts *o, Table *table, bool others, bool more) {
+	if (!others) {
+		for (size_t r = 0; r < table->n_rows; r++) {
+			free(table->cells[r * LIST_COLUMNS + LIST_COLUMNS - 1]);
+			for (size_t c = 0; c < LIST_COLUMNS - 1; c++)
+				table->cells[r * (LIST_COLUMNS - 1) + c] = table->cells[r * LIST_COLUMNS + c];
+		}
+		table->n_columns = LIST_COLUMNS - 1;
+	}
+	if (table->n_rows > 0)
+		table_print(table);
+	else if (ctl->tty_out)
+		printf(o->all || o->states ? "no requests\n"
+		                           : "no open requests ('hitlctl list --all' also shows finished ones)\n");
+	if (more && ctl->tty_err)
+		fprintf(stderr, "(first %u shown; --limit N shows more)\n", o->limit);
+}
+
+/* Pages through request.list until o->limit records are shown or none are left. */
+static int list_pages(Ctl *ctl, const ListOpts *o, HitlListFilter *filter, Table *table, bool *others, bool *more) {
+	_cleanup_(freep) char *cursor = NULL;
+	unsigned shown = 0;
+
+	while (shown < o->limit) {
+		_cleanup_(json_object_putp) json_object *page = NULL;
+		json_object *reqs;
+		int r;
+
+		filter->cursor = cursor;
+		filter->limit = o->limit - shown < LIST_PAGE ? o->limit - shown : LIST_PAGE;
+		r = hitl_request_list(ctl->client, filter, &page, &ctl->error);
+		if (r < 0)
+			return report_call_error(ctl, r, "list");
+		if (ctl->json)
+			print_json(page);
+		reqs = json_object_object_get(page, "requests");
+		for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+			r = list_row(ctl, o, table, json_object_array_get_idx(reqs, i), others);
+			if (r)
+				return r;
+			shown++;
+		}
+		free(cursor);
+		cursor = jstr(page, "next_cursor") ? strdup(jstr(page, "next_cursor")) : NULL;
+		if (!cursor)
+			break;
+		*more = shown >= o->limit;
+	}
+	return 0;
+}
+
 int verb_list(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
@@ -323,114 +425,31 @@ int verb_list(Ctl *ctl, int argc, char **argv) {
 		{},
 	};
 	static const char *const open_states[] = { "queued", "submitting", "pending", NULL };
-	static const char *const headers[] = { "ID", "STATE", "PRIORITY", "CREATED", "RESULT", "TEXT", "OWNER" };
-	_cleanup_(freep) char *cursor = NULL;
+	static const char *const headers[LIST_COLUMNS] = { "ID", "STATE", "PRIORITY", "CREATED", "RESULT", "TEXT", "OWNER" };
 	ListOpts o = { .limit = LIST_DEFAULT_LIMIT };
 	HitlListFilter filter = {};
-	Table table = { .n_columns = 7 };
-	unsigned shown = 0;
+	Table table = { .n_columns = LIST_COLUMNS };
 	bool others = false, more = false;
 	int k;
 
 	k = parse_options(ctl, argc, argv, "s:l:aqu:n:", opts, list_option, &o);
+	if (k == 0 && optind < argc)
+		k = usage_error("list takes no arguments (filter with --state, --loop, --all).");
+	if (k == 0)
+		k = list_user(&o, &filter);
 	if (k) {
 		strv_free(o.states);
 		return k < 0 ? 0 : k;
-	}
-	if (optind < argc) {
-		strv_free(o.states);
-		return usage_error("list takes no arguments (filter with --state, --loop, --all).");
-	}
-	if (o.user) {
-		char *end;
-		unsigned long uid;
-
-		errno = 0;
-		uid = strtoul(o.user, &end, 10);
-		if (!*o.user || *end || errno || uid > UINT32_MAX) {
-			strv_free(o.states);
-			return usage_error("--user %s: a numeric uid.", o.user);
-		}
-		filter.owner_uid_set = true;
-		filter.owner_uid = (uint32_t) uid;
 	}
 	filter.states = o.states ? (const char *const *) o.states : o.all ? NULL : open_states;
 	filter.loop_id = o.loop;
 	memcpy(table.headers, headers, sizeof headers);
 
 	k = ctl_connect(ctl);
-	while (k == 0 && shown < o.limit) {
-		_cleanup_(json_object_putp) json_object *page = NULL;
-		json_object *reqs;
-		HitlError *e = &ctl->error;
-		int r;
-
-		filter.cursor = cursor;
-		filter.limit = o.limit - shown < LIST_PAGE ? o.limit - shown : LIST_PAGE;
-		r = hitl_request_list(ctl->client, &filter, &page, e);
-		if (r < 0) {
-			k = report_call_error(ctl, r, "list");
-			break;
-		}
-		if (ctl->json)
-			print_json(page);
-		reqs = json_object_object_get(page, "requests");
-		for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
-			json_object *rec = json_object_array_get_idx(reqs, i);
-			char label[160];
-			_cleanup_(freep) char *text = shorten(record_text(rec, label, sizeof label), TEXT_COLUMN_MAX),
-			                      *result = shorten(json_object_object_get(rec, "result")
-			                                                ? value_text(json_object_object_get(rec, "result"))
-			                                                : "",
-			                                        20);
-			char created[64], owner[24];
-			int64_t uid = 0;
-			const char *row[7];
-
-			jint(rec, "owner_uid", &uid);
-			snprintf(owner, sizeof owner, "%" PRId64, uid);
-			if (uid != (int64_t) getuid())
-				others = true;
-			row[0] = jstr(rec, "id");
-			row[1] = jstr(rec, "state");
-			row[2] = jstr(rec, "priority");
-			row[3] = format_ago(jstr(rec, "created_at"), created, sizeof created);
-			row[4] = result;
-			row[5] = text;
-			row[6] = owner;
-			if (o.quiet && !ctl->json)
-				puts(strna(row[0]));
-			else if (table_add(&table, row) < 0) {
-				k = EXIT_REMOTE;
-				break;
-			}
-			shown++;
-		}
-		free(cursor);
-		cursor = jstr(page, "next_cursor") ? strdup(jstr(page, "next_cursor")) : NULL;
-		if (!cursor)
-			break;
-		more = shown >= o.limit;
-	}
-
-	if (k == 0 && !ctl->json && !o.quiet) {
-		/* The OWNER column only when someone else's requests are listed. */
-		if (!others) {
-			for (size_t r = 0; r < table.n_rows; r++) {
-				free(table.cells[r * 7 + 6]);
-				for (size_t c = 0; c < 6; c++)
-					table.cells[r * 6 + c] = table.cells[r * 7 + c];
-			}
-			table.n_columns = 6;
-		}
-		if (table.n_rows > 0)
-			table_print(&table);
-		else if (ctl->tty_out)
-			printf(o.all || o.states ? "no requests\n"
-			                         : "no open requests ('hitlctl list --all' also shows finished ones)\n");
-		if (more && ctl->tty_err)
-			fprintf(stderr, "(first %u shown; --limit N shows more)\n", o.limit);
-	}
+	if (k == 0)
+		k = list_pages(ctl, &o, &filter, &table, &others, &more);
+	if (k == 0 && !ctl->json && !o.quiet)
+		list_print(ctl, &o, &table, others, more);
 	table_free(&table);
 	strv_free(o.states);
 	return k;
