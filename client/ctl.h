@@ -4,9 +4,14 @@
  * to hitld (ctl_call.c) and the verbs (ctl_verbs_*.c), which hitlctl.c
  * dispatches to.
  *
- * Layers, each using only those below it: hitlctl.c (main, global options,
- * verb table) → ctl_verbs_*.c → ctl_wait.c → ctl_call.c → ctl_params.c →
- * ctl_output.c → libhitlclient. */
+ * Layers, each file using only those below it (and libhitlclient):
+ *   hitlctl.c        main, the options before the verb, the verb table, dispatch
+ *   ctl_verbs_*.c    the verbs (requests, admin, watch, trigger)
+ *   ctl_wait.c       waiting until a request is final
+ *   ctl_call.c       connecting, calls, failures as messages and exit codes
+ *   ctl_options.c    a verb's options (--help goes up through Ctl.help)
+ *   ctl_params.c     flags and input as request params
+ *   ctl_output.c     everything printed */
 #pragma once
 
 #include <getopt.h>
@@ -51,6 +56,8 @@ typedef struct Ctl {
 	HitlClient *client;
 	HitlError error;
 	const char *verb;
+	/* Prints a verb's help (hitlctl.c's verb table), for --help. */
+	void (*help)(const char *verb, FILE *f);
 } Ctl;
 
 /* ------------------------------------------------------------------ options */
@@ -133,16 +140,15 @@ enum {
  * Calls handle(opt, optarg) for verb options. Returns 0, or an exit code
  * (-1 means "help printed, exit 0"). */
 typedef int (*option_handler_t)(Ctl *ctl, int opt, const char *arg, void *userdata);
-/* Also resolves the socket path (--socket > --instance > HITLD_SOCKET > default). */
+/* Also resolves the socket path (resolve_path()). */
 int parse_options(Ctl *ctl, int argc, char **argv, const char *shortopts, const struct option *longopts,
                   option_handler_t handle, void *userdata);
+/* Handles a common option; returns 1 if it was one, 0 if not, <0 exit code negated. */
+int common_option(Ctl *ctl, int opt, const char *arg);
+/* ctl->path: --socket > --instance > HITLD_SOCKET > /run/hitld.sock. */
+void resolve_path(Ctl *ctl);
 
-/* ------------------------------------------------------------------ verbs (hitlctl.c's table) */
-
-typedef struct Verb Verb;
-const Verb *verb_find(const char *name);
-/* Prints v's help, or the overview when v is NULL. */
-void verb_help(const Verb *v, FILE *f);
+/* ------------------------------------------------------------------ verbs (ctl_verbs_*.c) */
 
 int verb_status(Ctl *ctl, int argc, char **argv);
 int verb_submit(Ctl *ctl, int argc, char **argv);

@@ -316,7 +316,7 @@ int verb_loops(Ctl *ctl, int argc, char **argv) {
 
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-			verb_help(verb_find("loops"), stdout);
+			ctl->help("loops", stdout);
 			return 0;
 		}
 		return usage_error("loops: say what to do: list, get ID, members ID, create, update ID, delete ID, remove-member ID USER_ID.");
@@ -369,7 +369,7 @@ int verb_key(Ctl *ctl, int argc, char **argv) {
 
 	if (argc < 2 || !streq(argv[1], "test")) {
 		if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-			verb_help(verb_find("key"), stdout);
+			ctl->help("key", stdout);
 			return 0;
 		}
 		return usage_error("key: the only subcommand is 'key test' (checks the API key with HITL.sh; costs one call).");

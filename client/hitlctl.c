@@ -18,87 +18,18 @@
 #include "ctl_output.h"
 #include "mcp.h"
 
-/* ------------------------------------------------------------------ common options */
-
-/* Handles a common option; returns 1 if it was one, 0 if not, <0 exit code negated. */
-static int common_option(Ctl *ctl, int opt, const char *arg) {
-	switch (opt) {
-	case OPT_JSON:
-		ctl->json = true;
-		return 1;
-	case OPT_SOCKET:
-		ctl->socket_arg = arg;
-		return 1;
-	case OPT_INSTANCE: {
-		char *p = NULL;
-
-		if (hitl_socket_path_for_instance(arg, &p) < 0)
-			return -usage_error("--instance %s: an instance name is 1-%d characters of letters, digits and _.:@- (e.g. --instance prod for hitld@prod.service)",
-			                    arg, HITL_INSTANCE_NAME_MAX);
-		free(ctl->instance_path);
-		ctl->instance_path = p;
-		ctl->instance = arg;
-		return 1;
-	}
-	case OPT_HELP:
-		verb_help(verb_find(ctl->verb), stdout);
-		return -256; /* "exit 0 now" */
-	default:
-		return 0;
-	}
-}
-
-/* Precedence: --socket > --instance > HITLD_SOCKET > /run/hitld.sock. */
-static void resolve_path(Ctl *ctl) {
-	if (ctl->socket_arg && ctl->socket_arg[0])
-		ctl->path = ctl->socket_arg;
-	else if (ctl->instance_path)
-		ctl->path = ctl->instance_path;
-	else
-		ctl->path = hitl_socket_path(NULL);
-}
-
-int parse_options(Ctl *ctl, int argc, char **argv, const char *shortopts, const struct option *longopts,
-                         option_handler_t handle, void *userdata) {
-	int opt;
-
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-		int k;
-
-		if (opt == '?' || opt == ':') {
-			if (optopt && optopt < 256 && optopt != '?')
-				return usage_error("%s: unknown or incomplete option -%c — see 'hitlctl %s --help'.", ctl->verb,
-				                   optopt, ctl->verb);
-			return usage_error("%s: unknown option or missing value in '%s' — see 'hitlctl %s --help'.", ctl->verb,
-			                   argv[optind - 1], ctl->verb);
-		}
-		k = common_option(ctl, opt, optarg);
-		if (k == -256)
-			return -1;
-		if (k < 0)
-			return -k;
-		if (k > 0)
-			continue;
-		k = handle ? handle(ctl, opt, optarg, userdata) : EXIT_USAGE;
-		if (k != 0)
-			return k;
-	}
-	resolve_path(ctl);
-	return 0;
-}
-
 /* ------------------------------------------------------------------ verbs, help */
 
-struct Verb {
+typedef struct Verb {
 	const char *name;
 	int (*run)(Ctl *ctl, int argc, char **argv);
 	const char *synopsis;
 	const char *summary;
 	const char *help;
-};
+} Verb;
 
+static const Verb *verb_find(const char *name);
+static void verb_help(const Verb *v, FILE *f);
 static int verb_help_cmd(Ctl *ctl, int argc, char **argv);
 static int verb_version(Ctl *ctl, int argc, char **argv);
 
@@ -243,7 +174,7 @@ static const Verb verbs[] = {
 	  "Prints hitlctl's version and, if it can connect, hitld's.\n" },
 };
 
-const Verb *verb_find(const char *name) {
+static const Verb *verb_find(const char *name) {
 	for (size_t i = 0; name && i < ELEMENTSOF(verbs); i++)
 		if (streq(verbs[i].name, name))
 			return &verbs[i];
@@ -287,12 +218,17 @@ static void usage(FILE *f) {
 	        common_help, exit_help);
 }
 
-void verb_help(const Verb *v, FILE *f) {
+static void verb_help(const Verb *v, FILE *f) {
 	if (!v) {
 		usage(f);
 		return;
 	}
 	fprintf(f, "Usage: hitlctl %s\n\n%s\n%s\n%s", v->synopsis, v->help, common_help, exit_help);
+}
+
+/* Ctl.help: what --help shows for a verb. */
+static void help_for(const char *verb, FILE *f) {
+	verb_help(verb_find(verb), f);
 }
 
 static int verb_help_cmd(Ctl *ctl, int argc, char **argv) {
@@ -338,7 +274,7 @@ static int verb_version(Ctl *ctl, int argc, char **argv) {
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
-	Ctl ctl = { .tty_out = isatty(STDOUT_FILENO), .tty_err = isatty(STDERR_FILENO) };
+	Ctl ctl = { .tty_out = isatty(STDOUT_FILENO), .tty_err = isatty(STDERR_FILENO), .help = help_for };
 	const Verb *v;
 	int i, r;
 
