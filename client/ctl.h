@@ -10,7 +10,8 @@
  *   ctl_wait.c       waiting until a request is final
  *   ctl_call.c       connecting, calls, failures as messages and exit codes
  *   ctl_options.c    a verb's options (--help goes up through Ctl.help)
- *   ctl_params.c     flags and input as request params
+ *   ctl_params.c     flags as request params
+ *   ctl_input.c      reading files, stdin, JSON, numbers
  *   ctl_output.c     everything printed */
 #pragma once
 

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_input.h"
 #include "ctl_output.h"
 #include "ctl_params.h"
 #include "ctl_wait.h"

@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ctl.h"
+#include "ctl_input.h"
 #include "ctl_output.h"
 #include "ctl_params.h"
 #include "ctl_wait.h"
@@ -63,6 +64,52 @@ static int trigger_data(const TriggerOpts *o, json_object **ret) {
 	return 0;
 }
 
+/* The final record's outcome: the execution id printed, or why there is none. */
+static int trigger_outcome(const Ctl *ctl, const char *id, json_object *final) {
+	json_object *rec = json_object_object_get(final, "request"), *err = json_object_object_get(rec, "error");
+
+	if (ctl->json)
+		print_json(final);
+	if (streq_ptr(jstr(rec, "state"), "completed")) {
+		if (jstr(rec, "execution_id")) {
+			if (!ctl->json)
+				puts(jstr(rec, "execution_id"));
+		} else
+			errorf("workflow %s was triggered (%s), but HITL.sh's reply named no execution id.",
+			       strna(jstr(rec, "workflow_id")), id);
+		return 0;
+	}
+	if (streq_ptr(jstr(err, "code"), "outcome_unknown"))
+		errorf("trigger %s: %s Check the workflow's executions at HITL.sh before triggering it again.", id,
+		       strna(jstr(err, "message")));
+	else
+		errorf("trigger %s %s: %s", id, strna(jstr(rec, "state")), err ? strna(jstr(err, "message")) : "");
+	return EXIT_REMOTE;
+}
+
+/* Acknowledged means durable: waits on it, across a restart of hitld too. */
+static int trigger_wait(Ctl *ctl, json_object *res, int64_t timeout_s) {
+	_cleanup_(json_object_putp) json_object *final = NULL;
+	_cleanup_(freep) char *id = strdup(strna(jstr(res, "id")));
+	Live live = { .on = ctl->tty_err, .position = -1 };
+	int k;
+
+	if (!id)
+		return EXIT_REMOTE;
+	jint(res, "position", &live.position);
+	k = wait_final(ctl, id, timeout_s, &live, &final);
+	if (k == EXIT_TIMEOUT) {
+		if (ctl->json)
+			print_json(final);
+		errorf("trigger %s is still %s — 'hitlctl wait %s' waits on.", id,
+		       strna(jstr(json_object_object_get(final, "request"), "state")), id);
+		return EXIT_TIMEOUT;
+	}
+	if (k)
+		return k;
+	return trigger_outcome(ctl, id, final);
+}
+
 int verb_trigger(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
@@ -74,13 +121,9 @@ int verb_trigger(Ctl *ctl, int argc, char **argv) {
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{},
 	};
-	_cleanup_(json_object_putp) json_object *params = json_object_new_object(), *res = NULL, *final = NULL,
-	                                       *data = NULL;
-	_cleanup_(freep) char *id = NULL;
+	_cleanup_(json_object_putp) json_object *params = json_object_new_object(), *res = NULL, *data = NULL;
 	TriggerOpts o = {};
-	Live live = {};
 	int64_t timeout_s = -1;
-	json_object *rec, *err;
 	int k;
 
 	k = parse_options(ctl, argc, argv, "p:t:", opts, trigger_option, &o);
@@ -114,48 +157,11 @@ int verb_trigger(Ctl *ctl, int argc, char **argv) {
 	if (jbool(res, "duplicate"))
 		errorf("--ref %s was already used for this same trigger: that trigger is shown, nothing new was queued.",
 		       strna(o.ref));
-	if (o.no_wait) {
-		if (ctl->json)
-			print_json(res);
-		else
-			puts(strna(jstr(res, "id")));
-		return 0;
-	}
-
-	/* Acknowledged means durable: wait on it, across a restart of hitld too. */
-	id = strdup(strna(jstr(res, "id")));
-	if (!id)
-		return EXIT_REMOTE;
-	live.on = ctl->tty_err;
-	live.position = -1;
-	jint(res, "position", &live.position);
-	k = wait_final(ctl, id, timeout_s, &live, &final);
-	if (k == EXIT_TIMEOUT) {
-		if (ctl->json)
-			print_json(final);
-		errorf("trigger %s is still %s — 'hitlctl wait %s' waits on.", id,
-		       strna(jstr(json_object_object_get(final, "request"), "state")), id);
-		return EXIT_TIMEOUT;
-	}
-	if (k)
-		return k;
+	if (!o.no_wait)
+		return trigger_wait(ctl, res, timeout_s);
 	if (ctl->json)
-		print_json(final);
-	rec = json_object_object_get(final, "request");
-	err = json_object_object_get(rec, "error");
-	if (streq_ptr(jstr(rec, "state"), "completed")) {
-		if (jstr(rec, "execution_id")) {
-			if (!ctl->json)
-				puts(jstr(rec, "execution_id"));
-		} else
-			errorf("workflow %s was triggered (%s), but HITL.sh's reply named no execution id.",
-			       strna(jstr(rec, "workflow_id")), id);
-		return 0;
-	}
-	if (streq_ptr(jstr(err, "code"), "outcome_unknown"))
-		errorf("trigger %s: %s Check the workflow's executions at HITL.sh before triggering it again.", id,
-		       strna(jstr(err, "message")));
+		print_json(res);
 	else
-		errorf("trigger %s %s: %s", id, strna(jstr(rec, "state")), err ? strna(jstr(err, "message")) : "");
-	return EXIT_REMOTE;
+		puts(strna(jstr(res, "id")));
+	return 0;
 }
