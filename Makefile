@@ -133,6 +133,10 @@ $(B)/hitlctl: $(B)/client/hitlctl.o $(CTL_OBJ) $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
+# hitlctl's request.submit params (client/ctl_params.c), linked before the library they call.
+$(B)/tests/unit/test_ctl_params: $(B)/tests/unit/test_ctl_params.o $(B)/client/ctl_params.o $(B)/client/ctl_input.o \
+                                 $(B)/client/ctl_output.o $(B)/libhitlclient.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)

@@ -779,6 +779,7 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 	const char *type = NULL;
 	int k;
 
+	n_origins = 0; /* a new request: nothing set yet */
 	k = submit_params_base(o, &p);
 	if (k == 0)
 		k = submit_params_text(o, args, n_args, p);
