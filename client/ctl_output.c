@@ -443,7 +443,8 @@ void print_record(json_object *rec) {
 	if (json_object_object_get(rec, "result") || jstr(rec, "result_source")) {
 		snprintf(line, sizeof line, "%s%s", value_text(json_object_object_get(rec, "result")),
 		         streq_ptr(jstr(rec, "result_source"), "default") ? "  (the default: nobody answered in time)"
-		         : streq_ptr(jstr(rec, "result_source"), "reviewer") ? "  (from a reviewer)" : "");
+		         : streq_ptr(jstr(rec, "result_source"), "reviewer") ? "  (from a reviewer)"
+		         : streq_ptr(jstr(rec, "result_source"), "unsent") ? "  (never sent to HITL.sh: nobody saw it)" : "");
 		print_field("result:", line);
 	}
 	if (streq_ptr(jstr(rec, "kind"), "trigger")) {

@@ -113,6 +113,18 @@ static int print_outcome(Ctl *ctl, json_object *wait_result, const char *expect,
 	if (ctl->json)
 		print_json(wait_result);
 
+	/* Never shown to a reviewer: there is no answer, not even a default
+	 * anyone had the chance to beat. */
+	if (streq_ptr(jstr(rec, "result_source"), "unsent") && !streq_ptr(state, "failed")) {
+		if (!ctl->json && !ask)
+			printf("%s  %s  %s  (never sent to HITL.sh: nobody saw it)\n", strna(id), strna(state),
+			       value_text(result));
+		if (ask || expect)
+			errorf("request %s ended (%s) but was never sent to HITL.sh: no one saw it, there is no answer.",
+			       strna(id), strna(state));
+		return ask ? EXIT_TIMEOUT : 0;
+	}
+
 	if (streq_ptr(state, "completed") || streq_ptr(state, "timeout")) {
 		if (!ctl->json) {
 			if (ask)

@@ -1,12 +1,11 @@
 /* api.c — see api.h. */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <strings.h>
 
 #include "api.h"
 #include "apiparse.h"
+#include "baseurl.h"
 #include "cleanup.h"
 #include "curl_glue.h"
 #include "lockedmem.h"
@@ -341,25 +340,6 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	call_free(call);
 }
 
-static bool is_loopback_host(const char *host) {
-	struct in_addr a4;
-	struct in6_addr a6;
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n;
-
-	if (strcasecmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-
-	n = strlen(host);
-	if (n < 3 || n >= sizeof(buf) || host[0] != '[' || host[n - 1] != ']')
-		return false;
-	memcpy(buf, host + 1, n - 2);
-	buf[n - 2] = '\0';
-	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
-
 static void curl_urlp(CURLU **u) {
 	if (*u)
 		curl_url_cleanup(*u);
@@ -370,48 +350,25 @@ static void curl_freep(char **p) {
 		curl_free(*p);
 }
 
-/* Validates base_url and returns its normalised form without trailing '/'. */
+/* Validates base_url (baseurl.h: the rule --check-config applies too) and
+ * returns its normalised form without trailing '/'. */
 static int base_url_check(const char *base_url, char **ret_url, bool *ret_plain_loopback) {
 	_cleanup_(curl_urlp) CURLU *u = NULL;
-	_cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *part = NULL, *url = NULL;
+	_cleanup_(curl_freep) char *url = NULL;
 	bool plain_loopback = false;
+	const char *reason;
 	char *copy;
 	size_t n;
+	int r;
 
-	if (!base_url || !*base_url)
-		return log_error_errno(EINVAL, "No HITL.sh base URL configured.");
+	r = baseurl_check(base_url, &plain_loopback, &reason);
+	if (r < 0)
+		return log_error_errno(r, "Refusing HITL.sh base URL: %s.", reason);
 	u = curl_url();
 	if (!u)
 		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK)
-		return log_error_errno(EINVAL, "HITL.sh base URL does not parse as a URL.");
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-		return log_error_errno(EINVAL, "HITL.sh base URL has no scheme.");
-	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
-		return log_error_errno(EPROTONOSUPPORT,
-		                       "Refusing HITL.sh base URL with scheme %s: only https:// "
-		                       "(or http:// to a loopback host) is allowed.", scheme);
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		return log_error_errno(EINVAL, "HITL.sh base URL has no host.");
-
-	/* User info would carry a secret into logs and Authorization confusion;
-	 * a query or fragment cannot be followed by a path. */
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
-		return log_error_errno(EINVAL, "HITL.sh base URL must not contain user information.");
-	if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
-		return log_error_errno(EINVAL, "HITL.sh base URL must not contain a query or fragment.");
-
-	if (strcasecmp(scheme, "http") == 0) {
-		if (!is_loopback_host(host))
-			return log_error_errno(EPROTONOSUPPORT,
-			                       "Refusing HITL.sh base URL with plain http:// to %s: "
-			                       "http:// is only allowed to a loopback host, use https://.",
-			                       host);
-		plain_loopback = true;
-	}
-
-	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+	if (curl_url_set(u, CURLUPART_URL, base_url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
 		return -EINVAL;
 	n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')

@@ -5,9 +5,7 @@
  * refuses NUL bytes and @include, and notes integer literals that do not fit
  * an int: libconfig 1.5 silently wraps those (5000000000 reads as 705032704),
  * which would turn a typo into a plausible value. */
-#include <arpa/inet.h>
 #include <assert.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -18,6 +16,7 @@
 #include <sys/stat.h>
 #include <syslog.h>
 
+#include "baseurl.h"
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
@@ -26,7 +25,6 @@
  * an @include slipped past our lexer, libconfig could open nothing. */
 #define INCLUDE_DIR_NOWHERE "/dev/null"
 
-#define URL_MAX 2048
 #define GROUP_NAME_MAX 255
 #define QUOTE_MAX 80
 
@@ -57,6 +55,7 @@ static const KeyDef config_keys[] = {
 	KEY("api", "base_url", KEY_URL, api_base_url, 0, 0),
 	KEY("api", "key_file", KEY_PATH, api_key_file, 0, 0),
 	KEY("api", "timeout_s", KEY_UNSIGNED, api_timeout_s, 1, 300),
+	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
 	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
 	KEY("api", "loop_cache_ttl_s", KEY_UNSIGNED, api_loop_cache_ttl_s, 0, 86400),
 
@@ -134,6 +133,7 @@ int config_new_default(Config **ret) {
 
 	*c = (Config) {
 		.api_timeout_s = 30,
+		.api_min_timeout_margin_s = 30,
 		.api_loop_cache_ttl_s = 300,
 		.budget_limit_per_hour = 100,
 		.budget_poll_reserve = 10,
@@ -633,74 +633,14 @@ static bool url_has_userinfo(const char *v) {
 	return memchr(p, '@', strcspn(p, "/?#")) != NULL;
 }
 
-static bool is_loopback_host(const char *host) {
-	struct in_addr a4;
-	struct in6_addr a6;
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n;
-
-	if (strcasecmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	n = strlen(host);
-	if (n < 3 || n >= sizeof buf || host[0] != '[' || host[n - 1] != ']')
-		return false;
-	memcpy(buf, host + 1, n - 2);
-	buf[n - 2] = '\0';
-	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
-
-static void curl_urlp(CURLU **u) {
-	if (*u)
-		curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p) {
-	if (*p)
-		curl_free(*p);
-}
-
-const char *config_check_base_url(const char *url) {
-	_cleanup_(curl_urlp) CURLU *u = NULL;
-	_cleanup_(curl_freep) char *scheme = NULL, *host = NULL, *part = NULL;
-
-	if (!url || !*url)
-		return "URL is empty";
-	if (strlen(url) > URL_MAX)
-		return "URL is longer than 2048 bytes";
-	if (has_control_chars(url) || strchr(url, ' '))
-		return "URL contains spaces or control characters";
-	if (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0)
-		return "URL must start with https:// or http://";
-	if (!url[strchr(url, ':') - url + 3])
-		return "URL has no host";
-	u = curl_url();
-	if (!u)
-		return "out of memory";
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		return "URL does not parse";
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
-		return "URL has no host";
-	/* User info would carry a secret into logs; a query or fragment cannot take a path. */
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK)
-		return "URL must not contain user information";
-	if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
-		return "URL must not contain a query or fragment";
-	if (strcasecmp(scheme, "http") == 0 && !is_loopback_host(host))
-		return "plain http:// is only allowed to a loopback host (127.0.0.0/8, ::1, localhost); use https://";
-	return NULL;
-}
-
 /* Checks a string value of the given kind; NULL if good, else the reason. */
 static const char *check_string(KeyKind kind, const char *v) {
 	size_t len = strlen(v);
+	const char *reason;
 
 	switch (kind) {
 	case KEY_URL:
-		return config_check_base_url(v);
+		return baseurl_check(v, NULL, &reason) < 0 ? reason : NULL;
 	case KEY_PATH:
 	case KEY_SOCKET_PATH:
 		if (v[0] != '/')

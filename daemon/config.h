@@ -31,6 +31,7 @@ typedef struct Config {
 	unsigned api_timeout_s;            /* 30, 1..300 */
 	char *api_ca_file;                 /* NULL */
 	unsigned api_loop_cache_ttl_s;     /* 300, 0..86400 */
+	unsigned api_min_timeout_margin_s; /* 30, 0..3600: a submit must leave HITL.sh's 60 s plus this */
 	/* budget */
 	unsigned budget_limit_per_hour;    /* 100, 1..100000: assumed until the server's headers say */
 	unsigned budget_poll_reserve;      /* 10, 0..limit/2 (an unset reserve is clamped to limit/2) */
@@ -71,12 +72,6 @@ Config *config_free(Config *c);
  * reason" for errors about the file as a whole). *ret_error may be NULL after
  * -ENOMEM. *ret is written only on success. */
 int config_load(const char *path, bool must_exist, Config **ret, char **ret_error);
-
-/* The rule for api.base_url, applied by config_load (so by the daemon at start and on
- * reload, and by --check-config alike): http:// or https://, a host, no user information,
- * query or fragment, and plain http:// only to a loopback host. NULL if url is acceptable,
- * else the reason. (api.c checks the URL it is given again when the client is made.) */
-const char *config_check_base_url(const char *url);
 
 /* Writes the effective configuration in libconfig syntax to f (for
  * hitld --check-config --dump). Reading the output back gives the same

@@ -18,6 +18,7 @@
 
 #include "apiparse.h"
 #include "cleanup.h"
+#include "engine.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -29,8 +30,6 @@
 
 #define BUDGET_FILE "budget.json"
 #define PAUSED_FILE "paused"
-#define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
-#define FAILURE_BACKOFF_CAP (300 * USEC_PER_SEC)
 #define PROBE_BACKOFF_CAP USEC_PER_HOUR
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
@@ -295,9 +294,12 @@ static void update_status(Manager *m) {
 	usec_t now = now_realtime();
 
 	sd_notifyf(false,
-	           "STATUS=%s%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
+	           "STATUS=%s%s%s%s%s%zu queued, %zu submitting, %zu pending; budget %u/%u left, resets %s%s%s",
 	           m->socket_file.replaced ? "Socket replaced, restart after fixing its directory! " : "",
 	           m->paused ? "Paused. " : "",
+	           m->breaker != APIERR_NONE ? "Creates paused: " : "",
+	           m->breaker != APIERR_NONE ? strna(m->breaker_reason) : "",
+	           m->breaker != APIERR_NONE ? ". " : "",
 	           outbox_count_state(m->outbox, REQUEST_QUEUED),
 	           outbox_count_state(m->outbox, REQUEST_SUBMITTING),
 	           outbox_count_state(m->outbox, REQUEST_PENDING),
@@ -381,9 +383,11 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	r->state = REQUEST_TIMEOUT;
 	json_object_put(r->result);
 	r->result = json_object_get(def);
-	r->result_source = RESULT_DEFAULT;
+	/* Never shown to anyone: the default is not a reviewer's silence. */
+	r->result_source = RESULT_UNSENT;
 	r->next_attempt_at = 0;
-	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT, "Request %s timed out %s; the default response applies.", r->id, why);
+	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
+	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
 }
 
@@ -533,6 +537,19 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			            r->id, rr->raw_status);
 	}
 	manager_record_changed(m, r);
+}
+
+/* For health.c and reconcile.c (engine.h). */
+void manager_set_string(char **p, const char *s) {
+	set_string(p, s);
+}
+
+void manager_status_changed(Manager *m) {
+	status_changed(m);
+}
+
+void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	apply_remote(m, r, rr);
 }
 
 /* ------------------------------------------------------------------ group commit */
@@ -764,7 +781,9 @@ static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
 typedef struct WorkScan {
 	Record **queued;
 	size_t n_queued;
+	size_t n_queued_paused; /* queued, but their loop's creates are paused */
 	Record *reconcile;      /* a submitting record not in flight */
+	Record *find;           /* created with an unknown id, due to be looked for */
 	Record *cancel;         /* pending with cancel_requested */
 	Record *feedback;       /* completed with feedback queued */
 	Record *pending_one;    /* some pending record */
@@ -799,6 +818,7 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			}
 			if (usec_add(r->created_at, lifetime) <= now) {
 				r->state = REQUEST_FAILED;
+				r->result_source = RESULT_UNSENT;
 				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
 				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
 				manager_record_changed(m, r);
@@ -807,6 +827,15 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 			if (r->deadline_at > 0)
 				s.next_local = min_usec(s.next_local, r->deadline_at - LOCAL_TIMEOUT_MARGIN);
 			s.next_local = min_usec(s.next_local, usec_add(r->created_at, lifetime));
+			{
+				usec_t until = health_loop_paused_until(m, r->loop_id, now);
+
+				if (until > now) {
+					s.n_queued_paused++;
+					s.next_local = min_usec(s.next_local, until);
+					break;
+				}
+			}
 			if (s.n_queued < cap)
 				s.queued[s.n_queued++] = r;
 			break;
@@ -820,6 +849,29 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				s.reconcile = r;
 			break;
 		case REQUEST_PENDING:
+			if (!r->remote_id) {
+				/* Created, id unknown: looked for now and then until
+				 * its deadline (or lifetime) has surely passed. */
+				usec_t end = r->deadline_at > 0 ? usec_add(r->deadline_at, LOCAL_TIMEOUT_MARGIN)
+				                                 : usec_add(r->created_at, lifetime);
+
+				if (end <= now) {
+					r->state = REQUEST_FAILED;
+					set_error(r, "remote_unknown",
+					          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
+					request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+					            "created at HITL.sh, never found there");
+					manager_record_changed(m, r);
+					continue;
+				}
+				s.next_local = min_usec(s.next_local, end);
+				if (r->next_attempt_at <= now) {
+					if (!s.find && !(m->work_call && streq(m->work_record, r->id)))
+						s.find = r;
+				} else
+					s.next_local = min_usec(s.next_local, r->next_attempt_at);
+				break;
+			}
 			s.n_pending++;
 			if (!s.pending_one)
 				s.pending_one = r;
@@ -915,10 +967,27 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		goto done;
 	}
 
-	if (s.reconcile) {
-		snprintf(m->work_record, sizeof m->work_record, "%s", s.reconcile->id);
-		if (try_call(m, WORK_RECONCILE, CALL_RECONCILE, 1, now, &next))
-			goto done;
+	/* A reconcile under way goes on with its record; else the oldest
+	 * unknown create; else a create with an unknown id is looked for
+	 * (which does not hold up new creates). */
+	{
+		Record *rec = NULL, *cur = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL;
+
+		if (cur && (cur->state == REQUEST_SUBMITTING || (cur->state == REQUEST_PENDING && !cur->remote_id)))
+			rec = cur;
+		else if (s.reconcile)
+			rec = s.reconcile;
+		else if (s.find)
+			rec = s.find;
+		if (rec) {
+			WorkKind kind = streq(m->rec_id, rec->id) && m->rec_next_candidate < m->n_rec_candidates
+			                        ? WORK_RECONCILE_GET
+			                        : WORK_RECONCILE;
+
+			snprintf(m->work_record, sizeof m->work_record, "%s", rec->id);
+			if (try_call(m, kind, CALL_RECONCILE, 1, now, &next))
+				goto done;
+		}
 	}
 	if (s.cancel) {
 		snprintf(m->work_record, sizeof m->work_record, "%s", s.cancel->id);
@@ -964,7 +1033,10 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 
 	/* No new create while an earlier one's outcome is unknown: it might
 	 * have happened, and creating again could show reviewers a duplicate. */
-	if (s.n_queued > 0 && !s.reconcile) {
+	if (s.n_queued > 0 && !s.reconcile && m->breaker != APIERR_NONE && now < m->breaker_probe_at)
+		/* Creates pause; the next one after the backoff is the probe. */
+		next = min_usec(next, m->breaker_probe_at);
+	else if (s.n_queued > 0 && !s.reconcile) {
 		usec_t ready = USEC_INFINITY;
 		Record *r = sched_pick_create(s.queued, s.n_queued, &m->sched, now, &ready);
 
@@ -1107,10 +1179,33 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		k = api_call(m->api, "POST", path, body, work_done, m, &m->work_call);
 		break;
 	}
-	case WORK_RECONCILE:
 	case WORK_POLL_LOOP:
+		/* Requests of every key in the loop (those of a key since rotated
+		 * are in no list of the current key). Unpaged: a loop too big to
+		 * read fails, and its missing requests are read by id instead. */
 		set_string(&m->work_loop, r->loop_id);
 		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
+		break;
+	case WORK_RECONCILE: {
+		/* The key's own requests in the loop, a page at a time: a loop's
+		 * whole listing (GET /loops/{id}/requests) outgrows any bound. */
+		char path[256];
+
+		if (!apiparse_id_is_valid(r->loop_id))
+			return -EINVAL;
+		reconcile_begin(m, r);
+		m->rec_calls++;
+		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
+		         (unsigned) RECONCILE_PAGE_LIMIT, m->rec_offset);
+		set_string(&m->work_loop, r->loop_id);
+		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
+		break;
+	}
+	case WORK_RECONCILE_GET:
+		if (!streq(m->rec_id, r->id) || m->rec_next_candidate >= m->n_rec_candidates)
+			return -EINVAL;
+		m->rec_calls++;
+		k = api_get_request(m->api, m->rec_candidates[m->rec_next_candidate], work_done, m, &m->work_call);
 		break;
 	case WORK_CANCEL:
 		k = api_cancel_request(m->api, r->remote_id, work_done, m, &m->work_call);
@@ -1141,14 +1236,9 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 
 	m->work_kind = kind;
+	m->last_attempt_at = now;
 	manager_charge(m, call_kind);
 	return 0;
-}
-
-static void note_failure(Manager *m, const char *what) {
-	m->consecutive_failures++;
-	m->backoff_until = now_realtime() + sched_backoff(m->consecutive_failures, FAILURE_BACKOFF_CAP, manager_random(m));
-	set_string(&m->last_error, what);
 }
 
 static void key_invalid(Manager *m, const ApiResult *res) {
@@ -1166,14 +1256,16 @@ static void key_invalid(Manager *m, const ApiResult *res) {
 	set_string(&m->last_error, msg);
 }
 
-void manager_observe_response(Manager *m, const ApiResult *res) {
+/* Budget, reachability and key state from any reply. Whether the call
+ * made progress is for the caller to say (health_success, health_failure). */
+static void observe_common(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
 
 	budget_observe(&m->budget, &res->rate, now);
 	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
 	if (res->http_status == 0 && !res->maybe_sent)
 		budget_refund(&m->budget, res->started_at, now);
-	if (res->http_status == 429) {
+	if (res->http_status == 429 && health_classify(m, CALL_POLL, res, NULL) == APIERR_RATE) {
 		char remaining[16];
 
 		budget_observe_429(&m->budget, &res->rate, now, manager_random(m));
@@ -1184,30 +1276,41 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 	}
 	budget_persist(m);
 
-	if (res->http_status == 0) {
+	if (res->http_status == 0)
 		m->reachable = false;
-		note_failure(m, res->error_text ? res->error_text : "HITL.sh unreachable");
-	} else {
+	else {
 		m->reachable = true;
 		m->last_ok_at = now;
-		if (res->http_status >= 500)
-			note_failure(m, res->msg ? res->msg : "HITL.sh server error");
-		else if (res->http_status == 401)
+		if (res->http_status == 401)
 			key_invalid(m, res);
-		else {
-			m->consecutive_failures = 0;
-			m->backoff_until = 0;
-			if (res->http_status != 429) {
-				if (m->key_state != KEY_VALID)
-					log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
-				m->key_state = KEY_VALID;
-				m->probe_failures = 0;
-				set_string(&m->key_error, NULL);
-				set_string(&m->last_error, NULL);
-			}
+		else if (res->http_status >= 200 && res->http_status < 500 && !(res->http_status >= 300 && res->http_status < 400) &&
+		         res->http_status != 429 && !res->body_invalid) {
+			if (m->key_state != KEY_VALID)
+				log_event(LOG_INFO, MID_KEY_LOADED, LOG_NO_FIELDS, "HITL.sh accepted the API key.");
+			m->key_state = KEY_VALID;
+			m->probe_failures = 0;
+			set_string(&m->key_error, NULL);
 		}
 	}
 	status_changed(m);   /* STATUS= shows the last API error, or no longer does */
+}
+
+/* Is this reply a failure of the call as such (no reply, server error, a
+ * redirect, an unreadable body)? 401 and 429 have their own pauses. */
+static bool reply_failed(const ApiResult *res) {
+	return res->http_status == 0 || res->http_status >= 500 || (res->http_status >= 300 && res->http_status < 400) ||
+	       res->body_invalid || (res->http_status >= 100 && res->http_status < 200);
+}
+
+void manager_observe_response(Manager *m, const ApiResult *res) {
+	char what[256];
+
+	observe_common(m, res);
+	if (reply_failed(res)) {
+		health_describe(res, what, sizeof what);
+		health_failure(m, what);
+	} else if (res->http_status != 401 && res->http_status != 429)
+		health_success(m);
 }
 
 void manager_charge(Manager *m, CallKind kind) {
@@ -1216,42 +1319,88 @@ void manager_charge(Manager *m, CallKind kind) {
 	status_changed(m);
 }
 
-static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
-	usec_t now = now_realtime();
+/* Back to the queue, not counted as an attempt: the create did not happen
+ * for a reason that is not about r. */
+static void requeue(Manager *m, Record *r, bool count_attempt) {
+	r->state = REQUEST_QUEUED;
+	if (!count_attempt && r->attempts > 0)
+		r->attempts--;
+	r->next_attempt_at = 0;
+	manager_record_changed(m, r);
+}
 
-	if (res->http_status >= 200 && res->http_status < 300 && !res->api_error) {
+/* Returns false if the call made no progress (the caller backs off). */
+static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
+	usec_t now = now_realtime();
+	char what[256];
+	ApiErrClass c;
+
+	if (res->http_status >= 200 && res->http_status < 300) {
 		RemoteRequest rr;
 
-		if (res->data && apiparse_remote_request(res->data, &rr) >= 0) {
+		/* A 2xx proves the create happened, whatever the body says. */
+		health_breaker_close(m);
+		health_loop_unpause(m, r->loop_id);
+		m->repeat_count = 0;
+		r->state = REQUEST_PENDING;
+		r->submitted_at = now;
+		json_object_put(r->error);
+		r->error = NULL;
+		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
 			set_string(&r->remote_id, rr.id);
 			set_string(&r->remote_status, rr.status);
-			r->state = REQUEST_PENDING;
-			r->submitted_at = now;
-			json_object_put(r->error);
-			r->error = NULL;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-			manager_record_changed(m, r);
-			return;
+		} else {
+			/* Created, id unknown: found later by reconcile, never
+			 * created again, and creates go on meanwhile. */
+			set_string(&r->remote_id, NULL);
+			set_string(&r->remote_status, NULL);
+			r->next_attempt_at = now + 2 * USEC_PER_SEC;
+			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
+			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
+			            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
 		}
-		/* A success we cannot read: it was created, but we lack its id. */
-		log_warning("HITL.sh accepted request %s but its reply had no request id; reconciling.", r->id);
-		return;
+		manager_record_changed(m, r);
+		return true;
 	}
 
-	if (res->http_status == 429) {
-		r->state = REQUEST_QUEUED;
-		manager_record_changed(m, r);
-		return;
+	c = health_classify(m, CALL_CREATE, res, r->loop_id);
+	if (c == APIERR_RATE) {
+		requeue(m, r, true);
+		return true;
 	}
 	if (res->http_status == 401) {
-		r->state = REQUEST_QUEUED;
-		r->attempts--;
-		manager_record_changed(m, r);
-		return;
+		requeue(m, r, false);
+		return true;
 	}
-	if (res->http_status >= 400 && res->http_status < 500) {
+
+	health_describe(res, what, sizeof what);
+	if (c == APIERR_REQUEST) {
+		/* The same refusal for different requests in a row is not about
+		 * them: a server that changed, not bad requests. */
+		if (m->repeat_count > 0 && m->repeat_status == res->http_status && streq_ptr(m->repeat_msg, res->msg))
+			m->repeat_count++;
+		else {
+			m->repeat_count = 1;
+			m->repeat_status = res->http_status;
+			set_string(&m->repeat_msg, res->msg);
+		}
+		if (m->repeat_count >= APIERR_REPEAT_THRESHOLD) {
+			char reason[320];
+
+			snprintf(reason, sizeof reason, "the same refusal for %u different requests in a row (%s)",
+			         m->repeat_count, what);
+			health_breaker_open(m, APIERR_ACCOUNT, reason);
+			m->breaker_by_create = true;
+			requeue(m, r, false);
+			return true;
+		}
+	}
+
+	switch (c) {
+	case APIERR_REQUEST: {
 		_cleanup_(freep) char *message = NULL;
 		const char *data = res->data && json_object_is_type(res->data, json_type_string)
 		                           ? json_object_get_string(res->data)
@@ -1261,35 +1410,54 @@ static void on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		             data ? ": " : "", data ? data : "") < 0)
 			message = NULL;
 		r->state = REQUEST_FAILED;
+		r->result_source = RESULT_UNSENT;
 		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
 		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
-		return;
+		return true;
 	}
+	case APIERR_LOOP:
+		health_loop_pause(m, r->loop_id, what);
+		requeue(m, r, false);
+		return true;
+	case APIERR_KEY:
+	case APIERR_ACCOUNT:
+	case APIERR_ENDPOINT:
+		/* A redirect or a refusal about the key, account or endpoint:
+		 * nothing was created. */
+		health_breaker_open(m, c, what);
+		m->breaker_by_create = true;
+		requeue(m, r, false);
+		return true;
+	default:
+		break;
+	}
+
 	if (res->http_status == 0 && !res->maybe_sent) {
 		/* Never reached the server: safe to send again later. */
 		r->state = REQUEST_QUEUED;
 		r->next_attempt_at = m->backoff_until;
 		manager_record_changed(m, r);
-		return;
+		return false;
 	}
 	/* 5xx, or a transport failure after sending: the create may have
 	 * happened. The record stays "submitting" and is reconciled. */
 	log_event(LOG_WARNING, MID_API_ERROR, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
 	          "Creating request %s had an unknown outcome (%s); it will be reconciled before anything new is created.",
-	          r->id, res->error_text ? res->error_text : res->msg ? res->msg : "server error");
+	          r->id, what);
 	manager_notify(m, r);
+	return false;
 }
 
 /* The loop's own listing, for pending requests the key's list did not show. */
-static void on_poll_loop_done(Manager *m, const ApiResult *res) {
+static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
 	json_object *requests = res->data ? json_object_object_get(res->data, "requests") : NULL;
 
 	if (res->http_status != 200 || res->api_error || !json_object_is_type(requests, json_type_array))
-		return;
+		return false;
 	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
 		next = outbox_next(m->outbox, r);
-		if (r->state != REQUEST_PENDING || !r->poll_missing || !streq_ptr(r->loop_id, m->work_loop))
+		if (r->state != REQUEST_PENDING || !r->remote_id || !r->poll_missing || !streq_ptr(r->loop_id, m->work_loop))
 			continue;
 		for (size_t i = 0; i < json_object_array_length(requests); i++) {
 			RemoteRequest rr;
@@ -1304,61 +1472,7 @@ static void on_poll_loop_done(Manager *m, const ApiResult *res) {
 			break;
 		}
 	}
-}
-
-static void on_reconcile_done(Manager *m, const ApiResult *res) {
-	json_object *requests;
-	size_t found = 0, requeued = 0;
-
-	if (res->http_status == 404 || res->http_status == 403) {
-		/* The loop is gone or not ours: nothing of ours can exist there. */
-		for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
-			next = outbox_next(m->outbox, r);
-			if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
-				continue;
-			r->state = REQUEST_FAILED;
-			set_error(r, "remote_rejected", res->msg ? res->msg : "Loop not accessible", res->http_status);
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, strna(res->msg));
-			manager_record_changed(m, r);
-		}
-		return;
-	}
-	if (res->http_status != 200 || res->api_error || !res->data)
-		return;
-	requests = json_object_object_get(res->data, "requests");
-	if (!json_object_is_type(requests, json_type_array))
-		return;
-
-	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
-		bool matched = false;
-
-		next = outbox_next(m->outbox, r);
-		if (r->state != REQUEST_SUBMITTING || !streq_ptr(r->loop_id, m->work_loop))
-			continue;
-		for (size_t i = 0; i < json_object_array_length(requests); i++) {
-			RemoteRequest rr;
-			json_object *ctx;
-
-			if (apiparse_remote_request(json_object_array_get_idx(requests, i), &rr) < 0)
-				continue;
-			ctx = rr.context;
-			if (!ctx || !streq_ptr(json_object_get_string(json_object_object_get(ctx, "hitld_id")), r->id))
-				continue;
-			matched = true;
-			found++;
-			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_REMOTE_ID", rr.id }),
-			          "Reconciled request %s: HITL.sh has it as %s, not creating it again.", r->id, rr.id);
-			apply_remote(m, r, &rr);
-			break;
-		}
-		if (!matched) {
-			requeued++;
-			r->state = REQUEST_QUEUED;
-			log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
-			          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
-			manager_record_changed(m, r);
-		}
-	}
+	return true;
 }
 
 static bool any_poll_missing(Manager *m) {
@@ -1384,7 +1498,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 	}
 }
 
-static bool on_poll_list_done(Manager *m, const ApiResult *res) {
+static bool on_poll_list_done(Manager *m, const ApiResult *res, bool *ret_ok) {
 	json_object *requests = NULL;
 	unsigned total = 0, next_offset = 0;
 	bool has_more = false;
@@ -1393,6 +1507,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 	if (res->http_status != 200 || res->api_error || !res->data ||
 	    apiparse_list(res->data, &requests, &total, &has_more, &next_offset) < 0) {
 		m->poll_in_round = false;
+		*ret_ok = false;
 		return false;
 	}
 	for (size_t i = 0; i < json_object_array_length(requests); i++)
@@ -1401,7 +1516,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 
 	size_t unseen = 0;
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		if (r->state == REQUEST_PENDING && r->remote_id && r->poll_seen_round != m->poll_round &&
 		    r->submitted_at < m->poll_round_started_at)
 			unseen++;
 
@@ -1414,7 +1529,7 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res) {
 
 	m->poll_in_round = false;
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
-		if (r->state == REQUEST_PENDING && r->poll_seen_round != m->poll_round &&
+		if (r->state == REQUEST_PENDING && r->remote_id && r->poll_seen_round != m->poll_round &&
 		    r->submitted_at < m->poll_round_started_at)
 			r->poll_missing = true;
 	return false;
@@ -1425,29 +1540,61 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	WorkKind kind = m->work_kind;
 	usec_t now = now_realtime();
 	Record *r = outbox_get(m->outbox, m->work_record);
-	bool more_pages = false;
+	bool more_pages = false, failed = reply_failed(res), ok = true;
+	char what[256];
+	ApiErrClass cls;
 
 	m->work_call = NULL;
 	m->work_kind = WORK_NONE;
 
-	manager_observe_response(m, res);
+	observe_common(m, res);
+	health_describe(res, what, sizeof what);
+	if (failed)
+		health_failure(m, what);
+	/* A redirect or an error about the key, account or endpoint on any
+	 * call pauses creates too (creates handle their own). */
+	cls = health_classify(m, CALL_POLL, res, NULL);
+	if (kind != WORK_CREATE && apierr_is_global(cls)) {
+		health_breaker_open(m, cls, what);
+		m->breaker_by_create = false;
+	} else if (kind != WORK_CREATE && !m->breaker_by_create && res->http_status >= 200 && res->http_status < 300 &&
+	           !res->api_error)
+		/* What a poll or reconcile ran into works again for them; a
+		 * refused create is cleared only by a create. */
+		health_breaker_close(m);
 
 	switch (kind) {
 	case WORK_CREATE:
 		if (r && r->state == REQUEST_SUBMITTING)
-			on_create_done(m, r, res);
+			ok = on_create_done(m, r, res);
 		break;
 	case WORK_TRIGGER:
-		if (r && r->state == REQUEST_SUBMITTING)
+		if (!r || r->state != REQUEST_SUBMITTING)
+			break;
+		/* An error about the key, the account or the endpoint is not the
+		 * trigger's: nothing ran, and it waits in the queue while creates
+		 * pause, as a create does. */
+		if (apierr_is_global(cls))
+			requeue(m, r, false);
+		else
 			on_trigger_done(m, r, res);
 		break;
 	case WORK_RECONCILE:
-		on_reconcile_done(m, res);
+	case WORK_RECONCILE_GET:
+		if (!r || !(r->state == REQUEST_SUBMITTING || (r->state == REQUEST_PENDING && !r->remote_id)) ||
+		    !streq(m->rec_id, r->id)) {
+			reconcile_clear(m);
+			break;
+		}
+		ok = kind == WORK_RECONCILE ? reconcile_on_list(m, r, res) : reconcile_on_get(m, r, res);
+		if (!ok)
+			reconcile_settle(m, r);   /* failed calls count towards the bound too */
 		break;
 	case WORK_POLL_LOOP:
-		on_poll_loop_done(m, res);
-		if (res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
-			/* Whatever the loop's listing did not show is asked for by id. */
+		ok = on_poll_loop_done(m, res);
+		if (res->http_status != 429 && res->http_status != 401)
+			/* Whatever the loop's listing did not show (or all, when it
+			 * could not be read: too big, an error) is asked for by id. */
 			for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
 				if (x->state == REQUEST_PENDING && x->poll_missing && streq_ptr(x->loop_id, m->work_loop))
 					x->poll_by_id = true;
@@ -1469,7 +1616,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			r->cancel_requested = false;
 			m->next_poll_at = now;
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		break;
 	case WORK_FEEDBACK:
 		if (!r)
@@ -1483,7 +1631,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			r->feedback_state = FEEDBACK_FAILED;
 			log_warning("HITL.sh refused the feedback on request %s: %s", r->id, strna(res->msg));
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		break;
 	case WORK_POLL_GET:
 		if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
@@ -1493,18 +1642,21 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 
 			if (apiparse_get_request(res->data, &rr) >= 0)
 				apply_remote(m, r, &rr);
+			else
+				ok = false;
 		} else if (r && res->http_status == 404) {
 			r->state = REQUEST_FAILED;
 			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
-		}
+		} else
+			ok = false;
 		if (res->http_status > 0 && res->http_status < 500)
 			m->next_poll_at = any_poll_missing(m) ? now
 			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		break;
 	case WORK_POLL_LIST:
-		more_pages = on_poll_list_done(m, res);
+		more_pages = on_poll_list_done(m, res, &ok);
 		if (more_pages || any_poll_missing(m))
 			m->next_poll_at = now;
 		else if (res->http_status > 0 && res->http_status < 500)
@@ -1514,12 +1666,21 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (res->http_status == 200 && res->data) {
 			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
 			set_string(&m->api_key_id, id);
-		}
+		} else
+			ok = false;
 		break;
 	default:
 		break;
 	}
 
+	/* Every kind backs off alike when it made no progress, whatever the
+	 * status said (401 and 429 have their own pauses). */
+	if (!failed && res->http_status != 401 && res->http_status != 429) {
+		if (ok)
+			health_success(m);
+		else
+			health_failure(m, what);
+	}
 	status_changed(m);
 	if (m->shutting_down) {
 		sd_event_exit(m->event, 0);
@@ -1564,6 +1725,34 @@ bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid) {
 }
 
 /* ------------------------------------------------------------------ life cycle */
+
+/* After damage in the log, a queued record may really have been
+ * "submitting" or later (the newer entries were in the damaged bytes):
+ * only a reconcile can tell, never a second create. It reconciles against
+ * what HITL.sh created since its newest surviving entry. */
+static void suspect_damaged(Manager *m) {
+	size_t n = 0;
+	bool durable = true;
+
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		if (!r->log_damaged_after || r->state != REQUEST_QUEUED)
+			continue;
+		r->reconcile_since = r->updated_at;
+		r->state = REQUEST_SUBMITTING;
+		r->next_attempt_at = 0;
+		if (manager_record_changed(m, r) < 0)
+			/* Still reconciled in this run; the damage stays in the
+			 * log, so the next start finds it again. */
+			durable = false;
+		n++;
+	}
+	if (durable)
+		outbox_release_damaged(m->outbox);
+	if (n > 0)
+		log_event(LOG_WARNING, MID_RECONCILED, LOG_NO_FIELDS,
+		          "The outbox log was damaged after the newest entry of %zu queued requests: they may have been "
+		          "sent already, so each is reconciled with HITL.sh before it is created.", n);
+}
 
 static void config_freep(Config **c) {
 	if (*c)
@@ -1673,6 +1862,9 @@ static int load_key(Manager *m, bool reload) {
 	}
 	m->key_source = source;
 	m->key_state = KEY_UNKNOWN;
+	if (reload)
+		/* The listing a reconcile reads shows only this key's requests. */
+		m->key_changed_at = now_realtime();
 	m->probe_failures = 0;
 	m->next_probe_at = 0;
 	set_string(&m->key_error, NULL);
@@ -1782,6 +1974,7 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
 	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
+	suspect_damaged(m);
 
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,
@@ -1895,6 +2088,11 @@ Manager *manager_free(Manager *m) {
 	free(m->key_error);
 	free(m->api_key_id);
 	free(m->last_error);
+	free(m->breaker_reason);
+	free(m->repeat_msg);
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		free(m->loop_pauses[i].reason);
+	free(m->loop_pauses);
 	free(m->socket_path);
 	free(m->state_dir);
 	closep(&m->state_lock_fd);   /* last: the outbox is closed */

@@ -2,13 +2,20 @@
  * budget, the HITL.sh client and the socket server, and runs the remote work
  * (create, workflow trigger, poll, cancel, feedback, reconcile, key probe) one background call at
  * a time, when the budget allows. Methods (methods.c) act on it through the
- * functions below. */
+ * functions below.
+ * Promises of the work engine: a create is sent again only when it provably
+ * did not happen (no 2xx, and a reconcile found nothing); a reconcile ends
+ * within a bounded number of calls; every failed call backs off and an
+ * outage is logged once; an error about the key, the account or the endpoint
+ * (apierr.h) pauses creates and fails nothing (hitld(8), "When HITL.sh
+ * refuses"). */
 #pragma once
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "apierr.h"
 #include "budget.h"
 #include "config.h"
 #include "listener.h"
@@ -33,7 +40,8 @@ typedef enum WorkKind {
 	WORK_POLL_LIST,
 	WORK_POLL_GET,
 	WORK_POLL_LOOP,
-	WORK_RECONCILE,
+	WORK_RECONCILE,       /* one page of the loop's own listing, newest first */
+	WORK_RECONCILE_GET,   /* a candidate the page showed, read whole for its context */
 	WORK_CANCEL,
 	WORK_FEEDBACK,
 	WORK_PROBE,
@@ -44,6 +52,14 @@ typedef enum WorkKind {
 typedef struct Waiter Waiter;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
+
+/* A loop whose creates pause (HITL.sh: no active members), until a probe. */
+struct LoopPause {
+	char loop_id[64];
+	char *reason;
+	usec_t until;          /* the next create in the loop may go then (the probe) */
+	unsigned failures;
+};
 
 typedef struct ManagerOptions {
 	const char *config_path;
@@ -80,9 +96,34 @@ typedef struct Manager {
 	ApiCall *work_call;
 	WorkKind work_kind;
 	char work_record[RECORD_ID_MAX];
-	char *work_loop;           /* reconcile: the loop being reconciled */
+	char *work_loop;           /* poll by loop: the loop being listed */
 	unsigned consecutive_failures;
 	usec_t backoff_until;
+	bool outage_logged;        /* this failure streak was logged (once per outage) */
+	usec_t last_attempt_at;    /* the last background call started */
+	usec_t last_error_at;
+
+	/* Reconcile of one record (rec_id): bounded pages and reads. */
+	char rec_id[RECORD_ID_MAX];
+	unsigned rec_offset, rec_calls;
+	bool rec_listing_done;     /* the listing reached requests older than the record */
+	char rec_candidates[8][25];
+	size_t n_rec_candidates, rec_next_candidate;
+
+	/* The circuit breaker: creates pause for an error about the key, the
+	 * account or the endpoint (apierr.h); probed with backoff. */
+	ApiErrClass breaker;       /* APIERR_NONE: closed */
+	char *breaker_reason;
+	usec_t breaker_since, breaker_probe_at;
+	unsigned breaker_failures;
+	bool breaker_by_create;    /* opened by a create: only a create closes it */
+	/* Loops whose creates pause (no active members). */
+	struct LoopPause *loop_pauses;
+	size_t n_loop_pauses;
+	/* Identical create refusals in a row, for different requests. */
+	long repeat_status;
+	char *repeat_msg;
+	unsigned repeat_count;
 
 	/* Polling. */
 	usec_t next_poll_at;       /* 0: nothing pending was seen yet */
@@ -102,6 +143,7 @@ typedef struct Manager {
 	int key_load_result;
 	bool key_load_kept;
 	char *api_key_id;
+	usec_t key_changed_at;     /* a reload loaded a key (perhaps another one) */
 	unsigned probe_failures;
 	usec_t next_probe_at;
 	bool reachable;

@@ -1,3 +1,4 @@
+#include <inttypes.h>
 /* methods.c — the socket protocol's methods (PROTOCOL.md §4), answered from
  * the manager's state. Identity comes only from the connection's peer
  * credentials; a non-admin sees only its own requests, and another uid's
@@ -292,6 +293,32 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(api, "reachable", json_object_new_boolean(m->reachable));
 	json_object_object_add(api, "last_ok_at", iso_or_null(m->last_ok_at));
 	json_object_object_add(api, "last_error", m->last_error ? json_object_new_string(m->last_error) : NULL);
+	json_object_object_add(api, "last_error_at", iso_or_null(m->last_error_at));
+	json_object_object_add(api, "last_attempt_at", iso_or_null(m->last_attempt_at));
+	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
+	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
+	{
+		/* Creates paused by the circuit breaker (PROTOCOL.md §5.4). */
+		json_object *paused = NULL, *loops = json_object_new_array();
+
+		if (m->breaker != APIERR_NONE) {
+			paused = json_object_new_object();
+			json_object_object_add(paused, "class", json_object_new_string(apierr_class_to_string(m->breaker)));
+			json_object_object_add(paused, "reason", json_object_new_string(strna(m->breaker_reason)));
+			json_object_object_add(paused, "since", iso_or_null(m->breaker_since));
+			json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
+		}
+		json_object_object_add(api, "creates_paused", paused);
+		for (size_t i = 0; i < m->n_loop_pauses; i++) {
+			json_object *l = json_object_new_object();
+
+			json_object_object_add(l, "loop_id", json_object_new_string(m->loop_pauses[i].loop_id));
+			json_object_object_add(l, "reason", json_object_new_string(strna(m->loop_pauses[i].reason)));
+			json_object_object_add(l, "next_probe_at", iso_or_null(m->loop_pauses[i].until));
+			json_object_array_add(loops, l);
+		}
+		json_object_object_add(api, "loops_paused", loops);
+	}
 
 	key = json_object_new_object();
 	json_object_object_add(key, "loaded", json_object_new_boolean(m->key_state != KEY_MISSING));
@@ -321,6 +348,35 @@ static void method_status(Manager *m, RpcCall *call) {
 }
 
 /* ------------------------------------------------------------------ submit */
+
+/* HITL.sh refuses a timeout under 60 s; hitld sends what is left of the
+ * caller's at the moment it creates the request. A timeout that cannot
+ * leave 60 s plus api.min_timeout_margin at the earliest moment the budget
+ * allows a create would end unsent: refuse it now, naming the smallest one
+ * that works, rather than accept a request no one will see. */
+#define HITL_MIN_TIMEOUT_S 60
+
+static bool refuse_short_timeout(Manager *m, RpcCall *call, int64_t timeout_s, usec_t now) {
+	usec_t slot = budget_next_slot(&m->budget, CALL_CREATE, 1, now, 0.0);
+	int64_t wait_s = slot == USEC_INFINITY ? 0 : (int64_t) ((usec_sub(slot, now) + USEC_PER_SEC - 1) / USEC_PER_SEC);
+	int64_t min_s = HITL_MIN_TIMEOUT_S + (int64_t) m->config->api_min_timeout_margin_s + wait_s;
+	json_object *data;
+	char reason[256];
+
+	if (timeout_s >= min_s)
+		return false;
+	snprintf(reason, sizeof reason,
+	         "timeout_seconds must be at least %" PRId64 ": HITL.sh needs %d s left when hitld creates the request, "
+	         "plus a margin of %u s (api.min_timeout_margin)%s",
+	         min_s, HITL_MIN_TIMEOUT_S, m->config->api_min_timeout_margin_s,
+	         wait_s > 0 ? ", and the budget allows the next create only later" : "");
+	data = json_object_new_object();
+	json_object_object_add(data, "field", json_object_new_string("timeout_seconds"));
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	json_object_object_add(data, "min_timeout_seconds", json_object_new_int64(min_s));
+	rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Invalid parameters.", data);
+	return true;
+}
 
 /* Where target stands in the create order. For a non-admin only its own
  * queued requests count: others' must not show, not even as a number. */
@@ -503,6 +559,9 @@ static void method_submit(Manager *m, RpcCall *call) {
 			return reply_invalid_params(call, "loop_id", reason);
 		}
 	}
+	v = json_object_object_get(create, "timeout_seconds");
+	if (v && refuse_short_timeout(m, call, json_object_get_int64(v), now))
+		return;
 
 	if (client_ref) {
 		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);

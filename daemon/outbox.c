@@ -97,6 +97,9 @@ struct Outbox {
 	uint64_t next_seq;
 	uint64_t min_free;
 	unsigned quarantined;
+	/* Records with log_damaged_after are not yet handled by the caller:
+	 * the damaged segment (the evidence) stays until they are. */
+	bool hold_damaged;
 
 	/* Records keep their params (the request as submitted, most of their
 	 * size) in memory only while recently used; the rest is read back from
@@ -1175,6 +1178,10 @@ static int load(Outbox *o) {
 		e->record = TAKE_PTR(s.records[i].record);
 		e->loc = s.records[i].loc;
 		e->size = s.records[i].size;
+		/* Damaged bytes after its newest entry may have held a newer one. */
+		e->record->log_damaged_after = e->loc < seglog_damage(o->log);
+		if (e->record->log_damaged_after && !request_state_is_terminal(e->record->state))
+			o->hold_damaged = true;
 		index_entry(o, e, !clash);
 		if (r->seq > max_seq)
 			max_seq = r->seq;
@@ -1297,7 +1304,7 @@ static void compact_maybe(Outbox *o) {
 	uint32_t victim;
 	int k;
 
-	if (seglog_pending(o->log))
+	if (seglog_pending(o->log) || o->hold_damaged)
 		return;
 	victim = seglog_victim(o->log);
 	if (victim == 0)
@@ -1534,6 +1541,16 @@ size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *coun
 			n++;
 		}
 	return n;
+}
+
+void outbox_release_damaged(Outbox *o) {
+	if (!o || !o->hold_damaged)
+		return;
+	o->hold_damaged = false;
+	for (size_t i = 0; i < o->n_slots; i++)
+		if (o->slots[i].entry)
+			o->slots[i].entry->record->log_damaged_after = false;
+	compact_maybe(o);
 }
 
 unsigned outbox_quarantined(const Outbox *o) {

@@ -31,7 +31,11 @@ typedef struct Outbox Outbox;
  * moved into the log: its good records in one commit, its stray *.tmp
  * removed, any other entry moved into quarantine/; then it is removed. Fails
  * only for the directories themselves, I/O errors reading them, or lack of
- * memory. The seq counter continues at max(seq)+1. */
+ * memory. The seq counter continues at max(seq)+1. A record whose newest
+ * entry lies before a damaged region of the log (not a torn tail, see
+ * seglog_damage()) has log_damaged_after set: the damaged bytes may have
+ * held a newer version of it (say, "submitting"), so its state may be
+ * older than what was written. */
 int outbox_open(const char *state_dir, Outbox **ret);
 Outbox *outbox_free(Outbox *o);
 static inline void outbox_freep(Outbox **o) {
@@ -82,6 +86,10 @@ size_t outbox_count_queued(const Outbox *o, Priority p);
 size_t outbox_count_queued_uid(const Outbox *o, uid_t uid, Priority p);
 /* Fills up to max (uid, count) pairs of the uids with queued records at p; returns how many. */
 size_t outbox_queued_uids(const Outbox *o, Priority p, uid_t *uids, size_t *counts, size_t max);
+/* The caller has durably dealt with every record outbox_open() marked
+ * log_damaged_after (until then, damaged segments are not compacted away,
+ * so a crash in between finds the same damage again). Clears the marks. */
+void outbox_release_damaged(Outbox *o);
 /* Entries quarantined by outbox_open(). */
 unsigned outbox_quarantined(const Outbox *o);
 /* outbox_insert() refuses with -ENOSPC while the file system holding the

@@ -48,6 +48,7 @@ static const char *const result_source_table[_RESULT_SOURCE_MAX] = {
 	[RESULT_NONE] = "none",
 	[RESULT_REVIEWER] = "reviewer",
 	[RESULT_DEFAULT] = "default",
+	[RESULT_UNSENT] = "unsent",
 };
 
 static const char *const feedback_state_table[_FEEDBACK_STATE_MAX] = {

@@ -45,6 +45,7 @@ typedef enum ResultSource {
 	RESULT_NONE,
 	RESULT_REVIEWER,
 	RESULT_DEFAULT,
+	RESULT_UNSENT,     /* ended without ever being shown to a reviewer */
 	_RESULT_SOURCE_MAX,
 	_RESULT_SOURCE_INVALID = -EINVAL,
 } ResultSource;
@@ -105,6 +106,10 @@ typedef struct Record {
 	uint64_t poll_seen_round;         /* last list round that showed it */
 	bool poll_missing;                /* a full list round did not show it */
 	bool poll_by_id;                  /* nor did its loop's listing: GET it by id */
+	bool log_damaged_after;           /* outbox_open(): a damaged log region after its newest entry
+	                                   * may have held a newer one (see outbox.h) */
+	usec_t reconcile_since;           /* a reconcile looks at remote requests created after this
+	                                   * (less a skew margin); 0 = since created_at */
 	size_t outbox_slot;               /* the outbox's hint where it keeps r (iteration) */
 	char *protocol_text;              /* cached record_to_protocol() text; NULL after any change */
 	size_t position_all, position_own; /* queue position snapshot (see methods.c) */

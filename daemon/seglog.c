@@ -63,6 +63,7 @@ struct SegLog {
 	bool pending_new;
 	uint64_t pending_live, pending_tomb;
 	bool scanned;
+	SegLoc damage_loc; /* start of the last damaged region that is not a torn tail; 0 = none */
 };
 
 static void put32(unsigned char *p, uint32_t v) {
@@ -309,6 +310,22 @@ static int map_segment(SegLog *l, Segment *s) {
 	return 0;
 }
 
+/* Is the damaged region at off, running to the end of the newest segment, a
+ * torn tail: an append cut short by a crash (a header cut short, or a whole
+ * header whose entry runs past the end of the file)? Such an entry was never
+ * committed, so nothing acted on it. Anything else may have been committed. */
+static bool torn_tail(const char *p, size_t len, size_t off) {
+	const unsigned char *h = (const unsigned char *) p + off;
+	uint64_t total;
+
+	if (len - off < SEGLOG_HEADER_SIZE)
+		return memcmp(h, MAGIC, len - off < 4 ? len - off : 4) == 0;
+	if (memcmp(h, MAGIC, 4) != 0)
+		return false;
+	total = (uint64_t) SEGLOG_HEADER_SIZE + h[5] + get32(h + 8) + get32(h + 12);
+	return total > len - off;
+}
+
 /* Walks one mapped segment. quarantine: first visit (count and keep damaged
  * regions); else they are skipped quietly. Returns regions found. */
 static int walk_segment(SegLog *l, Segment *s, bool quarantine, seglog_visit_t fn, void *userdata) {
@@ -350,6 +367,10 @@ static int walk_segment(SegLog *l, Segment *s, bool quarantine, seglog_visit_t f
 		}
 		bad++;
 		if (quarantine) {
+			SegLoc loc = (SegLoc) s->num << 32 | off;
+
+			if (!(s == last_segment(l) && next == len && torn_tail(p, len, off)) && loc > l->damage_loc)
+				l->damage_loc = loc;
 			s->damaged = true;
 			if (quarantine_region(l, s->num, p, off, next) < 0)
 				/* The bytes must stay somewhere: keep the segment. */
@@ -410,6 +431,10 @@ void seglog_scan_done(SegLog *l) {
 		return;
 	for (size_t i = 0; i < l->n_segs; i++)
 		unmap_segment(&l->segs[i]);
+}
+
+SegLoc seglog_damage(const SegLog *l) {
+	return l ? l->damage_loc : 0;
 }
 
 int seglog_read(SegLog *l, SegLoc loc, uint32_t size, SegEntry *ret_e, char **ret_buf) {

@@ -62,6 +62,11 @@ static inline void seglog_freep(SegLog **l) {
 typedef int (*seglog_visit_t)(const SegEntry *e, void *userdata);
 int seglog_scan(SegLog *l, seglog_visit_t fn, void *userdata);
 void seglog_scan_done(SegLog *l);
+/* After seglog_scan(): where the last damaged region that is not a torn tail
+ * starts, or 0. An entry before it may have been superseded by one that was
+ * in the damaged bytes (a torn tail, an append cut short by a crash, was
+ * never committed: it supersedes nothing anyone acted on). */
+SegLoc seglog_damage(const SegLog *l);
 
 /* Queues an entry for the next commit and says where it will be. */
 int seglog_append(SegLog *l, SegKind kind, const char *id, const char *meta, size_t meta_len,

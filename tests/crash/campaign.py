@@ -16,6 +16,12 @@ Rounds come in kinds, so that the kill lands where it hurts:
               ("commit_no_reply"); the kill lands during the reconcile
   reconcile   the reconcile call's reply is held back ("slow") and the
               kill lands while it is in flight
+  damage      a random round, then, while hitld is down, a random block of
+              a random outbox log segment is overwritten with random bytes
+              (not only torn tails: the entries it hits may have been
+              committed and acted on). A record whose entries were hit may
+              be lost or rolled back, which a disk may do; it must never be
+              created twice (issue 12 item 3). --no-damage leaves these out.
 
 Clients keep their own log. Only a submit whose reply arrived is
 acknowledged. A submit whose reply was lost is resubmitted with the same
@@ -32,7 +38,11 @@ terminal. Checks (each one line, PASS/FAIL):
   - duplicates 0 (emulator: one remote request per hitld_id)
   - every remote request maps to exactly one local request
   - over-limit attempts 0
-  - quarantine/ empty, and no start reported a quarantined record
+  - quarantine/ empty, and no start reported a quarantined record (with
+    damage rounds: nothing quarantined but what they broke)
+Requests whose log entries a damage round hit are left out of the checks
+that a damaged disk may break (exists, content, terminal kept, cancels,
+mapping), never out of "duplicates 0" and "at most one remote".
   - a submit refused with an error left nothing behind
 
 Usage: campaign.py [--kills N] [--clients N] [--seed S] [--build DIR]
@@ -40,12 +50,14 @@ Usage: campaign.py [--kills N] [--clients N] [--seed S] [--build DIR]
 The last line is "N passed, N failed" (one per check).
 """
 import argparse
+import glob
 import json
 import os
 import random
 import re
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -67,6 +79,7 @@ def parse_args(argv=None):
     ap.add_argument("--final-timeout", type=float, default=150.0)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--verbose", "-v", action="store_true")
+    ap.add_argument("--no-damage", action="store_true", help="no rounds that damage the outbox log")
     return ap.parse_args(argv)
 
 
@@ -79,9 +92,10 @@ from harness import Client, Daemon, Emulator, RpcError, single_select_request  #
 
 TERMINAL = ("completed", "timeout", "cancelled", "failed")
 CREATE_MATCH = {"method": "POST", "path_prefix": "/v1/api/loops/"}
-RECONCILE_MATCH = {"method": "GET", "path_prefix": "/v1/api/loops/"}
+# A reconcile reads GET /v1/api/requests?loop_id=… (so does a poll).
+RECONCILE_MATCH = {"method": "GET", "path_prefix": "/v1/api/requests"}
 KINDS = [("random", 30), ("startup", 8), ("after_ack", 12), ("inflight", 25), ("no_reply", 15),
-         ("reconcile", 10)]
+         ("reconcile", 10)] + ([] if ARGS.no_damage else [("damage", 10)])
 MAX_OUTSTANDING = 8   # per client: acknowledged and not yet seen terminal
 
 
@@ -91,6 +105,23 @@ def log(msg):
 
 
 T0 = time.monotonic()
+
+
+def log_entries(path):
+    """(offset, size, id) of the whole entries of a log segment, up to the
+    first thing that is not one (daemon/seglog.c's format)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out, off = [], 0
+    while off + 20 <= len(data) and data[off:off + 4] == b"HLE1":
+        id_len = data[off + 5]
+        meta_len, params_len = struct.unpack_from("<II", data, off + 8)
+        size = 20 + id_len + meta_len + params_len
+        if off + size > len(data):
+            break
+        out.append((off, size, data[off + 20:off + 20 + id_len].decode(errors="replace")))
+        off += size
+    return out
 
 
 class Shared:
@@ -259,6 +290,8 @@ class Campaign:
         self.kind_counts = {k: 0 for k, _ in KINDS}
         self.kills = 0
         self.inflight_kills = 0      # kills verified to land while a create was in flight
+        self.damaged_ids = set()     # records whose log entries a damage round hit
+        self.damaged_bytes = 0
         self.emu = None
         self.daemon = None
         self.checks = []
@@ -333,7 +366,36 @@ class Campaign:
             self.kill()
             self.clear_faults()
             return
+        if kind == "damage":
+            d.start(wait=False)
+            time.sleep(up)
+            self.kill()
+            self.damage()
+            return
         raise AssertionError(kind)
+
+    def damage(self):
+        """Overwrites a random block of a random log segment with random
+        bytes, noting the records whose entries it hit."""
+        rng = self.rng
+        segs = sorted(glob.glob(os.path.join(self.daemon.state_dir, "outbox", "*.log")))
+        segs = [p for p in segs if os.path.getsize(p) >= 64]
+        if not segs:
+            return
+        path = rng.choice(segs)
+        size = os.path.getsize(path)
+        n = min(size, rng.randint(32, 4096))
+        off = rng.randrange(0, size - n + 1)
+        for eoff, esize, rid in log_entries(path):
+            if eoff < off + n and off < eoff + esize:
+                self.damaged_ids.add(rid)
+        with open(path, "r+b") as f:
+            f.seek(off)
+            f.write(bytes(rng.randrange(256) for _ in range(n)))
+            f.flush()
+            os.fsync(f.fileno())
+        self.damaged_bytes += n
+        log("damaged %d bytes at %d of %s" % (n, off, os.path.basename(path)))
 
     # -- the whole thing
     def run(self):
@@ -414,10 +476,10 @@ class Campaign:
               % (t_kills, t_final, sum(w.errors for w in workers)), flush=True)
         print("crash campaign summary: kills=%d inflight_create_kills=%d acknowledged=%d terminal=%d "
               "lost_replies=%d (existed %d) duplicates=%d over_limit=%d quarantined=%d remote_creates=%d "
-              "faults_injected=%d"
+              "faults_injected=%d damaged_bytes=%d damaged_records=%d"
               % (self.kills, self.inflight_kills, acked, terminal, lost_replies, existed,
                  st["duplicates"]["count"], st["over_limit_attempts"], self.quarantined,
-                 st["creates"], st["faults_injected"]), flush=True)
+                 st["creates"], st["faults_injected"], self.damaged_bytes, len(self.damaged_ids)), flush=True)
         failed = sum(1 for _, ok, _ in self.checks if not ok)
         print("%d passed, %d failed" % (len(self.checks) - failed, failed), flush=True)
         return failed == 0
@@ -455,7 +517,9 @@ class Campaign:
     def check(self, final, workers):
         emu = self.emu
         st = emu.stats()
-        acked = {i: (w, v) for w in workers for i, v in w.acked.items()}
+        hit = self.damaged_ids
+        # What a damaged disk may break is checked for the others only.
+        acked = {i: (w, v) for w in workers for i, v in w.acked.items() if i not in hit}
 
         missing = [i for i in acked if i not in final]
         self.record("every acknowledged request exists", not missing, "missing %s" % missing[:10])
@@ -466,7 +530,7 @@ class Campaign:
                  (final[i]["request_text"] != v["text"] or final[i]["client_ref"] != v["ref"])]
         self.record("acknowledged requests kept their content", not wrong, "differ %s" % wrong[:10])
 
-        unknown_local = [i for i in final if i not in acked]
+        unknown_local = [i for i in final if not any(i in w.acked for w in workers)]
         self.record("no local request that no client knows of", not unknown_local,
                     "unknown %s" % unknown_local[:10])
 
@@ -483,13 +547,15 @@ class Campaign:
         flipped = []
         for w in workers:
             for i, s in w.terminal_seen.items():
-                if i in final and final[i]["state"] != s:
+                if i in final and final[i]["state"] != s and i not in hit:
                     flipped.append("%s %s->%s" % (i, s, final[i]["state"]))
         self.record("terminal states never change", not flipped, str(flipped[:10]))
 
         uncancel = []
         for w in workers:
             for i, how in w.cancel_acked.items():
+                if i in hit:
+                    continue
                 fs = final.get(i, {}).get("state")
                 if how == "cancelled" and fs != "cancelled":
                     uncancel.append("%s cancelled->%s" % (i, fs))
@@ -497,14 +563,15 @@ class Campaign:
                     uncancel.append("%s cancel requested->%s" % (i, fs))
         self.record("acknowledged cancels hold", not uncancel, str(uncancel[:10]))
 
-        self.record("clients saw no violation", not self.shared.violations, "; ".join(self.shared.violations[:10]))
+        violations = [v for v in self.shared.violations if not any(i in v for i in hit)]
+        self.record("clients saw no violation", not violations, "; ".join(violations[:10]))
 
         self.record("duplicates 0", st["duplicates"]["count"] == 0, json.dumps(st["duplicates"])[:500])
         remote = emu.requests()
         by_h = {}
         for r in remote:
             by_h.setdefault(r.get("hitld_id"), []).append(r)
-        stray = [h for h in by_h if h not in final]
+        stray = [h for h in by_h if h not in final and h not in hit]
         self.record("every remote request maps to a local one", not stray, "unmapped hitld_id %s" % stray[:10])
         dup = {h: [r["id"] for r in rs] for h, rs in by_h.items() if len(rs) > 1}
         self.record("every local request has at most one remote", not dup, str(list(dup.items())[:5]))
@@ -522,8 +589,13 @@ class Campaign:
         q = os.listdir(qdir) if os.path.isdir(qdir) else []
         starts = re.findall(r"(\d+) quarantined\)", self.daemon.log_text())
         self.quarantined = len(q) + sum(int(x) for x in starts)
-        self.record("quarantine empty", not q and not any(int(x) for x in starts),
-                    "files %s, starts reporting %s" % (q[:10], [x for x in starts if int(x)]))
+        if self.kind_counts.get("damage"):
+            self.record("nothing quarantined but what the damage rounds broke",
+                        not (q or any(int(x) for x in starts)) or self.damaged_bytes > 0,
+                        "files %s" % q[:10])
+        else:
+            self.record("quarantine empty", not q and not any(int(x) for x in starts),
+                        "files %s, starts reporting %s" % (q[:10], [x for x in starts if int(x)]))
         self.record("hitld reported its starts", len(starts) >= 1, "starts %d" % len(starts))
         reports = self.daemon.sanitizer_reports()
         self.record("no sanitizer reports", not reports, "\n".join(reports[:5]))

@@ -273,8 +273,9 @@ class Requests(ClientCase):
             self.py.submit(self.request("two"), client_ref="ref-1")
         self.assertEqual(e.exception.code, -32009)
         # Keyword arguments alone make a request too; None means "left out".
-        kw = self.py.submit(**self.request("kw"), context=None, tags=["py"])
-        self.assertEqual(self.py.get(kw["id"])["request_text"], "kw")
+        kw = self.py.submit(**self.request("kw"), context=None, platform_version="py-1")
+        got = self.py.get(kw["id"])
+        self.assertEqual((got["request_text"], got["platform_version"]), ("kw", "py-1"))
 
         rec = self.py.get(sub["id"])
         self.assertEqual((rec["id"], rec["client_ref"], rec["state"]), (sub["id"], "ref-1", "queued"))

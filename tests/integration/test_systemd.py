@@ -458,7 +458,7 @@ class SocketActivation(HitldTestCase):
 
 # ====================================================================== sd_notify
 
-STATUS_RE = re.compile(r"^(Paused\. )?(\d+) queued, (\d+) submitting, (\d+) pending; "
+STATUS_RE = re.compile(r"^(Paused\. )?(?:Creates paused: .*?\. )?(\d+) queued, (\d+) submitting, (\d+) pending; "
                        r"budget (\d+)/(\d+) left, resets (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"
                        r"(?:; last API error: (.+))?$")
 

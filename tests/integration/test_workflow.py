@@ -242,6 +242,21 @@ class Trigger(WorkflowCase):
         self.assertEqual([c[2] for c in self.trigger_calls()], [503, 200, 500])
 
 
+    def test_an_inactive_key_keeps_the_trigger_queued_until_it_works_again(self):
+        # An error about the key is not the trigger's: it waits with the
+        # creates (docs/HITL-API.md §5), and goes out once the key works.
+        self.emu.ctl("POST", "/_emu/drift", {"key_inactive": 403})
+        rid = self.c.call("workflow.trigger", {"workflow_id": self.wf})["id"]
+        wait_for(lambda: self.c.call("status")["api"]["creates_paused"], 30, interval=0.2,
+                 what="creates to pause")
+        self.assertEqual(self.c.call("request.get", {"id": rid})["state"], "queued")
+        self.assertEqual(self.triggers(), 0)
+        self.emu.ctl("POST", "/_emu/drift", {"key_inactive": None})
+        rec = self.final(rid, timeout=90)
+        self.assertEqual(rec["state"], "completed", rec)
+        self.assertEqual(self.triggers(), 1)
+
+
 class Durability(WorkflowCase):
     def test_kill9_right_after_the_ack_triggers_exactly_once(self):
         # Paused, the ack is the only thing that happened: what survives

@@ -12,6 +12,7 @@
 #include <syslog.h>
 
 #include "cleanup.h"
+#include "baseurl.h"
 #include "config.h"
 
 static void config_freep(Config **c) {
@@ -464,7 +465,7 @@ static void test_config_base_url_plain_http_only_to_loopback(void **state) {
 		snprintf(text, sizeof text, "api = { base_url = \"%s\"; };\n", good[i]);
 		_cleanup_(config_freep) Config *c = load_ok(text);
 		assert_string_equal(c->api_base_url, good[i]);
-		assert_null(config_check_base_url(good[i]));
+		assert_int_equal(baseurl_check(good[i], NULL, NULL), 0);
 	}
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		snprintf(text, sizeof text, "api = {\n  base_url = \"%s\";\n};\n", bad[i]);

@@ -96,6 +96,8 @@ static Outbox *open_outbox(const Fixture *f) {
 	Outbox *o = NULL;
 
 	assert_int_equal(outbox_open(f->state_dir, &o), 0);
+	/* As hitld does once it has dealt with records the damage concerns. */
+	outbox_release_damaged(o);
 	assert_non_null(o);
 	return o;
 }
@@ -1732,6 +1734,111 @@ static void test_outbox_log_quarantine_never_overwrites_an_earlier_one(void **st
 	assert_int_equal(count_files(f->quarantine), 2);
 }
 
+/* Issue 12 item 3: A's "submitting" and "pending" entries, side by side, are
+ * damaged; A falls back to "queued". The outbox must say that A (and every
+ * record whose newest entry precedes the damage) may be older than what was
+ * written, and keep the damaged segment until the caller has dealt with it.
+ * A record written after the damage is not marked. */
+static void test_outbox_damage_marks_records_whose_newer_entries_may_be_lost(void **state) {
+	Fixture *f = *state;
+	Outbox *o = open_outbox(f);
+	Record *a, *b, *d;
+	char a_id[RECORD_ID_MAX], b_id[RECORD_ID_MAX], d_id[RECORD_ID_MAX];
+	_cleanup_(log_entries_done) LogEntries e = {};
+	_cleanup_(freep) char *data = NULL;
+	const LogEntry *sub, *pend;
+	size_t len = 0, n_a = 0;
+
+	b = insert(o, 1000, NULL);
+	a = insert(o, 1000, NULL);
+	strcpy(a_id, a->id);
+	strcpy(b_id, b->id);
+	a->state = REQUEST_SUBMITTING;
+	a->attempts = 1;
+	assert_int_equal(outbox_save(o, a), 0);
+	a->state = REQUEST_PENDING;
+	a->remote_id = strdup("65f1234567890abcdef12348");
+	assert_int_equal(outbox_save(o, a), 0);
+	d = insert(o, 1000, NULL);
+	strcpy(d_id, d->id);
+	o = outbox_free(o);
+
+	e = log_entries(f);
+	for (size_t i = 0; i < e.n; i++)
+		if (streq(e.v[i].id, a_id))
+			n_a++;
+	assert_int_equal(n_a, 3);
+	pend = last_entry_of(&e, a_id);
+	sub = pend - 1;
+	assert_string_equal(sub->id, a_id);
+	assert_int_equal(sub->off + sub->size, pend->off);
+	data = get_file(f->log, pend->segment, &len);
+	assert_non_null(data);
+	data[sub->off + sub->size / 2] ^= 0x40;
+	data[pend->off + pend->size / 2] ^= 0x40;
+	put_file(f->log, pend->segment, data, len);
+
+	assert_int_equal(outbox_open(f->state_dir, &o), 0);
+	assert_int_equal(outbox_quarantined(o), 1);
+	assert_int_equal(outbox_get(o, a_id)->state, REQUEST_QUEUED);
+	assert_true(outbox_get(o, a_id)->log_damaged_after);
+	assert_true(outbox_get(o, b_id)->log_damaged_after);
+	assert_false(outbox_get(o, d_id)->log_damaged_after);
+	/* The evidence stays until the caller has dealt with the marks. */
+	assert_true(file_exists(f->log, pend->segment));
+	o = outbox_free(o);
+	assert_int_equal(outbox_open(f->state_dir, &o), 0);
+	assert_true(outbox_get(o, a_id)->log_damaged_after);
+	outbox_release_damaged(o);
+	assert_false(outbox_get(o, a_id)->log_damaged_after);
+	assert_false(file_exists(f->log, pend->segment));
+	outbox_free(o);
+}
+
+/* A torn tail is an append a crash cut short: never committed, so nothing
+ * acted on it and no record is marked. The same entry whole but corrupt may
+ * have been committed: its record is marked. */
+static void test_outbox_torn_tail_marks_nothing_but_a_corrupt_tail_does(void **state) {
+	Fixture *f = *state;
+	Outbox *o = open_outbox(f);
+	Record *a;
+	char a_id[RECORD_ID_MAX];
+	_cleanup_(log_entries_done) LogEntries e = {};
+	_cleanup_(freep) char *data = NULL, *seg_path = NULL;
+	const LogEntry *last;
+	size_t len = 0;
+
+	a = insert(o, 1000, NULL);
+	strcpy(a_id, a->id);
+	a->state = REQUEST_SUBMITTING;
+	assert_int_equal(outbox_save(o, a), 0);
+	o = outbox_free(o);
+
+	e = log_entries(f);
+	last = last_entry_of(&e, a_id);
+	data = get_file(f->log, last->segment, &len);
+	assert_non_null(data);
+
+	/* Whole, one bit flipped: marked. */
+	data[last->off + last->size - 3] ^= 0x01;
+	put_file(f->log, last->segment, data, len);
+	assert_int_equal(outbox_open(f->state_dir, &o), 0);
+	assert_int_equal(outbox_get(o, a_id)->state, REQUEST_QUEUED);
+	assert_true(outbox_get(o, a_id)->log_damaged_after);
+	o = outbox_free(o);
+
+	/* Cut short: not marked. */
+	data[last->off + last->size - 3] ^= 0x01;
+	put_file(f->log, last->segment, data, len);
+	seg_path = path_in(f->log, last->segment);
+	assert_int_equal(truncate(seg_path, (off_t) (last->off + last->size / 2)), 0);
+	assert_int_equal(outbox_open(f->state_dir, &o), 0);
+	assert_int_equal(outbox_quarantined(o), 1);
+	assert_int_equal(outbox_get(o, a_id)->state, REQUEST_QUEUED);
+	assert_false(outbox_get(o, a_id)->log_damaged_after);
+	outbox_free(o);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -1768,6 +1875,8 @@ int main(void) {
 		T(test_outbox_torn_tail_is_quarantined_and_the_rest_served),
 		T(test_outbox_corrupt_entry_is_quarantined_and_its_segment_compacted_away),
 		T(test_outbox_log_quarantine_never_overwrites_an_earlier_one),
+		T(test_outbox_damage_marks_records_whose_newer_entries_may_be_lost),
+		T(test_outbox_torn_tail_marks_nothing_but_a_corrupt_tail_does),
 #undef T
 	};
 

@@ -158,6 +158,23 @@ static void test_record_result_may_be_any_json_type(void **state) {
 	}
 }
 
+/* "unsent" (issue 12 item 7): stored, read back, and shown to clients as such;
+ * a log written before it existed still loads (the value is only added). */
+static void test_record_unsent_round_trips_and_shows(void **state) {
+	_cleanup_(record_freep) Record *r = make_minimal(), *back = NULL;
+	_cleanup_(json_object_putp) json_object *p = NULL;
+
+	r->state = REQUEST_TIMEOUT;
+	r->result = parse("\"approve\"");
+	r->result_source = RESULT_UNSENT;
+	back = round_trip(r);
+	assert_int_equal(back->result_source, RESULT_UNSENT);
+	assert_int_equal(record_check(back), 0);
+	assert_int_equal(record_to_protocol(back, &p), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "result_source")), "unsent");
+	assert_int_equal(result_source_from_string("unsent"), RESULT_UNSENT);
+}
+
 static void test_record_to_json_writes_version_and_every_field(void **state) {
 	static const char *const keys[] = {
 		"version", "id", "seq", "client_ref", "owner_uid", "state", "priority",
@@ -668,6 +685,7 @@ int main(void) {
 		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
 		cmocka_unit_test(test_record_minimal_round_trip_keeps_nulls),
 		cmocka_unit_test(test_record_result_may_be_any_json_type),
+		cmocka_unit_test(test_record_unsent_round_trips_and_shows),
 		cmocka_unit_test(test_record_to_json_writes_version_and_every_field),
 		cmocka_unit_test(test_record_to_json_refuses_what_it_could_not_read_back),
 		cmocka_unit_test(test_record_from_json_rejects_each_malformed_field),
