@@ -124,13 +124,19 @@ $(B)/libhitlclient.a: $(CLIENT_LIB_OBJ)
 $(B)/libhitlclient.so: $(CLIENT_PIC_OBJ)
 	$(CC) -shared -Wl,-soname,libhitlclient.so.0 $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(shell $(PKG_CONFIG) --libs json-c)
 
-# hitlctl mcp: the MCP server (client/mcp*.c) is part of hitlctl.
+# hitlctl: main and the verb table in client/hitlctl.c, its layers in
+# client/ctl_*.c, and the MCP server (client/mcp*.c), which is part of it.
+CTL_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/ctl_*.c))
 MCP_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard client/mcp*.c))
 
-$(B)/hitlctl: $(B)/client/hitlctl.o $(MCP_OBJ) $(B)/libhitlclient.a
+$(B)/hitlctl: $(B)/client/hitlctl.o $(CTL_OBJ) $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
+# hitlctl's request.submit params (client/ctl_params.c), linked before the library they call.
+$(B)/tests/unit/test_ctl_params: $(B)/tests/unit/test_ctl_params.o $(B)/client/ctl_params.o $(B)/client/ctl_input.o \
+                                 $(B)/client/ctl_output.o $(B)/libhitlclient.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
@@ -187,7 +193,7 @@ install: programs
 	$(if $(LIBS_OUT),install -m 0644 $(B)/libhitlclient.a $(DESTDIR)$(LIBDIR)/)
 	$(if $(LIBS_OUT),install -m 0755 $(B)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0)
 	$(if $(LIBS_OUT),ln -sf libhitlclient.so.0 $(DESTDIR)$(LIBDIR)/libhitlclient.so)
-	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/)
+	$(if $(LIBS_OUT),install -m 0644 client/hitlclient.h client/hitlerrors.h $(DESTDIR)$(INCLUDEDIR)/)
 	$(if $(LIBS_OUT),install -d $(DESTDIR)$(PKGCONFIGDIR))
 	$(if $(LIBS_OUT),sed -e 's|@PREFIX_REL@|$(call relpath,$(PREFIX),$(PKGCONFIGDIR))|' \
 		-e 's|@LIBDIR_REL@|$(call relpath,$(LIBDIR),$(PKGCONFIGDIR))|' \
@@ -202,7 +208,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/hitld.conf $(DESTDIR)$(TMPFILESDIR)/hitld.conf $(DESTDIR)$(CATALOGDIR)/hitld.catalog
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
 	rm -f $(DESTDIR)$(LIBDIR)/libhitlclient.a $(DESTDIR)$(LIBDIR)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0
-	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/hitlerrors.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md
 	@echo "Left in place: $(SYSCONFDIR)/hitld/ (configuration) and /var/lib/hitld (the outbox)."
 

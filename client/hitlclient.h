@@ -55,6 +55,8 @@
 #include <time.h>
 #include <json-c/json.h>
 
+#include "hitlerrors.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -82,22 +84,9 @@ extern "C" {
  * dropped and reported by hitl_watch_next() as a "watch.overflow" event). */
 #define HITL_EVENT_QUEUE_MAX 1000
 
-/* JSON-RPC and hitld error codes (PROTOCOL.md §5). */
-#define HITL_ERROR_PARSE            (-32700)
-#define HITL_ERROR_INVALID_REQUEST  (-32600)
-#define HITL_ERROR_METHOD_NOT_FOUND (-32601)
-#define HITL_ERROR_INVALID_PARAMS   (-32602)
-#define HITL_ERROR_INTERNAL         (-32603)
-#define HITL_ERROR_NOT_FOUND        (-32001)
-#define HITL_ERROR_PERMISSION       (-32002)
-#define HITL_ERROR_QUOTA            (-32003)
-#define HITL_ERROR_BUDGET           (-32004)
-#define HITL_ERROR_STORAGE          (-32005)
-#define HITL_ERROR_REMOTE           (-32006)
-#define HITL_ERROR_INVALID_STATE    (-32007)
-#define HITL_ERROR_SHUTTING_DOWN    (-32008)
-#define HITL_ERROR_CONFLICT         (-32009)
-#define HITL_ERROR_UNAVAILABLE      (-32010)
+/* The JSON-RPC and hitld error codes (PROTOCOL.md §5), HITL_ERROR_PARSE (-32700) …
+ * HITL_ERROR_UNAVAILABLE (-32010), are in hitlerrors.h (included above): hitld's own
+ * sources include it too, so the numbers are defined once. */
 
 /* ------------------------------------------------------------------ types */
 

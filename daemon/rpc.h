@@ -14,28 +14,30 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "hitlerrors.h"
 #include "timeutil.h"
 
 typedef struct RpcServer RpcServer;
 typedef struct RpcConn RpcConn;
 typedef struct RpcCall RpcCall;
 
-/* JSON-RPC and hitld error codes (PROTOCOL.md §5). */
-#define RPC_ERROR_PARSE            (-32700)
-#define RPC_ERROR_INVALID_REQUEST  (-32600)
-#define RPC_ERROR_METHOD_NOT_FOUND (-32601)
-#define RPC_ERROR_INVALID_PARAMS   (-32602)
-#define RPC_ERROR_INTERNAL         (-32603)
-#define RPC_ERROR_NOT_FOUND        (-32001)
-#define RPC_ERROR_PERMISSION       (-32002)
-#define RPC_ERROR_QUOTA            (-32003)
-#define RPC_ERROR_BUDGET           (-32004)
-#define RPC_ERROR_STORAGE          (-32005)
-#define RPC_ERROR_REMOTE           (-32006)
-#define RPC_ERROR_INVALID_STATE    (-32007)
-#define RPC_ERROR_SHUTTING_DOWN    (-32008)
-#define RPC_ERROR_CONFLICT         (-32009)
-#define RPC_ERROR_UNAVAILABLE      (-32010)
+/* JSON-RPC and hitld error codes (PROTOCOL.md §5), the daemon's names for
+ * hitlerrors.h's: the numbers are defined once, for client and daemon. */
+#define RPC_ERROR_PARSE            HITL_ERROR_PARSE
+#define RPC_ERROR_INVALID_REQUEST  HITL_ERROR_INVALID_REQUEST
+#define RPC_ERROR_METHOD_NOT_FOUND HITL_ERROR_METHOD_NOT_FOUND
+#define RPC_ERROR_INVALID_PARAMS   HITL_ERROR_INVALID_PARAMS
+#define RPC_ERROR_INTERNAL         HITL_ERROR_INTERNAL
+#define RPC_ERROR_NOT_FOUND        HITL_ERROR_NOT_FOUND
+#define RPC_ERROR_PERMISSION       HITL_ERROR_PERMISSION
+#define RPC_ERROR_QUOTA            HITL_ERROR_QUOTA
+#define RPC_ERROR_BUDGET           HITL_ERROR_BUDGET
+#define RPC_ERROR_STORAGE          HITL_ERROR_STORAGE
+#define RPC_ERROR_REMOTE           HITL_ERROR_REMOTE
+#define RPC_ERROR_INVALID_STATE    HITL_ERROR_INVALID_STATE
+#define RPC_ERROR_SHUTTING_DOWN    HITL_ERROR_SHUTTING_DOWN
+#define RPC_ERROR_CONFLICT         HITL_ERROR_CONFLICT
+#define RPC_ERROR_UNAVAILABLE      HITL_ERROR_UNAVAILABLE
 
 /* A zero field means "the default" (given in brackets), so callers may set only what they
  * configure. */

@@ -15,7 +15,7 @@ FUZZ_TARGETS := fuzz_rpc fuzz_apiparse fuzz_record fuzz_config fuzz_validate fuz
 
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c17 -O1 -g -fno-omit-frame-pointer $(WARN) $(FUZZ_SAN) $(PKG_CFLAGS) -MMD -MP
-FUZZ_CPPFLAGS := -D_GNU_SOURCE -DHITLD_VERSION='"$(VERSION)"' -DHITLD_FUZZING=1 -iquote daemon
+FUZZ_CPPFLAGS := -D_GNU_SOURCE -DHITLD_VERSION='"$(VERSION)"' -DHITLD_FUZZING=1 -iquote daemon -iquote client
 
 FUZZ_DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 FUZZ_DAEMON_OBJ := $(FUZZ_DAEMON_SRC:%.c=$(FUZZ_B)/%.o)
