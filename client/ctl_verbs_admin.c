@@ -14,6 +14,39 @@
 
 /* ------------------------------------------------------------------ status */
 
+/* What holds calls back beyond the budget: creates paused by an error about
+ * the key, account or endpoint, loops without members, a failing HITL.sh in
+ * backoff, a replaced socket, and the caller's share of interactive calls. */
+static void print_status_holds(json_object *st) {
+	json_object *api = json_object_object_get(st, "api"), *paused = json_object_object_get(api, "creates_paused");
+	json_object *loops = json_object_object_get(api, "loops_paused");
+	json_object *share = json_object_object_get(json_object_object_get(st, "budget"), "interactive");
+	json_object *sock = json_object_object_get(st, "socket");
+	int64_t failures = 0, used = 0, n = 0;
+	char a[96], b[96];
+
+	if (paused && json_object_is_type(paused, json_type_object))
+		printf("%-9s PAUSED (%s): %s; since %s, next try %s; queued requests wait, none fails\n", "Creates:",
+		       strna(jstr(paused, "class")), strna(jstr(paused, "reason")),
+		       format_when(jstr(paused, "since"), a, sizeof a) ? a : "?",
+		       format_when(jstr(paused, "next_probe_at"), b, sizeof b) ? b : "soon");
+	for (size_t i = 0; loops && json_object_is_type(loops, json_type_array) && i < json_object_array_length(loops); i++) {
+		json_object *l = json_object_array_get_idx(loops, i);
+
+		printf("%-9s loop %s paused: %s; next try %s\n", "Creates:", strna(jstr(l, "loop_id")),
+		       strna(jstr(l, "reason")), format_when(jstr(l, "next_probe_at"), a, sizeof a) ? a : "soon");
+	}
+	jint(api, "consecutive_failures", &failures);
+	if (failures > 0 && format_when(jstr(api, "backoff_until"), a, sizeof a))
+		printf("%-9s %" PRId64 " failed call%s in a row, next try %s\n", "", failures, failures == 1 ? "" : "s", a);
+	if (share && jint(share, "share", &n) && jint(share, "used", &used))
+		printf("%-9s you used %" PRId64 " of your %" PRId64 " interactive calls (loops, key test) this window\n",
+		       "", used, n);
+	if (jbool(sock, "replaced"))
+		printf("%-9s REPLACED: %s is no longer hitld's socket; fix its directory and restart hitld (hitld(8))\n",
+		       "Socket:", strna(jstr(sock, "path")));
+}
+
 int verb_status(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *st = NULL, *hello = NULL;
@@ -81,6 +114,7 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 		printf("%-9s UNREACHABLE: %s (last answer %s) at %s\n", "HITL.sh:", strna(jstr(api, "last_error")),
 		       format_ago(jstr(api, "last_ok_at"), b, sizeof b) ? b : "never", strna(jstr(api, "base_url")));
 
+	print_status_holds(st);
 	if (!jbool(key, "loaded"))
 		printf("%-9s MISSING — give hitld a key (LoadCredential=hitl-api-key, api.key_file or HITL_API_KEY), then 'hitlctl reload'\n",
 		       "Key:");

@@ -10,8 +10,10 @@ request created exactly once. The status-word drifts (alternative words, the
 flat GET shape) are in test_api2026.py.
 """
 import json
+import os
+import subprocess
 
-from harness import HitldTestCase, main, single_select_request, wait_for
+from harness import BUILD, HitldTestCase, main, single_select_request, wait_for
 
 N = 3
 
@@ -49,6 +51,11 @@ class DriftTestCase(HitldTestCase):
                       interval=0.2, what="status to name why creates are held back")
         reason = self.reason(st).lower()
         self.assertTrue(any(w in reason for w in words), "status says %r, wanted one of %s" % (reason, words))
+        # hitlctl status says it in words too.
+        out = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "status"],
+                             capture_output=True, text=True, timeout=30).stdout
+        self.assertTrue(any(w in out.lower() for w in words), out)
+        self.assertRegex(out, r"Creates: +PAUSED|Key: +REFUSED", out)
         # Let it try again while the drift holds: still nothing lost.
         seen = len(self.emu.api_calls())
         wait_for(lambda: len(self.emu.api_calls()) > seen, 30, interval=0.2, what="another call (a probe)")
