@@ -335,6 +335,7 @@ static void stub_dispatch(RpcCall *call, void *userdata) {
 			.max_output_bytes = (size_t) param_int(call, "max_output_bytes", 0, 0, 1 << 22),
 			.max_pending_calls = (unsigned) param_int(call, "max_pending_calls", 0, 0, 100),
 			.max_queued_notifications = (unsigned) param_int(call, "max_queued_notifications", 0, 0, 100),
+			.cpu_percent_per_uid = 100,
 		};
 
 		rpc_server_set_limits(stub.server, &l);
@@ -476,6 +477,10 @@ static void run_stub(uint8_t flags, size_t chunk, const uint8_t *data, size_t si
 		.max_pending_calls = pending[(flags >> 3) & 3],
 		.max_output_bytes = flags & FLAG_SMALL_OUTPUT ? 8192 : 0,
 		.max_queued_notifications = flags & FLAG_FEW_NOTIFY ? 2 : 0,
+		/* No time share: it is measured on the real clock, so an input
+		 * would read differently on a slow run (and the share is tested in
+		 * test_rpc and test_fairshare). */
+		.cpu_percent_per_uid = 100,
 	};
 	int r;
 
