@@ -652,7 +652,10 @@ class KeyHygiene(AccountsTestCase):
         sibling = subprocess.Popen(["setpriv", "--reuid", str(self.daemon_user.pw_uid), "--regid",
                                     str(self.daemon_user.pw_gid), "--clear-groups", "sleep", "60"])
         self.addCleanup(lambda: (sibling.kill(), sibling.wait()))
-        wait_for(lambda: os.stat("/proc/%d" % sibling.pid).st_uid == self.daemon_user.pw_uid, 5,
+        # Between setpriv's setuid and its exec of sleep the sibling is not
+        # dumpable either (the kernel clears the flag on a uid change): wait
+        # for the exec, after which its /proc files are its own uid's.
+        wait_for(lambda: os.stat("/proc/%d/environ" % sibling.pid).st_uid == self.daemon_user.pw_uid, 5,
                  what="sibling exec")
 
         def probe():
