@@ -256,9 +256,8 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		} else {
 			json_object *data = res->data ? res->data : NULL;
 
-			if (rc->key_test && data) {
+			if (rc->key_test && data)
 				manager_set_api_key_id(m, json_object_get_string(json_object_object_get(data, "api_key_id")));
-			}
 			if (rc->cache_key && data)
 				cache_store(rm, rc->cache_key, data, now);
 			if (rc->write)
