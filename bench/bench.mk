@@ -12,5 +12,8 @@ bench: all $(BENCH_TOOLS)
 $(B)/bench/loadgen: $(B)/bench/loadgen.o
 	$(CC) $(LDFLAGS) -pthread -o $@ $^
 
+$(B)/bench/echo_server: $(B)/bench/echo_server.o
+	$(CC) $(LDFLAGS) -pthread -o $@ $^
+
 $(B)/bench/%: $(B)/bench/%.o
 	$(CC) $(LDFLAGS) -o $@ $^

@@ -4,7 +4,8 @@
  * to hitld (ctl_call.c) and the verbs (ctl_verbs_*.c), which hitlctl.c
  * dispatches to.
  *
- * Layers, each file using only those below it (and libhitlclient):
+ * Layers, each file using only those below it (and libhitlclient; the table
+ * in docs/ARCHITECTURE.md, which tests/layers/run-check enforces):
  *   hitlctl.c        main, the options before the verb, the verb table, dispatch
  *   ctl_verbs_*.c    the verbs (requests, admin, watch, trigger)
  *   ctl_wait.c       waiting until a request is final

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "methods.h"
 #include "secret.h"
 
 #define DEFAULT_CONFIG "/etc/hitld/hitld.conf"
@@ -89,6 +90,9 @@ int main(int argc, char **argv) {
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{}
 	};
+	/* Freed in reverse order: the manager (and its socket server) first, then
+	 * the methods layer that served its calls. */
+	_cleanup_(methods_freep) Methods *ms = NULL;
 	_cleanup_(manager_freep) Manager *m = NULL;
 	ManagerOptions mo = { .config_path = DEFAULT_CONFIG };
 	bool check_config = false, dump = false, foreground = false;
@@ -157,6 +161,8 @@ int main(int argc, char **argv) {
 	umask(0077);
 
 	k = manager_new(&mo, &m);
+	if (k >= 0)
+		k = methods_new(m, &ms);
 	if (k < 0) {
 		log_error_errno(k, "Failed to set up: %m");
 		return EXIT_FAILURE;

@@ -42,7 +42,8 @@
 
 struct PendingSubmit {
 	Record *record;
-	RpcCall *call;
+	manager_submitted_t done;
+	void *userdata;
 };
 
 struct Waiter {
@@ -595,15 +596,11 @@ void manager_commit(Manager *m) {
 
 	for (size_t i = 0; i < n; i++) {
 		Record *r = records[i];
-		RpcCall *call = m->pending[i].call;
+		const PendingSubmit *p = &m->pending[i];
 
 		if (results[i] < 0) {
 			log_error_errno(results[i], "Failed to store a new request from uid %u: %m", (unsigned) r->owner_uid);
-			rpc_call_error(call, RPC_ERROR_STORAGE,
-			               results[i] == -ENOSPC
-			                       ? "The request could not be stored: no space left in the state directory."
-			                       : "The request could not be stored durably.",
-			               NULL);
+			p->done(m, r, results[i], p->userdata);
 			record_free(r);
 			continue;
 		}
@@ -616,7 +613,7 @@ void manager_commit(Manager *m) {
 		                     { "HITL_UID", uid }, { "HITL_STATE", "queued" },
 		                     { "HITL_PRIORITY", priority_to_string(r->priority) }),
 		          "Request %s accepted from uid %u.", r->id, (unsigned) r->owner_uid);
-		methods_reply_submitted(m, call, r, false);
+		p->done(m, r, 0, p->userdata);
 		manager_notify(m, r);
 		any = true;
 		earliest = min_usec(earliest, usec_add(r->created_at, lifetime));
@@ -653,7 +650,9 @@ static int on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	return 0;
 }
 
-int manager_submit(Manager *m, RpcCall *call, Record *r) {
+int manager_submit(Manager *m, Record *r, manager_submitted_t done, void *userdata) {
+	if (!done)
+		return -EINVAL;
 	if (m->n_pending >= COMMIT_BATCH_MAX)
 		manager_commit(m);
 	if (!m->pending) {
@@ -661,7 +660,7 @@ int manager_submit(Manager *m, RpcCall *call, Record *r) {
 		if (!m->pending)
 			return -ENOMEM;
 	}
-	m->pending[m->n_pending++] = (PendingSubmit) { .record = r, .call = call };
+	m->pending[m->n_pending++] = (PendingSubmit) { .record = r, .done = done, .userdata = userdata };
 	if (m->n_pending > 1)
 		return 0;
 	/* The defer source runs at a lower priority than the connections, so only
@@ -705,6 +704,20 @@ static void budget_load(Manager *m) {
 	j = json_tokener_parse(data);
 	if (!j || budget_from_json(&m->budget, j, now_realtime()) < 0)
 		log_warning("The budget ledger %s/%s is malformed, starting a fresh one.", m->state_dir, BUDGET_FILE);
+}
+
+void manager_set_dispatch(Manager *m, rpc_dispatch_t dispatch, void *userdata) {
+	m->dispatch = dispatch;
+	m->dispatch_userdata = userdata;
+}
+
+void manager_key_test_begin(Manager *m) {
+	if (m->key_state == KEY_INVALID)
+		m->key_state = KEY_UNKNOWN;
+}
+
+void manager_set_api_key_id(Manager *m, const char *id) {
+	set_string(&m->api_key_id, id);
 }
 
 void manager_set_paused(Manager *m, bool paused) {
@@ -2037,7 +2050,9 @@ int manager_startup(Manager *m) {
 		.max_output_bytes_total = (size_t) m->config->socket_max_output_mb_total * 1024 * 1024,
 		.cpu_percent_per_uid = m->config->socket_cpu_percent_per_uid,
 	};
-	k = rpc_server_new(m->event, m->listen_fd, &limits, methods_dispatch, m, &m->rpc);
+	if (!m->dispatch)
+		return log_error_errno(-EINVAL, "No socket methods were registered.");
+	k = rpc_server_new(m->event, m->listen_fd, &limits, m->dispatch, m->dispatch_userdata, &m->rpc);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the socket server: %m");
 	rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
@@ -2105,7 +2120,6 @@ Manager *manager_free(Manager *m) {
 	sd_event_source_disable_unref(m->commit_timer);
 	free(m->pending);
 	m->outbox = outbox_free(m->outbox);
-	remote_cache_flush(m);
 	config_free(m->config);
 	free(m->work_loop);
 	free(m->key_error);

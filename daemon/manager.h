@@ -1,8 +1,10 @@
 /* manager.h — the daemon's one object: owns the event loop, the outbox, the
  * budget, the HITL.sh client and the socket server, and runs the remote work
  * (create, workflow trigger, poll, cancel, feedback, reconcile, key probe) one background call at
- * a time, when the budget allows. Methods (methods.c) act on it through the
- * functions below.
+ * a time, when the budget allows. The socket methods (methods.h, remote.h)
+ * act on it through the functions below; it never calls them: the methods
+ * register their dispatcher (manager_set_dispatch) and a submit is answered
+ * through the callback it was queued with (docs/ARCHITECTURE.md).
  * Promises of the work engine: a create is sent again only when it provably
  * did not happen (no 2xx, and a reconcile found nothing); a reconcile ends
  * within a bounded number of calls; every failed call backs off and an
@@ -161,8 +163,9 @@ typedef struct Manager {
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
 
-	struct RemoteCacheEntry *loop_cache;
-	size_t loop_cache_size;
+	/* The socket server's dispatcher, registered by the methods layer. */
+	rpc_dispatch_t dispatch;
+	void *dispatch_userdata;
 	uint64_t rng;
 } Manager;
 
@@ -172,6 +175,10 @@ static inline void manager_freep(Manager **m) {
 	if (*m)
 		manager_free(*m);
 }
+
+/* Who answers the socket's calls (the methods layer registers itself:
+ * methods_new()). Before manager_startup(), which refuses to start without. */
+void manager_set_dispatch(Manager *m, rpc_dispatch_t dispatch, void *userdata);
 
 /* Loads config, key, outbox, socket; then READY=1. */
 int manager_startup(Manager *m);
@@ -204,10 +211,15 @@ int manager_need_params(Manager *m, Record *r);
 /* Tells waiters and watchers about r (already saved). */
 void manager_notify(Manager *m, Record *r);
 
-/* Queues a new record for the next group commit; the call is answered once
- * it is durable (or with -32005). Takes r on success. */
-int manager_submit(Manager *m, RpcCall *call, Record *r);
-/* Makes every queued submit durable now and answers its caller. */
+/* The end of a queued submit: error 0, r is durable and in the outbox (the
+ * callback answers the client, then waiters and watchers hear of it); error
+ * < 0, r could not be stored (logged) and is freed when the callback returns. */
+typedef void (*manager_submitted_t)(Manager *m, Record *r, int error, void *userdata);
+/* Queues a new record for the next group commit, which calls done once it is
+ * durable or failed (sd-event and libcurl style: the engine calls back, it
+ * does not know who asked). Takes r on success. */
+int manager_submit(Manager *m, Record *r, manager_submitted_t done, void *userdata);
+/* Makes every queued submit durable now and calls each one's done. */
 void manager_commit(Manager *m);
 /* Queued (not yet durable) submits of uid, and the one with this client_ref. */
 size_t manager_pending_of_uid(Manager *m, uid_t uid);
@@ -226,19 +238,13 @@ void manager_observe_response(Manager *m, const ApiResult *res);
 /* Counts a call about to be made against the budget (persisted). */
 void manager_charge(Manager *m, CallKind kind);
 
+/* key.test (remote.c) is about to ask HITL.sh about the key: a key it
+ * refused may be the very thing being tested, so the probe is allowed. */
+void manager_key_test_begin(Manager *m);
+/* What key.test learnt: the key's id at HITL.sh (NULL: not said). */
+void manager_set_api_key_id(Manager *m, const char *id);
+
 double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);
 
 const char *key_state_to_string(KeyState s);
-
-/* methods.c */
-void methods_dispatch(RpcCall *call, void *userdata);
-void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate);
-
-/* remote.c: methods that call HITL.sh while the client waits. */
-void remote_method_loop(Manager *m, RpcCall *call);
-void remote_method_key_test(Manager *m, RpcCall *call);
-void remote_cache_flush(Manager *m);
-/* Did HITL.sh answer 404 for this loop within api.loop_cache_ttl_s? *ret_since
- * (may be NULL) gets when. */
-bool remote_loop_known_missing(Manager *m, const char *loop_id, usec_t *ret_since);

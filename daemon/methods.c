@@ -11,8 +11,9 @@
 #include "cleanup.h"
 #include "cursor.h"
 #include "log.h"
-#include "manager.h"
+#include "methods.h"
 #include "msgid.h"
+#include "remote.h"
 #include "trigger.h"
 #include "validate.h"
 
@@ -24,6 +25,11 @@
 /* A page stops here even short of its limit, well inside the 4 MiB a
  * connection may have unsent: records can carry large contexts. */
 #define LIST_PAGE_BYTES_MAX (512 * 1024)
+
+struct Methods {
+	Manager *manager;
+	Remote *remote;           /* loop.*, key.test and their cache */
+};
 
 
 static void reply_invalid_params(RpcCall *call, const char *field, const char *reason) {
@@ -498,7 +504,7 @@ static void refresh_positions(Manager *m, const Record *asked) {
 static void reply_wait(Manager *m, RpcCall *call, Record *r, int64_t timeout_ms);
 static bool trigger_wait_param(RpcCall *call, int64_t *ret_timeout_ms);
 
-void methods_reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
+static void reply_submitted(Manager *m, RpcCall *call, const Record *r, bool duplicate) {
 	json_object *result;
 	char created[ISO8601_MAX];
 	int64_t timeout_ms;
@@ -535,7 +541,20 @@ static void reply_quota(RpcCall *call, unsigned limit, const char *what) {
 	rpc_call_error(call, RPC_ERROR_QUOTA, message, data);
 }
 
-static void method_submit(Manager *m, RpcCall *call) {
+/* manager_submit()'s callback: the commit made r durable, or failed. */
+static void on_submitted(Manager *m, Record *r, int error, void *userdata) {
+	RpcCall *call = userdata;
+
+	if (error < 0)
+		return rpc_call_error(call, RPC_ERROR_STORAGE,
+		                      error == -ENOSPC ? "The request could not be stored: no space left in the state directory."
+		                                       : "The request could not be stored durably.",
+		                      NULL);
+	reply_submitted(m, call, r, false);
+}
+
+static void method_submit(Methods *ms, RpcCall *call) {
+	Manager *m = ms->manager;
 	_cleanup_(json_object_putp) json_object *params = NULL, *create = NULL;
 	_cleanup_(record_freep) Record *r = NULL;
 	ValidationError err = {};
@@ -576,7 +595,7 @@ static void method_submit(Manager *m, RpcCall *call) {
 		usec_t since = 0;
 
 		/* A create there would cost a call and fail: say so now. */
-		if (remote_loop_known_missing(m, loop_id, &since)) {
+		if (remote_loop_known_missing(ms->remote, loop_id, &since)) {
 			char reason[160], when[ISO8601_MAX];
 
 			snprintf(reason, sizeof reason, "Loop not found: HITL.sh answered 404 for loop %s at %s", loop_id,
@@ -603,7 +622,7 @@ static void method_submit(Manager *m, RpcCall *call) {
 			if (!json_object_equal(old->params, create))
 				return rpc_call_error(call, RPC_ERROR_CONFLICT,
 				                      "client_ref was already used for a request with different content.", NULL);
-			return methods_reply_submitted(m, call, old, true);
+			return reply_submitted(m, call, old, true);
 		}
 	}
 
@@ -629,7 +648,7 @@ static void method_submit(Manager *m, RpcCall *call) {
 		r->deadline_at = now + (usec_t) json_object_get_int64(v) * USEC_PER_SEC;
 	r->params = TAKE_PTR(create);
 
-	k = manager_submit(m, call, r);
+	k = manager_submit(m, r, on_submitted, call);
 	if (k < 0)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 	TAKE_PTR(r);
@@ -711,7 +730,7 @@ static void method_trigger(Manager *m, RpcCall *call) {
 			if (old->kind != RECORD_TRIGGER || !json_object_equal(old->params, stored))
 				return rpc_call_error(call, RPC_ERROR_CONFLICT,
 				                      "client_ref was already used for a request with different content.", NULL);
-			return methods_reply_submitted(m, call, old, true);
+			return reply_submitted(m, call, old, true);
 		}
 	}
 
@@ -736,8 +755,8 @@ static void method_trigger(Manager *m, RpcCall *call) {
 	r->created_at = r->updated_at = now;
 	r->params = TAKE_PTR(stored);
 
-	/* Answered once durable, like request.submit (methods_reply_submitted). */
-	k = manager_submit(m, call, r);
+	/* Answered once durable, like request.submit (on_submitted). */
+	k = manager_submit(m, r, on_submitted, call);
 	if (k < 0)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 	TAKE_PTR(r);
@@ -1109,10 +1128,13 @@ static void method_reload(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
+/* handler: a method of the engine's state alone; handler_ms: one that
+ * needs more of this layer (the Remote). Exactly one is set. */
 typedef struct Method {
 	const char *name;
 	bool admin;
 	void (*handler)(Manager *m, RpcCall *call);
+	void (*handler_ms)(Methods *ms, RpcCall *call);
 } Method;
 
 static void method_pause_on(Manager *m, RpcCall *call) {
@@ -1123,32 +1145,41 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+static void method_key_test(Methods *ms, RpcCall *call) {
+	remote_method_key_test(ms->remote, call);
+}
+
+static void method_loop(Methods *ms, RpcCall *call) {
+	remote_method_loop(ms->remote, call);
+}
+
 static const Method methods[] = {
-	{ "hello", false, method_hello },
-	{ "status", false, method_status },
-	{ "request.submit", false, method_submit },
-	{ "request.get", false, method_get },
-	{ "request.wait", false, method_wait },
-	{ "request.list", false, method_list },
-	{ "request.cancel", false, method_cancel },
-	{ "request.feedback", false, method_feedback },
-	{ "workflow.trigger", false, method_trigger },
-	{ "watch", false, method_watch },
-	{ "queue.pause", true, method_pause_on },
-	{ "queue.resume", true, method_pause_off },
-	{ "daemon.reload", true, method_reload },
-	{ "key.test", true, remote_method_key_test },
-	{ "loop.list", false, remote_method_loop },
-	{ "loop.get", false, remote_method_loop },
-	{ "loop.members", false, remote_method_loop },
-	{ "loop.create", false, remote_method_loop },
-	{ "loop.update", false, remote_method_loop },
-	{ "loop.delete", false, remote_method_loop },
-	{ "loop.remove_member", false, remote_method_loop },
+	{ "hello", false, method_hello, NULL },
+	{ "status", false, method_status, NULL },
+	{ "request.submit", false, NULL, method_submit },
+	{ "request.get", false, method_get, NULL },
+	{ "request.wait", false, method_wait, NULL },
+	{ "request.list", false, method_list, NULL },
+	{ "request.cancel", false, method_cancel, NULL },
+	{ "request.feedback", false, method_feedback, NULL },
+	{ "workflow.trigger", false, method_trigger, NULL },
+	{ "watch", false, method_watch, NULL },
+	{ "queue.pause", true, method_pause_on, NULL },
+	{ "queue.resume", true, method_pause_off, NULL },
+	{ "daemon.reload", true, method_reload, NULL },
+	{ "key.test", true, NULL, method_key_test },
+	{ "loop.list", false, NULL, method_loop },
+	{ "loop.get", false, NULL, method_loop },
+	{ "loop.members", false, NULL, method_loop },
+	{ "loop.create", false, NULL, method_loop },
+	{ "loop.update", false, NULL, method_loop },
+	{ "loop.delete", false, NULL, method_loop },
+	{ "loop.remove_member", false, NULL, method_loop },
 };
 
-void methods_dispatch(RpcCall *call, void *userdata) {
-	Manager *m = userdata;
+static void dispatch(RpcCall *call, void *userdata) {
+	Methods *ms = userdata;
+	Manager *m = ms->manager;
 	const char *name = rpc_call_method(call);
 
 	for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
@@ -1156,7 +1187,33 @@ void methods_dispatch(RpcCall *call, void *userdata) {
 			continue;
 		if (methods[i].admin && !caller_is_admin(m, call))
 			return rpc_call_error(call, RPC_ERROR_PERMISSION, "This method is for administrators only.", NULL);
+		if (methods[i].handler_ms)
+			return methods[i].handler_ms(ms, call);
 		return methods[i].handler(m, call);
 	}
 	rpc_call_error(call, RPC_ERROR_METHOD_NOT_FOUND, "Method not found.", NULL);
+}
+
+int methods_new(Manager *m, Methods **ret) {
+	_cleanup_(methods_freep) Methods *ms = NULL;
+	int k;
+
+	ms = calloc(1, sizeof *ms);
+	if (!ms)
+		return -ENOMEM;
+	ms->manager = m;
+	k = remote_new(m, &ms->remote);
+	if (k < 0)
+		return k;
+	manager_set_dispatch(m, dispatch, ms);
+	*ret = TAKE_PTR(ms);
+	return 0;
+}
+
+Methods *methods_free(Methods *ms) {
+	if (!ms)
+		return NULL;
+	remote_free(ms->remote);
+	free(ms);
+	return NULL;
 }

@@ -1,20 +1,12 @@
-/* remote.c — the methods that call HITL.sh while the client waits (loop.*,
- * key.test). They cost budget now, so they are refused with
- * -32004 budget_exhausted rather than queued. Each is charged to the uid that
- * asked (budget.h: a non-admin within budget.interactive_per_uid and all of
- * them within budget.interactive_total per window, never from the poll
- * reserve). Loop reads are served from a small cache younger than
- * api.loop_cache_ttl_s. Writes empty the cache. A loop HITL.sh answered 404
- * for is remembered as missing for as long: loop.get and loop.members of it
- * answer the 404 again without a call, and request.submit refuses it instead
- * of spending a create call on it. */
+/* remote.c — the socket methods that call HITL.sh while the client waits
+ * (remote.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "log.h"
-#include "manager.h"
+#include "remote.h"
 #include "validate.h"
 
 #define LOOP_CACHE_MAX 64
@@ -26,8 +18,14 @@ typedef struct RemoteCacheEntry {
 	struct RemoteCacheEntry *next;
 } RemoteCacheEntry;
 
-typedef struct RemoteCall {
+struct Remote {
 	Manager *manager;
+	RemoteCacheEntry *cache;  /* newest first */
+	size_t cache_size;
+};
+
+typedef struct RemoteCall {
+	Remote *remote;
 	RpcCall *call;            /* NULL once the client is gone */
 	ApiCall *api_call;
 	char *cache_key;          /* reads: where to store the answer */
@@ -43,46 +41,64 @@ static void cache_entry_free(RemoteCacheEntry *e) {
 	free(e);
 }
 
-void remote_cache_flush(Manager *m) {
-	while (m->loop_cache) {
-		RemoteCacheEntry *e = m->loop_cache;
+int remote_new(Manager *m, Remote **ret) {
+	Remote *rm = calloc(1, sizeof *rm);
 
-		m->loop_cache = e->next;
-		cache_entry_free(e);
-	}
-	m->loop_cache_size = 0;
+	if (!rm)
+		return -ENOMEM;
+	rm->manager = m;
+	*ret = rm;
+	return 0;
 }
 
-static RemoteCacheEntry *cache_find(Manager *m, const char *key, usec_t now) {
-	usec_t ttl = (usec_t) m->config->api_loop_cache_ttl_s * USEC_PER_SEC;
+Remote *remote_free(Remote *rm) {
+	if (!rm)
+		return NULL;
+	remote_cache_flush(rm);
+	free(rm);
+	return NULL;
+}
 
-	for (RemoteCacheEntry *e = m->loop_cache; e; e = e->next)
+void remote_cache_flush(Remote *rm) {
+	while (rm->cache) {
+		RemoteCacheEntry *e = rm->cache;
+
+		rm->cache = e->next;
+		cache_entry_free(e);
+	}
+	rm->cache_size = 0;
+}
+
+static RemoteCacheEntry *cache_find(Remote *rm, const char *key, usec_t now) {
+	usec_t ttl = (usec_t) rm->manager->config->api_loop_cache_ttl_s * USEC_PER_SEC;
+
+	for (RemoteCacheEntry *e = rm->cache; e; e = e->next)
 		if (streq(e->key, key))
 			return usec_add(e->fetched_at, ttl) > now ? e : NULL;
 	return NULL;
 }
 
-static void cache_store(Manager *m, const char *key, json_object *data, usec_t now) {
+static void cache_store(Remote *rm, const char *key, json_object *data, usec_t now) {
 	RemoteCacheEntry **p, *e;
 
 	/* Replace an older entry of the same key; bound the list. */
-	for (p = &m->loop_cache; *p; p = &(*p)->next)
+	for (p = &rm->cache; *p; p = &(*p)->next)
 		if (streq((*p)->key, key)) {
 			e = *p;
 			*p = e->next;
 			cache_entry_free(e);
-			m->loop_cache_size--;
+			rm->cache_size--;
 			break;
 		}
 	/* Full: the oldest entry goes (new ones are at the head), so one
 	 * user's misses cannot empty what others read. */
-	if (m->loop_cache_size >= LOOP_CACHE_MAX) {
-		for (p = &m->loop_cache; *p && (*p)->next; p = &(*p)->next)
+	if (rm->cache_size >= LOOP_CACHE_MAX) {
+		for (p = &rm->cache; *p && (*p)->next; p = &(*p)->next)
 			;
 		if (*p) {
 			cache_entry_free(*p);
 			*p = NULL;
-			m->loop_cache_size--;
+			rm->cache_size--;
 		}
 	}
 	e = calloc(1, sizeof *e);
@@ -95,9 +111,9 @@ static void cache_store(Manager *m, const char *key, json_object *data, usec_t n
 	}
 	e->data = json_object_get(data);
 	e->fetched_at = now;
-	e->next = m->loop_cache;
-	m->loop_cache = e;
-	m->loop_cache_size++;
+	e->next = rm->cache;
+	rm->cache = e;
+	rm->cache_size++;
 }
 
 /* "missing/<id>" with the id in lower case: HITL.sh's ids are hex either way. */
@@ -109,21 +125,21 @@ static void missing_key(char buf[static 96], const char *loop_id) {
 			buf[i] = (char) (buf[i] - 'A' + 'a');
 }
 
-static void cache_drop(Manager *m, const char *key) {
-	for (RemoteCacheEntry **p = &m->loop_cache; *p; p = &(*p)->next)
+static void cache_drop(Remote *rm, const char *key) {
+	for (RemoteCacheEntry **p = &rm->cache; *p; p = &(*p)->next)
 		if (streq((*p)->key, key)) {
 			RemoteCacheEntry *e = *p;
 
 			*p = e->next;
 			cache_entry_free(e);
-			m->loop_cache_size--;
+			rm->cache_size--;
 			return;
 		}
 }
 
 /* After a loop read: a 404 marks the loop missing (with HITL.sh's message,
  * to answer the same again), a success unmarks it. */
-static void cache_note_loop(Manager *m, const char *cache_key, const ApiResult *res, usec_t now) {
+static void cache_note_loop(Remote *rm, const char *cache_key, const ApiResult *res, usec_t now) {
 	const char *slash = cache_key ? strchr(cache_key, '/') : NULL;
 	char key[96];
 
@@ -135,20 +151,20 @@ static void cache_note_loop(Manager *m, const char *cache_key, const ApiResult *
 
 		if (miss && res->msg)
 			json_object_object_add(miss, "msg", json_object_new_string(res->msg));
-		cache_store(m, key, miss, now);
+		cache_store(rm, key, miss, now);
 	} else if (res->http_status >= 200 && res->http_status < 300)
-		cache_drop(m, key);
+		cache_drop(rm, key);
 }
 
 /* loop.get/loop.members of a loop known missing: the 404 again, at no cost. */
-static bool reply_known_missing(Manager *m, RpcCall *call, const char *loop_id, usec_t now) {
+static bool reply_known_missing(Remote *rm, RpcCall *call, const char *loop_id, usec_t now) {
 	RemoteCacheEntry *e;
 	json_object *data;
 	const char *msg;
 	char key[96], buf[ISO8601_MAX];
 
 	missing_key(key, loop_id);
-	e = cache_find(m, key, now);
+	e = cache_find(rm, key, now);
 	if (!e)
 		return false;
 	msg = json_object_get_string(json_object_object_get(e->data, "msg"));
@@ -162,14 +178,14 @@ static bool reply_known_missing(Manager *m, RpcCall *call, const char *loop_id, 
 	return true;
 }
 
-bool remote_loop_known_missing(Manager *m, const char *loop_id, usec_t *ret_since) {
+bool remote_loop_known_missing(Remote *rm, const char *loop_id, usec_t *ret_since) {
 	RemoteCacheEntry *e;
 	char key[96];
 
 	if (!loop_id)
 		return false;
 	missing_key(key, loop_id);
-	e = cache_find(m, key, now_realtime());
+	e = cache_find(rm, key, now_realtime());
 	if (e && ret_since)
 		*ret_since = e->fetched_at;
 	return e != NULL;
@@ -210,14 +226,15 @@ static void on_abandon(RpcCall *call, void *userdata) {
 
 static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	RemoteCall *rc = userdata;
-	Manager *m = rc->manager;
+	Remote *rm = rc->remote;
+	Manager *m = rm->manager;
 	usec_t now = now_realtime();
 
 	manager_observe_response(m, res);
 	/* Refused before anything was sent: the share is given back with the call. */
 	if (res->http_status == 0 && !res->maybe_sent)
 		budget_refund_interactive(&m->budget, rc->uid, rc->admin, res->started_at, now);
-	cache_note_loop(m, rc->cache_key, res, now);
+	cache_note_loop(rm, rc->cache_key, res, now);
 
 	if (rc->call) {
 		rpc_call_set_abandon(rc->call, NULL, NULL);
@@ -239,21 +256,17 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		} else {
 			json_object *data = res->data ? res->data : NULL;
 
-			if (rc->key_test && data) {
-				const char *id = json_object_get_string(json_object_object_get(data, "api_key_id"));
-
-				free(m->api_key_id);
-				m->api_key_id = id ? strdup(id) : NULL;
-			}
+			if (rc->key_test && data)
+				manager_set_api_key_id(m, json_object_get_string(json_object_object_get(data, "api_key_id")));
 			if (rc->cache_key && data)
-				cache_store(m, rc->cache_key, data, now);
+				cache_store(rm, rc->cache_key, data, now);
 			if (rc->write)
-				remote_cache_flush(m);
+				remote_cache_flush(rm);
 			rpc_call_reply(rc->call, rc->cache_key ? with_cache_marks(data, false, now)
 			                                       : json_object_get(data));
 		}
 	} else if (rc->write && res->http_status >= 200 && res->http_status < 300)
-		remote_cache_flush(m);
+		remote_cache_flush(rm);
 
 	remote_call_free(rc);
 	manager_kick(m);
@@ -301,8 +314,9 @@ static bool may_call_now(Manager *m, RpcCall *call, bool admin) {
 	return true;
 }
 
-static void start(Manager *m, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
+static void start(Remote *rm, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
                   json_object *body, const char *cache_key, bool write, bool key_test) {
+	Manager *m = rm->manager;
 	bool admin = manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 	RemoteCall *rc;
 	int k;
@@ -314,7 +328,7 @@ static void start(Manager *m, RpcCall *call, const char *method, const char *loo
 		free(rc);
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
 	}
-	rc->manager = m;
+	rc->remote = rm;
 	rc->call = call;
 	rc->write = write;
 	rc->key_test = key_test;
@@ -374,7 +388,8 @@ static bool only_params(RpcCall *call, const char *const *known) {
 	return true;
 }
 
-void remote_method_loop(Manager *m, RpcCall *call) {
+void remote_method_loop(Remote *rm, RpcCall *call) {
+	Manager *m = rm->manager;
 	const char *method = rpc_call_method(call), *id = NULL, *user = NULL;
 	bool write = !streq(method, "loop.list") && !streq(method, "loop.get") && !streq(method, "loop.members");
 	json_object *p = rpc_call_params(call);
@@ -400,20 +415,20 @@ void remote_method_loop(Manager *m, RpcCall *call) {
 	}
 
 	if (!write) {
-		RemoteCacheEntry *e = cache_find(m, key, now);
+		RemoteCacheEntry *e = cache_find(rm, key, now);
 
 		if (e)
 			return rpc_call_reply(call, with_cache_marks(e->data, true, e->fetched_at));
-		if (id && reply_known_missing(m, call, id, now))
+		if (id && reply_known_missing(rm, call, id, now))
 			return;
-		return start(m, call, "GET", id, streq(method, "loop.members") ? "/members" : NULL, NULL, key, false,
+		return start(rm, call, "GET", id, streq(method, "loop.members") ? "/members" : NULL, NULL, key, false,
 		             false);
 	}
 
 	if (streq(method, "loop.create")) {
 		if (validate_loop_create(p, &err) < 0)
 			return reply_invalid(call, err.field, err.reason);
-		return start(m, call, "POST", NULL, NULL, p, NULL, true, false);
+		return start(rm, call, "POST", NULL, NULL, p, NULL, true, false);
 	}
 	if (streq(method, "loop.update")) {
 		_cleanup_(json_object_putp) json_object *body = NULL;
@@ -425,31 +440,29 @@ void remote_method_loop(Manager *m, RpcCall *call) {
 		json_object_object_del(body, "id");
 		if (validate_loop_update(body, &err) < 0)
 			return reply_invalid(call, err.field, err.reason);
-		return start(m, call, "PUT", id, NULL, body, NULL, true, false);
+		return start(rm, call, "PUT", id, NULL, body, NULL, true, false);
 	}
 	if (streq(method, "loop.delete")) {
 		static const char *const known[] = { "id", NULL };
 		if (!only_params(call, known) || !get_ids(call, &id, NULL))
 			return;
-		return start(m, call, "DELETE", id, NULL, NULL, NULL, true, false);
+		return start(rm, call, "DELETE", id, NULL, NULL, NULL, true, false);
 	}
 	if (streq(method, "loop.remove_member")) {
 		static const char *const known[] = { "id", "user_id", NULL };
 		if (!only_params(call, known) || !get_ids(call, &id, &user))
 			return;
 		snprintf(suffix, sizeof suffix, "/members/%s", user);
-		return start(m, call, "DELETE", id, suffix, NULL, NULL, true, false);
+		return start(rm, call, "DELETE", id, suffix, NULL, NULL, true, false);
 	}
 	rpc_call_error(call, RPC_ERROR_METHOD_NOT_FOUND, "Method not found.", NULL);
 }
 
-void remote_method_key_test(Manager *m, RpcCall *call) {
+void remote_method_key_test(Remote *rm, RpcCall *call) {
 	static const char *const known[] = { NULL };
 
 	if (!only_params(call, known))
 		return;
-	/* A refused key may be the very thing being tested: allow the probe. */
-	if (m->key_state == KEY_INVALID)
-		m->key_state = KEY_UNKNOWN;
-	start(m, call, NULL, NULL, NULL, NULL, NULL, false, true);
+	manager_key_test_begin(rm->manager);
+	start(rm, call, NULL, NULL, NULL, NULL, NULL, false, true);
 }

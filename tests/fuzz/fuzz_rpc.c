@@ -6,7 +6,7 @@
  * Input: byte 0 = flags, byte 1 = write chunk size (0: all at once), then the
  * bytes the client sends.
  *   flags bit 0     0: rpc.c with a stand-in methods layer (below) driven by
- *                      the method names; 1: methods_dispatch on a Manager made
+ *                      the method names; 1: methods.c (methods_new) on a Manager made
  *                      fresh for this input (temp config and state dir, no API
  *                      key, so nothing leaves the machine)
  *   flags bits 1-2  max_message_bytes 1024 / 4096 / 65536 / default
@@ -42,6 +42,7 @@
 #include "fuzz_common.h"
 #include "log.h"
 #include "manager.h"
+#include "methods.h"
 #include "rpc.h"
 
 #define FLAG_MANAGER        0x01
@@ -521,12 +522,15 @@ static void run_manager(uint8_t flags, size_t chunk, const uint8_t *data, size_t
 	Session s = { .fd = -EBADF, .server_gone = manager_server_gone };
 	sigset_t saved;
 	Manager *m = NULL;
+	Methods *ms = NULL;
 	int r;
 
 	FUZZ_CHECK(mkdir(manager_state, 0700) == 0, "mkdir %s: %m", manager_state);
 	sigprocmask(SIG_SETMASK, NULL, &saved);
 	r = manager_new(&options, &m);
 	FUZZ_CHECK(r >= 0, "manager_new: %s", strerror(-r));
+	r = methods_new(m, &ms);
+	FUZZ_CHECK(r >= 0, "methods_new: %s", strerror(-r));
 	r = manager_startup(m);
 	FUZZ_CHECK(r >= 0, "manager_startup: %s", strerror(-r));
 	/* manager_startup() blocks SIGTERM/SIGINT/SIGHUP for its signal sources; the fuzzer
@@ -541,6 +545,7 @@ static void run_manager(uint8_t flags, size_t chunk, const uint8_t *data, size_t
 	FUZZ_CHECK(rpc_server_is_drained(m->rpc), "the server is not drained at the end");
 	current_manager = NULL;
 	manager_free(m);
+	methods_free(ms);
 	free(s.rd.buf);
 	fuzz_remove_tree(manager_state);
 }
