@@ -9,7 +9,6 @@
 #include "apiparse.h"
 #include "manager.h"
 
-#define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
 /* A reconcile reads the loop's listing newest first, a page at a time, and
  * reads whole the candidates it shows (the listing has no context): at most
  * this many calls, then the request counts as created with an unknown id. */
