@@ -1,6 +1,8 @@
 /* engine.h — the parts of the remote work engine (manager.c) that live in
  * their own files: health.c (failed calls, backoff, the circuit breaker,
  * loop pauses) and reconcile.c (finding out whether a create happened).
+ * Which call goes next is decided, pure, in plan.h; records change state
+ * only through record.h's transitions.
  * Internal to the daemon: methods.c and the rest use manager.h. */
 #pragma once
 

@@ -364,29 +364,14 @@ static void request_log_full(const char *code_file, const char *code_line, const
 	va_end(ap);
 }
 
-static void set_error(Record *r, const char *code, const char *message, long http_status) {
-	json_object *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(message ? message : ""));
-	if (http_status > 0)
-		json_object_object_add(e, "http_status", json_object_new_int((int) http_status));
-	json_object_put(r->error);
-	r->error = e;
-}
-
 static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	json_object *def;
 
 	if (manager_need_params(m, r) < 0)
 		return;
 	def = json_object_object_get(r->params, "default_response");
-	r->state = REQUEST_TIMEOUT;
-	json_object_put(r->result);
-	r->result = json_object_get(def);
-	/* Never shown to anyone: the default is not a reviewer's silence. */
-	r->result_source = RESULT_UNSENT;
-	r->next_attempt_at = 0;
+	if (record_finish_default(r, def) < 0)
+		return;
 	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
@@ -447,8 +432,9 @@ static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
 
 /* Applies what HITL.sh says about r's remote request. */
 static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	_cleanup_(json_object_putp) json_object *result = NULL, *response = NULL;
 	RequestState old = r->state;
-	bool changed = false;
+	int changed;
 	const char *rtype;
 	json_object *config;
 
@@ -461,23 +447,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		            "pending until a final status or an answer is seen (logged once per word).",
 		            rr->id, rr->raw_status);
 
-	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
-		set_string(&r->remote_id, rr->id);
-		changed = true;
-	}
-	if (!streq_ptr(r->remote_status, rr->status)) {
-		set_string(&r->remote_status, rr->status);
-		changed = true;
-	}
-	if (r->state == REQUEST_SUBMITTING) {
-		r->state = REQUEST_PENDING;
-		if (r->submitted_at == 0)
-			r->submitted_at = now_realtime();
-		changed = true;
-	}
-
 	if (streq(rr->status, "completed") || streq(rr->status, "timeout")) {
-		_cleanup_(json_object_putp) json_object *result = NULL;
 		json_object *resp = json_object_new_object();
 
 		if (rr->response_data &&
@@ -491,40 +461,11 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		json_object_object_add(resp, "at", rr->response_at ? json_object_new_string(rr->response_at) : NULL);
 		json_object_object_add(resp, "time_seconds",
 		                       rr->has_response_time ? json_object_new_double(rr->response_time_seconds) : NULL);
-		json_object_put(r->response);
-		r->response = resp;
-		json_object_put(r->result);
-		if (streq(rr->status, "completed")) {
-			r->state = REQUEST_COMPLETED;
-			r->result = TAKE_PTR(result);
-			r->result_source = RESULT_REVIEWER;
-		} else if (result) {
-			r->state = REQUEST_TIMEOUT;
-			r->result = TAKE_PTR(result);
-			r->result_source = RESULT_REVIEWER;
-		} else {
-			r->state = REQUEST_TIMEOUT;
-			r->result = json_object_get(json_object_object_get(r->params, "default_response"));
-			r->result_source = RESULT_DEFAULT;
-		}
-		r->cancel_requested = false;
-		changed = true;
-	} else if (streq(rr->status, "cancelled")) {
-		r->state = REQUEST_CANCELLED;
-		r->cancel_requested = false;
-		changed = true;
-	} else if (streq(rr->status, "failed") && r->state != REQUEST_FAILED) {
-		char why[96];
-
-		/* Final at HITL.sh: nobody will answer it. */
-		snprintf(why, sizeof why, "HITL.sh reports the request as \"%s\".", rr->raw_status);
-		r->state = REQUEST_FAILED;
-		r->cancel_requested = false;
-		set_error(r, "remote_failed", why, 0);
-		changed = true;
+		response = resp;
 	}
-
-	if (!changed)
+	changed = record_apply_remote(r, rr->id, rr->status, rr->raw_status, response, result,
+	                              json_object_object_get(r->params, "default_response"), now_realtime());
+	if (changed <= 0)
 		return;
 	if (old != r->state) {
 		if (r->state == REQUEST_COMPLETED)
@@ -786,16 +727,17 @@ static void work_settle(Manager *m, usec_t now) {
 			finish_timeout_locally(m, r, "before it could be sent (under 60 s left)");
 			break;
 		case PLAN_EXPIRE_LIFETIME:
-			r->state = REQUEST_FAILED;
-			r->result_source = RESULT_UNSENT;
-			set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
+			if (record_fail(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0,
+			                true) < 0)
+				break;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
 			manager_record_changed(m, r);
 			break;
 		case PLAN_EXPIRE_NEVER_FOUND:
-			r->state = REQUEST_FAILED;
-			set_error(r, "remote_unknown",
-			          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
+			if (record_fail(r, "remote_unknown",
+			                "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0,
+			                false) < 0)
+				break;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
 			            "created at HITL.sh, never found there");
 			manager_record_changed(m, r);
@@ -1037,15 +979,13 @@ static int mark_submitting(Manager *m, Record *r, usec_t now) {
 	usec_t next_attempt_at = r->next_attempt_at, updated_at = r->updated_at;
 	int k;
 
-	r->state = REQUEST_SUBMITTING;
-	r->attempts++;
-	r->next_attempt_at = 0;
-	r->updated_at = now;
+	k = record_mark_submitting(r, now);
+	if (k < 0)
+		return log_error_errno(k, "Request %s is no longer queued, not sending it: %m", r->id);
 	k = outbox_save(m->outbox, r);
 	if (k < 0) {
 		/* Nothing of the failed change may show, to clients either. */
-		r->state = REQUEST_QUEUED;
-		r->attempts--;
+		(void) record_requeue(r, true);
 		r->next_attempt_at = next_attempt_at;
 		r->updated_at = updated_at;
 		return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
@@ -1146,10 +1086,8 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 	if (k < 0) {
 		m->work_call = NULL;
-		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r) {
-			r->state = REQUEST_QUEUED;
+		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && record_requeue(r, false) >= 0)
 			manager_record_changed(m, r);
-		}
 		return log_error_errno(k, "Failed to start a HITL.sh call: %m");
 	}
 
@@ -1240,9 +1178,8 @@ void manager_charge(Manager *m, CallKind kind) {
 /* Back to the queue, not counted as an attempt: the create did not happen
  * for a reason that is not about r. */
 static void requeue(Manager *m, Record *r, bool count_attempt) {
-	r->state = REQUEST_QUEUED;
-	if (!count_attempt && r->attempts > 0)
-		r->attempts--;
+	if (record_requeue(r, !count_attempt) < 0)
+		return;
 	r->next_attempt_at = 0;
 	manager_record_changed(m, r);
 }
@@ -1260,21 +1197,17 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		health_breaker_close(m);
 		health_loop_unpause(m, r->loop_id);
 		m->repeat_count = 0;
-		r->state = REQUEST_PENDING;
-		r->submitted_at = now;
-		json_object_put(r->error);
-		r->error = NULL;
 		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
-			set_string(&r->remote_id, rr.id);
-			set_string(&r->remote_status, rr.status);
+			if (record_mark_created(r, now, rr.id, rr.status) < 0)
+				return true;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		} else {
 			/* Created, id unknown: found later by reconcile, never
 			 * created again, and creates go on meanwhile. */
-			set_string(&r->remote_id, NULL);
-			set_string(&r->remote_status, NULL);
+			if (record_mark_created(r, now, NULL, NULL) < 0)
+				return true;
 			r->next_attempt_at = now + 2 * USEC_PER_SEC;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
 			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
@@ -1327,9 +1260,9 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		if (asprintf(&message, "%s%s%s", res->msg ? res->msg : "HITL.sh rejected the request",
 		             data ? ": " : "", data ? data : "") < 0)
 			message = NULL;
-		r->state = REQUEST_FAILED;
-		r->result_source = RESULT_UNSENT;
-		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
+		if (record_fail(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status,
+		                true) < 0)
+			return true;
 		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
 		return true;
@@ -1353,7 +1286,8 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 
 	if (res->http_status == 0 && !res->maybe_sent) {
 		/* Never reached the server: safe to send again later. */
-		r->state = REQUEST_QUEUED;
+		if (record_requeue(r, false) < 0)
+			return false;
 		r->next_attempt_at = m->backoff_until;
 		manager_record_changed(m, r);
 		return false;
@@ -1524,9 +1458,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (!r)
 			break;
 		if (res->http_status == 200 && !res->api_error) {
-			r->state = REQUEST_CANCELLED;
-			r->cancel_requested = false;
-			set_string(&r->remote_status, "cancelled");
+			if (record_mark_cancelled(r) < 0)
+				break;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
@@ -1563,8 +1496,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			else
 				ok = false;
 		} else if (r && res->http_status == 404) {
-			r->state = REQUEST_FAILED;
-			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
+			if (record_fail(r, "remote_missing", "HITL.sh no longer knows this request.", 404, false) < 0)
+				break;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
 		} else
@@ -1653,11 +1586,8 @@ static void suspect_damaged(Manager *m) {
 	bool durable = true;
 
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
-		if (!r->log_damaged_after || r->state != REQUEST_QUEUED)
+		if (!r->log_damaged_after || record_mark_suspect(r) < 0)
 			continue;
-		r->reconcile_since = r->updated_at;
-		r->state = REQUEST_SUBMITTING;
-		r->next_attempt_at = 0;
 		if (manager_record_changed(m, r) < 0)
 			/* Still reconciled in this run; the damage stays in the
 			 * log, so the next start finds it again. */
