@@ -41,9 +41,14 @@ PlanExpiry plan_expiry(const Record *r, const PlanLimits *limits, usec_t now, us
 	if (request_state_is_terminal(r->state) && limits->retention > 0 && !limits->paused) {
 		usec_t expiry = usec_add(r->updated_at, limits->retention);
 
-		/* Feedback still to send keeps its record. */
-		if (expiry <= now && !(r->state == REQUEST_COMPLETED && r->feedback_state == FEEDBACK_QUEUED))
+		if (expiry <= now) {
+			/* Feedback still to send keeps its record, with no wake-up
+			 * of its own: a past one would spin the engine while the
+			 * feedback waits, and the end of its call runs it anyway. */
+			if (r->state == REQUEST_COMPLETED && r->feedback_state == FEEDBACK_QUEUED)
+				return PLAN_KEEP;
 			return PLAN_EXPIRE_DELETE;
+		}
 		lower(next, expiry);
 	}
 	return PLAN_KEEP;
