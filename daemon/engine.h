@@ -1,6 +1,8 @@
 /* engine.h — the parts of the remote work engine (manager.c) that live in
  * their own files: health.c (failed calls, backoff, the circuit breaker,
  * loop pauses) and reconcile.c (finding out whether a create happened).
+ * Which call goes next is decided, pure, in plan.h; records change state
+ * only through record.h's transitions.
  * Internal to the daemon: methods.c and the rest use manager.h. */
 #pragma once
 
@@ -9,7 +11,6 @@
 #include "apiparse.h"
 #include "manager.h"
 
-#define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
 /* A reconcile reads the loop's listing newest first, a page at a time, and
  * reads whole the candidates it shows (the listing has no context): at most
  * this many calls, then the request counts as created with an unknown id. */

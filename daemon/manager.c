@@ -365,29 +365,14 @@ static void request_log_full(const char *code_file, const char *code_line, const
 	va_end(ap);
 }
 
-static void set_error(Record *r, const char *code, const char *message, long http_status) {
-	json_object *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(message ? message : ""));
-	if (http_status > 0)
-		json_object_object_add(e, "http_status", json_object_new_int((int) http_status));
-	json_object_put(r->error);
-	r->error = e;
-}
-
 static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	json_object *def;
 
 	if (manager_need_params(m, r) < 0)
 		return;
 	def = json_object_object_get(r->params, "default_response");
-	r->state = REQUEST_TIMEOUT;
-	json_object_put(r->result);
-	r->result = json_object_get(def);
-	/* Never shown to anyone: the default is not a reviewer's silence. */
-	r->result_source = RESULT_UNSENT;
-	r->next_attempt_at = 0;
+	if (record_finish_default(r, def) < 0)
+		return;
 	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
@@ -448,8 +433,9 @@ static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
 
 /* Applies what HITL.sh says about r's remote request. */
 static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	_cleanup_(json_object_putp) json_object *result = NULL, *response = NULL;
 	RequestState old = r->state;
-	bool changed = false;
+	int changed;
 	const char *rtype;
 	json_object *config;
 
@@ -462,23 +448,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		            "pending until a final status or an answer is seen (logged once per word).",
 		            rr->id, rr->raw_status);
 
-	if (!r->remote_id || !streq(r->remote_id, rr->id)) {
-		set_string(&r->remote_id, rr->id);
-		changed = true;
-	}
-	if (!streq_ptr(r->remote_status, rr->status)) {
-		set_string(&r->remote_status, rr->status);
-		changed = true;
-	}
-	if (r->state == REQUEST_SUBMITTING) {
-		r->state = REQUEST_PENDING;
-		if (r->submitted_at == 0)
-			r->submitted_at = now_realtime();
-		changed = true;
-	}
-
 	if (streq(rr->status, "completed") || streq(rr->status, "timeout")) {
-		_cleanup_(json_object_putp) json_object *result = NULL;
 		json_object *resp = json_object_new_object();
 
 		if (rr->response_data &&
@@ -492,40 +462,11 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 		json_object_object_add(resp, "at", rr->response_at ? json_object_new_string(rr->response_at) : NULL);
 		json_object_object_add(resp, "time_seconds",
 		                       rr->has_response_time ? json_object_new_double(rr->response_time_seconds) : NULL);
-		json_object_put(r->response);
-		r->response = resp;
-		json_object_put(r->result);
-		if (streq(rr->status, "completed")) {
-			r->state = REQUEST_COMPLETED;
-			r->result = TAKE_PTR(result);
-			r->result_source = RESULT_REVIEWER;
-		} else if (result) {
-			r->state = REQUEST_TIMEOUT;
-			r->result = TAKE_PTR(result);
-			r->result_source = RESULT_REVIEWER;
-		} else {
-			r->state = REQUEST_TIMEOUT;
-			r->result = json_object_get(json_object_object_get(r->params, "default_response"));
-			r->result_source = RESULT_DEFAULT;
-		}
-		r->cancel_requested = false;
-		changed = true;
-	} else if (streq(rr->status, "cancelled")) {
-		r->state = REQUEST_CANCELLED;
-		r->cancel_requested = false;
-		changed = true;
-	} else if (streq(rr->status, "failed") && r->state != REQUEST_FAILED) {
-		char why[96];
-
-		/* Final at HITL.sh: nobody will answer it. */
-		snprintf(why, sizeof why, "HITL.sh reports the request as \"%s\".", rr->raw_status);
-		r->state = REQUEST_FAILED;
-		r->cancel_requested = false;
-		set_error(r, "remote_failed", why, 0);
-		changed = true;
+		response = resp;
 	}
-
-	if (!changed)
+	changed = record_apply_remote(r, rr->id, rr->status, rr->raw_status, response, result,
+	                              json_object_object_get(r->params, "default_response"), now_realtime());
+	if (changed <= 0)
 		return;
 	if (old != r->state) {
 		if (r->state == REQUEST_COMPLETED)
@@ -766,162 +707,140 @@ static usec_t min_usec(usec_t a, usec_t b) {
 
 /* When should the next poll round go, given how the budget stands? */
 static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
-	usec_t min_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC;
-	usec_t left = usec_sub(budget_pace_end(&m->budget, now), now);
-	unsigned remaining = budget_remaining(&m->budget, now);
-	unsigned share;
-	usec_t interval;
-
-	/* While creates wait, polls live on what is left of the reserve (so
-	 * that they are spread evenly and never eat into the creates' share)
-	 * or on what the waiting creates leave, if more;
-	 * otherwise the whole remaining budget is spread over the rest of the window. */
-	if (queued > 0) {
-		share = budget_reserve_left(&m->budget, now);
-		/* A backlog this window can create (a burst) leaves the rest to
-		 * polls: the first poll after it must not wait at the reserve's rate. */
-		if (queued < budget_available(&m->budget, CALL_CREATE, now) && remaining - queued > share)
-			share = remaining - (unsigned) queued;
-		if (share == 0) {
-			/* This window's reserve is spent: the next poll opens the next one. */
-			interval = usec_sub(m->budget.window_end, now);
-			return interval > min_interval ? interval : min_interval;
-		}
-		if (share > remaining)
-			share = remaining;
-	} else
-		share = remaining;
-	if (share == 0)
-		share = 1;
-	interval = left / share;
-	return interval > min_interval ? interval : min_interval;
+	return plan_poll_interval(&m->budget, (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC, now, queued);
 }
 
-typedef struct WorkScan {
-	Record **queued;
-	size_t n_queued;
-	size_t n_queued_paused; /* queued, but their loop's creates are paused */
-	Record *reconcile;      /* a submitting record not in flight */
-	Record *find;           /* created with an unknown id, due to be looked for */
-	Record *cancel;         /* pending with cancel_requested */
-	Record *feedback;       /* completed with feedback queued */
-	Record *pending_one;    /* some pending record */
-	Record *missing;        /* pending, but absent from the last full list */
-	size_t n_missing_same_loop; /* how many missing share missing's loop */
-	size_t n_pending;
-	usec_t next_local;      /* earliest local deadline */
-} WorkScan;
-
-static void work_scan_free(WorkScan *s) {
-	free(s->queued);
+static PlanLimits plan_limits(Manager *m) {
+	return (PlanLimits) {
+		.lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC,
+		.retention = (usec_t) m->config->outbox_retention_days * USEC_PER_DAY,
+		.paused = m->paused,
+	};
 }
 
-static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
-	usec_t lifetime = (usec_t) m->config->outbox_max_lifetime_s * USEC_PER_SEC;
-	usec_t retention = (usec_t) m->config->outbox_retention_days * USEC_PER_DAY;
-	WorkScan s = { .next_local = USEC_INFINITY };
-	size_t cap = outbox_count_state(m->outbox, REQUEST_QUEUED);
+static bool in_flight(Manager *m, const Record *r) {
+	return m->work_call && streq(m->work_record, r->id);
+}
 
-	s.queued = malloc(sizeof(Record *) * (cap ? cap : 1));
-	if (!s.queued)
-		return -ENOMEM;
+/* The first step of a turn: what time did to the records (plan_expiry()),
+ * and a trigger found "submitting" with no call in flight (hitld stopped
+ * mid-send). Only this step ends or deletes records on the timer. */
+static void work_settle(Manager *m, usec_t now) {
+	PlanLimits limits = plan_limits(m);
 
 	for (Record *r = outbox_first(m->outbox), *next; r; r = next) {
 		next = outbox_next(m->outbox, r);
 
-		switch (r->state) {
-		case REQUEST_QUEUED:
-			if (r->deadline_at > 0 && now + LOCAL_TIMEOUT_MARGIN > r->deadline_at) {
-				finish_timeout_locally(m, r, "before it could be sent (under 60 s left)");
-				continue;
-			}
-			if (usec_add(r->created_at, lifetime) <= now) {
-				r->state = REQUEST_FAILED;
-				r->result_source = RESULT_UNSENT;
-				set_error(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0);
-				request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
-				manager_record_changed(m, r);
-				continue;
-			}
-			if (r->deadline_at > 0)
-				s.next_local = min_usec(s.next_local, r->deadline_at - LOCAL_TIMEOUT_MARGIN);
-			s.next_local = min_usec(s.next_local, usec_add(r->created_at, lifetime));
-			{
-				usec_t until = health_loop_paused_until(m, r->loop_id, now);
-
-				if (until > now) {
-					s.n_queued_paused++;
-					s.next_local = min_usec(s.next_local, until);
-					break;
-				}
-			}
-			if (s.n_queued < cap)
-				s.queued[s.n_queued++] = r;
+		if (r->state == REQUEST_SUBMITTING && r->kind == RECORD_TRIGGER && !in_flight(m, r)) {
+			trigger_lost(m, r);
+			continue;
+		}
+		switch (plan_expiry(r, &limits, now, NULL)) {
+		case PLAN_EXPIRE_DEADLINE:
+			finish_timeout_locally(m, r, "before it could be sent (under 60 s left)");
 			break;
-		case REQUEST_SUBMITTING:
-			if (r->kind == RECORD_TRIGGER) {
-				if (!(m->work_call && streq(m->work_record, r->id)))
-					trigger_lost(m, r);
+		case PLAN_EXPIRE_LIFETIME:
+			if (record_fail(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0,
+			                true) < 0)
 				break;
-			}
-			if (!s.reconcile && !(m->work_call && streq(m->work_record, r->id)))
-				s.reconcile = r;
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
+			manager_record_changed(m, r);
 			break;
-		case REQUEST_PENDING:
-			if (!r->remote_id) {
-				/* Created, id unknown: looked for now and then until
-				 * its deadline (or lifetime) has surely passed. */
-				usec_t end = r->deadline_at > 0 ? usec_add(r->deadline_at, LOCAL_TIMEOUT_MARGIN)
-				                                 : usec_add(r->created_at, lifetime);
-
-				if (end <= now) {
-					r->state = REQUEST_FAILED;
-					set_error(r, "remote_unknown",
-					          "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0);
-					request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
-					            "created at HITL.sh, never found there");
-					manager_record_changed(m, r);
-					continue;
-				}
-				s.next_local = min_usec(s.next_local, end);
-				if (r->next_attempt_at <= now) {
-					if (!s.find && !(m->work_call && streq(m->work_record, r->id)))
-						s.find = r;
-				} else
-					s.next_local = min_usec(s.next_local, r->next_attempt_at);
+		case PLAN_EXPIRE_NEVER_FOUND:
+			if (record_fail(r, "remote_unknown",
+			                "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0,
+			                false) < 0)
 				break;
-			}
-			s.n_pending++;
-			if (!s.pending_one)
-				s.pending_one = r;
-			if (r->poll_missing && !s.missing)
-				s.missing = r;
-			if (r->poll_missing && !r->poll_by_id && s.missing && !s.missing->poll_by_id &&
-			    streq_ptr(r->loop_id, s.missing->loop_id))
-				s.n_missing_same_loop++;
-			if (r->cancel_requested && !s.cancel && !streq_ptr(r->remote_status, "claimed"))
-				s.cancel = r;
+			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+			            "created at HITL.sh, never found there");
+			manager_record_changed(m, r);
 			break;
-		case REQUEST_COMPLETED:
-			if (r->feedback_state == FEEDBACK_QUEUED && !s.feedback)
-				s.feedback = r;
-			_fallthrough_;
-		default:
-			if (request_state_is_terminal(r->state) && retention > 0 && !m->paused) {
-				usec_t expiry = usec_add(r->updated_at, retention);
-
-				if (expiry <= now && !(r->state == REQUEST_COMPLETED && r->feedback_state == FEEDBACK_QUEUED)) {
-					int k = outbox_remove(m->outbox, r);
-					if (k < 0)
-						log_warning_errno(k, "Failed to remove expired request record: %m");
-					continue;
-				}
-				s.next_local = min_usec(s.next_local, expiry);
-			}
+		case PLAN_EXPIRE_DELETE: {
+			int k = outbox_remove(m->outbox, r);
+			if (k < 0)
+				log_warning_errno(k, "Failed to remove expired request record: %m");
+			break;
+		}
+		case PLAN_KEEP:
 			break;
 		}
 	}
-	*ret = s;
+}
+
+typedef struct WorkScan {
+	PlanSummary s;
+	Record **queued;
+	size_t n_queued_paused; /* queued, but their loop's creates are paused */
+} WorkScan;
+
+static void work_scan_free(WorkScan *w) {
+	free(w->queued);
+}
+
+/* The second step: the outbox summed up for plan_next(), changing nothing.
+ * A record work_settle() could not end (its params unreadable, say) is
+ * left out, as it would be if it had ended. */
+static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
+	PlanLimits limits = plan_limits(m);
+	WorkScan w = { .s.next_local = USEC_INFINITY };
+	PlanSummary *s = &w.s;
+	size_t cap = outbox_count_state(m->outbox, REQUEST_QUEUED), n_queued = 0;
+
+	w.queued = malloc(sizeof(Record *) * (cap ? cap : 1));
+	if (!w.queued)
+		return -ENOMEM;
+
+	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
+		if (plan_expiry(r, &limits, now, &s->next_local) != PLAN_KEEP)
+			continue;
+		switch (r->state) {
+		case REQUEST_QUEUED: {
+			usec_t until = health_loop_paused_until(m, r->loop_id, now);
+
+			if (until > now) {
+				w.n_queued_paused++;
+				s->next_local = min_usec(s->next_local, until);
+				break;
+			}
+			if (n_queued < cap)
+				w.queued[n_queued++] = r;
+			break;
+		}
+		case REQUEST_SUBMITTING:
+			if (r->kind != RECORD_TRIGGER && !s->reconcile && !in_flight(m, r))
+				s->reconcile = r;
+			break;
+		case REQUEST_PENDING:
+			if (!r->remote_id) {
+				if (r->next_attempt_at <= now) {
+					if (!s->find && !in_flight(m, r))
+						s->find = r;
+				} else
+					s->next_local = min_usec(s->next_local, r->next_attempt_at);
+				break;
+			}
+			s->n_pending++;
+			if (!s->pending_one)
+				s->pending_one = r;
+			if (r->poll_missing && !s->missing)
+				s->missing = r;
+			if (r->poll_missing && !r->poll_by_id && s->missing && !s->missing->poll_by_id &&
+			    streq_ptr(r->loop_id, s->missing->loop_id))
+				s->n_missing_same_loop++;
+			if (r->cancel_requested && !s->cancel && !streq_ptr(r->remote_status, "claimed"))
+				s->cancel = r;
+			break;
+		case REQUEST_COMPLETED:
+			if (r->feedback_state == FEEDBACK_QUEUED && !s->feedback)
+				s->feedback = r;
+			break;
+		default:
+			break;
+		}
+	}
+	s->queued = w.queued;
+	s->n_queued = n_queued;
+	*ret = w;
 	return 0;
 }
 
@@ -939,140 +858,75 @@ static void note_budget_spent(Manager *m, usec_t now, size_t waiting) {
 	          m->budget.limit, waiting, format_iso8601(m->budget.window_end, reset));
 }
 
-/* Tries a call of kind; returns true if it started, else lowers *next to
- * when the budget would allow it. */
-static bool try_call(Manager *m, WorkKind kind, CallKind call_kind, unsigned wanted, usec_t now, usec_t *next) {
-	usec_t slot = budget_next_slot(&m->budget, call_kind, wanted, now, manager_random(m));
-
-	if (slot > now) {
-		*next = min_usec(*next, slot);
-		return false;
-	}
-	if (work_start(m, kind, call_kind) >= 0)
-		return true;
-	/* It could not start (the record could not be marked "submitting" on a
-	 * full disk, say): try again soon, not only at the next kick. */
-	*next = min_usec(*next, now + WORK_RETRY_DELAY);
-	return false;
+static PlanInput plan_input(Manager *m, usec_t now) {
+	return (PlanInput) {
+		.now = now,
+		.jitter = manager_random(m),
+		.budget = &m->budget,
+		.sched = &m->sched,
+		.min_poll_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC,
+		.busy = m->work_call != NULL,
+		.key_missing = m->key_state == KEY_MISSING,
+		.key_invalid = m->key_state == KEY_INVALID,
+		.paused = m->paused,
+		.backoff_until = m->backoff_until,
+		.next_probe_at = m->next_probe_at,
+		.breaker_open = m->breaker != APIERR_NONE,
+		.breaker_probe_at = m->breaker_probe_at,
+		.rec_current = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL,
+		.rec_has_candidate = m->rec_next_candidate < m->n_rec_candidates,
+		.next_poll_at = m->next_poll_at,
+		.poll_in_round = m->poll_in_round,
+	};
 }
 
+/* settle, sum up, plan, execute (plan.h). */
 static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata) {
 	Manager *m = userdata;
-	_cleanup_(work_scan_free) WorkScan s = {};
-	usec_t now = now_realtime(), next;
+	_cleanup_(work_scan_free) WorkScan w = {};
+	usec_t now = now_realtime();
+	unsigned skip = 0;
+	PlanStep step;
 
 	if (m->shutting_down)
 		return 0;
-	if (work_scan(m, now, &s) < 0) {
+	work_settle(m, now);
+	if (work_scan(m, now, &w) < 0) {
 		work_arm(m, now + USEC_PER_SEC);
 		return 0;
 	}
-	next = s.next_local;
 	budget_tick(&m->budget, now);
+	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
+		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
 
-	if (m->work_call || m->key_state == KEY_MISSING || m->paused)
-		goto done;
-	note_budget_spent(m, now, s.n_queued + s.n_pending);
-	if (now < m->backoff_until) {
-		next = min_usec(next, m->backoff_until);
-		goto done;
-	}
+	for (;;) {
+		PlanInput in = plan_input(m, now);
 
-	if (m->key_state == KEY_INVALID) {
-		if (now < m->next_probe_at)
-			next = min_usec(next, m->next_probe_at);
-		else
-			try_call(m, WORK_PROBE, CALL_PROBE, 1, now, &next);
-		goto done;
-	}
-
-	/* A reconcile under way goes on with its record; else the oldest
-	 * unknown create; else a create with an unknown id is looked for
-	 * (which does not hold up new creates). */
-	{
-		Record *rec = NULL, *cur = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL;
-
-		if (cur && (cur->state == REQUEST_SUBMITTING || (cur->state == REQUEST_PENDING && !cur->remote_id)))
-			rec = cur;
-		else if (s.reconcile)
-			rec = s.reconcile;
-		else if (s.find)
-			rec = s.find;
-		if (rec) {
-			WorkKind kind = streq(m->rec_id, rec->id) && m->rec_next_candidate < m->n_rec_candidates
-			                        ? WORK_RECONCILE_GET
-			                        : WORK_RECONCILE;
-
-			snprintf(m->work_record, sizeof m->work_record, "%s", rec->id);
-			if (try_call(m, kind, CALL_RECONCILE, 1, now, &next))
-				goto done;
+		in.skip = skip;
+		plan_next(&w.s, &in, &step);
+		m->next_poll_at = step.next_poll_at;
+		if (step.begin_poll_round) {
+			m->poll_in_round = true;
+			m->poll_round++;
+			m->poll_round_started_at = now;
+			m->poll_offset = 0;
+			m->poll_pages = 0;
 		}
-	}
-	if (s.cancel) {
-		snprintf(m->work_record, sizeof m->work_record, "%s", s.cancel->id);
-		if (try_call(m, WORK_CANCEL, CALL_CANCEL, 1, now, &next))
-			goto done;
-	}
-	if (s.feedback) {
-		snprintf(m->work_record, sizeof m->work_record, "%s", s.feedback->id);
-		if (try_call(m, WORK_FEEDBACK, CALL_FEEDBACK, 1, now, &next))
-			goto done;
-	}
-	if (s.n_pending > 0) {
-		if (m->next_poll_at == 0)
-			m->next_poll_at = now + poll_interval(m, now, s.n_queued);
-		if (now >= m->next_poll_at) {
-			/* The list shows only what this key created, and only so many
-			 * pages: a request it did not show is asked for by id. */
-			Record *one = s.missing ? s.missing : (s.n_pending == 1 && !m->poll_in_round ? s.pending_one : NULL);
-
-			if (one) {
-				/* Several in one loop (say, created with a key since
-				 * rotated): the loop's listing shows them all at once. */
-				WorkKind kind = s.missing && s.n_missing_same_loop > 1 ? WORK_POLL_LOOP : WORK_POLL_GET;
-
-				snprintf(m->work_record, sizeof m->work_record, "%s", one->id);
-				if (try_call(m, kind, CALL_POLL, 1, now, &next))
-					goto done;
-			} else {
-				if (!m->poll_in_round) {
-					m->poll_in_round = true;
-					m->poll_round++;
-					m->poll_round_started_at = now;
-					m->poll_offset = 0;
-					m->poll_pages = 0;
-				}
-				if (try_call(m, WORK_POLL_LIST, CALL_POLL, 1, now, &next))
-					goto done;
-			}
-		} else
-			next = min_usec(next, m->next_poll_at);
-	} else
-		m->next_poll_at = 0;
-
-	/* No new create while an earlier one's outcome is unknown: it might
-	 * have happened, and creating again could show reviewers a duplicate. */
-	if (s.n_queued > 0 && !s.reconcile && m->breaker != APIERR_NONE && now < m->breaker_probe_at)
-		/* Creates pause; the next one after the backoff is the probe. */
-		next = min_usec(next, m->breaker_probe_at);
-	else if (s.n_queued > 0 && !s.reconcile) {
-		usec_t ready = USEC_INFINITY;
-		Record *r = sched_pick_create(s.queued, s.n_queued, &m->sched, now, &ready);
-
-		if (r) {
-			/* A trigger is useful work like a create, and shares its budget. */
-			WorkKind kind = r->kind == RECORD_TRIGGER ? WORK_TRIGGER : WORK_CREATE;
-
-			snprintf(m->work_record, sizeof m->work_record, "%s", r->id);
-			if (try_call(m, kind, CALL_CREATE, (unsigned) s.n_queued, now, &next))
-				goto done;
-		} else
-			next = min_usec(next, ready);
+		if (step.kind == WORK_NONE)
+			break;
+		if (step.target)
+			snprintf(m->work_record, sizeof m->work_record, "%s", step.target->id);
+		if (work_start(m, step.kind, step.call_kind) >= 0)
+			break;
+		/* It could not start (the record could not be marked "submitting"
+		 * on a full disk, say): the next in order may go now, this one is
+		 * tried again soon, not only at the next kick. */
+		skip |= 1U << step.kind;
+		w.s.next_local = min_usec(w.s.next_local, now + WORK_RETRY_DELAY);
 	}
 
-done:
 	if (!m->work_call)
-		work_arm(m, next);
+		work_arm(m, step.wake);
 	return 0;
 }
 
@@ -1113,7 +967,7 @@ static int build_create_body(Manager *m, Record *r, usec_t now, json_object **re
 		bool deferred = streq_ptr(json_object_get_string(json_object_object_get(body, "processing_type")),
 		                          "deferred");
 
-		/* work_scan() ends a request locally before less than 60 s are left. */
+		/* work_settle() ends a request locally before less than 60 s are left. */
 		if (left < VALIDATE_TIMEOUT_MIN)
 			left = VALIDATE_TIMEOUT_MIN;
 		if (left > VALIDATE_TIMEOUT_MAX && !deferred)
@@ -1138,15 +992,13 @@ static int mark_submitting(Manager *m, Record *r, usec_t now) {
 	usec_t next_attempt_at = r->next_attempt_at, updated_at = r->updated_at;
 	int k;
 
-	r->state = REQUEST_SUBMITTING;
-	r->attempts++;
-	r->next_attempt_at = 0;
-	r->updated_at = now;
+	k = record_mark_submitting(r, now);
+	if (k < 0)
+		return log_error_errno(k, "Request %s is no longer queued, not sending it: %m", r->id);
 	k = outbox_save(m->outbox, r);
 	if (k < 0) {
 		/* Nothing of the failed change may show, to clients either. */
-		r->state = REQUEST_QUEUED;
-		r->attempts--;
+		(void) record_requeue(r, true);
 		r->next_attempt_at = next_attempt_at;
 		r->updated_at = updated_at;
 		return log_error_errno(k, "Failed to mark request %s as submitting, not sending it: %m", r->id);
@@ -1247,10 +1099,8 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	}
 	if (k < 0) {
 		m->work_call = NULL;
-		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r) {
-			r->state = REQUEST_QUEUED;
+		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && record_requeue(r, false) >= 0)
 			manager_record_changed(m, r);
-		}
 		return log_error_errno(k, "Failed to start a HITL.sh call: %m");
 	}
 
@@ -1341,9 +1191,8 @@ void manager_charge(Manager *m, CallKind kind) {
 /* Back to the queue, not counted as an attempt: the create did not happen
  * for a reason that is not about r. */
 static void requeue(Manager *m, Record *r, bool count_attempt) {
-	r->state = REQUEST_QUEUED;
-	if (!count_attempt && r->attempts > 0)
-		r->attempts--;
+	if (record_requeue(r, !count_attempt) < 0)
+		return;
 	r->next_attempt_at = 0;
 	manager_record_changed(m, r);
 }
@@ -1361,21 +1210,17 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		health_breaker_close(m);
 		health_loop_unpause(m, r->loop_id);
 		m->repeat_count = 0;
-		r->state = REQUEST_PENDING;
-		r->submitted_at = now;
-		json_object_put(r->error);
-		r->error = NULL;
 		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
-			set_string(&r->remote_id, rr.id);
-			set_string(&r->remote_status, rr.status);
+			if (record_mark_created(r, now, rr.id, rr.status) < 0)
+				return true;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
 			if (m->next_poll_at == 0)
 				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		} else {
 			/* Created, id unknown: found later by reconcile, never
 			 * created again, and creates go on meanwhile. */
-			set_string(&r->remote_id, NULL);
-			set_string(&r->remote_status, NULL);
+			if (record_mark_created(r, now, NULL, NULL) < 0)
+				return true;
 			r->next_attempt_at = now + 2 * USEC_PER_SEC;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
 			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
@@ -1428,9 +1273,9 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		if (asprintf(&message, "%s%s%s", res->msg ? res->msg : "HITL.sh rejected the request",
 		             data ? ": " : "", data ? data : "") < 0)
 			message = NULL;
-		r->state = REQUEST_FAILED;
-		r->result_source = RESULT_UNSENT;
-		set_error(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status);
+		if (record_fail(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status,
+		                true) < 0)
+			return true;
 		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
 		manager_record_changed(m, r);
 		return true;
@@ -1454,7 +1299,8 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 
 	if (res->http_status == 0 && !res->maybe_sent) {
 		/* Never reached the server: safe to send again later. */
-		r->state = REQUEST_QUEUED;
+		if (record_requeue(r, false) < 0)
+			return false;
 		r->next_attempt_at = m->backoff_until;
 		manager_record_changed(m, r);
 		return false;
@@ -1625,9 +1471,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 		if (!r)
 			break;
 		if (res->http_status == 200 && !res->api_error) {
-			r->state = REQUEST_CANCELLED;
-			r->cancel_requested = false;
-			set_string(&r->remote_status, "cancelled");
+			if (record_mark_cancelled(r) < 0)
+				break;
 			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
 			manager_record_changed(m, r);
 		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
@@ -1664,8 +1509,8 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			else
 				ok = false;
 		} else if (r && res->http_status == 404) {
-			r->state = REQUEST_FAILED;
-			set_error(r, "remote_missing", "HITL.sh no longer knows this request.", 404);
+			if (record_fail(r, "remote_missing", "HITL.sh no longer knows this request.", 404, false) < 0)
+				break;
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
 			manager_record_changed(m, r);
 		} else
@@ -1754,11 +1599,8 @@ static void suspect_damaged(Manager *m) {
 	bool durable = true;
 
 	for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r)) {
-		if (!r->log_damaged_after || r->state != REQUEST_QUEUED)
+		if (!r->log_damaged_after || record_mark_suspect(r) < 0)
 			continue;
-		r->reconcile_since = r->updated_at;
-		r->state = REQUEST_SUBMITTING;
-		r->next_attempt_at = 0;
 		if (manager_record_changed(m, r) < 0)
 			/* Still reconciled in this run; the damage stays in the
 			 * log, so the next start finds it again. */

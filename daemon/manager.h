@@ -22,6 +22,7 @@
 #include "config.h"
 #include "listener.h"
 #include "outbox.h"
+#include "plan.h"
 #include "record.h"
 #include "rpc.h"
 #include "sched.h"
@@ -36,20 +37,6 @@ typedef enum KeyState {
 	_KEY_STATE_INVALID = -EINVAL,
 } KeyState;
 
-typedef enum WorkKind {
-	WORK_NONE,
-	WORK_CREATE,
-	WORK_POLL_LIST,
-	WORK_POLL_GET,
-	WORK_POLL_LOOP,
-	WORK_RECONCILE,       /* one page of the loop's own listing, newest first */
-	WORK_RECONCILE_GET,   /* a candidate the page showed, read whole for its context */
-	WORK_CANCEL,
-	WORK_FEEDBACK,
-	WORK_PROBE,
-	WORK_TRIGGER,   /* a workflow trigger (trigger.h) */
-	_WORK_KIND_MAX,
-} WorkKind;
 
 typedef struct Waiter Waiter;
 typedef struct PendingSubmit PendingSubmit;

@@ -634,8 +634,7 @@ static void method_submit(Methods *ms, RpcCall *call) {
 	r = record_new();
 	if (!r || record_make_id(now, r->id) < 0)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
-	r->owner_uid = uid;
-	r->state = REQUEST_QUEUED;
+	r->owner_uid = uid;   /* record_new(): queued */
 	r->priority = priority_from_string(json_object_get_string(json_object_object_get(create, "priority")));
 	r->loop_id = strdup(json_object_get_string(json_object_object_get(create, "loop_id")));
 	if (client_ref)
@@ -743,8 +742,7 @@ static void method_trigger(Manager *m, RpcCall *call) {
 	if (!r || record_make_id(now, r->id) < 0)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 	r->kind = RECORD_TRIGGER;
-	r->owner_uid = uid;
-	r->state = REQUEST_QUEUED;
+	r->owner_uid = uid;   /* record_new(): queued */
 	v = json_object_object_get(stored, "priority");
 	r->priority = v ? priority_from_string(json_object_get_string(v)) : PRIORITY_MEDIUM;
 	r->loop_id = strdup(json_object_get_string(json_object_object_get(stored, "workflow_id")));
@@ -949,21 +947,20 @@ static void method_cancel(Manager *m, RpcCall *call) {
 		/* Sent (or being sent): HITL.sh has no way to stop an execution. */
 		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "A workflow trigger can only be cancelled while it is queued.", NULL);
 
-	RequestState old_state = r->state;
 	bool old_cancel = r->cancel_requested;
 	usec_t old_next = r->next_attempt_at, old_updated = r->updated_at;
 
 	if (r->state == REQUEST_QUEUED) {
 		/* Never sent: nothing to tell HITL.sh, no budget spent. */
-		r->state = REQUEST_CANCELLED;
-		r->next_attempt_at = 0;
+		(void) record_cancel_local(r);
 	} else
 		r->cancel_requested = true;
 
 	/* Durable first: on failure nothing changed and nobody was told. */
 	r->updated_at = now_realtime();
 	if (outbox_save(m->outbox, r) < 0) {
-		r->state = old_state;
+		if (r->state == REQUEST_CANCELLED)
+			(void) record_uncancel_local(r);
 		r->cancel_requested = old_cancel;
 		r->next_attempt_at = old_next;
 		r->updated_at = old_updated;

@@ -63,7 +63,8 @@ void reconcile_settle(Manager *m, Record *r) {
 	if (absent && r->state == REQUEST_SUBMITTING && r->updated_at < m->key_changed_at)
 		absent = false, m->rec_calls = RECONCILE_MAX_CALLS;
 	if (r->state == REQUEST_SUBMITTING && absent) {
-		r->state = REQUEST_QUEUED;
+		if (record_requeue(r, false) < 0)
+			return;
 		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
 		          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", r->id);
 		manager_record_changed(m, r);
@@ -71,8 +72,8 @@ void reconcile_settle(Manager *m, Record *r) {
 		/* Not found within the bound: it may exist. It is never created
 		 * again, it stops holding up other creates, and it is looked for
 		 * now and then until its deadline. */
-		r->state = REQUEST_PENDING;
-		r->submitted_at = now;
+		if (record_mark_created_unknown(r, now) < 0)
+			return;
 		r->next_attempt_at = find_next(r, now);
 		log_event(LOG_WARNING, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", r->id }),
 		          "Reconciling request %s found nothing within %u calls; it counts as created with an unknown id, "
@@ -118,7 +119,8 @@ static void settle_others(Manager *m, Record *r, json_object *requests, usec_t o
 			                 text);
 		if (seen)
 			continue;   /* its own reconcile reads the look-alikes */
-		x->state = REQUEST_QUEUED;
+		if (record_requeue(x, false) < 0)
+			continue;
 		log_event(LOG_NOTICE, MID_RECONCILED, LOG_FIELDS({ "HITL_REQUEST_ID", x->id }),
 		          "Reconciled request %s: HITL.sh does not have it; it goes back to the queue.", x->id);
 		manager_record_changed(m, x);

@@ -1,7 +1,8 @@
 /* record.h — the request record: hitld's unit of durable state.
  * A record is a review request (kind "request") or a workflow trigger (kind
  * "trigger", daemon/trigger.h); both share the states below.
- * Owns the in-memory shape of a request, its state machine vocabulary, and the
+ * Owns the in-memory shape of a request, its state machine (the transitions
+ * at the end, record_state.c: the only writers of state and outcome), and the
  * two JSON forms: the on-disk form (record_to_json/record_from_json, strict,
  * versioned) and the client-facing form of PROTOCOL.md §3 (record_to_protocol).
  * Pure: no I/O, no clock. */
@@ -169,3 +170,49 @@ int record_check(const Record *r);
  * "kind"; a trigger also has "workflow_id", "data" and "execution_id" (from
  * result), and null for the request-only fields. */
 int record_to_protocol(const Record *r, json_object **ret);
+
+/* The state machine (record_state.c): these transitions are the only
+ * writers of a record's state and outcome fields (state, result,
+ * result_source, error, remote_id and remote_status as a create or a reply
+ * sets them, submitted_at, response). The caller persists, logs and
+ * notifies. Each returns 0 (record_apply_remote(): 1 if anything changed),
+ * or -ESTALE, r untouched, when r's state does not allow the transition:
+ * nothing goes back to queued once sent or final, nothing leaves a final
+ * state except by HITL.sh's own final word.
+ *
+ *   queued ──mark_submitting/mark_suspect──▶ submitting ──requeue──▶ queued
+ *   submitting ──mark_created(_unknown)──▶ pending        (create happened)
+ *   submitting ──trigger_sent──▶ completed                (triggers)
+ *   queued ──finish_default──▶ timeout (unsent)   queued ──cancel_local──▶ cancelled
+ *   pending ──mark_cancelled──▶ cancelled          not final ──fail──▶ failed
+ *   not queued ──apply_remote──▶ what HITL.sh says (pending or a final state) */
+int record_mark_submitting(Record *r, usec_t now);   /* one more attempt */
+/* A queued record after damage in the log may have been sent: reconciled
+ * against what HITL.sh created since updated_at, never created blindly. */
+int record_mark_suspect(Record *r);
+/* The create did not happen; undo_attempt when not for a reason about r. */
+int record_requeue(Record *r, bool undo_attempt);
+/* The create happened (remote_id NULL: its reply could not be read); the
+ * error of an earlier attempt is cleared. */
+int record_mark_created(Record *r, usec_t now, const char *remote_id, const char *remote_status);
+/* A reconcile found nothing within its bound: created, id unknown. */
+int record_mark_created_unknown(Record *r, usec_t now);
+/* Fails r with error {code, message, http_status}; unsent: result_source
+ * "unsent" (HITL.sh never had it). */
+int record_fail(Record *r, const char *code, const char *message, long http_status, bool unsent);
+/* Times out a request never sent with its default response (unsent). */
+int record_finish_default(Record *r, json_object *default_response);
+/* Cancels a request never sent; record_uncancel_local() undoes that when
+ * the change could not be stored. */
+int record_cancel_local(Record *r);
+int record_uncancel_local(Record *r);
+/* HITL.sh confirmed a cancel. */
+int record_mark_cancelled(Record *r);
+/* A trigger was accepted: final, with result (a reference is taken). */
+int record_trigger_sent(Record *r, json_object *result, const char *remote_status, usec_t now);
+/* What HITL.sh says of r: its id and status (status a meaning of
+ * apiparse.h, raw_status its word), for a final answer the response object
+ * and result (normalised, or NULL) and the default response to use when a
+ * timeout has no result. References are taken. */
+int record_apply_remote(Record *r, const char *remote_id, const char *status, const char *raw_status,
+                        json_object *response, json_object *result, json_object *default_response, usec_t now);

@@ -209,22 +209,6 @@ static const char *status_word(json_object *data) {
 	return s;
 }
 
-static void set_error(Record *r, const char *code, const char *message, long http_status) {
-	json_object *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	if (http_status > 0)
-		json_object_object_add(e, "http_status", json_object_new_int((int) http_status));
-	json_object_put(r->error);
-	r->error = e;
-}
-
-static void set_string(char **p, const char *s) {
-	free(*p);
-	*p = s ? strdup(s) : NULL;
-}
-
 TriggerOutcome trigger_apply(Record *r, const ApiResult *res, usec_t now, usec_t retry_at) {
 	TriggerOutcome o = trigger_outcome(res);
 	_cleanup_(freep) char *message = NULL;
@@ -233,27 +217,18 @@ TriggerOutcome trigger_apply(Record *r, const ApiResult *res, usec_t now, usec_t
 	case TRIGGER_SENT: {
 		json_object *data = res->body_invalid ? NULL : res->data;
 		const char *exec = trigger_execution_id(data);
-		json_object *result = json_object_new_object();
+		_cleanup_(json_object_putp) json_object *result = json_object_new_object();
 
 		json_object_object_add(result, "execution_id", exec ? json_object_new_string(exec) : NULL);
-		json_object_put(r->result);
-		r->result = result;
-		set_string(&r->remote_status, status_word(data));
-		json_object_put(r->error);
-		r->error = NULL;
-		r->state = REQUEST_COMPLETED;
-		r->submitted_at = now;
-		r->next_attempt_at = 0;
+		(void) record_trigger_sent(r, result, status_word(data), now);
 		break;
 	}
 	case TRIGGER_KEY:
-		r->state = REQUEST_QUEUED;
-		if (r->attempts > 0)
-			r->attempts--;
+		(void) record_requeue(r, true);
 		break;
 	case TRIGGER_RETRY:
-		r->state = REQUEST_QUEUED;
-		r->next_attempt_at = retry_at;
+		if (record_requeue(r, false) >= 0)
+			r->next_attempt_at = retry_at;
 		break;
 	case TRIGGER_REJECTED: {
 		const char *d = res->data && json_object_is_type(res->data, json_type_string)
@@ -265,9 +240,9 @@ TriggerOutcome trigger_apply(Record *r, const ApiResult *res, usec_t now, usec_t
 				message = NULL;
 		} else if (asprintf(&message, "HITL.sh refused the trigger (HTTP %ld).", res->http_status) < 0)
 			message = NULL;
-		r->state = REQUEST_FAILED;
-		r->next_attempt_at = 0;
-		set_error(r, "remote_rejected", message ? message : "HITL.sh refused the trigger.", res->http_status);
+		if (record_fail(r, "remote_rejected", message ? message : "HITL.sh refused the trigger.", res->http_status,
+		                false) >= 0)
+			r->next_attempt_at = 0;
 		break;
 	}
 	case TRIGGER_UNKNOWN:
@@ -280,11 +255,10 @@ TriggerOutcome trigger_apply(Record *r, const ApiResult *res, usec_t now, usec_t
 		             "HITL.sh cannot be asked, so it is not sent again.",
 		             why) < 0)
 			message = NULL;
-		r->state = REQUEST_FAILED;
-		r->next_attempt_at = 0;
-		set_error(r, TRIGGER_OUTCOME_UNKNOWN,
-		          message ? message : "The trigger's outcome is unknown: the workflow may or may not have run.",
-		          res->http_status);
+		if (record_fail(r, TRIGGER_OUTCOME_UNKNOWN,
+		                message ? message : "The trigger's outcome is unknown: the workflow may or may not have run.",
+		                res->http_status, false) >= 0)
+			r->next_attempt_at = 0;
 		o = TRIGGER_UNKNOWN;
 		break;
 	}
@@ -293,10 +267,9 @@ TriggerOutcome trigger_apply(Record *r, const ApiResult *res, usec_t now, usec_t
 }
 
 void trigger_apply_lost(Record *r) {
-	r->state = REQUEST_FAILED;
-	r->next_attempt_at = 0;
-	set_error(r, TRIGGER_OUTCOME_UNKNOWN,
-	          "The trigger's outcome is unknown (hitld stopped while sending it): the workflow may or may "
-	          "not have run. HITL.sh cannot be asked, so it is not sent again.",
-	          0);
+	if (record_fail(r, TRIGGER_OUTCOME_UNKNOWN,
+	                "The trigger's outcome is unknown (hitld stopped while sending it): the workflow may or may "
+	                "not have run. HITL.sh cannot be asked, so it is not sent again.",
+	                0, false) >= 0)
+		r->next_attempt_at = 0;
 }

@@ -680,6 +680,243 @@ static void test_record_trigger_protocol_form(void **state) {
 	assert_true(is_null(j, "execution_id"));
 }
 
+/* ------------------------------------------------------------------ the state machine */
+
+static Record *in_state(RequestState st, RecordKind kind) {
+	Record *r = record_new();
+
+	assert_non_null(r);
+	r->kind = kind;
+	r->state = st;   /* a fixture, as record_from_json() would read it */
+	return r;
+}
+
+static const char *error_code(const Record *r) {
+	return json_object_get_string(json_object_object_get(r->error, "code"));
+}
+
+static void test_record_mark_submitting(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+
+	r->next_attempt_at = 5;
+	assert_int_equal(record_mark_submitting(r, 77), 0);
+	assert_int_equal(r->state, REQUEST_SUBMITTING);
+	assert_int_equal(r->attempts, 1);
+	assert_int_equal(r->next_attempt_at, 0);
+	assert_int_equal(r->updated_at, 77);
+	/* Refused from anything but queued, r untouched. */
+	for (RequestState st = REQUEST_SUBMITTING; st < _REQUEST_STATE_MAX; st++) {
+		r->state = st;
+		assert_int_equal(record_mark_submitting(r, 99), -ESTALE);
+		assert_int_equal(r->state, st);
+		assert_int_equal(r->attempts, 1);
+		assert_int_equal(r->updated_at, 77);
+	}
+}
+
+static void test_record_mark_suspect(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+
+	r->updated_at = 1234;
+	assert_int_equal(record_mark_suspect(r), 0);
+	assert_int_equal(r->state, REQUEST_SUBMITTING);
+	assert_int_equal(r->reconcile_since, 1234);
+	assert_int_equal(r->attempts, 0);
+	r->state = REQUEST_PENDING;
+	assert_int_equal(record_mark_suspect(r), -ESTALE);
+	assert_int_equal(r->state, REQUEST_PENDING);
+}
+
+static void test_record_requeue(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+
+	assert_int_equal(record_mark_submitting(r, 1), 0);
+	assert_int_equal(record_requeue(r, false), 0);
+	assert_int_equal(r->state, REQUEST_QUEUED);
+	assert_int_equal(r->attempts, 1);
+	assert_int_equal(record_mark_submitting(r, 2), 0);
+	assert_int_equal(record_requeue(r, true), 0);
+	assert_int_equal(r->attempts, 1);
+	r->attempts = 0;
+	r->state = REQUEST_SUBMITTING;
+	assert_int_equal(record_requeue(r, true), 0);
+	assert_int_equal(r->attempts, 0);
+	/* Nothing goes back to the queue once created or final: it could be
+	 * created twice. */
+	for (RequestState st = REQUEST_QUEUED; st < _REQUEST_STATE_MAX; st++) {
+		if (st == REQUEST_SUBMITTING)
+			continue;
+		r->state = st;
+		assert_int_equal(record_requeue(r, true), -ESTALE);
+		assert_int_equal(r->state, st);
+	}
+}
+
+static void test_record_mark_created(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_SUBMITTING, RECORD_REQUEST);
+
+	r->error = json_object_new_object();
+	assert_int_equal(record_mark_created(r, 50, "0123456789abcdef01234567", "pending"), 0);
+	assert_int_equal(r->state, REQUEST_PENDING);
+	assert_int_equal(r->submitted_at, 50);
+	assert_string_equal(r->remote_id, "0123456789abcdef01234567");
+	assert_string_equal(r->remote_status, "pending");
+	assert_null(r->error);
+
+	/* failed → pending, queued → pending: refused. */
+	r->state = REQUEST_FAILED;
+	assert_int_equal(record_mark_created(r, 60, NULL, NULL), -ESTALE);
+	assert_int_equal(r->state, REQUEST_FAILED);
+	assert_string_equal(r->remote_id, "0123456789abcdef01234567");
+	r->state = REQUEST_QUEUED;
+	assert_int_equal(record_mark_created(r, 60, NULL, NULL), -ESTALE);
+
+	/* The reply could not be read: created, id unknown. */
+	r->state = REQUEST_SUBMITTING;
+	assert_int_equal(record_mark_created(r, 70, NULL, NULL), 0);
+	assert_null(r->remote_id);
+	assert_null(r->remote_status);
+	assert_int_equal(r->submitted_at, 70);
+}
+
+static void test_record_mark_created_unknown(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_SUBMITTING, RECORD_REQUEST);
+
+	r->error = json_object_new_object();
+	assert_int_equal(record_mark_created_unknown(r, 80), 0);
+	assert_int_equal(r->state, REQUEST_PENDING);
+	assert_int_equal(r->submitted_at, 80);
+	assert_non_null(r->error);
+	assert_int_equal(record_mark_created_unknown(r, 90), -ESTALE);
+	assert_int_equal(r->submitted_at, 80);
+}
+
+static void test_record_fail(void **state) {
+	_cleanup_(record_freep) Record *q = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+	_cleanup_(record_freep) Record *p = in_state(REQUEST_PENDING, RECORD_REQUEST);
+
+	assert_int_equal(record_fail(q, "lifetime_exceeded", "too old", 0, true), 0);
+	assert_int_equal(q->state, REQUEST_FAILED);
+	assert_int_equal(q->result_source, RESULT_UNSENT);
+	assert_string_equal(error_code(q), "lifetime_exceeded");
+	assert_null(json_object_object_get(q->error, "http_status"));
+
+	p->result_source = RESULT_NONE;
+	assert_int_equal(record_fail(p, "remote_missing", "gone", 404, false), 0);
+	assert_int_equal(p->result_source, RESULT_NONE);
+	assert_int_equal(json_object_get_int(json_object_object_get(p->error, "http_status")), 404);
+
+	/* A final state is final: no second failure, no failure of an answer. */
+	assert_int_equal(record_fail(p, "other", "again", 0, false), -ESTALE);
+	assert_string_equal(error_code(p), "remote_missing");
+	p->state = REQUEST_COMPLETED;
+	assert_int_equal(record_fail(p, "other", "again", 0, false), -ESTALE);
+	assert_int_equal(p->state, REQUEST_COMPLETED);
+}
+
+static void test_record_finish_default(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+	_cleanup_(json_object_putp) json_object *def = json_object_new_string("no");
+
+	r->next_attempt_at = 9;
+	assert_int_equal(record_finish_default(r, def), 0);
+	assert_int_equal(r->state, REQUEST_TIMEOUT);
+	assert_string_equal(json_object_get_string(r->result), "no");
+	assert_int_equal(r->result_source, RESULT_UNSENT);
+	assert_int_equal(r->next_attempt_at, 0);
+	/* Sent: HITL.sh's own timeout decides. */
+	r->state = REQUEST_PENDING;
+	assert_int_equal(record_finish_default(r, def), -ESTALE);
+	assert_int_equal(r->state, REQUEST_PENDING);
+}
+
+static void test_record_cancel_local_and_undo(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_QUEUED, RECORD_REQUEST);
+
+	assert_int_equal(record_cancel_local(r), 0);
+	assert_int_equal(r->state, REQUEST_CANCELLED);
+	assert_int_equal(record_cancel_local(r), -ESTALE);
+	assert_int_equal(record_uncancel_local(r), 0);
+	assert_int_equal(r->state, REQUEST_QUEUED);
+	/* Only a local cancel can be undone. */
+	assert_int_equal(record_uncancel_local(r), -ESTALE);
+	r->state = REQUEST_CANCELLED;
+	r->remote_id = strdup("0123456789abcdef01234567");
+	assert_int_equal(record_uncancel_local(r), -ESTALE);
+	assert_int_equal(r->state, REQUEST_CANCELLED);
+	r->state = REQUEST_PENDING;
+	assert_int_equal(record_cancel_local(r), -ESTALE);
+}
+
+static void test_record_mark_cancelled(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_PENDING, RECORD_REQUEST);
+
+	r->cancel_requested = true;
+	assert_int_equal(record_mark_cancelled(r), 0);
+	assert_int_equal(r->state, REQUEST_CANCELLED);
+	assert_false(r->cancel_requested);
+	assert_string_equal(r->remote_status, "cancelled");
+	r->state = REQUEST_COMPLETED;
+	assert_int_equal(record_mark_cancelled(r), -ESTALE);
+	assert_int_equal(r->state, REQUEST_COMPLETED);
+}
+
+static void test_record_trigger_sent(void **state) {
+	_cleanup_(record_freep) Record *t = in_state(REQUEST_SUBMITTING, RECORD_TRIGGER);
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_SUBMITTING, RECORD_REQUEST);
+	_cleanup_(json_object_putp) json_object *result = json_object_new_object();
+
+	assert_int_equal(record_trigger_sent(t, result, "queued", 5), 0);
+	assert_int_equal(t->state, REQUEST_COMPLETED);
+	assert_ptr_equal(t->result, result);
+	assert_string_equal(t->remote_status, "queued");
+	assert_int_equal(t->submitted_at, 5);
+	assert_int_equal(record_trigger_sent(t, result, "queued", 6), -ESTALE);
+	/* A review request is never "sent" like a trigger. */
+	assert_int_equal(record_trigger_sent(r, result, "queued", 5), -ESTALE);
+	assert_int_equal(r->state, REQUEST_SUBMITTING);
+}
+
+static void test_record_apply_remote(void **state) {
+	_cleanup_(record_freep) Record *r = in_state(REQUEST_SUBMITTING, RECORD_REQUEST);
+	_cleanup_(json_object_putp) json_object *def = json_object_new_string("default");
+	_cleanup_(json_object_putp) json_object *answer = json_object_new_string("yes");
+	_cleanup_(json_object_putp) json_object *resp = json_object_new_object();
+	const char *id = "0123456789abcdef01234567";
+
+	/* Found at HITL.sh: pending, with its id. */
+	assert_int_equal(record_apply_remote(r, id, "pending", "pending", NULL, NULL, def, 40), 1);
+	assert_int_equal(r->state, REQUEST_PENDING);
+	assert_int_equal(r->submitted_at, 40);
+	assert_string_equal(r->remote_id, id);
+	/* Nothing new: nothing changed. */
+	assert_int_equal(record_apply_remote(r, id, "pending", "pending", NULL, NULL, def, 41), 0);
+	/* A timeout without an answer takes the default. */
+	assert_int_equal(record_apply_remote(r, id, "timeout", "timeout", resp, NULL, def, 42), 1);
+	assert_int_equal(r->state, REQUEST_TIMEOUT);
+	assert_int_equal(r->result_source, RESULT_DEFAULT);
+	assert_string_equal(json_object_get_string(r->result), "default");
+	/* HITL.sh's final word stands over an earlier one. */
+	r->cancel_requested = true;
+	assert_int_equal(record_apply_remote(r, id, "completed", "completed", resp, answer, def, 43), 1);
+	assert_int_equal(r->state, REQUEST_COMPLETED);
+	assert_int_equal(r->result_source, RESULT_REVIEWER);
+	assert_ptr_equal(r->result, answer);
+	assert_ptr_equal(r->response, resp);
+	assert_false(r->cancel_requested);
+
+	r->state = REQUEST_PENDING;
+	assert_int_equal(record_apply_remote(r, id, "failed", "errored", NULL, NULL, def, 44), 1);
+	assert_int_equal(r->state, REQUEST_FAILED);
+	assert_string_equal(error_code(r), "remote_failed");
+	assert_int_equal(record_apply_remote(r, id, "failed", "errored", NULL, NULL, def, 45), 0);
+
+	/* Never sent: there is no remote side to hear from. */
+	r->state = REQUEST_QUEUED;
+	assert_int_equal(record_apply_remote(r, id, "completed", "completed", resp, answer, def, 46), -ESTALE);
+	assert_int_equal(r->state, REQUEST_QUEUED);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
@@ -707,6 +944,17 @@ int main(void) {
 		cmocka_unit_test(test_record_trigger_params_are_checked),
 		cmocka_unit_test(test_record_kind_is_strict),
 		cmocka_unit_test(test_record_trigger_protocol_form),
+		cmocka_unit_test(test_record_mark_submitting),
+		cmocka_unit_test(test_record_mark_suspect),
+		cmocka_unit_test(test_record_requeue),
+		cmocka_unit_test(test_record_mark_created),
+		cmocka_unit_test(test_record_mark_created_unknown),
+		cmocka_unit_test(test_record_fail),
+		cmocka_unit_test(test_record_finish_default),
+		cmocka_unit_test(test_record_cancel_local_and_undo),
+		cmocka_unit_test(test_record_mark_cancelled),
+		cmocka_unit_test(test_record_trigger_sent),
+		cmocka_unit_test(test_record_apply_remote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
