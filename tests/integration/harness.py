@@ -38,6 +38,37 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def as_uid(uid, fn):
+    """fn() in a forked child running as uid/gid `uid` (no passwd entry
+    needed, no supplementary groups); returns its JSON-able result, or
+    {"exception": repr} if it raised. Needs root."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                out = fn()
+            except BaseException as e:  # report, never escape the child
+                out = {"exception": repr(e)}
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
 class Emulator:
     def __init__(self, workdir, window=20, limit=100, extra=()):
         self.workdir = workdir

@@ -19,38 +19,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, HitldTestCase, RpcError, main, single_select_request  # noqa: E402
+import harness  # noqa: E402
 import sec_util  # noqa: E402
 
 ATTACKER, OTHER = 40011, 40012
 
 
 def as_uid(uid, fn):
-    """fn() in a child process as uid/gid (no passwd entry needed); its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                out = fn()
-            except BaseException as e:  # report, never escape the child
-                out = {"exception": repr(e)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    out = json.loads(data)
+    """harness.as_uid(), and a child's exception fails the test here."""
+    out = harness.as_uid(uid, fn)
     if isinstance(out, dict) and set(out) == {"exception"}:
         raise AssertionError("child as %d raised %s" % (uid, out["exception"]))
     return out

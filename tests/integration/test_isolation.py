@@ -1,40 +1,14 @@
 #!/usr/bin/env python3
 """Two local users on one daemon: each sees and touches only its own requests."""
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, HitldTestCase, RpcError, main, single_select_request  # noqa: E402
+from harness import Client, HitldTestCase, RpcError, as_uid, main, single_select_request  # noqa: E402
 
 ALICE, BOB = 40001, 40002
 
 
-def as_uid(uid, fn):
-    """Runs fn(client) in a child process with uid/gid; returns its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = fn()
-        except Exception as e:  # report, never escape the child
-            out = {"exception": repr(e)}
-        os.write(w, json.dumps(out).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 def try_call(sock, method, params):

@@ -26,7 +26,7 @@ from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import BUILD, KEY, ROOT, SLOW, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, HitldTestCase, KEY, ROOT, SLOW, as_uid, main, single_select_request, wait_for  # noqa: E402
 
 PYDIR = os.path.join(ROOT, "python")
 sys.path.insert(0, PYDIR)
@@ -62,31 +62,6 @@ class Reviewer(threading.Thread):
             self.error = e
 
 
-def as_uid(uid, fn):
-    """Runs fn() in a child with uid/gid `uid`; returns its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = fn()
-        except BaseException as e:  # report, never escape the child
-            out = {"exception": repr(e)}
-        os.write(w, json.dumps(out).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 def outcome(fn):

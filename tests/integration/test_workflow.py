@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, KEY, SLOW, Client, HitldTestCase, RpcError, main, wait_for  # noqa: E402
+from harness import BUILD, Client, HitldTestCase, KEY, RpcError, SLOW, as_uid, main, wait_for  # noqa: E402
 
 HITLCTL = os.path.join(BUILD, "hitlctl")
 EXEC_RE = r"^exec_[0-9a-f]+$"
@@ -22,31 +22,6 @@ ALICE, BOB = 40021, 40022
 EXIT_USAGE, EXIT_REMOTE = 2, 6
 
 
-def as_uid(uid, fn):
-    """Runs fn() in a child process with uid/gid; returns its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = fn()
-        except Exception as e:  # report, never escape the child
-            out = {"exception": repr(e)}
-        os.write(w, json.dumps(out).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 def try_call(sock, method, params):
