@@ -30,19 +30,23 @@
 #define REQUEST_PROPERTIES \
 	"`loop_id`:{`type`:`string`,`pattern`:`^[0-9a-fA-F]{24}$`,`description`:`the HITL.sh loop (group of reviewers) to ask: 24 hex characters@LOOP_NOTE@`}," \
 	"`request_text`:{`type`:`string`,`minLength`:1,`maxLength`:2000,`description`:`the question, in markdown; say what you want to do and why, with everything the reviewer needs to decide (they see nothing else but context)`}," \
-	"`response_type`:{`type`:`string`,`enum`:[`single_select`,`multi_select`,`rating`,`number`,`text`,`boolean`],`description`:`how the reviewer answers; default single_select when options are given, else text`}," \
+	"`response_type`:{`type`:`string`,`enum`:[`single_select`,`multi_select`,`rating`,`number`,`text`,`boolean`,`editable_text`],`description`:`how the reviewer answers; default single_select when options are given, else text; editable_text lets the reviewer correct a draft (response_config.draft_text)`}," \
 	"`options`:{`type`:`array`,`minItems`:1,`maxItems`:20,`description`:`the choices for single_select/multi_select: values such as approve, reject, or objects {value, label, description}`," \
 	"`items`:{`anyOf`:[{`type`:`string`,`minLength`:1,`maxLength`:100},{`type`:`object`,`properties`:{`value`:{`type`:`string`},`label`:{`type`:`string`},`description`:{`type`:`string`},`color`:{`type`:`string`}},`required`:[`value`]}]}}," \
-	"`response_config`:{`type`:`object`,`description`:`advanced: HITL.sh's response_config (rating: scale_max, scale_min; number: max_value, min_value, decimal_places; text: max_length, placeholder; select: options, allow_other)`}," \
+	"`response_config`:{`type`:`object`,`description`:`advanced: HITL.sh's response_config (rating: scale_max, scale_min; number: max_value, min_value, decimal_places; text: max_length, placeholder; editable_text: draft_text, max_length 1-5000; boolean: true_label, false_label; select: options, allow_other)`}," \
 	"`default_response`:{`description`:`the answer used when nobody answers in time: an option value for single_select (choose the safe one, e.g. reject), an array of values for multi_select, a number for rating/number, a string for text`}," \
 	"`timeout_seconds`:{`type`:`integer`,`minimum`:60,`maximum`:86400,`description`:`how long a human has to answer; makes the request time-sensitive. Left out: deferred, HITL.sh's longest wait`}," \
 	"`priority`:{`type`:`string`,`enum`:[`low`,`medium`,`high`,`critical`],`description`:`default medium`}," \
 	"`processing_type`:{`type`:`string`,`enum`:[`time-sensitive`,`deferred`]}," \
 	"`context`:{`type`:`object`,`description`:`a JSON object shown to the reviewer next to the question (at most 50 KB), e.g. a diff summary or the affected resources`}," \
-	"`type`:{`type`:`string`,`enum`:[`markdown`,`image`]}," \
+	"`type`:{`type`:`string`,`enum`:[`markdown`,`image`,`file`,`video`,`audio`],`description`:`what the reviewer is shown besides the text; each needs its URL field`}," \
 	"`image_url`:{`type`:`string`,`description`:`an http(s) image to review (with type image)`}," \
+	"`file_url`:{`type`:`string`,`description`:`an http(s) document to review (with type file, and file_type, file_name)`}," \
+	"`file_type`:{`type`:`string`,`minLength`:1,`maxLength`:100,`description`:`e.g. pdf (with type file)`}," \
+	"`file_name`:{`type`:`string`,`minLength`:1,`maxLength`:255,`description`:`shown to the reviewer (with type file)`}," \
+	"`video_url`:{`type`:`string`,`description`:`an http(s) video (with type video)`}," \
+	"`audio_url`:{`type`:`string`,`description`:`an http(s) recording (with type audio)`}," \
 	"`callback_url`:{`type`:`string`,`description`:`HITL.sh POSTs the outcome there`}," \
-	"`tags`:{`type`:`array`,`maxItems`:20,`items`:{`type`:`string`,`maxLength`:50}}," \
 	"`client_ref`:{`type`:`string`,`minLength`:1,`maxLength`:128,`description`:`your own unique key for this question: asking again with the same client_ref returns the first request instead of a second one (use it when you might retry)`}"
 
 #define REQUEST_INPUT(extra_required) \
