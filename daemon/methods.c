@@ -553,6 +553,44 @@ static void on_submitted(Manager *m, Record *r, int error, void *userdata) {
 	reply_submitted(m, call, r, false);
 }
 
+/* What request.submit and workflow.trigger check before they make a record:
+ * an earlier record of uid with the same client_ref (of the same kind and
+ * content it is the answer, else -32009 conflict), then the user's and the
+ * daemon's quotas. Returns true when it has answered the call. */
+static bool answered_before_new_record(Manager *m, RpcCall *call, uid_t uid, const char *client_ref, RecordKind kind,
+                                       json_object *content) {
+	if (client_ref) {
+		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
+
+		/* The same client_ref still waiting for its commit: commit it now,
+		 * then answer from the durable record. */
+		if (!old && manager_pending_client_ref(m, uid, client_ref)) {
+			manager_commit(m);
+			old = outbox_get_client_ref(m->outbox, uid, client_ref);
+		}
+		if (old) {
+			if (manager_need_params(m, old) < 0)
+				rpc_call_error(call, RPC_ERROR_STORAGE, "The request could not be read back.", NULL);
+			else if (old->kind != kind || !json_object_equal(old->params, content))
+				rpc_call_error(call, RPC_ERROR_CONFLICT,
+				               "client_ref was already used for a request with different content.", NULL);
+			else
+				reply_submitted(m, call, old, true);
+			return true;
+		}
+	}
+
+	if (outbox_count_live_uid(m->outbox, uid) + manager_pending_of_uid(m, uid) >= m->config->outbox_max_per_uid) {
+		reply_quota(call, m->config->outbox_max_per_uid, "for this user");
+		return true;
+	}
+	if (live_requests(m) + m->n_pending >= m->config->outbox_max_requests) {
+		reply_quota(call, m->config->outbox_max_requests, "in the daemon");
+		return true;
+	}
+	return false;
+}
+
 static void method_submit(Methods *ms, RpcCall *call) {
 	Manager *m = ms->manager;
 	_cleanup_(json_object_putp) json_object *params = NULL, *create = NULL;
@@ -607,29 +645,8 @@ static void method_submit(Methods *ms, RpcCall *call) {
 	if (v && refuse_short_timeout(m, call, json_object_get_int64(v), now))
 		return;
 
-	if (client_ref) {
-		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
-
-		/* The same client_ref still waiting for its commit: commit it now,
-		 * then answer from the durable record. */
-		if (!old && manager_pending_client_ref(m, uid, client_ref)) {
-			manager_commit(m);
-			old = outbox_get_client_ref(m->outbox, uid, client_ref);
-		}
-		if (old) {
-			if (manager_need_params(m, old) < 0)
-				return rpc_call_error(call, RPC_ERROR_STORAGE, "The request could not be read back.", NULL);
-			if (!json_object_equal(old->params, create))
-				return rpc_call_error(call, RPC_ERROR_CONFLICT,
-				                      "client_ref was already used for a request with different content.", NULL);
-			return reply_submitted(m, call, old, true);
-		}
-	}
-
-	if (outbox_count_live_uid(m->outbox, uid) + manager_pending_of_uid(m, uid) >= m->config->outbox_max_per_uid)
-		return reply_quota(call, m->config->outbox_max_per_uid, "for this user");
-	if (live_requests(m) + m->n_pending >= m->config->outbox_max_requests)
-		return reply_quota(call, m->config->outbox_max_requests, "in the daemon");
+	if (answered_before_new_record(m, call, uid, client_ref, RECORD_REQUEST, create))
+		return;
 
 	r = record_new();
 	if (!r || record_make_id(now, r->id) < 0)
@@ -716,27 +733,8 @@ static void method_trigger(Manager *m, RpcCall *call) {
 	if (k < 0)
 		return reply_invalid_params(call, field, reason);
 
-	if (client_ref) {
-		Record *old = outbox_get_client_ref(m->outbox, uid, client_ref);
-
-		if (!old && manager_pending_client_ref(m, uid, client_ref)) {
-			manager_commit(m);
-			old = outbox_get_client_ref(m->outbox, uid, client_ref);
-		}
-		if (old) {
-			if (manager_need_params(m, old) < 0)
-				return rpc_call_error(call, RPC_ERROR_STORAGE, "The request could not be read back.", NULL);
-			if (old->kind != RECORD_TRIGGER || !json_object_equal(old->params, stored))
-				return rpc_call_error(call, RPC_ERROR_CONFLICT,
-				                      "client_ref was already used for a request with different content.", NULL);
-			return reply_submitted(m, call, old, true);
-		}
-	}
-
-	if (outbox_count_live_uid(m->outbox, uid) + manager_pending_of_uid(m, uid) >= m->config->outbox_max_per_uid)
-		return reply_quota(call, m->config->outbox_max_per_uid, "for this user");
-	if (live_requests(m) + m->n_pending >= m->config->outbox_max_requests)
-		return reply_quota(call, m->config->outbox_max_requests, "in the daemon");
+	if (answered_before_new_record(m, call, uid, client_ref, RECORD_TRIGGER, stored))
+		return;
 
 	r = record_new();
 	if (!r || record_make_id(now, r->id) < 0)
