@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "baseurl.h"
 #include "config.h"
+#include "unit_tmpdir.h"
 
 static void config_freep(Config **c) {
 	*c = config_free(*c);
@@ -22,16 +23,12 @@ static void config_freep(Config **c) {
 static char tmp_dir[] = "/tmp/test_config.XXXXXX";
 static unsigned file_counter;
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
-
 static int setup_dir(void **state) {
 	return mkdtemp(tmp_dir) ? 0 : -1;
 }
 
 static int teardown_dir(void **state) {
-	return nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rm_tree(tmp_dir);
 }
 
 /* A fresh temp file holding text; returns its malloc'd path. */

@@ -16,12 +16,9 @@
 
 #include "cleanup.h"
 #include "listener.h"
+#include "unit_tmpdir.h"
 
 static char tmp_dir[] = "/tmp/test_listener.XXXXXX";
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
 
 static int setup_dir(void **state) {
 	if (!mkdtemp(tmp_dir))
@@ -30,7 +27,7 @@ static int setup_dir(void **state) {
 }
 
 static int teardown_dir(void **state) {
-	return nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rm_tree(tmp_dir);
 }
 
 static void test_refuses_a_group_writable_socket_directory(void **state) {

@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "seglog.h"
 #include "store.h"
+#include "unit_tmpdir.h"
 
 #define LOOP_ID "65f1234567890abcdef12345"
 #define T0 ((usec_t) 1795874531000000ULL)
@@ -40,10 +41,6 @@ typedef struct Fixture {
 	char quarantine[DIR_MAX + 32];
 	char log[DIR_MAX + 32];
 } Fixture;
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
 
 static int setup(void **state) {
 	Fixture *f = calloc(1, sizeof *f);
@@ -69,7 +66,7 @@ static int teardown(void **state) {
 	Fixture *f = *state;
 
 	store_set_ops(NULL);
-	nftw(f->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->path);
 	free(f);
 	return 0;
 }

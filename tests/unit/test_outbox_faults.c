@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "seglog.h"
 #include "store.h"
+#include "unit_tmpdir.h"
 
 #define LOOP_ID "65f1234567890abcdef12345"
 #define T0 ((usec_t) 1795874531000000ULL)
@@ -155,12 +156,8 @@ typedef struct Fixture {
 	char log[DIR_MAX + 32];
 } Fixture;
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
-
 static void wipe_state(Fixture *f) {
-	nftw(f->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->state_dir);
 }
 
 static int setup(void **state) {
@@ -186,7 +183,7 @@ static int teardown(void **state) {
 	Fixture *f = *state;
 
 	store_set_ops(NULL);
-	nftw(f->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->path);
 	free(f);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "pathtrust.h"
 #include "statelock.h"
+#include "unit_tmpdir.h"
 
 #define SELF 1000
 #define OTHER 1001
@@ -64,10 +65,6 @@ static void test_rule_not_a_directory(void **state) {
 
 static char tmp_dir[] = "/tmp/test_pathtrust.XXXXXX";
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
-
 static int setup_dir(void **state) {
 	if (!mkdtemp(tmp_dir))
 		return -1;
@@ -76,7 +73,7 @@ static int setup_dir(void **state) {
 }
 
 static int teardown_dir(void **state) {
-	return nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rm_tree(tmp_dir);
 }
 
 static char *make_dir(const char *name, mode_t mode) {

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "seglog.h"
 #include "store.h"
+#include "unit_tmpdir.h"
 
 #define LOG_DIR "outbox"
 #define ID_A "r_01ARZ3NDEKTSV4RRFFQ69G5FAA"
@@ -128,10 +129,6 @@ typedef struct Fixture {
 	int qfd;   /* quarantine/ */
 } Fixture;
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
-
 static int setup(void **state) {
 	Fixture *f = calloc(1, sizeof *f);
 
@@ -155,7 +152,7 @@ static int teardown(void **state) {
 	store_set_ops(NULL);
 	close(f->qfd);
 	close(f->dirfd);
-	nftw(f->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->path);
 	free(f);
 	return 0;
 }
@@ -167,7 +164,7 @@ static void wipe(Fixture *f) {
 	struct dirent *de;
 
 	snprintf(p, sizeof p, "%s/" LOG_DIR, f->path);
-	nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(p);
 	d = fdopendir(dup(f->qfd));
 	assert_non_null(d);
 	rewinddir(d);

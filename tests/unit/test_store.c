@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "store.h"
+#include "unit_tmpdir.h"
 
 typedef enum Op {
 	OP_UNLINKAT,
@@ -117,10 +118,6 @@ typedef struct Fixture {
 	int dirfd;
 } Fixture;
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-	return remove(path);
-}
-
 static int setup(void **state) {
 	Fixture *f = calloc(1, sizeof *f);
 
@@ -140,7 +137,7 @@ static int teardown(void **state) {
 
 	store_set_ops(NULL);
 	close(f->dirfd);
-	nftw(f->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->path);
 	free(f);
 	return 0;
 }
