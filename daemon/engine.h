@@ -20,8 +20,9 @@
 /* manager.c */
 void manager_set_string(char **p, const char *s);
 void manager_status_changed(Manager *m);
-/* Applies what HITL.sh says about r's remote request (state, answer). */
-void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
+/* Applies what HITL.sh says about r's remote request (state, answer): 0, or
+ * why a change could not be made durable (inbox.c answers 503 then). */
+int manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
 /* health.c: a background call made no progress (backoff for every kind,
  * last error kept, logged once per outage), or it did. */

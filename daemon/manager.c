@@ -19,6 +19,7 @@
 #include "apiparse.h"
 #include "cleanup.h"
 #include "engine.h"
+#include "inbox.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -432,15 +433,16 @@ static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
 }
 
 /* Applies what HITL.sh says about r's remote request. */
-static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+static int apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	_cleanup_(json_object_putp) json_object *result = NULL, *response = NULL;
 	RequestState old = r->state;
 	int changed;
 	const char *rtype;
 	json_object *config;
 
-	if (manager_need_params(m, r) < 0)
-		return;
+	changed = manager_need_params(m, r);
+	if (changed < 0)
+		return changed;
 	rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
 	config = json_object_object_get(r->params, "response_config");
 	if (rr->status_unknown && apiparse_unknown_status_first_seen(rr->raw_status))
@@ -467,7 +469,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	changed = record_apply_remote(r, rr->id, rr->status, rr->raw_status, response, result,
 	                              json_object_object_get(r->params, "default_response"), now_realtime());
 	if (changed <= 0)
-		return;
+		return 0;
 	if (old != r->state) {
 		if (r->state == REQUEST_COMPLETED)
 			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
@@ -479,7 +481,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: HITL.sh reports it as \"%s\".",
 			            r->id, rr->raw_status);
 	}
-	manager_record_changed(m, r);
+	return manager_record_changed(m, r);
 }
 
 /* For health.c and reconcile.c (engine.h). */
@@ -491,8 +493,8 @@ void manager_status_changed(Manager *m) {
 	status_changed(m);
 }
 
-void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
-	apply_remote(m, r, rr);
+int manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	return apply_remote(m, r, rr);
 }
 
 /* ------------------------------------------------------------------ group commit */
@@ -961,6 +963,16 @@ static int build_create_body(Manager *m, Record *r, usec_t now, json_object **re
 		if (json_object_deep_copy(v, &copy, NULL) < 0)
 			return -ENOMEM;
 		json_object_object_add(body, sent[i], copy);
+	}
+	/* webhook: the request's own callback URL (inbox.h), unless the client set one. */
+	if (!json_object_object_get(body, "callback_url")) {
+		_cleanup_(freep) char *url = NULL;
+
+		k = inbox_callback_url(m, r, &url);
+		if (k < 0)
+			return k;
+		if (url)
+			json_object_object_add(body, "callback_url", json_object_new_string(url));
 	}
 	if (r->deadline_at > 0) {
 		usec_t left = usec_sub(r->deadline_at, now) / USEC_PER_SEC;
@@ -1765,6 +1777,7 @@ int manager_reload(Manager *m) {
 			log_warning("socket.path and outbox.state_dir changes take effect at the next restart.");
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
+		inbox_reload(m);
 		apply_config(m);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
@@ -1898,6 +1911,9 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the socket server: %m");
 	rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
+	k = inbox_new(m, &m->inbox);
+	if (k < 0)
+		return log_error_errno(k, "Failed to set up the webhook listener: %m");
 
 	k = sd_event_add_time(m->event, &m->work_timer, CLOCK_REALTIME, 0, 10 * USEC_PER_MSEC, on_work_timer, m);
 	if (k < 0)
@@ -1949,6 +1965,7 @@ Manager *manager_free(Manager *m) {
 		waiter_free(w);
 	}
 	m->rpc = rpc_server_free(m->rpc);   /* frees watches through their connections */
+	m->inbox = inbox_free(m->inbox);
 	sd_event_source_disable_unref(m->socket_timer);
 	/* A replaced socket file is someone else's now: leave it for whoever looks into it. */
 	if (m->listen_fd >= 0)

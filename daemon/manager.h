@@ -39,6 +39,7 @@ typedef enum KeyState {
 
 
 typedef struct Waiter Waiter;
+typedef struct Inbox Inbox;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
 
@@ -149,6 +150,9 @@ typedef struct Manager {
 	size_t n_pending;
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
+
+	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts. */
+	Inbox *inbox;
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;
