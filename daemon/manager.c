@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "engine.h"
 #include "inbox.h"
+#include "sweep.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -484,6 +485,15 @@ static int apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	return manager_record_changed(m, r);
 }
 
+/* A poll's answer: applied, and one it found final that a callback
+ * should have told is noted (sweep.h). */
+static void poll_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	RequestState old = r->state;
+
+	(void) apply_remote(m, r, rr);
+	sweep_note_poll(m, r, old, now_realtime());
+}
+
 /* For health.c and reconcile.c (engine.h). */
 void manager_set_string(char **p, const char *s) {
 	set_string(p, s);
@@ -784,7 +794,7 @@ static void work_scan_free(WorkScan *w) {
  * left out, as it would be if it had ended. */
 static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 	PlanLimits limits = plan_limits(m);
-	WorkScan w = { .s.next_local = USEC_INFINITY };
+	WorkScan w = { .s.next_local = USEC_INFINITY, .s.hooked_due_at = USEC_INFINITY };
 	PlanSummary *s = &w.s;
 	size_t cap = outbox_count_state(m->outbox, REQUEST_QUEUED), n_queued = 0;
 
@@ -822,6 +832,12 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				break;
 			}
 			s->n_pending++;
+			if (r->callback_token) {
+				/* hitld's callback URL: its deadline is when a callback is due at the latest. */
+				s->n_pending_hooked++;
+				if (r->deadline_at > 0)
+					s->hooked_due_at = min_usec(s->hooked_due_at, usec_add(r->deadline_at, CALLBACK_GRACE));
+			}
 			if (!s->pending_one)
 				s->pending_one = r;
 			if (r->poll_missing && !s->missing)
@@ -879,6 +895,9 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.rec_has_candidate = m->rec_next_candidate < m->n_rec_candidates,
 		.next_poll_at = m->next_poll_at,
 		.poll_in_round = m->poll_in_round,
+		.poll_mode = m->poll_state.mode,
+		.sweep_interval = (usec_t) m->config->webhook_sweep_interval_s * USEC_PER_SEC,
+		.last_poll_at = m->last_poll_at,
 	};
 }
 
@@ -898,6 +917,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		return 0;
 	}
 	budget_tick(&m->budget, now);
+	sweep_update(m, &w.s, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
 
@@ -918,8 +938,11 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 			break;
 		if (step.target)
 			snprintf(m->work_record, sizeof m->work_record, "%s", step.target->id);
-		if (work_start(m, step.kind, step.call_kind) >= 0)
+		if (work_start(m, step.kind, step.call_kind) >= 0) {
+			if (step.call_kind == CALL_POLL)
+				m->last_poll_at = now;
 			break;
+		}
 		/* It could not start (the record could not be marked "submitting"
 		 * on a full disk, say): the next in order may go now, this one is
 		 * tried again soon, not only at the next kick. */
@@ -1345,7 +1368,7 @@ static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
 			/* Found: no GET needed. Absent ones keep the flag and are
 			 * asked for by id. */
 			r->poll_missing = r->poll_by_id = false;
-			apply_remote(m, r, &rr);
+			poll_apply_remote(m, r, &rr);
 			break;
 		}
 	}
@@ -1370,7 +1393,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 			continue;
 		(*ret_matched)++;
 		r->poll_seen_round = m->poll_round;
-		apply_remote(m, r, &rr);
+		poll_apply_remote(m, r, &rr);
 		return;
 	}
 }
@@ -1517,7 +1540,7 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			RemoteRequest rr;
 
 			if (apiparse_get_request(res->data, &rr) >= 0)
-				apply_remote(m, r, &rr);
+				poll_apply_remote(m, r, &rr);
 			else
 				ok = false;
 		} else if (r && res->http_status == 404) {
@@ -1914,6 +1937,7 @@ int manager_startup(Manager *m) {
 	k = inbox_new(m, &m->inbox);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the webhook listener: %m");
+	sweep_init(m, now_realtime());
 
 	k = sd_event_add_time(m->event, &m->work_timer, CLOCK_REALTIME, 0, 10 * USEC_PER_MSEC, on_work_timer, m);
 	if (k < 0)

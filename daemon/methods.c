@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "cursor.h"
 #include "inbox.h"
+#include "sweep.h"
 #include "log.h"
 #include "methods.h"
 #include "msgid.h"
@@ -357,6 +358,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "socket", sock);
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
 	json_object_object_add(result, "webhook", inbox_status(m));
+	json_object_object_add(result, "polling", sweep_status(m));
 	rpc_call_reply(call, result);
 }
 

@@ -275,11 +275,12 @@ bool plan_poll_mode(const PlanSummary *s, const PollModeInput *in, usec_t now, P
 		if (overdue)
 			return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_OVERDUE, now);
 		/* A poll found final what a callback should have said, and none
-		 * came for a whole sweep interval before: callbacks stopped (a
-		 * callback merely late or lost now and then, while others come,
-		 * is what the sweep is for). */
+		 * came for two sweep intervals before (the request finished at
+		 * most one interval before the sweep that found it, and one
+		 * more spares a callback merely late): callbacks stopped. One
+		 * lost now and then while others come is what the sweep is for. */
 		if (in->poll_miss_at > state->since &&
-		    usec_add(in->last_callback_at, in->sweep_interval) < in->poll_miss_at)
+		    usec_add(in->last_callback_at, 2 * in->sweep_interval) < in->poll_miss_at)
 			return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_SILENT, now);
 		return false;
 	}

@@ -113,7 +113,7 @@ typedef enum PollReason {
 	POLL_REASON_NO_RECEIVER,  /* normal: webhook is off */
 	POLL_REASON_NO_CALLBACK,  /* normal: no callback came since hitld started */
 	POLL_REASON_OVERDUE,      /* normal: a request passed its expected answer time with no callback */
-	POLL_REASON_SILENT,       /* normal: a poll found a request final while no callback came for a sweep interval */
+	POLL_REASON_SILENT,       /* normal: a poll found a request final while no callback came for two sweep intervals */
 	POLL_REASON_CALLBACKS,    /* sweep: callbacks arrive */
 	_POLL_REASON_MAX,
 } PollReason;
@@ -145,7 +145,7 @@ PollState plan_poll_state_init(bool callbacks_enabled, usec_t now);
  * callback came since the state began, and no request is overdue
  * (s->hooked_due_at). Normal from sweep: the receiver went off; a request is
  * overdue; or a poll found a request final (in->poll_miss_at, after the
- * sweep began) while no callback had come for a sweep interval before it. */
+ * sweep began) while no callback had come for two sweep intervals before it. */
 bool plan_poll_mode(const PlanSummary *s, const PollModeInput *in, usec_t now, PollState *state);
 
 /* The poll reserve (budget.poll_reserve) for this window: configured, or

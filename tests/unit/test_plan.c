@@ -607,21 +607,26 @@ static void test_plan_poll_mode_silent_callbacks_fall_back(void **state) {
 	in.poll_miss_at = T0 + S(920);
 	assert_false(plan_poll_mode(&s, &in, T0 + S(921), &st));
 	assert_int_equal(st.mode, POLL_MODE_SWEEP);
-	/* The next sweep finds more final, and no callback came since the one
-	 * before it: callbacks stopped. */
-	in.poll_miss_at = T0 + S(1820);
-	assert_true(plan_poll_mode(&s, &in, T0 + S(1821), &st));
+	/* A later sweep finds more final while the last callback is one sweep
+	 * interval old: perhaps merely late, the sweep goes on. */
+	in.poll_miss_at = T0 + S(1700);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1701), &st));
+	/* No callback for two sweep intervals: callbacks stopped. */
+	in.poll_miss_at = T0 + S(2620);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(2621), &st));
 	assert_int_equal(st.mode, POLL_MODE_NORMAL);
 	assert_int_equal(st.reason, POLL_REASON_SILENT);
 	/* Polls keep finding answers, no callback: stays normal. */
-	in.poll_miss_at = T0 + S(1900);
-	assert_false(plan_poll_mode(&s, &in, T0 + S(1901), &st));
+	in.poll_miss_at = T0 + S(2700);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(2701), &st));
 	assert_int_equal(st.mode, POLL_MODE_NORMAL);
-	/* Never any callback at all, and a sweep finds one final: silent too. */
-	in = (PollModeInput) { .callbacks_enabled = true, .sweep_interval = S(900) };
+	/* One callback at T0, then none: silent two intervals later, not before. */
+	in = (PollModeInput) { .callbacks_enabled = true, .sweep_interval = S(900), .last_callback_at = T0 };
 	st = (PollState) { .mode = POLL_MODE_SWEEP, .reason = POLL_REASON_CALLBACKS, .since = T0 };
-	in.poll_miss_at = T0 + S(900);
-	assert_true(plan_poll_mode(&s, &in, T0 + S(901), &st));
+	in.poll_miss_at = T0 + S(1800);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1801), &st));
+	in.poll_miss_at = T0 + S(1801);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(1802), &st));
 	assert_int_equal(st.reason, POLL_REASON_SILENT);
 }
 
