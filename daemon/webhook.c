@@ -158,6 +158,30 @@ int webhook_bind(const char *s, int *ret_fd) {
 	return 0;
 }
 
+int webhook_socket_address(int fd, char *buf, size_t size) {
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char host[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *) &ss;
+
+		if (!inet_ntop(AF_INET, &a->sin_addr, host, sizeof host))
+			return -errno;
+		snprintf(buf, size, "%s:%u", host, (unsigned) ntohs(a->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) &ss;
+
+		if (!inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host))
+			return -errno;
+		snprintf(buf, size, "[%s]:%u", host, (unsigned) ntohs(a->sin6_port));
+	} else
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
 /* ---- rejections, logged once per source and minute ---- */
 
 static void peer_address(struct MHD_Connection *c, char buf[static INET6_ADDRSTRLEN]) {

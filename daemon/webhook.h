@@ -47,6 +47,9 @@ int webhook_parse_listen(const char *s, struct sockaddr_storage *ret_addr, sockl
  * its failure once. */
 int webhook_bind(const char *s, int *ret_fd);
 
+/* The local address of a listening socket, "a.b.c.d:port" or "[v6]:port". */
+int webhook_socket_address(int fd, char *buf, size_t size);
+
 /* Serves the listening socket fd (taken: closed by webhook_server_free()). */
 int webhook_server_new(sd_event *e, int fd, unsigned max_connections, unsigned timeout_s,
                        webhook_handler_t handler, void *userdata, WebhookServer **ret);
