@@ -322,6 +322,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	}
 }
 
+_printf_(2, 0)
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 	char buf[256];
 
