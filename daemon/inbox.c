@@ -13,7 +13,9 @@
 struct Inbox {
 	Manager *manager;
 	WebhookServer *server;
-	char *listen;          /* the address the server was started on, NULL: off */
+	char *listen;          /* webhook.listen as configured, NULL: off or activated */
+	char address[64];      /* where the server listens (getsockname) */
+	bool activated;        /* on the socket systemd passed (hitld-webhook.socket) */
 };
 
 /* The state a final callback status leads to. */
@@ -74,27 +76,45 @@ static unsigned on_callback(const char *path, const char *body, size_t size, con
 
 int inbox_new(Manager *m, Inbox **ret) {
 	_cleanup_(freep) Inbox *in = NULL;
-	int fd, k;
+	_cleanup_(closep) int fd = TAKE_FD(m->webhook_fd);
+	int k;
 
 	in = calloc(1, sizeof *in);
 	if (!in)
 		return -ENOMEM;
 	in->manager = m;
-	if (m->config->webhook_listen) {
+	if (fd >= 0 && !m->config->webhook_public_url) {
+		log_warning("systemd passed a webhook socket (hitld-webhook.socket) but webhook.public_url is not set: "
+		            "callbacks stay off.");
+		*ret = TAKE_PTR(in);
+		return 0;
+	}
+	if (fd >= 0) {
+		if (m->config->webhook_listen)
+			log_notice("webhook.listen %s is not used: systemd passed the webhook socket (hitld-webhook.socket).",
+			           m->config->webhook_listen);
+		in->activated = true;
+	} else if (m->config->webhook_listen) {
 		k = webhook_bind(m->config->webhook_listen, &fd);
 		if (k < 0)
 			return k;
-		k = webhook_server_new(m->event, fd, m->config->webhook_max_connections, m->config->webhook_timeout_s,
-		                       on_callback, in, &in->server);
-		if (k < 0)
-			return k;
 		in->listen = strdup(m->config->webhook_listen);
-		if (!in->listen) {
-			in->server = webhook_server_free(in->server);
+		if (!in->listen)
 			return -ENOMEM;
-		}
-		log_info("Receiving HITL.sh's callbacks on %s for %s.", in->listen, m->config->webhook_public_url);
+	} else {
+		*ret = TAKE_PTR(in);
+		return 0;
 	}
+	if (webhook_socket_address(fd, in->address, sizeof in->address) < 0)
+		snprintf(in->address, sizeof in->address, "?");
+	k = webhook_server_new(m->event, TAKE_FD(fd), m->config->webhook_max_connections, m->config->webhook_timeout_s,
+	                       on_callback, in, &in->server);
+	if (k < 0) {
+		free(in->listen);
+		return k;
+	}
+	log_info("Receiving HITL.sh's callbacks on %s%s for %s.", in->address,
+	         in->activated ? " (socket activation)" : "", m->config->webhook_public_url);
 	*ret = TAKE_PTR(in);
 	return 0;
 }
@@ -152,7 +172,8 @@ json_object *inbox_status(Manager *m) {
 	if (!o)
 		return NULL;
 	json_object_object_add(o, "enabled", json_object_new_boolean(st != NULL));
-	json_object_object_add(o, "listen", st ? json_object_new_string(in->listen) : NULL);
+	json_object_object_add(o, "listen", st ? json_object_new_string(in->address) : NULL);
+	json_object_object_add(o, "activated", json_object_new_boolean(st && in->activated));
 	json_object_object_add(o, "public_url",
 	                       st && m->config->webhook_public_url ? json_object_new_string(m->config->webhook_public_url)
 	                                                           : NULL);
@@ -169,7 +190,10 @@ json_object *inbox_status(Manager *m) {
 void inbox_reload(Manager *m) {
 	Inbox *in = m->inbox;
 
-	if (in && !streq_ptr(in->listen, m->config->webhook_listen))
+	if (in && in->server && !m->config->webhook_public_url)
+		log_warning("webhook.public_url was removed: new requests are polled; the listener stays until "
+		            "hitld restarts.");
+	if (in && !in->activated && !streq_ptr(in->listen, m->config->webhook_listen))
 		log_warning("webhook.listen changed from %s to %s: that takes effect when hitld restarts.",
 		            in->listen ?: "(off)", m->config->webhook_listen ?: "(off)");
 }

@@ -1820,6 +1820,7 @@ int manager_new(const ManagerOptions *options, Manager **ret) {
 		return -ENOMEM;
 	m->options = *options;
 	m->listen_fd = -EBADF;
+	m->webhook_fd = -EBADF;
 	m->state_lock_fd = -EBADF;
 	if (getrandom(&m->rng, sizeof m->rng, 0) != sizeof m->rng || m->rng == 0)
 		m->rng = now_monotonic() | 1;
@@ -1904,7 +1905,8 @@ int manager_startup(Manager *m) {
 			log_warning("socket.group %s does not exist; leaving the socket's group as it is.",
 			            m->config->socket_group);
 	}
-	k = listener_open(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited);
+	k = listener_open_all(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited,
+	                      &m->webhook_fd);
 	if (k < 0)
 		return log_error_errno(k, "Failed to listen on %s: %m", m->socket_path);
 	if (!m->listen_inherited) {
@@ -1990,6 +1992,7 @@ Manager *manager_free(Manager *m) {
 	}
 	m->rpc = rpc_server_free(m->rpc);   /* frees watches through their connections */
 	m->inbox = inbox_free(m->inbox);
+	closep(&m->webhook_fd);
 	sd_event_source_disable_unref(m->socket_timer);
 	/* A replaced socket file is someone else's now: leave it for whoever looks into it. */
 	if (m->listen_fd >= 0)

@@ -155,8 +155,11 @@ typedef struct Manager {
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
 
-	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts. */
+	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts;
+	 * the socket systemd passed for it (hitld-webhook.socket) until inbox
+	 * takes it, else -EBADF. */
 	Inbox *inbox;
+	int webhook_fd;
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;

@@ -20,6 +20,7 @@
 #define REJECT_LOG_INTERVAL (60 * USEC_PER_SEC)
 #define REJECT_SOURCES 32
 #define LISTEN_BACKLOG 128
+#define WEBHOOK_DISCARD_MAX (4U * CALLBACK_BODY_MAX)
 
 typedef struct RejectSource {
 	char addr[INET6_ADDRSTRLEN];
@@ -43,6 +44,7 @@ typedef struct Upload {
 	char *body;
 	size_t size;
 	bool too_big;
+	size_t discarded;          /* bytes dropped after it grew too big */
 } Upload;
 
 typedef enum Answer {
@@ -156,6 +158,30 @@ int webhook_bind(const char *s, int *ret_fd) {
 	return 0;
 }
 
+int webhook_socket_address(int fd, char *buf, size_t size) {
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char host[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *) &ss;
+
+		if (!inet_ntop(AF_INET, &a->sin_addr, host, sizeof host))
+			return -errno;
+		snprintf(buf, size, "%s:%u", host, (unsigned) ntohs(a->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) &ss;
+
+		if (!inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host))
+			return -errno;
+		snprintf(buf, size, "[%s]:%u", host, (unsigned) ntohs(a->sin6_port));
+	} else
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
 /* ---- rejections, logged once per source and minute ---- */
 
 static void peer_address(struct MHD_Connection *c, char buf[static INET6_ADDRSTRLEN]) {
@@ -252,14 +278,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (u->too_big)
-			return MHD_YES;
-		if (n > CALLBACK_BODY_MAX - u->size) {
-			/* A chunked body grew past the bound: drop what came, answer 413 at its end. */
+		if (!u->too_big && n > CALLBACK_BODY_MAX - u->size) {
+			/* A body without a length grew past the bound: drop what came. */
 			u->too_big = true;
 			free(u->body);
 			u->body = NULL;
 			u->size = 0;
+		}
+		if (u->too_big) {
+			/* libmicrohttpd answers only once the body is read: a little
+			 * more is read and dropped for a polite 413, then the
+			 * connection is closed without one. */
+			u->discarded += n;
+			if (u->discarded > WEBHOOK_DISCARD_MAX) {
+				note_rejection(w, c, 413, "body over 64 KiB (connection closed)");
+				return MHD_NO;
+			}
 			return MHD_YES;
 		}
 		char *b = realloc(u->body, u->size + n + 1);
@@ -288,6 +322,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	}
 }
 
+_printf_(2, 0)
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 	char buf[256];
 
@@ -350,12 +385,12 @@ int webhook_server_new(sd_event *e, int fd, unsigned max_connections, unsigned t
 	/* No thread of its own: sd-event runs it (MHD_USE_EPOLL, its epoll fd
 	 * polled below). The listening socket is ours (bound or inherited). */
 	w->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, w,
+	                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, w,
 	                          MHD_OPTION_LISTEN_SOCKET, fd,
 	                          MHD_OPTION_CONNECTION_LIMIT, max_connections,
 	                          MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) WEBHOOK_HEADER_MEMORY,
 	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-	                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, w,
 	                          MHD_OPTION_END);
 	if (!w->mhd)
 		return log_error_errno(EINVAL, "Failed to start the webhook's HTTP server (libmicrohttpd).");

@@ -6,7 +6,9 @@
  * whatever a peer sends: at most max_connections connections (more are
  * closed at accept), each closed after timeout_s without progress; request
  * headers within WEBHOOK_HEADER_MEMORY; only POST is read (405 otherwise); a
- * body over CALLBACK_BODY_MAX is answered 413 and never kept; a complete body
+ * body over CALLBACK_BODY_MAX is answered 413 and never kept (a declared
+ * length unread; a chunked body is dropped as it comes, and past four times
+ * the bound the connection is closed without an answer); a complete body
  * goes to the handler, whose HTTP status is the answer. It counts what it
  * answered (2xx received, anything else rejected) and logs a rejection once
  * per source and minute. What a callback means is the handler's business
@@ -44,6 +46,9 @@ int webhook_parse_listen(const char *s, struct sockaddr_storage *ret_addr, sockl
 /* Binds and listens on s (SO_REUSEADDR, close-on-exec, non-blocking). Logs
  * its failure once. */
 int webhook_bind(const char *s, int *ret_fd);
+
+/* The local address of a listening socket, "a.b.c.d:port" or "[v6]:port". */
+int webhook_socket_address(int fd, char *buf, size_t size);
 
 /* Serves the listening socket fd (taken: closed by webhook_server_free()). */
 int webhook_server_new(sd_event *e, int fd, unsigned max_connections, unsigned timeout_s,

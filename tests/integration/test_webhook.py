@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""HITL.sh's callbacks (issue 17): hitld's webhook listener (webhook.listen,
+webhook.public_url; daemon/inbox.h, webhook.h, callback.h). The emulator
+POSTs the §6.1 body to the callback_url of a request as soon as it is final
+(docs/HITL-API.md "Callbacks"); these tests check that hitld gives each
+create its own capability URL, finishes the request from the callback, and
+that forged, replayed, oversized and malformed posts change nothing."""
+import http.client
+import json
+import os
+import re
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+
+HOOK_PATH = "/hitl/callback"
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def post(port, path, body, headers=None, timeout=10):
+    """One POST to the listener: (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        conn.request("POST", path, body=body, headers=h)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+class WebhookTestCase(HitldTestCase):
+    START_DAEMON = False
+    # Polls as rare as allowed, so that what finishes a request is the callback.
+    POLL = {"min_poll_interval_s": 3600}
+
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+        self.public_url = "http://127.0.0.1:%d%s" % (self.port, HOOK_PATH)
+        self.hitld = self.new_daemon({
+            "webhook": {"listen": "127.0.0.1:%d" % self.port, "public_url": self.public_url},
+            "budget": dict(self.POLL),
+        }).start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+
+    def submit_pending(self, **extra):
+        sub = self.c.call("request.submit", single_select_request(self.loop_id, **extra))
+        r = self.wait_state(sub["id"], "pending")
+        remote = self.emu.requests(hitld_id=sub["id"])
+        self.assertEqual(len(remote), 1)
+        return r, remote[0]
+
+    def webhook_status(self):
+        return self.c.call("status")["webhook"]
+
+    def polls(self):
+        return [c for c in self.emu.api_calls() if c[0] == "GET" and "/requests" in c[1]]
+
+
+class TestCallbacks(WebhookTestCase):
+    def test_status_shows_the_listener(self):
+        w = self.webhook_status()
+        self.assertEqual(w["enabled"], True)
+        self.assertEqual(w["listen"], "127.0.0.1:%d" % self.port)
+        self.assertEqual(w["public_url"], self.public_url)
+        self.assertEqual((w["received"], w["rejected"], w["last_at"]), (0, 0, None))
+
+    def test_each_create_carries_its_own_capability_url(self):
+        a, ra = self.submit_pending(request_text="first")
+        b, rb = self.submit_pending(request_text="second")
+        pat = re.escape(self.public_url) + r"/(r_[0-9A-Z]{26})\.([0-9a-f]{64})$"
+        ma, mb = re.match(pat, ra["callback_url"]), re.match(pat, rb["callback_url"])
+        self.assertTrue(ma and mb, (ra["callback_url"], rb["callback_url"]))
+        self.assertEqual((ma.group(1), mb.group(1)), (a["id"], b["id"]))
+        self.assertNotEqual(ma.group(2), mb.group(2))
+        # The token is the secret: clients never see it.
+        self.assertNotIn(ma.group(2), json.dumps(self.c.call("request.get", {"id": a["id"]})))
+
+    def test_a_callback_finishes_the_request_without_a_poll(self):
+        r, remote = self.submit_pending()
+        polls_before = len(self.polls())
+        self.emu.respond(remote["id"], {"selected_value": "approve"})
+        done = self.c.call("request.wait", {"id": r["id"], "timeout_ms": 30000})
+        self.assertTrue(done["done"])
+        got = done["request"]
+        self.assertEqual((got["state"], got["result"], got["result_source"]), ("completed", "approve", "reviewer"))
+        self.assertEqual(len(self.polls()), polls_before, "a poll, not the callback, finished it")
+        w = self.webhook_status()
+        self.assertEqual((w["received"], w["rejected"]), (1, 0))
+        self.assertIsNotNone(w["last_at"])
+        d = [x for x in self.emu.stats()["callbacks"]["deliveries"] if x["request_id"] == remote["id"]]
+        self.assertEqual([(x["result"], x["last_status"]) for x in d], [("sent", 200)])
+
+    def test_timeout_and_cancel_callbacks(self):
+        r, remote = self.submit_pending(timeout_seconds=120)
+        self.emu.ctl("POST", "/_emu/clock/advance", {"seconds": 300})
+        got = self.wait_state(r["id"], "timeout")
+        self.assertEqual((got["result"], got["result_source"]), ("reject", "default"))
+        self.assertEqual(self.webhook_status()["received"], 1)
+
+    def test_a_client_callback_url_is_kept_and_polled(self):
+        own = "http://127.0.0.1:9/own-receiver"
+        sub = self.c.call("request.submit", single_select_request(self.loop_id, callback_url=own))
+        self.wait_state(sub["id"], "pending")
+        remote = self.emu.requests(hitld_id=sub["id"])[0]
+        self.assertEqual(remote["callback_url"], own)
+        self.assertIsNone(self.c.call("request.get", {"id": sub["id"]}).get("callback_token"))
+
+    def test_the_token_survives_a_restart(self):
+        r, remote = self.submit_pending()
+        self.hitld.stop()
+        self.hitld.start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+        self.emu.respond(remote["id"], {"selected_value": "approve"})
+        got = self.wait_state(r["id"], "completed")
+        self.assertEqual(got["result"], "approve")
+        self.assertEqual(self.webhook_status()["received"], 1)
+
+
+class TestForgedCallbacks(WebhookTestCase):
+    """Issue 17, must show: a forged callback to a wrong token, a replayed
+    one and an oversized one change nothing, and the client still sees the
+    reviewer's real answer."""
+
+    def forged_body(self, remote_id, value="approve"):
+        return json.dumps({"event": "request.completed", "request_id": remote_id, "status": "completed",
+                           "response_data": {"selected_value": value},
+                           "response_by": {"user_id": "0" * 24}}).encode()
+
+    def snapshot(self, rid):
+        r = self.c.call("request.get", {"id": rid})
+        return {k: r.get(k) for k in ("state", "result", "result_source", "response", "updated_at")}
+
+    def test_forged_replayed_and_oversized_callbacks_change_nothing(self):
+        r, remote = self.submit_pending()
+        url = remote["callback_url"]
+        path = url[len("http://127.0.0.1:%d" % self.port):]
+        self.assertTrue(path.startswith(HOOK_PATH + "/"))
+        lid, token = path.rsplit("/", 1)[1].split(".")
+        before = self.snapshot(r["id"])
+        rejected = 0
+
+        # Forged: the right request id, a wrong token (one digit off, and another's).
+        wrong = token[:-1] + ("0" if token[-1] != "0" else "1")
+        for p in (HOOK_PATH + "/%s.%s" % (lid, wrong), HOOK_PATH + "/%s.%s" % (lid, "f" * 64),
+                  HOOK_PATH + "/%s" % token, HOOK_PATH, "/", HOOK_PATH + "/%s.%s" % ("r_" + "0" * 26, token)):
+            with self.subTest(path=p):
+                status, _ = post(self.port, p, self.forged_body(remote["id"]))
+                self.assertEqual(status, 404)
+                rejected += 1
+        # Oversized, to the right URL: declared, and chunked without a length.
+        status, _ = post(self.port, path, b"{" + b" " * (64 * 1024) + b"}")
+        self.assertEqual(status, 413)
+        rejected += 1
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            def chunks():
+                for _ in range(80):
+                    yield b" " * 1024
+            conn.request("POST", path, body=chunks(), encode_chunked=True,
+                         headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+            self.assertEqual(conn.getresponse().status, 413)
+            rejected += 1
+        finally:
+            conn.close()
+        # Not a callback: garbage, a status that is not final, another request's id.
+        for body in (b"garbage", b"[]", json.dumps({"request_id": remote["id"], "status": "pending"}).encode(),
+                     self.forged_body("a" * 24)):
+            with self.subTest(body=body[:40]):
+                status, _ = post(self.port, path, body)
+                self.assertEqual(status, 400)
+                rejected += 1
+        self.assertEqual(self.snapshot(r["id"]), before)
+
+        # The reviewer's real answer arrives by the real callback.
+        self.emu.respond(remote["id"], {"selected_value": "reject"})
+        got = self.wait_state(r["id"], "completed")
+        self.assertEqual((got["result"], got["result_source"]), ("reject", "reviewer"))
+        after = self.snapshot(r["id"])
+
+        # Replayed: the real delivery again is idempotent (200, nothing changes);
+        # the used token with another outcome is refused.
+        real = json.dumps({"event": "request.completed", "request_id": remote["id"], "status": "completed",
+                           "response_data": {"selected_value": "reject"}}).encode()
+        status, _ = post(self.port, path, real)
+        self.assertEqual(status, 200)
+        for body in (json.dumps({"event": "request.cancelled", "request_id": remote["id"],
+                                 "status": "cancelled"}).encode(),
+                     json.dumps({"event": "request.timeout", "request_id": remote["id"],
+                                 "status": "timeout"}).encode()):
+            status, _ = post(self.port, path, body)
+            self.assertEqual(status, 404)
+            rejected += 1
+        # A forged "completed" with another answer is a repeat of the outcome,
+        # not a change: the answer stays the reviewer's.
+        status, _ = post(self.port, path, self.forged_body(remote["id"], "approve"))
+        self.assertEqual(status, 200)
+        self.assertEqual(self.snapshot(r["id"]), after)
+
+        done = self.c.call("request.wait", {"id": r["id"], "timeout_ms": 1000})
+        self.assertEqual((done["request"]["state"], done["request"]["result"]), ("completed", "reject"))
+        w = self.webhook_status()
+        self.assertEqual(w["rejected"], rejected)
+        self.assertEqual(w["received"], 3)   # the real one and two repeats of its outcome
+        self.assertIsNotNone(w["last_rejected_at"])
+        # Rejections are logged, at most once a minute per source.
+        self.assertEqual(self.hitld.log_text().count("Refused a callback from 127.0.0.1"), 1)
+
+    def test_only_post(self):
+        for method in ("GET", "PUT", "DELETE"):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request(method, HOOK_PATH + "/x")
+                self.assertEqual(conn.getresponse().status, 405)
+            finally:
+                conn.close()
+
+
+class TestConfig(WebhookTestCase):
+    START_DAEMON = False
+
+    def setUp(self):
+        HitldTestCase.setUp(self)
+
+    def test_listen_without_public_url_is_refused(self):
+        d = self.new_daemon({"webhook": {"listen": "127.0.0.1:%d" % free_port()}})
+        d.start(wait=False)
+        self.assertNotEqual(d.proc.wait(30), 0)
+        d.stderr.close()
+        self.assertIn("webhook.listen", d.log_text())
+
+    def test_off_by_default(self):
+        d = self.new_daemon().start()
+        c = d.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.call("status")["webhook"]["enabled"], False)
+        sub = c.call("request.submit", single_select_request(self.loop_id))
+        self.wait_state(sub["id"], "pending", client=c)
+        self.assertIsNone(self.emu.requests(hitld_id=sub["id"])[0]["callback_url"])
+
+    def test_a_taken_port_fails_the_start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        self.addCleanup(s.close)
+        port = s.getsockname()[1]
+        d = self.new_daemon({"webhook": {"listen": "127.0.0.1:%d" % port,
+                                         "public_url": "https://example.com/hook"}})
+        d.start(wait=False)
+        self.assertNotEqual(d.proc.wait(30), 0)
+        d.stderr.close()
+        self.assertIn("Failed to bind the webhook listener", d.log_text())
+
+
+if __name__ == "__main__":
+    main()
