@@ -144,19 +144,22 @@ static bool plan_poll(const PlanSummary *s, const PlanInput *in, PlanStep *ret) 
 		return false;
 	}
 	if (ret->next_poll_at == 0)
+		/* The first pending request after none: a sweep (or poll) interval from now. */
 		ret->next_poll_at = in->now + (sweep ? in->sweep_interval
 		                                     : plan_poll_interval(in->budget, in->min_poll_interval, in->now,
 		                                                          s->n_queued));
-	if (sweep) {
-		/* The next round of a sweep waits a sweep interval from the last
-		 * poll, whatever pace the last reply asked for; a round's further
-		 * pages and the requests it did not show go on at once. */
-		if (!in->poll_in_round && !s->missing && in->last_poll_at > 0 &&
-		    ret->next_poll_at < usec_add(in->last_poll_at, in->sweep_interval))
+	else if (sweep) {
+		/* The next round of a sweep goes a sweep interval after the last
+		 * poll, whatever pace the last reply asked for (sooner would
+		 * waste calls; the budget's pace, living on a reserve cut to the
+		 * sweeps, could be later); a round's further pages and the
+		 * requests it did not show go on at once. */
+		if (!in->poll_in_round && !s->missing && in->last_poll_at > 0)
 			ret->next_poll_at = usec_add(in->last_poll_at, in->sweep_interval);
+	}
+	if (sweep)
 		/* Wake when a callback is overdue: plan_poll_mode() then ends the sweep. */
 		ret->wake = min_usec(ret->wake, s->hooked_due_at);
-	}
 	if (in->now < ret->next_poll_at) {
 		ret->wake = min_usec(ret->wake, ret->next_poll_at);
 		return false;

@@ -5,7 +5,8 @@ workflows trigger, envelope, validation wordings, ranges, unknown fields,
 rate limiting, lifecycle, callbacks), with switchable drifts for what the real
 service may show (alternative status words and shapes, inactive key as 401 or
 403, a spent monthly quota, retired loop endpoints), plus private control
-endpoints under /_emu/ (keys, reviewers, workflows, clock, faults, drift, stats).
+endpoints under /_emu/ (keys, reviewers, workflows, clock, faults, drift,
+callbacks, stats).
 
 Python 3.11 standard library only. See tests/emulator/README.md for the CLI and
 every control endpoint.

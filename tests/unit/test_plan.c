@@ -658,6 +658,11 @@ static void test_plan_sweep_paces_polls(void **state) {
 	step = plan(&f);
 	assert_true(step.next_poll_at == T0 + S(950));
 	assert_true(step.wake == T0 + S(950));
+	/* And one slower than the sweep (the reserve is cut to the sweeps'
+	 * share, the budget's pace may be slow) does not delay it. */
+	f.in.next_poll_at = T0 + S(1500);
+	step = plan(&f);
+	assert_true(step.next_poll_at == T0 + S(950));
 	f.in.now = T0 + S(950);
 	f.in.next_poll_at = step.next_poll_at;
 	step = plan(&f);
