@@ -13,6 +13,7 @@
 #include "log.h"
 #include "methods.h"
 #include "msgid.h"
+#include "params.h"
 #include "remote.h"
 #include "trigger.h"
 #include "validate.h"
@@ -31,14 +32,6 @@ struct Methods {
 	Remote *remote;           /* loop.*, key.test and their cache */
 };
 
-
-static void reply_invalid_params(RpcCall *call, const char *field, const char *reason) {
-	json_object *data = json_object_new_object();
-
-	json_object_object_add(data, "field", json_object_new_string(field));
-	json_object_object_add(data, "reason", json_object_new_string(reason));
-	rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Invalid parameters.", data);
-}
 
 static void reply_not_found(RpcCall *call) {
 	rpc_call_error(call, RPC_ERROR_NOT_FOUND, "No such request.", NULL);
@@ -118,70 +111,6 @@ static json_object *iso_or_null(usec_t t) {
 	return t ? json_object_new_string(format_iso8601(t, buf)) : NULL;
 }
 
-/* Rejects parameters the method does not know: a typo must not pass silently. */
-static bool check_known_params(RpcCall *call, const char *const *known) {
-	json_object_object_foreach(rpc_call_params(call), key, val) {
-		bool ok = false;
-
-		(void) val;
-		for (const char *const *k = known; *k; k++)
-			if (streq(*k, key)) {
-				ok = true;
-				break;
-			}
-		if (!ok) {
-			reply_invalid_params(call, key, "unknown parameter");
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Gets a string param: -ENOENT absent, -EINVAL wrong type (already answered). */
-static int param_string(RpcCall *call, const char *name, size_t max_len, const char **ret) {
-	json_object *v = json_object_object_get(rpc_call_params(call), name);
-	size_t len;
-
-	if (!v)
-		return -ENOENT;
-	if (!json_object_is_type(v, json_type_string)) {
-		reply_invalid_params(call, name, "must be a string");
-		return -EINVAL;
-	}
-	len = (size_t) json_object_get_string_len(v);
-	if (len == 0 || len > max_len) {
-		char reason[64];
-
-		snprintf(reason, sizeof reason, "must be 1-%zu characters", max_len);
-		reply_invalid_params(call, name, reason);
-		return -EINVAL;
-	}
-	*ret = json_object_get_string(v);
-	return 0;
-}
-
-static int param_int(RpcCall *call, const char *name, int64_t min, int64_t max, int64_t *ret) {
-	json_object *v = json_object_object_get(rpc_call_params(call), name);
-	int64_t x;
-
-	if (!v)
-		return -ENOENT;
-	if (!json_object_is_type(v, json_type_int)) {
-		reply_invalid_params(call, name, "must be an integer");
-		return -EINVAL;
-	}
-	x = json_object_get_int64(v);
-	if (x < min || x > max) {
-		char reason[96];
-
-		snprintf(reason, sizeof reason, "must be between %lld and %lld", (long long) min, (long long) max);
-		reply_invalid_params(call, name, reason);
-		return -EINVAL;
-	}
-	*ret = x;
-	return 0;
-}
-
 static bool caller_is_admin(Manager *m, RpcCall *call) {
 	return manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 }
@@ -200,11 +129,11 @@ static Record *lookup_param(Manager *m, RpcCall *call, bool allow_client_ref) {
 	const char *id = NULL, *ref = NULL;
 	int k;
 
-	k = param_string(call, "id", RECORD_ID_MAX, &id);
+	k = params_string(call, "id", RECORD_ID_MAX, &id);
 	if (k == -EINVAL)
 		return NULL;
 	if (k == -ENOENT && allow_client_ref) {
-		k = param_string(call, "client_ref", CLIENT_REF_MAX, &ref);
+		k = params_string(call, "client_ref", CLIENT_REF_MAX, &ref);
 		if (k == -EINVAL)
 			return NULL;
 		if (k >= 0) {
@@ -215,7 +144,7 @@ static Record *lookup_param(Manager *m, RpcCall *call, bool allow_client_ref) {
 		}
 	}
 	if (!id) {
-		reply_invalid_params(call, "id", "id is required");
+		params_reply_invalid(call, "id", "id is required");
 		return NULL;
 	}
 	Record *r = lookup_visible(m, call, id);
@@ -230,14 +159,14 @@ static void method_hello(Manager *m, RpcCall *call) {
 	static const char *const known[] = { "client", "protocol", NULL };
 	json_object *p = rpc_call_params(call), *v, *result;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	v = json_object_object_get(p, "client");
 	if (v && !json_object_is_type(v, json_type_string))
-		return reply_invalid_params(call, "client", "must be a string");
+		return params_reply_invalid(call, "client", "must be a string");
 	v = json_object_object_get(p, "protocol");
 	if (v && (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != PROTOCOL_VERSION))
-		return reply_invalid_params(call, "protocol", "this daemon speaks protocol 1");
+		return params_reply_invalid(call, "protocol", "this daemon speaks protocol 1");
 
 	result = json_object_new_object();
 	json_object_object_add(result, "protocol", json_object_new_int(PROTOCOL_VERSION));
@@ -258,7 +187,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	Record *oldest;
 	json_object *result, *budget, *queue, *api, *key, *sock;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 
 	/* The outbox keeps these counts, globally and per uid: no walk over
@@ -605,7 +534,7 @@ static void method_submit(Methods *ms, RpcCall *call) {
 	if (m->shutting_down)
 		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
 
-	k = param_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
+	k = params_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
 	if (k == -EINVAL)
 		return;
 
@@ -627,7 +556,7 @@ static void method_submit(Methods *ms, RpcCall *call) {
 		}
 	}
 	if (validate_submit(params, &create, &err) < 0)
-		return reply_invalid_params(call, err.field, err.reason);
+		return params_reply_invalid(call, err.field, err.reason);
 	{
 		const char *loop_id = json_object_get_string(json_object_object_get(create, "loop_id"));
 		usec_t since = 0;
@@ -638,7 +567,7 @@ static void method_submit(Methods *ms, RpcCall *call) {
 
 			snprintf(reason, sizeof reason, "Loop not found: HITL.sh answered 404 for loop %s at %s", loop_id,
 			         format_iso8601(since, when));
-			return reply_invalid_params(call, "loop_id", reason);
+			return params_reply_invalid(call, "loop_id", reason);
 		}
 	}
 	v = json_object_object_get(create, "timeout_seconds");
@@ -698,15 +627,15 @@ static void method_trigger(Manager *m, RpcCall *call) {
 	if (m->shutting_down)
 		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
 	if (!json_object_is_type(rpc_call_params(call), json_type_object))
-		return reply_invalid_params(call, "params", "params must be an object");
+		return params_reply_invalid(call, "params", "params must be an object");
 
-	k = param_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
+	k = params_string(call, "client_ref", CLIENT_REF_MAX, &client_ref);
 	if (k == -EINVAL)
 		return;
 	v = json_object_object_get(rpc_call_params(call), "wait");
 	if (v && !json_object_is_type(v, json_type_boolean))
-		return reply_invalid_params(call, "wait", "must be a boolean");
-	k = param_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
+		return params_reply_invalid(call, "wait", "must be a boolean");
+	k = params_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
 	if (k == -EINVAL)
 		return;
 
@@ -731,7 +660,7 @@ static void method_trigger(Manager *m, RpcCall *call) {
 	if (k == -ENOMEM)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
 	if (k < 0)
-		return reply_invalid_params(call, field, reason);
+		return params_reply_invalid(call, field, reason);
 
 	if (answered_before_new_record(m, call, uid, client_ref, RECORD_TRIGGER, stored))
 		return;
@@ -764,7 +693,7 @@ static void method_get(Manager *m, RpcCall *call) {
 	static const char *const known[] = { "id", "client_ref", NULL };
 	Record *r;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	r = lookup_param(m, call, true);
 	if (r)
@@ -777,9 +706,9 @@ static void method_wait(Manager *m, RpcCall *call) {
 	Record *r;
 	int k;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
-	k = param_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
+	k = params_int(call, "timeout_ms", 0, WAIT_MAX_MS, &timeout_ms);
 	if (k == -EINVAL)
 		return;
 	r = lookup_param(m, call, false);
@@ -841,7 +770,7 @@ static void method_list(Manager *m, RpcCall *call) {
 	uid_t list_uid;
 	int k;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 
 	states = json_object_object_get(p, "state");
@@ -851,34 +780,34 @@ static void method_list(Manager *m, RpcCall *call) {
 		if (json_object_is_type(states, json_type_string)) {
 			RequestState s = request_state_from_string(json_object_get_string(states));
 			if (s < 0)
-				return reply_invalid_params(call, "state", "unknown state");
+				return params_reply_invalid(call, "state", "unknown state");
 			want[s] = true;
 		} else if (json_object_is_type(states, json_type_array)) {
 			count = json_object_array_length(states);
 			if (count > _REQUEST_STATE_MAX * 2)
-				return reply_invalid_params(call, "state", "too many states");
+				return params_reply_invalid(call, "state", "too many states");
 			for (size_t i = 0; i < count; i++) {
 				RequestState s = request_state_from_string(json_object_get_string(json_object_array_get_idx(states, i)));
 				if (!json_object_is_type(json_object_array_get_idx(states, i), json_type_string) || s < 0)
-					return reply_invalid_params(call, "state", "unknown state");
+					return params_reply_invalid(call, "state", "unknown state");
 				want[s] = true;
 			}
 		} else
-			return reply_invalid_params(call, "state", "must be an array of states");
+			return params_reply_invalid(call, "state", "must be an array of states");
 		any_state = false;
 	}
-	k = param_string(call, "loop_id", 64, &loop_id);
+	k = params_string(call, "loop_id", 64, &loop_id);
 	if (k == -EINVAL)
 		return;
-	k = param_int(call, "limit", 1, LIST_MAX_LIMIT, &limit);
+	k = params_int(call, "limit", 1, LIST_MAX_LIMIT, &limit);
 	if (k == -EINVAL)
 		return;
-	k = param_int(call, "owner_uid", 0, UINT32_MAX, &owner);
+	k = params_int(call, "owner_uid", 0, UINT32_MAX, &owner);
 	if (k == -EINVAL)
 		return;
 	if (k >= 0 && !admin && (uid_t) owner != rpc_call_uid(call))
 		return rpc_call_error(call, RPC_ERROR_PERMISSION, "Only administrators may list other users' requests.", NULL);
-	k = param_string(call, "cursor", 32, &cursor);
+	k = params_string(call, "cursor", 32, &cursor);
 	if (k == -EINVAL)
 		return;
 	if (cursor) {
@@ -887,7 +816,7 @@ static void method_list(Manager *m, RpcCall *call) {
 		/* Opaque and bound to the caller's uid: a cursor of another user, or
 		 * a made-up one ("-1", a bare seq), is refused. */
 		if (list_cursor_key(&key) < 0 || cursor_decode(&key, rpc_call_uid(call), cursor, &c) < 0)
-			return reply_invalid_params(call, "cursor", "not a cursor this daemon gave you");
+			return params_reply_invalid(call, "cursor", "not a cursor this daemon gave you");
 		max_seq = c - 1;
 	}
 
@@ -934,7 +863,7 @@ static void method_cancel(Manager *m, RpcCall *call) {
 	static const char *const known[] = { "id", NULL };
 	Record *r;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	r = lookup_param(m, call, false);
 	if (!r)
@@ -982,12 +911,12 @@ static void method_feedback(Manager *m, RpcCall *call) {
 	ValidationError err = {};
 	Record *r;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	if (!fb)
-		return reply_invalid_params(call, "feedback", "feedback is required");
+		return params_reply_invalid(call, "feedback", "feedback is required");
 	if (validate_feedback(fb, &err) < 0)
-		return reply_invalid_params(call, err.field, err.reason);
+		return params_reply_invalid(call, err.field, err.reason);
 	r = lookup_param(m, call, false);
 	if (!r)
 		return;
@@ -1022,17 +951,17 @@ static void method_watch(Manager *m, RpcCall *call) {
 	size_t count = 0;
 	int k;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	if (rpc_call_is_notification(call))
 		return rpc_call_reply(call, NULL);
 	if (ids) {
 		if (!json_object_is_type(ids, json_type_array) || json_object_array_length(ids) > 10000)
-			return reply_invalid_params(call, "ids", "must be an array of request ids (at most 10000)");
+			return params_reply_invalid(call, "ids", "must be an array of request ids (at most 10000)");
 		for (size_t i = 0; i < json_object_array_length(ids); i++) {
 			json_object *id = json_object_array_get_idx(ids, i);
 			if (!json_object_is_type(id, json_type_string) || !record_id_is_valid(json_object_get_string(id)))
-				return reply_invalid_params(call, "ids", "must be an array of request ids");
+				return params_reply_invalid(call, "ids", "must be an array of request ids");
 		}
 	}
 	k = manager_add_watch(m, rpc_call_conn(call), rpc_call_uid(call), caller_is_admin(m, call), ids, &count);
@@ -1049,7 +978,7 @@ static void method_pause(Manager *m, RpcCall *call, bool pause) {
 	static const char *const known[] = { NULL };
 	json_object *result;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	if (m->paused != pause)
 		manager_set_paused(m, pause);
@@ -1112,7 +1041,7 @@ static void method_reload(Manager *m, RpcCall *call) {
 	json_object *result;
 	int k;
 
-	if (!check_known_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	k = manager_reload(m);
 	if (k < 0)
