@@ -19,7 +19,9 @@
 
 /* manager.c */
 void manager_set_string(char **p, const char *s);
+/* notify.c: the STATUS= line is rewritten at the end of this loop iteration. */
 void manager_status_changed(Manager *m);
+/* manager.c */
 /* Applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
