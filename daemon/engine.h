@@ -17,6 +17,10 @@
 #define RECONCILE_PAGE_LIMIT 100
 #define RECONCILE_MAX_CALLS 12
 
+static inline usec_t min_usec(usec_t a, usec_t b) {
+	return a < b ? a : b;
+}
+
 /* manager.c */
 void manager_set_string(char **p, const char *s);
 /* notify.c: the STATUS= line is rewritten at the end of this loop iteration. */
