@@ -18,21 +18,20 @@
 
 #include "apiparse.h"
 #include "cleanup.h"
+#include "commit.h"
 #include "engine.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
-#include "commit.h"
 #include "msgid.h"
 #include "notify.h"
+#include "persist.h"
 #include "precedence.h"
 #include "statelock.h"
 #include "store.h"
 #include "trigger.h"
 #include "validate.h"
 
-#define BUDGET_FILE "budget.json"
-#define PAUSED_FILE "paused"
 #define PROBE_BACKOFF_CAP USEC_PER_HOUR
 #define POLL_PAGE_LIMIT 100
 #define POLL_MAX_PAGES 10
@@ -250,38 +249,6 @@ void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	apply_remote(m, r, rr);
 }
 
-/* ------------------------------------------------------------------ budget */
-
-static void budget_persist(Manager *m) {
-	_cleanup_(json_object_putp) json_object *j = NULL;
-	const char *s;
-	int k;
-
-	if (budget_to_json(&m->budget, &j) < 0)
-		return;
-	s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
-	k = store_write_file(outbox_state_dirfd(m->outbox), BUDGET_FILE, s, strlen(s));
-	if (k < 0)
-		log_warning_errno(k, "Failed to persist the budget ledger: %m");
-}
-
-static void budget_load(Manager *m) {
-	_cleanup_(freep) char *data = NULL;
-	_cleanup_(json_object_putp) json_object *j = NULL;
-	size_t len;
-	int k;
-
-	k = store_read_file(outbox_state_dirfd(m->outbox), BUDGET_FILE, 64 * 1024, &data, &len);
-	if (k < 0) {
-		if (k != -ENOENT)
-			log_warning_errno(k, "Failed to read the budget ledger, starting a fresh one: %m");
-		return;
-	}
-	j = json_tokener_parse(data);
-	if (!j || budget_from_json(&m->budget, j, now_realtime()) < 0)
-		log_warning("The budget ledger %s/%s is malformed, starting a fresh one.", m->state_dir, BUDGET_FILE);
-}
-
 void manager_set_dispatch(Manager *m, rpc_dispatch_t dispatch, void *userdata) {
 	m->dispatch = dispatch;
 	m->dispatch_userdata = userdata;
@@ -294,25 +261,6 @@ void manager_key_test_begin(Manager *m) {
 
 void manager_set_api_key_id(Manager *m, const char *id) {
 	set_string(&m->api_key_id, id);
-}
-
-void manager_set_paused(Manager *m, bool paused) {
-	int fd = outbox_state_dirfd(m->outbox);
-	int k;
-
-	m->paused = paused;
-	if (paused)
-		k = store_write_file(fd, PAUSED_FILE, "1\n", 2);
-	else {
-		k = store_unlink(fd, PAUSED_FILE);
-		if (k == -ENOENT)
-			k = 0;
-	}
-	if (k < 0)
-		log_warning_errno(k, "Failed to persist the paused state: %m");
-	log_notice("Queue %s.", paused ? "paused: no remote calls until resumed" : "resumed");
-	manager_status_changed(m);
-	manager_kick(m);
 }
 
 /* ------------------------------------------------------------------ the work engine */
@@ -774,7 +722,7 @@ static void observe_common(Manager *m, const ApiResult *res) {
 		          LOG_FIELDS({ "HITL_HTTP_STATUS", "429" }, { "HITL_BUDGET_REMAINING", remaining }),
 		          "HITL.sh answered 429 (rate limit): another user of the key spends it too. No remote calls until the reset.");
 	}
-	budget_persist(m);
+	persist_budget(m);
 
 	if (res->http_status == 0)
 		m->reachable = false;
@@ -811,12 +759,6 @@ void manager_observe_response(Manager *m, const ApiResult *res) {
 		health_failure(m, what);
 	} else if (res->http_status != 401 && res->http_status != 429)
 		health_success(m);
-}
-
-void manager_charge(Manager *m, CallKind kind) {
-	budget_charge(&m->budget, kind, now_realtime());
-	budget_persist(m);
-	manager_status_changed(m);
 }
 
 /* Back to the queue, not counted as an attempt: the create did not happen
@@ -1481,8 +1423,7 @@ int manager_startup(Manager *m) {
 	};
 	budget_init(&m->budget, &bc, now);
 	precedence_attach(m);
-	budget_load(m);
-	m->paused = faccessat(outbox_state_dirfd(m->outbox), PAUSED_FILE, F_OK, 0) >= 0;
+	persist_load(m);
 
 	gid_t gid = (gid_t) -1;
 	if (m->config->socket_group && *m->config->socket_group) {
