@@ -25,8 +25,17 @@ static inline usec_t min_usec(usec_t a, usec_t b) {
 void manager_set_string(char **p, const char *s);
 /* notify.c: the STATUS= line is rewritten at the end of this loop iteration. */
 void manager_status_changed(Manager *m);
-/* manager.c */
-/* Applies what HITL.sh says about r's remote request (state, answer). */
+/* manager.c: a log line about r, with its fields (HITL_REQUEST_ID, …); the
+ * macros make the journal name the caller's line (log.h). */
+#define request_log(...) request_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+void request_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
+                      const char *mid, const char *fmt, ...);
+#define trigger_log(...) trigger_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
+                      const char *mid, const char *fmt, ...);
+/* outcome.c: applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
 /* health.c: a background call made no progress (backoff for every kind,
