@@ -353,48 +353,77 @@ static int mark_submitting(Manager *m, Record *r, usec_t now) {
 	return 0;
 }
 
-int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
+/* k: what starting the call returned. A create or trigger that could not
+ * be sent goes back to the queue (it was marked "submitting"). */
+static int check_started(Manager *m, WorkKind kind, Record *r, int k) {
+	if (k >= 0)
+		return k;
+	m->work_call = NULL;
+	if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && record_requeue(r, false) >= 0)
+		manager_record_changed(m, r);
+	return log_error_errno(k, "Failed to start a HITL.sh call: %m");
+}
+
+/* A create: the body first, then durably "submitting", then sent. After a
+ * crash from the mark on, the daemon reconciles instead of creating again. */
+static int start_create(Manager *m, Record *r, usec_t now) {
 	_cleanup_(json_object_putp) json_object *body = NULL;
-	usec_t now = now_realtime();
-	Record *r = NULL;
 	int k;
 
-	if (kind != WORK_PROBE && kind != WORK_POLL_LIST) {
-		r = outbox_get(m->outbox, m->work_record);
-		if (!r)
-			return -ENOENT;
-	}
+	k = build_create_body(m, r, now, &body);
+	if (k < 0)
+		return k;
+	k = mark_submitting(m, r, now);
+	if (k < 0)
+		return k;
+	return check_started(m, WORK_CREATE, r, api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call));
+}
+
+/* A trigger, as a create: after a crash from the mark on, it fails as
+ * outcome unknown (trigger_lost) instead of being sent again. */
+static int start_trigger(Manager *m, Record *r, usec_t now) {
+	_cleanup_(json_object_putp) json_object *body = NULL;
+	char path[TRIGGER_PATH_MAX];
+	int k;
+
+	k = manager_need_params(m, r);
+	if (k >= 0)
+		k = trigger_path(r->params, path);
+	if (k >= 0)
+		k = trigger_body(r->params, &body);
+	if (k < 0)
+		return k;
+	k = mark_submitting(m, r, now);
+	if (k < 0)
+		return k;
+	return check_started(m, WORK_TRIGGER, r, api_call(m->api, "POST", path, body, work_done, m, &m->work_call));
+}
+
+/* The key's own requests in the loop, a page at a time: a loop's whole
+ * listing (GET /loops/{id}/requests) outgrows any bound. */
+static int start_reconcile(Manager *m, Record *r) {
+	char path[256];
+
+	if (!apiparse_id_is_valid(r->loop_id))
+		return -EINVAL;
+	reconcile_begin(m, r);
+	m->rec_calls++;
+	snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
+	         (unsigned) RECONCILE_PAGE_LIMIT, m->rec_offset);
+	manager_set_string(&m->work_loop, r->loop_id);
+	return check_started(m, WORK_RECONCILE, r, api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call));
+}
+
+/* Sends the call of kind about r (NULL for a probe or a poll list). What
+ * fails before the call is sent leaves everything as it was. */
+static int start_call(Manager *m, WorkKind kind, Record *r, usec_t now) {
+	int k;
 
 	switch (kind) {
 	case WORK_CREATE:
-		k = build_create_body(m, r, now, &body);
-		if (k < 0)
-			return k;
-		/* After a crash from here on the daemon reconciles instead of
-		 * creating again. */
-		k = mark_submitting(m, r, now);
-		if (k < 0)
-			return k;
-		k = api_create_request(m->api, r->loop_id, body, work_done, m, &m->work_call);
-		break;
-	case WORK_TRIGGER: {
-		char path[TRIGGER_PATH_MAX];
-
-		k = manager_need_params(m, r);
-		if (k >= 0)
-			k = trigger_path(r->params, path);
-		if (k >= 0)
-			k = trigger_body(r->params, &body);
-		if (k < 0)
-			return k;
-		/* After a crash from here on the trigger fails as outcome
-		 * unknown (trigger_lost) instead of being sent again. */
-		k = mark_submitting(m, r, now);
-		if (k < 0)
-			return k;
-		k = api_call(m->api, "POST", path, body, work_done, m, &m->work_call);
-		break;
-	}
+		return start_create(m, r, now);
+	case WORK_TRIGGER:
+		return start_trigger(m, r, now);
 	case WORK_POLL_LOOP:
 		/* Requests of every key in the loop (those of a key since rotated
 		 * are in no list of the current key). Unpaged: a loop too big to
@@ -402,21 +431,8 @@ int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		manager_set_string(&m->work_loop, r->loop_id);
 		k = api_loop_call(m->api, "GET", r->loop_id, "/requests", NULL, work_done, m, &m->work_call);
 		break;
-	case WORK_RECONCILE: {
-		/* The key's own requests in the loop, a page at a time: a loop's
-		 * whole listing (GET /loops/{id}/requests) outgrows any bound. */
-		char path[256];
-
-		if (!apiparse_id_is_valid(r->loop_id))
-			return -EINVAL;
-		reconcile_begin(m, r);
-		m->rec_calls++;
-		snprintf(path, sizeof path, "/api/requests?loop_id=%s&limit=%u&offset=%u&sort=created_at_desc", r->loop_id,
-		         (unsigned) RECONCILE_PAGE_LIMIT, m->rec_offset);
-		manager_set_string(&m->work_loop, r->loop_id);
-		k = api_call(m->api, "GET", path, NULL, work_done, m, &m->work_call);
-		break;
-	}
+	case WORK_RECONCILE:
+		return start_reconcile(m, r);
 	case WORK_RECONCILE_GET:
 		if (!streq(m->rec_id, r->id) || m->rec_next_candidate >= m->n_rec_candidates)
 			return -EINVAL;
@@ -442,12 +458,23 @@ int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 	default:
 		return -EINVAL;
 	}
-	if (k < 0) {
-		m->work_call = NULL;
-		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && record_requeue(r, false) >= 0)
-			manager_record_changed(m, r);
-		return log_error_errno(k, "Failed to start a HITL.sh call: %m");
+	return check_started(m, kind, r, k);
+}
+
+int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
+	usec_t now = now_realtime();
+	Record *r = NULL;
+	int k;
+
+	if (kind != WORK_PROBE && kind != WORK_POLL_LIST) {
+		r = outbox_get(m->outbox, m->work_record);
+		if (!r)
+			return -ENOENT;
 	}
+
+	k = start_call(m, kind, r, now);
+	if (k < 0)
+		return k;
 
 	m->work_kind = kind;
 	m->last_attempt_at = now;
