@@ -31,6 +31,12 @@ void manager_status_changed(Manager *m);
 _printf_(8, 9)
 void request_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
                       const char *mid, const char *fmt, ...);
+/* manager.c: fails r through the state machine (record_fail(): code and
+ * message are the client's error, unsent whether HITL.sh never had it), then
+ * logs "Request … failed: why", persists and notifies: the one way the engine
+ * fails a request. -ESTALE: r was final already, nothing changed. */
+int manager_fail_request(Manager *m, Record *r, const char *code, const char *message, long http_status, bool unsent,
+                         const char *why);
 #define trigger_log(...) trigger_log_full(LOG_LOCATION, __VA_ARGS__)
 _printf_(8, 9)
 void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,

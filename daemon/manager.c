@@ -118,6 +118,19 @@ void request_log_full(const char *code_file, const char *code_line, const char *
 	va_end(ap);
 }
 
+/* The one way the engine fails a request (engine.h). */
+int manager_fail_request(Manager *m, Record *r, const char *code, const char *message, long http_status, bool unsent,
+                         const char *why) {
+	int k;
+
+	k = record_fail(r, code, message, http_status, unsent);
+	if (k < 0)
+		return k;
+	request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, why);
+	manager_record_changed(m, r);
+	return 0;
+}
+
 void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m,
                              Record *r, int prio, const char *mid, const char *fmt, ...) {
 	char uid[16];

@@ -97,8 +97,9 @@ void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 }
 
 /* When should the next poll round go, given how the budget stands? */
-static usec_t poll_interval(Manager *m, usec_t now, size_t queued) {
-	return plan_poll_interval(&m->budget, (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC, now, queued);
+static usec_t next_poll_at(Manager *m, usec_t now) {
+	return now + plan_poll_interval(&m->budget, (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC, now,
+	                                outbox_count_state(m->outbox, REQUEST_QUEUED));
 }
 
 static void key_invalid(Manager *m, const ApiResult *res) {
@@ -182,89 +183,79 @@ static void requeue(Manager *m, Record *r, bool count_attempt) {
 	manager_record_changed(m, r);
 }
 
-/* Returns false if the call made no progress (the caller backs off). */
-static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
-	usec_t now = now_realtime();
-	char what[256];
-	ApiErrClass c;
+/* A 2xx proves the create happened, whatever the body says. */
+static void create_accepted(Manager *m, Record *r, const ApiResult *res, usec_t now) {
+	RemoteRequest rr;
 
-	if (res->http_status >= 200 && res->http_status < 300) {
-		RemoteRequest rr;
-
-		/* A 2xx proves the create happened, whatever the body says. */
-		health_breaker_close(m);
-		health_loop_unpause(m, r->loop_id);
-		m->repeat_count = 0;
-		if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
-			if (record_mark_created(r, now, rr.id, rr.status) < 0)
-				return true;
-			request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
-			if (m->next_poll_at == 0)
-				m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-		} else {
-			/* Created, id unknown: found later by reconcile, never
-			 * created again, and creates go on meanwhile. */
-			if (record_mark_created(r, now, NULL, NULL) < 0)
-				return true;
-			r->next_attempt_at = now + 2 * USEC_PER_SEC;
-			request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
-			            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
-			            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
-		}
-		manager_record_changed(m, r);
-		return true;
+	health_breaker_close(m);
+	health_loop_unpause(m, r->loop_id);
+	m->repeat_count = 0;
+	if (!res->api_error && res->data && apiparse_remote_request(res->data, &rr) >= 0) {
+		if (record_mark_created(r, now, rr.id, rr.status) < 0)
+			return;
+		request_log(m, r, LOG_INFO, MID_REQUEST_CREATED, "Request %s was created at HITL.sh.", r->id);
+		if (m->next_poll_at == 0)
+			m->next_poll_at = next_poll_at(m, now);
+	} else {
+		/* Created, id unknown: found later by reconcile, never
+		 * created again, and creates go on meanwhile. */
+		if (record_mark_created(r, now, NULL, NULL) < 0)
+			return;
+		r->next_attempt_at = now + 2 * USEC_PER_SEC;
+		request_log(m, r, LOG_WARNING, MID_REQUEST_CREATED,
+		            "HITL.sh accepted request %s (HTTP %ld) but its reply cannot be read; it counts as created "
+		            "and is looked for in the loop's listing, never created again.", r->id, res->http_status);
 	}
+	manager_record_changed(m, r);
+}
 
-	c = health_classify(m, CALL_CREATE, res, r->loop_id);
-	if (c == APIERR_RATE) {
-		requeue(m, r, true);
-		return true;
+/* The same refusal for different requests in a row is not about them: a
+ * server that changed, not bad requests. true: it has been seen often
+ * enough that creates pause (and r goes back to the queue). */
+static bool create_refused_again(Manager *m, Record *r, const ApiResult *res, const char *what) {
+	char reason[320];
+
+	if (m->repeat_count > 0 && m->repeat_status == res->http_status && streq_ptr(m->repeat_msg, res->msg))
+		m->repeat_count++;
+	else {
+		m->repeat_count = 1;
+		m->repeat_status = res->http_status;
+		manager_set_string(&m->repeat_msg, res->msg);
 	}
-	if (res->http_status == 401) {
-		requeue(m, r, false);
-		return true;
-	}
+	if (m->repeat_count < APIERR_REPEAT_THRESHOLD)
+		return false;
+	snprintf(reason, sizeof reason, "the same refusal for %u different requests in a row (%s)", m->repeat_count,
+	         what);
+	health_breaker_open(m, APIERR_ACCOUNT, reason);
+	m->breaker_by_create = true;
+	requeue(m, r, false);
+	return true;
+}
 
-	health_describe(res, what, sizeof what);
-	if (c == APIERR_REQUEST) {
-		/* The same refusal for different requests in a row is not about
-		 * them: a server that changed, not bad requests. */
-		if (m->repeat_count > 0 && m->repeat_status == res->http_status && streq_ptr(m->repeat_msg, res->msg))
-			m->repeat_count++;
-		else {
-			m->repeat_count = 1;
-			m->repeat_status = res->http_status;
-			manager_set_string(&m->repeat_msg, res->msg);
-		}
-		if (m->repeat_count >= APIERR_REPEAT_THRESHOLD) {
-			char reason[320];
+/* HITL.sh refused r itself: it fails, with the server's words. */
+static void create_rejected(Manager *m, Record *r, const ApiResult *res) {
+	_cleanup_(freep) char *message = NULL, *why = NULL;
+	const char *data = res->data && json_object_is_type(res->data, json_type_string) ? json_object_get_string(res->data)
+	                                                                                : NULL;
 
-			snprintf(reason, sizeof reason, "the same refusal for %u different requests in a row (%s)",
-			         m->repeat_count, what);
-			health_breaker_open(m, APIERR_ACCOUNT, reason);
-			m->breaker_by_create = true;
-			requeue(m, r, false);
-			return true;
-		}
-	}
+	if (asprintf(&message, "%s%s%s", res->msg ? res->msg : "HITL.sh rejected the request", data ? ": " : "",
+	             data ? data : "") < 0)
+		message = NULL;
+	if (asprintf(&why, "rejected by HITL.sh: %s", strna(message)) < 0)
+		why = NULL;
+	(void) manager_fail_request(m, r, "remote_rejected", message ? message : "HITL.sh rejected the request",
+	                            res->http_status, true, why ? why : "rejected by HITL.sh");
+}
 
+/* A refusal: of r (it fails), of its loop (the loop's creates pause) or of
+ * the key, account or endpoint (all creates pause); false if it was none of
+ * these. */
+static bool create_refused(Manager *m, Record *r, const ApiResult *res, ApiErrClass c, const char *what) {
 	switch (c) {
-	case APIERR_REQUEST: {
-		_cleanup_(freep) char *message = NULL;
-		const char *data = res->data && json_object_is_type(res->data, json_type_string)
-		                           ? json_object_get_string(res->data)
-		                           : NULL;
-
-		if (asprintf(&message, "%s%s%s", res->msg ? res->msg : "HITL.sh rejected the request",
-		             data ? ": " : "", data ? data : "") < 0)
-			message = NULL;
-		if (record_fail(r, "remote_rejected", message ? message : "HITL.sh rejected the request", res->http_status,
-		                true) < 0)
-			return true;
-		request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s was rejected by HITL.sh: %s", r->id, message);
-		manager_record_changed(m, r);
+	case APIERR_REQUEST:
+		if (!create_refused_again(m, r, res, what))
+			create_rejected(m, r, res);
 		return true;
-	}
 	case APIERR_LOOP:
 		health_loop_pause(m, r->loop_id, what);
 		requeue(m, r, false);
@@ -279,8 +270,32 @@ static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
 		requeue(m, r, false);
 		return true;
 	default:
-		break;
+		return false;
 	}
+}
+
+/* Returns false if the call made no progress (the caller backs off). */
+static bool on_create_done(Manager *m, Record *r, const ApiResult *res) {
+	char what[256];
+	ApiErrClass c;
+
+	if (res->http_status >= 200 && res->http_status < 300) {
+		create_accepted(m, r, res, now_realtime());
+		return true;
+	}
+
+	c = health_classify(m, CALL_CREATE, res, r->loop_id);
+	if (c == APIERR_RATE) {
+		requeue(m, r, true);
+		return true;
+	}
+	if (res->http_status == 401) {
+		requeue(m, r, false);
+		return true;
+	}
+	health_describe(res, what, sizeof what);
+	if (create_refused(m, r, res, c, what))
+		return true;
 
 	if (res->http_status == 0 && !res->maybe_sent) {
 		/* Never reached the server: safe to send again later. */
@@ -385,12 +400,173 @@ static bool on_poll_list_done(Manager *m, const ApiResult *res, bool *ret_ok) {
 	return false;
 }
 
+/* A redirect or an error about the key, account or endpoint on any call
+ * pauses creates too (creates handle their own). */
+static void background_breaker(Manager *m, WorkKind kind, const ApiResult *res, ApiErrClass cls, const char *what) {
+	if (kind == WORK_CREATE)
+		return;
+	if (apierr_is_global(cls)) {
+		health_breaker_open(m, cls, what);
+		m->breaker_by_create = false;
+	} else if (!m->breaker_by_create && res->http_status >= 200 && res->http_status < 300 && !res->api_error)
+		/* What a poll or reconcile ran into works again for them; a
+		 * refused create is cleared only by a create. */
+		health_breaker_close(m);
+}
+
+static void on_trigger_reply(Manager *m, Record *r, const ApiResult *res, ApiErrClass cls) {
+	if (!r || r->state != REQUEST_SUBMITTING)
+		return;
+	/* An error about the key, the account or the endpoint is not the
+	 * trigger's: nothing ran, and it waits in the queue while creates
+	 * pause, as a create does. */
+	if (apierr_is_global(cls))
+		requeue(m, r, false);
+	else
+		on_trigger_done(m, r, res);
+}
+
+static bool on_reconcile_reply(Manager *m, WorkKind kind, Record *r, const ApiResult *res) {
+	bool ok;
+
+	if (!r || !(r->state == REQUEST_SUBMITTING || (r->state == REQUEST_PENDING && !r->remote_id)) ||
+	    !streq(m->rec_id, r->id)) {
+		reconcile_clear(m);
+		return true;
+	}
+	ok = kind == WORK_RECONCILE ? reconcile_on_list(m, r, res) : reconcile_on_get(m, r, res);
+	if (!ok)
+		reconcile_settle(m, r);   /* failed calls count towards the bound too */
+	return ok;
+}
+
+static bool on_poll_loop_reply(Manager *m, const ApiResult *res, usec_t now) {
+	bool ok = on_poll_loop_done(m, res);
+
+	if (res->http_status != 429 && res->http_status != 401)
+		/* Whatever the loop's listing did not show (or all, when it
+		 * could not be read: too big, an error) is asked for by id. */
+		for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
+			if (x->state == REQUEST_PENDING && x->poll_missing && streq_ptr(x->loop_id, m->work_loop))
+				x->poll_by_id = true;
+	if (res->http_status > 0 && res->http_status < 500)
+		m->next_poll_at = any_poll_missing(m) ? now : next_poll_at(m, now);
+	return ok;
+}
+
+static bool on_cancel_reply(Manager *m, Record *r, const ApiResult *res, usec_t now) {
+	if (!r)
+		return true;
+	if (res->http_status == 200 && !res->api_error) {
+		if (record_mark_cancelled(r) < 0)
+			return true;
+		request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
+		manager_record_changed(m, r);
+	} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
+		/* Already final remotely (answered, timed out): learn how. */
+		r->cancel_requested = false;
+		m->next_poll_at = now;
+		manager_record_changed(m, r);
+	} else
+		return false;
+	return true;
+}
+
+static bool on_feedback_reply(Manager *m, Record *r, const ApiResult *res) {
+	if (!r)
+		return true;
+	if (res->http_status == 200 && !res->api_error) {
+		r->feedback_state = FEEDBACK_SENT;
+		request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
+		manager_record_changed(m, r);
+	} else if (res->http_status >= 400 && res->http_status < 500 && res->http_status != 401 &&
+	           res->http_status != 429) {
+		r->feedback_state = FEEDBACK_FAILED;
+		log_warning("HITL.sh refused the feedback on request %s: %s", r->id, strna(res->msg));
+		manager_record_changed(m, r);
+	} else
+		return false;
+	return true;
+}
+
+static bool on_poll_get_reply(Manager *m, Record *r, const ApiResult *res, usec_t now) {
+	bool ok = true;
+
+	if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
+		r->poll_missing = r->poll_by_id = false;
+	if (r && res->http_status == 200 && !res->api_error && res->data) {
+		RemoteRequest rr;
+
+		if (apiparse_get_request(res->data, &rr) >= 0)
+			apply_remote(m, r, &rr);
+		else
+			ok = false;
+	} else if (r && res->http_status == 404) {
+		if (manager_fail_request(m, r, "remote_missing", "HITL.sh no longer knows this request.", 404, false,
+		                         "HITL.sh no longer knows it") < 0)
+			/* Already final: as before, the next poll is not moved. */
+			return true;
+	} else
+		ok = false;
+	if (res->http_status > 0 && res->http_status < 500)
+		m->next_poll_at = any_poll_missing(m) ? now : next_poll_at(m, now);
+	return ok;
+}
+
+static bool on_poll_list_reply(Manager *m, const ApiResult *res, usec_t now, bool *ret_more_pages) {
+	bool ok = true;
+
+	*ret_more_pages = on_poll_list_done(m, res, &ok);
+	if (*ret_more_pages || any_poll_missing(m))
+		m->next_poll_at = now;
+	else if (res->http_status > 0 && res->http_status < 500)
+		m->next_poll_at = next_poll_at(m, now);
+	return ok;
+}
+
+static bool on_probe_reply(Manager *m, const ApiResult *res) {
+	if (res->http_status != 200 || !res->data)
+		return false;
+	manager_set_string(&m->api_key_id, json_object_get_string(json_object_object_get(res->data, "api_key_id")));
+	return true;
+}
+
+/* What the reply to a call of kind does to r (NULL: gone, or none) and the
+ * engine. false: the call made no progress (the caller backs off). */
+static bool on_reply(Manager *m, WorkKind kind, Record *r, const ApiResult *res, ApiErrClass cls, usec_t now,
+                     bool *ret_more_pages) {
+	switch (kind) {
+	case WORK_CREATE:
+		return r && r->state == REQUEST_SUBMITTING ? on_create_done(m, r, res) : true;
+	case WORK_TRIGGER:
+		on_trigger_reply(m, r, res, cls);
+		return true;
+	case WORK_RECONCILE:
+	case WORK_RECONCILE_GET:
+		return on_reconcile_reply(m, kind, r, res);
+	case WORK_POLL_LOOP:
+		return on_poll_loop_reply(m, res, now);
+	case WORK_CANCEL:
+		return on_cancel_reply(m, r, res, now);
+	case WORK_FEEDBACK:
+		return on_feedback_reply(m, r, res);
+	case WORK_POLL_GET:
+		return on_poll_get_reply(m, r, res, now);
+	case WORK_POLL_LIST:
+		return on_poll_list_reply(m, res, now, ret_more_pages);
+	case WORK_PROBE:
+		return on_probe_reply(m, res);
+	default:
+		return true;
+	}
+}
+
 void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	Manager *m = userdata;
 	WorkKind kind = m->work_kind;
 	usec_t now = now_realtime();
 	Record *r = outbox_get(m->outbox, m->work_record);
-	bool more_pages = false, failed = reply_failed(res), ok = true;
+	bool more_pages = false, failed = reply_failed(res), ok;
 	char what[256];
 	ApiErrClass cls;
 
@@ -401,126 +577,9 @@ void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	health_describe(res, what, sizeof what);
 	if (failed)
 		health_failure(m, what);
-	/* A redirect or an error about the key, account or endpoint on any
-	 * call pauses creates too (creates handle their own). */
 	cls = health_classify(m, CALL_POLL, res, NULL);
-	if (kind != WORK_CREATE && apierr_is_global(cls)) {
-		health_breaker_open(m, cls, what);
-		m->breaker_by_create = false;
-	} else if (kind != WORK_CREATE && !m->breaker_by_create && res->http_status >= 200 && res->http_status < 300 &&
-	           !res->api_error)
-		/* What a poll or reconcile ran into works again for them; a
-		 * refused create is cleared only by a create. */
-		health_breaker_close(m);
-
-	switch (kind) {
-	case WORK_CREATE:
-		if (r && r->state == REQUEST_SUBMITTING)
-			ok = on_create_done(m, r, res);
-		break;
-	case WORK_TRIGGER:
-		if (!r || r->state != REQUEST_SUBMITTING)
-			break;
-		/* An error about the key, the account or the endpoint is not the
-		 * trigger's: nothing ran, and it waits in the queue while creates
-		 * pause, as a create does. */
-		if (apierr_is_global(cls))
-			requeue(m, r, false);
-		else
-			on_trigger_done(m, r, res);
-		break;
-	case WORK_RECONCILE:
-	case WORK_RECONCILE_GET:
-		if (!r || !(r->state == REQUEST_SUBMITTING || (r->state == REQUEST_PENDING && !r->remote_id)) ||
-		    !streq(m->rec_id, r->id)) {
-			reconcile_clear(m);
-			break;
-		}
-		ok = kind == WORK_RECONCILE ? reconcile_on_list(m, r, res) : reconcile_on_get(m, r, res);
-		if (!ok)
-			reconcile_settle(m, r);   /* failed calls count towards the bound too */
-		break;
-	case WORK_POLL_LOOP:
-		ok = on_poll_loop_done(m, res);
-		if (res->http_status != 429 && res->http_status != 401)
-			/* Whatever the loop's listing did not show (or all, when it
-			 * could not be read: too big, an error) is asked for by id. */
-			for (Record *x = outbox_first(m->outbox); x; x = outbox_next(m->outbox, x))
-				if (x->state == REQUEST_PENDING && x->poll_missing && streq_ptr(x->loop_id, m->work_loop))
-					x->poll_by_id = true;
-		if (res->http_status > 0 && res->http_status < 500)
-			m->next_poll_at = any_poll_missing(m) ? now
-			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-		break;
-	case WORK_CANCEL:
-		if (!r)
-			break;
-		if (res->http_status == 200 && !res->api_error) {
-			if (record_mark_cancelled(r) < 0)
-				break;
-			request_log(m, r, LOG_INFO, MID_REQUEST_CANCELLED, "Request %s was cancelled at HITL.sh.", r->id);
-			manager_record_changed(m, r);
-		} else if (res->http_status == 400 || res->http_status == 404 || res->http_status == 403) {
-			/* Already final remotely (answered, timed out): learn how. */
-			r->cancel_requested = false;
-			m->next_poll_at = now;
-			manager_record_changed(m, r);
-		} else
-			ok = false;
-		break;
-	case WORK_FEEDBACK:
-		if (!r)
-			break;
-		if (res->http_status == 200 && !res->api_error) {
-			r->feedback_state = FEEDBACK_SENT;
-			request_log(m, r, LOG_INFO, MID_FEEDBACK_SENT, "Feedback on request %s was sent to HITL.sh.", r->id);
-			manager_record_changed(m, r);
-		} else if (res->http_status >= 400 && res->http_status < 500 && res->http_status != 401 &&
-		           res->http_status != 429) {
-			r->feedback_state = FEEDBACK_FAILED;
-			log_warning("HITL.sh refused the feedback on request %s: %s", r->id, strna(res->msg));
-			manager_record_changed(m, r);
-		} else
-			ok = false;
-		break;
-	case WORK_POLL_GET:
-		if (r && res->http_status > 0 && res->http_status < 500 && res->http_status != 429 && res->http_status != 401)
-			r->poll_missing = r->poll_by_id = false;
-		if (r && res->http_status == 200 && !res->api_error && res->data) {
-			RemoteRequest rr;
-
-			if (apiparse_get_request(res->data, &rr) >= 0)
-				apply_remote(m, r, &rr);
-			else
-				ok = false;
-		} else if (r && res->http_status == 404) {
-			if (record_fail(r, "remote_missing", "HITL.sh no longer knows this request.", 404, false) < 0)
-				break;
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "HITL.sh no longer knows it");
-			manager_record_changed(m, r);
-		} else
-			ok = false;
-		if (res->http_status > 0 && res->http_status < 500)
-			m->next_poll_at = any_poll_missing(m) ? now
-			                                      : now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-		break;
-	case WORK_POLL_LIST:
-		more_pages = on_poll_list_done(m, res, &ok);
-		if (more_pages || any_poll_missing(m))
-			m->next_poll_at = now;
-		else if (res->http_status > 0 && res->http_status < 500)
-			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
-		break;
-	case WORK_PROBE:
-		if (res->http_status == 200 && res->data) {
-			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
-			manager_set_string(&m->api_key_id, id);
-		} else
-			ok = false;
-		break;
-	default:
-		break;
-	}
+	background_breaker(m, kind, res, cls, what);
+	ok = on_reply(m, kind, r, res, cls, now, &more_pages);
 
 	/* Every kind backs off alike when it made no progress, whatever the
 	 * status said (401 and 429 have their own pauses). */

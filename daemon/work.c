@@ -85,20 +85,15 @@ static void work_settle(Manager *m, usec_t now) {
 			finish_timeout_locally(m, r, "before it could be sent (under 60 s left)");
 			break;
 		case PLAN_EXPIRE_LIFETIME:
-			if (record_fail(r, "lifetime_exceeded", "The request could not be created within outbox.max_lifetime_s.", 0,
-			                true) < 0)
-				break;
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, "lifetime exceeded");
-			manager_record_changed(m, r);
+			(void) manager_fail_request(m, r, "lifetime_exceeded",
+			                            "The request could not be created within outbox.max_lifetime_s.", 0, true,
+			                            "lifetime exceeded");
 			break;
 		case PLAN_EXPIRE_NEVER_FOUND:
-			if (record_fail(r, "remote_unknown",
-			                "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0,
-			                false) < 0)
-				break;
-			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
-			            "created at HITL.sh, never found there");
-			manager_record_changed(m, r);
+			(void) manager_fail_request(
+			        m, r, "remote_unknown",
+			        "HITL.sh took the create, but hitld never found the request there: its answer is unknown.", 0, false,
+			        "created at HITL.sh, never found there");
 			break;
 		case PLAN_EXPIRE_DELETE: {
 			int k = outbox_remove(m->outbox, r);
