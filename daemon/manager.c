@@ -36,6 +36,10 @@
 
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define SOCKET_CHECK_INTERVAL (5 * USEC_PER_SEC)   /* an lstat() every 5 s */
+/* What a connection may have unsent, and calls it may have unanswered
+ * (PROTOCOL.md §2, §7); the rest of the socket's bounds are configured. */
+#define SOCKET_MAX_OUTPUT_BYTES (4 * 1024 * 1024)
+#define SOCKET_MAX_PENDING_CALLS 64
 
 static const char *const key_state_table[_KEY_STATE_MAX] = {
 	[KEY_MISSING] = "missing",
@@ -277,18 +281,23 @@ static bool rpc_exempt_admin(uid_t uid, gid_t gid, void *userdata) {
 	return manager_peer_is_admin(userdata, uid, gid);
 }
 
-static int apply_config(Manager *m) {
-	RpcLimits limits = {
-		.max_message_bytes = m->config->socket_max_message_bytes,
-		.max_output_bytes = 4 * 1024 * 1024,
-		.max_connections = m->config->socket_max_connections,
-		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
-		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
-		.max_pending_calls = 64,
-		.max_output_bytes_per_uid = (size_t) m->config->socket_max_output_mb_per_uid * 1024 * 1024,
-		.max_output_bytes_total = (size_t) m->config->socket_max_output_mb_total * 1024 * 1024,
-		.cpu_percent_per_uid = m->config->socket_cpu_percent_per_uid,
+/* The socket server's bounds from the configuration, at start and on reload. */
+static RpcLimits socket_limits(const Config *c) {
+	return (RpcLimits) {
+		.max_message_bytes = c->socket_max_message_bytes,
+		.max_output_bytes = SOCKET_MAX_OUTPUT_BYTES,
+		.max_connections = c->socket_max_connections,
+		.max_connections_per_uid = c->socket_max_connections_per_uid,
+		.idle_timeout = (usec_t) c->socket_idle_timeout_s * USEC_PER_SEC,
+		.max_pending_calls = SOCKET_MAX_PENDING_CALLS,
+		.max_output_bytes_per_uid = (size_t) c->socket_max_output_mb_per_uid * 1024 * 1024,
+		.max_output_bytes_total = (size_t) c->socket_max_output_mb_total * 1024 * 1024,
+		.cpu_percent_per_uid = c->socket_cpu_percent_per_uid,
 	};
+}
+
+static int apply_config(Manager *m) {
+	RpcLimits limits = socket_limits(m->config);
 
 	log_set_max_level(m->config->log_level);
 	m->budget.config.poll_reserve = m->config->budget_poll_reserve;
@@ -396,10 +405,9 @@ int manager_new(const ManagerOptions *options, Manager **ret) {
 	return 0;
 }
 
-int manager_startup(Manager *m) {
+/* The configuration, and the paths it names unless the command line did. */
+static int startup_config(Manager *m) {
 	_cleanup_(freep) char *error = NULL;
-	usec_t now = now_realtime();
-	sigset_t mask;
 	int k;
 
 	k = config_load(m->options.config_path, m->options.config_must_exist, &m->config, &error);
@@ -412,7 +420,11 @@ int manager_startup(Manager *m) {
 	m->state_dir = strdup(m->options.state_dir ? m->options.state_dir : m->config->outbox_state_dir);
 	if (!m->socket_path || !m->state_dir)
 		return log_error_errno(ENOMEM, "Out of memory.");
-	m->started_at = now;
+	return 0;
+}
+
+static void startup_signals(Manager *m) {
+	sigset_t mask;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -424,30 +436,26 @@ int manager_startup(Manager *m) {
 	(void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
 	(void) sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
 	(void) sd_event_set_watchdog(m->event, true);
+}
 
-	/* Before anything reads or writes the state: one hitld per state directory. */
-	m->state_lock_fd = statelock_acquire(m->state_dir);
-	if (m->state_lock_fd < 0)
-		return m->state_lock_fd;
-
+/* The HITL.sh client and its key. */
+static int startup_api(Manager *m) {
 	ApiConfig api_config = {
 		.base_url = m->config->api_base_url,
 		.ca_file = m->config->api_ca_file,
 		.timeout_s = m->config->api_timeout_s,
 	};
+	int k;
+
 	k = api_new(m->event, &api_config, &m->api);
 	if (k < 0)
 		return log_error_errno(k, "Refusing api.base_url %s: %m", m->config->api_base_url);
-	k = load_key(m, false);
-	if (k < 0)
-		return k;
+	return load_key(m, false);
+}
 
-	k = outbox_open(m->state_dir, &m->outbox);
-	if (k < 0)
-		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
-	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
-	suspect_damaged(m);
-
+/* The outbox (damage reconciled before any create), the budget ledger and
+ * the pause flag. */
+static int startup_state(Manager *m, usec_t now) {
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,
 		.poll_reserve = m->config->budget_poll_reserve,
@@ -455,11 +463,26 @@ int manager_startup(Manager *m) {
 		.interactive_per_uid = m->config->budget_interactive_per_uid,
 		.interactive_total = m->config->budget_interactive_total,
 	};
+	int k;
+
+	k = outbox_open(m->state_dir, &m->outbox);
+	if (k < 0)
+		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
+	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
+	suspect_damaged(m);
+
 	budget_init(&m->budget, &bc, now);
 	precedence_attach(m);
 	persist_load(m);
+	return 0;
+}
 
+/* The control socket (inherited or bound, then watched) and its server. */
+static int startup_socket(Manager *m) {
+	RpcLimits limits = socket_limits(m->config);
 	gid_t gid = (gid_t) -1;
+	int k;
+
 	if (m->config->socket_group && *m->config->socket_group) {
 		struct group *gr = getgrnam(m->config->socket_group);
 		if (gr)
@@ -481,23 +504,50 @@ int manager_startup(Manager *m) {
 			return k;
 	}
 
-	RpcLimits limits = {
-		.max_message_bytes = m->config->socket_max_message_bytes,
-		.max_output_bytes = 4 * 1024 * 1024,
-		.max_connections = m->config->socket_max_connections,
-		.max_connections_per_uid = m->config->socket_max_connections_per_uid,
-		.idle_timeout = (usec_t) m->config->socket_idle_timeout_s * USEC_PER_SEC,
-		.max_pending_calls = 64,
-		.max_output_bytes_per_uid = (size_t) m->config->socket_max_output_mb_per_uid * 1024 * 1024,
-		.max_output_bytes_total = (size_t) m->config->socket_max_output_mb_total * 1024 * 1024,
-		.cpu_percent_per_uid = m->config->socket_cpu_percent_per_uid,
-	};
 	if (!m->dispatch)
 		return log_error_errno(-EINVAL, "No socket methods were registered.");
 	k = rpc_server_new(m->event, m->listen_fd, &limits, m->dispatch, m->dispatch_userdata, &m->rpc);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the socket server: %m");
 	rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
+	return 0;
+}
+
+static void log_started(Manager *m) {
+	char queued[16], pending[16];
+
+	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
+	snprintf(pending, sizeof pending, "%zu", outbox_count_state(m->outbox, REQUEST_PENDING));
+	log_event(LOG_INFO, MID_DAEMON_STARTED, LOG_FIELDS({ "HITL_QUEUED", queued }, { "HITL_PENDING", pending }),
+	          "hitld %s started: %zu requests recovered (%s queued, %s pending, %u quarantined), listening on %s%s.",
+	          HITLD_VERSION, outbox_size(m->outbox), queued, pending, outbox_quarantined(m->outbox),
+	          m->socket_path, m->listen_inherited ? " (socket activation)" : "");
+}
+
+int manager_startup(Manager *m) {
+	usec_t now = now_realtime();
+	int k;
+
+	k = startup_config(m);
+	if (k < 0)
+		return k;
+	m->started_at = now;
+	startup_signals(m);
+
+	/* Before anything reads or writes the state: one hitld per state directory. */
+	m->state_lock_fd = statelock_acquire(m->state_dir);
+	if (m->state_lock_fd < 0)
+		return m->state_lock_fd;
+
+	k = startup_api(m);
+	if (k < 0)
+		return k;
+	k = startup_state(m, now);
+	if (k < 0)
+		return k;
+	k = startup_socket(m);
+	if (k < 0)
+		return k;
 
 	k = work_setup(m);
 	if (k < 0)
@@ -509,13 +559,7 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return k;
 
-	char queued[16], pending[16];
-	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
-	snprintf(pending, sizeof pending, "%zu", outbox_count_state(m->outbox, REQUEST_PENDING));
-	log_event(LOG_INFO, MID_DAEMON_STARTED, LOG_FIELDS({ "HITL_QUEUED", queued }, { "HITL_PENDING", pending }),
-	          "hitld %s started: %zu requests recovered (%s queued, %s pending, %u quarantined), listening on %s%s.",
-	          HITLD_VERSION, outbox_size(m->outbox), queued, pending, outbox_quarantined(m->outbox),
-	          m->socket_path, m->listen_inherited ? " (socket activation)" : "");
+	log_started(m);
 	notify_status_now(m);
 	sd_notify(false, "READY=1");
 	return 0;
