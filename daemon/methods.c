@@ -48,31 +48,13 @@ static void method_hello(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
-static void method_status(Manager *m, RpcCall *call) {
-	static const char *const known[] = { NULL };
-	bool admin = methods_caller_is_admin(m, call);
-	uid_t uid = rpc_call_uid(call);
-	usec_t now = now_realtime();
-	size_t counts[_REQUEST_STATE_MAX] = {};
-	usec_t oldest_queued = 0;
-	Record *oldest;
-	json_object *result, *budget, *queue, *api, *key, *sock;
-
-	if (!params_check_known(call, known))
-		return;
-
-	/* The outbox keeps these counts, globally and per uid: no walk over
-	 * 100,000 records, whoever asks (a non-admin flooding status must cost
-	 * O(1) each). The oldest queued request is the first queued one in
-	 * acceptance order. */
-	for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
-		counts[st] = admin ? outbox_count_state(m->outbox, st) : outbox_count_state_uid(m->outbox, uid, st);
-	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
-	if (oldest)
-		oldest_queued = oldest->created_at;
+/* status's "budget": the window, and the caller's share of loop calls in it
+ * (administrators have none). */
+static json_object *status_budget(Manager *m, uid_t uid, bool admin, usec_t now) {
+	json_object *budget = json_object_new_object(), *interactive = json_object_new_object();
+	unsigned per_uid, total;
 
 	budget_tick(&m->budget, now);
-	budget = json_object_new_object();
 	json_object_object_add(budget, "limit", json_object_new_int64(m->budget.limit));
 	json_object_object_add(budget, "remaining", json_object_new_int64(budget_remaining(&m->budget, now)));
 	json_object_object_add(budget, "used", json_object_new_int64(m->budget.used));
@@ -80,26 +62,63 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(budget, "paused_until",
 	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
 	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
-	{
-		/* The caller's share of loop calls this window (admins have none). */
-		json_object *interactive = json_object_new_object();
-		unsigned per_uid, total;
 
-		budget_interactive_shares(&m->budget, &per_uid, &total);
-		json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
-		json_object_object_add(interactive, "used",
-		                       json_object_new_int64(admin ? m->budget.interactive_used
-		                                                   : budget_interactive_used(&m->budget, uid, now)));
-		json_object_object_add(interactive, "total", json_object_new_int64(total));
-		json_object_object_add(budget, "interactive", interactive);
-	}
+	budget_interactive_shares(&m->budget, &per_uid, &total);
+	json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
+	json_object_object_add(interactive, "used",
+	                       json_object_new_int64(admin ? m->budget.interactive_used
+	                                                   : budget_interactive_used(&m->budget, uid, now)));
+	json_object_object_add(interactive, "total", json_object_new_int64(total));
+	json_object_object_add(budget, "interactive", interactive);
+	return budget;
+}
 
-	queue = json_object_new_object();
+/* status's "queue": the counts of every state, the caller's own unless an
+ * administrator asks. The outbox keeps these counts, globally and per uid: no
+ * walk over 100,000 records, whoever asks (a non-admin flooding status must
+ * cost O(1) each). The oldest queued request is the first queued one in
+ * acceptance order. */
+static json_object *status_queue(Manager *m, uid_t uid, bool admin) {
+	json_object *queue = json_object_new_object();
+	Record *oldest;
+
 	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
-		json_object_object_add(queue, request_state_to_string(s), json_object_new_int64((int64_t) counts[s]));
-	json_object_object_add(queue, "oldest_queued_at", iso_or_null(oldest_queued));
+		json_object_object_add(queue, request_state_to_string(s),
+		                       json_object_new_int64((int64_t) (admin ? outbox_count_state(m->outbox, s)
+		                                                              : outbox_count_state_uid(m->outbox, uid, s))));
+	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
+	json_object_object_add(queue, "oldest_queued_at", iso_or_null(oldest ? oldest->created_at : 0));
+	return queue;
+}
 
-	api = json_object_new_object();
+/* Creates paused by the circuit breaker, and loops whose creates pause
+ * (PROTOCOL.md §5.4). */
+static void status_api_pauses(Manager *m, json_object *api) {
+	json_object *paused = NULL, *loops = json_object_new_array();
+
+	if (m->breaker != APIERR_NONE) {
+		paused = json_object_new_object();
+		json_object_object_add(paused, "class", json_object_new_string(apierr_class_to_string(m->breaker)));
+		json_object_object_add(paused, "reason", json_object_new_string(strna(m->breaker_reason)));
+		json_object_object_add(paused, "since", iso_or_null(m->breaker_since));
+		json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
+	}
+	json_object_object_add(api, "creates_paused", paused);
+	for (size_t i = 0; i < m->n_loop_pauses; i++) {
+		json_object *l = json_object_new_object();
+
+		json_object_object_add(l, "loop_id", json_object_new_string(m->loop_pauses[i].loop_id));
+		json_object_object_add(l, "reason", json_object_new_string(strna(m->loop_pauses[i].reason)));
+		json_object_object_add(l, "next_probe_at", iso_or_null(m->loop_pauses[i].until));
+		json_object_array_add(loops, l);
+	}
+	json_object_object_add(api, "loops_paused", loops);
+}
+
+/* status's "api": HITL.sh's health as the engine sees it. */
+static json_object *status_api(Manager *m, usec_t now) {
+	json_object *api = json_object_new_object();
+
 	json_object_object_add(api, "base_url", json_object_new_string(m->config->api_base_url));
 	json_object_object_add(api, "reachable", json_object_new_boolean(m->reachable));
 	json_object_object_add(api, "last_ok_at", iso_or_null(m->last_ok_at));
@@ -108,30 +127,13 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(api, "last_attempt_at", iso_or_null(m->last_attempt_at));
 	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
 	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
-	{
-		/* Creates paused by the circuit breaker (PROTOCOL.md §5.4). */
-		json_object *paused = NULL, *loops = json_object_new_array();
+	status_api_pauses(m, api);
+	return api;
+}
 
-		if (m->breaker != APIERR_NONE) {
-			paused = json_object_new_object();
-			json_object_object_add(paused, "class", json_object_new_string(apierr_class_to_string(m->breaker)));
-			json_object_object_add(paused, "reason", json_object_new_string(strna(m->breaker_reason)));
-			json_object_object_add(paused, "since", iso_or_null(m->breaker_since));
-			json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
-		}
-		json_object_object_add(api, "creates_paused", paused);
-		for (size_t i = 0; i < m->n_loop_pauses; i++) {
-			json_object *l = json_object_new_object();
+static json_object *status_key(Manager *m) {
+	json_object *key = json_object_new_object();
 
-			json_object_object_add(l, "loop_id", json_object_new_string(m->loop_pauses[i].loop_id));
-			json_object_object_add(l, "reason", json_object_new_string(strna(m->loop_pauses[i].reason)));
-			json_object_object_add(l, "next_probe_at", iso_or_null(m->loop_pauses[i].until));
-			json_object_array_add(loops, l);
-		}
-		json_object_object_add(api, "loops_paused", loops);
-	}
-
-	key = json_object_new_object();
 	json_object_object_add(key, "loaded", json_object_new_boolean(m->key_state != KEY_MISSING));
 	json_object_object_add(key, "valid",
 	                       m->key_state == KEY_VALID     ? json_object_new_boolean(true)
@@ -139,21 +141,37 @@ static void method_status(Manager *m, RpcCall *call) {
 	                                                     : NULL);
 	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
 	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
+	return key;
+}
 
-	sock = json_object_new_object();
+static json_object *status_socket(Manager *m) {
+	json_object *sock = json_object_new_object();
+
 	json_object_object_add(sock, "path", json_object_new_string(m->socket_path));
 	json_object_object_add(sock, "activated", json_object_new_boolean(m->listen_inherited));
 	json_object_object_add(sock, "replaced", json_object_new_boolean(manager_socket_replaced(m)));
+	return sock;
+}
+
+static void method_status(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	bool admin = methods_caller_is_admin(m, call);
+	uid_t uid = rpc_call_uid(call);
+	usec_t now = now_realtime();
+	json_object *result;
+
+	if (!params_check_known(call, known))
+		return;
 
 	result = json_object_new_object();
 	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
 	json_object_object_add(result, "started_at", iso_or_null(m->started_at));
 	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
-	json_object_object_add(result, "budget", budget);
-	json_object_object_add(result, "queue", queue);
-	json_object_object_add(result, "api", api);
-	json_object_object_add(result, "key", key);
-	json_object_object_add(result, "socket", sock);
+	json_object_object_add(result, "budget", status_budget(m, uid, admin, now));
+	json_object_object_add(result, "queue", status_queue(m, uid, admin));
+	json_object_object_add(result, "api", status_api(m, now));
+	json_object_object_add(result, "key", status_key(m));
+	json_object_object_add(result, "socket", status_socket(m));
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
 	rpc_call_reply(call, result);
 }

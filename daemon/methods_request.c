@@ -193,89 +193,120 @@ static int list_cursor_key(CursorKey *ret) {
 	return 0;
 }
 
-void method_list(Manager *m, RpcCall *call) {
-	static const char *const known[] = { "state", "loop_id", "owner_uid", "limit", "cursor", NULL };
-	json_object *p = rpc_call_params(call), *states, *result, *list;
-	bool want[_REQUEST_STATE_MAX] = {}, any_state = true, admin = methods_caller_is_admin(m, call);
-	const char *loop_id = NULL, *cursor = NULL;
-	int64_t limit = LIST_DEFAULT_LIMIT, owner = -1;
-	uint64_t max_seq = UINT64_MAX;
-	size_t n = 0, bytes = 0;
-	Record *r, *last = NULL;
+/* request.list's "state": one state or an array of them. false: refused
+ * (answered); *ret_any: no filter. */
+static bool list_states(RpcCall *call, bool want[static _REQUEST_STATE_MAX], bool *ret_any) {
+	json_object *states = json_object_object_get(rpc_call_params(call), "state");
+	size_t count;
+
+	*ret_any = !states;
+	if (!states)
+		return true;
+	if (json_object_is_type(states, json_type_string)) {
+		RequestState s = request_state_from_string(json_object_get_string(states));
+		if (s < 0) {
+			params_reply_invalid(call, "state", "unknown state");
+			return false;
+		}
+		want[s] = true;
+		return true;
+	}
+	if (!json_object_is_type(states, json_type_array)) {
+		params_reply_invalid(call, "state", "must be an array of states");
+		return false;
+	}
+	count = json_object_array_length(states);
+	if (count > _REQUEST_STATE_MAX * 2) {
+		params_reply_invalid(call, "state", "too many states");
+		return false;
+	}
+	for (size_t i = 0; i < count; i++) {
+		RequestState s = request_state_from_string(json_object_get_string(json_object_array_get_idx(states, i)));
+		if (!json_object_is_type(json_object_array_get_idx(states, i), json_type_string) || s < 0) {
+			params_reply_invalid(call, "state", "unknown state");
+			return false;
+		}
+		want[s] = true;
+	}
+	return true;
+}
+
+/* What request.list was asked for. */
+typedef struct ListQuery {
+	bool want[_REQUEST_STATE_MAX], any_state;
+	const char *loop_id;
+	int64_t limit, owner;
+	uint64_t max_seq;      /* the cursor: records older than the last one given */
+} ListQuery;
+
+/* Reads and checks request.list's params. false: refused (answered). */
+static bool list_query(RpcCall *call, bool admin, ListQuery *q) {
+	const char *cursor = NULL;
 	CursorKey key;
-	char next[CURSOR_STRING_MAX];
-	bool by_uid;
-	uid_t list_uid;
 	int k;
 
-	if (!params_check_known(call, known))
-		return;
-
-	states = json_object_object_get(p, "state");
-	if (states) {
-		size_t count;
-
-		if (json_object_is_type(states, json_type_string)) {
-			RequestState s = request_state_from_string(json_object_get_string(states));
-			if (s < 0)
-				return params_reply_invalid(call, "state", "unknown state");
-			want[s] = true;
-		} else if (json_object_is_type(states, json_type_array)) {
-			count = json_object_array_length(states);
-			if (count > _REQUEST_STATE_MAX * 2)
-				return params_reply_invalid(call, "state", "too many states");
-			for (size_t i = 0; i < count; i++) {
-				RequestState s = request_state_from_string(json_object_get_string(json_object_array_get_idx(states, i)));
-				if (!json_object_is_type(json_object_array_get_idx(states, i), json_type_string) || s < 0)
-					return params_reply_invalid(call, "state", "unknown state");
-				want[s] = true;
-			}
-		} else
-			return params_reply_invalid(call, "state", "must be an array of states");
-		any_state = false;
+	*q = (ListQuery) { .limit = LIST_DEFAULT_LIMIT, .owner = -1, .max_seq = UINT64_MAX };
+	if (!list_states(call, q->want, &q->any_state))
+		return false;
+	if (params_string(call, "loop_id", 64, &q->loop_id) == -EINVAL ||
+	    params_int(call, "limit", 1, LIST_MAX_LIMIT, &q->limit) == -EINVAL)
+		return false;
+	k = params_int(call, "owner_uid", 0, UINT32_MAX, &q->owner);
+	if (k == -EINVAL)
+		return false;
+	if (k >= 0 && !admin && (uid_t) q->owner != rpc_call_uid(call)) {
+		rpc_call_error(call, RPC_ERROR_PERMISSION, "Only administrators may list other users' requests.", NULL);
+		return false;
 	}
-	k = params_string(call, "loop_id", 64, &loop_id);
-	if (k == -EINVAL)
-		return;
-	k = params_int(call, "limit", 1, LIST_MAX_LIMIT, &limit);
-	if (k == -EINVAL)
-		return;
-	k = params_int(call, "owner_uid", 0, UINT32_MAX, &owner);
-	if (k == -EINVAL)
-		return;
-	if (k >= 0 && !admin && (uid_t) owner != rpc_call_uid(call))
-		return rpc_call_error(call, RPC_ERROR_PERMISSION, "Only administrators may list other users' requests.", NULL);
-	k = params_string(call, "cursor", 32, &cursor);
-	if (k == -EINVAL)
-		return;
+	if (params_string(call, "cursor", 32, &cursor) == -EINVAL)
+		return false;
 	if (cursor) {
 		uint64_t c;
 
 		/* Opaque and bound to the caller's uid: a cursor of another user, or
 		 * a made-up one ("-1", a bare seq), is refused. */
-		if (list_cursor_key(&key) < 0 || cursor_decode(&key, rpc_call_uid(call), cursor, &c) < 0)
-			return params_reply_invalid(call, "cursor", "not a cursor this daemon gave you");
-		max_seq = c - 1;
+		if (list_cursor_key(&key) < 0 || cursor_decode(&key, rpc_call_uid(call), cursor, &c) < 0) {
+			params_reply_invalid(call, "cursor", "not a cursor this daemon gave you");
+			return false;
+		}
+		q->max_seq = c - 1;
 	}
+	return true;
+}
+
+void method_list(Manager *m, RpcCall *call) {
+	static const char *const known[] = { "state", "loop_id", "owner_uid", "limit", "cursor", NULL };
+	json_object *result, *list;
+	bool admin = methods_caller_is_admin(m, call);
+	size_t n = 0, bytes = 0;
+	Record *r, *last = NULL;
+	CursorKey key;
+	char next[CURSOR_STRING_MAX];
+	ListQuery q;
+	bool by_uid;
+	uid_t list_uid;
+
+	if (!params_check_known(call, known) || !list_query(call, admin, &q))
+		return;
 
 	/* One uid's requests are walked through the outbox's per-uid list:
 	 * O(that uid's requests), not O(all), for a non-admin. */
-	by_uid = !admin || owner >= 0;
-	list_uid = owner >= 0 ? (uid_t) owner : rpc_call_uid(call);
+	by_uid = !admin || q.owner >= 0;
+	list_uid = q.owner >= 0 ? (uid_t) q.owner : rpc_call_uid(call);
 	list = json_object_new_array();
 	/* Newest first by acceptance order; seq never changes, so a cursor
 	 * (the last seq returned) stays valid while new requests arrive. */
-	for (r = by_uid ? outbox_seek_le_uid(m->outbox, list_uid, max_seq) : outbox_seek_le(m->outbox, max_seq); r;
+	for (r = by_uid ? outbox_seek_le_uid(m->outbox, list_uid, q.max_seq) : outbox_seek_le(m->outbox, q.max_seq); r;
 	     r = by_uid ? outbox_prev_uid(m->outbox, r) : outbox_prev(m->outbox, r)) {
 		json_object *rec;
 
 		if (by_uid && r->owner_uid != list_uid)
 			continue;
-		if (!any_state && !want[r->state])
+		if (!q.any_state && !q.want[r->state])
 			continue;
-		if (loop_id && !streq_ptr(r->loop_id, loop_id))
+		if (q.loop_id && !streq_ptr(r->loop_id, q.loop_id))
 			continue;
-		if ((int64_t) n == limit || bytes >= LIST_PAGE_BYTES_MAX)
+		if ((int64_t) n == q.limit || bytes >= LIST_PAGE_BYTES_MAX)
 			break;
 		if (manager_record_json(m, r, &rec) < 0)
 			continue;
