@@ -1,9 +1,16 @@
-/* engine.h — the parts of the remote work engine (manager.c) that live in
- * their own files: health.c (failed calls, backoff, the circuit breaker,
- * loop pauses) and reconcile.c (finding out whether a create happened).
- * Which call goes next is decided, pure, in plan.h; records change state
- * only through record.h's transitions.
- * Internal to the daemon: methods.c and the rest use manager.h. */
+/* engine.h — what the files of the engine share (layer 5 of
+ * docs/ARCHITECTURE.md; manager.h is the engine's face to the layers above).
+ * The engine is one module in several files, each with one job: manager.c
+ * (the Manager's life: start, reload, signals, shutdown; records changed,
+ * logged, failed), work.c (the work timer: settle, plan, start a call;
+ * work.h), outcome.c (what a reply does; outcome.h), notify.c (waiters,
+ * watches, STATUS=; notify.h), commit.c (the group commit; commit.h),
+ * persist.c (budget.json, paused; persist.h), queuepos.c (queue positions;
+ * queuepos.h), health.c (failed calls, backoff, the circuit breaker, loop
+ * pauses) and reconcile.c (finding out whether a create happened), the last
+ * two declared here. Which call goes next is decided, pure, in plan.h;
+ * records change state only through record.h's transitions.
+ * Internal to the engine: the methods and the rest use manager.h. */
 #pragma once
 
 #include "apierr.h"
@@ -33,10 +40,12 @@ void request_log_full(const char *code_file, const char *code_line, const char *
                       const char *mid, const char *fmt, ...);
 /* manager.c: fails r through the state machine (record_fail(): code and
  * message are the client's error, unsent whether HITL.sh never had it), then
- * logs "Request … failed: why", persists and notifies: the one way the engine
- * fails a request. -ESTALE: r was final already, nothing changed. */
-int manager_fail_request(Manager *m, Record *r, const char *code, const char *message, long http_status, bool unsent,
-                         const char *why);
+ * logs "Request … failed: why" (at the caller's line), persists and
+ * notifies: the one way the engine fails a request. -ESTALE: r was final
+ * already, nothing changed. */
+#define manager_fail_request(...) manager_fail_request_full(LOG_LOCATION, __VA_ARGS__)
+int manager_fail_request_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r,
+                              const char *code, const char *message, long http_status, bool unsent, const char *why);
 #define trigger_log(...) trigger_log_full(LOG_LOCATION, __VA_ARGS__)
 _printf_(8, 9)
 void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,

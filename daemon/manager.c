@@ -1,10 +1,8 @@
-/* manager.c — see manager.h. The remote-work engine lives here: one timer
- * decides, each time it fires, which single HITL.sh call (if any) is the most
- * useful one the budget allows now, and otherwise sleeps until the earliest
- * moment anything could change. */
-#include <fcntl.h>
+/* manager.c — see manager.h: the Manager's life (start, reload, signals,
+ * shutdown), its configuration and key, the socket it listens on, and the
+ * records it changes (persisted, logged, failed). The remote work is in
+ * work.c and outcome.c, the rest of the engine in the files engine.h names. */
 #include <grp.h>
-#include <math.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,11 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
-#include "apiparse.h"
 #include "cleanup.h"
 #include "commit.h"
 #include "engine.h"
@@ -25,14 +21,10 @@
 #include "manager.h"
 #include "msgid.h"
 #include "notify.h"
-#include "outcome.h"
 #include "persist.h"
 #include "precedence.h"
 #include "statelock.h"
 #include "work.h"
-#include "store.h"
-#include "trigger.h"
-#include "validate.h"
 
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
 #define SOCKET_CHECK_INTERVAL (5 * USEC_PER_SEC)   /* an lstat() every 5 s */
@@ -123,14 +115,15 @@ void request_log_full(const char *code_file, const char *code_line, const char *
 }
 
 /* The one way the engine fails a request (engine.h). */
-int manager_fail_request(Manager *m, Record *r, const char *code, const char *message, long http_status, bool unsent,
-                         const char *why) {
+int manager_fail_request_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r,
+                              const char *code, const char *message, long http_status, bool unsent, const char *why) {
 	int k;
 
 	k = record_fail(r, code, message, http_status, unsent);
 	if (k < 0)
 		return k;
-	request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id, why);
+	request_log_full(code_file, code_line, func, m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: %s", r->id,
+	                 why);
 	manager_record_changed(m, r);
 	return 0;
 }
