@@ -347,10 +347,23 @@ static void arm(WebhookServer *w) {
 		(void) sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
 }
 
+static unsigned connections(WebhookServer *w) {
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info ? info->num_connections : 0;
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 	WebhookServer *w = userdata;
+	unsigned before = connections(w);
 
 	if (MHD_run(w->mhd) != MHD_YES)
+		log_debug("webhook: MHD_run() failed");
+	/* At max_connections libmicrohttpd takes the listening socket out of its
+	 * epoll set, and puts it back only at the start of a run after one
+	 * closed: run once more, or with nothing else to wake it the listener
+	 * would stay deaf. */
+	if (connections(w) < before && MHD_run(w->mhd) != MHD_YES)
 		log_debug("webhook: MHD_run() failed");
 	arm(w);
 	return 0;
