@@ -150,8 +150,14 @@ int webhook_bind(const char *s, int *ret_fd) {
 		return log_error_errno(errno, "Failed to set SO_REUSEADDR on the webhook socket: %m");
 	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
 		return log_error_errno(errno, "Failed to set IPV6_V6ONLY on the webhook socket: %m");
-	if (bind(fd, (struct sockaddr *) &ss, len) < 0)
+	if (bind(fd, (struct sockaddr *) &ss, len) < 0) {
+		if (errno == EPERM)
+			/* The units' SocketBindDeny=any refuses it with EPERM. */
+			return log_error_errno(errno, "Failed to bind the webhook listener to %s: %m (under systemd, use "
+			                              "hitld-webhook.socket, or allow the port with SocketBindAllow= in a "
+			                              "drop-in for hitld.service)", s);
 		return log_error_errno(errno, "Failed to bind the webhook listener to %s: %m", s);
+	}
 	if (listen(fd, LISTEN_BACKLOG) < 0)
 		return log_error_errno(errno, "Failed to listen on %s: %m", s);
 	*ret_fd = TAKE_FD(fd);

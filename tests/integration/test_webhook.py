@@ -406,6 +406,66 @@ class TestHostileListener(WebhookTestCase):
         self.assertEqual(self.webhook_status()["received"], 1)
 
 
+class TestSocketActivation(HitldTestCase):
+    """hitld-webhook.socket: systemd binds the port and passes it named
+    "webhook" beside the control socket (LISTEN_FDNAMES)."""
+    START_DAEMON = False
+
+    def start_activated(self, names, webhook_cfg):
+        from systemd_support import CommandDaemon
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl_path = os.path.join(self.tmp, "activated.sock")
+        ctl.bind(ctl_path)
+        ctl.listen(16)
+        self.addCleanup(ctl.close)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(16)
+        self.addCleanup(tcp.close)
+        port = tcp.getsockname()[1]
+        cfg = {"budget": {"min_poll_interval_s": 3600}}
+        if webhook_cfg is not None:
+            cfg["webhook"] = {k: v.replace("PORT", str(port)) for k, v in webhook_cfg.items()}
+        d = CommandDaemon(self.tmp, self.emu, config_extra=cfg, name="activated", inherit_fds=[ctl.fileno(), tcp.fileno()],
+                          socket_arg=False, extra_args=["--foreground"], env_extra={"LISTEN_FDNAMES": names})
+        d.socket = ctl_path
+        self.daemons.append(d)
+        self.addCleanup(self._stop_daemon, d)
+        return d, port
+
+    def test_the_named_socket_receives_callbacks(self):
+        d, port = self.start_activated("hitld.socket:webhook",
+                                       {"public_url": "http://127.0.0.1:PORT/hook"})
+        d.start()
+        c = d.client()
+        self.addCleanup(c.close)
+        w = c.call("status")["webhook"]
+        self.assertEqual((w["enabled"], w["activated"], w["listen"]), (True, True, "127.0.0.1:%d" % port))
+        sub = c.call("request.submit", single_select_request(self.loop_id))
+        self.wait_state(sub["id"], "pending", client=c)
+        remote = self.emu.requests(hitld_id=sub["id"])[0]
+        self.assertTrue(remote["callback_url"].startswith("http://127.0.0.1:%d/hook/%s." % (port, sub["id"])))
+        self.emu.respond(remote["id"], {"selected_value": "approve"})
+        got = self.wait_state(sub["id"], "completed", client=c)
+        self.assertEqual(got["result"], "approve")
+        self.assertEqual(c.call("status")["webhook"]["received"], 1)
+
+    def test_without_a_public_url_the_socket_is_not_used(self):
+        d, port = self.start_activated("hitld.socket:webhook", None)
+        d.start()
+        c = d.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.call("status")["webhook"]["enabled"], False)
+        self.assertIn("webhook.public_url is not set", d.log_text())
+
+    def test_two_unnamed_sockets_are_still_refused(self):
+        d, port = self.start_activated("a:b", {"public_url": "http://127.0.0.1:PORT/hook"})
+        d.start(wait=False)
+        self.assertNotEqual(d.proc.wait(30), 0)
+        d.stderr.close()
+        self.assertIn("expected exactly one", d.log_text())
+
+
 class TestConfig(WebhookTestCase):
     START_DAEMON = False
 
