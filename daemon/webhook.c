@@ -150,8 +150,14 @@ int webhook_bind(const char *s, int *ret_fd) {
 		return log_error_errno(errno, "Failed to set SO_REUSEADDR on the webhook socket: %m");
 	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
 		return log_error_errno(errno, "Failed to set IPV6_V6ONLY on the webhook socket: %m");
-	if (bind(fd, (struct sockaddr *) &ss, len) < 0)
+	if (bind(fd, (struct sockaddr *) &ss, len) < 0) {
+		if (errno == EPERM)
+			/* The units' SocketBindDeny=any refuses it with EPERM. */
+			return log_error_errno(errno, "Failed to bind the webhook listener to %s: %m (under systemd, use "
+			                              "hitld-webhook.socket, or allow the port with SocketBindAllow= in a "
+			                              "drop-in for hitld.service)", s);
 		return log_error_errno(errno, "Failed to bind the webhook listener to %s: %m", s);
+	}
 	if (listen(fd, LISTEN_BACKLOG) < 0)
 		return log_error_errno(errno, "Failed to listen on %s: %m", s);
 	*ret_fd = TAKE_FD(fd);
@@ -347,10 +353,23 @@ static void arm(WebhookServer *w) {
 		(void) sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
 }
 
+static unsigned connections(WebhookServer *w) {
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info ? info->num_connections : 0;
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 	WebhookServer *w = userdata;
+	unsigned before = connections(w);
 
 	if (MHD_run(w->mhd) != MHD_YES)
+		log_debug("webhook: MHD_run() failed");
+	/* At max_connections libmicrohttpd takes the listening socket out of its
+	 * epoll set, and puts it back only at the start of a run after one
+	 * closed: run once more, or with nothing else to wake it the listener
+	 * would stay deaf. */
+	if (connections(w) < before && MHD_run(w->mhd) != MHD_YES)
 		log_debug("webhook: MHD_run() failed");
 	arm(w);
 	return 0;

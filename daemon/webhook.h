@@ -3,8 +3,9 @@
  * epoll descriptor an io source, its timeout a time source, as
  * systemd-journal-remote does), never a hand-written HTTP parser.
  * Owns the listening socket handed to it and its connections. Promises,
- * whatever a peer sends: at most max_connections connections (more are
- * closed at accept), each closed after timeout_s without progress; request
+ * whatever a peer sends: at most max_connections connections (more wait in
+ * the listen backlog, and past it the kernel refuses them), each closed
+ * after timeout_s without progress; request
  * headers within WEBHOOK_HEADER_MEMORY; only POST is read (405 otherwise); a
  * body over CALLBACK_BODY_MAX is answered 413 and never kept (a declared
  * length unread; a chunked body is dropped as it comes, and past four times
