@@ -24,6 +24,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "rpc.h"
+#include "utf8.h"
 #include "uidshare.h"
 
 #define RPC_READ_CHUNK            ((size_t) 64 * 1024)
@@ -287,50 +288,6 @@ static json_object *reason_new(const char *reason) {
 	if (!o || json_add_string(o, "reason", reason) < 0)
 		return NULL;
 	return TAKE_PTR(o);
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool utf8_is_valid(const char *s, size_t n) {
-	const unsigned char *p = (const unsigned char *) s;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char b = p[i];
-		size_t need;
-		unsigned char lo = 0x80, hi = 0xBF;
-
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		if (b < 0xC2)
-			return false;           /* stray continuation byte, or overlong C0/C1 */
-		if (b < 0xE0)
-			need = 1;
-		else if (b < 0xF0) {
-			need = 2;
-			if (b == 0xE0)
-				lo = 0xA0;      /* overlong */
-			else if (b == 0xED)
-				hi = 0x9F;      /* UTF-16 surrogates */
-		} else if (b < 0xF5) {
-			need = 3;
-			if (b == 0xF0)
-				lo = 0x90;      /* overlong */
-			else if (b == 0xF4)
-				hi = 0x8F;      /* past U+10FFFF */
-		} else
-			return false;
-		if (n - i - 1 < need)
-			return false;
-		if (p[i + 1] < lo || p[i + 1] > hi)
-			return false;
-		for (size_t k = 2; k <= need; k++)
-			if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-				return false;
-		i += need + 1;
-	}
-	return true;
 }
 
 /* JSON has no NaN or Infinity (json-c accepts them), and a number that would be passed on
