@@ -180,16 +180,165 @@ static int check_content(json_object *params, int content_type, ValidationError 
 	return 0;
 }
 
-int validate_submit(json_object *params, json_object **ret_create, ValidationError *err) {
-	_cleanup_(json_object_putp) json_object *create = NULL, *normalised_default = NULL;
+/* request.submit's fields once checked: borrowed from params, but for the
+ * normalised default_response. A JSON null counts as absent: the field is
+ * neither checked nor sent. */
+typedef struct SubmitFields {
+	json_object *loop_id, *request_text, *callback_url, *context, *platform_version, *response_config;
+	json_object *default_response;   /* normalised, owned */
+	const char *priority, *processing_type, *content_type, *platform;
+	ResponseType type;
+	int64_t timeout;                 /* 0: none (deferred, HITL.sh's default) */
+} SubmitFields;
+
+static void submit_fields_done(SubmitFields *f) {
+	json_object_put(TAKE_PTR(f->default_response));
+}
+
+/* loop_id, request_text, priority, processing_type, the content type and its
+ * fields, timeout_seconds: what the request is and how urgent. */
+static int submit_check_request(json_object *params, SubmitFields *f, ValidationError *err) {
+	int r, content = 0;
+
+	f->loop_id = json_object_object_get(params, "loop_id");
+	f->request_text = json_object_object_get(params, "request_text");
+
+	r = check_loop_id(f->loop_id, err);
+	if (r < 0)
+		return r;
+
+	if (!f->request_text)
+		return vcheck_fail(err, "request_text", "request_text is required");
+	r = vcheck_string(f->request_text, "request_text", 1, VALIDATE_REQUEST_TEXT_MAX, err);
+	if (r < 0)
+		return r;
+
+	r = submit_enum(params, "priority", priority_names, ELEMENTSOF(priority_names), "medium", &f->priority, err);
+	if (r < 0)
+		return r;
+	r = submit_enum(params, "processing_type", processing_type_names, ELEMENTSOF(processing_type_names),
+	                "deferred", &f->processing_type, err);
+	if (r < 0)
+		return r;
+	r = submit_enum(params, "type", content_type_names, ELEMENTSOF(content_type_names), "markdown",
+	                &f->content_type, err);
+	if (r < 0)
+		return r;
+	/* submit_enum() returned one of the names: find which. */
+	while (!streq(content_type_names[content], f->content_type))
+		content++;
+	r = check_content(params, content, err);
+	if (r < 0)
+		return r;
+
+	return check_timeout(json_object_object_get(params, "timeout_seconds"),
+	                     streq(f->processing_type, "time-sensitive"), &f->timeout, err);
+}
+
+/* callback_url, context, platform, platform_version: where the answer goes and
+ * what comes with the request. */
+static int submit_check_extras(json_object *params, SubmitFields *f, ValidationError *err) {
+	int r;
+
+	f->callback_url = json_object_object_get(params, "callback_url");
+	f->context = json_object_object_get(params, "context");
+	f->platform_version = json_object_object_get(params, "platform_version");
+
+	if (f->callback_url) {
+		r = vcheck_url(f->callback_url, "callback_url", err);
+		if (r < 0)
+			return r;
+	}
+	if (f->context) {
+		r = check_context(f->context, err);
+		if (r < 0)
+			return r;
+	}
+	r = submit_enum(params, "platform", platform_names, ELEMENTSOF(platform_names), "api", &f->platform, err);
+	if (r < 0)
+		return r;
+	if (f->platform_version)
+		return vcheck_string(f->platform_version, "platform_version", 0, PLATFORM_VERSION_MAX, err);
+	return 0;
+}
+
+/* response_type, response_config, default_response: what the reviewer answers,
+ * and the answer that stands if nobody does (normalised). */
+static int submit_check_response(json_object *params, SubmitFields *f, ValidationError *err) {
+	json_object *response_type = json_object_object_get(params, "response_type"),
+		*default_response = json_object_object_get(params, "default_response");
+	ResponseSpec spec;
+	int r, type;
+
+	f->response_config = json_object_object_get(params, "response_config");
+
+	if (!response_type)
+		return vcheck_fail(err, "response_type", "response_type is required");
+	type = vcheck_enum(response_type, "response_type", respconfig_type_names, _RESPONSE_TYPE_MAX, err);
+	if (type < 0)
+		return type;
+	f->type = (ResponseType) type;
+	if (!f->response_config)
+		return vcheck_fail(err, "response_config", "response_config is required");
+	r = respconfig_parse(f->type, f->response_config, &spec, err);
+	if (r < 0)
+		return r;
+
+	if (!default_response)
+		return vcheck_fail(err, "default_response", "default_response is required");
+	return answer_check(&spec, default_response, "default_response", &f->default_response, err);
+}
+
+/* The create-request body HITL.sh will get, from fields all checked. */
+static int submit_build(json_object *params, SubmitFields *f, json_object **ret_create) {
 	static const char *const content_fields[] = { "image_url", "file_url", "file_type", "file_name",
 		                                              "video_url", "audio_url" };
-	const char *priority, *processing_type, *content_type, *platform;
-	json_object *loop_id, *request_text, *callback_url, *context, *platform_version, *response_type,
-		*response_config, *default_response;
-	ResponseSpec spec;
-	int64_t timeout = 0;
-	int r, type, content = 0;
+	_cleanup_(json_object_putp) json_object *create = json_object_new_object();
+	int r;
+
+	if (!create)
+		return -ENOMEM;
+	r = add_copy(create, "loop_id", f->loop_id);
+	if (r >= 0)
+		r = add_copy(create, "request_text", f->request_text);
+	if (r >= 0)
+		r = add_new(create, "response_type", json_object_new_string(respconfig_type_names[f->type]));
+	if (r >= 0)
+		r = add_copy(create, "response_config", f->response_config);
+	if (r >= 0)
+		r = add_new(create, "default_response", TAKE_PTR(f->default_response));
+	if (r >= 0)
+		r = add_new(create, "priority", json_object_new_string(f->priority));
+	if (r >= 0)
+		r = add_new(create, "processing_type", json_object_new_string(f->processing_type));
+	if (r >= 0)
+		r = add_new(create, "type", json_object_new_string(f->content_type));
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(content_fields); i++) {
+		json_object *v = json_object_object_get(params, content_fields[i]);
+
+		if (v)
+			r = add_copy(create, content_fields[i], v);
+	}
+	if (r >= 0 && f->timeout > 0)
+		r = add_new(create, "timeout_seconds", json_object_new_int64(f->timeout));
+	if (r >= 0 && f->context)
+		r = add_copy(create, "context", f->context);
+	if (r >= 0 && f->callback_url)
+		r = add_copy(create, "callback_url", f->callback_url);
+	if (r >= 0)
+		r = add_new(create, "platform", json_object_new_string(f->platform));
+	if (r >= 0 && f->platform_version)
+		r = add_copy(create, "platform_version", f->platform_version);
+	if (r < 0)
+		return r;
+
+	*ret_create = TAKE_PTR(create);
+	return 0;
+}
+
+int validate_submit(json_object *params, json_object **ret_create, ValidationError *err) {
+	_cleanup_(submit_fields_done) SubmitFields f = {};
+	int r;
 
 	assert(ret_create);
 
@@ -203,127 +352,16 @@ int validate_submit(json_object *params, json_object **ret_create, ValidationErr
 	if (r < 0)
 		return r;
 
-	/* A JSON null counts as absent: the field is neither checked nor sent. */
-	loop_id = json_object_object_get(params, "loop_id");
-	request_text = json_object_object_get(params, "request_text");
-	callback_url = json_object_object_get(params, "callback_url");
-	context = json_object_object_get(params, "context");
-	platform_version = json_object_object_get(params, "platform_version");
-	response_type = json_object_object_get(params, "response_type");
-	response_config = json_object_object_get(params, "response_config");
-	default_response = json_object_object_get(params, "default_response");
-
-	r = check_loop_id(loop_id, err);
+	r = submit_check_request(params, &f, err);
 	if (r < 0)
 		return r;
-
-	if (!request_text)
-		return vcheck_fail(err, "request_text", "request_text is required");
-	r = vcheck_string(request_text, "request_text", 1, VALIDATE_REQUEST_TEXT_MAX, err);
+	r = submit_check_extras(params, &f, err);
 	if (r < 0)
 		return r;
-
-	r = submit_enum(params, "priority", priority_names, ELEMENTSOF(priority_names), "medium", &priority, err);
+	r = submit_check_response(params, &f, err);
 	if (r < 0)
 		return r;
-	r = submit_enum(params, "processing_type", processing_type_names, ELEMENTSOF(processing_type_names),
-	                "deferred", &processing_type, err);
-	if (r < 0)
-		return r;
-	r = submit_enum(params, "type", content_type_names, ELEMENTSOF(content_type_names), "markdown",
-	                &content_type, err);
-	if (r < 0)
-		return r;
-	/* submit_enum() returned one of the names: find which. */
-	while (!streq(content_type_names[content], content_type))
-		content++;
-	r = check_content(params, content, err);
-	if (r < 0)
-		return r;
-
-	r = check_timeout(json_object_object_get(params, "timeout_seconds"), streq(processing_type, "time-sensitive"),
-	                  &timeout, err);
-	if (r < 0)
-		return r;
-
-	if (callback_url) {
-		r = vcheck_url(callback_url, "callback_url", err);
-		if (r < 0)
-			return r;
-	}
-
-	if (context) {
-		r = check_context(context, err);
-		if (r < 0)
-			return r;
-	}
-
-	r = submit_enum(params, "platform", platform_names, ELEMENTSOF(platform_names), "api", &platform, err);
-	if (r < 0)
-		return r;
-	if (platform_version) {
-		r = vcheck_string(platform_version, "platform_version", 0, PLATFORM_VERSION_MAX, err);
-		if (r < 0)
-			return r;
-	}
-
-	if (!response_type)
-		return vcheck_fail(err, "response_type", "response_type is required");
-	type = vcheck_enum(response_type, "response_type", respconfig_type_names, _RESPONSE_TYPE_MAX, err);
-	if (type < 0)
-		return type;
-	if (!response_config)
-		return vcheck_fail(err, "response_config", "response_config is required");
-	r = respconfig_parse((ResponseType) type, response_config, &spec, err);
-	if (r < 0)
-		return r;
-
-	if (!default_response)
-		return vcheck_fail(err, "default_response", "default_response is required");
-	r = answer_check(&spec, default_response, "default_response", &normalised_default, err);
-	if (r < 0)
-		return r;
-
-	/* Everything checked: build the create-request body HITL.sh will get. */
-	create = json_object_new_object();
-	if (!create)
-		return -ENOMEM;
-	r = add_copy(create, "loop_id", loop_id);
-	if (r >= 0)
-		r = add_copy(create, "request_text", request_text);
-	if (r >= 0)
-		r = add_new(create, "response_type", json_object_new_string(respconfig_type_names[type]));
-	if (r >= 0)
-		r = add_copy(create, "response_config", response_config);
-	if (r >= 0)
-		r = add_new(create, "default_response", TAKE_PTR(normalised_default));
-	if (r >= 0)
-		r = add_new(create, "priority", json_object_new_string(priority));
-	if (r >= 0)
-		r = add_new(create, "processing_type", json_object_new_string(processing_type));
-	if (r >= 0)
-		r = add_new(create, "type", json_object_new_string(content_type));
-	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(content_fields); i++) {
-		json_object *v = json_object_object_get(params, content_fields[i]);
-
-		if (v)
-			r = add_copy(create, content_fields[i], v);
-	}
-	if (r >= 0 && timeout > 0)
-		r = add_new(create, "timeout_seconds", json_object_new_int64(timeout));
-	if (r >= 0 && context)
-		r = add_copy(create, "context", context);
-	if (r >= 0 && callback_url)
-		r = add_copy(create, "callback_url", callback_url);
-	if (r >= 0)
-		r = add_new(create, "platform", json_object_new_string(platform));
-	if (r >= 0 && platform_version)
-		r = add_copy(create, "platform_version", platform_version);
-	if (r < 0)
-		return r;
-
-	*ret_create = TAKE_PTR(create);
-	return 0;
+	return submit_build(params, &f, ret_create);
 }
 /* ---- request.feedback ------------------------------------------------------------- */
 
