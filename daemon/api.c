@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "secret.h"
 #include "apiparse.h"
 #include "baseurl.h"
 #include "cleanup.h"
@@ -26,7 +27,7 @@
  * for a moment. */
 #define AUTH_SLOT_SIZE 544U
 #define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
-_Static_assert(sizeof(AUTH_PREFIX) + API_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
+_Static_assert(sizeof(AUTH_PREFIX) + SECRET_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
 
 struct ApiClient {
 	sd_event *event;
@@ -444,12 +445,10 @@ int api_set_key(ApiClient *c, const char *key) {
 	if (key) {
 		size_t n = strlen(key);
 
-		/* It goes into an HTTP header: no CR/LF, no spaces, nothing odd. */
-		if (n == 0 || n > API_KEY_MAX)
+		/* It goes into an HTTP header: no CR/LF, no spaces, nothing odd; the
+		 * one rule for a key is secret.c's. */
+		if (!secret_key_is_valid(key))
 			return -EINVAL;
-		for (size_t i = 0; i < n; i++)
-			if (key[i] < 0x21 || key[i] > 0x7e)
-				return -EINVAL;
 		line = locked_arena_get(c->secrets);
 		if (!line)
 			return -ENOMEM;
