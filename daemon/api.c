@@ -8,6 +8,7 @@
 #include "apiparse.h"
 #include "baseurl.h"
 #include "cleanup.h"
+#include "curl_cleanup.h"
 #include "curl_glue.h"
 #include "lockedmem.h"
 #include "log.h"
@@ -339,16 +340,6 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	(void) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	(void) curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
 	call_free(call);
-}
-
-static void curl_urlp(CURLU **u) {
-	if (*u)
-		curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p) {
-	if (*p)
-		curl_free(*p);
 }
 
 /* Validates base_url (baseurl.h: the rule --check-config applies too) and
