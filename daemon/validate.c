@@ -1,6 +1,7 @@
-/* validate.c — HITL.sh's validation rules (docs/HITL-API.md: loops, create request,
- * feedback, response types, content types), applied before anything is queued,
- * and the response_data → result mapping. */
+/* validate.c — HITL.sh's validation rules for a create request, feedback and
+ * loops (docs/HITL-API.md), applied before anything is queued; the response
+ * types and answers are respconfig.c's and answer.c's, the shared field
+ * checks vcheck.c's (see validate.h). */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
