@@ -114,7 +114,7 @@ struct Outbox {
 	size_t max_loaded;
 };
 
-
+/* outbox_index.c: the index, the counts, the params LRU. */
 Entry *ob_find_entry(const Outbox *o, const char *id);
 Entry *ob_find_cref(const Outbox *o, uid_t uid, const char *client_ref);
 Entry *ob_entry_of(const Outbox *o, const Record *r);
@@ -128,10 +128,14 @@ bool ob_priority_is_valid(Priority p);
 void ob_index_entry(Outbox *o, Entry *e, bool with_cref);
 void ob_unindex_entry(Outbox *o, Entry *e);
 void ob_account_state(Outbox *o, Entry *e, RequestState s);
+
+/* outbox.c: the record files and the log. */
 bool ob_ends_with(const char *s, const char *suffix);
 int ob_parse_json_with(json_tokener *tok, const char *text, size_t len, json_object **ret);
 int ob_new_tokener(json_tokener **ret);
 int ob_append_record(Outbox *o, const Record *r, bool check, SegLoc *ret_loc, uint32_t *ret_size);
 void ob_compact_maybe(Outbox *o);
+
+/* outbox_load.c: opening. */
 int ob_grow_array(void **array, size_t *allocated, size_t need, size_t size);
 void ob_copy_id(const SegEntry *e, char id[static RECORD_ID_MAX]);

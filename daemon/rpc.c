@@ -1,4 +1,6 @@
-/* rpc.c — see rpc.h.
+/* rpc.c — see rpc.h. The server: its limits, accepting, idle connections and the
+ * public server calls; a connection is rpc_conn.c's, reading it rpc_input.c's, the
+ * lines rpc_wire.c's (rpc_internal.h).
  *
  * Life of a connection: accept4 → SO_PEERCRED → limits → OPEN. Lines are read into a bounded
  * buffer (at most one partial line of max_message_bytes plus one read chunk) and turned into

@@ -122,13 +122,7 @@ static inline int safe_close_fd(int fd) {
 	return -EBADF;
 }
 
-int json_add(json_object *o, const char *key, json_object *val);
-int json_add_string(json_object *o, const char *key, const char *s);
-json_object *error_object_new(int code, const char *message, json_object *data);
-int response_line_new(json_object *id, const char *key, json_object *value, char **ret, size_t *ret_len);
-int notification_line_new(const char *method, json_object *params, char **ret, size_t *ret_len);
-json_object *reason_new(const char *reason);
-int json_parse_line(RpcServer *s, const char *line, size_t len, json_object **ret);
+/* rpc_conn.c: a connection's calls, output and life. */
 RpcCall *call_new(RpcConn *c, json_object *id, bool notification);
 size_t conn_unsent(const RpcConn *c);
 size_t conn_output_load(const RpcConn *c);
@@ -142,10 +136,14 @@ int conn_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 int conn_on_defer(sd_event_source *src, void *userdata);
 void server_arm_share(RpcServer *s, usec_t when);
 void conn_close(RpcConn *c);
+
+/* rpc_input.c: reading and dispatching. */
 bool conn_can_dispatch(const RpcConn *c);
 bool conn_can_read(const RpcConn *c);
 void conn_process_input(RpcConn *c);
 void conn_read(RpcConn *c);
+
+/* rpc.c: the server. */
 usec_t server_now(const RpcServer *s);
 void server_note_idle(RpcServer *s, const RpcConn *c);
 bool server_may_log_limit(RpcServer *s);
