@@ -40,23 +40,18 @@ static int real_syncfs(int fd) {
 	return syncfs(fd);
 }
 
-static const StoreOps real_ops = {
-	.openat = real_openat,
-	.write = real_write,
-	.fsync = real_fsync,
-	.renameat = real_renameat,
-	.unlinkat = real_unlinkat,
-	.syncfs = real_syncfs,
-};
+/* An initialiser, since C cannot initialise ops from the const real_ops. */
+#define REAL_OPS { \
+	.openat = real_openat, \
+	.write = real_write, \
+	.fsync = real_fsync, \
+	.renameat = real_renameat, \
+	.unlinkat = real_unlinkat, \
+	.syncfs = real_syncfs, \
+}
 
-static StoreOps ops = {
-	.openat = real_openat,
-	.write = real_write,
-	.fsync = real_fsync,
-	.renameat = real_renameat,
-	.unlinkat = real_unlinkat,
-	.syncfs = real_syncfs,
-};
+static const StoreOps real_ops = REAL_OPS;
+static StoreOps ops = REAL_OPS;
 
 void store_set_ops(const StoreOps *o) {
 	ops = real_ops;
