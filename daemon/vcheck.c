@@ -10,6 +10,8 @@
 #include "utf8.h"
 #include "vcheck.h"
 
+/* ---- errors --------------------------------------------------------------------- */
+
 _printf_(3, 4)
 int vcheck_fail(ValidationError *err, const char *field, const char *format, ...) {
 	va_list ap;
@@ -76,6 +78,8 @@ const char *vcheck_join_names(const char *const *names, size_t n, char *buf, siz
 	return buf;
 }
 
+
+/* ---- strings and numbers ---------------------------------------------------------- */
 
 bool vcheck_bytes_eq(const char *a, size_t a_len, const char *b, size_t b_len) {
 	return a_len == b_len && memcmp(a, b, a_len) == 0;
