@@ -78,7 +78,6 @@ const char *vcheck_join_names(const char *const *names, size_t n, char *buf, siz
 	return buf;
 }
 
-
 /* ---- strings and numbers ---------------------------------------------------------- */
 
 bool vcheck_bytes_eq(const char *a, size_t a_len, const char *b, size_t b_len) {
