@@ -12,13 +12,14 @@ import random
 import re
 import resource
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SANITIZER, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, SANITIZER, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
 
 HOOK_PATH = "/hitl/callback"
 
@@ -81,6 +82,11 @@ class TestCallbacks(WebhookTestCase):
         self.assertEqual(w["listen"], "127.0.0.1:%d" % self.port)
         self.assertEqual(w["public_url"], self.public_url)
         self.assertEqual((w["received"], w["rejected"], w["last_at"]), (0, 0, None))
+        out = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "status"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Webhook:  callbacks on 127.0.0.1:%d for %s: 0 received (last never), 0 refused"
+                      % (self.port, self.public_url), out.stdout)
 
     def test_each_create_carries_its_own_capability_url(self):
         a, ra = self.submit_pending(request_text="first")
