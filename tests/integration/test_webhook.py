@@ -11,9 +11,11 @@ import os
 import random
 import re
 import resource
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -480,6 +482,49 @@ class TestSocketActivation(HitldTestCase):
         self.assertNotEqual(d.proc.wait(30), 0)
         d.stderr.close()
         self.assertIn("expected exactly one", d.log_text())
+
+
+@unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze is not installed")
+class TestUnits(unittest.TestCase):
+    """hitld-webhook.socket is a valid unit for hitld.service; the receiver
+    costs the sandbox nothing: the exposure with a drop-in allowing
+    webhook.listen's port is the exposure without it (docs: hitld(8),
+    CALLBACKS)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="hitld-units-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def analyze(self, *args):
+        p = subprocess.run(["systemd-analyze"] + list(args), capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stdout + p.stderr
+
+    def exposure(self, path):
+        rc, out = self.analyze("security", "--no-pager", "--offline=true", path)
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", out)
+        self.assertIsNotNone(m, out)
+        return float(m.group(1))
+
+    def test_the_socket_verifies_and_the_receiver_costs_no_exposure(self):
+        from systemd_support import read_unit, staged_units
+        d = staged_units(self.tmp)
+        sock = read_unit(os.path.join(d, "hitld-webhook.socket"))["Socket"]
+        self.assertEqual(sock["FileDescriptorName"], ["webhook"])
+        self.assertEqual(sock["Service"], ["hitld.service"])
+        self.assertTrue(all(a.startswith("127.0.0.1:") for a in sock["ListenStream"]), sock["ListenStream"])
+        rc, out = self.analyze("verify", "--man=no", os.path.join(d, "hitld-webhook.socket"),
+                               os.path.join(d, "hitld.service"), os.path.join(d, "hitld.socket"))
+        self.assertEqual((rc, out.strip()), (0, ""))
+        for name in ("hitld.service", "hitld@.service"):
+            self.assertEqual(read_unit(os.path.join(d, name))["Service"]["SocketBindDeny"], ["any"])
+        without = self.exposure(os.path.join(d, "hitld.service"))
+        with open(os.path.join(d, "hitld.service")) as f:
+            text = f.read()
+        listen = os.path.join(d, "hitld-listen.service")
+        with open(listen, "w") as f:
+            f.write(text.replace("SocketBindDeny=any\n", "SocketBindDeny=any\nSocketBindAllow=tcp:8089\n"))
+        self.assertEqual(self.exposure(listen), without)
+        self.assertLessEqual(without, 2.0)
 
 
 class TestConfig(WebhookTestCase):
