@@ -363,7 +363,9 @@ class TestHostileListener(WebhookTestCase):
                 for c in crowd:
                     c.close()
             self.assertGreater(n, 1000)
-            self.assertLessEqual(most, self.MAX_CONN)
+            # A few descriptors of slack: a call to HITL.sh or a socket
+            # client may come and go meanwhile; 2,000 held would show.
+            self.assertLessEqual(most, self.MAX_CONN + 4)
             wait_for(lambda: len(os.listdir("/proc/%d/fd" % pid)) <= base_fds, 60, interval=0.2,
                      what="hitld to let the crowd's connections go")
 
