@@ -370,8 +370,8 @@ int manager_reload(Manager *m) {
 			log_warning("socket.path and outbox.state_dir changes take effect at the next restart.");
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
-		inbox_reload(m);
 		apply_config(m);
+		inbox_reload(m);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -508,10 +508,6 @@ static int startup_socket(Manager *m) {
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the socket server: %m");
 	rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
-	k = inbox_new(m, &m->inbox);
-	if (k < 0)
-		return log_error_errno(k, "Failed to set up the webhook listener: %m");
-	sweep_init(m, now_realtime());
 	return 0;
 }
 
@@ -560,6 +556,10 @@ int manager_startup(Manager *m) {
 	k = commit_start(m);
 	if (k < 0)
 		return k;
+	k = inbox_new(m, &m->inbox);
+	if (k < 0)
+		return log_error_errno(k, "Failed to set up the webhook listener: %m");
+	sweep_init(m, now_realtime());
 
 	log_started(m);
 	notify_status_now(m);

@@ -42,7 +42,8 @@ static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
 	manager_record_changed(m, r);
 }
 
-/* Applies what HITL.sh says about r's remote request. */
+/* Applies what HITL.sh says about r's remote request: 0, or why it could
+ * not be made durable. */
 static int apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	_cleanup_(json_object_putp) json_object *result = NULL, *response = NULL;
 	RequestState old = r->state;

@@ -696,6 +696,21 @@ static int from_json_identity(json_object *j, bool with_params, bool has_kind, R
 	return 0;
 }
 
+/* The callback token, written only when set (absent in every older record). */
+static int from_json_token(json_object *j, Record *r) {
+	const char *s;
+	int k;
+
+	if (!json_object_object_get_ex(j, "callback_token", NULL))
+		return 0;
+	k = get_string(j, "callback_token", false, CALLBACK_TOKEN_LEN, CALLBACK_TOKEN_LEN, &s);
+	if (k < 0)
+		return k;
+	if (!token_is_valid(s))
+		return -EBADMSG;
+	return dup_string(s, &r->callback_token);
+}
+
 /* from_json()'s second part: its times, what HITL.sh said and what came of it. */
 static int from_json_outcome(json_object *j, Record *r) {
 	const char *s;
@@ -753,13 +768,12 @@ static int from_json_outcome(json_object *j, Record *r) {
 
 	if ((k = get_copy(j, "error", json_type_object, true, &r->error)) < 0)
 		return k;
-	return 0;
+	return from_json_token(j, r);
 }
 
 static int from_json(json_object *j, bool with_params, Record **ret) {
 	_cleanup_(record_freep) Record *r = NULL;
 	bool has_kind, has_token;
-	const char *s;
 	int k;
 
 	if (!ret)
@@ -788,16 +802,6 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 	k = from_json_outcome(j, r);
 	if (k < 0)
 		return k;
-
-	if (has_token) {
-		k = get_string(j, "callback_token", false, CALLBACK_TOKEN_LEN, CALLBACK_TOKEN_LEN, &s);
-		if (k < 0)
-			return k;
-		if (!token_is_valid(s))
-			return -EBADMSG;
-		if ((k = dup_string(s, &r->callback_token)) < 0)
-			return k;
-	}
 
 	*ret = TAKE_PTR(r);
 	return 0;

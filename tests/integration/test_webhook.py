@@ -11,14 +11,17 @@ import os
 import random
 import re
 import resource
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SANITIZER, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, SANITIZER, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
 
 HOOK_PATH = "/hitl/callback"
 
@@ -50,6 +53,7 @@ class WebhookTestCase(HitldTestCase):
     POLL = {"min_poll_interval_s": 3600}
 
     def setUp(self):
+        self.t0 = time.monotonic()
         super().setUp()
         self.port = free_port()
         self.public_url = "http://127.0.0.1:%d%s" % (self.port, HOOK_PATH)
@@ -67,6 +71,14 @@ class WebhookTestCase(HitldTestCase):
         self.assertEqual(len(remote), 1)
         return r, remote[0]
 
+    def assert_logged_once_a_minute(self):
+        """Refusals from one source: one entry a minute at most (the test
+        started a minute ago at most, unless the machine is very loaded)."""
+        n = self.hitld.log_text().count("Refused a callback from 127.0.0.1")
+        minutes = (time.monotonic() - self.t0) / 60
+        self.assertGreaterEqual(n, 1)
+        self.assertLessEqual(n, 1 + int(minutes))
+
     def webhook_status(self):
         return self.c.call("status")["webhook"]
 
@@ -81,6 +93,11 @@ class TestCallbacks(WebhookTestCase):
         self.assertEqual(w["listen"], "127.0.0.1:%d" % self.port)
         self.assertEqual(w["public_url"], self.public_url)
         self.assertEqual((w["received"], w["rejected"], w["last_at"]), (0, 0, None))
+        out = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "status"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Webhook:  callbacks on 127.0.0.1:%d for %s: 0 received (last never), 0 refused"
+                      % (self.port, self.public_url), out.stdout)
 
     def test_each_create_carries_its_own_capability_url(self):
         a, ra = self.submit_pending(request_text="first")
@@ -222,7 +239,7 @@ class TestForgedCallbacks(WebhookTestCase):
         self.assertEqual(w["received"], 3)   # the real one and two repeats of its outcome
         self.assertIsNotNone(w["last_rejected_at"])
         # Rejections are logged, at most once a minute per source.
-        self.assertEqual(self.hitld.log_text().count("Refused a callback from 127.0.0.1"), 1)
+        self.assert_logged_once_a_minute()
 
     def test_only_post(self):
         for method in ("GET", "PUT", "DELETE"):
@@ -272,6 +289,7 @@ class TestHostileListener(WebhookTestCase):
     TIMEOUT_S = 2
 
     def setUp(self):
+        self.t0 = time.monotonic()
         self.fd_limit = raise_fd_limit()
         HitldTestCase.setUp(self)
         self.port = free_port()
@@ -345,7 +363,9 @@ class TestHostileListener(WebhookTestCase):
                 for c in crowd:
                     c.close()
             self.assertGreater(n, 1000)
-            self.assertLessEqual(most, self.MAX_CONN)
+            # A few descriptors of slack: a call to HITL.sh or a socket
+            # client may come and go meanwhile; 2,000 held would show.
+            self.assertLessEqual(most, self.MAX_CONN + 4)
             wait_for(lambda: len(os.listdir("/proc/%d/fd" % pid)) <= base_fds, 60, interval=0.2,
                      what="hitld to let the crowd's connections go")
 
@@ -396,7 +416,7 @@ class TestHostileListener(WebhookTestCase):
             # connections held with their buffers would take.
             self.assertLess(rss_after - rss_before, 16 * 1024)
         # One log entry for all of this source's refusals within the minute.
-        self.assertEqual(self.hitld.log_text().count("Refused a callback from 127.0.0.1"), 1)
+        self.assert_logged_once_a_minute()
         self.assertGreaterEqual(self.webhook_status()["rejected"], 300)
 
         # The listener still works: the reviewer's answer arrives by callback.
@@ -464,6 +484,49 @@ class TestSocketActivation(HitldTestCase):
         self.assertNotEqual(d.proc.wait(30), 0)
         d.stderr.close()
         self.assertIn("expected exactly one", d.log_text())
+
+
+@unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze is not installed")
+class TestUnits(unittest.TestCase):
+    """hitld-webhook.socket is a valid unit for hitld.service; the receiver
+    costs the sandbox nothing: the exposure with a drop-in allowing
+    webhook.listen's port is the exposure without it (docs: hitld(8),
+    CALLBACKS)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="hitld-units-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def analyze(self, *args):
+        p = subprocess.run(["systemd-analyze"] + list(args), capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stdout + p.stderr
+
+    def exposure(self, path):
+        rc, out = self.analyze("security", "--no-pager", "--offline=true", path)
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", out)
+        self.assertIsNotNone(m, out)
+        return float(m.group(1))
+
+    def test_the_socket_verifies_and_the_receiver_costs_no_exposure(self):
+        from systemd_support import read_unit, staged_units
+        d = staged_units(self.tmp)
+        sock = read_unit(os.path.join(d, "hitld-webhook.socket"))["Socket"]
+        self.assertEqual(sock["FileDescriptorName"], ["webhook"])
+        self.assertEqual(sock["Service"], ["hitld.service"])
+        self.assertTrue(all(a.startswith("127.0.0.1:") for a in sock["ListenStream"]), sock["ListenStream"])
+        rc, out = self.analyze("verify", "--man=no", os.path.join(d, "hitld-webhook.socket"),
+                               os.path.join(d, "hitld.service"), os.path.join(d, "hitld.socket"))
+        self.assertEqual((rc, out.strip()), (0, ""))
+        for name in ("hitld.service", "hitld@.service"):
+            self.assertEqual(read_unit(os.path.join(d, name))["Service"]["SocketBindDeny"], ["any"])
+        without = self.exposure(os.path.join(d, "hitld.service"))
+        with open(os.path.join(d, "hitld.service")) as f:
+            text = f.read()
+        listen = os.path.join(d, "hitld-listen.service")
+        with open(listen, "w") as f:
+            f.write(text.replace("SocketBindDeny=any\n", "SocketBindDeny=any\nSocketBindAllow=tcp:8089\n"))
+        self.assertEqual(self.exposure(listen), without)
+        self.assertLessEqual(without, 2.0)
 
 
 class TestConfig(WebhookTestCase):
