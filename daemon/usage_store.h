@@ -14,8 +14,9 @@
  * all, and one that does not check out is set aside (.bad) and logged, never
  * mixed up with others. Size: at most USAGE_DAYS_KEPT + 1 day files of at most
  * 24 × (USAGE_ROWS_PER_HOUR_MAX + fold rows) rows of USAGE_DISK_ROW_SIZE
- * bytes, a state file under 4 KiB, and a journal cut back at every
- * checkpoint (at most one a minute, when anything changed). The clock is the
+ * bytes, a state file under 4 KiB, and a journal of at most
+ * USAGE_JOURNAL_ENTRIES_MAX entries of 96 bytes, cut back at every checkpoint
+ * (every USAGE_CHECKPOINT_INTERVAL when anything changed, or when it is full). The clock is the
  * caller's (tests/unit/test_usage_store.c simulates 30 days). */
 #pragma once
 
@@ -27,7 +28,9 @@
 
 #define USAGE_DIR "usage"
 #define USAGE_DISK_ROW_SIZE 24U
-#define USAGE_CHECKPOINT_INTERVAL USEC_PER_MINUTE
+/* The journal is durable entry by entry; checkpoints only keep it short. */
+#define USAGE_CHECKPOINT_INTERVAL (15U * USEC_PER_MINUTE)
+#define USAGE_JOURNAL_ENTRIES_MAX 4096U
 #define USAGE_OPEN_MAX 64U   /* calls in flight it tracks (api.h allows 16) */
 
 typedef struct UsageStore UsageStore;
@@ -59,7 +62,8 @@ int usage_store_unsent(UsageStore *s, const UsageTag *tag, usec_t now);
 /* A request ended with a reviewer's answer (decision) or its default. */
 int usage_store_finished(UsageStore *s, bool decision, uint32_t uid, const char *loop_id, usec_t now);
 /* Writes the day files and state, then cuts the journal back. Done by the
- * functions above at most once per USAGE_CHECKPOINT_INTERVAL; force for now. */
+ * functions above every USAGE_CHECKPOINT_INTERVAL or USAGE_JOURNAL_ENTRIES_MAX
+ * entries; force for now. */
 int usage_store_checkpoint(UsageStore *s, usec_t now, bool force);
 
 /* ---------------------------------------------------------------- reading
