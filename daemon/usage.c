@@ -306,22 +306,24 @@ int usage_history_query(const UsageHistory *h, uint32_t from_hour, uint32_t to_h
 /* ------------------------------------------------------------------ foreign use */
 
 uint32_t usage_window_observe(UsageWindow *w, long http_status, const RateInfo *rate, uint32_t in_flight_others) {
+	bool headers = rate && rate->has_limit && rate->has_remaining && rate->has_reset && rate->limit > 0 &&
+	               rate->limit <= BUDGET_LIMIT_MAX;
 	uint32_t own_max, found;
 
-	if (!rate || !rate->has_limit || !rate->has_remaining || !rate->has_reset || rate->limit == 0 ||
-	    rate->limit > BUDGET_LIMIT_MAX)
-		return 0;
-	if (rate->reset_epoch < w->reset_epoch)
+	if (headers && rate->reset_epoch < w->reset_epoch)
 		return 0; /* about a window that has ended */
-	if (rate->reset_epoch > w->reset_epoch)
+	if (headers && rate->reset_epoch > w->reset_epoch)
 		*w = (UsageWindow) { .reset_epoch = rate->reset_epoch };
-	w->limit = rate->limit;
-	/* What the server counts: everything it answered but a 401 (before the
-	 * key is known) and a 429 (over the limit). A 5xx may or may not have
-	 * been counted; taking it as counted can only hide a foreign call, never
-	 * invent one. */
-	if (http_status != 401 && http_status != 429 && http_status > 0)
+	/* What the server counts: everything but a 401 (before the key is
+	 * known) and a 429 (over the limit). A 5xx, or a call without a reply,
+	 * may or may not have been counted; taking it as counted can only hide
+	 * a foreign call, never invent one. Without headers it is taken to be
+	 * in the current window. */
+	if (http_status != 401 && http_status != 429 && w->own < UINT32_MAX)
 		w->own++;
+	if (!headers)
+		return 0;
+	w->limit = rate->limit;
 	if (rate->remaining <= rate->limit && rate->limit - rate->remaining > w->server_used)
 		w->server_used = rate->limit - rate->remaining;
 	/* Calls still in flight may have been counted before this reply: all of

@@ -154,8 +154,9 @@ typedef struct UsageWindow {
 	bool foreign_429;      /* a 429 came while hitld had not spent the limit */
 } UsageWindow;
 
-/* Steps w with one reply to a call of hitld's (status 0: none) and its
- * headers; in_flight_others = hitld's other calls sent and not yet answered
+/* Steps w with one reply to a call of hitld's (status 0: none, which counts
+ * as hitld's own in the current window: the server may have seen it) and its
+ * headers (NULL or incomplete: none); in_flight_others = hitld's other calls sent and not yet answered
  * (the server may have counted them already). Returns how many calls of
  * others this reply newly shows (w->foreign grows by as much). A reply naming
  * an older window than w's changes nothing; a newer one starts a new window. */

@@ -144,8 +144,12 @@ static void test_usage_window_finds_foreign_calls(void **state) {
 	assert_int_equal(usage_window_observe(&w, 200, &r, 0), 0);
 	assert_int_equal(w.own, 1);
 	assert_int_equal(w.foreign, 0);
-	/* no headers: nothing */
+	/* no reply: nothing found, but the server may have counted it */
 	assert_int_equal(usage_window_observe(&w, 0, NULL, 0), 0);
+	assert_int_equal(w.own, 2);
+	r = rate(100, 97, 4600);
+	assert_int_equal(usage_window_observe(&w, 200, &r, 0), 0);
+	assert_int_equal(w.foreign, 0);
 }
 
 /* Calls of hitld's own in flight may have been counted already: they are
