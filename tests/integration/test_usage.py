@@ -100,8 +100,9 @@ class UsageMatchesEmulator(HitldTestCase):
         for rid in ids[:2]:
             self.wait_state(rid, "completed")
 
-        # A create the emulator has done but not yet answered when hitld dies.
-        self.emu.ctl("POST", "/_emu/faults", {"kind": "slow", "seconds": 4,
+        # A create the emulator has done but not yet answered when hitld dies
+        # (hitld gives up after timeout_s = 5 anyway: no reply either way).
+        self.emu.ctl("POST", "/_emu/faults", {"kind": "slow", "seconds": 30,
                                                "match": {"method": "POST", "path_prefix": "/v1/api/loops/"}})
         before = self.emu.stats()["creates"]
         self.c.call("request.submit", single_select_request(self.loop_id, text="In flight?"))
@@ -240,6 +241,10 @@ class ForeignUse(ForeignScenario, HitldTestCase):
         k = self.c.call("usage", {"since": "1h", "by": "kind"})
         self.assertEqual({r["kind"]: r["calls"] for r in k["rows"]}.get("foreign"), self.FOREIGN)
         self.assertIn("%d calls in the window" % self.FOREIGN, self.hitld.log_text())
+        p = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "status"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout.decode(), r"(?m)^Foreign:\s+%d calls this window" % self.FOREIGN)
 
     def test_a_single_unexplained_call_raises_no_alarm(self):
         self.c.call("request.submit", single_select_request(self.loop_id))
