@@ -310,6 +310,7 @@ int usage_history_query(const UsageHistory *h, uint32_t from_hour, uint32_t to_h
 uint32_t usage_window_observe(UsageWindow *w, long http_status, const RateInfo *rate, uint32_t in_flight_others) {
 	bool headers = rate && rate->has_limit && rate->has_remaining && rate->has_reset && rate->limit > 0 &&
 	               rate->limit <= BUDGET_LIMIT_MAX;
+	bool first = w->reset_epoch == 0;
 	uint32_t own_max, found;
 
 	if (headers && rate->reset_epoch < w->reset_epoch)
@@ -328,6 +329,11 @@ uint32_t usage_window_observe(UsageWindow *w, long http_status, const RateInfo *
 	w->limit = rate->limit;
 	if (rate->remaining <= rate->limit && rate->limit - rate->remaining > w->server_used)
 		w->server_used = rate->limit - rate->remaining;
+	/* The first window the history sees (a new state directory, an
+	 * upgrade): who made its earlier calls is unknown, hitld's own
+	 * included, so they are taken as its own. A 429 still tells. */
+	if (first && http_status != 429 && w->own < w->server_used)
+		w->own = w->server_used;
 	/* Calls still in flight may have been counted before this reply: all of
 	 * them are taken as counted, so the estimate is a lower bound. */
 	own_max = w->own > UINT32_MAX - in_flight_others ? UINT32_MAX : w->own + in_flight_others;

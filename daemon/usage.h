@@ -159,7 +159,10 @@ typedef struct UsageWindow {
  * headers (NULL or incomplete: none); in_flight_others = hitld's other calls sent and not yet answered
  * (the server may have counted them already). Returns how many calls of
  * others this reply newly shows (w->foreign grows by as much). A reply naming
- * an older window than w's changes nothing; a newer one starts a new window. */
+ * an older window than w's changes nothing; a newer one starts a new window.
+ * In the first window w ever sees (reset_epoch 0: a new history) the calls
+ * the server counted before are taken as hitld's own (they may be, from
+ * before an upgrade), unless the reply is a 429. */
 uint32_t usage_window_observe(UsageWindow *w, long http_status, const RateInfo *rate, uint32_t in_flight_others);
 
 /* ------------------------------------------------------------------ totals */

@@ -26,6 +26,7 @@
 #define ROWS_PER_HOUR_BOUND (USAGE_ROWS_PER_HOUR_MAX + _USAGE_KIND_MAX * _USAGE_OUTCOME_MAX)
 #define DAY_FILE_MAX (DAY_HEADER_SIZE + 24U * ROWS_PER_HOUR_BOUND * USAGE_DISK_ROW_SIZE)
 #define DIRTY_DAYS_MAX 8U
+#define JOURNAL_ENTRIES_HARD_MAX (16U * USAGE_JOURNAL_ENTRIES_MAX)
 
 typedef enum EntryType {
 	ENTRY_START = 1,
@@ -312,9 +313,14 @@ static int record(UsageStore *s, Entry *e, usec_t now) {
 
 	e->seq = s->next_seq++;
 	entry_encode(e, buf);
-	k = store_write_all(s->journal_fd, buf, sizeof buf);
-	if (k >= 0)
-		k = store_fsync(s->journal_fd);
+	/* While checkpoints fail the journal grows, but not without bound. */
+	if (s->journal_entries >= JOURNAL_ENTRIES_HARD_MAX)
+		k = -ENOSPC;
+	else {
+		k = store_write_all(s->journal_fd, buf, sizeof buf);
+		if (k >= 0)
+			k = store_fsync(s->journal_fd);
+	}
 	if (k < 0 && !s->journal_error_logged) {
 		log_warning_errno(k, "Failed to write the usage journal (calls are counted in memory until a checkpoint works): %m");
 		s->journal_error_logged = true;
@@ -625,9 +631,13 @@ static int replay(UsageStore *s, uint64_t state_seq, const DaySeq *days, size_t 
 	uint64_t max_seq = 0;
 	int k;
 
-	k = store_read_file(s->dirfd, JOURNAL_FILE, 64U * 1024U * 1024U, &buf, &len);
+	k = store_read_file(s->dirfd, JOURNAL_FILE, (size_t) JOURNAL_ENTRIES_HARD_MAX * ENTRY_SIZE + ENTRY_SIZE, &buf, &len);
 	if (k == -ENOENT)
 		return 0;
+	if (k == -EFBIG) {
+		set_aside(s, JOURNAL_FILE, k);
+		return 0;
+	}
 	if (k < 0)
 		return k;
 	good = len - len % ENTRY_SIZE;
@@ -647,6 +657,7 @@ static int replay(UsageStore *s, uint64_t state_seq, const DaySeq *days, size_t 
 		            bad, len - good);
 	if (max_seq >= s->next_seq)
 		s->next_seq = max_seq + 1;
+	s->journal_entries = (uint32_t) (good / ENTRY_SIZE);
 	return (int) good;
 }
 

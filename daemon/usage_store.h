@@ -16,7 +16,9 @@
  * 24 × (USAGE_ROWS_PER_HOUR_MAX + fold rows) rows of USAGE_DISK_ROW_SIZE
  * bytes, a state file under 4 KiB, and a journal of at most
  * USAGE_JOURNAL_ENTRIES_MAX entries of 96 bytes, cut back at every checkpoint
- * (every USAGE_CHECKPOINT_INTERVAL when anything changed, or when it is full). The clock is the
+ * (every USAGE_CHECKPOINT_INTERVAL when anything changed, or when it is full;
+ * while checkpoints fail it may grow to 16 times that, then calls are
+ * counted in memory only). The clock is the
  * caller's (tests/unit/test_usage_store.c simulates 30 days). */
 #pragma once
 

@@ -120,7 +120,7 @@ static RateInfo rate(unsigned limit, unsigned remaining, int64_t reset) {
 }
 
 static void test_usage_window_finds_foreign_calls(void **state) {
-	UsageWindow w = {};
+	UsageWindow w = { .reset_epoch = 1 }; /* a history that knew an earlier window */
 	RateInfo r;
 
 	/* hitld's own calls: the server's count matches, nothing foreign */
@@ -152,10 +152,28 @@ static void test_usage_window_finds_foreign_calls(void **state) {
 	assert_int_equal(w.foreign, 0);
 }
 
+/* A new history (no window known) cannot tell who made the calls the server
+ * counted before its first reply: they are hitld's own (an upgrade, a state
+ * directory set aside), and only later ones can be foreign. A later window
+ * starts from nothing: whatever the server counted there that hitld did not
+ * make is foreign, also calls made while hitld was down. */
+static void test_usage_window_new_history_takes_earlier_calls_as_own(void **state) {
+	UsageWindow w = {};
+	RateInfo r;
+
+	r = rate(100, 60, 1000);
+	assert_int_equal(usage_window_observe(&w, 200, &r, 0), 0);
+	assert_int_equal(w.own, 40);
+	r = rate(100, 55, 1000);
+	assert_int_equal(usage_window_observe(&w, 200, &r, 0), 4);
+	r = rate(100, 89, 4600);
+	assert_int_equal(usage_window_observe(&w, 200, &r, 0), 10);
+}
+
 /* Calls of hitld's own in flight may have been counted already: they are
  * never taken for foreign ones. */
 static void test_usage_window_in_flight_is_not_foreign(void **state) {
-	UsageWindow w = {};
+	UsageWindow w = { .reset_epoch = 1 };
 	RateInfo r;
 
 	/* 3 calls sent at once; the first reply already counts all three */
@@ -171,7 +189,7 @@ static void test_usage_window_in_flight_is_not_foreign(void **state) {
 /* A 429 hitld did not cause: the whole rest of the limit is foreign. One it
  * caused itself is not. 401s and 429s are not counted by the server. */
 static void test_usage_window_429(void **state) {
-	UsageWindow w = {};
+	UsageWindow w = { .reset_epoch = 1 };
 	RateInfo r;
 
 	for (unsigned i = 1; i <= 10; i++) {
@@ -183,7 +201,7 @@ static void test_usage_window_429(void **state) {
 	assert_true(w.foreign_429);
 	assert_int_equal(w.own, 10);
 
-	w = (UsageWindow) {};
+	w = (UsageWindow) { .reset_epoch = 1 };
 	for (unsigned i = 1; i <= 20; i++) {
 		r = rate(20, 20 - i, 1000);
 		assert_int_equal(usage_window_observe(&w, 200, &r, 0), 0);
@@ -202,6 +220,7 @@ int main(void) {
 		cmocka_unit_test(test_usage_history_counts_and_queries),
 		cmocka_unit_test(test_usage_history_folds_beyond_bound),
 		cmocka_unit_test(test_usage_window_finds_foreign_calls),
+		cmocka_unit_test(test_usage_window_new_history_takes_earlier_calls_as_own),
 		cmocka_unit_test(test_usage_window_in_flight_is_not_foreign),
 		cmocka_unit_test(test_usage_window_429),
 	};
