@@ -51,7 +51,7 @@ static const Verb verbs[] = {
 	  "  -s, --since DURATION     1h, 24h (default), 7d, 30d, 90m: whole hours back from now\n"
 	  "  -b, --by WHAT            kind (default), uid, loop, or hour: calls per hour as a bar\n"
 	  "                           chart with the hourly limit marked '|'\n"
-	  "      --json               the usage method's reply\n" },
+	  "With --json, the usage method's reply.\n" },
 	{ "submit", verb_submit, "submit --loop ID --default VALUE [options] [TEXT]",
 	  "queue a request for a human; prints its id",
 	  "Queues a request and prints its local id (r_…) at once; the daemon sends it to HITL.sh\n"
