@@ -1,6 +1,7 @@
 /* engine.h — the parts of the remote work engine (manager.c) that live in
  * their own files: health.c (failed calls, backoff, the circuit breaker,
- * loop pauses) and reconcile.c (finding out whether a create happened).
+ * loop pauses), reconcile.c (finding out whether a create happened) and
+ * accounting.c (the usage history's hooks, foreign use of the key).
  * Which call goes next is decided, pure, in plan.h; records change state
  * only through record.h's transitions.
  * Internal to the daemon: methods.c and the rest use manager.h. */
