@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "log.h"
 #include "msgid.h"
+#include "params.h"
 #include "rpc.h"
 
 #define USAGE_SINCE_DEFAULT (24U * USEC_PER_HOUR)
@@ -229,31 +230,28 @@ static json_object *sum_json(const UsageSum *s, UsageGroup by, bool with_key) {
 }
 
 void accounting_method_usage(Manager *m, RpcCall *call, bool admin) {
+	static const char *const known[] = { "since", "by", NULL };
 	_cleanup_(freep) UsageSum *v = NULL;
-	json_object *p = rpc_call_params(call), *result, *rows, *by_v = NULL, *since_v = NULL;
+	json_object *result, *rows;
 	UsageSum total = {};
 	UsageGroup by = USAGE_BY_KIND;
 	usec_t now = now_realtime(), since;
 	uint32_t uid = admin ? USAGE_UID_ANY : (uint32_t) rpc_call_uid(call);
 	char buf[ISO8601_MAX], ubuf[16];
+	const char *by_s;
 	size_t n;
 	int k;
 
-	if (p && json_object_is_type(p, json_type_object)) {
-		json_object_object_foreach(p, key, val) {
-			(void) val;
-			if (!streq(key, "since") && !streq(key, "by"))
-				return rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Unknown parameter.", NULL);
-		}
-		by_v = json_object_object_get(p, "by");
-		since_v = json_object_object_get(p, "since");
-	}
-	if (by_v && (!json_object_is_type(by_v, json_type_string) ||
-	             (by = usage_group_from_string(json_object_get_string(by_v))) < 0))
-		return rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "by must be kind, uid, loop or hour.", NULL);
-	if (parse_since(since_v, &since) < 0)
-		return rpc_call_error(call, RPC_ERROR_INVALID_PARAMS,
-		                      "since must be like 1h, 24h, 7d or 30d (at most 31d), or seconds.", NULL);
+	if (!params_check_known(call, known))
+		return;
+	k = params_string(call, "by", 16, &by_s);
+	if (k == -EINVAL)
+		return;
+	if (k >= 0 && (by = usage_group_from_string(by_s)) < 0)
+		return params_reply_invalid(call, "by", "by must be kind, uid, loop or hour");
+	if (parse_since(json_object_object_get(rpc_call_params(call), "since"), &since) < 0)
+		return params_reply_invalid(call, "since",
+		                            "since must be like 1h, 24h, 7d or 30d (at most 31d), or a number of seconds");
 	k = usage_store_query(m->usage, usec_sub(now, since), now, uid, by, &v, &n);
 	if (k < 0)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);

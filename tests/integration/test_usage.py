@@ -19,7 +19,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, KEY, HitldTestCase, as_uid, main, single_select_request,  # noqa: E402
+from harness import (BUILD, KEY, HitldTestCase, RpcError, as_uid, main, single_select_request,  # noqa: E402
                      wait_for)
 
 ALICE = 40011
@@ -140,6 +140,16 @@ class UsageMatchesEmulator(HitldTestCase):
         chart = self.hitlctl_usage("--since", "24h", "--by", "hour")
         self.assertIn("limit 100", chart)
         self.assertRegex(chart, r"#")
+
+    def test_bad_params_are_refused_naming_the_field(self):
+        for params, field in (({"by": "nope"}, "by"), ({"since": "2y"}, "since"), ({"since": "40d"}, "since"),
+                              ({"since": 0}, "since"), ({"sort": "x"}, "sort")):
+            with self.subTest(params):
+                with self.assertRaises(RpcError) as cm:
+                    self.c.call("usage", params)
+                self.assertEqual(cm.exception.code, -32602)
+                self.assertEqual(cm.exception.data.get("field"), field, cm.exception.data)
+        self.assertEqual(self.c.call("usage", {"since": 5400, "by": "hour"})["by"], "hour")
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to switch uids")
     def test_a_user_sees_their_own_share_an_admin_everyones(self):
