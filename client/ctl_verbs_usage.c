@@ -52,7 +52,7 @@ static int print_table(json_object *res, const char *by) {
 	static const char *const outcomes[] = { "2xx", "4xx", "429", "5xx", "no_reply" };
 	json_object *rows = json_object_object_get(res, "rows"), *total = json_object_object_get(res, "total");
 	Table t = { .n_columns = 8, .headers = { NULL, "CALLS", "2XX", "4XX", "429", "5XX", "NO-REPLY", "DECISIONS" } };
-	char cells[8][24];
+	char cells[8][32];
 	const char *values[8];
 	int64_t unsent = 0, defaults = 0;
 	int k = 0;

@@ -137,6 +137,8 @@ class UsageMatchesEmulator(HitldTestCase):
         table = self.hitlctl_usage("--since", "24h", "--by", "kind")
         self.assertRegex(table, r"(?m)^KIND\s+CALLS\b")
         self.assertRegex(table, r"(?m)^create\s+1\b")
+        by_loop = self.hitlctl_usage("--by", "loop")
+        self.assertRegex(by_loop, r"(?m)^%s\s+1\b" % self.loop_id)
         chart = self.hitlctl_usage("--since", "24h", "--by", "hour")
         self.assertIn("limit 100", chart)
         self.assertRegex(chart, r"#")
