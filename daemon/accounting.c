@@ -122,7 +122,8 @@ void accounting_tag_work(Manager *m, ApiCall *call, WorkKind kind, const Record 
 	 * requests: shared. Everything else is about one request. */
 	if (r && kind != WORK_POLL_LOOP && kind != WORK_POLL_LIST)
 		tag.uid = (uint32_t) r->owner_uid;
-	if (r && r->loop_id)
+	/* A trigger's workflow id is no loop, and the history keeps only loop ids. */
+	if (r && r->loop_id && kind != WORK_TRIGGER)
 		snprintf(tag.loop_id, sizeof tag.loop_id, "%s", r->loop_id);
 	api_call_tag(call, &tag);
 }

@@ -65,7 +65,7 @@ typedef enum UsageOutcome {
 typedef struct UsageTag {
 	UsageKind kind;
 	uint32_t uid;                    /* a local uid, or USAGE_UID_SHARED */
-	char loop_id[USAGE_LOOP_ID_MAX]; /* loop or workflow id, or "" */
+	char loop_id[USAGE_LOOP_ID_MAX]; /* a loop id (24 hex digits), or "" */
 } UsageTag;
 
 const char *usage_kind_to_string(UsageKind k);
