@@ -145,6 +145,14 @@ static void loop_unpack(const uint8_t in[static 12], bool has, char out[static U
 			snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
+/* The loop id as the day files keep it (lower case), or "": the same before
+ * and after a restart. */
+static void tag_normalise(UsageTag *t) {
+	uint8_t packed[12];
+
+	loop_unpack(packed, loop_pack(t->loop_id, packed), t->loop_id);
+}
+
 /* Tag as kind, flags, uid, loop at p (18 bytes: 1 + 1 + 4 + 12). */
 static void tag_put(uint8_t *p, const UsageTag *t) {
 	p[0] = (uint8_t) t->kind;
@@ -338,6 +346,7 @@ int usage_store_sent(UsageStore *s, const UsageTag *tag, usec_t now, uint64_t *r
 
 	if (tag->kind < 0 || tag->kind >= _USAGE_CALL_KIND_MAX)
 		return -EINVAL;
+	tag_normalise(&e.tag);
 	k = record(s, &e, now);
 	*ret_seq = e.seq;
 	return k;
@@ -370,6 +379,7 @@ int usage_store_unsent(UsageStore *s, const UsageTag *tag, usec_t now) {
 
 	if (tag->kind < 0 || tag->kind >= _USAGE_CALL_KIND_MAX)
 		return -EINVAL;
+	tag_normalise(&e.tag);
 	return record(s, &e, now);
 }
 
@@ -378,6 +388,7 @@ int usage_store_finished(UsageStore *s, bool decision, uint32_t uid, const char 
 	            .tag = { .kind = decision ? USAGE_DECISION : USAGE_DEFAULT, .uid = uid } };
 
 	snprintf(e.tag.loop_id, sizeof e.tag.loop_id, "%s", loop_id && strlen(loop_id) == 24 ? loop_id : "");
+	tag_normalise(&e.tag);
 	return record(s, &e, now);
 }
 

@@ -80,6 +80,20 @@ static uint64_t kind_calls(UsageStore *s, usec_t since, usec_t now, UsageKind ki
 	return 0;
 }
 
+/* Loop ids as the day files keep them, before a restart as after: one loop
+ * (upper and lower case are one), lower case; no loop for what is none. */
+static void check_loops(UsageStore *s, usec_t now) {
+	_cleanup_(freep) UsageSum *v = NULL;
+	size_t n;
+
+	assert_int_equal(usage_store_query(s, T0, now, USAGE_UID_ANY, USAGE_BY_LOOP, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].loop_id, "");
+	assert_int_equal(v[0].calls, 2);
+	assert_string_equal(v[1].loop_id, LOOP_A);
+	assert_int_equal(v[1].calls, 2);
+}
+
 static void test_usage_store_survives_restart(void **state) {
 	Fixture *f = *state;
 	UsageStore *s = NULL;
@@ -87,15 +101,18 @@ static void test_usage_store_survives_restart(void **state) {
 
 	assert_int_equal(usage_store_open(f->fd, T0, &s), 0);
 	call(s, USAGE_CREATE, 1000, LOOP_A, 201, T0);
-	call(s, USAGE_CREATE, 1000, LOOP_A, 400, T0 + USEC_PER_SEC);
+	call(s, USAGE_CREATE, 1000, "0123456789ABCDEF01234567", 400, T0 + USEC_PER_SEC);
+	call(s, USAGE_POLL, 1000, "not a loop id", 200, T0 + USEC_PER_SEC);
 	call(s, USAGE_POLL, USAGE_UID_SHARED, "", 200, T0 + 2 * USEC_PER_SEC);
 	assert_int_equal(usage_store_finished(s, true, 1000, LOOP_A, T0 + 3 * USEC_PER_SEC), 0);
+	check_loops(s, T0 + 4 * USEC_PER_SEC);
 	usage_store_free(s, T0 + 4 * USEC_PER_SEC);
 
 	assert_int_equal(usage_store_open(f->fd, T0 + 5 * USEC_PER_SEC, &s), 0);
 	assert_int_equal(kind_calls(s, T0, T0 + 5 * USEC_PER_SEC, USAGE_CREATE, _USAGE_OUTCOME_MAX), 2);
 	assert_int_equal(kind_calls(s, T0, T0 + 5 * USEC_PER_SEC, USAGE_CREATE, USAGE_4XX), 1);
-	assert_int_equal(kind_calls(s, T0, T0 + 5 * USEC_PER_SEC, USAGE_POLL, _USAGE_OUTCOME_MAX), 1);
+	assert_int_equal(kind_calls(s, T0, T0 + 5 * USEC_PER_SEC, USAGE_POLL, _USAGE_OUTCOME_MAX), 2);
+	check_loops(s, T0 + 5 * USEC_PER_SEC);
 	usage_store_totals(s, &t);
 	assert_int_equal(t.calls[USAGE_CREATE][USAGE_2XX], 1);
 	assert_int_equal(t.calls[USAGE_DECISION][USAGE_NONE], 1);
