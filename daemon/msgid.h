@@ -24,3 +24,4 @@
 #define MID_SOCKET_REPLACED      "30252c256348445f8a9f2622618884de"
 #define MID_CREATES_PAUSED       "2ae56a26f92149b69a20c4fcdcabfd5c"
 #define MID_API_RECOVERED        "fb13796a9f1249dba1c30a3d30bfdaf3"
+#define MID_FOREIGN_USE          "0fedab33ccc64611a795f0009b890137"
