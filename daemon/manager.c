@@ -27,6 +27,7 @@
 #include "statelock.h"
 #include "store.h"
 #include "trigger.h"
+#include "telemetry.h"
 #include "validate.h"
 
 #define BUDGET_FILE "budget.json"
@@ -898,6 +899,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	budget_tick(&m->budget, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
+	telemetry_observe(m->telemetry, now);
 
 	for (;;) {
 		PlanInput in = plan_input(m, now);
@@ -1766,6 +1768,7 @@ int manager_reload(Manager *m) {
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);
+		telemetry_reload(m->telemetry);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -1920,6 +1923,9 @@ int manager_startup(Manager *m) {
 	if (k < 0)
 		return k;
 	sd_event_source_set_enabled(m->commit_timer, SD_EVENT_OFF);
+	k = telemetry_new(m, &m->telemetry);
+	if (k < 0)
+		return k;
 
 	char queued[16], pending[16];
 	snprintf(queued, sizeof queued, "%zu", outbox_count_state(m->outbox, REQUEST_QUEUED));
@@ -1961,6 +1967,7 @@ Manager *manager_free(Manager *m) {
 	sd_event_source_disable_unref(m->commit_defer);
 	sd_event_source_disable_unref(m->commit_timer);
 	free(m->pending);
+	m->telemetry = telemetry_free(m->telemetry);
 	m->outbox = outbox_free(m->outbox);
 	config_free(m->config);
 	free(m->work_loop);

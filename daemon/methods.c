@@ -13,7 +13,9 @@
 #include "log.h"
 #include "methods.h"
 #include "msgid.h"
+#include "metrics.h"
 #include "remote.h"
+#include "telemetry.h"
 #include "trigger.h"
 #include "validate.h"
 
@@ -351,10 +353,30 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
 	json_object_object_add(result, "budget", budget);
 	json_object_object_add(result, "queue", queue);
+	json_object_object_add(result, "forecast", telemetry_forecast_json(m, admin, uid, now));
 	json_object_object_add(result, "api", api);
 	json_object_object_add(result, "key", key);
 	json_object_object_add(result, "socket", sock);
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
+	rpc_call_reply(call, result);
+}
+
+/* The Prometheus text of telemetry.h: the whole daemon for an admin, else
+ * the budget and the caller's own requests, as status shows them. */
+static void method_metrics(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	_cleanup_(freep) char *text = NULL;
+	json_object *result;
+	int k;
+
+	if (!check_known_params(call, known))
+		return;
+	k = telemetry_metrics(m, caller_is_admin(m, call), rpc_call_uid(call), now_realtime(), &text, NULL);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	result = json_object_new_object();
+	json_object_object_add(result, "content_type", json_object_new_string(METRICS_CONTENT_TYPE));
+	json_object_object_add(result, "text", json_object_new_string(text));
 	rpc_call_reply(call, result);
 }
 
@@ -1151,6 +1173,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
 	{ "status", false, method_status, NULL },
+	{ "metrics", false, method_metrics, NULL },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
 	{ "request.wait", false, method_wait, NULL },
