@@ -35,16 +35,17 @@ class LongDrain(HitldTestCase):
         return self.emu.stats()["creates"]
 
     def test_status_forecasts_the_drain_and_a_long_one_is_warned_of_once(self):
+        # More than the window's 8 creates: hitld spreads them over the hour,
+        # so however many went already, the rest of the 10 wait for the next
+        # window, whose start takes the last 2.
         self.submit(10)
-        wait_for(lambda: self.created() == 8, 60, interval=0.2, what="this window's 8 creates")
         st = self.c.call("status")
         f = st["forecast"]
-        self.assertEqual(f["backlog"], 2)
-        self.assertEqual(st["queue"]["queued"], 2)
+        self.assertEqual(f["backlog"], st["queue"]["queued"])
+        self.assertGreaterEqual(f["backlog"], 2)
         self.assertIsNone(f["held"])
         self.assertEqual(f["creates_per_window"], 8)
         self.assertEqual(f["decisions_per_hour"], 8)
-        # Both go at the start of the next window: within the hour, no warning.
         self.assertEqual(epoch(f["drain_at"]), epoch(st["budget"]["reset_at"]))
         self.assertLessEqual(f["drain_seconds"], 3600)
         self.assertNotIn(SLOW_TEXT, self.hitld.log_text())
@@ -54,25 +55,28 @@ class LongDrain(HitldTestCase):
         wait_for(lambda: SLOW_TEXT in self.hitld.log_text(), 30, what="the long-drain warning")
         st = self.c.call("status")
         f = st["forecast"]
-        self.assertEqual(f["backlog"], 12)
+        self.assertEqual(f["backlog"], st["queue"]["queued"])
         # The next window is as long as this one (3600 s, or a second more
         # when hitld first heard of it in its first second).
         self.assertAlmostEqual(epoch(f["drain_at"]), epoch(st["budget"]["reset_at"]) + 3600, delta=2)
         self.assertGreater(f["drain_seconds"], 3600)
-        # More of the same condition: still one warning.
+        # More of the same condition: still one warning; a pause holds the
+        # forecast and does not start a new condition.
         self.submit(5)
         self.c.call("queue.pause")
-        self.assertEqual(self.c.call("status")["forecast"]["held"], "queue_paused")
-        self.assertIsNone(self.c.call("status")["forecast"]["drain_at"])
+        f = self.c.call("status")["forecast"]
+        self.assertEqual(f["held"], "queue_paused")
+        self.assertIsNone(f["drain_at"])
+        self.assertIsNone(f["drain_seconds"])
         self.c.call("queue.resume")
-        wait_for(lambda: self.c.call("status")["forecast"]["backlog"] == 17, 10, what="the backlog")
+        self.submit(1)
+        wait_for(lambda: self.c.call("status")["forecast"]["drain_at"] is not None, 10, what="a forecast")
         self.assertEqual(self.hitld.log_text().count(SLOW_TEXT), 1, self.hitld.log_text()[-3000:])
-        self.assertEqual(self.created(), 8)
+        self.assertEqual(self.emu.stats()["over_limit_attempts"], 0)
 
     def test_a_non_admin_sees_no_drain_time(self):
         from harness import as_uid, Client
         self.submit(12)
-        wait_for(lambda: self.created() == 8, 60, interval=0.2, what="this window's 8 creates")
         sock = self.hitld.socket
 
         def theirs():
@@ -86,6 +90,7 @@ class LongDrain(HitldTestCase):
         self.assertIsNone(f["drain_at"])
         self.assertIsNone(f["drain_seconds"])
         self.assertEqual(f["decisions_per_hour"], 8)
+        self.assertIsNotNone(self.c.call("status")["forecast"]["drain_at"])
 
 
 class WindowEndsWithCreatesWaiting(HitldTestCase):
@@ -137,7 +142,6 @@ class JournalLongDrain(test_systemd.JournalTestCase):
         self.addCleanup(c.close)
         for i in range(30):
             c.call("request.submit", single_select_request(self.loop_id, text="j %d" % i))
-        wait_for(lambda: self.emu.stats()["creates"] == 8, 60, interval=0.2, what="this window's creates")
         self.entries_of(d.proc.pid, "MESSAGE_ID=" + mid, want=lambda es: len(es) >= 1, timeout=30)
         d.stop()
         es = self.journal.entries("_PID=%d" % d.proc.pid, "MESSAGE_ID=" + mid)
