@@ -217,17 +217,22 @@ int telemetry_write_textfile(Telemetry *t) {
 	if (t->write_failed)
 		log_info("Metrics textfile %s written again.", path);
 	t->write_failed = false;
-	if (!streq_ptr(t->written, path)) {
-		char *copy = strdup(path);
-
-		/* The old file would go on being scraped with figures that no
-		 * longer change. */
-		if (t->written && unlink(t->written) < 0 && errno != ENOENT)
-			log_debug_errno(errno, "Cannot remove the old metrics textfile %s: %m", t->written);
-		free(t->written);
-		t->written = copy;
-	}
+	if (!t->written)
+		t->written = strdup(path);   /* without memory, only the removal below is missed */
 	return 0;
+}
+
+/* A textfile no longer named would go on being scraped with figures that no
+ * longer change: remove it. */
+static void forget_old_textfile(Telemetry *t) {
+	const char *path = t->manager->config->metrics_textfile;
+
+	if (!t->written || streq_ptr(t->written, path))
+		return;
+	if (unlink(t->written) < 0 && errno != ENOENT)
+		log_warning_errno(errno, "Cannot remove the old metrics textfile %s: %m", t->written);
+	free(t->written);
+	t->written = NULL;
 }
 
 static void arm(Telemetry *t, usec_t after) {
@@ -251,8 +256,11 @@ static int on_textfile_timer(sd_event_source *source, uint64_t usec, void *userd
 }
 
 void telemetry_reload(Telemetry *t) {
-	if (t)
-		arm(t, 0);
+	if (!t)
+		return;
+	forget_old_textfile(t);
+	t->write_failed = false;
+	arm(t, 0);
 }
 
 int telemetry_new(Manager *m, Telemetry **ret) {
