@@ -23,6 +23,17 @@ void manager_status_changed(Manager *m);
 /* Applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
+/* accounting.c: the usage history's side of the engine. start opens it
+ * (after the outbox) and watches every call; stop (before the ApiClient goes)
+ * checkpoints it. */
+int accounting_start(Manager *m);
+void accounting_stop(Manager *m);
+/* What the engine's call is for (its kind, the request's uid and loop; polls
+ * of a listing are shared). */
+void accounting_tag_work(Manager *m, ApiCall *call, WorkKind kind, const Record *r);
+/* r just became final: a decision (answered) or a default (timed out). */
+void accounting_finished(Manager *m, const Record *r);
+
 /* health.c: a background call made no progress (backoff for every kind,
  * last error kept, logged once per outage), or it did. */
 void health_failure(Manager *m, const char *what);

@@ -374,6 +374,7 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	def = json_object_object_get(r->params, "default_response");
 	if (record_finish_default(r, def) < 0)
 		return;
+	accounting_finished(m, r);
 	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
@@ -470,6 +471,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	if (changed <= 0)
 		return;
 	if (old != r->state) {
+		accounting_finished(m, r);
 		if (r->state == REQUEST_COMPLETED)
 			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
 		else if (r->state == REQUEST_TIMEOUT)
@@ -1108,6 +1110,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 
 	m->work_kind = kind;
 	m->last_attempt_at = now;
+	accounting_tag_work(m, m->work_call, kind, r);
 	manager_charge(m, call_kind);
 	return 0;
 }
@@ -1849,6 +1852,9 @@ int manager_startup(Manager *m) {
 		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
 	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
 	suspect_damaged(m);
+	k = accounting_start(m);
+	if (k < 0)
+		return k;
 
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,
@@ -1960,6 +1966,7 @@ Manager *manager_free(Manager *m) {
 	if (m->listen_fd >= 0)
 		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
 		               m->listen_inherited);
+	accounting_stop(m);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);

@@ -322,6 +322,7 @@ static void method_status(Manager *m, RpcCall *call) {
 			json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
 		}
 		json_object_object_add(api, "creates_paused", paused);
+		json_object_object_add(api, "foreign", accounting_status_json(m));
 		for (size_t i = 0; i < m->n_loop_pauses; i++) {
 			json_object *l = json_object_new_object();
 
@@ -1162,6 +1163,10 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+static void method_usage(Manager *m, RpcCall *call) {
+	accounting_method_usage(m, call, caller_is_admin(m, call));
+}
+
 static void method_key_test(Methods *ms, RpcCall *call) {
 	remote_method_key_test(ms->remote, call);
 }
@@ -1182,6 +1187,7 @@ static const Method methods[] = {
 	{ "request.feedback", false, method_feedback, NULL },
 	{ "workflow.trigger", false, method_trigger, NULL },
 	{ "watch", false, method_watch, NULL },
+	{ "usage", false, method_usage, NULL },
 	{ "queue.pause", true, method_pause_on, NULL },
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },

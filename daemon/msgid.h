@@ -26,3 +26,4 @@
 #define MID_API_RECOVERED        "fb13796a9f1249dba1c30a3d30bfdaf3"
 #define MID_BACKLOG_SLOW         "8e4ffca7cce147be9991307b3ef9b873"
 #define MID_WINDOW_ENDED_WAITING "26aecc4bb1ea49aa87b70992b118e60b"
+#define MID_FOREIGN_USE          "0fedab33ccc64611a795f0009b890137"
