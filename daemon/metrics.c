@@ -124,10 +124,7 @@ int metrics_format(const MetricsSnapshot *s, char **ret_text, size_t *ret_len) {
 	     s->n_requests);
 	one(f, "hitld_backlog_drain_seconds", METRIC_GAUGE,
 	    "How long until every queued request has been created at the budget's pace; NaN while creates are held.",
-	    s->drain_known ? (double) s->drain / (double) USEC_PER_SEC : NAN);
-	one(f, "hitld_backlog_drain_timestamp_seconds", METRIC_GAUGE,
-	    "When every queued request will have been created, seconds since the epoch; NaN while creates are held.",
-	    s->drain_known ? seconds(s->drain_at) : NAN);
+	    s->drain_known ? (s->drain == USEC_INFINITY ? INFINITY : (double) s->drain / (double) USEC_PER_SEC) : NAN);
 
 	one(f, "hitld_api_reachable", METRIC_GAUGE, "1 when HITL.sh answered the last call, else 0.", s->api_reachable);
 	one(f, "hitld_api_last_success_timestamp_seconds", METRIC_GAUGE,

@@ -49,7 +49,6 @@ typedef struct MetricsSnapshot {
 	size_t n_requests;
 	bool drain_known;               /* false: creates are held, no forecast */
 	usec_t drain;                   /* how long the backlog takes to be created */
-	usec_t drain_at;
 
 	/* HITL.sh and the key. */
 	bool api_reachable;

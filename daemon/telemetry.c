@@ -14,6 +14,7 @@
 #include "msgid.h"
 #include "store.h"
 #include "telemetry.h"
+#include "usage_store.h"
 
 struct Telemetry {
 	Manager *manager;
@@ -65,7 +66,8 @@ json_object *telemetry_forecast_json(Manager *m, bool all, uid_t uid, usec_t now
 	telemetry_forecast(m, all, uid, now, &f);
 	json_object_object_add(o, "backlog", json_object_new_int64((int64_t) f.backlog));
 	json_object_object_add(o, "held", f.held ? json_object_new_string(f.held) : NULL);
-	json_object_object_add(o, "drain_at", f.drain_known ? iso_or_null(f.drain.done_at) : NULL);
+	/* Nothing queued: drained now, no time to name. */
+	json_object_object_add(o, "drain_at", f.drain_known && f.backlog > 0 ? iso_or_null(f.drain.done_at) : NULL);
 	json_object_object_add(o, "drain_seconds",
 	                       f.drain_known && f.drain.duration != USEC_INFINITY
 	                               ? json_object_new_int64((int64_t) (f.drain.duration / USEC_PER_SEC))
@@ -77,6 +79,9 @@ json_object *telemetry_forecast_json(Manager *m, bool all, uid_t uid, usec_t now
 
 int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_text, size_t *ret_len) {
 	MetricsRow requests[_REQUEST_STATE_MAX], keys[_KEY_STATE_MAX];
+	MetricsRow calls[_USAGE_CALL_KIND_MAX * _USAGE_OUTCOME_MAX];
+	size_t n_calls = 0;
+	UsageTotals totals = {};
 	TelemetryForecast f;
 	MetricsSnapshot s;
 	Budget b;
@@ -92,6 +97,20 @@ int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_te
 		};
 	for (KeyState k = 0; k < _KEY_STATE_MAX; k++)
 		keys[k] = (MetricsRow) { .a = key_state_to_string(k), .value = m->key_state == k };
+	/* The usage history's totals only grow (a counter's promise); they are
+	 * everyone's, so an admin's. Every kind and outcome is there from the
+	 * start, 0 until it happens. Others' calls are hitld_foreign_calls_total. */
+	if (all && m->usage) {
+		usage_store_totals(m->usage, &totals);
+		for (UsageKind k = 0; k < _USAGE_CALL_KIND_MAX; k++)
+			for (UsageOutcome o = 0; o < _USAGE_OUTCOME_MAX; o++)
+				if (k != USAGE_FOREIGN && o != USAGE_NONE)
+					calls[n_calls++] = (MetricsRow) {
+						.a = usage_kind_to_string(k),
+						.b = usage_outcome_to_string(o),
+						.value = (double) totals.calls[k][o],
+					};
+	}
 
 	s = (MetricsSnapshot) {
 		.version = HITLD_VERSION,
@@ -110,7 +129,6 @@ int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_te
 		.n_requests = _REQUEST_STATE_MAX,
 		.drain_known = f.drain_known,
 		.drain = f.drain.duration,
-		.drain_at = f.drain.done_at,
 		.api_reachable = m->reachable,
 		.api_last_ok_at = m->last_ok_at,
 		.api_consecutive_failures = m->consecutive_failures,
@@ -119,6 +137,12 @@ int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_te
 		.queue_paused = m->paused,
 		.key_states = keys,
 		.n_key_states = _KEY_STATE_MAX,
+		.has_usage = all && m->usage,
+		.calls = calls,
+		.n_calls = n_calls,
+		.decisions = totals.calls[USAGE_DECISION][USAGE_NONE],
+		.defaults = totals.calls[USAGE_DEFAULT][USAGE_NONE],
+		.foreign_calls = totals.calls[USAGE_FOREIGN][USAGE_NONE],
 	};
 	return metrics_format(&s, ret_text, ret_len);
 }

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, Client, HitldTestCase, as_uid, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, Client, HitldTestCase, as_uid, main, single_select_request, wait_for  # noqa: E402
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -52,9 +52,8 @@ def value(samples, name, **labels):
 
 
 class Metrics(HitldTestCase):
-    # 10 calls an hour: 8 creates, 2 polls. Requests beyond that wait, so the
-    # figures stand still once the window's calls are spent.
-    WINDOW = 3600
+    # 10 calls per 20 s window: 8 creates, 2 polls.
+    WINDOW = 20
     LIMIT = 10
     START_DAEMON = False
 
@@ -65,7 +64,7 @@ class Metrics(HitldTestCase):
         self.promdir = os.path.join(self.tmp, "node-exporter")
         os.mkdir(self.promdir)
         self.textfile = os.path.join(self.promdir, "hitld.prom")
-        self.config = {"budget": {"window_s": 3600, "limit_per_hour": 10, "poll_reserve": 2},
+        self.config = {"budget": {"window_s": 20, "limit_per_hour": 10, "poll_reserve": 2},
                        "metrics": {"textfile": self.textfile, "interval_s": 1}}
         self.hitld = self.new_daemon(self.config).start()
         self.c = self.hitld.client()
@@ -85,20 +84,22 @@ class Metrics(HitldTestCase):
             return None
 
     def stable(self, fetch):
-        """(status, text): status taken before and after fetch() agrees, so
-        the text was made from the same state."""
+        """(status, text, usage): status taken before and after fetch() and
+        the usage method agrees and no call was in flight, so all three were
+        made from the same state."""
         got = {}
 
         def same():
             before = self.c.call("status")
             text = fetch()
+            usage = self.c.call("usage", {"since": "30d", "by": "kind"})
             after = self.c.call("status")
             keep = ("budget", "queue", "forecast", "key", "paused")
-            if text is None or any(before[k] != after[k] for k in keep):
+            if text is None or usage["in_flight"] != 0 or any(before[k] != after[k] for k in keep):
                 return False
-            got["r"] = (after, text)
+            got["r"] = (after, text, usage)
             return True
-        wait_for(same, 30, interval=0.2, what="a steady state")
+        wait_for(same, 60, interval=0.1, what="a steady state")
         return got["r"]
 
     def check_matches_status(self, st, text, all_requests=True):
@@ -117,13 +118,11 @@ class Metrics(HitldTestCase):
         self.assertEqual(value(samples, "hitld_budget_decisions_per_hour"), f["decisions_per_hour"])
         for s in STATES:
             self.assertEqual(value(samples, "hitld_requests", state=s), st["queue"][s], s)
-        if f["drain_at"] is None:
-            self.assertTrue(math.isnan(value(samples, "hitld_backlog_drain_timestamp_seconds")))
+        if f["drain_seconds"] is None:
             self.assertTrue(math.isnan(value(samples, "hitld_backlog_drain_seconds")))
         else:
-            self.assertEqual(value(samples, "hitld_backlog_drain_timestamp_seconds"), epoch(f["drain_at"]))
-            # drain_seconds counts from the moment each was made.
-            self.assertAlmostEqual(value(samples, "hitld_backlog_drain_seconds"), f["drain_seconds"], delta=5)
+            # Counted from the moment each was made.
+            self.assertAlmostEqual(value(samples, "hitld_backlog_drain_seconds"), f["drain_seconds"], delta=3)
         self.assertEqual(value(samples, "hitld_queue_paused"), 1 if st["paused"] else 0)
         key = {None: "unknown", True: "valid", False: "invalid"}[st["key"]["valid"]]
         for k in ("missing", "unknown", "valid", "invalid"):
@@ -137,45 +136,73 @@ class Metrics(HitldTestCase):
         self.assertIn("hitld_rate_limited_total", samples)
         return samples
 
+    def check_counters_match_usage(self, st, text, usage):
+        """The counters against the usage method over the whole history."""
+        samples, types = parse(text)
+        self.assertEqual(types["hitld_api_calls"], "counter")
+        rows = {r["kind"]: r for r in usage["rows"]}
+        for kind in ("create", "poll", "cancel", "feedback", "reconcile", "interactive", "probe", "trigger"):
+            for outcome in ("2xx", "4xx", "429", "5xx", "no_reply", "unsent"):
+                want = rows[kind]["outcomes"][outcome] if kind in rows else 0
+                self.assertEqual(value(samples, "hitld_api_calls_total", kind=kind, outcome=outcome), want,
+                                 (kind, outcome))
+        self.assertEqual(value(samples, "hitld_decisions_total"), usage["total"]["decisions"])
+        self.assertEqual(value(samples, "hitld_defaults_total"), usage["total"]["defaults"])
+        self.assertEqual(value(samples, "hitld_foreign_calls_total"), st["api"]["foreign"]["total"])
+        return samples
+
+    def check(self, fetch):
+        st, text, usage = self.stable(fetch)
+        if isinstance(text, dict):
+            self.assertEqual(text["content_type"], "text/plain; version=0.0.4; charset=utf-8")
+            text = text["text"]
+        self.check_matches_status(st, text)
+        return st, self.check_counters_match_usage(st, text, usage)
+
     def test_socket_hitlctl_and_textfile_parse_and_match_status(self):
+        # A decision first.
+        rid = self.c.call("request.submit", single_select_request(self.loop_id, text="first"))["id"]
+        r = self.wait_state(rid, "pending")
+        self.emu.respond(r["remote_id"], {"selected_value": "approve"})
+        self.wait_state(rid, "completed")
+        # Then a backlog, paused: nothing changes while the three are compared.
+        self.c.call("queue.pause")
         ids = [self.c.call("request.submit", single_select_request(self.loop_id, text="m %d" % i))["id"]
                for i in range(12)]
-        first = self.wait_state(ids[0], "pending")
-        self.emu.respond(first["remote_id"], {"selected_value": "approve"})
         self.c.call("request.cancel", {"id": ids[-1]})
 
-        st, reply = self.stable(lambda: self.c.call("metrics"))
-        self.assertEqual(reply["content_type"], "text/plain; version=0.0.4; charset=utf-8")
-        self.check_matches_status(st, reply["text"])
+        st, samples = self.check(lambda: self.c.call("metrics"))
         self.assertEqual(st["queue"]["cancelled"], 1)
-        self.assertIsNotNone(st["forecast"]["drain_at"])
+        self.assertEqual(st["queue"]["queued"], 11)
+        self.assertEqual(st["forecast"]["held"], "queue_paused")
+        self.assertEqual(value(samples, "hitld_decisions_total"), 1)
+        self.assertEqual(value(samples, "hitld_api_calls_total", kind="create", outcome="2xx"), 1)
+        self.assertTrue(math.isnan(value(samples, "hitld_backlog_drain_seconds")))
 
-        st, text = self.stable(lambda: self.hitlctl("metrics"))
-        self.check_matches_status(st, text)
-        self.assertEqual(json.loads(self.hitlctl("--json", "metrics"))["content_type"], reply["content_type"])
+        self.check(lambda: self.hitlctl("metrics"))
+        self.assertEqual(json.loads(self.hitlctl("--json", "metrics"))["content_type"],
+                         "text/plain; version=0.0.4; charset=utf-8")
 
-        # The textfile is rewritten every second: wait for one from this state.
+        # The textfile is rewritten every second: wait for one of this state.
         def textfile_current():
             text = self.read_textfile()
             if text is None:
                 return None
             samples, _ = parse(text)
             st = self.c.call("status")
-            if any(value(samples, "hitld_requests", state=s) != st["queue"][s] for s in STATES):
+            if value(samples, "hitld_queue_paused") != 1 or value(samples, "hitld_budget_used") != st["budget"]["used"]:
                 return None
             return text
         wait_for(textfile_current, 30, interval=0.2, what="the textfile")
-        st, text = self.stable(textfile_current)
-        self.check_matches_status(st, text)
-        mode = os.stat(self.textfile).st_mode
-        self.assertEqual(stat.S_IMODE(mode), 0o644)
+        self.check(textfile_current)
+        self.assertEqual(stat.S_IMODE(os.stat(self.textfile).st_mode), 0o644)
         self.assertEqual(sorted(os.listdir(self.promdir)), ["hitld.prom"])
 
-        # Paused: no drain forecast, NaN in the metrics.
-        self.c.call("queue.pause")
-        st, text = self.stable(lambda: self.c.call("metrics")["text"])
-        self.assertIsNone(st["forecast"]["drain_at"])
-        self.check_matches_status(st, text)
+        # Resumed: a drain forecast, while creates go out.
+        self.c.call("queue.resume")
+        wait_for(lambda: self.c.call("status")["forecast"]["drain_at"] is not None, 10, what="a forecast")
+        st, samples = self.check(lambda: self.c.call("metrics"))
+        self.assertGreater(value(samples, "hitld_backlog_drain_seconds"), 0)
 
     def test_a_non_admin_gets_their_own_requests_and_the_budget(self):
         for i in range(3):
@@ -201,8 +228,21 @@ class Metrics(HitldTestCase):
         samples = self.check_matches_status(got["status"], got["metrics"])
         self.assertEqual(sum(value(samples, "hitld_requests", state=s) for s in STATES), 1)
         self.assertTrue(math.isnan(value(samples, "hitld_backlog_drain_seconds")))
+        # The call counters are everyone's: an admin's.
+        self.assertNotIn("hitld_api_calls_total", samples)
+        self.assertNotIn("hitld_foreign_calls_total", samples)
         mine = parse(self.c.call("metrics")["text"])[0]
         self.assertGreaterEqual(sum(value(mine, "hitld_requests", state=s) for s in STATES), 3)
+
+    def test_foreign_calls_count_as_status_says(self):
+        # Someone else spends 4 calls with hitld's key; hitld finds them at
+        # its next reply.
+        self.emu.ctl("POST", "/_emu/keys/%s/spend" % KEY, {"calls": 4})
+        rid = self.c.call("request.submit", single_select_request(self.loop_id))["id"]
+        self.wait_state(rid, "pending")
+        wait_for(lambda: self.c.call("status")["api"]["foreign"]["total"] == 4, 30, what="the foreign calls")
+        st, samples = self.check(lambda: self.c.call("metrics"))
+        self.assertEqual(value(samples, "hitld_foreign_calls_total"), 4)
 
     def test_textfile_failures_are_logged_once_and_a_reload_moves_it(self):
         missing = os.path.join(self.tmp, "not-yet", "hitld.prom")

@@ -40,7 +40,6 @@ static MetricsSnapshot snapshot(void) {
 		.n_requests = 3,
 		.drain_known = true,
 		.drain = 5400 * USEC_PER_SEC + 500000,
-		.drain_at = 1795881600 * USEC_PER_SEC,
 		.api_reachable = true,
 		.api_last_ok_at = 1795875000 * USEC_PER_SEC,
 		.key_states = key_states,
@@ -92,7 +91,6 @@ static void test_metrics_values_and_names(void **state) {
 	assert_true(has_line(text, "hitld_requests{state=\"queued\"} 7"));
 	assert_true(has_line(text, "hitld_requests{state=\"completed\"} 40"));
 	assert_true(has_line(text, "hitld_backlog_drain_seconds 5400.5"));
-	assert_true(has_line(text, "hitld_backlog_drain_timestamp_seconds 1795881600"));
 	assert_true(has_line(text, "hitld_key_state{state=\"valid\"} 1"));
 	assert_true(has_line(text, "hitld_key_state{state=\"missing\"} 0"));
 	assert_true(has_line(text, "# TYPE hitld_api_calls_total counter"));
@@ -159,7 +157,6 @@ static void test_metrics_without_usage_or_forecast(void **state) {
 	assert_null(strstr(text, "hitld_api_calls_total"));
 	assert_null(strstr(text, "hitld_decisions_total"));
 	assert_true(has_line(text, "hitld_backlog_drain_seconds NaN"));
-	assert_true(has_line(text, "hitld_backlog_drain_timestamp_seconds NaN"));
 	free(text);
 }
 
