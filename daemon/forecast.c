@@ -3,6 +3,11 @@
 
 #include "forecast.h"
 
+/* The server's next window, adopted in the gap between its reset and ours
+ * (BUDGET_RESET_MARGIN plus the Date header's second), may start that much
+ * before the end we knew. */
+#define WINDOW_START_SLACK (BUDGET_RESET_MARGIN + USEC_PER_SEC)
+
 void forecast_drain(const Budget *b, uint64_t backlog, usec_t now, ForecastDrain *ret) {
 	Budget w, next;
 	usec_t t = now;
@@ -82,23 +87,30 @@ void forecast_watch(ForecastWatch *w, const ForecastObservation *o, ForecastWarn
 	b = *o->budget;
 	budget_tick(&b, o->now);
 
-	/* A window ended since the last observation. Creates waited at its end
+	/* A window ended since the last observation: the ledger's window now
+	 * starts where the last one ended, or later — rolled over at its end,
+	 * or replaced by the server's next window in the second our end lies
+	 * after the server's. (Taking the server's window for the local guess
+	 * moves the bounds too, but the new start lies well inside the old
+	 * window.) Creates waited at its end
 	 * if they waited at the last observation in it and still wait now
 	 * (each work turn observes, and a create waits for a turn). One warning
 	 * for a run of such windows: the next one after a window that ends with
 	 * nothing waiting. */
-	if (w->window_start != 0 && b.window_start != w->window_start) {
+	if (w->window_end != 0 && usec_add(b.window_start, WINDOW_START_SLACK) >= w->window_end) {
+		ret->window_rolled = true;
+		ret->waited = w->waiting;
+		ret->waiting = o->backlog;
 		if (w->waiting > 0 && o->backlog > 0 && !o->paused) {
 			if (!w->window_warned) {
 				ret->window_ended = true;
 				ret->window_end = b.window_start;
-				ret->waiting = o->backlog;
 			}
 			w->window_warned = true;
 		} else
 			w->window_warned = false;
 	}
-	w->window_start = b.window_start;
+	w->window_end = b.window_end;
 	w->waiting = o->paused ? 0 : o->backlog;
 
 	/* While creates are held there is no pace to forecast from: keep what

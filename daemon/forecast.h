@@ -40,7 +40,10 @@ double forecast_decisions_per_hour(const Budget *b, usec_t now);
 
 /* The warnings' memory between observations (zero-initialised: nothing seen). */
 typedef struct ForecastWatch {
-	usec_t window_start;   /* the budget window of the last observation; 0: none yet */
+	usec_t window_end;     /* the end of the budget window of the last observation; 0: none yet.
+	                        * A window ended when the ledger's window starts there or later:
+	                        * its bounds also move without one ending, when the server's
+	                        * window replaces the local guess. */
 	uint64_t waiting;      /* creates queued at the last observation */
 	bool window_warned;    /* "a window ended with creates waiting" is out, until a window ends without */
 	bool drain_warned;     /* "the backlog drains too slowly" is out, until the drain falls to half
@@ -59,6 +62,8 @@ typedef struct ForecastObservation {
 typedef struct ForecastWarnings {
 	bool long_drain;       /* warn: the backlog takes longer than warn_drain */
 	ForecastDrain drain;   /* the forecast it is about */
+	bool window_rolled;    /* a window ended since the last observation (warned of or not) */
+	uint64_t waited;       /* creates queued at the last observation before it ended */
 	bool window_ended;     /* warn: a window ended with creates still waiting */
 	usec_t window_end;     /* when it ended (the current window's start) */
 	uint64_t waiting;      /* creates still waiting */

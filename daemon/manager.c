@@ -313,7 +313,11 @@ static void update_status(Manager *m) {
 }
 
 static int on_status_defer(sd_event_source *s, void *userdata) {
-	update_status(userdata);
+	Manager *m = userdata;
+
+	update_status(m);
+	/* Submits that find the work timer armed do not wake the engine. */
+	telemetry_observe(m->telemetry, now_realtime());
 	return 0;
 }
 

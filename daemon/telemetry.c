@@ -162,18 +162,22 @@ static char *format_span(usec_t d, char *buf, size_t size) {
 }
 
 void telemetry_observe(Telemetry *t, usec_t now) {
-	Manager *m = t->manager;
-	ForecastObservation o = {
-		.now = now,
-		.budget = &m->budget,
-		.backlog = queued(m, true, 0),
-		.paused = m->paused,
-		.warn_drain = (usec_t) m->config->budget_warn_drain_hours * USEC_PER_HOUR,
-	};
+	Manager *m;
+	ForecastObservation o;
 	ForecastWarnings w;
 	char n[24], limit[16], drain[24], at[ISO8601_MAX], span[32], window[32];
 
-	o.held = creates_held(m) != NULL;
+	if (!t)
+		return;
+	m = t->manager;
+	o = (ForecastObservation) {
+		.now = now,
+		.budget = &m->budget,
+		.backlog = queued(m, true, 0),
+		.held = creates_held(m) != NULL,
+		.paused = m->paused,
+		.warn_drain = (usec_t) m->config->budget_warn_drain_hours * USEC_PER_HOUR,
+	};
 	forecast_watch(&t->watch, &o, &w);
 	snprintf(n, sizeof n, "%" PRIu64, o.backlog);
 	snprintf(limit, sizeof limit, "%u", m->budget.limit);
@@ -187,6 +191,8 @@ void telemetry_observe(Telemetry *t, usec_t now) {
 		          format_span(w.drain.duration, span, sizeof span), w.drain.creates_per_window,
 		          format_span(w.drain.window, window, sizeof window), m->config->budget_warn_drain_hours);
 	}
+	if (w.window_rolled)
+		log_debug("A budget window ended: %" PRIu64 " requests queued at its last look, %s now.", w.waited, n);
 	if (w.window_ended)
 		log_event(LOG_WARNING, MID_WINDOW_ENDED_WAITING,
 		          LOG_FIELDS({ "HITL_QUEUED", n }, { "HITL_BUDGET_LIMIT", limit }),

@@ -4,7 +4,8 @@
  * textfile for node_exporter (metrics.h), and the backlog warnings in the
  * journal, each once per condition (hitld(8) "FORECASTS AND WARNINGS").
  * The manager holds one Telemetry (m->telemetry) and tells it of each work
- * turn (telemetry_observe) and of a reload (telemetry_reload). The textfile
+ * turn and change of state (telemetry_observe) and of a reload
+ * (telemetry_reload). The textfile
  * (metrics.textfile) is rewritten every metrics.interval_s seconds through
  * store.h (tmp, fsync, rename, fsync dir: never half a file), mode 0644; a
  * failed write is logged once per failure streak. */
@@ -24,7 +25,8 @@ typedef struct Telemetry Telemetry;
 int telemetry_new(Manager *m, Telemetry **ret);
 Telemetry *telemetry_free(Telemetry *t);
 
-/* A work turn (manager.c's on_work_timer): logs the backlog warnings due now. */
+/* A work turn or a change of state (manager.c's on_work_timer and status
+ * defer): logs the backlog warnings due now. O(1); t may be NULL. */
 void telemetry_observe(Telemetry *t, usec_t now);
 /* The configuration was reloaded: the textfile's path and interval may have
  * changed; it is written at once. */

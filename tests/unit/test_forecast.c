@@ -282,6 +282,68 @@ static void test_forecast_watch_needs_creates_waiting_at_both_ends(void **state)
 	assert_false(out.window_ended);
 }
 
+/* The server's window replacing the local guess moves the ledger's bounds
+ * (here by the 1 s margin) without any window ending. */
+static void test_forecast_watch_servers_window_is_no_window_end(void **state) {
+	ForecastWatch w = {};
+	ForecastWarnings out;
+	ForecastObservation o;
+	Budget b;
+	RateInfo ri = {
+		.has_limit = true, .has_remaining = true, .has_reset = true, .has_date = true,
+		.limit = 100, .remaining = 99, .reset_epoch = T0 + 3600, .date_epoch = T0 + 100,
+	};
+
+	budget_init(&b, &config_default, S(T0 + 100));
+	o = observe(&b, 500, S(T0 + 100));
+	forecast_watch(&w, &o, &out);
+	budget_observe(&b, &ri, S(T0 + 100));
+	assert_int_equal(b.window_end, S(T0 + 3601));
+	assert_int_not_equal(b.window_start, S(T0));
+	o.now = S(T0 + 101);
+	forecast_watch(&w, &o, &out);
+	assert_false(out.window_ended);
+	/* Its real end is. */
+	o.now = S(T0 + 3601);
+	forecast_watch(&w, &o, &out);
+	assert_true(out.window_ended);
+	assert_int_equal(out.window_end, S(T0 + 3601));
+}
+
+/* Our window ends a second after the server's: a reply in that second
+ * names the server's next window, which replaces ours before our end. */
+static void test_forecast_watch_servers_next_window_in_the_gap_is_a_window_end(void **state) {
+	ForecastWatch w = {};
+	ForecastWarnings out;
+	ForecastObservation o;
+	Budget b;
+	RateInfo a = {
+		.has_limit = true, .has_remaining = true, .has_reset = true, .has_date = true,
+		.limit = 100, .remaining = 50, .reset_epoch = T0 + 3600, .date_epoch = T0 + 3000,
+	};
+	RateInfo next = a;
+
+	next.reset_epoch = T0 + 7200;
+	next.date_epoch = T0 + 3600;
+	next.remaining = 99;
+	budget_init(&b, &config_default, S(T0 + 3000));
+	budget_observe(&b, &a, S(T0 + 3000));
+	o = observe(&b, 500, S(T0 + 3000));
+	forecast_watch(&w, &o, &out);
+	assert_false(out.window_rolled);
+	budget_observe(&b, &next, S(T0 + 3600) + 300 * USEC_PER_MSEC);
+	assert_int_equal(b.window_end, S(T0 + 7200 + 1) + 300 * USEC_PER_MSEC);
+	o.now = S(T0 + 3600) + 400 * USEC_PER_MSEC;
+	forecast_watch(&w, &o, &out);
+	assert_true(out.window_rolled);
+	assert_true(out.window_ended);
+	assert_int_equal(out.waiting, 500);
+	/* Its own end, an hour on, is the next one; not this one again. */
+	o.now = S(T0 + 3700);
+	forecast_watch(&w, &o, &out);
+	assert_false(out.window_rolled);
+}
+
 static void test_forecast_watch_paused_queue_warns_nothing(void **state) {
 	ForecastWatch w = {};
 	ForecastWarnings out;
@@ -319,6 +381,8 @@ int main(void) {
 		cmocka_unit_test(test_forecast_watch_long_drain_warns_once_per_condition),
 		cmocka_unit_test(test_forecast_watch_window_end_with_creates_waiting_warns_once),
 		cmocka_unit_test(test_forecast_watch_needs_creates_waiting_at_both_ends),
+		cmocka_unit_test(test_forecast_watch_servers_window_is_no_window_end),
+		cmocka_unit_test(test_forecast_watch_servers_next_window_in_the_gap_is_a_window_end),
 		cmocka_unit_test(test_forecast_watch_paused_queue_warns_nothing),
 	};
 
