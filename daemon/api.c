@@ -154,8 +154,9 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 	/* Connected (TLS done) and about to send: from here on a failure leaves
 	 * the outcome unknown. */
 	call->reached_send = true;
-	/* Before the request leaves: the usage history counts it durably first. */
-	if (call->client->sending)
+	/* Before the request leaves: the usage history counts it durably first
+	 * (once: a fresh connection per call, so curl never sends it twice). */
+	if (call->client->sending && call->cookie == 0)
 		call->cookie = call->client->sending(call->client, &call->tag, call->client->observer_userdata);
 	return CURL_PREREQFUNC_OK;
 }

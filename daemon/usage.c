@@ -184,6 +184,8 @@ void usage_history_expire(UsageHistory *h, uint32_t first_kept) {
 
 	while (drop < h->n_hours && h->hours[drop].hour < first_kept)
 		free(h->hours[drop++].rows);
+	if (drop == 0)
+		return;
 	memmove(h->hours, h->hours + drop, (h->n_hours - drop) * sizeof *h->hours);
 	h->n_hours -= drop;
 }
