@@ -13,7 +13,6 @@
 #include "log.h"
 #include "methods.h"
 #include "msgid.h"
-#include "metrics.h"
 #include "remote.h"
 #include "telemetry.h"
 #include "trigger.h"
@@ -359,25 +358,6 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "key", key);
 	json_object_object_add(result, "socket", sock);
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
-	rpc_call_reply(call, result);
-}
-
-/* The Prometheus text of telemetry.h: the whole daemon for an admin, else
- * the budget and the caller's own requests, as status shows them. */
-static void method_metrics(Manager *m, RpcCall *call) {
-	static const char *const known[] = { NULL };
-	_cleanup_(freep) char *text = NULL;
-	json_object *result;
-	int k;
-
-	if (!check_known_params(call, known))
-		return;
-	k = telemetry_metrics(m, caller_is_admin(m, call), rpc_call_uid(call), now_realtime(), &text, NULL);
-	if (k < 0)
-		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
-	result = json_object_new_object();
-	json_object_object_add(result, "content_type", json_object_new_string(METRICS_CONTENT_TYPE));
-	json_object_object_add(result, "text", json_object_new_string(text));
 	rpc_call_reply(call, result);
 }
 
@@ -1165,6 +1145,13 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 
 static void method_usage(Manager *m, RpcCall *call) {
 	accounting_method_usage(m, call, caller_is_admin(m, call));
+}
+
+static void method_metrics(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+
+	if (check_known_params(call, known))
+		telemetry_method_metrics(m, call, caller_is_admin(m, call));
 }
 
 static void method_key_test(Methods *ms, RpcCall *call) {

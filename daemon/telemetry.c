@@ -147,6 +147,18 @@ int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_te
 	return metrics_format(&s, ret_text, ret_len);
 }
 
+void telemetry_method_metrics(Manager *m, RpcCall *call, bool admin) {
+	_cleanup_(freep) char *text = NULL;
+	json_object *result;
+
+	if (telemetry_metrics(m, admin, rpc_call_uid(call), now_realtime(), &text, NULL) < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	result = json_object_new_object();
+	json_object_object_add(result, "content_type", json_object_new_string(METRICS_CONTENT_TYPE));
+	json_object_object_add(result, "text", json_object_new_string(text));
+	rpc_call_reply(call, result);
+}
+
 /* ------------------------------------------------------------------ warnings */
 
 static char *format_span(usec_t d, char *buf, size_t size) {

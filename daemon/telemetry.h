@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "forecast.h"
+#include "rpc.h"
 #include "timeutil.h"
 
 typedef struct Manager Manager;
@@ -52,3 +53,5 @@ json_object *telemetry_forecast_json(Manager *m, bool all, uid_t uid, usec_t now
 /* The Prometheus text: for an admin (all) the whole daemon, else the budget
  * and uid's own requests. *ret_text malloc'd. */
 int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_text, size_t *ret_len);
+/* The "metrics" method (PROTOCOL.md): {content_type, text}; params were checked. */
+void telemetry_method_metrics(Manager *m, RpcCall *call, bool admin);
