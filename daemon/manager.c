@@ -24,6 +24,7 @@
 #include "persist.h"
 #include "precedence.h"
 #include "statelock.h"
+#include "telemetry.h"
 #include "work.h"
 
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
@@ -369,6 +370,7 @@ int manager_reload(Manager *m) {
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);
+		telemetry_reload(m->telemetry);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -554,6 +556,9 @@ int manager_startup(Manager *m) {
 	k = commit_start(m);
 	if (k < 0)
 		return k;
+	k = telemetry_new(m, &m->telemetry);
+	if (k < 0)
+		return k;
 
 	log_started(m);
 	notify_status_now(m);
@@ -580,6 +585,7 @@ Manager *manager_free(Manager *m) {
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);
 	commit_free(m);
+	m->telemetry = telemetry_free(m->telemetry);
 	m->outbox = outbox_free(m->outbox);
 	config_free(m->config);
 	free(m->work_loop);

@@ -40,6 +40,7 @@ typedef enum KeyState {
 } KeyState;
 
 
+typedef struct Telemetry Telemetry;
 typedef struct Waiter Waiter;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
@@ -155,6 +156,8 @@ typedef struct Manager {
 	size_t n_pending;
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
+
+	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;

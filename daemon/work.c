@@ -13,6 +13,7 @@
 #include "trigger.h"
 #include "validate.h"
 #include "work.h"
+#include "telemetry.h"
 
 #define POLL_PAGE_LIMIT 100
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
@@ -239,6 +240,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	budget_tick(&m->budget, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
+	telemetry_observe(m->telemetry, now);
 
 	for (;;) {
 		PlanInput in = plan_input(m, now);
