@@ -13,6 +13,7 @@
 #include "methods_internal.h"
 #include "params.h"
 #include "sweep.h"
+#include "telemetry.h"
 
 #define PROTOCOL_VERSION 1
 
@@ -130,6 +131,7 @@ static json_object *status_api(Manager *m, usec_t now) {
 	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
 	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
 	status_api_pauses(m, api);
+	json_object_object_add(api, "foreign", accounting_status_json(m));
 	return api;
 }
 
@@ -171,6 +173,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
 	json_object_object_add(result, "budget", status_budget(m, uid, admin, now));
 	json_object_object_add(result, "queue", status_queue(m, uid, admin));
+	json_object_object_add(result, "forecast", telemetry_forecast_json(m, admin, uid, now));
 	json_object_object_add(result, "api", status_api(m, now));
 	json_object_object_add(result, "key", status_key(m));
 	json_object_object_add(result, "socket", status_socket(m));
@@ -306,6 +309,17 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+static void method_usage(Manager *m, RpcCall *call) {
+	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
+}
+
+static void method_metrics(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+
+	if (params_check_known(call, known))
+		telemetry_method_metrics(m, call, methods_caller_is_admin(m, call));
+}
+
 static void method_key_test(Methods *ms, RpcCall *call) {
 	remote_method_key_test(ms->remote, call);
 }
@@ -317,6 +331,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
 	{ "status", false, method_status, NULL },
+	{ "metrics", false, method_metrics, NULL },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
 	{ "request.wait", false, method_wait, NULL },
@@ -325,6 +340,7 @@ static const Method methods[] = {
 	{ "request.feedback", false, method_feedback, NULL },
 	{ "workflow.trigger", false, method_trigger, NULL },
 	{ "watch", false, method_watch, NULL },
+	{ "usage", false, method_usage, NULL },
 	{ "queue.pause", true, method_pause_on, NULL },
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },

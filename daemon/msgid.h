@@ -27,3 +27,6 @@
 #define MID_POLL_SWEEP           "89a53c9a11e841f48eaee66d78e22dca"
 #define MID_POLL_NORMAL          "860f6d9e41e546cfacfbab60860dce98"
 #define MID_CALLBACK_REJECTED    "975b5894edd94740a93573323b546100"
+#define MID_BACKLOG_SLOW         "8e4ffca7cce147be9991307b3ef9b873"
+#define MID_WINDOW_ENDED_WAITING "26aecc4bb1ea49aa87b70992b118e60b"
+#define MID_FOREIGN_USE          "0fedab33ccc64611a795f0009b890137"
