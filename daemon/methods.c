@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "inbox.h"
 #include "methods_internal.h"
 #include "params.h"
 #include "telemetry.h"
@@ -176,6 +177,7 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "key", status_key(m));
 	json_object_object_add(result, "socket", status_socket(m));
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
+	json_object_object_add(result, "webhook", inbox_status(m));
 	rpc_call_reply(call, result);
 }
 
