@@ -56,21 +56,6 @@ static void print_status_holds(json_object *st) {
 		       "Socket:", strna(jstr(sock, "path")));
 }
 
-/* HITL.sh's callbacks, when hitld receives them (hitld(8), CALLBACKS). */
-static void print_status_webhook(json_object *st) {
-	json_object *w = json_object_object_get(st, "webhook");
-	int64_t received = 0, rejected = 0;
-	char a[96];
-
-	if (!jbool(w, "enabled"))
-		return;
-	jint(w, "received", &received);
-	jint(w, "rejected", &rejected);
-	printf("%-9s callbacks on %s%s for %s: %" PRId64 " received (last %s), %" PRId64 " refused\n", "Webhook:",
-	       strna(jstr(w, "listen")), jbool(w, "activated") ? " (socket activation)" : "", strna(jstr(w, "public_url")),
-	       received, format_ago(jstr(w, "last_at"), a, sizeof a) ? a : "never", rejected);
-}
-
 /* When the queued requests will all have been created at the budget's pace,
  * and what the budget yields an hour. */
 static void print_status_forecast(json_object *st) {
@@ -93,6 +78,21 @@ static void print_status_forecast(json_object *st) {
 		printf("; %" PRId64 " queued, all created by %s\n", backlog, a);
 	else
 		printf("; %" PRId64 " of yours queued\n", backlog);
+}
+
+/* HITL.sh's callbacks, when hitld receives them (hitld(8), CALLBACKS). */
+static void print_status_webhook(json_object *st) {
+	json_object *w = json_object_object_get(st, "webhook");
+	int64_t received = 0, rejected = 0;
+	char a[96];
+
+	if (!jbool(w, "enabled"))
+		return;
+	jint(w, "received", &received);
+	jint(w, "rejected", &rejected);
+	printf("%-9s callbacks on %s%s for %s: %" PRId64 " received (last %s), %" PRId64 " refused\n", "Webhook:",
+	       strna(jstr(w, "listen")), jbool(w, "activated") ? " (socket activation)" : "", strna(jstr(w, "public_url")),
+	       received, format_ago(jstr(w, "last_at"), a, sizeof a) ? a : "never", rejected);
 }
 
 int verb_status(Ctl *ctl, int argc, char **argv) {

@@ -833,11 +833,6 @@ static int check_cross(LoadContext *ctx, Config *c) {
 		return key_fail(ctx, ctx->key_lines[index], "budget.interactive_per_uid",
 		                "%u is out of range 0..%u (budget.interactive_total)", c->budget_interactive_per_uid,
 		                c->budget_interactive_total);
-	/* A listener without a public URL would hear callbacks nobody asked for. */
-	(void) find_key("webhook", "listen", &index);
-	if (c->webhook_listen && !c->webhook_public_url)
-		return key_fail(ctx, ctx->key_lines[index], "webhook.listen",
-		                "needs webhook.public_url (the URL HITL.sh posts to)");
 	/* node_exporter's textfile collector reads *.prom and nothing else;
 	 * the file is replaced through NAME.tmp beside it. */
 	(void) find_key("metrics", "textfile", &index);
@@ -849,6 +844,11 @@ static int check_cross(LoadContext *ctx, Config *c) {
 			return key_fail(ctx, ctx->key_lines[index], "metrics.textfile",
 			                "must name a file ending in .prom (node_exporter reads no other)");
 	}
+	/* A listener without a public URL would hear callbacks nobody asked for. */
+	(void) find_key("webhook", "listen", &index);
+	if (c->webhook_listen && !c->webhook_public_url)
+		return key_fail(ctx, ctx->key_lines[index], "webhook.listen",
+		                "needs webhook.public_url (the URL HITL.sh posts to)");
 	return 0;
 }
 

@@ -372,8 +372,8 @@ int manager_reload(Manager *m) {
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);
-		inbox_reload(m);
 		telemetry_reload(m->telemetry);
+		inbox_reload(m);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -561,13 +561,13 @@ int manager_startup(Manager *m) {
 	k = commit_start(m);
 	if (k < 0)
 		return k;
+	k = telemetry_new(m, &m->telemetry);
+	if (k < 0)
+		return k;
 	k = inbox_new(m, &m->inbox);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the webhook listener: %m");
 	sweep_init(m, now_realtime());
-	k = telemetry_new(m, &m->telemetry);
-	if (k < 0)
-		return k;
 
 	log_started(m);
 	notify_status_now(m);

@@ -162,12 +162,12 @@ typedef struct Manager {
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
 
+	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
 	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts;
 	 * the socket systemd passed for it (hitld-webhook.socket) until inbox
 	 * takes it, else -EBADF. */
 	Inbox *inbox;
 	int webhook_fd;
-	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;
