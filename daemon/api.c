@@ -25,7 +25,7 @@
  * change a call in flight), and api_set_key() holds the old and the new line
  * for a moment. */
 #define AUTH_SLOT_SIZE 544U
-#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
+#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 3U)   /* + the standby key's line */
 _Static_assert(sizeof(AUTH_PREFIX) + API_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
 
 struct ApiClient {
@@ -37,6 +37,8 @@ struct ApiClient {
 	bool plain_loopback;   /* http:// to loopback: never through a proxy */
 	LockedArena *secrets;  /* locked, undumpable home of every Authorization line */
 	char *auth;            /* "Authorization: Bearer <key>" in a secrets slot, or NULL: no key */
+	char *standby_auth;    /* the standby key's line (a secrets slot), or NULL */
+	unsigned key_serial;   /* which key is current: changes with every api_set_key/promote */
 	struct ApiCall *calls;
 	unsigned n_calls;
 };
@@ -47,6 +49,7 @@ struct ApiCall {
 	api_done_t done;
 	void *userdata;
 	char *auth;            /* this call's Authorization line (a secrets slot): wiped on free */
+	unsigned key_serial;   /* the client's key_serial when it started; ~0U: the standby key */
 	/* curl reads the header list in place, so the line is never copied into
 	 * a list curl allocated; curl's own request buffers are wiped by the
 	 * allocator curl_glue gives it. */
@@ -260,12 +263,15 @@ static int redact_one(ApiCall *call, json_object *root, const char *key) {
  * request's last_error or the journal. The key the call was made with, and
  * the current one if a rotation came in between. */
 static int redact_reply(ApiCall *call, json_object *root) {
-	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth;
+	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth,
+	           *standby = call->client->standby_auth;
 	int r;
 
 	r = redact_one(call, root, sent);
 	if (r >= 0 && now && !streq(now + strlen(AUTH_PREFIX), sent))
 		r = redact_one(call, root, now + strlen(AUTH_PREFIX));
+	if (r >= 0 && standby && !streq(standby + strlen(AUTH_PREFIX), sent))
+		r = redact_one(call, root, standby + strlen(AUTH_PREFIX));
 	return r;
 }
 
@@ -274,6 +280,7 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	ApiClient *c = call->client;
 	_cleanup_(json_object_putp) json_object *root = NULL;
 	ApiResult res = {
+		.key_serial = call->key_serial,
 		.started_at = call->started_at,
 		.finished_at = now_realtime(),
 	};
@@ -436,11 +443,10 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 	return 0;
 }
 
-int api_set_key(ApiClient *c, const char *key) {
+/* The Authorization line for key in a fresh secrets slot (*ret NULL for no key). */
+static int auth_line(ApiClient *c, const char *key, char **ret) {
 	char *line = NULL;
 
-	if (!c)
-		return -EINVAL;
 	if (key) {
 		size_t n = strlen(key);
 
@@ -456,13 +462,62 @@ int api_set_key(ApiClient *c, const char *key) {
 		memcpy(line, AUTH_PREFIX, strlen(AUTH_PREFIX));
 		memcpy(line + strlen(AUTH_PREFIX), key, n + 1);
 	}
+	*ret = line;
+	return 0;
+}
+
+int api_set_key(ApiClient *c, const char *key) {
+	char *line;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = auth_line(c, key, &line);
+	if (r < 0)
+		return r;
 	locked_arena_put(c->secrets, c->auth);
 	c->auth = line;
+	c->key_serial = (c->key_serial + 1) % API_KEY_SERIAL_STANDBY;
 	return 0;
 }
 
 bool api_has_key(const ApiClient *c) {
 	return c && c->auth;
+}
+
+int api_set_standby_key(ApiClient *c, const char *key) {
+	char *line;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = auth_line(c, key, &line);
+	if (r < 0)
+		return r;
+	locked_arena_put(c->secrets, c->standby_auth);
+	c->standby_auth = line;
+	return 0;
+}
+
+bool api_has_standby_key(const ApiClient *c) {
+	return c && c->standby_auth;
+}
+
+int api_promote_standby_key(ApiClient *c) {
+	if (!c)
+		return -EINVAL;
+	if (!c->standby_auth)
+		return -ENOKEY;
+	/* The slot moves, no copy is made; the old key's line is wiped. Calls
+	 * in flight keep their own copies of the old line. */
+	locked_arena_put(c->secrets, c->auth);
+	c->auth = TAKE_PTR(c->standby_auth);
+	c->key_serial = (c->key_serial + 1) % API_KEY_SERIAL_STANDBY;
+	return 0;
+}
+
+unsigned api_key_serial(const ApiClient *c) {
+	return c ? c->key_serial : 0;
 }
 
 unsigned api_in_flight(const ApiClient *c) {
@@ -537,7 +592,7 @@ static int easy_setup(ApiClient *c, ApiCall *call, const char *method, const cha
 
 /* Takes a secrets slot for the call's copy of the Authorization line and
  * links the call's header list; curl only reads the list (CURLOPT_HTTPHEADER). */
-static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
+static int headers_build(ApiClient *c, ApiCall *call, const char *auth, bool with_body) {
 	char *lines[ELEMENTSOF(call->headers)] = {
 		NULL,
 		(char *) "Accept: application/json",
@@ -548,7 +603,7 @@ static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
 	call->auth = locked_arena_get(c->secrets);
 	if (!call->auth)
 		return -ENOMEM;
-	memcpy(call->auth, c->auth, AUTH_SLOT_SIZE);
+	memcpy(call->auth, auth, AUTH_SLOT_SIZE);
 	lines[0] = call->auth;
 	for (size_t i = 0; i < ELEMENTSOF(call->headers); i++)
 		call->headers[i] = (struct curl_slist) {
@@ -558,8 +613,9 @@ static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
 	return 0;
 }
 
-int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
-             api_done_t done, void *userdata, ApiCall **ret_call) {
+static int call_with(ApiClient *c, bool standby, const char *method, const char *path, json_object *body,
+                     api_done_t done, void *userdata, ApiCall **ret_call) {
+	const char *auth = standby ? c->standby_auth : c->auth;
 	_cleanup_(call_freep) ApiCall *call = NULL;
 	_cleanup_(freep) char *url = NULL;
 	const char *body_str = NULL;
@@ -574,7 +630,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 		return -EINVAL;
 	if (body && streq(method, "GET"))
 		return -EINVAL;
-	if (!c->auth)
+	if (!auth)
 		return -ENOKEY;
 	if (c->n_calls >= API_MAX_IN_FLIGHT)
 		return -EBUSY;
@@ -599,7 +655,8 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata };
 	snprintf(call->method, sizeof(call->method), "%s", method);
 
-	r = headers_build(c, call, body);
+	call->key_serial = standby ? API_KEY_SERIAL_STANDBY : c->key_serial;
+	r = headers_build(c, call, auth, body);
 	if (r < 0)
 		return r;
 	call->easy = curl_easy_init();
@@ -626,6 +683,19 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	if (ret_call)
 		*ret_call = started;
 	return 0;
+}
+
+int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
+             api_done_t done, void *userdata, ApiCall **ret_call) {
+	if (!c)
+		return -EINVAL;
+	return call_with(c, false, method, path, body, done, userdata, ret_call);
+}
+
+int api_test_standby_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret) {
+	if (!c)
+		return -EINVAL;
+	return call_with(c, true, "GET", "/test", NULL, done, ud, ret);
 }
 
 void api_call_cancel(ApiCall *call) {

@@ -658,7 +658,7 @@ void manager_key_test_begin(Manager *m) {
 }
 
 void manager_set_api_key_id(Manager *m, const char *id) {
-	set_string(&m->api_key_id, id);
+	keyswitch_identified(m, id);
 }
 
 void manager_set_paused(Manager *m, bool paused) {
@@ -865,7 +865,8 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.budget = &m->budget,
 		.sched = &m->sched,
 		.min_poll_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC,
-		.busy = m->work_call != NULL,
+		/* While the standby key is tested, nothing goes with the key it may replace. */
+		.busy = m->work_call != NULL || m->ks.test_call != NULL,
 		.key_missing = m->key_state == KEY_MISSING,
 		.key_invalid = m->key_state == KEY_INVALID,
 		.paused = m->paused,
@@ -873,6 +874,9 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.next_probe_at = m->next_probe_at,
 		.breaker_open = m->breaker != APIERR_NONE,
 		.breaker_probe_at = m->breaker_probe_at,
+		.identify_key = m->key_state != KEY_MISSING && !m->api_key_id && !m->ks.identify_tried,
+		.identify_first = keyswitch_identify_first(m),
+		.key_valid = m->key_state == KEY_VALID,
 		.rec_current = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL,
 		.rec_has_candidate = m->rec_next_candidate < m->n_rec_candidates,
 		.next_poll_at = m->next_poll_at,
@@ -1092,6 +1096,7 @@ static int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 		                      &m->work_call);
 		break;
 	case WORK_PROBE:
+		m->ks.identify_tried = true;
 		k = api_test_key(m->api, work_done, m, &m->work_call);
 		break;
 	default:
@@ -1129,6 +1134,7 @@ static void key_invalid(Manager *m, const ApiResult *res) {
  * made progress is for the caller to say (health_success, health_failure). */
 static void observe_common(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
+	bool stale = keyswitch_reply_is_stale(m, res);
 
 	budget_observe(&m->budget, &res->rate, now);
 	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
@@ -1150,7 +1156,14 @@ static void observe_common(Manager *m, const ApiResult *res) {
 	else {
 		m->reachable = true;
 		m->last_ok_at = now;
-		if (res->http_status == 401)
+		/* A reply about a key since replaced says nothing of this one. */
+		if (!stale && keyswitch_is_refusal(m, res))
+			keyswitch_refused(m, res);
+		else if (!stale && res->http_status >= 200 && res->http_status < 300)
+			keyswitch_worked(m);
+		if (stale) {
+			/* key state: nothing to learn */
+		} else if (res->http_status == 401)
 			key_invalid(m, res);
 		else if (res->http_status >= 200 && res->http_status < 500 && !(res->http_status >= 300 && res->http_status < 400) &&
 		         res->http_status != 429 && !res->body_invalid) {
@@ -1412,6 +1425,20 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	m->work_call = NULL;
 	m->work_kind = WORK_NONE;
 
+	if (keyswitch_reply_is_stale(m, res) && keyswitch_is_refusal(m, res)) {
+		/* The key it went with has been replaced since: HITL.sh refused
+		 * it, so nothing happened; it is done again with the current key. */
+		observe_common(m, res);
+		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && r->state == REQUEST_SUBMITTING)
+			requeue(m, r, false);
+		status_changed(m);
+		if (m->shutting_down) {
+			sd_event_exit(m->event, 0);
+			return;
+		}
+		manager_kick(m);
+		return;
+	}
 	observe_common(m, res);
 	health_describe(res, what, sizeof what);
 	if (failed)
@@ -1527,10 +1554,9 @@ static void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 			m->next_poll_at = now + poll_interval(m, now, outbox_count_state(m->outbox, REQUEST_QUEUED));
 		break;
 	case WORK_PROBE:
-		if (res->http_status == 200 && res->data) {
-			const char *id = json_object_get_string(json_object_object_get(res->data, "api_key_id"));
-			set_string(&m->api_key_id, id);
-		} else
+		if (res->http_status == 200 && res->data)
+			keyswitch_identified(m, json_object_get_string(json_object_object_get(res->data, "api_key_id")));
+		else
 			ok = false;
 		break;
 	default:
@@ -1733,6 +1759,7 @@ static int load_key(Manager *m, bool reload) {
 	}
 	m->key_source = source;
 	m->key_state = KEY_UNKNOWN;
+	keyswitch_key_loaded(m);
 	if (reload)
 		/* The listing a reconcile reads shows only this key's requests. */
 		m->key_changed_at = now_realtime();
@@ -1769,6 +1796,7 @@ int manager_reload(Manager *m) {
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
+	keyswitch_load_standby(m, true);
 	sd_notify(false, "READY=1");
 	status_changed(m);
 	manager_kick(m);
@@ -1840,6 +1868,7 @@ int manager_startup(Manager *m) {
 	k = load_key(m, false);
 	if (k < 0)
 		return k;
+	keyswitch_load_standby(m, false);
 
 	k = outbox_open(m->state_dir, &m->outbox);
 	if (k < 0)
@@ -1954,6 +1983,7 @@ Manager *manager_free(Manager *m) {
 	if (m->listen_fd >= 0)
 		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
 		               m->listen_inherited);
+	keyswitch_free(m);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);

@@ -24,3 +24,7 @@
 #define MID_SOCKET_REPLACED      "30252c256348445f8a9f2622618884de"
 #define MID_CREATES_PAUSED       "2ae56a26f92149b69a20c4fcdcabfd5c"
 #define MID_API_RECOVERED        "fb13796a9f1249dba1c30a3d30bfdaf3"
+#define MID_KEY_SWITCHED         "7a636181bfff4d6cb1e058213c56733c"
+#define MID_KEY_STANDBY_REFUSED  "11797e6f3e20474f905a4ba3be2fba2c"
+#define MID_KEY_LOST             "48bd40a63e27434aa927362612f8f68c"
+#define MID_KEY_OLD              "ac3370e2a0f645dface2fa59beff9849"
