@@ -85,6 +85,11 @@ class StandbyBase(test_systemd.JournalTestCase):
     def all_entries(self, name):
         return self.by_mid(self.journal.entries("_PID=%d" % self.hitld.proc.pid), self.mids[name])
 
+    def wait_key_id(self, key_id):
+        """hitld asks HITL.sh who its key is once it has worked and nothing
+        else needs the call."""
+        wait_for(lambda: self.c.call("status")["key"]["api_key_id"] == key_id, 30, what="the key's id in status")
+
     def submit(self, n, text="standby"):
         return [self.c.call("request.submit", single_select_request(self.loop_id, text="%s %d" % (text, i)))["id"]
                 for i in range(n)]
@@ -144,6 +149,8 @@ class StandbyTakesOver(StandbyBase):
         self.start(standby=self.new, via=via)
         st = self.c.call("status")["key"]
         self.assertEqual((st["active"], st["standby"]["state"]), ("primary", "untested"))
+        self.wait_all(self.submit(1, "first"))
+        self.wait_key_id(self.old_id)
         n = 24
         ids = self.submit(n)     # every one acknowledged: durable in the outbox
         wait_for(lambda: self.emu.stats()["creates"] >= 6, 60, what="the backlog to start draining")
@@ -154,7 +161,7 @@ class StandbyTakesOver(StandbyBase):
         self.assertEqual({r["state"] for r in records}, {"completed"},
                          [(r["id"], r["state"], r["error"]) for r in records if r["state"] != "completed"])
         created_with = self.created_once(ids)
-        self.assertEqual(self.emu.stats()["creates"], n)
+        self.assertEqual(self.emu.stats()["creates"], n + 1)
         self.assertIn(self.old_id, created_with.values(), "the key went before the backlog started")
         self.assertIn(self.new_id, created_with.values(), "the standby key created nothing")
 
@@ -189,6 +196,7 @@ class KeyRotate(StandbyBase):
         self.start(standby=self.new)
         first = self.submit(2, "before")
         self.wait_all(first)
+        self.wait_key_id(self.old_id)
         st = self.c.call("status")["key"]
         self.assertEqual((st["active"], st["api_key_id"]), ("primary", self.old_id))
 
@@ -243,7 +251,7 @@ class KeyRotate(StandbyBase):
         ids = self.submit(2)
         self.wait_all(ids)
         self.assertEqual(set(self.created_once(ids).values()), {self.old_id})
-        self.assertEqual(self.c.call("status")["key"]["api_key_id"], self.old_id)
+        self.wait_key_id(self.old_id)
         self.assertEqual(self.all_entries("MID_KEY_SWITCHED"), [])
 
         # Then the old key is deactivated: refused, said once; requests wait
@@ -275,6 +283,7 @@ class KeyAge(StandbyBase):
         self.assertIsNone(st["api_key_id"])   # not asked yet: no call without work
         ids = self.submit(3)
         self.wait_all(ids)
+        self.wait_key_id(self.old_id)
         st = self.c.call("status")["key"]
         self.assertEqual((st["api_key_id"], st["age_days"], st["rotate_after_days"]), (self.old_id, 100, 90))
         self.assertTrue(st["first_used_at"].startswith(time.strftime("%Y-%m-%d", time.gmtime(first / 1e6))))
@@ -293,6 +302,7 @@ class KeyAge(StandbyBase):
         self.start()
         before = time.time()
         self.wait_all(self.submit(1))
+        self.wait_key_id(self.old_id)
         st = self.c.call("status")["key"]
         self.assertEqual((st["api_key_id"], st["age_days"], st["rotate_after_days"]), (self.old_id, 0, 90))
         with open(os.path.join(self.tmp, "hitld-state", "keys.json")) as f:

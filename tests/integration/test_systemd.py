@@ -121,7 +121,8 @@ class UnitFiles(TempDirTestCase):
                 self.assertEqual(one("User"), "hitld")
                 self.assertEqual(one("LimitCORE"), "0")
                 self.assertEqual(one("UMask"), "0077")
-                self.assertTrue(one("LoadCredential").split(":")[0] == "hitl-api-key")
+                # The key, and the optional standby key (hitld(8), "Key rotation").
+                self.assertEqual([c.split(":")[0] for c in s["LoadCredential"]], ["hitl-api-key", "hitl-api-key.next"])
                 for k in ("StateDirectory", "RuntimeDirectory", "ConfigurationDirectory"):
                     self.assertTrue(one(k), k)
                 for k in ("CapabilityBoundingSet", "AmbientCapabilities"):
@@ -167,7 +168,7 @@ class UnitFiles(TempDirTestCase):
         self.assertEqual(argv[argv.index("--socket") + 1], "/run/hitld-%i.sock")
         self.assertEqual(s["StateDirectory"], ["hitld-%i"])
         self.assertEqual(s["RuntimeDirectory"], ["hitld-%i"])
-        self.assertEqual(s["LoadCredential"], ["hitl-api-key:hitl-api-key.%i"])
+        self.assertEqual(s["LoadCredential"], ["hitl-api-key:hitl-api-key.%i", "hitl-api-key.next:hitl-api-key.%i.next"])
         self.assertEqual(self.unit("hitld@.service")["Unit"]["Requires"], ["hitld@%i.socket"])
         # The plain service's state directory is the one hitld is told to use.
         p = self.unit("hitld.service")["Service"]
