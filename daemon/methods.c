@@ -248,6 +248,17 @@ static void method_hello(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
+/* Where a key came from, as the protocol names it (status, daemon.reload). */
+static json_object *key_source_json(SecretSource s) {
+	static const char *const sources[_SECRET_SOURCE_MAX] = {
+		[SECRET_SOURCE_CREDENTIAL] = "credential",
+		[SECRET_SOURCE_KEY_FILE] = "key_file",
+		[SECRET_SOURCE_ENVIRONMENT] = "environment",
+	};
+
+	return s >= 0 && s < _SECRET_SOURCE_MAX ? json_object_new_string(sources[s]) : NULL;
+}
+
 /* status's key lifecycle fields (PROTOCOL.md, status): never the key, only
  * its id, where it came from, its age and the standby's state. */
 static void status_key_lifecycle(Manager *m, json_object *key, usec_t now) {
@@ -255,9 +266,7 @@ static void status_key_lifecycle(Manager *m, json_object *key, usec_t now) {
 	json_object *standby = NULL;
 
 	json_object_object_add(key, "active", json_object_new_string(m->ks.on_standby ? "standby" : "primary"));
-	json_object_object_add(key, "source", m->key_state != KEY_MISSING && secret_source_to_string(m->key_source)
-	                                              ? json_object_new_string(secret_source_to_string(m->key_source))
-	                                              : NULL);
+	json_object_object_add(key, "source", m->key_state != KEY_MISSING ? key_source_json(m->key_source) : NULL);
 	json_object_object_add(key, "first_used_at", e ? iso_or_null(e->first_used) : NULL);
 	json_object_object_add(key, "age_days",
 	                       e ? json_object_new_int64(keylife_age_days(&m->ks.life, m->api_key_id, now)) : NULL);
@@ -267,7 +276,7 @@ static void status_key_lifecycle(Manager *m, json_object *key, usec_t now) {
 	if (m->ks.standby != STANDBY_NONE) {
 		standby = json_object_new_object();
 		json_object_object_add(standby, "state", json_object_new_string(standby_state_to_string(m->ks.standby)));
-		json_object_object_add(standby, "source", json_object_new_string(secret_source_to_string(m->ks.standby_source)));
+		json_object_object_add(standby, "source", key_source_json(m->ks.standby_source));
 		json_object_object_add(standby, "error", m->ks.standby_error ? json_object_new_string(m->ks.standby_error) : NULL);
 	}
 	json_object_object_add(key, "standby", standby);
@@ -1111,19 +1120,12 @@ static const char *key_load_reason(int error) {
  * {"loaded": false, "reason": "no_key" | "refused", "kept": whether the
  * previous key stays in use, "error": why, in words}. */
 static json_object *key_load_reply(const Manager *m) {
-	static const char *const sources[_SECRET_SOURCE_MAX] = {
-		[SECRET_SOURCE_CREDENTIAL] = "credential",
-		[SECRET_SOURCE_KEY_FILE] = "key_file",
-		[SECRET_SOURCE_ENVIRONMENT] = "environment",
-	};
 	json_object *o = json_object_new_object();
 	const char *why;
 
 	json_object_object_add(o, "loaded", json_object_new_boolean(m->key_load_result == 0));
 	if (m->key_load_result == 0) {
-		bool known = m->key_source >= 0 && m->key_source < _SECRET_SOURCE_MAX;
-
-		json_object_object_add(o, "source", known ? json_object_new_string(sources[m->key_source]) : NULL);
+		json_object_object_add(o, "source", key_source_json(m->key_source));
 		return o;
 	}
 	why = key_load_reason(m->key_load_result);
