@@ -10,7 +10,9 @@
  * within a bounded number of calls; every failed call backs off and an
  * outage is logged once; an error about the key, the account or the endpoint
  * (apierr.h) pauses creates and fails nothing (hitld(8), "When HITL.sh
- * refuses"). */
+ * refuses"); a refused key makes way for the standby key once HITL.sh has
+ * accepted it, and a reply about a key since replaced changes nothing about
+ * the current one (keyswitch.c, hitld(8) "Key rotation"). */
 #pragma once
 
 #include <stdbool.h>
