@@ -23,6 +23,11 @@ from harness import BUILD, KEY, SLOW, as_uid, main, single_select_request, wait_
 from sec_util import add_key_same_account, new_key, secret_needles, write_key_file  # noqa: E402
 from systemd_support import message_ids  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "python"))
+import hitld  # noqa: E402
+from hitld import errors as hitld_errors  # noqa: E402
+
 HITLCTL = os.path.join(BUILD, "hitlctl")
 TERMINAL = ("completed", "timeout", "cancelled", "failed")
 NOBODY = 65534
@@ -244,6 +249,11 @@ class KeyRotate(StandbyBase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("refused the standby key", p.stderr)
         refused = self.entries("MID_KEY_STANDBY_REFUSED")
+        # The same through the Python client: invalid_state, nothing switched.
+        with hitld.Client(self.hitld.socket) as py:
+            with self.assertRaises(hitld_errors.InvalidState) as e:
+                py.key_rotate()
+        self.assertEqual(e.exception.data["standby"], "refused")
         self.assertEqual(refused[0]["HITL_HTTP_STATUS"], "401")
         st = self.c.call("status")["key"]
         self.assertEqual((st["active"], st["standby"]["state"]), ("primary", "refused"))
