@@ -18,8 +18,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_keymem  # noqa: E402  (memory_hits; its tests are not collected here)
 import test_systemd  # noqa: E402  (its JournalTestCase; its tests are not collected here)
-from harness import BUILD, KEY, SLOW, as_uid, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, SLOW, HitldTestCase, as_uid, main, single_select_request, wait_for  # noqa: E402
 from sec_util import add_key_same_account, new_key, secret_needles, write_key_file  # noqa: E402
 from systemd_support import message_ids  # noqa: E402
 
@@ -276,6 +277,33 @@ class KeyRotate(StandbyBase):
         self.assertEqual(len(self.all_entries("MID_KEY_LOST")), 1)
         self.assertEqual(self.c.call("status")["key"]["active"], "primary")
         self.assert_no_key_in_journal()
+
+
+class StandbyKeyMemory(HitldTestCase):
+    """After a switch to the standby no copy of the old key is left in the
+    live daemon's memory (as test_keymem checks for a reload)."""
+    START_DAEMON = False
+
+    def test_no_copy_of_the_old_key_survives_a_switch(self):
+        new = new_key()
+        add_key_same_account(self.emu, KEY, new)
+        key_file, next_file = os.path.join(self.tmp, "api.key"), os.path.join(self.tmp, "api.key.next")
+        write_key_file(key_file, KEY)
+        write_key_file(next_file, new)
+        d = self.new_daemon({"api": {"key_file": key_file, "next_key_file": next_file}}, key=None).start()
+        c = d.client()
+        self.addCleanup(c.close)
+        for _ in range(2):
+            c.call("key.test")
+        rid = c.call("request.submit", single_select_request(self.loop_id))["id"]
+        self.wait_state(rid, ("pending", "completed"), client=c)
+        self.assertTrue(c.call("key.rotate")["switched"])
+        for _ in range(2):
+            c.call("key.test")
+        got = test_keymem.memory_hits(d.proc.pid, ["Bearer " + KEY, KEY, new])
+        self.assertGreater(got[new], 0, "control: the search finds the current key")
+        self.assertEqual({n: k for n, k in got.items() if n != new and k}, {},
+                         "copies of the old key in the daemon's memory")
 
 
 class KeyAge(StandbyBase):
