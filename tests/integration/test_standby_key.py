@@ -306,6 +306,31 @@ class StandbyKeyMemory(HitldTestCase):
                          "copies of the old key in the daemon's memory")
 
 
+class StandbyKeyFileTrust(HitldTestCase):
+    """api.next_key_file gets the checks api.key_file gets: a file others may
+    read is refused (and said), hitld runs on with its key and no standby."""
+    START_DAEMON = False
+
+    def test_a_standby_key_file_readable_by_others_is_refused(self):
+        next_file = os.path.join(self.tmp, "api.key.next")
+        write_key_file(next_file, new_key(), mode=0o644)
+        d = self.new_daemon({"api": {"next_key_file": next_file}}).start()
+        c = d.client()
+        self.addCleanup(c.close)
+        st = c.call("status")["key"]
+        self.assertEqual((st["loaded"], st["standby"]), (True, None))
+        self.assertIn("accessible by group or others", d.log_text())
+        self.assertIn("standby API key", d.log_text())
+        with self.assertRaises(Exception) as e:
+            c.call("key.rotate")
+        self.assertIn("No standby key", str(e.exception.args))
+        # Fixed and reloaded: the standby is there, untested.
+        os.chmod(next_file, 0o600)
+        c.call("daemon.reload")
+        st = c.call("status")["key"]
+        self.assertEqual((st["standby"]["state"], st["standby"]["source"]), ("untested", "key_file"))
+
+
 class KeyAge(StandbyBase):
     def test_an_old_key_is_noticed_once_and_status_shows_its_id_and_first_use(self):
         # hitld first used this key 100 days ago (by its id, as kept in the
