@@ -1,9 +1,12 @@
 /* validate.h — HITL.sh's request, answer, feedback and loop rules, applied locally.
- * Owns the decision "would HITL.sh accept this?" so methods.c refuses bad input at
+ * Owns the decision "would HITL.sh accept this?" so methods_submit.c refuses bad input at
  * submit time (PROTOCOL.md -32602), and the mapping of a reviewer's response_data
  * (either encoding, docs/HITL-API.md "Answers") to the PROTOCOL.md §3 `result`.
  * Mirrors the documented schema: seven response types, five content types, only
- * documented fields, documented ranges. Pure: no I/O, no clock, no logging. */
+ * documented fields, documented ranges. Pure: no I/O, no clock, no logging.
+ * The public face of four files: validate.c (submit, feedback, loops),
+ * answer.c (validate_answer, validate_normalise_result), respconfig.c (the
+ * response types and configs they share) and vcheck.c (the field checks). */
 #pragma once
 
 #include <stdbool.h>

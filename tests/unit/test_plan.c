@@ -1,7 +1,7 @@
 /* The work planner (plan.h): which HITL.sh call goes next and when the
  * engine wakes, with the clock, the budget and the outbox summary injected.
  * Several tests drive the planner through simulated time the way
- * manager.c's timer does: ask, "execute" (charge the budget, change the
+ * work.c's timer does: ask, "execute" (charge the budget, change the
  * record), move the clock to the step's wake time, ask again. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,17 +14,12 @@
 
 #include "cleanup.h"
 #include "plan.h"
+#include "unit_budget.h"
 
 #define T0 (INT64_C(1779998400) * USEC_PER_SEC)   /* on the hour: a window starts */
 #define S(x) ((usec_t) (x) * USEC_PER_SEC)
 
-static const BudgetConfig config_default = {
-	.limit_per_hour = 100,
-	.poll_reserve = 10,
-	.window = USEC_PER_HOUR,
-	.interactive_per_uid = 5,
-	.interactive_total = 20,
-};
+#define config_default unit_budget_config
 
 typedef struct Fixture {
 	Budget budget;
