@@ -839,8 +839,13 @@ class JournalBudget(JournalTestCase):
         d = self.journal_daemon().start()
         c = d.client()
         self.addCleanup(c.close)
+        # Submitted while paused: once the first create's reply says 0 left, a
+        # submit would be refused (its timeout could not be met), so all three
+        # are in before any call.
+        c.call("queue.pause")
         for i in range(3):
             c.call("request.submit", single_select_request(self.loop_id, text="Budget %d?" % i))
+        c.call("queue.resume")
 
         def spent():
             st = c.call("status")
