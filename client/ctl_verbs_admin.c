@@ -42,6 +42,15 @@ static void print_status_holds(json_object *st) {
 	if (share && jint(share, "share", &n) && jint(share, "used", &used))
 		printf("%-9s you used %" PRId64 " of your %" PRId64 " interactive calls (loops, key test) this window\n",
 		       "", used, n);
+	{
+		json_object *foreign = json_object_object_get(api, "foreign");
+		int64_t calls = 0, own = 0;
+
+		if (jint(foreign, "calls", &calls) && calls > 0 && jint(foreign, "own_calls", &own))
+			printf("%-9s %" PRId64 " call%s this window with this key were not hitld's (its own: %" PRId64
+			       ")%s — someone else uses the key; see 'hitlctl usage --by uid'\n",
+			       "Foreign:", calls, calls == 1 ? "" : "s", own, jbool(foreign, "rate_limited") ? ", and ran it out" : "");
+	}
 	if (jbool(sock, "replaced"))
 		printf("%-9s REPLACED: %s is no longer hitld's socket; fix its directory and restart hitld (hitld(8))\n",
 		       "Socket:", strna(jstr(sock, "path")));

@@ -42,6 +42,16 @@ static const Verb verbs[] = {
 	  "Shows hitld's state: API budget used and left this hour and when it resets (local time),\n"
 	  "request counts by state (your own unless you are an admin), whether HITL.sh answers,\n"
 	  "whether the API key is loaded and valid, and whether the queue is paused.\n" },
+	{ "usage", verb_usage, "usage [--since 1h|24h|7d|30d] [--by kind|uid|loop|hour]",
+	  "where the API calls went: by kind, user, loop or hour",
+	  "Shows the HITL.sh calls made with hitld's key (your own unless you are an admin)\n"
+	  "since a time, summed by call kind, uid, loop or hour, with their outcomes (2xx,\n"
+	  "4xx, 429, 5xx, no reply), and the decisions and defaults. Calls another program\n"
+	  "made with the same key show as uid (and kind) \"foreign\". History: 31 days.\n"
+	  "  -s, --since DURATION     1h, 24h (default), 7d, 30d, 90m: whole hours back from now\n"
+	  "  -b, --by WHAT            kind (default), uid, loop, or hour: calls per hour as a bar\n"
+	  "                           chart with the hourly limit marked '|'\n"
+	  "With --json, the usage method's reply.\n" },
 	{ "submit", verb_submit, "submit --loop ID --default VALUE [options] [TEXT]",
 	  "queue a request for a human; prints its id",
 	  "Queues a request and prints its local id (r_…) at once; the daemon sends it to HITL.sh\n"

@@ -61,6 +61,7 @@ static const KeyDef config_keys[] = {
 	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
 	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
 	KEY("api", "loop_cache_ttl_s", KEY_UNSIGNED, api_loop_cache_ttl_s, 0, 86400),
+	KEY("api", "foreign_threshold", KEY_UNSIGNED, api_foreign_threshold, 1, 1000000),
 
 	KEY("budget", "limit_per_hour", KEY_UNSIGNED, budget_limit_per_hour, 1, 100000),
 	KEY("budget", "poll_reserve", KEY_UNSIGNED, budget_poll_reserve, 0, 50000),
@@ -144,6 +145,7 @@ int config_new_default(Config **ret) {
 	*c = (Config) {
 		.api_timeout_s = 30,
 		.api_rotate_after_days = 90,
+		.api_foreign_threshold = 3,
 		.api_min_timeout_margin_s = 30,
 		.api_loop_cache_ttl_s = 300,
 		.budget_limit_per_hour = 100,

@@ -31,6 +31,7 @@ typedef struct Config {
 	char *api_next_key_file;           /* NULL: the standby key's file (after the credential hitl-api-key.next) */
 	unsigned api_rotate_after_days;    /* 90, 0..3650 (0: never): a key older than this is noticed in the journal */
 	unsigned api_timeout_s;            /* 30, 1..300 */
+	unsigned api_foreign_threshold;    /* 3, 1..1000000: foreign calls in a window before the journal warns */
 	char *api_ca_file;                 /* NULL */
 	unsigned api_loop_cache_ttl_s;     /* 300, 0..86400 */
 	unsigned api_min_timeout_margin_s; /* 30, 0..3600: a submit must leave HITL.sh's 60 s plus this */

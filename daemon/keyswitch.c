@@ -192,6 +192,8 @@ static int start_test(Manager *m, const char *reason) {
 		ks->test_call = NULL;
 		return log_warning_errno(k, "Failed to test the standby API key: %m");
 	}
+	/* In the usage history: a key probe, for everyone. */
+	api_call_tag(ks->test_call, &(UsageTag) { .kind = USAGE_PROBE, .uid = USAGE_UID_SHARED });
 	ks->standby = STANDBY_TESTING;
 	manager_set_string(&ks->test_reason, reason);
 	log_notice("Testing the standby API key with GET /test: %s.", reason);

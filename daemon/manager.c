@@ -452,8 +452,8 @@ static int startup_api(Manager *m) {
 	return 0;
 }
 
-/* The outbox (damage reconciled before any create), the budget ledger and
- * the pause flag. */
+/* The outbox (damage reconciled before any create), the usage history, the
+ * budget ledger and the pause flag. */
 static int startup_state(Manager *m, usec_t now) {
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,
@@ -469,6 +469,9 @@ static int startup_state(Manager *m, usec_t now) {
 		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
 	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
 	suspect_damaged(m);
+	k = accounting_start(m);
+	if (k < 0)
+		return k;
 
 	budget_init(&m->budget, &bc, now);
 	precedence_attach(m);
@@ -579,6 +582,7 @@ Manager *manager_free(Manager *m) {
 		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
 		               m->listen_inherited);
 	keyswitch_free(m);
+	accounting_stop(m);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);

@@ -32,6 +32,7 @@
 #include "rpc.h"
 #include "sched.h"
 #include "secret.h"
+#include "usage_store.h"
 
 typedef enum KeyState {
 	KEY_MISSING,   /* no source had a key */
@@ -182,6 +183,10 @@ struct Manager {
 	bool reachable;
 	usec_t last_ok_at;
 	usec_t budget_spent_window;  /* window_end of the last MID_BUDGET_EXHAUSTED entry */
+	/* The usage history (accounting.c) and the last MID_FOREIGN_USE entry's window and count. */
+	UsageStore *usage;
+	int64_t foreign_logged_window;
+	uint32_t foreign_logged;
 	char *last_error;
 
 	Waiter *waiters;
@@ -288,5 +293,10 @@ const char *standby_state_to_string(StandbyState s);
 
 double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);
+
+/* accounting.c: the `usage` method (PROTOCOL.md; a non-admin sees its own
+ * calls only) and status's api.foreign. */
+void accounting_method_usage(Manager *m, RpcCall *call, bool admin);
+json_object *accounting_status_json(Manager *m);
 
 const char *key_state_to_string(KeyState s);

@@ -162,6 +162,7 @@ static json_object *status_api(Manager *m, usec_t now) {
 	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
 	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
 	status_api_pauses(m, api);
+	json_object_object_add(api, "foreign", accounting_status_json(m));
 	return api;
 }
 
@@ -377,6 +378,10 @@ static void method_key_rotate(Manager *m, RpcCall *call) {
 	rpc_call_set_abandon(call, on_key_rotate_abandon, m);
 }
 
+static void method_usage(Manager *m, RpcCall *call) {
+	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
+}
+
 static void method_key_test(Methods *ms, RpcCall *call) {
 	remote_method_key_test(ms->remote, call);
 }
@@ -396,6 +401,7 @@ static const Method methods[] = {
 	{ "request.feedback", false, method_feedback, NULL },
 	{ "workflow.trigger", false, method_trigger, NULL },
 	{ "watch", false, method_watch, NULL },
+	{ "usage", false, method_usage, NULL },
 	{ "queue.pause", true, method_pause_on, NULL },
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },

@@ -28,3 +28,4 @@
 #define MID_KEY_STANDBY_REFUSED  "11797e6f3e20474f905a4ba3be2fba2c"
 #define MID_KEY_LOST             "48bd40a63e27434aa927362612f8f68c"
 #define MID_KEY_OLD              "ac3370e2a0f645dface2fa59beff9849"
+#define MID_FOREIGN_USE          "0fedab33ccc64611a795f0009b890137"

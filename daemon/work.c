@@ -53,6 +53,7 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	def = json_object_object_get(r->params, "default_response");
 	if (record_finish_default(r, def) < 0)
 		return;
+	accounting_finished(m, r);
 	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
@@ -478,6 +479,7 @@ int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 
 	m->work_kind = kind;
 	m->last_attempt_at = now;
+	accounting_tag_work(m, m->work_call, kind, r);
 	manager_charge(m, call_kind);
 	return 0;
 }
