@@ -188,6 +188,9 @@ class StandbyTakesOver(StandbyBase):
         self.assertEqual((st["active"], st["api_key_id"], st["valid"], st["standby"]), ("standby", self.new_id, True, None))
         self.assertIn("inactive", st["switch_reason"])
         self.assertIsNotNone(st["first_used_at"])
+        # The two keys' windows are not mixed up into "someone else uses the key".
+        self.assertFalse(self.c.call("status")["api"]["foreign"]["alarm"])
+        self.assertEqual(self.all_entries("MID_FOREIGN_USE"), [])
         self.assert_no_key_in_journal()
 
     def test_key_deactivated_as_401_mid_backlog_the_credential_standby_takes_over(self):
