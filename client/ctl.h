@@ -167,6 +167,7 @@ int verb_key(Ctl *ctl, int argc, char **argv);
 int verb_pause(Ctl *ctl, int argc, char **argv);
 int verb_resume(Ctl *ctl, int argc, char **argv);
 int verb_reload(Ctl *ctl, int argc, char **argv);
+int verb_metrics(Ctl *ctl, int argc, char **argv);
 int verb_usage(Ctl *ctl, int argc, char **argv);
 
 /* ------------------------------------------------------------------ talking to hitld (ctl_call.c) */

@@ -72,6 +72,45 @@ static void print_key_lifecycle(json_object *key) {
 		       jstr(standby, "error") ? ": " : "", jstr(standby, "error") ? jstr(standby, "error") : "");
 }
 
+/* When the queued requests will all have been created at the budget's pace,
+ * and what the budget yields an hour. */
+static void print_status_forecast(json_object *st) {
+	json_object *f = json_object_object_get(st, "forecast");
+	int64_t backlog = 0, per_hour = 0;
+	const char *held = jstr(f, "held");
+	char a[96];
+
+	if (!f || !json_object_is_type(f, json_type_object))
+		return;
+	jint(f, "backlog", &backlog);
+	jint(f, "decisions_per_hour", &per_hour);
+	printf("%-9s the budget yields at most %" PRId64 " decision%s an hour", "Forecast:", per_hour,
+	       per_hour == 1 ? "" : "s");
+	if (backlog == 0)
+		printf("; nothing queued\n");
+	else if (held)
+		printf("; %" PRId64 " queued wait: creates are held (%s)\n", backlog, held);
+	else if (format_when(jstr(f, "drain_at"), a, sizeof a))
+		printf("; %" PRId64 " queued, all created by %s\n", backlog, a);
+	else
+		printf("; %" PRId64 " of yours queued\n", backlog);
+}
+
+/* HITL.sh's callbacks, when hitld receives them (hitld(8), CALLBACKS). */
+static void print_status_webhook(json_object *st) {
+	json_object *w = json_object_object_get(st, "webhook");
+	int64_t received = 0, rejected = 0;
+	char a[96];
+
+	if (!jbool(w, "enabled"))
+		return;
+	jint(w, "received", &received);
+	jint(w, "rejected", &rejected);
+	printf("%-9s callbacks on %s%s for %s: %" PRId64 " received (last %s), %" PRId64 " refused\n", "Webhook:",
+	       strna(jstr(w, "listen")), jbool(w, "activated") ? " (socket activation)" : "", strna(jstr(w, "public_url")),
+	       received, format_ago(jstr(w, "last_at"), a, sizeof a) ? a : "never", rejected);
+}
+
 int verb_status(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *st = NULL, *hello = NULL;
@@ -130,6 +169,8 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 	if (format_ago(jstr(queue, "oldest_queued_at"), b, sizeof b))
 		printf("%-9s oldest queued request waiting since %s\n", "", b);
 
+	print_status_forecast(st);
+
 	if (jbool(api, "reachable"))
 		printf("%-9s reachable (last answer %s) at %s\n", "HITL.sh:",
 		       format_ago(jstr(api, "last_ok_at"), b, sizeof b) ? b : "recently", strna(jstr(api, "base_url")));
@@ -140,6 +181,7 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 		       format_ago(jstr(api, "last_ok_at"), b, sizeof b) ? b : "never", strna(jstr(api, "base_url")));
 
 	print_status_holds(st);
+	print_status_webhook(st);
 	if (!jbool(key, "loaded"))
 		printf("%-9s MISSING — give hitld a key (LoadCredential=hitl-api-key, api.key_file or HITL_API_KEY), then 'hitlctl reload'\n",
 		       "Key:");
@@ -543,6 +585,36 @@ int verb_pause(Ctl *ctl, int argc, char **argv) {
 
 int verb_resume(Ctl *ctl, int argc, char **argv) {
 	return simple_admin(ctl, argc, argv, "queue.resume", "resumed: hitld sends and polls requests again");
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+int verb_metrics(Ctl *ctl, int argc, char **argv) {
+	static const struct option opts[] = { COMMON_OPTIONS, {} };
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	const char *text;
+	int k;
+
+	k = parse_options(ctl, argc, argv, "", opts, NULL, NULL);
+	if (k)
+		return k < 0 ? 0 : k;
+	if (optind < argc)
+		return usage_error("metrics takes no arguments.");
+	k = ctl_connect(ctl);
+	if (k)
+		return k;
+	k = ctl_call(ctl, "metrics", NULL, &res, "metrics");
+	if (k)
+		return k;
+	if (ctl->json) {
+		print_json(res);
+		return 0;
+	}
+	/* Already in the exposition format, newline-terminated: as it is. */
+	text = jstr(res, "text");
+	if (text)
+		fputs(text, stdout);
+	return 0;
 }
 
 int verb_reload(Ctl *ctl, int argc, char **argv) {

@@ -42,6 +42,7 @@ typedef struct Config {
 	unsigned budget_window_s;          /* 3600, 1..86400: window assumed before the server speaks */
 	unsigned budget_interactive_per_uid; /* limit/20 (5), 0..interactive_total: one non-admin uid's loop.* calls per window */
 	unsigned budget_interactive_total; /* limit/5 (20), 0..limit - poll_reserve: all non-admins' loop.* calls per window */
+	unsigned budget_warn_drain_hours;  /* 24, 0..8760: warn when the backlog takes longer to create; 0 = never */
 	/* socket */
 	char *socket_path;                 /* "/run/hitld.sock", absolute, <= 107 bytes */
 	mode_t socket_mode;                /* 0660, <= 0777; octal string "0660" or an int in the file */
@@ -64,6 +65,14 @@ typedef struct Config {
 	unsigned outbox_min_free_mb;       /* 16, 0..1048576 */
 	unsigned outbox_max_lifetime_s;    /* 604800 (7 days), 60..31536000 */
 	unsigned outbox_retention_days;    /* 30, 0..3650 */
+	/* metrics */
+	char *metrics_textfile;            /* NULL: none; the node_exporter textfile (absolute, *.prom) */
+	unsigned metrics_interval_s;       /* 60, 1..86400: how often the textfile is rewritten */
+	/* webhook: HITL.sh's callbacks (daemon/inbox.h); off unless configured */
+	char *webhook_listen;              /* NULL; "127.0.0.1:8089", "[::1]:8089" (numeric host and port) */
+	char *webhook_public_url;          /* NULL; the URL HITL.sh posts to (a reverse proxy forwards it) */
+	unsigned webhook_max_connections;  /* 64, 1..4096 */
+	unsigned webhook_timeout_s;        /* 10, 1..300: an idle or slow connection is closed */
 	/* log */
 	int log_level;                     /* LOG_INFO; "emerg".."debug" in the file */
 } Config;

@@ -83,7 +83,9 @@ typedef struct KeySwitch {
 	sd_event_source *notice_timer;
 } KeySwitch;
 
+typedef struct Telemetry Telemetry;
 typedef struct Waiter Waiter;
+typedef struct Inbox Inbox;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
 
@@ -198,6 +200,13 @@ struct Manager {
 	size_t n_pending;
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
+
+	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
+	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts;
+	 * the socket systemd passed for it (hitld-webhook.socket) until inbox
+	 * takes it, else -EBADF. */
+	Inbox *inbox;
+	int webhook_fd;
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;

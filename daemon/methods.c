@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "inbox.h"
 #include "methods_internal.h"
 #include "params.h"
+#include "telemetry.h"
 
 #define PROTOCOL_VERSION 1
 
@@ -205,10 +207,12 @@ static void method_status(Manager *m, RpcCall *call) {
 	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
 	json_object_object_add(result, "budget", status_budget(m, uid, admin, now));
 	json_object_object_add(result, "queue", status_queue(m, uid, admin));
+	json_object_object_add(result, "forecast", telemetry_forecast_json(m, admin, uid, now));
 	json_object_object_add(result, "api", status_api(m, now));
 	json_object_object_add(result, "key", status_key(m));
 	json_object_object_add(result, "socket", status_socket(m));
 	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
+	json_object_object_add(result, "webhook", inbox_status(m));
 	rpc_call_reply(call, result);
 }
 
@@ -382,6 +386,13 @@ static void method_usage(Manager *m, RpcCall *call) {
 	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
 }
 
+static void method_metrics(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+
+	if (params_check_known(call, known))
+		telemetry_method_metrics(m, call, methods_caller_is_admin(m, call));
+}
+
 static void method_key_test(Methods *ms, RpcCall *call) {
 	remote_method_key_test(ms->remote, call);
 }
@@ -393,6 +404,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
 	{ "status", false, method_status, NULL },
+	{ "metrics", false, method_metrics, NULL },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
 	{ "request.wait", false, method_wait, NULL },

@@ -7,12 +7,14 @@
 #include "apiparse.h"
 #include "cleanup.h"
 #include "engine.h"
+#include "inbox.h"
 #include "log.h"
 #include "msgid.h"
 #include "outcome.h"
 #include "trigger.h"
 #include "validate.h"
 #include "work.h"
+#include "telemetry.h"
 
 #define POLL_PAGE_LIMIT 100
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
@@ -243,6 +245,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	budget_tick(&m->budget, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
+	telemetry_observe(m->telemetry, now);
 
 	for (;;) {
 		PlanInput in = plan_input(m, now);
@@ -306,6 +309,16 @@ static int build_create_body(Manager *m, Record *r, usec_t now, json_object **re
 		if (json_object_deep_copy(v, &copy, NULL) < 0)
 			return -ENOMEM;
 		json_object_object_add(body, sent[i], copy);
+	}
+	/* webhook: the request's own callback URL (inbox.h), unless the client set one. */
+	if (!json_object_object_get(body, "callback_url")) {
+		_cleanup_(freep) char *url = NULL;
+
+		k = inbox_callback_url(m, r, &url);
+		if (k < 0)
+			return k;
+		if (url)
+			json_object_object_add(body, "callback_url", json_object_new_string(url));
 	}
 	if (r->deadline_at > 0) {
 		usec_t left = usec_sub(r->deadline_at, now) / USEC_PER_SEC;

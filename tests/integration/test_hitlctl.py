@@ -670,11 +670,12 @@ class Completion(CtlTestCase):
 class Admin(CtlTestCase):
     def test_status_json_is_the_daemon_status(self):
         human = self.ok("status").stdout
-        for label in ("Daemon:", "Budget:", "Queue:", "HITL.sh:", "Key:", "Paused:"):
+        for label in ("Daemon:", "Budget:", "Queue:", "Forecast:", "HITL.sh:", "Key:", "Paused:"):
             self.assertRegex(human, r"(?m)^%s" % re.escape(label))
         self.assertRegex(human, r"resets \d\d:\d\d:\d\d \(in ")
         got = self.ctl_json("status")
-        self.assertEqual(set(got), {"version", "started_at", "uptime_s", "budget", "queue", "api", "key", "socket", "paused"})
+        self.assertEqual(set(got), {"version", "started_at", "uptime_s", "budget", "queue", "forecast", "api", "key",
+                                    "socket", "paused", "webhook"})
         self.assertEqual(got["budget"]["limit"], 100)
 
     def test_pause_resume_reload_key_test(self):

@@ -112,6 +112,9 @@ static void assert_defaults(const Config *c) {
 	assert_int_equal(c->outbox_max_lifetime_s, 604800);
 	assert_int_equal(c->outbox_retention_days, 30);
 	assert_int_equal(c->log_level, LOG_INFO);
+	assert_int_equal(c->budget_warn_drain_hours, 24);
+	assert_null(c->metrics_textfile);
+	assert_int_equal(c->metrics_interval_s, 60);
 }
 
 static void assert_same_config(const Config *a, const Config *b) {
@@ -297,6 +300,42 @@ static void test_config_hex_integer_is_accepted(void **state) {
 	assert_int_equal(c->api_timeout_s, 16);
 }
 
+/* ---- webhook (issue 17) ---- */
+
+static Config *dump_and_reload(const Config *c);
+
+static void test_config_webhook_is_off_by_default_and_reads_back(void **state) {
+	_cleanup_(config_freep) Config *d = load_ok(""), *c = NULL, *again = NULL;
+
+	assert_null(d->webhook_listen);
+	assert_null(d->webhook_public_url);
+	assert_int_equal(d->webhook_max_connections, 64);
+	assert_int_equal(d->webhook_timeout_s, 10);
+	c = load_ok("webhook = {\n  listen = \"[::1]:8089\";\n  public_url = \"https://example.com/hitl/\";\n"
+	            "  max_connections = 4096;\n  timeout_s = 1;\n};\n");
+	assert_string_equal(c->webhook_listen, "[::1]:8089");
+	assert_string_equal(c->webhook_public_url, "https://example.com/hitl/");
+	assert_int_equal(c->webhook_max_connections, 4096);
+	assert_int_equal(c->webhook_timeout_s, 1);
+	again = dump_and_reload(c);
+	assert_string_equal(again->webhook_listen, "[::1]:8089");
+	assert_string_equal(again->webhook_public_url, "https://example.com/hitl/");
+	assert_int_equal(again->webhook_max_connections, 4096);
+}
+
+static void test_config_webhook_bad_values(void **state) {
+	expect_error("webhook = {\n  listen = \"localhost:8089\";\n  public_url = \"https://x.example/h\";\n};\n", 2,
+	             "webhook.listen", "numeric address and port");
+	expect_error("webhook = {\n  listen = \"127.0.0.1:0\";\n};\n", 2, "webhook.listen", "numeric address");
+	expect_error("webhook = {\n  listen = \"127.0.0.1:8089\";\n};\n", 2, "webhook.listen", "needs webhook.public_url");
+	/* The URL HITL.sh posts to must be https (or http to loopback), without a password. */
+	expect_error("webhook = {\n  public_url = \"http://example.com/h\";\n};\n", 2, "webhook.public_url", "");
+	expect_error("webhook = {\n  public_url = \"https://u:p@example.com/h\";\n};\n", 2, "webhook.public_url",
+	             "user information");
+	expect_error("webhook = {\n  max_connections = 0;\n};\n", 2, "webhook.max_connections", "out of range");
+	expect_error("webhook = {\n  timeout_s = 301;\n};\n", 2, "webhook.timeout_s", "out of range");
+}
+
 /* ---- unknown names ---- */
 
 static void test_config_unknown_key_names_file_line_and_key(void **state) {
@@ -435,6 +474,22 @@ static void test_config_interactive_shares_must_nest_and_leave_the_reserve(void 
 }
 
 /* ---- strings with rules ---- */
+
+static void test_config_metrics_and_drain_warning(void **state) {
+	_cleanup_(config_freep) Config *c = load_ok(
+		"budget = { warn_drain_hours = 0; };\n"
+		"metrics = { textfile = \"/var/lib/prometheus/node-exporter/hitld.prom\"; interval_s = 15; };\n");
+
+	assert_int_equal(c->budget_warn_drain_hours, 0);
+	assert_string_equal(c->metrics_textfile, "/var/lib/prometheus/node-exporter/hitld.prom");
+	assert_int_equal(c->metrics_interval_s, 15);
+	expect_error("budget = {\n  warn_drain_hours = 8761;\n};\n", 2, "budget.warn_drain_hours",
+	             "8761 is out of range 0..8760");
+	expect_error("metrics = {\n  interval_s = 0;\n};\n", 2, "metrics.interval_s", "0 is out of range 1..86400");
+	expect_error("metrics = {\n  textfile = \"hitld.prom\";\n};\n", 2, "metrics.textfile", "absolute");
+	expect_error("metrics = {\n  textfile = \"/var/lib/hitld.txt\";\n};\n", 2, "metrics.textfile", ".prom");
+	expect_error("metrics = {\n  textfile = \"/var/lib/.prom\";\n};\n", 2, "metrics.textfile", ".prom");
+}
 
 static void test_config_relative_paths_are_refused(void **state) {
 	expect_error("api = {\n  key_file = \"etc/key\";\n};\n", 2, "api.key_file", "absolute path");
@@ -859,6 +914,8 @@ int main(void) {
 		cmocka_unit_test(test_config_keys_left_out_keep_their_defaults),
 		cmocka_unit_test(test_config_int64_literal_is_accepted_when_it_fits),
 		cmocka_unit_test(test_config_hex_integer_is_accepted),
+		cmocka_unit_test(test_config_webhook_is_off_by_default_and_reads_back),
+		cmocka_unit_test(test_config_webhook_bad_values),
 		cmocka_unit_test(test_config_unknown_key_names_file_line_and_key),
 		cmocka_unit_test(test_config_unknown_group_names_file_line_and_group),
 		cmocka_unit_test(test_config_unknown_top_level_scalar_is_an_unknown_group),
@@ -882,6 +939,7 @@ int main(void) {
 		cmocka_unit_test(test_config_interactive_shares_scale_with_the_limit_unless_set),
 		cmocka_unit_test(test_config_interactive_shares_must_nest_and_leave_the_reserve),
 		cmocka_unit_test(test_config_default_poll_reserve_shrinks_to_half_a_small_limit),
+		cmocka_unit_test(test_config_metrics_and_drain_warning),
 		cmocka_unit_test(test_config_relative_paths_are_refused),
 		cmocka_unit_test(test_config_socket_path_must_fit_sun_path),
 		cmocka_unit_test(test_config_base_url_needs_http_or_https),
