@@ -51,6 +51,40 @@ static void method_hello(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
+/* Where a key came from, as the protocol names it (status, daemon.reload). */
+static json_object *key_source_json(SecretSource s) {
+	static const char *const sources[_SECRET_SOURCE_MAX] = {
+		[SECRET_SOURCE_CREDENTIAL] = "credential",
+		[SECRET_SOURCE_KEY_FILE] = "key_file",
+		[SECRET_SOURCE_ENVIRONMENT] = "environment",
+	};
+
+	return s >= 0 && s < _SECRET_SOURCE_MAX ? json_object_new_string(sources[s]) : NULL;
+}
+
+/* status's key lifecycle fields (PROTOCOL.md, status): never the key, only
+ * its id, where it came from, its age and the standby's state. */
+static void status_key_lifecycle(Manager *m, json_object *key, usec_t now) {
+	const KeyLifeEntry *e = m->api_key_id ? keylife_get(&m->ks.life, m->api_key_id) : NULL;
+	json_object *standby = NULL;
+
+	json_object_object_add(key, "active", json_object_new_string(m->ks.on_standby ? "standby" : "primary"));
+	json_object_object_add(key, "source", m->key_state != KEY_MISSING ? key_source_json(m->key_source) : NULL);
+	json_object_object_add(key, "first_used_at", e ? iso_or_null(e->first_used) : NULL);
+	json_object_object_add(key, "age_days",
+	                       e ? json_object_new_int64(keylife_age_days(&m->ks.life, m->api_key_id, now)) : NULL);
+	json_object_object_add(key, "rotate_after_days", json_object_new_int64(m->config->api_rotate_after_days));
+	json_object_object_add(key, "switched_at", m->ks.switched_at ? iso_or_null(m->ks.switched_at) : NULL);
+	json_object_object_add(key, "switch_reason", m->ks.switch_reason ? json_object_new_string(m->ks.switch_reason) : NULL);
+	if (m->ks.standby != STANDBY_NONE) {
+		standby = json_object_new_object();
+		json_object_object_add(standby, "state", json_object_new_string(standby_state_to_string(m->ks.standby)));
+		json_object_object_add(standby, "source", key_source_json(m->ks.standby_source));
+		json_object_object_add(standby, "error", m->ks.standby_error ? json_object_new_string(m->ks.standby_error) : NULL);
+	}
+	json_object_object_add(key, "standby", standby);
+}
+
 /* status's "budget": the window, and the caller's share of loop calls in it
  * (administrators have none). */
 static json_object *status_budget(Manager *m, uid_t uid, bool admin, usec_t now) {
@@ -145,6 +179,7 @@ static json_object *status_key(Manager *m) {
 	                                                     : NULL);
 	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
 	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
+	status_key_lifecycle(m, key, now_realtime());
 	return key;
 }
 
@@ -254,19 +289,12 @@ static const char *key_load_reason(int error) {
  * {"loaded": false, "reason": "no_key" | "refused", "kept": whether the
  * previous key stays in use, "error": why, in words}. */
 static json_object *key_load_reply(const Manager *m) {
-	static const char *const sources[_SECRET_SOURCE_MAX] = {
-		[SECRET_SOURCE_CREDENTIAL] = "credential",
-		[SECRET_SOURCE_KEY_FILE] = "key_file",
-		[SECRET_SOURCE_ENVIRONMENT] = "environment",
-	};
 	json_object *o = json_object_new_object();
 	const char *why;
 
 	json_object_object_add(o, "loaded", json_object_new_boolean(m->key_load_result == 0));
 	if (m->key_load_result == 0) {
-		bool known = m->key_source >= 0 && m->key_source < _SECRET_SOURCE_MAX;
-
-		json_object_object_add(o, "source", known ? json_object_new_string(sources[m->key_source]) : NULL);
+		json_object_object_add(o, "source", key_source_json(m->key_source));
 		return o;
 	}
 	why = key_load_reason(m->key_load_result);
@@ -309,6 +337,53 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+/* key.rotate: answered when the standby's GET /test has (manager.h). */
+static void on_key_rotated(Manager *m, int error, const char *msg, void *userdata) {
+	RpcCall *call = userdata;
+	json_object *result, *data;
+
+	rpc_call_set_abandon(call, NULL, NULL);
+	if (error == 0) {
+		result = json_object_new_object();
+		json_object_object_add(result, "switched", json_object_new_boolean(true));
+		json_object_object_add(result, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
+		return rpc_call_reply(call, result);
+	}
+	data = json_object_new_object();
+	json_object_object_add(data, "standby", json_object_new_string(standby_state_to_string(m->ks.standby)));
+	json_object_object_add(data, "msg", json_object_new_string(msg ? msg : strerror(-error)));
+	if (error == -EKEYREJECTED) {
+		_cleanup_(freep) char *text = NULL;
+
+		if (asprintf(&text, "HITL.sh refused the standby key (%s); the current key stays in use.", strna(msg)) < 0)
+			text = NULL;
+		rpc_call_error(call, RPC_ERROR_INVALID_STATE,
+		               text ? text : "HITL.sh refused the standby key; the current key stays in use.", data);
+	} else
+		rpc_call_error(call, RPC_ERROR_UNAVAILABLE, "The standby key could not be tested; the current key stays in use.",
+		               data);
+}
+
+static void on_key_rotate_abandon(RpcCall *call, void *userdata) {
+	manager_key_rotate_forget(userdata, call);
+}
+
+static void method_key_rotate(Manager *m, RpcCall *call) {
+	int k;
+
+	if (m->shutting_down)
+		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+	k = manager_key_rotate(m, on_key_rotated, call);
+	if (k == -ENOKEY)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE,
+		                      "No standby key is loaded (credential hitl-api-key.next or api.next_key_file).", NULL);
+	if (k == -EBUSY)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "A key rotation is under way already.", NULL);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "The standby key could not be tested.", NULL);
+	rpc_call_set_abandon(call, on_key_rotate_abandon, m);
+}
+
 static void method_usage(Manager *m, RpcCall *call) {
 	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
 }
@@ -345,6 +420,7 @@ static const Method methods[] = {
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },
 	{ "key.test", true, NULL, method_key_test },
+	{ "key.rotate", true, method_key_rotate, NULL },
 	{ "loop.list", false, NULL, method_loop },
 	{ "loop.get", false, NULL, method_loop },
 	{ "loop.members", false, NULL, method_loop },
