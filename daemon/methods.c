@@ -14,6 +14,7 @@
 #include "methods.h"
 #include "msgid.h"
 #include "remote.h"
+#include "status_reply.h"
 #include "trigger.h"
 #include "validate.h"
 
@@ -29,6 +30,7 @@
 struct Methods {
 	Manager *manager;
 	Remote *remote;           /* loop.*, key.test and their cache */
+	StatusReply status;       /* status's text, kept while nothing it shows changes */
 };
 
 
@@ -110,12 +112,6 @@ static void reply_record(Manager *m, RpcCall *call, Record *r) {
 	/* rpc serializes the reply at once: the text need not outlive this call. */
 	json_object_set_serializer(raw, raw_to_json, with_position ? with_position : r->protocol_text, NULL);
 	rpc_call_reply(call, raw);
-}
-
-static json_object *iso_or_null(usec_t t) {
-	char buf[ISO8601_MAX];
-
-	return t ? json_object_new_string(format_iso8601(t, buf)) : NULL;
 }
 
 /* Rejects parameters the method does not know: a typo must not pass silently. */
@@ -248,114 +244,93 @@ static void method_hello(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
-static void method_status(Manager *m, RpcCall *call) {
-	static const char *const known[] = { NULL };
+/* Everything status shows, as the caller may see it now (status_reply.h).
+ * loops has room for m->n_loop_pauses entries. */
+static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loops, StatusFacts *ret) {
 	bool admin = caller_is_admin(m, call);
 	uid_t uid = rpc_call_uid(call);
-	usec_t now = now_realtime();
-	size_t counts[_REQUEST_STATE_MAX] = {};
-	usec_t oldest_queued = 0;
+	StatusNumbers *n = &ret->num;
 	Record *oldest;
-	json_object *result, *budget, *queue, *api, *key, *sock;
+	unsigned per_uid, total;
 
-	if (!check_known_params(call, known))
-		return;
+	*ret = (StatusFacts) {};
+	n->started_at = (int64_t) m->started_at;
+	n->uptime_s = (int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC);
+
+	budget_tick(&m->budget, now);
+	budget_interactive_shares(&m->budget, &per_uid, &total);
+	n->limit = m->budget.limit;
+	n->remaining = budget_remaining(&m->budget, now);
+	n->used = m->budget.used;
+	n->reset_at = (int64_t) m->budget.window_end;
+	n->paused_until = m->budget.paused_until > now ? (int64_t) m->budget.paused_until : 0;
+	n->from_server = m->budget.from_server;
+	n->interactive_share_null = admin;
+	n->interactive_share = admin ? 0 : per_uid;
+	n->interactive_used = admin ? m->budget.interactive_used : budget_interactive_used(&m->budget, uid, now);
+	n->interactive_total = total;
 
 	/* The outbox keeps these counts, globally and per uid: no walk over
 	 * 100,000 records, whoever asks (a non-admin flooding status must cost
 	 * O(1) each). The oldest queued request is the first queued one in
 	 * acceptance order. */
 	for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
-		counts[st] = admin ? outbox_count_state(m->outbox, st) : outbox_count_state_uid(m->outbox, uid, st);
+		n->counts[st] = (int64_t) (admin ? outbox_count_state(m->outbox, st)
+		                                 : outbox_count_state_uid(m->outbox, uid, st));
 	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
-	if (oldest)
-		oldest_queued = oldest->created_at;
+	n->oldest_queued_at = oldest ? (int64_t) oldest->created_at : 0;
 
-	budget_tick(&m->budget, now);
-	budget = json_object_new_object();
-	json_object_object_add(budget, "limit", json_object_new_int64(m->budget.limit));
-	json_object_object_add(budget, "remaining", json_object_new_int64(budget_remaining(&m->budget, now)));
-	json_object_object_add(budget, "used", json_object_new_int64(m->budget.used));
-	json_object_object_add(budget, "reset_at", iso_or_null(m->budget.window_end));
-	json_object_object_add(budget, "paused_until",
-	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
-	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
-	{
-		/* The caller's share of loop calls this window (admins have none). */
-		json_object *interactive = json_object_new_object();
-		unsigned per_uid, total;
+	n->reachable = m->reachable;
+	n->last_ok_at = (int64_t) m->last_ok_at;
+	n->last_error_at = (int64_t) m->last_error_at;
+	n->last_attempt_at = (int64_t) m->last_attempt_at;
+	n->consecutive_failures = m->consecutive_failures;
+	n->backoff_until = m->backoff_until > now ? (int64_t) m->backoff_until : 0;
+	n->breaker = m->breaker;
+	n->breaker_since = (int64_t) m->breaker_since;
+	n->breaker_probe_at = (int64_t) m->breaker_probe_at;
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
+	ret->loops = loops;
+	ret->n_loops = m->n_loop_pauses;
 
-		budget_interactive_shares(&m->budget, &per_uid, &total);
-		json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
-		json_object_object_add(interactive, "used",
-		                       json_object_new_int64(admin ? m->budget.interactive_used
-		                                                   : budget_interactive_used(&m->budget, uid, now)));
-		json_object_object_add(interactive, "total", json_object_new_int64(total));
-		json_object_object_add(budget, "interactive", interactive);
-	}
+	n->key_loaded = m->key_state != KEY_MISSING;
+	n->key_valid = m->key_state == KEY_VALID ? 1 : m->key_state == KEY_INVALID ? 0 : -1;
+	n->socket_activated = m->listen_inherited;
+	n->socket_replaced = manager_socket_replaced(m);
+	n->paused = m->paused;
 
-	queue = json_object_new_object();
-	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
-		json_object_object_add(queue, request_state_to_string(s), json_object_new_int64((int64_t) counts[s]));
-	json_object_object_add(queue, "oldest_queued_at", iso_or_null(oldest_queued));
+	ret->str[STATUS_BASE_URL] = m->config->api_base_url;
+	ret->str[STATUS_LAST_ERROR] = m->last_error;
+	ret->str[STATUS_BREAKER_REASON] = m->breaker_reason;
+	ret->str[STATUS_API_KEY_ID] = m->api_key_id;
+	ret->str[STATUS_KEY_ERROR] = m->key_error;
+	ret->str[STATUS_SOCKET_PATH] = m->socket_path;
+}
 
-	api = json_object_new_object();
-	json_object_object_add(api, "base_url", json_object_new_string(m->config->api_base_url));
-	json_object_object_add(api, "reachable", json_object_new_boolean(m->reachable));
-	json_object_object_add(api, "last_ok_at", iso_or_null(m->last_ok_at));
-	json_object_object_add(api, "last_error", m->last_error ? json_object_new_string(m->last_error) : NULL);
-	json_object_object_add(api, "last_error_at", iso_or_null(m->last_error_at));
-	json_object_object_add(api, "last_attempt_at", iso_or_null(m->last_attempt_at));
-	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
-	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
-	{
-		/* Creates paused by the circuit breaker (PROTOCOL.md §5.4). */
-		json_object *paused = NULL, *loops = json_object_new_array();
+/* status is what monitoring polls: its text is built once and sent again
+ * while nothing it shows has changed (status_reply.h). */
+static void method_status(Methods *ms, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	Manager *m = ms->manager;
+	_cleanup_(freep) StatusLoop *loops = NULL;
+	StatusFacts facts;
+	const char *text;
+	json_object *raw;
+	size_t len;
 
-		if (m->breaker != APIERR_NONE) {
-			paused = json_object_new_object();
-			json_object_object_add(paused, "class", json_object_new_string(apierr_class_to_string(m->breaker)));
-			json_object_object_add(paused, "reason", json_object_new_string(strna(m->breaker_reason)));
-			json_object_object_add(paused, "since", iso_or_null(m->breaker_since));
-			json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
-		}
-		json_object_object_add(api, "creates_paused", paused);
-		for (size_t i = 0; i < m->n_loop_pauses; i++) {
-			json_object *l = json_object_new_object();
-
-			json_object_object_add(l, "loop_id", json_object_new_string(m->loop_pauses[i].loop_id));
-			json_object_object_add(l, "reason", json_object_new_string(strna(m->loop_pauses[i].reason)));
-			json_object_object_add(l, "next_probe_at", iso_or_null(m->loop_pauses[i].until));
-			json_object_array_add(loops, l);
-		}
-		json_object_object_add(api, "loops_paused", loops);
-	}
-
-	key = json_object_new_object();
-	json_object_object_add(key, "loaded", json_object_new_boolean(m->key_state != KEY_MISSING));
-	json_object_object_add(key, "valid",
-	                       m->key_state == KEY_VALID     ? json_object_new_boolean(true)
-	                       : m->key_state == KEY_INVALID ? json_object_new_boolean(false)
-	                                                     : NULL);
-	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
-	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
-
-	sock = json_object_new_object();
-	json_object_object_add(sock, "path", json_object_new_string(m->socket_path));
-	json_object_object_add(sock, "activated", json_object_new_boolean(m->listen_inherited));
-	json_object_object_add(sock, "replaced", json_object_new_boolean(manager_socket_replaced(m)));
-
-	result = json_object_new_object();
-	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
-	json_object_object_add(result, "started_at", iso_or_null(m->started_at));
-	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
-	json_object_object_add(result, "budget", budget);
-	json_object_object_add(result, "queue", queue);
-	json_object_object_add(result, "api", api);
-	json_object_object_add(result, "key", key);
-	json_object_object_add(result, "socket", sock);
-	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
-	rpc_call_reply(call, result);
+	if (!check_known_params(call, known))
+		return;
+	if (m->n_loop_pauses > 0 && !(loops = calloc(m->n_loop_pauses, sizeof *loops)))
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	status_facts(m, call, now_realtime(), loops, &facts);
+	text = status_reply_text(&ms->status, &facts, &len);
+	raw = text ? json_object_new_object() : NULL;
+	if (!raw)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	/* rpc serializes the reply at once: the kept text outlives it. */
+	json_object_set_serializer(raw, raw_to_json, (void *) text, NULL);
+	rpc_call_reply(call, raw);
 }
 
 /* ------------------------------------------------------------------ submit */
@@ -1150,7 +1125,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
-	{ "status", false, method_status, NULL },
+	{ "status", false, NULL, method_status },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
 	{ "request.wait", false, method_wait, NULL },
@@ -1209,6 +1184,7 @@ Methods *methods_free(Methods *ms) {
 	if (!ms)
 		return NULL;
 	remote_free(ms->remote);
+	status_reply_clear(&ms->status);
 	free(ms);
 	return NULL;
 }
