@@ -315,22 +315,17 @@ static void method_status(Methods *ms, RpcCall *call) {
 	Manager *m = ms->manager;
 	_cleanup_(freep) StatusLoop *loops = NULL;
 	StatusFacts facts;
-	const char *text;
-	json_object *raw;
-	size_t len;
+	json_object *reply;
 
 	if (!check_known_params(call, known))
 		return;
 	if (m->n_loop_pauses > 0 && !(loops = calloc(m->n_loop_pauses, sizeof *loops)))
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
 	status_facts(m, call, now_realtime(), loops, &facts);
-	text = status_reply_text(&ms->status, &facts, &len);
-	raw = text ? json_object_new_object() : NULL;
-	if (!raw)
+	reply = status_reply_object(&ms->status, &facts);
+	if (!reply)
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
-	/* rpc serializes the reply at once: the kept text outlives it. */
-	json_object_set_serializer(raw, raw_to_json, (void *) text, NULL);
-	rpc_call_reply(call, raw);
+	rpc_call_reply(call, reply);
 }
 
 /* ------------------------------------------------------------------ submit */

@@ -233,3 +233,23 @@ const char *status_reply_text(StatusReply *c, const StatusFacts *f, size_t *ret_
 	*ret_len = len;
 	return c->text;
 }
+
+/* Emits the text kept in the StatusReply (userdata). */
+static int kept_text_to_json(json_object *jso, struct printbuf *pb, int level, int flags) {
+	const StatusReply *c = json_object_get_userdata(jso);
+
+	return printbuf_memappend(pb, c->text ? c->text : "null", c->text ? (int) c->text_len : 4);
+}
+
+json_object *status_reply_object(StatusReply *c, const StatusFacts *f) {
+	json_object *o;
+	size_t len;
+
+	if (!status_reply_text(c, f, &len))
+		return NULL;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_set_serializer(o, kept_text_to_json, c, NULL);
+	return o;
+}

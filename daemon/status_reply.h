@@ -97,4 +97,8 @@ json_object *status_reply_json(const StatusFacts *f);
  * NULL on ENOMEM (nothing is kept then). */
 const char *status_reply_text(StatusReply *c, const StatusFacts *f, size_t *ret_len);
 
+/* The same, as a json object whose serializer emits the kept text (for
+ * rpc_call_reply(), which serialises at once). NULL on ENOMEM. */
+json_object *status_reply_object(StatusReply *c, const StatusFacts *f);
+
 void status_reply_clear(StatusReply *c);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apierr.h"
@@ -125,6 +127,20 @@ static void test_status_reply_text_is_the_json_serialised_and_kept_while_facts_a
 	assert_ptr_equal(t1, t2);
 	assert_int_equal(len1, len2);
 	assert_int_equal(c.builds, 1);
+
+	/* As a json object inside a reply: the kept text, as is. */
+	{
+		json_object *env = json_object_new_object(), *r = status_reply_object(&c, &f);
+		char *want = NULL;
+
+		assert_non_null(r);
+		json_object_object_add(env, "result", r);
+		assert_int_equal(asprintf(&want, "{\"result\":%s}", t1) > 0, 1);
+		assert_string_equal(json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN), want);
+		assert_int_equal(c.builds, 1);
+		free(want);
+		json_object_put(env);
+	}
 
 	/* The kept facts are copies: the caller's strings may change under them. */
 	reason[5] = '5';
