@@ -2,7 +2,7 @@
  * the key, the account or the endpoint as a whole (docs/hitld.8, "When
  * HITL.sh refuses"). Pure: decides from the call kind and what the server
  * said (status, msg, data, whether rate headers came), no I/O, no clock. The
- * work engine (manager.c) acts on the answer: a request-level error fails
+ * work engine (outcome.c) acts on the answer: a request-level error fails
  * its request; a loop-level one pauses that loop's creates; a key-, account-
  * or endpoint-level one pauses every create (the circuit breaker) and keeps
  * the queue as it is. */

@@ -6,7 +6,7 @@
  * user can trigger at will, are charged to the uid that asked, within a per-uid and
  * a total share per window, so no user's reads can take the polls or (beyond the
  * total) the creates of others. Pure: time and random numbers come from the caller
- * (the scheduler in manager.c), so the clock can be injected in tests. */
+ * (the work engine, work.c), so the clock can be injected in tests. */
 #pragma once
 
 #include <errno.h>

@@ -1,9 +1,16 @@
-/* engine.h — the parts of the remote work engine (manager.c) that live in
- * their own files: health.c (failed calls, backoff, the circuit breaker,
- * loop pauses) and reconcile.c (finding out whether a create happened).
- * Which call goes next is decided, pure, in plan.h; records change state
- * only through record.h's transitions.
- * Internal to the daemon: methods.c and the rest use manager.h. */
+/* engine.h — what the files of the engine share (layer 5 of
+ * docs/ARCHITECTURE.md; manager.h is the engine's face to the layers above).
+ * The engine is one module in several files, each with one job: manager.c
+ * (the Manager's life: start, reload, signals, shutdown; records changed,
+ * logged, failed), work.c (the work timer: settle, plan, start a call;
+ * work.h), outcome.c (what a reply does; outcome.h), notify.c (waiters,
+ * watches, STATUS=; notify.h), commit.c (the group commit; commit.h),
+ * persist.c (budget.json, paused; persist.h), queuepos.c (queue positions;
+ * queuepos.h), health.c (failed calls, backoff, the circuit breaker, loop
+ * pauses) and reconcile.c (finding out whether a create happened), the last
+ * two declared here. Which call goes next is decided, pure, in plan.h;
+ * records change state only through record.h's transitions.
+ * Internal to the engine: the methods and the rest use manager.h. */
 #pragma once
 
 #include "apierr.h"
@@ -17,10 +24,33 @@
 #define RECONCILE_PAGE_LIMIT 100
 #define RECONCILE_MAX_CALLS 12
 
+static inline usec_t min_usec(usec_t a, usec_t b) {
+	return a < b ? a : b;
+}
+
 /* manager.c */
 void manager_set_string(char **p, const char *s);
+/* notify.c: the STATUS= line is rewritten at the end of this loop iteration. */
 void manager_status_changed(Manager *m);
-/* Applies what HITL.sh says about r's remote request (state, answer). */
+/* manager.c: a log line about r, with its fields (HITL_REQUEST_ID, …); the
+ * macros make the journal name the caller's line (log.h). */
+#define request_log(...) request_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+void request_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
+                      const char *mid, const char *fmt, ...);
+/* manager.c: fails r through the state machine (record_fail(): code and
+ * message are the client's error, unsent whether HITL.sh never had it), then
+ * logs "Request … failed: why" (at the caller's line), persists and
+ * notifies: the one way the engine fails a request. -ESTALE: r was final
+ * already, nothing changed. */
+#define manager_fail_request(...) manager_fail_request_full(LOG_LOCATION, __VA_ARGS__)
+int manager_fail_request_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r,
+                              const char *code, const char *message, long http_status, bool unsent, const char *why);
+#define trigger_log(...) trigger_log_full(LOG_LOCATION, __VA_ARGS__)
+_printf_(8, 9)
+void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
+                      const char *mid, const char *fmt, ...);
+/* outcome.c: applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
 /* health.c: a background call made no progress (backoff for every kind,

@@ -47,7 +47,7 @@ int log_internalv_full(const char *code_file, const char *code_line, const char 
 
 /* The call site, in the form sd_journal_sendv_with_location() takes: journal
  * entries carry the CODE_FILE/CODE_LINE/CODE_FUNC of the code that logged,
- * not of this module. A wrapper that logs for its callers (manager.c's
+ * not of this module. A wrapper that logs for its callers (engine.h's
  * request_log) is a macro too, so that the location stays its caller's. */
 #define LOG_STRINGIFY_(x) #x
 #define LOG_STRINGIFY(x) LOG_STRINGIFY_(x)

@@ -10,7 +10,8 @@
  * within a bounded number of calls; every failed call backs off and an
  * outage is logged once; an error about the key, the account or the endpoint
  * (apierr.h) pauses creates and fails nothing (hitld(8), "When HITL.sh
- * refuses"). */
+ * refuses"). The engine is one module in several files (engine.h lists
+ * them); this header is all the layers above it see. */
 #pragma once
 
 #include <stdbool.h>
@@ -215,7 +216,7 @@ Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref
 /* Is the peer an administrator (uid 0, the daemon's uid, socket.admin_group)? */
 bool manager_peer_is_admin(Manager *m, uid_t uid, gid_t gid);
 
-/* Waiting and watching (methods.c uses these). */
+/* Waiting and watching (notify.c; methods_request.c and methods.c use these). */
 int manager_add_waiter(Manager *m, RpcCall *call, Record *r, usec_t timeout);
 int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_object *ids, size_t *ret_count);
 

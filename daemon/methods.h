@@ -4,7 +4,9 @@
  * client waits); nothing below calls it: methods_new() registers the
  * dispatcher with the manager (manager_set_dispatch), and a submit hears of
  * its commit through manager_submit()'s callback. Owns the Remote (the loop
- * cache). */
+ * cache). In three files (methods_internal.h): methods.c (dispatcher, hello,
+ * status, watch, administration), methods_submit.c (new records) and
+ * methods_request.c (get, wait, list, cancel, feedback). */
 #pragma once
 
 #include "manager.h"

@@ -1,10 +1,10 @@
 /* plan.h — the work engine's decisions, pure: which HITL.sh call goes next,
  * and what a record's time limits do to it. No I/O, no clock, no Manager:
- * the caller (manager.c's on_work_timer) passes a summary of the outbox,
+ * the caller (work.c's on_work_timer) passes a summary of the outbox,
  * the budget, the key, pause and breaker state, the time and a jitter value,
  * executes the step it gets back and arms its timer at the step's wake time.
  *
- * Work engine, one turn of the work timer (manager.c):
+ * Work engine, one turn of the work timer (work.c):
  *   1. settle: plan_expiry() for every record; the manager executes what it
  *      says (fail locally before the deadline, fail on lifetime or on a
  *      create never found again, delete after retention) and keeps the

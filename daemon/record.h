@@ -113,7 +113,7 @@ typedef struct Record {
 	                                   * (less a skew margin); 0 = since created_at */
 	size_t outbox_slot;               /* the outbox's hint where it keeps r (iteration) */
 	char *protocol_text;              /* cached record_to_protocol() text; NULL after any change */
-	size_t position_all, position_own; /* queue position snapshot (see methods.c) */
+	size_t position_all, position_own; /* queue position snapshot (see queuepos.h) */
 } Record;
 
 Record *record_new(void);

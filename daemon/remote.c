@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "params.h"
 #include "remote.h"
 #include "validate.h"
 
@@ -204,14 +205,6 @@ static json_object *with_cache_marks(json_object *data, bool cached, usec_t fetc
 	return TAKE_PTR(copy);
 }
 
-static void reply_invalid(RpcCall *call, const char *field, const char *reason) {
-	json_object *data = json_object_new_object();
-
-	json_object_object_add(data, "field", json_object_new_string(field));
-	json_object_object_add(data, "reason", json_object_new_string(reason));
-	rpc_call_error(call, RPC_ERROR_INVALID_PARAMS, "Invalid parameters.", data);
-}
-
 static void remote_call_free(RemoteCall *rc) {
 	free(rc->cache_key);
 	free(rc);
@@ -356,7 +349,7 @@ static bool get_ids(RpcCall *call, const char **ret_id, const char **ret_user) {
 	const char *id = json_object_get_string(json_object_object_get(p, "id"));
 
 	if (!json_object_is_type(json_object_object_get(p, "id"), json_type_string) || !validate_object_id(id)) {
-		reply_invalid(call, "id", "id must be a 24-character HITL.sh loop id");
+		params_reply_invalid(call, "id", "id must be a 24-character HITL.sh loop id");
 		return false;
 	}
 	*ret_id = id;
@@ -365,25 +358,10 @@ static bool get_ids(RpcCall *call, const char **ret_id, const char **ret_user) {
 
 		if (!json_object_is_type(json_object_object_get(p, "user_id"), json_type_string) ||
 		    !validate_object_id(user)) {
-			reply_invalid(call, "user_id", "user_id must be a 24-character HITL.sh user id");
+			params_reply_invalid(call, "user_id", "user_id must be a 24-character HITL.sh user id");
 			return false;
 		}
 		*ret_user = user;
-	}
-	return true;
-}
-
-static bool only_params(RpcCall *call, const char *const *known) {
-	json_object_object_foreach(rpc_call_params(call), key, val) {
-		bool ok = false;
-
-		(void) val;
-		for (const char *const *k = known; *k; k++)
-			ok = ok || streq(*k, key);
-		if (!ok) {
-			reply_invalid(call, key, "unknown parameter");
-			return false;
-		}
 	}
 	return true;
 }
@@ -404,12 +382,12 @@ void remote_method_loop(Remote *rm, RpcCall *call) {
 
 	if (streq(method, "loop.list")) {
 		static const char *const known[] = { NULL };
-		if (!only_params(call, known))
+		if (!params_check_known(call, known))
 			return;
 		snprintf(key, sizeof key, "list");
 	} else if (streq(method, "loop.get") || streq(method, "loop.members")) {
 		static const char *const known[] = { "id", NULL };
-		if (!only_params(call, known) || !get_ids(call, &id, NULL))
+		if (!params_check_known(call, known) || !get_ids(call, &id, NULL))
 			return;
 		snprintf(key, sizeof key, "%s/%s", streq(method, "loop.get") ? "get" : "members", id);
 	}
@@ -427,7 +405,7 @@ void remote_method_loop(Remote *rm, RpcCall *call) {
 
 	if (streq(method, "loop.create")) {
 		if (validate_loop_create(p, &err) < 0)
-			return reply_invalid(call, err.field, err.reason);
+			return params_reply_invalid(call, err.field, err.reason);
 		return start(rm, call, "POST", NULL, NULL, p, NULL, true, false);
 	}
 	if (streq(method, "loop.update")) {
@@ -439,18 +417,18 @@ void remote_method_loop(Remote *rm, RpcCall *call) {
 			return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
 		json_object_object_del(body, "id");
 		if (validate_loop_update(body, &err) < 0)
-			return reply_invalid(call, err.field, err.reason);
+			return params_reply_invalid(call, err.field, err.reason);
 		return start(rm, call, "PUT", id, NULL, body, NULL, true, false);
 	}
 	if (streq(method, "loop.delete")) {
 		static const char *const known[] = { "id", NULL };
-		if (!only_params(call, known) || !get_ids(call, &id, NULL))
+		if (!params_check_known(call, known) || !get_ids(call, &id, NULL))
 			return;
 		return start(rm, call, "DELETE", id, NULL, NULL, NULL, true, false);
 	}
 	if (streq(method, "loop.remove_member")) {
 		static const char *const known[] = { "id", "user_id", NULL };
-		if (!only_params(call, known) || !get_ids(call, &id, &user))
+		if (!params_check_known(call, known) || !get_ids(call, &id, &user))
 			return;
 		snprintf(suffix, sizeof suffix, "/members/%s", user);
 		return start(rm, call, "DELETE", id, suffix, NULL, NULL, true, false);
@@ -461,7 +439,7 @@ void remote_method_loop(Remote *rm, RpcCall *call) {
 void remote_method_key_test(Remote *rm, RpcCall *call) {
 	static const char *const known[] = { NULL };
 
-	if (!only_params(call, known))
+	if (!params_check_known(call, known))
 		return;
 	manager_key_test_begin(rm->manager);
 	start(rm, call, NULL, NULL, NULL, NULL, NULL, false, true);

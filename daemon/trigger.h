@@ -2,7 +2,7 @@
  * docs/PROTOCOL.md workflow.trigger): what a trigger record holds, the body
  * and path sent, and what each outcome of the call does to the record.
  * A trigger is a record of kind RECORD_TRIGGER in the outbox, queued,
- * budgeted and sent like a create (manager.c), with one difference: HITL.sh
+ * budgeted and sent like a create (work.c), with one difference: HITL.sh
  * has no way to read an execution back, so a trigger whose outcome is
  * unknown cannot be reconciled. It is never sent again; it fails with
  * error.code "outcome_unknown" and the client is told that the workflow may

@@ -1,5 +1,5 @@
 /* validate.h — HITL.sh's request, answer, feedback and loop rules, applied locally.
- * Owns the decision "would HITL.sh accept this?" so methods.c refuses bad input at
+ * Owns the decision "would HITL.sh accept this?" so methods_submit.c refuses bad input at
  * submit time (PROTOCOL.md -32602), and the mapping of a reviewer's response_data
  * (either encoding, docs/HITL-API.md "Answers") to the PROTOCOL.md §3 `result`.
  * Mirrors the documented schema: seven response types, five content types, only

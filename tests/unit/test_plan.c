@@ -1,7 +1,7 @@
 /* The work planner (plan.h): which HITL.sh call goes next and when the
  * engine wakes, with the clock, the budget and the outbox summary injected.
  * Several tests drive the planner through simulated time the way
- * manager.c's timer does: ask, "execute" (charge the budget, change the
+ * work.c's timer does: ask, "execute" (charge the budget, change the
  * record), move the clock to the step's wake time, ask again. */
 #include <stdarg.h>
 #include <stddef.h>
