@@ -4,9 +4,11 @@
 #include <strings.h>
 
 #include "api.h"
+#include "secret.h"
 #include "apiparse.h"
 #include "baseurl.h"
 #include "cleanup.h"
+#include "curl_cleanup.h"
 #include "curl_glue.h"
 #include "lockedmem.h"
 #include "log.h"
@@ -26,7 +28,7 @@
  * for a moment. */
 #define AUTH_SLOT_SIZE 544U
 #define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
-_Static_assert(sizeof(AUTH_PREFIX) + API_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
+_Static_assert(sizeof(AUTH_PREFIX) + SECRET_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
 
 struct ApiClient {
 	sd_event *event;
@@ -340,16 +342,6 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	call_free(call);
 }
 
-static void curl_urlp(CURLU **u) {
-	if (*u)
-		curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p) {
-	if (*p)
-		curl_free(*p);
-}
-
 /* Validates base_url (baseurl.h: the rule --check-config applies too) and
  * returns its normalised form without trailing '/'. */
 static int base_url_check(const char *base_url, char **ret_url, bool *ret_plain_loopback) {
@@ -444,12 +436,10 @@ int api_set_key(ApiClient *c, const char *key) {
 	if (key) {
 		size_t n = strlen(key);
 
-		/* It goes into an HTTP header: no CR/LF, no spaces, nothing odd. */
-		if (n == 0 || n > API_KEY_MAX)
+		/* It goes into an HTTP header: no CR/LF, no spaces, nothing odd; the
+		 * one rule for a key is secret.c's. */
+		if (!secret_key_is_valid(key))
 			return -EINVAL;
-		for (size_t i = 0; i < n; i++)
-			if (key[i] < 0x21 || key[i] > 0x7e)
-				return -EINVAL;
 		line = locked_arena_get(c->secrets);
 		if (!line)
 			return -ENOMEM;

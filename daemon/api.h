@@ -18,7 +18,6 @@
 #define API_MAX_IN_FLIGHT 16U
 #define API_RESPONSE_BODY_MAX (4U * 1024U * 1024U)
 #define API_REQUEST_BODY_MAX (1U * 1024U * 1024U)
-#define API_KEY_MAX 512U
 #define API_PATH_MAX 2048U
 
 typedef struct ApiConfig {
@@ -66,7 +65,7 @@ static inline void api_freep(ApiClient **c) {
 		api_free(*c);
 }
 
-/* Copies key (1..API_KEY_MAX printable ASCII, no spaces) into the locked
+/* Copies key (secret_key_is_valid(): 1..SECRET_KEY_MAX printable ASCII, no spaces) into the locked
  * pages and wipes the previous one. NULL clears it. Takes effect on the next
  * call; a call in flight keeps the key it started with until it ends. */
 int api_set_key(ApiClient *c, const char *key);

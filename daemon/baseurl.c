@@ -8,6 +8,7 @@
 
 #include "baseurl.h"
 #include "cleanup.h"
+#include "curl_cleanup.h"
 
 static bool has_control_chars(const char *s) {
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
@@ -32,16 +33,6 @@ bool baseurl_is_loopback_host(const char *host) {
 	memcpy(buf, host + 1, n - 2);
 	buf[n - 2] = '\0';
 	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
-
-static void curl_urlp(CURLU **u) {
-	if (*u)
-		curl_url_cleanup(*u);
-}
-
-static void curl_freep(char **p) {
-	if (*p)
-		curl_free(*p);
 }
 
 static const char *check(const char *url, bool *ret_plain_loopback, int *ret_errno) {

@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "log.h"
+#include "store.h"
 
 /* A directory that cannot exist (a path below a character device): even if
  * an @include slipped past our lexer, libconfig could open nothing. */
@@ -272,58 +273,26 @@ static const char *type_name(int type) {
  * On failure returns the errno and a short reason. */
 static int read_bounded(const char *path, char **ret_text, size_t *ret_size, const char **ret_reason) {
 	_cleanup_(closep) int fd = -EBADF;
-	_cleanup_(freep) char *text = NULL;
-	struct stat st;
-	size_t size = 0;
+	int r;
 
+	*ret_reason = NULL;
 	/* O_NONBLOCK: a FIFO in place of the file must not hang the daemon. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		*ret_reason = NULL;
+	if (fd < 0)
 		return negative_errno();
-	}
-	if (fstat(fd, &st) < 0) {
-		*ret_reason = NULL;
-		return negative_errno();
-	}
-	if (S_ISDIR(st.st_mode)) {
+	r = store_read_fd(fd, CONFIG_FILE_SIZE_MAX, ret_text, ret_size);
+	switch (r) {
+	case -EISDIR:
 		*ret_reason = "is a directory";
-		return -EISDIR;
-	}
-	if (!S_ISREG(st.st_mode)) {
+		break;
+	case -EBADFD:
 		*ret_reason = "not a regular file";
 		return -EINVAL;
-	}
-	if (st.st_size > (off_t) CONFIG_FILE_SIZE_MAX) {
+	case -EFBIG:
 		*ret_reason = "file is larger than 1 MiB";
-		return -EFBIG;
+		break;
 	}
-
-	/* One byte more than allowed, so a file that grew since fstat is seen. */
-	text = malloc(CONFIG_FILE_SIZE_MAX + 2);
-	if (!text)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read(fd, text + size, CONFIG_FILE_SIZE_MAX + 1 - size);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			*ret_reason = NULL;
-			return negative_errno();
-		}
-		if (n == 0)
-			break;
-		size += (size_t) n;
-		if (size > CONFIG_FILE_SIZE_MAX) {
-			*ret_reason = "file is larger than 1 MiB";
-			return -EFBIG;
-		}
-	}
-	text[size] = '\0';
-
-	*ret_text = TAKE_PTR(text);
-	*ret_size = size;
-	return 0;
+	return r;
 }
 
 /* An integer literal that libconfig would not read as written, and the key

@@ -76,7 +76,16 @@ static int check_configuration(const ManagerOptions *mo, bool dump) {
 	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-int main(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct Args {
+	ManagerOptions mo;
+	bool check_config, dump, foreground;
+	LogTarget target;
+} Args;
+
+/* systemd's parse_argv() convention: > 0 go on, 0 done (--help, --version),
+ * < 0 a usage error (already said on stderr). */
+static int parse_argv(int argc, char **argv, Args *args) {
 	enum { ARG_CHECK_CONFIG = 0x100, ARG_DUMP, ARG_VERSION, ARG_LOG_TARGET };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -90,67 +99,74 @@ int main(int argc, char **argv) {
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{}
 	};
-	/* Freed in reverse order: the manager (and its socket server) first, then
-	 * the methods layer that served its calls. */
-	_cleanup_(methods_freep) Methods *ms = NULL;
-	_cleanup_(manager_freep) Manager *m = NULL;
-	ManagerOptions mo = { .config_path = DEFAULT_CONFIG };
-	bool check_config = false, dump = false, foreground = false;
-	LogTarget target = LOG_TARGET_AUTO;
-	int c, k;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:fh", options, NULL)) >= 0)
 		switch (c) {
 		case 'c':
-			mo.config_path = optarg;
-			mo.config_must_exist = true;
+			args->mo.config_path = optarg;
+			args->mo.config_must_exist = true;
 			break;
 		case 's':
-			mo.socket_path = optarg;
+			args->mo.socket_path = optarg;
 			break;
 		case 'd':
-			mo.state_dir = optarg;
+			args->mo.state_dir = optarg;
 			break;
 		case 'f':
-			foreground = true;
+			args->foreground = true;
 			break;
 		case ARG_LOG_TARGET:
 			if (streq(optarg, "auto"))
-				target = LOG_TARGET_AUTO;
+				args->target = LOG_TARGET_AUTO;
 			else if (streq(optarg, "journal"))
-				target = LOG_TARGET_JOURNAL;
+				args->target = LOG_TARGET_JOURNAL;
 			else if (streq(optarg, "stderr"))
-				target = LOG_TARGET_STDERR;
+				args->target = LOG_TARGET_STDERR;
 			else {
 				fprintf(stderr, "hitld: --log-target takes auto, journal or stderr, not '%s'.\n", optarg);
-				return 2;
+				return -EINVAL;
 			}
 			break;
 		case ARG_CHECK_CONFIG:
-			check_config = true;
+			args->check_config = true;
 			break;
 		case ARG_DUMP:
-			check_config = dump = true;
+			args->check_config = args->dump = true;
 			break;
 		case 'h':
 			help();
-			return EXIT_SUCCESS;
+			return 0;
 		case ARG_VERSION:
 			printf("hitld %s\n", HITLD_VERSION);
-			return EXIT_SUCCESS;
+			return 0;
 		default:
 			fprintf(stderr, "Try 'hitld --help'.\n");
-			return 2;
+			return -EINVAL;
 		}
 	if (optind < argc) {
 		fprintf(stderr, "hitld: unexpected argument '%s'. Try 'hitld --help'.\n", argv[optind]);
-		return 2;
+		return -EINVAL;
 	}
+	return 1;
+}
 
-	log_setup(foreground && target == LOG_TARGET_AUTO ? LOG_TARGET_STDERR : target);
+int main(int argc, char **argv) {
+	/* Freed in reverse order: the manager (and its socket server) first, then
+	 * the methods layer that served its calls. */
+	_cleanup_(methods_freep) Methods *ms = NULL;
+	_cleanup_(manager_freep) Manager *m = NULL;
+	Args args = { .mo.config_path = DEFAULT_CONFIG, .target = LOG_TARGET_AUTO };
+	int k;
 
-	if (check_config)
-		return check_configuration(&mo, dump);
+	k = parse_argv(argc, argv, &args);
+	if (k <= 0)
+		return k < 0 ? 2 : EXIT_SUCCESS;
+
+	log_setup(args.foreground && args.target == LOG_TARGET_AUTO ? LOG_TARGET_STDERR : args.target);
+
+	if (args.check_config)
+		return check_configuration(&args.mo, args.dump);
 
 	/* Before anything reads the key: no core dumps, no ptrace by others. */
 	k = secret_protect_process();
@@ -160,7 +176,7 @@ int main(int argc, char **argv) {
 	}
 	umask(0077);
 
-	k = manager_new(&mo, &m);
+	k = manager_new(&args.mo, &m);
 	if (k >= 0)
 		k = methods_new(m, &ms);
 	if (k < 0) {

@@ -612,32 +612,13 @@ priority:
 	return 0;
 }
 
-static int from_json(json_object *j, bool with_params, Record **ret) {
-	_cleanup_(record_freep) Record *r = NULL;
+/* from_json()'s first part: what the record is and whose (version, id, seq,
+ * client_ref, owner_uid, kind, state, priority, loop_id, params). */
+static int from_json_identity(json_object *j, bool with_params, bool has_kind, Record *r) {
 	const char *s;
 	int64_t i;
 	int k, e;
 	json_object *v;
-	bool has_kind;
-
-	if (!ret)
-		return -EINVAL;
-	if (!json_object_is_type(j, json_type_object))
-		return -EBADMSG;
-	has_kind = json_object_object_get_ex(j, "kind", NULL);
-
-	/* Every key known, every key present: a file that is not exactly what
-	 * record_to_json writes is not ours to guess about. Each field below
-	 * must be present, so the right count means no unknown key (and costs
-	 * nothing, where a name check per key showed in start-up profiles). */
-	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1) + has_kind)
-		return -EBADMSG;
-	if (!with_params && json_object_object_get_ex(j, "params", NULL))
-		return -EBADMSG;
-
-	r = record_new();
-	if (!r)
-		return -ENOMEM;
 
 	k = get_int(j, "version", 0, INT64_MAX, &i);
 	if (k < 0)
@@ -699,6 +680,15 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 		if ((k = get_copy(j, "params", json_type_object, false, &r->params)) < 0)
 			return k;
 	}
+	return 0;
+}
+
+/* from_json()'s second part: its times, what HITL.sh said and what came of it. */
+static int from_json_outcome(json_object *j, Record *r) {
+	const char *s;
+	int64_t i;
+	int k, e;
+	json_object *v;
 
 	if ((k = get_usec(j, "created_at", &r->created_at)) < 0 ||
 	    (k = get_usec(j, "updated_at", &r->updated_at)) < 0 ||
@@ -749,6 +739,39 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 	r->attempts = (unsigned) i;
 
 	if ((k = get_copy(j, "error", json_type_object, true, &r->error)) < 0)
+		return k;
+	return 0;
+}
+
+static int from_json(json_object *j, bool with_params, Record **ret) {
+	_cleanup_(record_freep) Record *r = NULL;
+	bool has_kind;
+	int k;
+
+	if (!ret)
+		return -EINVAL;
+	if (!json_object_is_type(j, json_type_object))
+		return -EBADMSG;
+	has_kind = json_object_object_get_ex(j, "kind", NULL);
+
+	/* Every key known, every key present: a file that is not exactly what
+	 * record_to_json writes is not ours to guess about. Each field below
+	 * must be present, so the right count means no unknown key (and costs
+	 * nothing, where a name check per key showed in start-up profiles). */
+	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1) + has_kind)
+		return -EBADMSG;
+	if (!with_params && json_object_object_get_ex(j, "params", NULL))
+		return -EBADMSG;
+
+	r = record_new();
+	if (!r)
+		return -ENOMEM;
+
+	k = from_json_identity(j, with_params, has_kind, r);
+	if (k < 0)
+		return k;
+	k = from_json_outcome(j, r);
+	if (k < 0)
 		return k;
 
 	*ret = TAKE_PTR(r);

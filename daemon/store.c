@@ -40,23 +40,18 @@ static int real_syncfs(int fd) {
 	return syncfs(fd);
 }
 
-static const StoreOps real_ops = {
-	.openat = real_openat,
-	.write = real_write,
-	.fsync = real_fsync,
-	.renameat = real_renameat,
-	.unlinkat = real_unlinkat,
-	.syncfs = real_syncfs,
-};
+/* An initialiser, since C cannot initialise ops from the const real_ops. */
+#define REAL_OPS { \
+	.openat = real_openat, \
+	.write = real_write, \
+	.fsync = real_fsync, \
+	.renameat = real_renameat, \
+	.unlinkat = real_unlinkat, \
+	.syncfs = real_syncfs, \
+}
 
-static StoreOps ops = {
-	.openat = real_openat,
-	.write = real_write,
-	.fsync = real_fsync,
-	.renameat = real_renameat,
-	.unlinkat = real_unlinkat,
-	.syncfs = real_syncfs,
-};
+static const StoreOps real_ops = REAL_OPS;
+static StoreOps ops = REAL_OPS;
 
 void store_set_ops(const StoreOps *o) {
 	ops = real_ops;
@@ -295,25 +290,15 @@ int store_opendir(int dirfd, DIR **ret) {
 	return 0;
 }
 
-int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len) {
-	_cleanup_(closep) int fd = -EBADF;
+int store_read_fd(int fd, size_t max_len, char **ret_data, size_t *ret_len) {
 	_cleanup_(freep) char *buf = NULL;
 	size_t len = 0, cap;
 	struct stat st;
 
-	if (!name || !ret_data || !ret_len)
+	if (fd < 0 || !ret_data || !ret_len)
 		return -EINVAL;
 	if (max_len > SSIZE_MAX / 2)
 		max_len = SSIZE_MAX / 2;
-
-	/* O_NONBLOCK: a FIFO planted here must not hang the open. O_NOATIME:
-	 * reading 100,000 records at start must not write 100,000 inodes; it
-	 * needs us to own the file, hence the retry without it. */
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return negative_errno();
 	if (fstat(fd, &st) < 0)
 		return negative_errno();
 	if (S_ISDIR(st.st_mode))
@@ -362,6 +347,23 @@ int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data
 	*ret_data = TAKE_PTR(buf);
 	*ret_len = len;
 	return 0;
+}
+
+int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len) {
+	_cleanup_(closep) int fd = -EBADF;
+
+	if (!name || !ret_data || !ret_len)
+		return -EINVAL;
+
+	/* O_NONBLOCK: a FIFO planted here must not hang the open. O_NOATIME:
+	 * reading 100,000 records at start must not write 100,000 inodes; it
+	 * needs us to own the file, hence the retry without it. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return negative_errno();
+	return store_read_fd(fd, max_len, ret_data, ret_len);
 }
 
 int store_unlink(int dirfd, const char *name) {

@@ -38,6 +38,9 @@ int store_opendir(int dirfd, DIR **ret);
 /* Reads the regular file dirfd/name (symlinks refused: -ELOOP; directories -EISDIR; other
  * non-regular files -EBADFD) into a NUL-terminated buffer. -EFBIG past max_len. */
 int store_read_file(int dirfd, const char *name, size_t max_len, char **ret_data, size_t *ret_len);
+/* The same on an open descriptor (its type and size checked with fstat, read from
+ * where it stands), for a file opened otherwise (config.c follows symlinks). */
+int store_read_fd(int fd, size_t max_len, char **ret_data, size_t *ret_len);
 
 /* unlink + fsync(dirfd). -ENOENT (and no fsync) when name does not exist. */
 int store_unlink(int dirfd, const char *name);

@@ -3,7 +3,10 @@
  * submit time (PROTOCOL.md -32602), and the mapping of a reviewer's response_data
  * (either encoding, docs/HITL-API.md "Answers") to the PROTOCOL.md §3 `result`.
  * Mirrors the documented schema: seven response types, five content types, only
- * documented fields, documented ranges. Pure: no I/O, no clock, no logging. */
+ * documented fields, documented ranges. Pure: no I/O, no clock, no logging.
+ * The public face of four files: validate.c (submit, feedback, loops),
+ * answer.c (validate_answer, validate_normalise_result), respconfig.c (the
+ * response types and configs they share) and vcheck.c (the field checks). */
 #pragma once
 
 #include <stdbool.h>

@@ -11,9 +11,10 @@ DAEMON = os.path.join(ROOT, "daemon")
 OWNERS = {"record.c", "record_state.c"}
 FIELDS = r"(?:state|result|result_source|error|response|submitted_at)"
 ASSIGN = re.compile(r"(\w+)\s*(?:->|\.)\s*" + FIELDS + r"\s*=(?!=)")
-# Other structs with a field of the same name: a connection's state in rpc.c,
-# an outbox index entry's in outbox.c.
-ALLOWED = {("rpc.c", "c"), ("outbox.c", "e")}
+# Other structs with a field of the same name: a connection's state in the
+# socket server (rpc*.c), an outbox index entry's in the outbox (outbox*.c).
+ALLOWED = {(f, "c") for f in ("rpc.c", "rpc_conn.c", "rpc_input.c")} | \
+          {(f, "e") for f in ("outbox.c", "outbox_index.c", "outbox_load.c")}
 
 
 def offenders():

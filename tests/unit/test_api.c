@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "secret.h"
 #include "cleanup.h"
 #include "log.h"
 
@@ -737,6 +738,18 @@ static void test_api_refuses_to_call_without_a_key_or_with_a_bad_one(void **stat
 	assert_int_equal(api_set_key(f->api, "key\r\nX-Injected: 1"), -EINVAL);
 	assert_int_equal(api_set_key(f->api, ""), -EINVAL);
 	assert_true(api_has_key(f->api)); /* the old key stays */
+
+	/* One rule with secret.c's (secret_key_is_valid): at most SECRET_KEY_MAX
+	 * characters. The client once took 512 where loading took 256. */
+	char longest[SECRET_KEY_MAX + 2];
+	memset(longest, 'k', SECRET_KEY_MAX + 1);
+	longest[SECRET_KEY_MAX + 1] = '\0';
+	assert_false(secret_key_is_valid(longest));
+	assert_int_equal(api_set_key(f->api, longest), -EINVAL);
+	longest[SECRET_KEY_MAX] = '\0';
+	assert_true(secret_key_is_valid(longest));
+	assert_int_equal(api_set_key(f->api, longest), 0);
+	assert_int_equal(api_set_key(f->api, KEY_A), 0);
 
 	assert_int_equal(api_set_key(f->api, NULL), 0);
 	assert_false(api_has_key(f->api));

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "budget.h"
+#include "unit_budget.h"
 #include "cleanup.h"
 
 /* 2026-11-28T… at the top of an hour, server clock, seconds. */
@@ -19,13 +20,7 @@
 #define S(x) ((usec_t) (x) * USEC_PER_SEC)
 #define HOUR INT64_C(3600)
 
-static const BudgetConfig config_default = {
-	.limit_per_hour = 100,
-	.poll_reserve = 10,
-	.window = USEC_PER_HOUR,
-	.interactive_per_uid = 5,
-	.interactive_total = 20,
-};
+#define config_default unit_budget_config
 
 static RateInfo headers(unsigned limit, unsigned remaining, int64_t reset, int64_t date) {
 	return (RateInfo) {

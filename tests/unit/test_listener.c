@@ -21,9 +21,7 @@
 static char tmp_dir[] = "/tmp/test_listener.XXXXXX";
 
 static int setup_dir(void **state) {
-	if (!mkdtemp(tmp_dir))
-		return -1;
-	return chmod(tmp_dir, 0755);
+	return unit_mkdtemp_trusted(tmp_dir);
 }
 
 static int teardown_dir(void **state) {

@@ -28,10 +28,13 @@
 #include "outbox.h"
 #include "seglog.h"
 #include "store.h"
+#include "unit_outbox.h"
 #include "unit_tmpdir.h"
 
-#define LOOP_ID "65f1234567890abcdef12345"
-#define T0 ((usec_t) 1795874531000000ULL)
+#define LOOP_ID UNIT_LOOP_ID
+#define REQUEST_TEXT "Ship it?"
+#define make_record(uid, client_ref) unit_make_record(uid, client_ref, REQUEST_TEXT)
+#define open_outbox(f) unit_open_outbox((f)->state_dir)
 #define DIR_MAX 512
 
 typedef struct Fixture {
@@ -69,34 +72,6 @@ static int teardown(void **state) {
 	unit_rm_tree(f->path);
 	free(f);
 	return 0;
-}
-
-static usec_t clock_now = T0;
-
-static Record *make_record(uid_t uid, const char *client_ref) {
-	Record *r = record_new();
-
-	assert_non_null(r);
-	clock_now += USEC_PER_MSEC;
-	assert_int_equal(record_make_id(clock_now, r->id), 0);
-	r->owner_uid = uid;
-	r->client_ref = client_ref ? strdup(client_ref) : NULL;
-	r->loop_id = strdup(LOOP_ID);
-	r->params = json_tokener_parse("{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Ship it?\","
-	                               "\"response_type\":\"text\",\"priority\":\"medium\"}");
-	assert_non_null(r->params);
-	r->created_at = r->updated_at = clock_now;
-	return r;
-}
-
-static Outbox *open_outbox(const Fixture *f) {
-	Outbox *o = NULL;
-
-	assert_int_equal(outbox_open(f->state_dir, &o), 0);
-	/* As hitld does once it has dealt with records the damage concerns. */
-	outbox_release_damaged(o);
-	assert_non_null(o);
-	return o;
 }
 
 static Record *insert(Outbox *o, uid_t uid, const char *client_ref) {
@@ -480,7 +455,7 @@ static void test_outbox_reopen_sees_same_records_and_continues_seq(void **state)
 	a->state = REQUEST_PENDING;
 	a->remote_id = strdup("65f1234567890abcdef12348");
 	a->remote_status = strdup("pending");
-	a->submitted_at = clock_now;
+	a->submitted_at = unit_clock_now;
 	a->attempts = 1;
 	assert_int_equal(outbox_save(o, a), 0);
 	strcpy(b_id, b->id);
@@ -558,12 +533,12 @@ static void test_outbox_migrates_legacy_records_and_quarantines_unreadable_files
 	/* valid JSON, wrong type for seq */
 	json_object_object_add(j, "seq", json_object_new_string("7"));
 	wrong_type = strdup(json_object_to_json_string(j));
-	clock_now += USEC_PER_MSEC;
+	unit_clock_now += USEC_PER_MSEC;
 	{
 		char id[RECORD_ID_MAX];
-		assert_int_equal(record_make_id(clock_now, id), 0);
+		assert_int_equal(record_make_id(unit_clock_now, id), 0);
 		assert_true(asprintf(&wrong_type_name, "%s.json", id) > 0);
-		assert_int_equal(record_make_id(clock_now + USEC_PER_MSEC, id), 0);
+		assert_int_equal(record_make_id(unit_clock_now + USEC_PER_MSEC, id), 0);
 		/* a complete valid record whose id is not its file name */
 		assert_true(asprintf(&mismatch_name, "%s.json", id) > 0);
 	}
@@ -1448,7 +1423,7 @@ static void set_version(Record *r, unsigned version, size_t pad) {
 	s[(size_t) n + pad] = '\0';
 	json_object_put(r->result);
 	r->result = json_object_new_string(s);
-	r->updated_at = T0 + version;
+	r->updated_at = UNIT_T0 + version;
 }
 
 /* The bytes the log holds for r's current version (seglog.c's layout). */

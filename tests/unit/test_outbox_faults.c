@@ -28,26 +28,20 @@
 #include "outbox.h"
 #include "seglog.h"
 #include "store.h"
+#include "unit_outbox.h"
+#include "unit_faults.h"
 #include "unit_tmpdir.h"
 
-#define LOOP_ID "65f1234567890abcdef12345"
-#define T0 ((usec_t) 1795874531000000ULL)
+#define LOOP_ID UNIT_LOOP_ID
+#define REQUEST_TEXT "Ship build 4812 to production now, or wait for the morning?"
+#define make_record(uid, client_ref) unit_make_record(uid, client_ref, REQUEST_TEXT)
+#define open_outbox(f) unit_open_outbox((f)->state_dir)
 #define DIR_MAX 512
 
 /* renameat and syncfs belong to the old one-file-per-record writes: the log
  * never calls them when it stores a change (asserted below); only the copy of
  * damaged bytes into quarantine/ at open still renames. */
-typedef enum Op {
-	OP_UNLINKAT,
-	OP_OPENAT,
-	OP_WRITE,
-	OP_FSYNC,
-	OP_RENAMEAT,
-	OP_SYNCFS,
-	_OP_MAX,
-} Op;
-
-static const char *const op_names[_OP_MAX] = { "unlinkat", "openat", "write", "fsync", "renameat", "syncfs" };
+#define op_names unit_op_names
 
 static struct {
 	int calls[_OP_MAX];
@@ -186,33 +180,6 @@ static int teardown(void **state) {
 	unit_rm_tree(f->path);
 	free(f);
 	return 0;
-}
-
-static usec_t clock_now = T0;
-
-static Record *make_record(uid_t uid, const char *client_ref) {
-	Record *r = record_new();
-
-	assert_non_null(r);
-	clock_now += USEC_PER_MSEC;
-	assert_int_equal(record_make_id(clock_now, r->id), 0);
-	r->owner_uid = uid;
-	r->client_ref = client_ref ? strdup(client_ref) : NULL;
-	r->loop_id = strdup(LOOP_ID);
-	r->params = json_tokener_parse("{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Ship build 4812 to production "
-	                               "now, or wait for the morning?\",\"response_type\":\"text\",\"priority\":\"medium\"}");
-	assert_non_null(r->params);
-	r->created_at = r->updated_at = clock_now;
-	return r;
-}
-
-static Outbox *open_outbox(const Fixture *f) {
-	Outbox *o = NULL;
-
-	assert_int_equal(outbox_open(f->state_dir, &o), 0);
-	/* As hitld does once it has dealt with records the damage concerns. */
-	outbox_release_damaged(o);
-	return o;
 }
 
 static char *path_in(const char *dir, const char *name) {

@@ -66,10 +66,7 @@ static void test_rule_not_a_directory(void **state) {
 static char tmp_dir[] = "/tmp/test_pathtrust.XXXXXX";
 
 static int setup_dir(void **state) {
-	if (!mkdtemp(tmp_dir))
-		return -1;
-	/* mkdtemp gives 0700; the walk above it (/tmp, /) must be trusted for the tests to mean anything. */
-	return chmod(tmp_dir, 0755);
+	return unit_mkdtemp_trusted(tmp_dir);
 }
 
 static int teardown_dir(void **state) {

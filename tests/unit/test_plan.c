@@ -14,17 +14,12 @@
 
 #include "cleanup.h"
 #include "plan.h"
+#include "unit_budget.h"
 
 #define T0 (INT64_C(1779998400) * USEC_PER_SEC)   /* on the hour: a window starts */
 #define S(x) ((usec_t) (x) * USEC_PER_SEC)
 
-static const BudgetConfig config_default = {
-	.limit_per_hour = 100,
-	.poll_reserve = 10,
-	.window = USEC_PER_HOUR,
-	.interactive_per_uid = 5,
-	.interactive_total = 20,
-};
+#define config_default unit_budget_config
 
 typedef struct Fixture {
 	Budget budget;

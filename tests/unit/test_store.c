@@ -18,19 +18,10 @@
 
 #include "cleanup.h"
 #include "store.h"
+#include "unit_faults.h"
 #include "unit_tmpdir.h"
 
-typedef enum Op {
-	OP_UNLINKAT,
-	OP_OPENAT,
-	OP_WRITE,
-	OP_FSYNC,
-	OP_RENAMEAT,
-	OP_SYNCFS,
-	_OP_MAX,
-} Op;
-
-static const char *const op_names[_OP_MAX] = { "unlinkat", "openat", "write", "fsync", "renameat", "syncfs" };
+#define op_names unit_op_names
 
 /* Fault plan: fail the fail_at-th call (1-based) of fail_op with fail_errno;
  * writes move at most max_write bytes; eintr_left calls of eintr_op fail
