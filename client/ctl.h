@@ -7,7 +7,7 @@
  * Layers, each file using only those below it (and libhitlclient; the table
  * in docs/ARCHITECTURE.md, which tests/layers/run-check enforces):
  *   hitlctl.c        main, the options before the verb, the verb table, dispatch
- *   ctl_verbs_*.c    the verbs (requests, admin, watch, trigger)
+ *   ctl_verbs_*.c    the verbs (requests, admin, watch, trigger, usage)
  *   ctl_wait.c       waiting until a request is final
  *   ctl_call.c       connecting, calls, failures as messages and exit codes
  *   ctl_options.c    a verb's options (--help goes up through Ctl.help)
@@ -167,6 +167,8 @@ int verb_key(Ctl *ctl, int argc, char **argv);
 int verb_pause(Ctl *ctl, int argc, char **argv);
 int verb_resume(Ctl *ctl, int argc, char **argv);
 int verb_reload(Ctl *ctl, int argc, char **argv);
+int verb_metrics(Ctl *ctl, int argc, char **argv);
+int verb_usage(Ctl *ctl, int argc, char **argv);
 
 /* ------------------------------------------------------------------ talking to hitld (ctl_call.c) */
 

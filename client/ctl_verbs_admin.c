@@ -42,9 +42,42 @@ static void print_status_holds(json_object *st) {
 	if (share && jint(share, "share", &n) && jint(share, "used", &used))
 		printf("%-9s you used %" PRId64 " of your %" PRId64 " interactive calls (loops, key test) this window\n",
 		       "", used, n);
+	{
+		json_object *foreign = json_object_object_get(api, "foreign");
+		int64_t calls = 0, own = 0;
+
+		if (jint(foreign, "calls", &calls) && calls > 0 && jint(foreign, "own_calls", &own))
+			printf("%-9s %" PRId64 " call%s this window with this key were not hitld's (its own: %" PRId64
+			       ")%s — someone else uses the key; see 'hitlctl usage --by uid'\n",
+			       "Foreign:", calls, calls == 1 ? "" : "s", own, jbool(foreign, "rate_limited") ? ", and ran it out" : "");
+	}
 	if (jbool(sock, "replaced"))
 		printf("%-9s REPLACED: %s is no longer hitld's socket; fix its directory and restart hitld (hitld(8))\n",
 		       "Socket:", strna(jstr(sock, "path")));
+}
+
+/* When the queued requests will all have been created at the budget's pace,
+ * and what the budget yields an hour. */
+static void print_status_forecast(json_object *st) {
+	json_object *f = json_object_object_get(st, "forecast");
+	int64_t backlog = 0, per_hour = 0;
+	const char *held = jstr(f, "held");
+	char a[96];
+
+	if (!f || !json_object_is_type(f, json_type_object))
+		return;
+	jint(f, "backlog", &backlog);
+	jint(f, "decisions_per_hour", &per_hour);
+	printf("%-9s the budget yields at most %" PRId64 " decision%s an hour", "Forecast:", per_hour,
+	       per_hour == 1 ? "" : "s");
+	if (backlog == 0)
+		printf("; nothing queued\n");
+	else if (held)
+		printf("; %" PRId64 " queued wait: creates are held (%s)\n", backlog, held);
+	else if (format_when(jstr(f, "drain_at"), a, sizeof a))
+		printf("; %" PRId64 " queued, all created by %s\n", backlog, a);
+	else
+		printf("; %" PRId64 " of yours queued\n", backlog);
 }
 
 int verb_status(Ctl *ctl, int argc, char **argv) {
@@ -104,6 +137,8 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 	}
 	if (format_ago(jstr(queue, "oldest_queued_at"), b, sizeof b))
 		printf("%-9s oldest queued request waiting since %s\n", "", b);
+
+	print_status_forecast(st);
 
 	if (jbool(api, "reachable"))
 		printf("%-9s reachable (last answer %s) at %s\n", "HITL.sh:",
@@ -495,6 +530,36 @@ int verb_pause(Ctl *ctl, int argc, char **argv) {
 
 int verb_resume(Ctl *ctl, int argc, char **argv) {
 	return simple_admin(ctl, argc, argv, "queue.resume", "resumed: hitld sends and polls requests again");
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+int verb_metrics(Ctl *ctl, int argc, char **argv) {
+	static const struct option opts[] = { COMMON_OPTIONS, {} };
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	const char *text;
+	int k;
+
+	k = parse_options(ctl, argc, argv, "", opts, NULL, NULL);
+	if (k)
+		return k < 0 ? 0 : k;
+	if (optind < argc)
+		return usage_error("metrics takes no arguments.");
+	k = ctl_connect(ctl);
+	if (k)
+		return k;
+	k = ctl_call(ctl, "metrics", NULL, &res, "metrics");
+	if (k)
+		return k;
+	if (ctl->json) {
+		print_json(res);
+		return 0;
+	}
+	/* Already in the exposition format, newline-terminated: as it is. */
+	text = jstr(res, "text");
+	if (text)
+		fputs(text, stdout);
+	return 0;
 }
 
 int verb_reload(Ctl *ctl, int argc, char **argv) {

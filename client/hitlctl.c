@@ -40,8 +40,20 @@ static int verb_mcp(Ctl *ctl, int argc, char **argv) {
 static const Verb verbs[] = {
 	{ "status", verb_status, "status", "budget, queue, HITL.sh reachability and key state",
 	  "Shows hitld's state: API budget used and left this hour and when it resets (local time),\n"
-	  "request counts by state (your own unless you are an admin), whether HITL.sh answers,\n"
-	  "whether the API key is loaded and valid, and whether the queue is paused.\n" },
+	  "request counts by state (your own unless you are an admin), when the queued requests\n"
+	  "will have been created at the budget's pace and how many decisions an hour the budget\n"
+	  "yields, whether HITL.sh answers, whether the API key is loaded and valid, and whether\n"
+	  "the queue is paused.\n" },
+	{ "usage", verb_usage, "usage [--since 1h|24h|7d|30d] [--by kind|uid|loop|hour]",
+	  "where the API calls went: by kind, user, loop or hour",
+	  "Shows the HITL.sh calls made with hitld's key (your own unless you are an admin)\n"
+	  "since a time, summed by call kind, uid, loop or hour, with their outcomes (2xx,\n"
+	  "4xx, 429, 5xx, no reply), and the decisions and defaults. Calls another program\n"
+	  "made with the same key show as uid (and kind) \"foreign\". History: 31 days.\n"
+	  "  -s, --since DURATION     1h, 24h (default), 7d, 30d, 90m: whole hours back from now\n"
+	  "  -b, --by WHAT            kind (default), uid, loop, or hour: calls per hour as a bar\n"
+	  "                           chart with the hourly limit marked '|'\n"
+	  "With --json, the usage method's reply.\n" },
 	{ "submit", verb_submit, "submit --loop ID --default VALUE [options] [TEXT]",
 	  "queue a request for a human; prints its id",
 	  "Queues a request and prints its local id (r_…) at once; the daemon sends it to HITL.sh\n"
@@ -168,6 +180,11 @@ static const Verb verbs[] = {
 	{ "reload", verb_reload, "reload", "re-read configuration and API key (admin)",
 	  "Same as 'systemctl reload hitld' (SIGHUP): re-reads the configuration and the API key;\n"
 	  "nothing queued is lost. A configuration with errors is refused and the old one stays.\n" },
+	{ "metrics", verb_metrics, "metrics", "hitld's figures in the Prometheus text format",
+	  "Prints hitld's metrics in the Prometheus text exposition format (hitld(8) METRICS):\n"
+	  "the budget, requests by state, the backlog forecast, calls by kind and outcome.\n"
+	  "An admin gets the whole daemon, anyone else the budget and their own requests.\n"
+	  "--json prints the method's reply (content_type, text).\n" },
 	{ "mcp", verb_mcp, MCP_SYNOPSIS, MCP_SUMMARY, MCP_HELP },
 	{ "help", verb_help_cmd, "help [VERB]", "show help for a verb", "Shows the help of VERB, or this overview.\n" },
 	{ "version", verb_version, "version", "print hitlctl's version and the daemon's",

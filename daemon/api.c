@@ -41,6 +41,9 @@ struct ApiClient {
 	char *auth;            /* "Authorization: Bearer <key>" in a secrets slot, or NULL: no key */
 	struct ApiCall *calls;
 	unsigned n_calls;
+	api_sending_t sending;
+	api_ended_t ended;
+	void *observer_userdata;
 };
 
 struct ApiCall {
@@ -66,6 +69,8 @@ struct ApiCall {
 	char errbuf[CURL_ERROR_SIZE];
 	usec_t started_at;
 	char method[8];
+	UsageTag tag;
+	uint64_t cookie;       /* from the observer's sending() */
 	struct ApiCall *prev, *next;
 };
 
@@ -151,6 +156,10 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 	/* Connected (TLS done) and about to send: from here on a failure leaves
 	 * the outcome unknown. */
 	call->reached_send = true;
+	/* Before the request leaves: the usage history counts it durably first
+	 * (once: a fresh connection per call, so curl never sends it twice). */
+	if (call->client->sending && call->cookie == 0)
+		call->cookie = call->client->sending(call->client, &call->tag, call->client->observer_userdata);
 	return CURL_PREREQFUNC_OK;
 }
 
@@ -333,6 +342,8 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 
 	client_unlink(c, call);
 	call->delivering = true;
+	if (c->ended)
+		c->ended(c, &call->tag, call->cookie, &res, c->observer_userdata);
 	if (call->done)
 		call->done(c, &res, call->userdata);
 
@@ -586,7 +597,8 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	call = calloc(1, sizeof(ApiCall));
 	if (!call)
 		return -ENOMEM;
-	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata };
+	*call = (ApiCall) { .client = c, .done = done, .userdata = userdata,
+	                    .tag = { .kind = USAGE_POLL, .uid = USAGE_UID_SHARED } };
 	snprintf(call->method, sizeof(call->method), "%s", method);
 
 	r = headers_build(c, call, body);
@@ -625,8 +637,25 @@ void api_call_cancel(ApiCall *call) {
 		return;
 	c = call->client;
 	client_unlink(c, call);
+	if (c->ended) {
+		ApiResult res = { .maybe_sent = call->reached_send, .started_at = call->started_at,
+		                  .finished_at = now_realtime(), .error_text = "Cancelled" };
+
+		c->ended(c, &call->tag, call->cookie, &res, c->observer_userdata);
+	}
 	curl_glue_remove(c->glue, call->easy);
 	call_free(call);
+}
+
+void api_set_observer(ApiClient *c, api_sending_t sending, api_ended_t ended, void *userdata) {
+	c->sending = sending;
+	c->ended = ended;
+	c->observer_userdata = userdata;
+}
+
+void api_call_tag(ApiCall *call, const UsageTag *tag) {
+	if (call && tag)
+		call->tag = *tag;
 }
 
 int api_test_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret) {

@@ -5,7 +5,10 @@
  * The key lives only as "Authorization: Bearer <key>" in locked, undumpable pages
  * (lockedmem.h), one copy per call in flight, each wiped when it is let go; libcurl's (and,
  * with OpenSSL, OpenSSL's) freed buffers are wiped by curl_glue's allocator, so no copy of a
- * replaced key outlives the calls that used it. */
+ * replaced key outlives the calls that used it.
+ * Every call that is started is seen by the observer (api_set_observer()):
+ * once when it is about to be sent, once when it ends, with the UsageTag its
+ * starter gave it — the one place the usage history hears of calls. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,6 +17,7 @@
 
 #include "budget.h"
 #include "timeutil.h"
+#include "usage.h"
 
 #define API_MAX_IN_FLIGHT 16U
 #define API_RESPONSE_BODY_MAX (4U * 1024U * 1024U)
@@ -52,6 +56,20 @@ typedef struct ApiCall ApiCall;
 /* Called once per call that is not cancelled, from the event loop. May start
  * new calls; must not free the client. The ApiCall is gone when it returns. */
 typedef void (*api_done_t)(ApiClient *c, const ApiResult *res, void *userdata);
+
+/* The observer: sending() runs when a call is connected (TLS done) and about
+ * to be sent (CURLOPT_PREREQFUNCTION), and returns a cookie (0: none);
+ * ended() runs once for every call started, before its done() (also for one
+ * cancelled by api_call_cancel(), as no reply), with that cookie, or 0 when
+ * the call never got as far as sending. Calls aborted by api_free() end
+ * unseen. Either may be NULL. */
+typedef uint64_t (*api_sending_t)(ApiClient *c, const UsageTag *tag, void *userdata);
+typedef void (*api_ended_t)(ApiClient *c, const UsageTag *tag, uint64_t cookie, const ApiResult *res,
+                            void *userdata);
+void api_set_observer(ApiClient *c, api_sending_t sending, api_ended_t ended, void *userdata);
+/* What the call is for, for the observer; until set, a shared poll. Set it
+ * right after starting the call: sending happens from the event loop. */
+void api_call_tag(ApiCall *call, const UsageTag *tag);
 
 /* Refuses (-EPROTONOSUPPORT, with a log_error naming the reason) a base_url
  * that is not https:// unless it is http:// to a loopback host (127.0.0.0/8,

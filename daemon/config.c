@@ -59,6 +59,7 @@ static const KeyDef config_keys[] = {
 	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
 	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
 	KEY("api", "loop_cache_ttl_s", KEY_UNSIGNED, api_loop_cache_ttl_s, 0, 86400),
+	KEY("api", "foreign_threshold", KEY_UNSIGNED, api_foreign_threshold, 1, 1000000),
 
 	KEY("budget", "limit_per_hour", KEY_UNSIGNED, budget_limit_per_hour, 1, 100000),
 	KEY("budget", "poll_reserve", KEY_UNSIGNED, budget_poll_reserve, 0, 50000),
@@ -66,6 +67,7 @@ static const KeyDef config_keys[] = {
 	KEY("budget", "window_s", KEY_UNSIGNED, budget_window_s, 1, 86400),
 	KEY("budget", "interactive_per_uid", KEY_UNSIGNED, budget_interactive_per_uid, 0, 100000),
 	KEY("budget", "interactive_total", KEY_UNSIGNED, budget_interactive_total, 0, 100000),
+	KEY("budget", "warn_drain_hours", KEY_UNSIGNED, budget_warn_drain_hours, 0, 8760),
 
 	KEY("socket", "path", KEY_SOCKET_PATH, socket_path, 0, 0),
 	KEY("socket", "mode", KEY_MODE, socket_mode, 0, 0777),
@@ -89,10 +91,13 @@ static const KeyDef config_keys[] = {
 	KEY("outbox", "max_lifetime_s", KEY_UNSIGNED, outbox_max_lifetime_s, 60, 31536000),
 	KEY("outbox", "retention_days", KEY_UNSIGNED, outbox_retention_days, 0, 3650),
 
+	KEY("metrics", "textfile", KEY_PATH, metrics_textfile, 0, 0),
+	KEY("metrics", "interval_s", KEY_UNSIGNED, metrics_interval_s, 1, 86400),
+
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
 };
 
-static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "log" };
+static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "metrics", "log" };
 
 static const char *const loop_writes_table[_LOOP_WRITES_MAX] = {
 	[LOOP_WRITES_ADMIN] = "admin",
@@ -141,6 +146,7 @@ int config_new_default(Config **ret) {
 
 	*c = (Config) {
 		.api_timeout_s = 30,
+		.api_foreign_threshold = 3,
 		.api_min_timeout_margin_s = 30,
 		.api_loop_cache_ttl_s = 300,
 		.budget_limit_per_hour = 100,
@@ -149,6 +155,7 @@ int config_new_default(Config **ret) {
 		.budget_window_s = 3600,
 		.budget_interactive_per_uid = 5,
 		.budget_interactive_total = 20,
+		.budget_warn_drain_hours = 24,
 		.socket_mode = 0660,
 		.socket_max_connections_per_uid = 32,
 		.socket_max_connections = 1024,
@@ -163,6 +170,7 @@ int config_new_default(Config **ret) {
 		.outbox_min_free_mb = 16,
 		.outbox_max_lifetime_s = 604800,
 		.outbox_retention_days = 30,
+		.metrics_interval_s = 60,
 		.log_level = LOG_INFO,
 	};
 
@@ -192,6 +200,7 @@ Config *config_free(Config *c) {
 	free(c->socket_admin_group);
 	free(c->queue_precedence_group);
 	free(c->outbox_state_dir);
+	free(c->metrics_textfile);
 	free(c);
 	return NULL;
 }
@@ -807,6 +816,17 @@ static int check_cross(LoadContext *ctx, Config *c) {
 		return key_fail(ctx, ctx->key_lines[index], "budget.interactive_per_uid",
 		                "%u is out of range 0..%u (budget.interactive_total)", c->budget_interactive_per_uid,
 		                c->budget_interactive_total);
+	/* node_exporter's textfile collector reads *.prom and nothing else;
+	 * the file is replaced through NAME.tmp beside it. */
+	(void) find_key("metrics", "textfile", &index);
+	if (c->metrics_textfile) {
+		size_t len = strlen(c->metrics_textfile);
+
+		if (len <= strlen("/.prom") || !streq(c->metrics_textfile + len - 5, ".prom") ||
+		    c->metrics_textfile[len - 6] == '/')
+			return key_fail(ctx, ctx->key_lines[index], "metrics.textfile",
+			                "must name a file ending in .prom (node_exporter reads no other)");
+	}
 	return 0;
 }
 

@@ -29,6 +29,7 @@ typedef struct Config {
 	char *api_base_url;                /* "https://api.hitl.sh/v1" */
 	char *api_key_file;                /* NULL (no default) */
 	unsigned api_timeout_s;            /* 30, 1..300 */
+	unsigned api_foreign_threshold;    /* 3, 1..1000000: foreign calls in a window before the journal warns */
 	char *api_ca_file;                 /* NULL */
 	unsigned api_loop_cache_ttl_s;     /* 300, 0..86400 */
 	unsigned api_min_timeout_margin_s; /* 30, 0..3600: a submit must leave HITL.sh's 60 s plus this */
@@ -39,6 +40,7 @@ typedef struct Config {
 	unsigned budget_window_s;          /* 3600, 1..86400: window assumed before the server speaks */
 	unsigned budget_interactive_per_uid; /* limit/20 (5), 0..interactive_total: one non-admin uid's loop.* calls per window */
 	unsigned budget_interactive_total; /* limit/5 (20), 0..limit - poll_reserve: all non-admins' loop.* calls per window */
+	unsigned budget_warn_drain_hours;  /* 24, 0..8760: warn when the backlog takes longer to create; 0 = never */
 	/* socket */
 	char *socket_path;                 /* "/run/hitld.sock", absolute, <= 107 bytes */
 	mode_t socket_mode;                /* 0660, <= 0777; octal string "0660" or an int in the file */
@@ -61,6 +63,9 @@ typedef struct Config {
 	unsigned outbox_min_free_mb;       /* 16, 0..1048576 */
 	unsigned outbox_max_lifetime_s;    /* 604800 (7 days), 60..31536000 */
 	unsigned outbox_retention_days;    /* 30, 0..3650 */
+	/* metrics */
+	char *metrics_textfile;            /* NULL: none; the node_exporter textfile (absolute, *.prom) */
+	unsigned metrics_interval_s;       /* 60, 1..86400: how often the textfile is rewritten */
 	/* log */
 	int log_level;                     /* LOG_INFO; "emerg".."debug" in the file */
 } Config;

@@ -7,8 +7,9 @@
  * watches, STATUS=; notify.h), commit.c (the group commit; commit.h),
  * persist.c (budget.json, paused; persist.h), queuepos.c (queue positions;
  * queuepos.h), health.c (failed calls, backoff, the circuit breaker, loop
- * pauses) and reconcile.c (finding out whether a create happened), the last
- * two declared here. Which call goes next is decided, pure, in plan.h;
+ * pauses), reconcile.c (finding out whether a create happened) and
+ * accounting.c (the usage history's hooks, foreign use of the key), the last
+ * three declared here. Which call goes next is decided, pure, in plan.h;
  * records change state only through record.h's transitions.
  * Internal to the engine: the methods and the rest use manager.h. */
 #pragma once
@@ -52,6 +53,17 @@ void trigger_log_full(const char *code_file, const char *code_line, const char *
                       const char *mid, const char *fmt, ...);
 /* outcome.c: applies what HITL.sh says about r's remote request (state, answer). */
 void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
+
+/* accounting.c: the usage history's side of the engine. start opens it
+ * (after the outbox) and watches every call; stop (before the ApiClient goes)
+ * checkpoints it. */
+int accounting_start(Manager *m);
+void accounting_stop(Manager *m);
+/* What the engine's call is for (its kind, the request's uid and loop; polls
+ * of a listing are shared). */
+void accounting_tag_work(Manager *m, ApiCall *call, WorkKind kind, const Record *r);
+/* r just became final: a decision (answered) or a default (timed out). */
+void accounting_finished(Manager *m, const Record *r);
 
 /* health.c: a background call made no progress (backoff for every kind,
  * last error kept, logged once per outage), or it did. */

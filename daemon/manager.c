@@ -24,6 +24,7 @@
 #include "persist.h"
 #include "precedence.h"
 #include "statelock.h"
+#include "telemetry.h"
 #include "work.h"
 
 #define SHUTDOWN_GRACE (5 * USEC_PER_SEC)
@@ -369,6 +370,7 @@ int manager_reload(Manager *m) {
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);
+		telemetry_reload(m->telemetry);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -446,8 +448,8 @@ static int startup_api(Manager *m) {
 	return load_key(m, false);
 }
 
-/* The outbox (damage reconciled before any create), the budget ledger and
- * the pause flag. */
+/* The outbox (damage reconciled before any create), the usage history, the
+ * budget ledger and the pause flag. */
 static int startup_state(Manager *m, usec_t now) {
 	BudgetConfig bc = {
 		.limit_per_hour = m->config->budget_limit_per_hour,
@@ -463,6 +465,9 @@ static int startup_state(Manager *m, usec_t now) {
 		return log_error_errno(k, "Failed to open the outbox in %s: %m", m->state_dir);
 	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
 	suspect_damaged(m);
+	k = accounting_start(m);
+	if (k < 0)
+		return k;
 
 	budget_init(&m->budget, &bc, now);
 	precedence_attach(m);
@@ -551,6 +556,9 @@ int manager_startup(Manager *m) {
 	k = commit_start(m);
 	if (k < 0)
 		return k;
+	k = telemetry_new(m, &m->telemetry);
+	if (k < 0)
+		return k;
 
 	log_started(m);
 	notify_status_now(m);
@@ -572,10 +580,12 @@ Manager *manager_free(Manager *m) {
 	if (m->listen_fd >= 0)
 		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
 		               m->listen_inherited);
+	accounting_stop(m);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);
 	sd_event_source_disable_unref(m->status_defer);
 	commit_free(m);
+	m->telemetry = telemetry_free(m->telemetry);
 	m->outbox = outbox_free(m->outbox);
 	config_free(m->config);
 	free(m->work_loop);

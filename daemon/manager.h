@@ -28,6 +28,8 @@
 #include "rpc.h"
 #include "sched.h"
 #include "secret.h"
+#include "status_reply.h"
+#include "usage_store.h"
 
 typedef enum KeyState {
 	KEY_MISSING,   /* no source had a key */
@@ -39,6 +41,7 @@ typedef enum KeyState {
 } KeyState;
 
 
+typedef struct Telemetry Telemetry;
 typedef struct Waiter Waiter;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
@@ -139,6 +142,10 @@ typedef struct Manager {
 	bool reachable;
 	usec_t last_ok_at;
 	usec_t budget_spent_window;  /* window_end of the last MID_BUDGET_EXHAUSTED entry */
+	/* The usage history (accounting.c) and the last MID_FOREIGN_USE entry's window and count. */
+	UsageStore *usage;
+	int64_t foreign_logged_window;
+	uint32_t foreign_logged;
 	char *last_error;
 
 	Waiter *waiters;
@@ -150,6 +157,8 @@ typedef struct Manager {
 	size_t n_pending;
 	sd_event_source *commit_defer;
 	sd_event_source *commit_timer;
+
+	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;
@@ -234,5 +243,10 @@ void manager_set_api_key_id(Manager *m, const char *id);
 
 double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);
+
+/* accounting.c: the `usage` method (PROTOCOL.md; a non-admin sees its own
+ * calls only) and the facts of status's api.foreign (status_reply.h). */
+void accounting_method_usage(Manager *m, RpcCall *call, bool admin);
+void accounting_status_facts(Manager *m, StatusNumbers *n);
 
 const char *key_state_to_string(KeyState s);

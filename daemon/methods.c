@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "methods_internal.h"
 #include "params.h"
+#include "telemetry.h"
 
 #define PROTOCOL_VERSION 1
 
@@ -87,6 +88,8 @@ static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loop
 	n->breaker = m->breaker;
 	n->breaker_since = (int64_t) m->breaker_since;
 	n->breaker_probe_at = (int64_t) m->breaker_probe_at;
+	accounting_status_facts(m, n);
+	telemetry_status_facts(m, admin, uid, now, ret);
 	for (size_t i = 0; i < m->n_loop_pauses; i++)
 		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
 	ret->loops = loops;
@@ -252,6 +255,17 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+static void method_usage(Manager *m, RpcCall *call) {
+	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
+}
+
+static void method_metrics(Manager *m, RpcCall *call) {
+	static const char *const known[] = { NULL };
+
+	if (params_check_known(call, known))
+		telemetry_method_metrics(m, call, methods_caller_is_admin(m, call));
+}
+
 static void method_key_test(Methods *ms, RpcCall *call) {
 	remote_method_key_test(ms->remote, call);
 }
@@ -263,6 +277,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
 	{ "status", false, NULL, method_status },
+	{ "metrics", false, method_metrics, NULL },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
 	{ "request.wait", false, method_wait, NULL },
@@ -271,6 +286,7 @@ static const Method methods[] = {
 	{ "request.feedback", false, method_feedback, NULL },
 	{ "workflow.trigger", false, method_trigger, NULL },
 	{ "watch", false, method_watch, NULL },
+	{ "usage", false, method_usage, NULL },
 	{ "queue.pause", true, method_pause_on, NULL },
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },

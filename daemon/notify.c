@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "engine.h"
 #include "notify.h"
+#include "telemetry.h"
 
 struct Waiter {
 	Manager *manager;
@@ -228,7 +229,11 @@ void notify_status_now(Manager *m) {
 }
 
 static int on_status_defer(sd_event_source *s, void *userdata) {
-	notify_status_now(userdata);
+	Manager *m = userdata;
+
+	notify_status_now(m);
+	/* Submits that find the work timer armed do not wake the engine. */
+	telemetry_observe(m->telemetry, now_realtime());
 	return 0;
 }
 

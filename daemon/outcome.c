@@ -79,6 +79,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	if (changed <= 0)
 		return;
 	if (old != r->state) {
+		accounting_finished(m, r);
 		if (r->state == REQUEST_COMPLETED)
 			request_log(m, r, LOG_INFO, MID_REQUEST_ANSWERED, "Request %s was answered by a reviewer.", r->id);
 		else if (r->state == REQUEST_TIMEOUT)

@@ -338,6 +338,12 @@ static void start(Remote *rm, RpcCall *call, const char *method, const char *loo
 		return rpc_call_error(call, k == -EBUSY ? RPC_ERROR_UNAVAILABLE : RPC_ERROR_INTERNAL,
 		                      k == -EBUSY ? "Too many HITL.sh calls in flight; try again." : "Internal error.", NULL);
 	}
+	{
+		UsageTag tag = { .kind = USAGE_INTERACTIVE, .uid = (uint32_t) rc->uid };
+
+		snprintf(tag.loop_id, sizeof tag.loop_id, "%s", loop_id ? loop_id : "");
+		api_call_tag(rc->api_call, &tag);
+	}
 	manager_charge(m, CALL_INTERACTIVE);
 	budget_note_interactive(&m->budget, rpc_call_uid(call), admin, now_realtime());
 	rpc_call_set_abandon(call, on_abandon, rc);

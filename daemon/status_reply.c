@@ -53,6 +53,39 @@ static json_object *queue_json(const StatusNumbers *n) {
 	return queue;
 }
 
+/* The backlog forecast (hitld(8), FORECASTS AND WARNINGS). */
+static json_object *forecast_json(const StatusFacts *f) {
+	const StatusNumbers *n = &f->num;
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "backlog", int64(n->backlog));
+	json_object_object_add(o, "held", string_or_null(f->str[STATUS_FORECAST_HELD]));
+	json_object_object_add(o, "drain_at", time_or_null(n->drain_at));
+	json_object_object_add(o, "drain_seconds", n->drain_seconds_null ? NULL : int64(n->drain_seconds));
+	json_object_object_add(o, "creates_per_window", int64(n->creates_per_window));
+	json_object_object_add(o, "decisions_per_hour", int64(n->decisions_per_hour));
+	return o;
+}
+
+/* Others' use of the key in HITL.sh's current window (PROTOCOL.md §5.2). */
+static json_object *foreign_json(const StatusNumbers *n) {
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "calls", int64(n->foreign_calls));
+	json_object_object_add(o, "own_calls", int64(n->foreign_own_calls));
+	json_object_object_add(o, "server_used", int64(n->foreign_server_used));
+	json_object_object_add(o, "window_reset_at", time_or_null(n->foreign_reset_at));
+	json_object_object_add(o, "rate_limited", json_object_new_boolean(n->foreign_rate_limited));
+	json_object_object_add(o, "threshold", int64(n->foreign_threshold));
+	json_object_object_add(o, "alarm", json_object_new_boolean(n->foreign_alarm));
+	json_object_object_add(o, "total", int64(n->foreign_total));
+	return o;
+}
+
 static json_object *api_json(const StatusFacts *f) {
 	const StatusNumbers *n = &f->num;
 	json_object *api = json_object_new_object(), *paused = NULL, *loops;
@@ -87,6 +120,7 @@ static json_object *api_json(const StatusFacts *f) {
 		json_object_array_add(loops, l);
 	}
 	json_object_object_add(api, "loops_paused", loops);
+	json_object_object_add(api, "foreign", foreign_json(n));
 	return api;
 }
 
@@ -115,8 +149,8 @@ static json_object *socket_json(const StatusFacts *f) {
 
 json_object *status_reply_json(const StatusFacts *f) {
 	_cleanup_(json_object_putp) json_object *result = NULL;
-	json_object *parts[5];
-	static const char *const names[5] = { "budget", "queue", "api", "key", "socket" };
+	json_object *parts[6];
+	static const char *const names[6] = { "budget", "queue", "forecast", "api", "key", "socket" };
 
 	result = json_object_new_object();
 	if (!result)
@@ -126,9 +160,10 @@ json_object *status_reply_json(const StatusFacts *f) {
 	json_object_object_add(result, "uptime_s", int64(f->num.uptime_s));
 	parts[0] = budget_json(&f->num);
 	parts[1] = queue_json(&f->num);
-	parts[2] = api_json(f);
-	parts[3] = key_json(f);
-	parts[4] = socket_json(f);
+	parts[2] = forecast_json(f);
+	parts[3] = api_json(f);
+	parts[4] = key_json(f);
+	parts[5] = socket_json(f);
 	for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
 		if (!parts[i]) {
 			for (size_t j = i + 1; j < ELEMENTSOF(parts); j++)

@@ -32,6 +32,7 @@ typedef enum StatusString {
 	STATUS_API_KEY_ID,
 	STATUS_KEY_ERROR,
 	STATUS_SOCKET_PATH,
+	STATUS_FORECAST_HELD,      /* forecast.held: why creates are held */
 	_STATUS_STRING_MAX,
 } StatusString;
 
@@ -50,12 +51,21 @@ typedef struct StatusNumbers {
 	/* queue */
 	int64_t counts[_REQUEST_STATE_MAX];
 	int64_t oldest_queued_at;
+	/* forecast (telemetry_status_facts()) */
+	int64_t backlog;
+	int64_t drain_at;                  /* 0: null */
+	int64_t drain_seconds_null, drain_seconds;
+	int64_t creates_per_window, decisions_per_hour;
 	/* api */
 	int64_t reachable, last_ok_at, last_error_at, last_attempt_at;
 	int64_t consecutive_failures;
 	int64_t backoff_until;             /* 0 unless in the future */
 	int64_t breaker;                   /* ApiErrClass; APIERR_NONE: creates_paused is null */
 	int64_t breaker_since, breaker_probe_at;
+	/* api.foreign (accounting_status_facts()) */
+	int64_t foreign_calls, foreign_own_calls, foreign_server_used;
+	int64_t foreign_reset_at;          /* 0: null */
+	int64_t foreign_rate_limited, foreign_threshold, foreign_alarm, foreign_total;
 	/* key */
 	int64_t key_loaded;
 	int64_t key_valid;                 /* 1, 0, or -1 for null (not yet known) */

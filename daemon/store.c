@@ -129,9 +129,9 @@ static void unlink_quietly(int dirfd, const char *name) {
 	errno = saved;
 }
 
-/* Writes dirfd/name.tmp completely (and fsyncs it if sync); on failure no
- * tmp is left. */
-static int write_tmp(int dirfd, const char *name, const void *data, size_t len, bool sync) {
+/* Writes dirfd/name.tmp completely (and fsyncs it if sync) with the given
+ * mode, whatever the umask; on failure no tmp is left. */
+static int write_tmp_mode(int dirfd, const char *name, const void *data, size_t len, bool sync, mode_t mode) {
 	_cleanup_(closep) int fd = -EBADF;
 	char tmp[NAME_MAX + 1];
 	int r;
@@ -148,7 +148,11 @@ static int write_tmp(int dirfd, const char *name, const void *data, size_t len, 
 	if (fd < 0)
 		return negative_errno();
 
-	r = store_write_all(fd, data, len);
+	r = 0;
+	if (mode != 0600 && fchmod(fd, mode) < 0)
+		r = negative_errno();
+	if (r >= 0)
+		r = store_write_all(fd, data, len);
 	if (r >= 0 && sync)
 		r = store_fsync(fd);
 	if (r >= 0 && close(TAKE_FD(fd)) < 0 && errno != EINTR)
@@ -158,11 +162,19 @@ static int write_tmp(int dirfd, const char *name, const void *data, size_t len, 
 	return r;
 }
 
+static int write_tmp(int dirfd, const char *name, const void *data, size_t len, bool sync) {
+	return write_tmp_mode(dirfd, name, data, len, sync, 0600);
+}
+
 int store_write_file(int dirfd, const char *name, const void *data, size_t len) {
+	return store_write_file_mode(dirfd, name, data, len, 0600);
+}
+
+int store_write_file_mode(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
 	char tmp[NAME_MAX + 1];
 	int r;
 
-	r = write_tmp(dirfd, name, data, len, true);
+	r = write_tmp_mode(dirfd, name, data, len, true, mode & 0777);
 	if (r < 0)
 		return r;
 	snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, name);

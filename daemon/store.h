@@ -16,6 +16,9 @@
  * known to be durable. The caller treats the write as failed (reports the error, keeps its previous
  * view) and writes again later; a rewrite is always safe. name is a plain file name (no '/'). */
 int store_write_file(int dirfd, const char *name, const void *data, size_t len);
+/* store_write_file() with another mode than 0600 (set whatever the umask): for
+ * files other users read, such as the metrics textfile. */
+int store_write_file_mode(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
 /* Group commit: makes n files in dirfd durable with two syncs in all instead of two per file:
  * every "name.tmp" is written, one syncfs() flushes them, each is renamed over its name, one

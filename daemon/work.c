@@ -13,6 +13,7 @@
 #include "trigger.h"
 #include "validate.h"
 #include "work.h"
+#include "telemetry.h"
 
 #define POLL_PAGE_LIMIT 100
 #define WORK_RETRY_DELAY (5 * USEC_PER_SEC)
@@ -53,6 +54,7 @@ static void finish_timeout_locally(Manager *m, Record *r, const char *why) {
 	def = json_object_object_get(r->params, "default_response");
 	if (record_finish_default(r, def) < 0)
 		return;
+	accounting_finished(m, r);
 	request_log(m, r, LOG_INFO, MID_REQUEST_TIMEOUT,
 	            "Request %s timed out %s; it was never sent to HITL.sh (result_source unsent).", r->id, why);
 	manager_record_changed(m, r);
@@ -238,6 +240,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	budget_tick(&m->budget, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
+	telemetry_observe(m->telemetry, now);
 
 	for (;;) {
 		PlanInput in = plan_input(m, now);
@@ -473,6 +476,7 @@ int work_start(Manager *m, WorkKind kind, CallKind call_kind) {
 
 	m->work_kind = kind;
 	m->last_attempt_at = now;
+	accounting_tag_work(m, m->work_call, kind, r);
 	manager_charge(m, call_kind);
 	return 0;
 }

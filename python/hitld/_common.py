@@ -220,8 +220,21 @@ class _Methods(Generic[R]):
         return self._call("hello", merge(None, dict(params, client=client, protocol=protocol)))
 
     def status(self, **params: Any) -> R:
-        """status → {version, started_at, uptime_s, budget, queue, api, key, paused}."""
+        """status → {version, started_at, uptime_s, budget, queue, forecast, api, key, paused}."""
         return self._call("status", merge(None, params))
+
+    def usage(self, since: Optional[str] = None, by: Optional[str] = None, **params: Any) -> R:
+        """usage → {since, until, by, scope, rows: [{kind|uid|loop_id|hour,
+        calls, outcomes, decisions, defaults}…], total, …}: where the API
+        calls went since "1h", "24h" (default), "7d", "30d"; by "kind"
+        (default), "uid", "loop" or "hour". A non-admin sees its own calls."""
+        return self._call("usage", merge(None, dict(params, since=since, by=by)))
+
+    def metrics(self, **params: Any) -> R:
+        """metrics → {content_type, text}: hitld's figures in the Prometheus
+        text exposition format (hitld(8) METRICS); a non-admin gets the
+        budget and its own requests."""
+        return self._call("metrics", merge(None, params))
 
     # -- requests
     def submit(self, request: Optional[Params] = None, **fields: Any) -> R:
@@ -327,7 +340,8 @@ class _Methods(Generic[R]):
 
 
 METHOD_NAMES: Dict[str, str] = {
-    "hello": "hello", "status": "status", "request.submit": "submit", "request.get": "get",
+    "hello": "hello", "status": "status", "usage": "usage", "metrics": "metrics",
+    "request.submit": "submit", "request.get": "get",
     "request.wait": "wait", "request.list": "list", "request.cancel": "cancel",
     "request.feedback": "feedback", "watch": "watch", "loop.list": "loop_list", "loop.get": "loop_get",
     "loop.members": "loop_members", "loop.create": "loop_create", "loop.update": "loop_update",

@@ -204,7 +204,7 @@ class NewUser(CtlTestCase):
         p = subprocess.run(["man", "-l", os.path.join(ROOT, "docs", "hitlctl.1")], capture_output=True, text=True,
                            timeout=60, env=self.env(MANWIDTH="120", MANPAGER="cat", PAGER="cat"))
         self.assertEqual(p.returncode, 0, p.stderr)
-        for verb in ("status", "submit", "ask", "get", "wait", "list", "cancel", "feedback", "watch",
+        for verb in ("status", "usage", "submit", "ask", "get", "wait", "list", "cancel", "feedback", "watch",
                      "loops list", "loops create", "loops update", "loops delete", "loops members",
                      "loops remove-member", "key test", "pause", "resume", "reload"):
             self.assertRegex(p.stdout, r"(?m)^   %s\b|^       %s\b" % (verb, verb), verb)
@@ -212,8 +212,8 @@ class NewUser(CtlTestCase):
             self.assertRegex(p.stdout, r"(?m)^       %d\s" % code)
 
     def test_every_verb_has_help(self):
-        for verb in ("status", "submit", "ask", "get", "wait", "list", "cancel", "feedback", "watch", "loops", "key",
-                     "pause", "resume", "reload", "version"):
+        for verb in ("status", "usage", "submit", "ask", "get", "wait", "list", "cancel", "feedback", "watch", "loops",
+                     "key", "pause", "resume", "reload", "version"):
             with self.subTest(verb):
                 p = self.ok(verb, "--help")
                 self.assertIn("Usage: hitlctl " + verb, p.stdout)
@@ -670,11 +670,12 @@ class Completion(CtlTestCase):
 class Admin(CtlTestCase):
     def test_status_json_is_the_daemon_status(self):
         human = self.ok("status").stdout
-        for label in ("Daemon:", "Budget:", "Queue:", "HITL.sh:", "Key:", "Paused:"):
+        for label in ("Daemon:", "Budget:", "Queue:", "Forecast:", "HITL.sh:", "Key:", "Paused:"):
             self.assertRegex(human, r"(?m)^%s" % re.escape(label))
         self.assertRegex(human, r"resets \d\d:\d\d:\d\d \(in ")
         got = self.ctl_json("status")
-        self.assertEqual(set(got), {"version", "started_at", "uptime_s", "budget", "queue", "api", "key", "socket", "paused"})
+        self.assertEqual(set(got), {"version", "started_at", "uptime_s", "budget", "queue", "forecast", "api", "key",
+                                    "socket", "paused"})
         self.assertEqual(got["budget"]["limit"], 100)
 
     def test_pause_resume_reload_key_test(self):

@@ -500,6 +500,106 @@ static void test_api_connection_refused_was_not_sent(void **state) {
 	assert_false(o.had_root);
 }
 
+/* The observer (the usage history's hook): sending() once, before the
+ * request leaves, with the call's tag; ended() once, before done(), with
+ * sending()'s cookie — or 0 for a call that never got as far as sending. */
+typedef struct Observed {
+	unsigned sending, ended;
+	UsageTag tag;
+	uint64_t cookie;
+	long status;
+	unsigned done_seen_at_end;
+	Outcome *o;
+} Observed;
+
+static uint64_t observe_sending(ApiClient *c, const UsageTag *tag, void *userdata) {
+	Observed *ob = userdata;
+
+	ob->sending++;
+	ob->tag = *tag;
+	return 4711;
+}
+
+static void observe_ended(ApiClient *c, const UsageTag *tag, uint64_t cookie, const ApiResult *res, void *userdata) {
+	Observed *ob = userdata;
+
+	ob->ended++;
+	ob->tag = *tag;
+	ob->cookie = cookie;
+	ob->status = res->http_status;
+	ob->done_seen_at_end = ob->o->calls;
+}
+
+static void test_api_observer_sees_every_call_with_its_tag(void **state) {
+	Fixture *f = *state;
+	UsageTag tag = { .kind = USAGE_CREATE, .uid = 1000, .loop_id = LOOP_ID };
+	Outcome o = {};
+	Observed ob = { .o = &o };
+	ApiCall *call;
+
+	api_set_observer(f->api, observe_sending, observe_ended, &ob);
+	server_set_response(&f->server, ok_head, ok_body);
+	assert_int_equal(api_call(f->api, "POST", "/api/loops/" LOOP_ID "/requests", NULL, on_done, &o, &call), 0);
+	api_call_tag(call, &tag);
+	wait_done(f, &o);
+	assert_int_equal(ob.sending, 1);
+	assert_int_equal(ob.ended, 1);
+	assert_int_equal(ob.done_seen_at_end, 0);   /* before done() */
+	assert_int_equal(ob.cookie, 4711);
+	assert_int_equal(ob.status, 200);
+	assert_int_equal(ob.tag.kind, USAGE_CREATE);
+	assert_int_equal(ob.tag.uid, 1000);
+	assert_string_equal(ob.tag.loop_id, LOOP_ID);
+
+	/* untagged: a shared poll */
+	ob = (Observed) { .o = &o };
+	o = (Outcome) {};
+	assert_int_equal(api_test_key(f->api, on_done, &o, NULL), 0);
+	wait_done(f, &o);
+	assert_int_equal(ob.tag.kind, USAGE_POLL);
+	assert_int_equal(ob.tag.uid, USAGE_UID_SHARED);
+
+	/* cancelled in flight: ended as no reply, no done() */
+	ob = (Observed) { .o = &o };
+	o = (Outcome) {};
+	server_set(&f->server, SERVE_HANG, NULL, 0);
+	assert_int_equal(api_test_key(f->api, on_done, &o, &call), 0);
+	assert_true(run_until(f->event, &ob.sending, 1, LOOP_WAIT_USEC));
+	api_call_cancel(call);
+	assert_int_equal(ob.sending, 1);
+	assert_int_equal(ob.ended, 1);
+	assert_int_equal(ob.cookie, 4711);
+	assert_int_equal(ob.status, 0);
+	assert_int_equal(o.calls, 0);
+}
+
+static void test_api_observer_hears_of_an_unsent_call_with_cookie_0(void **state) {
+	Fixture *f = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	char url[64];
+	ApiConfig config = { .base_url = url, .timeout_s = 5 };
+	_cleanup_(closep) int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	Outcome o = {};
+	Observed ob = { .o = &o };
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &alen), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1", ntohs(a.sin_port));
+	f->api = api_free(f->api);
+	assert_int_equal(api_new(f->event, &config, &f->api), 0);
+	assert_int_equal(api_set_key(f->api, KEY_A), 0);
+	api_set_observer(f->api, observe_sending, observe_ended, &ob);
+
+	assert_int_equal(api_test_key(f->api, on_done, &o, NULL), 0);
+	wait_done(f, &o);
+	assert_int_equal(ob.sending, 0);
+	assert_int_equal(ob.ended, 1);
+	assert_int_equal(ob.cookie, 0);
+	assert_int_equal(ob.status, 0);
+}
+
 static void test_api_reset_after_request_read_may_have_been_sent(void **state) {
 	Fixture *f = *state;
 	Outcome o;
@@ -847,6 +947,8 @@ int main(void) {
 		cmocka_unit_test_setup_teardown(test_api_envelope_error_true_on_200_is_an_api_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_non_json_body_is_reported_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_connection_refused_was_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_observer_sees_every_call_with_its_tag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_observer_hears_of_an_unsent_call_with_cookie_0, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_reset_after_request_read_may_have_been_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_response_cut_short_is_a_transport_error_that_keeps_rate_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_hang_past_timeout_may_have_been_sent, setup, teardown),

@@ -112,6 +112,9 @@ static void assert_defaults(const Config *c) {
 	assert_int_equal(c->outbox_max_lifetime_s, 604800);
 	assert_int_equal(c->outbox_retention_days, 30);
 	assert_int_equal(c->log_level, LOG_INFO);
+	assert_int_equal(c->budget_warn_drain_hours, 24);
+	assert_null(c->metrics_textfile);
+	assert_int_equal(c->metrics_interval_s, 60);
 }
 
 static void assert_same_config(const Config *a, const Config *b) {
@@ -435,6 +438,22 @@ static void test_config_interactive_shares_must_nest_and_leave_the_reserve(void 
 }
 
 /* ---- strings with rules ---- */
+
+static void test_config_metrics_and_drain_warning(void **state) {
+	_cleanup_(config_freep) Config *c = load_ok(
+		"budget = { warn_drain_hours = 0; };\n"
+		"metrics = { textfile = \"/var/lib/prometheus/node-exporter/hitld.prom\"; interval_s = 15; };\n");
+
+	assert_int_equal(c->budget_warn_drain_hours, 0);
+	assert_string_equal(c->metrics_textfile, "/var/lib/prometheus/node-exporter/hitld.prom");
+	assert_int_equal(c->metrics_interval_s, 15);
+	expect_error("budget = {\n  warn_drain_hours = 8761;\n};\n", 2, "budget.warn_drain_hours",
+	             "8761 is out of range 0..8760");
+	expect_error("metrics = {\n  interval_s = 0;\n};\n", 2, "metrics.interval_s", "0 is out of range 1..86400");
+	expect_error("metrics = {\n  textfile = \"hitld.prom\";\n};\n", 2, "metrics.textfile", "absolute");
+	expect_error("metrics = {\n  textfile = \"/var/lib/hitld.txt\";\n};\n", 2, "metrics.textfile", ".prom");
+	expect_error("metrics = {\n  textfile = \"/var/lib/.prom\";\n};\n", 2, "metrics.textfile", ".prom");
+}
 
 static void test_config_relative_paths_are_refused(void **state) {
 	expect_error("api = {\n  key_file = \"etc/key\";\n};\n", 2, "api.key_file", "absolute path");
@@ -882,6 +901,7 @@ int main(void) {
 		cmocka_unit_test(test_config_interactive_shares_scale_with_the_limit_unless_set),
 		cmocka_unit_test(test_config_interactive_shares_must_nest_and_leave_the_reserve),
 		cmocka_unit_test(test_config_default_poll_reserve_shrinks_to_half_a_small_limit),
+		cmocka_unit_test(test_config_metrics_and_drain_warning),
 		cmocka_unit_test(test_config_relative_paths_are_refused),
 		cmocka_unit_test(test_config_socket_path_must_fit_sun_path),
 		cmocka_unit_test(test_config_base_url_needs_http_or_https),

@@ -33,6 +33,10 @@ static StatusFacts sample_facts(void) {
 			.last_attempt_at = T0 + 20 * (int64_t) USEC_PER_SEC,
 			.breaker = APIERR_KEY, .breaker_since = T0, .breaker_probe_at = T0 + 300 * (int64_t) USEC_PER_SEC,
 			.key_loaded = 1, .key_valid = 1, .socket_activated = 1,
+			.backlog = 2, .drain_at = T0 + 90 * (int64_t) USEC_PER_SEC, .drain_seconds = 90,
+			.creates_per_window = 90, .decisions_per_hour = 12,
+			.foreign_calls = 4, .foreign_own_calls = 63, .foreign_server_used = 67, .foreign_threshold = 3,
+			.foreign_alarm = 1, .foreign_total = 9,
 		},
 		.str = {
 			[STATUS_BASE_URL] = "https://api.hitl.sh/v1",
@@ -76,6 +80,13 @@ static void test_status_reply_json_shows_every_fact_as_protocol_says(void **stat
 	assert_int_equal(json_object_get_int64(get_path(o, "queue", "completed")), 12);
 	assert_int_equal(json_object_get_int64(get_path(o, "queue", "failed")), 0);
 	assert_string_equal(json_object_get_string(get_path(o, "queue", "oldest_queued_at")), "2025-12-05T12:00:10Z");
+	assert_int_equal(json_object_get_int64(get_path(o, "forecast", "backlog")), 2);
+	assert_null(get_path(o, "forecast", "held"));
+	assert_string_equal(json_object_get_string(get_path(o, "forecast", "drain_at")), "2025-12-05T12:01:30Z");
+	assert_int_equal(json_object_get_int64(get_path(o, "forecast", "drain_seconds")), 90);
+	assert_int_equal(json_object_get_int64(get_path(get_path(o, "api", "foreign"), "calls", NULL)), 4);
+	assert_null(get_path(get_path(o, "api", "foreign"), "window_reset_at", NULL));
+	assert_true(json_object_get_boolean(get_path(get_path(o, "api", "foreign"), "alarm", NULL)));
 	assert_null(get_path(o, "api", "last_error"));
 	assert_null(get_path(o, "api", "last_error_at"));
 	assert_null(get_path(o, "api", "backoff_until"));
@@ -99,7 +110,11 @@ static void test_status_reply_json_shows_every_fact_as_protocol_says(void **stat
 	f.num.key_valid = -1;
 	f.num.breaker = APIERR_NONE;
 	f.n_loops = 0;
+	f.num.drain_seconds_null = 1;
+	f.str[STATUS_FORECAST_HELD] = "key_missing";
 	o = status_reply_json(&f);
+	assert_null(get_path(o, "forecast", "drain_seconds"));
+	assert_string_equal(json_object_get_string(get_path(o, "forecast", "held")), "key_missing");
 	assert_null(get_path(get_path(o, "budget", "interactive"), "share", NULL));
 	assert_null(get_path(o, "key", "valid"));
 	assert_null(get_path(o, "api", "creates_paused"));

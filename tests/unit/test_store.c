@@ -177,6 +177,22 @@ static void test_store_write_creates_file_with_content_and_mode_0600(void **stat
 	assert_int_equal(fault.calls[OP_FSYNC], 2);
 }
 
+static void test_store_write_mode_ignores_the_umask(void **state) {
+	Fixture *f = *state;
+	_cleanup_(freep) char *got = NULL;
+	struct stat st;
+	mode_t old = umask(077);
+
+	assert_int_equal(store_write_file_mode(f->dirfd, "m.prom", new_content, strlen(new_content), 0644), 0);
+	umask(old);
+	got = get_file(f->dirfd, "m.prom");
+	assert_string_equal(got, new_content);
+	assert_int_equal(fstatat(f->dirfd, "m.prom", &st, 0), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	assert_false(exists(f->dirfd, "m.prom.tmp"));
+	assert_int_equal(fault.calls[OP_FSYNC], 2);
+}
+
 static void test_store_write_replaces_old_content_whole(void **state) {
 	Fixture *f = *state;
 	_cleanup_(freep) char *got = NULL;
@@ -473,6 +489,7 @@ int main(void) {
 	const struct CMUnitTest tests[] = {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 		T(test_store_write_creates_file_with_content_and_mode_0600),
+		T(test_store_write_mode_ignores_the_umask),
 		T(test_store_write_replaces_old_content_whole),
 		T(test_store_write_removes_stale_tmp_first),
 		T(test_store_write_completes_across_short_writes),
