@@ -26,7 +26,7 @@ PYTHON      ?= python3
 SAN         ?=
 B           ?= build
 
-PKGS := libsystemd libcurl json-c libconfig
+PKGS := libsystemd libcurl json-c libconfig libmicrohttpd
 TEST_PKGS := cmocka
 
 # Hardening: fortify needs optimisation, so -O2 unless the caller says

@@ -80,6 +80,21 @@ static void print_status_forecast(json_object *st) {
 		printf("; %" PRId64 " of yours queued\n", backlog);
 }
 
+/* HITL.sh's callbacks, when hitld receives them (hitld(8), CALLBACKS). */
+static void print_status_webhook(json_object *st) {
+	json_object *w = json_object_object_get(st, "webhook");
+	int64_t received = 0, rejected = 0;
+	char a[96];
+
+	if (!jbool(w, "enabled"))
+		return;
+	jint(w, "received", &received);
+	jint(w, "rejected", &rejected);
+	printf("%-9s callbacks on %s%s for %s: %" PRId64 " received (last %s), %" PRId64 " refused\n", "Webhook:",
+	       strna(jstr(w, "listen")), jbool(w, "activated") ? " (socket activation)" : "", strna(jstr(w, "public_url")),
+	       received, format_ago(jstr(w, "last_at"), a, sizeof a) ? a : "never", rejected);
+}
+
 int verb_status(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *st = NULL, *hello = NULL;
@@ -150,6 +165,7 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 		       format_ago(jstr(api, "last_ok_at"), b, sizeof b) ? b : "never", strna(jstr(api, "base_url")));
 
 	print_status_holds(st);
+	print_status_webhook(st);
 	if (!jbool(key, "loaded"))
 		printf("%-9s MISSING — give hitld a key (LoadCredential=hitl-api-key, api.key_file or HITL_API_KEY), then 'hitlctl reload'\n",
 		       "Key:");

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "store.h"
+#include "webhook.h"
 
 /* A directory that cannot exist (a path below a character device): even if
  * an @include slipped past our lexer, libconfig could open nothing. */
@@ -39,6 +40,7 @@ typedef enum KeyKind {
 	KEY_GROUP_NAME,  /* char *, a group name or "" */
 	KEY_LOOP_WRITES, /* LoopWrites */
 	KEY_LOG_LEVEL,   /* int, LOG_EMERG..LOG_DEBUG */
+	KEY_LISTEN,      /* char *, numeric "host:port" (webhook_parse_listen) */
 } KeyKind;
 
 typedef struct KeyDef {
@@ -95,9 +97,14 @@ static const KeyDef config_keys[] = {
 	KEY("metrics", "interval_s", KEY_UNSIGNED, metrics_interval_s, 1, 86400),
 
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
+
+	KEY("webhook", "listen", KEY_LISTEN, webhook_listen, 0, 0),
+	KEY("webhook", "public_url", KEY_URL, webhook_public_url, 0, 0),
+	KEY("webhook", "max_connections", KEY_UNSIGNED, webhook_max_connections, 1, 4096),
+	KEY("webhook", "timeout_s", KEY_UNSIGNED, webhook_timeout_s, 1, 300),
 };
 
-static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "metrics", "log" };
+static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "metrics", "log", "webhook" };
 
 static const char *const loop_writes_table[_LOOP_WRITES_MAX] = {
 	[LOOP_WRITES_ADMIN] = "admin",
@@ -159,6 +166,8 @@ int config_new_default(Config **ret) {
 		.socket_mode = 0660,
 		.socket_max_connections_per_uid = 32,
 		.socket_max_connections = 1024,
+		.webhook_max_connections = 64,
+		.webhook_timeout_s = 10,
 		.socket_max_message_bytes = 1048576,
 		.socket_idle_timeout_s = 300,
 		.socket_max_output_mb_per_uid = 8,
@@ -199,6 +208,8 @@ Config *config_free(Config *c) {
 	free(c->socket_group);
 	free(c->socket_admin_group);
 	free(c->queue_precedence_group);
+	free(c->webhook_listen);
+	free(c->webhook_public_url);
 	free(c->outbox_state_dir);
 	free(c->metrics_textfile);
 	free(c);
@@ -644,6 +655,10 @@ static const char *check_string(KeyKind kind, const char *v) {
 		if (len >= PATH_MAX)
 			return "path is too long";
 		return NULL;
+	case KEY_LISTEN:
+		return webhook_parse_listen(v, NULL, NULL) < 0
+		               ? "expected a numeric address and port such as \"127.0.0.1:8089\" or \"[::1]:8089\""
+		               : NULL;
 	case KEY_GROUP_NAME:
 		if (len > GROUP_NAME_MAX)
 			return "group name is longer than 255 bytes";
@@ -827,6 +842,11 @@ static int check_cross(LoadContext *ctx, Config *c) {
 			return key_fail(ctx, ctx->key_lines[index], "metrics.textfile",
 			                "must name a file ending in .prom (node_exporter reads no other)");
 	}
+	/* A listener without a public URL would hear callbacks nobody asked for. */
+	(void) find_key("webhook", "listen", &index);
+	if (c->webhook_listen && !c->webhook_public_url)
+		return key_fail(ctx, ctx->key_lines[index], "webhook.listen",
+		                "needs webhook.public_url (the URL HITL.sh posts to)");
 	return 0;
 }
 

@@ -66,6 +66,11 @@ typedef struct Config {
 	/* metrics */
 	char *metrics_textfile;            /* NULL: none; the node_exporter textfile (absolute, *.prom) */
 	unsigned metrics_interval_s;       /* 60, 1..86400: how often the textfile is rewritten */
+	/* webhook: HITL.sh's callbacks (daemon/inbox.h); off unless configured */
+	char *webhook_listen;              /* NULL; "127.0.0.1:8089", "[::1]:8089" (numeric host and port) */
+	char *webhook_public_url;          /* NULL; the URL HITL.sh posts to (a reverse proxy forwards it) */
+	unsigned webhook_max_connections;  /* 64, 1..4096 */
+	unsigned webhook_timeout_s;        /* 10, 1..300: an idle or slow connection is closed */
 	/* log */
 	int log_level;                     /* LOG_INFO; "emerg".."debug" in the file */
 } Config;

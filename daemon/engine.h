@@ -51,8 +51,10 @@ int manager_fail_request_full(const char *code_file, const char *code_line, cons
 _printf_(8, 9)
 void trigger_log_full(const char *code_file, const char *code_line, const char *func, Manager *m, Record *r, int prio,
                       const char *mid, const char *fmt, ...);
-/* outcome.c: applies what HITL.sh says about r's remote request (state, answer). */
-void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
+/* outcome.c: applies what HITL.sh says about r's remote request (state,
+ * answer): 0, or why a change could not be made durable (inbox.c answers
+ * 503 then). */
+int manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr);
 
 /* accounting.c: the usage history's side of the engine. start opens it
  * (after the outbox) and watches every call; stop (before the ApiClient goes)

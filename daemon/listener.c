@@ -25,8 +25,8 @@ static int fd_set_flags(int fd) {
 	return 0;
 }
 
-static int listener_inherit(int *ret_fd) {
-	int fd = SD_LISTEN_FDS_START, r;
+static int listener_inherit(int fd, int *ret_fd) {
+	int r;
 
 	r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
 	if (r < 0)
@@ -138,32 +138,78 @@ static int listener_bind(const char *path, mode_t mode, gid_t gid, int *ret_fd) 
 	return 0;
 }
 
-int listener_open(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited) {
-	int fd = -EBADF, n, r;
+/* The webhook's socket from hitld-webhook.socket (FileDescriptorName=webhook). */
+static int listener_inherit_webhook(int fd, int *ret_fd) {
+	int r;
+
+	r = sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0);
+	if (r < 0)
+		return log_error_errno(r, "Cannot inspect the webhook socket passed by systemd: %m");
+	if (r == 0) {
+		log_error("The socket named \"webhook\" passed by systemd is not a listening TCP socket; "
+		          "check ListenStream= in hitld-webhook.socket.");
+		return -EINVAL;
+	}
+	r = fd_set_flags(fd);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set flags on the webhook socket passed by systemd: %m");
+	*ret_fd = fd;
+	return 0;
+}
+
+int listener_open_all(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited,
+                      int *ret_webhook_fd) {
+	_cleanup_(strv_freep) char **names = NULL;
+	int fd = -EBADF, control = -EBADF, webhook = -EBADF, n, n_control = 0, r;
 
 	if (!ret_fd || !ret_inherited)
 		return -EINVAL;
-	n = sd_listen_fds(1);
+	n = sd_listen_fds_with_names(1, &names);
 	if (n < 0)
 		return log_error_errno(n, "Cannot read the sockets passed by systemd: %m");
-	if (n > 1) {
-		log_error("systemd passed %d sockets, expected exactly one.", n);
+	for (int i = 0; i < n; i++) {
+		int x = SD_LISTEN_FDS_START + i;
+
+		if (ret_webhook_fd && names && names[i] && streq(names[i], "webhook")) {
+			if (webhook >= 0) {
+				log_error("systemd passed more than one socket named \"webhook\".");
+				return -EINVAL;
+			}
+			webhook = x;
+		} else {
+			control = x;
+			n_control++;
+		}
+	}
+	if (n_control > 1) {
+		log_error("systemd passed %d sockets, expected exactly one%s.", n_control,
+		          ret_webhook_fd ? " (besides one named \"webhook\")" : "");
 		return -EINVAL;
 	}
-	if (n == 1) {
-		r = listener_inherit(&fd);
+	if (webhook >= 0) {
+		r = listener_inherit_webhook(webhook, &webhook);
 		if (r < 0)
 			return r;
-		*ret_fd = fd;
-		*ret_inherited = true;
-		return 0;
 	}
-	r = listener_bind(path, mode, gid, &fd);
-	if (r < 0)
-		return r;
+	if (n_control == 1) {
+		r = listener_inherit(control, &fd);
+		if (r < 0)
+			return r;
+		*ret_inherited = true;
+	} else {
+		r = listener_bind(path, mode, gid, &fd);
+		if (r < 0)
+			return r;
+		*ret_inherited = false;
+	}
 	*ret_fd = fd;
-	*ret_inherited = false;
+	if (ret_webhook_fd)
+		*ret_webhook_fd = webhook;
 	return 0;
+}
+
+int listener_open(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited) {
+	return listener_open_all(path, mode, gid, ret_fd, ret_inherited, NULL);
 }
 
 void listener_close(int fd, const char *path, bool inherited) {

@@ -15,6 +15,13 @@
  * then chmod to mode and chown to gid ((gid_t) -1 = unchanged), listen(SOMAXCONN). Every
  * failure is logged here, once. */
 int listener_open(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited);
+/* The same, and a second socket systemd may pass, named "webhook"
+ * (hitld-webhook.socket, FileDescriptorName=webhook: sd_listen_fds_with_names),
+ * which must be a listening TCP socket: *ret_webhook_fd is it, non-blocking
+ * and close-on-exec, or -EBADF when none was passed. The control socket is
+ * then the one other socket, if any. */
+int listener_open_all(const char *path, mode_t mode, gid_t gid, int *ret_fd, bool *ret_inherited,
+                      int *ret_webhook_fd);
 
 /* Closes fd; unlinks path only if we bound it ourselves (never an inherited socket). The
  * caller passes path NULL when listener_verify() found the file is no longer ours. */

@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "commit.h"
 #include "engine.h"
+#include "inbox.h"
 #include "listener.h"
 #include "log.h"
 #include "manager.h"
@@ -371,6 +372,7 @@ int manager_reload(Manager *m) {
 		m->config = TAKE_PTR(c);
 		apply_config(m);
 		telemetry_reload(m->telemetry);
+		inbox_reload(m);
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
@@ -389,6 +391,7 @@ int manager_new(const ManagerOptions *options, Manager **ret) {
 		return -ENOMEM;
 	m->options = *options;
 	m->listen_fd = -EBADF;
+	m->webhook_fd = -EBADF;
 	m->state_lock_fd = -EBADF;
 	if (getrandom(&m->rng, sizeof m->rng, 0) != sizeof m->rng || m->rng == 0)
 		m->rng = now_monotonic() | 1;
@@ -489,7 +492,8 @@ static int startup_socket(Manager *m) {
 			log_warning("socket.group %s does not exist; leaving the socket's group as it is.",
 			            m->config->socket_group);
 	}
-	k = listener_open(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited);
+	k = listener_open_all(m->socket_path, m->config->socket_mode, gid, &m->listen_fd, &m->listen_inherited,
+	                      &m->webhook_fd);
 	if (k < 0)
 		return log_error_errno(k, "Failed to listen on %s: %m", m->socket_path);
 	if (!m->listen_inherited) {
@@ -559,6 +563,9 @@ int manager_startup(Manager *m) {
 	k = telemetry_new(m, &m->telemetry);
 	if (k < 0)
 		return k;
+	k = inbox_new(m, &m->inbox);
+	if (k < 0)
+		return log_error_errno(k, "Failed to set up the webhook listener: %m");
 
 	log_started(m);
 	notify_status_now(m);
@@ -575,6 +582,8 @@ Manager *manager_free(Manager *m) {
 		return NULL;
 	notify_end_waiters(m);
 	m->rpc = rpc_server_free(m->rpc);   /* frees watches through their connections */
+	m->inbox = inbox_free(m->inbox);
+	closep(&m->webhook_fd);
 	sd_event_source_disable_unref(m->socket_timer);
 	/* A replaced socket file is someone else's now: leave it for whoever looks into it. */
 	if (m->listen_fd >= 0)

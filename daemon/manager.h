@@ -43,6 +43,7 @@ typedef enum KeyState {
 
 typedef struct Telemetry Telemetry;
 typedef struct Waiter Waiter;
+typedef struct Inbox Inbox;
 typedef struct PendingSubmit PendingSubmit;
 typedef struct Watch Watch;
 
@@ -159,6 +160,11 @@ typedef struct Manager {
 	sd_event_source *commit_timer;
 
 	Telemetry *telemetry;      /* forecasts, warnings, metrics (telemetry.h) */
+	/* HITL.sh's callbacks (inbox.h): the webhook listener and its counts;
+	 * the socket systemd passed for it (hitld-webhook.socket) until inbox
+	 * takes it, else -EBADF. */
+	Inbox *inbox;
+	int webhook_fd;
 
 	/* The socket server's dispatcher, registered by the methods layer. */
 	rpc_dispatch_t dispatch;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "inbox.h"
 #include "methods_internal.h"
 #include "params.h"
 #include "telemetry.h"
@@ -90,6 +91,7 @@ static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loop
 	n->breaker_probe_at = (int64_t) m->breaker_probe_at;
 	accounting_status_facts(m, n);
 	telemetry_status_facts(m, admin, uid, now, ret);
+	inbox_status_facts(m, ret);
 	for (size_t i = 0; i < m->n_loop_pauses; i++)
 		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
 	ret->loops = loops;

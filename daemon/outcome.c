@@ -41,16 +41,18 @@ static void on_trigger_done(Manager *m, Record *r, const ApiResult *res) {
 	manager_record_changed(m, r);
 }
 
-/* Applies what HITL.sh says about r's remote request. */
-static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+/* Applies what HITL.sh says about r's remote request: 0, or why it could
+ * not be made durable. */
+static int apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	_cleanup_(json_object_putp) json_object *result = NULL, *response = NULL;
 	RequestState old = r->state;
 	int changed;
 	const char *rtype;
 	json_object *config;
 
-	if (manager_need_params(m, r) < 0)
-		return;
+	changed = manager_need_params(m, r);
+	if (changed < 0)
+		return changed;
 	rtype = json_object_get_string(json_object_object_get(r->params, "response_type"));
 	config = json_object_object_get(r->params, "response_config");
 	if (rr->status_unknown && apiparse_unknown_status_first_seen(rr->raw_status))
@@ -77,7 +79,7 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 	changed = record_apply_remote(r, rr->id, rr->status, rr->raw_status, response, result,
 	                              json_object_object_get(r->params, "default_response"), now_realtime());
 	if (changed <= 0)
-		return;
+		return 0;
 	if (old != r->state) {
 		accounting_finished(m, r);
 		if (r->state == REQUEST_COMPLETED)
@@ -90,11 +92,11 @@ static void apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			request_log(m, r, LOG_WARNING, MID_REQUEST_FAILED, "Request %s failed: HITL.sh reports it as \"%s\".",
 			            r->id, rr->raw_status);
 	}
-	manager_record_changed(m, r);
+	return manager_record_changed(m, r);
 }
 
-void manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
-	apply_remote(m, r, rr);
+int manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	return apply_remote(m, r, rr);
 }
 
 /* When should the next poll round go, given how the budget stands? */

@@ -139,6 +139,9 @@ Record *record_free(Record *r) {
 	json_object_put(r->feedback);
 	json_object_put(r->error);
 	free(r->protocol_text);
+	if (r->callback_token)
+		explicit_bzero(r->callback_token, strlen(r->callback_token));
+	free(r->callback_token);
 	free(r);
 	return NULL;
 }
@@ -403,7 +406,9 @@ static int to_json(const Record *r, bool with_params, json_object **ret) {
 
 	if ((k = add_tree(j, "feedback", r->feedback)) < 0 ||
 	    (k = add_int(j, "attempts", (int64_t) r->attempts)) < 0 ||
-	    (k = add_tree(j, "error", r->error)) < 0)
+	    (k = add_tree(j, "error", r->error)) < 0 ||
+	    /* Only when set: a record without one is what every hitld wrote. */
+	    (r->callback_token && (k = add_string(j, "callback_token", r->callback_token)) < 0))
 		return k;
 
 	*ret = TAKE_PTR(j);
@@ -421,7 +426,8 @@ int record_to_json_meta(const Record *r, json_object **ret) {
 /* ---- parsing the on-disk form ---------------------------------------------- */
 
 /* Only counted (from_json), never looked through: a list of what the form
- * holds, besides "kind", which only a trigger has. */
+ * holds, besides "kind", which only a trigger has, and "callback_token",
+ * which only a request given a callback URL by hitld has. */
 static const char *const record_keys[] _unused_ = {
 	"version", "id", "seq", "client_ref", "owner_uid", "state", "priority", "loop_id",
 	"params", "created_at", "updated_at", "submitted_at", "deadline_at", "next_attempt_at",
@@ -612,6 +618,13 @@ priority:
 	return 0;
 }
 
+/* callback.h's token: 64 lowercase hex digits (checked here too, so that
+ * the record module stands alone). */
+#define CALLBACK_TOKEN_LEN 64
+static bool token_is_valid(const char *s) {
+	return s && strlen(s) == CALLBACK_TOKEN_LEN && strspn(s, "0123456789abcdef") == CALLBACK_TOKEN_LEN;
+}
+
 /* from_json()'s first part: what the record is and whose (version, id, seq,
  * client_ref, owner_uid, kind, state, priority, loop_id, params). */
 static int from_json_identity(json_object *j, bool with_params, bool has_kind, Record *r) {
@@ -683,6 +696,21 @@ static int from_json_identity(json_object *j, bool with_params, bool has_kind, R
 	return 0;
 }
 
+/* The callback token, written only when set (absent in every older record). */
+static int from_json_token(json_object *j, Record *r) {
+	const char *s;
+	int k;
+
+	if (!json_object_object_get_ex(j, "callback_token", NULL))
+		return 0;
+	k = get_string(j, "callback_token", false, CALLBACK_TOKEN_LEN, CALLBACK_TOKEN_LEN, &s);
+	if (k < 0)
+		return k;
+	if (!token_is_valid(s))
+		return -EBADMSG;
+	return dup_string(s, &r->callback_token);
+}
+
 /* from_json()'s second part: its times, what HITL.sh said and what came of it. */
 static int from_json_outcome(json_object *j, Record *r) {
 	const char *s;
@@ -740,12 +768,12 @@ static int from_json_outcome(json_object *j, Record *r) {
 
 	if ((k = get_copy(j, "error", json_type_object, true, &r->error)) < 0)
 		return k;
-	return 0;
+	return from_json_token(j, r);
 }
 
 static int from_json(json_object *j, bool with_params, Record **ret) {
 	_cleanup_(record_freep) Record *r = NULL;
-	bool has_kind;
+	bool has_kind, has_token;
 	int k;
 
 	if (!ret)
@@ -753,12 +781,13 @@ static int from_json(json_object *j, bool with_params, Record **ret) {
 	if (!json_object_is_type(j, json_type_object))
 		return -EBADMSG;
 	has_kind = json_object_object_get_ex(j, "kind", NULL);
+	has_token = json_object_object_get_ex(j, "callback_token", NULL);
 
 	/* Every key known, every key present: a file that is not exactly what
 	 * record_to_json writes is not ours to guess about. Each field below
 	 * must be present, so the right count means no unknown key (and costs
 	 * nothing, where a name check per key showed in start-up profiles). */
-	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1) + has_kind)
+	if (json_object_object_length(j) != (int) ELEMENTSOF(record_keys) - (with_params ? 0 : 1) + has_kind + has_token)
 		return -EBADMSG;
 	if (!with_params && json_object_object_get_ex(j, "params", NULL))
 		return -EBADMSG;
@@ -803,6 +832,8 @@ int record_check(const Record *r) {
 	if (r->client_ref && ((n = strlen(r->client_ref)) < 1 || n > CLIENT_REF_MAX))
 		return -EINVAL;
 	if (r->remote_id && !remote_id_is_valid(r->remote_id))
+		return -EINVAL;
+	if (r->callback_token && !token_is_valid(r->callback_token))
 		return -EINVAL;
 	if (r->remote_status && ((n = strlen(r->remote_status)) < 1 || n > REMOTE_STATUS_MAX ||
 	                          !remote_status_is_valid(r->remote_status)))

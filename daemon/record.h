@@ -102,6 +102,11 @@ typedef struct Record {
 
 	unsigned attempts;                /* remote create attempts so far */
 	json_object *error;               /* {code, message, http_status} or NULL */
+	/* The secret part of the callback URL hitld gave HITL.sh for this
+	 * request (callback.h: 64 lowercase hex digits), or NULL when it gave
+	 * none (no webhook, or the client's own callback_url). Never shown to
+	 * clients. Stored only when set, so records without one read as before. */
+	char *callback_token;
 
 	/* In memory only, never stored: polling bookkeeping. */
 	uint64_t poll_seen_round;         /* last list round that showed it */
@@ -147,7 +152,7 @@ int record_make_id(usec_t now, char ret[static RECORD_ID_MAX]);
 bool record_id_is_valid(const char *s);
 
 /* On-disk form: a JSON object with "version": RECORD_FORMAT_VERSION and every
- * field above. record_from_json() is strict: wrong types, unknown states, bad
+ * field above ("callback_token" only when set, as "kind" only for a trigger). record_from_json() is strict: wrong types, unknown states, bad
  * ids or sizes give -EBADMSG and no record. "kind" is written only for a
  * trigger, so a request's form is what hitld always wrote, and a record
  * without it (every older log) is a request. A trigger's params are

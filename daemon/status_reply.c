@@ -147,6 +147,24 @@ static json_object *socket_json(const StatusFacts *f) {
 	return sock;
 }
 
+/* The callback receiver (PROTOCOL.md §5.2). */
+static json_object *webhook_json(const StatusFacts *f) {
+	const StatusNumbers *n = &f->num;
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "enabled", json_object_new_boolean(n->webhook_enabled));
+	json_object_object_add(o, "listen", string_or_null(f->str[STATUS_WEBHOOK_LISTEN]));
+	json_object_object_add(o, "activated", json_object_new_boolean(n->webhook_activated));
+	json_object_object_add(o, "public_url", string_or_null(f->str[STATUS_WEBHOOK_PUBLIC_URL]));
+	json_object_object_add(o, "received", int64(n->webhook_received));
+	json_object_object_add(o, "rejected", int64(n->webhook_rejected));
+	json_object_object_add(o, "last_at", time_or_null(n->webhook_last_at));
+	json_object_object_add(o, "last_rejected_at", time_or_null(n->webhook_last_rejected_at));
+	return o;
+}
+
 json_object *status_reply_json(const StatusFacts *f) {
 	_cleanup_(json_object_putp) json_object *result = NULL;
 	json_object *parts[6];
@@ -173,6 +191,10 @@ json_object *status_reply_json(const StatusFacts *f) {
 		json_object_object_add(result, names[i], parts[i]);
 	}
 	json_object_object_add(result, "paused", json_object_new_boolean(f->num.paused));
+	parts[0] = webhook_json(f);
+	if (!parts[0])
+		return NULL;
+	json_object_object_add(result, "webhook", parts[0]);
 	return TAKE_PTR(result);
 }
 

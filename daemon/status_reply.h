@@ -33,6 +33,8 @@ typedef enum StatusString {
 	STATUS_KEY_ERROR,
 	STATUS_SOCKET_PATH,
 	STATUS_FORECAST_HELD,      /* forecast.held: why creates are held */
+	STATUS_WEBHOOK_LISTEN,     /* webhook.listen, webhook.public_url (inbox_status_facts()) */
+	STATUS_WEBHOOK_PUBLIC_URL,
 	_STATUS_STRING_MAX,
 } StatusString;
 
@@ -71,6 +73,9 @@ typedef struct StatusNumbers {
 	int64_t key_valid;                 /* 1, 0, or -1 for null (not yet known) */
 	/* socket, queue.pause */
 	int64_t socket_activated, socket_replaced, paused;
+	/* webhook (inbox_status_facts()) */
+	int64_t webhook_enabled, webhook_activated, webhook_received, webhook_rejected;
+	int64_t webhook_last_at, webhook_last_rejected_at;   /* 0: null */
 } StatusNumbers;
 
 /* One loop whose creates pause (api.loops_paused[]). */

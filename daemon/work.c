@@ -7,6 +7,7 @@
 #include "apiparse.h"
 #include "cleanup.h"
 #include "engine.h"
+#include "inbox.h"
 #include "log.h"
 #include "msgid.h"
 #include "outcome.h"
@@ -304,6 +305,16 @@ static int build_create_body(Manager *m, Record *r, usec_t now, json_object **re
 		if (json_object_deep_copy(v, &copy, NULL) < 0)
 			return -ENOMEM;
 		json_object_object_add(body, sent[i], copy);
+	}
+	/* webhook: the request's own callback URL (inbox.h), unless the client set one. */
+	if (!json_object_object_get(body, "callback_url")) {
+		_cleanup_(freep) char *url = NULL;
+
+		k = inbox_callback_url(m, r, &url);
+		if (k < 0)
+			return k;
+		if (url)
+			json_object_object_add(body, "callback_url", json_object_new_string(url));
 	}
 	if (r->deadline_at > 0) {
 		usec_t left = usec_sub(r->deadline_at, now) / USEC_PER_SEC;

@@ -11,7 +11,7 @@
 FUZZ_CC      ?= clang
 FUZZ_B       := build/fuzz
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := fuzz_rpc fuzz_apiparse fuzz_record fuzz_config fuzz_validate fuzz_seglog
+FUZZ_TARGETS := fuzz_rpc fuzz_apiparse fuzz_record fuzz_config fuzz_validate fuzz_seglog fuzz_callback
 
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c17 -O1 -g -fno-omit-frame-pointer $(WARN) $(FUZZ_SAN) $(PKG_CFLAGS) -MMD -MP

@@ -41,6 +41,7 @@ static void check_equal(const Record *a, const Record *b) {
 	FUZZ_CHECK(json_field_equal(a->feedback, b->feedback), "feedback");
 	FUZZ_CHECK(a->attempts == b->attempts, "attempts");
 	FUZZ_CHECK(json_field_equal(a->error, b->error), "error");
+	FUZZ_CHECK(streq_ptr(a->callback_token, b->callback_token), "callback_token");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

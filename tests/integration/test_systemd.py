@@ -831,8 +831,12 @@ class JournalBudget(JournalTestCase):
         d = self.journal_daemon().start()
         c = d.client()
         self.addCleanup(c.close)
+        # A day's timeout: once hitld knows the window is spent, a request
+        # that must be answered before the hour ends plus the margin would be
+        # refused at submit (how long that is depends on the time of day).
         for i in range(3):
-            c.call("request.submit", single_select_request(self.loop_id, text="Budget %d?" % i))
+            c.call("request.submit", single_select_request(self.loop_id, text="Budget %d?" % i,
+                                                           timeout_seconds=86400))
 
         def spent():
             st = c.call("status")

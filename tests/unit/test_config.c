@@ -300,6 +300,42 @@ static void test_config_hex_integer_is_accepted(void **state) {
 	assert_int_equal(c->api_timeout_s, 16);
 }
 
+/* ---- webhook (issue 17) ---- */
+
+static Config *dump_and_reload(const Config *c);
+
+static void test_config_webhook_is_off_by_default_and_reads_back(void **state) {
+	_cleanup_(config_freep) Config *d = load_ok(""), *c = NULL, *again = NULL;
+
+	assert_null(d->webhook_listen);
+	assert_null(d->webhook_public_url);
+	assert_int_equal(d->webhook_max_connections, 64);
+	assert_int_equal(d->webhook_timeout_s, 10);
+	c = load_ok("webhook = {\n  listen = \"[::1]:8089\";\n  public_url = \"https://example.com/hitl/\";\n"
+	            "  max_connections = 4096;\n  timeout_s = 1;\n};\n");
+	assert_string_equal(c->webhook_listen, "[::1]:8089");
+	assert_string_equal(c->webhook_public_url, "https://example.com/hitl/");
+	assert_int_equal(c->webhook_max_connections, 4096);
+	assert_int_equal(c->webhook_timeout_s, 1);
+	again = dump_and_reload(c);
+	assert_string_equal(again->webhook_listen, "[::1]:8089");
+	assert_string_equal(again->webhook_public_url, "https://example.com/hitl/");
+	assert_int_equal(again->webhook_max_connections, 4096);
+}
+
+static void test_config_webhook_bad_values(void **state) {
+	expect_error("webhook = {\n  listen = \"localhost:8089\";\n  public_url = \"https://x.example/h\";\n};\n", 2,
+	             "webhook.listen", "numeric address and port");
+	expect_error("webhook = {\n  listen = \"127.0.0.1:0\";\n};\n", 2, "webhook.listen", "numeric address");
+	expect_error("webhook = {\n  listen = \"127.0.0.1:8089\";\n};\n", 2, "webhook.listen", "needs webhook.public_url");
+	/* The URL HITL.sh posts to must be https (or http to loopback), without a password. */
+	expect_error("webhook = {\n  public_url = \"http://example.com/h\";\n};\n", 2, "webhook.public_url", "");
+	expect_error("webhook = {\n  public_url = \"https://u:p@example.com/h\";\n};\n", 2, "webhook.public_url",
+	             "user information");
+	expect_error("webhook = {\n  max_connections = 0;\n};\n", 2, "webhook.max_connections", "out of range");
+	expect_error("webhook = {\n  timeout_s = 301;\n};\n", 2, "webhook.timeout_s", "out of range");
+}
+
 /* ---- unknown names ---- */
 
 static void test_config_unknown_key_names_file_line_and_key(void **state) {
@@ -878,6 +914,8 @@ int main(void) {
 		cmocka_unit_test(test_config_keys_left_out_keep_their_defaults),
 		cmocka_unit_test(test_config_int64_literal_is_accepted_when_it_fits),
 		cmocka_unit_test(test_config_hex_integer_is_accepted),
+		cmocka_unit_test(test_config_webhook_is_off_by_default_and_reads_back),
+		cmocka_unit_test(test_config_webhook_bad_values),
 		cmocka_unit_test(test_config_unknown_key_names_file_line_and_key),
 		cmocka_unit_test(test_config_unknown_group_names_file_line_and_group),
 		cmocka_unit_test(test_config_unknown_top_level_scalar_is_an_unknown_group),

@@ -107,6 +107,35 @@ static void assert_records_equal(const Record *a, const Record *b) {
 	assert_json_equal(a->error, b->error);
 }
 
+static Record *round_trip(const Record *r);
+
+/* The callback token (issue 17) is written only when set: a record without
+ * one is exactly what older hitlds wrote and read, and one with it reads
+ * back; a bad token is refused. */
+static void test_record_callback_token_round_trip_and_old_form(void **state) {
+	_cleanup_(record_freep) Record *r = make_full(), *back = NULL, *bad = NULL;
+	_cleanup_(json_object_putp) json_object *j = NULL;
+
+	assert_int_equal(record_to_json(r, &j), 0);
+	assert_false(json_object_object_get_ex(j, "callback_token", NULL));
+	json_object_put(j);
+	j = NULL;
+
+	r->callback_token = strdup("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	back = round_trip(r);
+	assert_string_equal(back->callback_token, r->callback_token);
+	assert_int_equal(record_check(r), 0);
+
+	assert_int_equal(record_to_json(r, &j), 0);
+	json_object_object_add(j, "callback_token", json_object_new_string("0123456789ABCDEF"));
+	assert_int_equal(record_from_json(j, &bad), -EBADMSG);
+	json_object_object_add(j, "callback_token", NULL);
+	assert_int_equal(record_from_json(j, &bad), -EBADMSG);
+	free(r->callback_token);
+	r->callback_token = strdup("g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	assert_int_equal(record_check(r), -EINVAL);
+}
+
 /* Through text, as on disk. */
 static Record *round_trip(const Record *r) {
 	_cleanup_(json_object_putp) json_object *j = NULL, *back = NULL;
@@ -920,6 +949,7 @@ static void test_record_apply_remote(void **state) {
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
+		cmocka_unit_test(test_record_callback_token_round_trip_and_old_form),
 		cmocka_unit_test(test_record_minimal_round_trip_keeps_nulls),
 		cmocka_unit_test(test_record_result_may_be_any_json_type),
 		cmocka_unit_test(test_record_unsent_round_trips_and_shows),
