@@ -56,6 +56,22 @@ static void print_status_holds(json_object *st) {
 		       "Socket:", strna(jstr(sock, "path")));
 }
 
+/* The key's age and the standby key (PROTOCOL.md, status "key"). */
+static void print_key_lifecycle(json_object *key) {
+	json_object *standby = json_object_object_get(key, "standby");
+	int64_t age = 0, rotate = 0;
+
+	if (jstr(key, "first_used_at") && jint(key, "age_days", &age) && jint(key, "rotate_after_days", &rotate))
+		printf("%-9s first used %s, %" PRId64 " days ago%s\n", "", jstr(key, "first_used_at"), age,
+		       rotate > 0 && age >= rotate ? " — due for rotation ('hitlctl key rotate')" : "");
+	if (jstr(key, "switched_at"))
+		printf("%-9s switched to the standby key %s: %s\n", "", jstr(key, "switched_at"),
+		       strna(jstr(key, "switch_reason")));
+	if (standby)
+		printf("%-9s %s (%s)%s%s\n", "Standby:", strna(jstr(standby, "state")), strna(jstr(standby, "source")),
+		       jstr(standby, "error") ? ": " : "", jstr(standby, "error") ? jstr(standby, "error") : "");
+}
+
 /* When the queued requests will all have been created at the budget's pace,
  * and what the budget yields an hour. */
 static void print_status_forecast(json_object *st) {
@@ -175,12 +191,14 @@ int verb_status(Ctl *ctl, int argc, char **argv) {
 		if (!valid)
 			snprintf(c, sizeof c, "loaded, not checked yet ('hitlctl key test' checks it)");
 		else if (json_object_get_boolean(valid))
-			snprintf(c, sizeof c, "valid%s%s%s", jstr(key, "api_key_id") ? " (id " : "",
-			         jstr(key, "api_key_id") ? jstr(key, "api_key_id") : "", jstr(key, "api_key_id") ? ")" : "");
+			snprintf(c, sizeof c, "valid%s%s%s%s", jstr(key, "api_key_id") ? " (id " : "",
+			         jstr(key, "api_key_id") ? jstr(key, "api_key_id") : "", jstr(key, "api_key_id") ? ")" : "",
+			         streq_ptr(jstr(key, "active"), "standby") ? ", the standby key since a switch" : "");
 		else
 			snprintf(c, sizeof c, "REFUSED by HITL.sh%s%s — replace it and run 'hitlctl reload'",
 			         jstr(key, "error") ? ": " : "", jstr(key, "error") ? jstr(key, "error") : "");
 		printf("%-9s %s\n", "Key:", c);
+		print_key_lifecycle(key);
 	}
 	printf("%-9s %s\n", "Paused:",
 	       jbool(st, "paused") ? "YES — no HITL.sh calls until 'hitlctl resume'" : "no");
@@ -444,6 +462,24 @@ int verb_loops(Ctl *ctl, int argc, char **argv) {
 
 /* ------------------------------------------------------------------ key, admin */
 
+/* key rotate: the daemon tests the standby key and switches to it. */
+static int key_rotate(Ctl *ctl) {
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	int k;
+
+	k = ctl_connect(ctl);
+	if (!k)
+		k = ctl_call(ctl, "key.rotate", NULL, &res, "key rotate");
+	if (k)
+		return k;
+	if (ctl->json) {
+		print_json(res);
+		return 0;
+	}
+	printf("switched to the standby key: id %s\n", strna(jstr(res, "api_key_id")));
+	return 0;
+}
+
 int verb_key(Ctl *ctl, int argc, char **argv) {
 	static const struct option opts[] = { COMMON_OPTIONS, {} };
 	_cleanup_(json_object_putp) json_object *res = NULL;
@@ -452,18 +488,21 @@ int verb_key(Ctl *ctl, int argc, char **argv) {
 	int64_t limit = 0, remaining = 0;
 	int k;
 
-	if (argc < 2 || !streq(argv[1], "test")) {
+	if (argc < 2 || (!streq(argv[1], "test") && !streq(argv[1], "rotate"))) {
 		if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
 			ctl->help("key", stdout);
 			return 0;
 		}
-		return usage_error("key: the only subcommand is 'key test' (checks the API key with HITL.sh; costs one call).");
+		return usage_error("key: the subcommands are 'key test' (checks the API key with HITL.sh; costs one call) "
+		                   "and 'key rotate' (switches to the standby key).");
 	}
 	k = parse_options(ctl, argc - 1, argv + 1, "", opts, NULL, NULL);
 	if (k)
 		return k < 0 ? 0 : k;
 	if (optind < argc - 1)
-		return usage_error("key test takes no arguments.");
+		return usage_error("key %s takes no arguments.", argv[1]);
+	if (streq(argv[1], "rotate"))
+		return key_rotate(ctl);
 	k = ctl_connect(ctl);
 	if (!k)
 		k = ctl_call(ctl, "key.test", NULL, &res, "key test");

@@ -171,8 +171,12 @@ static const Verb verbs[] = {
 	  "  loops delete ID [--yes]                  deletes it and all its requests at HITL.sh\n"
 	  "  loops remove-member ID USER_ID\n"
 	  "Changes are for admins unless hitld's socket.loop_writes is \"all\".\n" },
-	{ "key", verb_key, "key test", "check the API key with HITL.sh (admin; costs one call)",
-	  "Asks HITL.sh whether hitld's API key is valid and shows its id, account and rate limit.\n" },
+	{ "key", verb_key, "key test|rotate", "check the API key, or switch to the standby key (admin)",
+	  "  key test     asks HITL.sh whether hitld's API key is valid and shows its id, account and\n"
+	  "               rate limit (costs one call)\n"
+	  "  key rotate   tests the standby key (credential hitl-api-key.next or api.next_key_file)\n"
+	  "               with HITL.sh and, if it works, makes it the key hitld uses; nothing queued\n"
+	  "               is lost or sent twice. A refused standby leaves the current key in use.\n" },
 	{ "pause", verb_pause, "pause", "stop all HITL.sh traffic (admin; survives restarts)",
 	  "Pauses the queue: hitld makes no HITL.sh calls until 'hitlctl resume'. Requests can\n"
 	  "still be submitted; they wait.\n" },

@@ -68,7 +68,11 @@ static void on_ended(ApiClient *c, const UsageTag *tag, uint64_t cookie, const A
 	 * prereq callback, but a reply proves the call was made). */
 	if (cookie == 0 && usage_store_sent(m->usage, tag, now, &cookie) < 0 && cookie == 0)
 		return;
-	(void) usage_store_ended(m->usage, cookie, res->http_status, &res->rate, now, &found);
+	/* The rate headers of another key's window (the standby's test, a reply
+	 * with a key since replaced) say nothing of the current key's: the call
+	 * counts, its headers do not feed the foreign-use estimate. */
+	(void) usage_store_ended(m->usage, cookie, res->http_status, keyswitch_reply_is_stale(m, res) ? NULL : &res->rate,
+	                         now, &found);
 	if (found > 0 || res->http_status == 429) {
 		foreign_check(m);
 		manager_status_changed(m);

@@ -27,7 +27,7 @@
  * change a call in flight), and api_set_key() holds the old and the new line
  * for a moment. */
 #define AUTH_SLOT_SIZE 544U
-#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 2U)
+#define AUTH_SLOTS (API_MAX_IN_FLIGHT + 3U)   /* + the standby key's line */
 _Static_assert(sizeof(AUTH_PREFIX) + SECRET_KEY_MAX <= AUTH_SLOT_SIZE, "Authorization line fits a slot");
 
 struct ApiClient {
@@ -39,6 +39,8 @@ struct ApiClient {
 	bool plain_loopback;   /* http:// to loopback: never through a proxy */
 	LockedArena *secrets;  /* locked, undumpable home of every Authorization line */
 	char *auth;            /* "Authorization: Bearer <key>" in a secrets slot, or NULL: no key */
+	char *standby_auth;    /* the standby key's line (a secrets slot), or NULL */
+	unsigned key_serial;   /* which key is current: changes with every api_set_key/promote */
 	struct ApiCall *calls;
 	unsigned n_calls;
 	api_sending_t sending;
@@ -52,6 +54,7 @@ struct ApiCall {
 	api_done_t done;
 	void *userdata;
 	char *auth;            /* this call's Authorization line (a secrets slot): wiped on free */
+	unsigned key_serial;   /* the client's key_serial when it started; ~0U: the standby key */
 	/* curl reads the header list in place, so the line is never copied into
 	 * a list curl allocated; curl's own request buffers are wiped by the
 	 * allocator curl_glue gives it. */
@@ -271,12 +274,15 @@ static int redact_one(ApiCall *call, json_object *root, const char *key) {
  * request's last_error or the journal. The key the call was made with, and
  * the current one if a rotation came in between. */
 static int redact_reply(ApiCall *call, json_object *root) {
-	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth;
+	const char *sent = call->auth + strlen(AUTH_PREFIX), *now = call->client->auth,
+	           *standby = call->client->standby_auth;
 	int r;
 
 	r = redact_one(call, root, sent);
 	if (r >= 0 && now && !streq(now + strlen(AUTH_PREFIX), sent))
 		r = redact_one(call, root, now + strlen(AUTH_PREFIX));
+	if (r >= 0 && standby && !streq(standby + strlen(AUTH_PREFIX), sent))
+		r = redact_one(call, root, standby + strlen(AUTH_PREFIX));
 	return r;
 }
 
@@ -285,6 +291,7 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
 	ApiClient *c = call->client;
 	_cleanup_(json_object_putp) json_object *root = NULL;
 	ApiResult res = {
+		.key_serial = call->key_serial,
 		.started_at = call->started_at,
 		.finished_at = now_realtime(),
 	};
@@ -439,11 +446,10 @@ int api_new(sd_event *e, const ApiConfig *config, ApiClient **ret) {
 	return 0;
 }
 
-int api_set_key(ApiClient *c, const char *key) {
+/* The Authorization line for key in a fresh secrets slot (*ret NULL for no key). */
+static int auth_line(ApiClient *c, const char *key, char **ret) {
 	char *line = NULL;
 
-	if (!c)
-		return -EINVAL;
 	if (key) {
 		size_t n = strlen(key);
 
@@ -457,13 +463,62 @@ int api_set_key(ApiClient *c, const char *key) {
 		memcpy(line, AUTH_PREFIX, strlen(AUTH_PREFIX));
 		memcpy(line + strlen(AUTH_PREFIX), key, n + 1);
 	}
+	*ret = line;
+	return 0;
+}
+
+int api_set_key(ApiClient *c, const char *key) {
+	char *line;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = auth_line(c, key, &line);
+	if (r < 0)
+		return r;
 	locked_arena_put(c->secrets, c->auth);
 	c->auth = line;
+	c->key_serial = (c->key_serial + 1) % API_KEY_SERIAL_STANDBY;
 	return 0;
 }
 
 bool api_has_key(const ApiClient *c) {
 	return c && c->auth;
+}
+
+int api_set_standby_key(ApiClient *c, const char *key) {
+	char *line;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = auth_line(c, key, &line);
+	if (r < 0)
+		return r;
+	locked_arena_put(c->secrets, c->standby_auth);
+	c->standby_auth = line;
+	return 0;
+}
+
+bool api_has_standby_key(const ApiClient *c) {
+	return c && c->standby_auth;
+}
+
+int api_promote_standby_key(ApiClient *c) {
+	if (!c)
+		return -EINVAL;
+	if (!c->standby_auth)
+		return -ENOKEY;
+	/* The slot moves, no copy is made; the old key's line is wiped. Calls
+	 * in flight keep their own copies of the old line. */
+	locked_arena_put(c->secrets, c->auth);
+	c->auth = TAKE_PTR(c->standby_auth);
+	c->key_serial = (c->key_serial + 1) % API_KEY_SERIAL_STANDBY;
+	return 0;
+}
+
+unsigned api_key_serial(const ApiClient *c) {
+	return c ? c->key_serial : 0;
 }
 
 unsigned api_in_flight(const ApiClient *c) {
@@ -538,7 +593,7 @@ static int easy_setup(ApiClient *c, ApiCall *call, const char *method, const cha
 
 /* Takes a secrets slot for the call's copy of the Authorization line and
  * links the call's header list; curl only reads the list (CURLOPT_HTTPHEADER). */
-static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
+static int headers_build(ApiClient *c, ApiCall *call, const char *auth, bool with_body) {
 	char *lines[ELEMENTSOF(call->headers)] = {
 		NULL,
 		(char *) "Accept: application/json",
@@ -549,7 +604,7 @@ static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
 	call->auth = locked_arena_get(c->secrets);
 	if (!call->auth)
 		return -ENOMEM;
-	memcpy(call->auth, c->auth, AUTH_SLOT_SIZE);
+	memcpy(call->auth, auth, AUTH_SLOT_SIZE);
 	lines[0] = call->auth;
 	for (size_t i = 0; i < ELEMENTSOF(call->headers); i++)
 		call->headers[i] = (struct curl_slist) {
@@ -559,8 +614,9 @@ static int headers_build(ApiClient *c, ApiCall *call, bool with_body) {
 	return 0;
 }
 
-int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
-             api_done_t done, void *userdata, ApiCall **ret_call) {
+static int call_with(ApiClient *c, bool standby, const char *method, const char *path, json_object *body,
+                     api_done_t done, void *userdata, ApiCall **ret_call) {
+	const char *auth = standby ? c->standby_auth : c->auth;
 	_cleanup_(call_freep) ApiCall *call = NULL;
 	_cleanup_(freep) char *url = NULL;
 	const char *body_str = NULL;
@@ -575,7 +631,7 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 		return -EINVAL;
 	if (body && streq(method, "GET"))
 		return -EINVAL;
-	if (!c->auth)
+	if (!auth)
 		return -ENOKEY;
 	if (c->n_calls >= API_MAX_IN_FLIGHT)
 		return -EBUSY;
@@ -601,7 +657,8 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	                    .tag = { .kind = USAGE_POLL, .uid = USAGE_UID_SHARED } };
 	snprintf(call->method, sizeof(call->method), "%s", method);
 
-	r = headers_build(c, call, body);
+	call->key_serial = standby ? API_KEY_SERIAL_STANDBY : c->key_serial;
+	r = headers_build(c, call, auth, body);
 	if (r < 0)
 		return r;
 	call->easy = curl_easy_init();
@@ -628,6 +685,19 @@ int api_call(ApiClient *c, const char *method, const char *path, json_object *bo
 	if (ret_call)
 		*ret_call = started;
 	return 0;
+}
+
+int api_call(ApiClient *c, const char *method, const char *path, json_object *body,
+             api_done_t done, void *userdata, ApiCall **ret_call) {
+	if (!c)
+		return -EINVAL;
+	return call_with(c, false, method, path, body, done, userdata, ret_call);
+}
+
+int api_test_standby_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret) {
+	if (!c)
+		return -EINVAL;
+	return call_with(c, true, "GET", "/test", NULL, done, ud, ret);
 }
 
 void api_call_cancel(ApiCall *call) {

@@ -5,7 +5,9 @@
  * The key lives only as "Authorization: Bearer <key>" in locked, undumpable pages
  * (lockedmem.h), one copy per call in flight, each wiped when it is let go; libcurl's (and,
  * with OpenSSL, OpenSSL's) freed buffers are wiped by curl_glue's allocator, so no copy of a
- * replaced key outlives the calls that used it.
+ * replaced key outlives the calls that used it. A standby key (hitld(8), "Key rotation")
+ * lives in the same pages; it is used only by api_test_standby_key() until
+ * api_promote_standby_key() makes it the current key.
  * Every call that is started is seen by the observer (api_set_observer()):
  * once when it is about to be sent, once when it ends, with the UsageTag its
  * starter gave it — the one place the usage history hears of calls. */
@@ -23,6 +25,8 @@
 #define API_RESPONSE_BODY_MAX (4U * 1024U * 1024U)
 #define API_REQUEST_BODY_MAX (1U * 1024U * 1024U)
 #define API_PATH_MAX 2048U
+/* ApiResult.key_serial of a call made with the standby key. */
+#define API_KEY_SERIAL_STANDBY 0x7fffffffU
 
 typedef struct ApiConfig {
 	const char *base_url;     /* "https://api.hitl.sh/v1"; copied */
@@ -48,6 +52,9 @@ typedef struct ApiResult {
 	const char *msg;          /* envelope msg or NULL */
 	json_object *data;        /* envelope data or NULL */
 	usec_t started_at, finished_at; /* local realtime */
+	unsigned key_serial;      /* api_key_serial() when the call started (API_KEY_SERIAL_STANDBY:
+	                           * the standby key's test): a reply about a key since replaced
+	                           * says nothing about the current one */
 } ApiResult;
 
 typedef struct ApiClient ApiClient;
@@ -88,6 +95,18 @@ static inline void api_freep(ApiClient **c) {
  * call; a call in flight keeps the key it started with until it ends. */
 int api_set_key(ApiClient *c, const char *key);
 bool api_has_key(const ApiClient *c);
+/* Which key is current; changes whenever api_set_key() or
+ * api_promote_standby_key() replaces it. */
+unsigned api_key_serial(const ApiClient *c);
+
+/* The standby key: copied into the locked pages like the current one (NULL
+ * clears it). It is sent only by api_test_standby_key() (GET /test), until
+ * api_promote_standby_key() makes it the current key (the old one is wiped;
+ * calls in flight keep theirs; -ENOKEY without a standby). */
+int api_set_standby_key(ApiClient *c, const char *key);
+bool api_has_standby_key(const ApiClient *c);
+int api_test_standby_key(ApiClient *c, api_done_t done, void *ud, ApiCall **ret);
+int api_promote_standby_key(ApiClient *c);
 
 /* method "GET"/"POST"/"PUT"/"DELETE"; path relative to base_url beginning
  * with "/" (e.g. "/api/requests?status=pending&limit=100", "/test"), printable

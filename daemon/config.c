@@ -57,6 +57,8 @@ typedef struct KeyDef {
 static const KeyDef config_keys[] = {
 	KEY("api", "base_url", KEY_URL, api_base_url, 0, 0),
 	KEY("api", "key_file", KEY_PATH, api_key_file, 0, 0),
+	KEY("api", "next_key_file", KEY_PATH, api_next_key_file, 0, 0),
+	KEY("api", "rotate_after_days", KEY_UNSIGNED, api_rotate_after_days, 0, 3650),
 	KEY("api", "timeout_s", KEY_UNSIGNED, api_timeout_s, 1, 300),
 	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
 	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
@@ -153,6 +155,7 @@ int config_new_default(Config **ret) {
 
 	*c = (Config) {
 		.api_timeout_s = 30,
+		.api_rotate_after_days = 90,
 		.api_foreign_threshold = 3,
 		.api_min_timeout_margin_s = 30,
 		.api_loop_cache_ttl_s = 300,
@@ -203,6 +206,7 @@ Config *config_free(Config *c) {
 	free(c->path);
 	free(c->api_base_url);
 	free(c->api_key_file);
+	free(c->api_next_key_file);
 	free(c->api_ca_file);
 	free(c->socket_path);
 	free(c->socket_group);

@@ -28,6 +28,8 @@ typedef struct Config {
 	/* api */
 	char *api_base_url;                /* "https://api.hitl.sh/v1" */
 	char *api_key_file;                /* NULL (no default) */
+	char *api_next_key_file;           /* NULL: the standby key's file (after the credential hitl-api-key.next) */
+	unsigned api_rotate_after_days;    /* 90, 0..3650 (0: never): a key older than this is noticed in the journal */
 	unsigned api_timeout_s;            /* 30, 1..300 */
 	unsigned api_foreign_threshold;    /* 3, 1..1000000: foreign calls in a window before the journal warns */
 	char *api_ca_file;                 /* NULL */

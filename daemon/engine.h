@@ -8,8 +8,9 @@
  * persist.c (budget.json, paused; persist.h), queuepos.c (queue positions;
  * queuepos.h), health.c (failed calls, backoff, the circuit breaker, loop
  * pauses), reconcile.c (finding out whether a create happened) and
+ * keyswitch.c (the key's id and age, the standby key, switching to it) and
  * accounting.c (the usage history's hooks, foreign use of the key), the last
- * three declared here. Which call goes next is decided, pure, in plan.h;
+ * four declared here. Which call goes next is decided, pure, in plan.h;
  * records change state only through record.h's transitions.
  * Internal to the engine: the methods and the rest use manager.h. */
 #pragma once
@@ -95,3 +96,26 @@ void reconcile_settle(Manager *m, Record *r);
  * false: the reply settled nothing (the caller backs off). */
 bool reconcile_on_list(Manager *m, Record *r, const ApiResult *res);
 bool reconcile_on_get(Manager *m, Record *r, const ApiResult *res);
+
+/* keyswitch.c: the key's lifecycle and the standby key (manager.h KeySwitch).
+ * Loads (or clears) the standby key after the current one was loaded. */
+void keyswitch_load_standby(Manager *m, bool reload);
+/* A new current key was loaded (start, reload): nothing is known of it. */
+void keyswitch_key_loaded(Manager *m);
+/* Was res a reply to a call made with a key that is no longer the current
+ * one? Then it says nothing about the current key. */
+bool keyswitch_reply_is_stale(Manager *m, const ApiResult *res);
+/* Is res a refusal of the key (401, or 403 "inactive")? */
+bool keyswitch_is_refusal(Manager *m, const ApiResult *res);
+/* The current key was refused (res is not stale): warns once if it had
+ * worked, and tests the standby if there is one. */
+void keyswitch_refused(Manager *m, const ApiResult *res);
+/* The current key had a reply that was no refusal. */
+void keyswitch_worked(Manager *m);
+/* GET /test told the current key's id (NULL: not said): its first use is
+ * kept, its age noticed; a retired key makes way for the standby. */
+void keyswitch_identified(Manager *m, const char *id);
+/* Must the current key's id be known before its first create (a standby is
+ * loaded and hitld has switched away from some key before)? */
+bool keyswitch_identify_first(Manager *m);
+void keyswitch_free(Manager *m);

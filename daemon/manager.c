@@ -162,7 +162,7 @@ void manager_key_test_begin(Manager *m) {
 }
 
 void manager_set_api_key_id(Manager *m, const char *id) {
-	set_string(&m->api_key_id, id);
+	keyswitch_identified(m, id);
 }
 
 /* ------------------------------------------------------------------ admin check */
@@ -338,6 +338,7 @@ static int load_key(Manager *m, bool reload) {
 	}
 	m->key_source = source;
 	m->key_state = KEY_UNKNOWN;
+	keyswitch_key_loaded(m);
 	if (reload)
 		/* The listing a reconcile reads shows only this key's requests. */
 		m->key_changed_at = now_realtime();
@@ -376,6 +377,7 @@ int manager_reload(Manager *m) {
 		log_event(LOG_INFO, MID_CONFIG_RELOADED, LOG_NO_FIELDS, "Configuration reloaded.");
 	}
 	(void) load_key(m, true);
+	keyswitch_load_standby(m, true);
 	sd_notify(false, "READY=1");
 	manager_status_changed(m);
 	manager_kick(m);
@@ -448,7 +450,11 @@ static int startup_api(Manager *m) {
 	k = api_new(m->event, &api_config, &m->api);
 	if (k < 0)
 		return log_error_errno(k, "Refusing api.base_url %s: %m", m->config->api_base_url);
-	return load_key(m, false);
+	k = load_key(m, false);
+	if (k < 0)
+		return k;
+	keyswitch_load_standby(m, false);
+	return 0;
 }
 
 /* The outbox (damage reconciled before any create), the usage history, the
@@ -589,6 +595,7 @@ Manager *manager_free(Manager *m) {
 	if (m->listen_fd >= 0)
 		listener_close(m->listen_fd, listener_verify(m->socket_path, &m->socket_file) < 0 ? NULL : m->socket_path,
 		               m->listen_inherited);
+	keyswitch_free(m);
 	accounting_stop(m);
 	m->api = api_free(m->api);
 	sd_event_source_disable_unref(m->work_timer);

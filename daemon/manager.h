@@ -10,8 +10,11 @@
  * within a bounded number of calls; every failed call backs off and an
  * outage is logged once; an error about the key, the account or the endpoint
  * (apierr.h) pauses creates and fails nothing (hitld(8), "When HITL.sh
- * refuses"). The engine is one module in several files (engine.h lists
- * them); this header is all the layers above it see. */
+ * refuses"); a refused key makes way for the standby key once HITL.sh has
+ * accepted it, and a reply about a key since replaced changes nothing about
+ * the current one (keyswitch.c, hitld(8) "Key rotation"). The engine is one
+ * module in several files (engine.h lists them); this header is all the
+ * layers above it see. */
 #pragma once
 
 #include <stdbool.h>
@@ -21,6 +24,7 @@
 #include "apierr.h"
 #include "budget.h"
 #include "config.h"
+#include "keylife.h"
 #include "listener.h"
 #include "outbox.h"
 #include "plan.h"
@@ -40,6 +44,45 @@ typedef enum KeyState {
 	_KEY_STATE_INVALID = -EINVAL,
 } KeyState;
 
+
+/* The standby key (keyswitch.c; hitld(8), "Key rotation"). */
+typedef enum StandbyState {
+	STANDBY_NONE,      /* no standby key is loaded */
+	STANDBY_LOADED,    /* loaded, not tested yet */
+	STANDBY_TESTING,   /* GET /test with it is in flight */
+	STANDBY_REFUSED,   /* HITL.sh refused it: never switched to until a reload loads one again */
+	_STANDBY_STATE_MAX,
+	_STANDBY_STATE_INVALID = -EINVAL,
+} StandbyState;
+
+typedef struct Manager Manager;
+/* The end of a `key.rotate`: error 0, the standby key is the current key now;
+ * else why not (-ENOKEY no standby, -EKEYREJECTED HITL.sh refused it, -EIO
+ * the test had no usable reply), msg in words. */
+typedef void (*manager_key_rotated_t)(Manager *m, int error, const char *msg, void *userdata);
+
+/* The key's lifecycle: its age, the standby key, switches (keyswitch.c). */
+typedef struct KeySwitch {
+	KeyLife life;             /* STATE_DIR/keys.json */
+	bool life_loaded;
+	StandbyState standby;
+	SecretSource standby_source;
+	char *standby_error;      /* why the standby was refused, or NULL */
+	ApiCall *test_call;       /* the standby's GET /test */
+	char *test_reason;        /* why it is being tested */
+	manager_key_rotated_t rotated;  /* a key.rotate waits for test_call */
+	void *rotated_userdata;
+	bool on_standby;          /* the current key came from the standby */
+	usec_t switched_at;
+	char *switch_reason;
+	bool identify_tried;      /* the identity GET /test went for this key */
+	bool worked;              /* the current key had a reply other than a refusal */
+	usec_t worked_at;
+	bool loss_logged;         /* "refused after it had worked": said for this refusal */
+	bool retired_logged;      /* "a retired key is in use" said for this key */
+	usec_t notice_at;         /* the age notice was given (this process) */
+	sd_event_source *notice_timer;
+} KeySwitch;
 
 typedef struct Telemetry Telemetry;
 typedef struct Waiter Waiter;
@@ -62,7 +105,7 @@ typedef struct ManagerOptions {
 	const char *state_dir;     /* override, or NULL */
 } ManagerOptions;
 
-typedef struct Manager {
+struct Manager {
 	sd_event *event;
 	ManagerOptions options;
 	Config *config;
@@ -170,7 +213,9 @@ typedef struct Manager {
 	rpc_dispatch_t dispatch;
 	void *dispatch_userdata;
 	uint64_t rng;
-} Manager;
+
+	KeySwitch ks;
+};
 
 int manager_new(const ManagerOptions *options, Manager **ret);
 Manager *manager_free(Manager *m);
@@ -246,6 +291,15 @@ void manager_charge(Manager *m, CallKind kind);
 void manager_key_test_begin(Manager *m);
 /* What key.test learnt: the key's id at HITL.sh (NULL: not said). */
 void manager_set_api_key_id(Manager *m, const char *id);
+
+/* `key.rotate`: tests the standby key with GET /test and, if HITL.sh accepts
+ * it, makes it the current key; done is called once either way (not after
+ * manager_key_rotate_forget()). -ENOKEY: no standby is loaded; -EBUSY: a
+ * test of it is under way already (done is not called then). */
+int manager_key_rotate(Manager *m, manager_key_rotated_t done, void *userdata);
+/* The client that asked has gone: done is not called. */
+void manager_key_rotate_forget(Manager *m, void *userdata);
+const char *standby_state_to_string(StandbyState s);
 
 double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);

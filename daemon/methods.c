@@ -44,6 +44,44 @@ static void method_hello(Manager *m, RpcCall *call) {
 	rpc_call_reply(call, result);
 }
 
+/* Where a key came from, as the protocol names it (status, daemon.reload). */
+static const char *key_source_name(SecretSource s) {
+	static const char *const sources[_SECRET_SOURCE_MAX] = {
+		[SECRET_SOURCE_CREDENTIAL] = "credential",
+		[SECRET_SOURCE_KEY_FILE] = "key_file",
+		[SECRET_SOURCE_ENVIRONMENT] = "environment",
+	};
+
+	return s >= 0 && s < _SECRET_SOURCE_MAX ? sources[s] : NULL;
+}
+
+static json_object *key_source_json(SecretSource s) {
+	const char *name = key_source_name(s);
+
+	return name ? json_object_new_string(name) : NULL;
+}
+
+/* The key's lifecycle and the standby key (status's key.*). */
+static void status_key_lifecycle(Manager *m, usec_t now, StatusFacts *f) {
+	const KeyLifeEntry *e = m->api_key_id ? keylife_get(&m->ks.life, m->api_key_id) : NULL;
+	StatusNumbers *n = &f->num;
+
+	n->key_on_standby = m->ks.on_standby;
+	f->str[STATUS_KEY_SOURCE] = m->key_state != KEY_MISSING ? key_source_name(m->key_source) : NULL;
+	n->key_first_used_at = e ? (int64_t) e->first_used : 0;
+	n->key_age_days_null = !e;
+	n->key_age_days = e ? (int64_t) keylife_age_days(&m->ks.life, m->api_key_id, now) : 0;
+	n->key_rotate_after_days = m->config->api_rotate_after_days;
+	n->key_switched_at = (int64_t) m->ks.switched_at;
+	f->str[STATUS_KEY_SWITCH_REASON] = m->ks.switch_reason;
+	n->standby = m->ks.standby != STANDBY_NONE;
+	if (n->standby) {
+		f->str[STATUS_STANDBY_STATE] = standby_state_to_string(m->ks.standby);
+		f->str[STATUS_STANDBY_SOURCE] = key_source_name(m->ks.standby_source);
+		f->str[STATUS_STANDBY_ERROR] = m->ks.standby_error;
+	}
+}
+
 /* Everything status shows, as the caller may see it now (status_reply.h).
  * loops has room for m->n_loop_pauses entries. */
 static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loops, StatusFacts *ret) {
@@ -108,6 +146,7 @@ static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loop
 	ret->str[STATUS_BREAKER_REASON] = m->breaker_reason;
 	ret->str[STATUS_API_KEY_ID] = m->api_key_id;
 	ret->str[STATUS_KEY_ERROR] = m->key_error;
+	status_key_lifecycle(m, now, ret);
 	ret->str[STATUS_SOCKET_PATH] = m->socket_path;
 }
 
@@ -202,19 +241,12 @@ static const char *key_load_reason(int error) {
  * {"loaded": false, "reason": "no_key" | "refused", "kept": whether the
  * previous key stays in use, "error": why, in words}. */
 static json_object *key_load_reply(const Manager *m) {
-	static const char *const sources[_SECRET_SOURCE_MAX] = {
-		[SECRET_SOURCE_CREDENTIAL] = "credential",
-		[SECRET_SOURCE_KEY_FILE] = "key_file",
-		[SECRET_SOURCE_ENVIRONMENT] = "environment",
-	};
 	json_object *o = json_object_new_object();
 	const char *why;
 
 	json_object_object_add(o, "loaded", json_object_new_boolean(m->key_load_result == 0));
 	if (m->key_load_result == 0) {
-		bool known = m->key_source >= 0 && m->key_source < _SECRET_SOURCE_MAX;
-
-		json_object_object_add(o, "source", known ? json_object_new_string(sources[m->key_source]) : NULL);
+		json_object_object_add(o, "source", key_source_json(m->key_source));
 		return o;
 	}
 	why = key_load_reason(m->key_load_result);
@@ -257,6 +289,53 @@ static void method_pause_off(Manager *m, RpcCall *call) {
 	method_pause(m, call, false);
 }
 
+/* key.rotate: answered when the standby's GET /test has (manager.h). */
+static void on_key_rotated(Manager *m, int error, const char *msg, void *userdata) {
+	RpcCall *call = userdata;
+	json_object *result, *data;
+
+	rpc_call_set_abandon(call, NULL, NULL);
+	if (error == 0) {
+		result = json_object_new_object();
+		json_object_object_add(result, "switched", json_object_new_boolean(true));
+		json_object_object_add(result, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
+		return rpc_call_reply(call, result);
+	}
+	data = json_object_new_object();
+	json_object_object_add(data, "standby", json_object_new_string(standby_state_to_string(m->ks.standby)));
+	json_object_object_add(data, "msg", json_object_new_string(msg ? msg : strerror(-error)));
+	if (error == -EKEYREJECTED) {
+		_cleanup_(freep) char *text = NULL;
+
+		if (asprintf(&text, "HITL.sh refused the standby key (%s); the current key stays in use.", strna(msg)) < 0)
+			text = NULL;
+		rpc_call_error(call, RPC_ERROR_INVALID_STATE,
+		               text ? text : "HITL.sh refused the standby key; the current key stays in use.", data);
+	} else
+		rpc_call_error(call, RPC_ERROR_UNAVAILABLE, "The standby key could not be tested; the current key stays in use.",
+		               data);
+}
+
+static void on_key_rotate_abandon(RpcCall *call, void *userdata) {
+	manager_key_rotate_forget(userdata, call);
+}
+
+static void method_key_rotate(Manager *m, RpcCall *call) {
+	int k;
+
+	if (m->shutting_down)
+		return rpc_call_error(call, RPC_ERROR_SHUTTING_DOWN, "The daemon is shutting down.", NULL);
+	k = manager_key_rotate(m, on_key_rotated, call);
+	if (k == -ENOKEY)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE,
+		                      "No standby key is loaded (credential hitl-api-key.next or api.next_key_file).", NULL);
+	if (k == -EBUSY)
+		return rpc_call_error(call, RPC_ERROR_INVALID_STATE, "A key rotation is under way already.", NULL);
+	if (k < 0)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "The standby key could not be tested.", NULL);
+	rpc_call_set_abandon(call, on_key_rotate_abandon, m);
+}
+
 static void method_usage(Manager *m, RpcCall *call) {
 	accounting_method_usage(m, call, methods_caller_is_admin(m, call));
 }
@@ -293,6 +372,7 @@ static const Method methods[] = {
 	{ "queue.resume", true, method_pause_off, NULL },
 	{ "daemon.reload", true, method_reload, NULL },
 	{ "key.test", true, NULL, method_key_test },
+	{ "key.rotate", true, method_key_rotate, NULL },
 	{ "loop.list", false, NULL, method_loop },
 	{ "loop.get", false, NULL, method_loop },
 	{ "loop.members", false, NULL, method_loop },

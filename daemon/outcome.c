@@ -124,6 +124,7 @@ static void key_invalid(Manager *m, const ApiResult *res) {
  * made progress is for the caller to say (health_success, health_failure). */
 static void observe_common(Manager *m, const ApiResult *res) {
 	usec_t now = now_realtime();
+	bool stale = keyswitch_reply_is_stale(m, res);
 
 	budget_observe(&m->budget, &res->rate, now);
 	/* Refused before anything was sent (connect, TLS): HITL.sh counted nothing. */
@@ -145,7 +146,14 @@ static void observe_common(Manager *m, const ApiResult *res) {
 	else {
 		m->reachable = true;
 		m->last_ok_at = now;
-		if (res->http_status == 401)
+		/* A reply about a key since replaced says nothing of this one. */
+		if (!stale && keyswitch_is_refusal(m, res))
+			keyswitch_refused(m, res);
+		else if (!stale && res->http_status >= 200 && res->http_status < 300)
+			keyswitch_worked(m);
+		if (stale) {
+			/* key state: nothing to learn */
+		} else if (res->http_status == 401)
 			key_invalid(m, res);
 		else if (res->http_status >= 200 && res->http_status < 500 && !(res->http_status >= 300 && res->http_status < 400) &&
 		         res->http_status != 429 && !res->body_invalid) {
@@ -530,7 +538,7 @@ static bool on_poll_list_reply(Manager *m, const ApiResult *res, usec_t now, boo
 static bool on_probe_reply(Manager *m, const ApiResult *res) {
 	if (res->http_status != 200 || !res->data)
 		return false;
-	manager_set_string(&m->api_key_id, json_object_get_string(json_object_object_get(res->data, "api_key_id")));
+	keyswitch_identified(m, json_object_get_string(json_object_object_get(res->data, "api_key_id")));
 	return true;
 }
 
@@ -576,6 +584,20 @@ void work_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	m->work_call = NULL;
 	m->work_kind = WORK_NONE;
 
+	if (keyswitch_reply_is_stale(m, res) && keyswitch_is_refusal(m, res)) {
+		/* The key it went with has been replaced since: HITL.sh refused
+		 * it, so nothing happened; it is done again with the current key. */
+		observe_common(m, res);
+		if ((kind == WORK_CREATE || kind == WORK_TRIGGER) && r && r->state == REQUEST_SUBMITTING)
+			requeue(m, r, false);
+		manager_status_changed(m);
+		if (m->shutting_down) {
+			sd_event_exit(m->event, 0);
+			return;
+		}
+		manager_kick(m);
+		return;
+	}
 	observe_common(m, res);
 	health_describe(res, what, sizeof what);
 	if (failed)

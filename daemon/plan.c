@@ -173,6 +173,10 @@ static bool plan_create(const PlanSummary *s, const PlanInput *in, PlanStep *ret
 		ret->wake = min_usec(ret->wake, ready);
 		return false;
 	}
+	/* A key hitld once switched away from may be back: who it is decides
+	 * whether the standby takes over, before it creates anything. */
+	if (in->identify_key && in->identify_first)
+		return choose(in, WORK_PROBE, CALL_PROBE, 1, NULL, ret);
 	/* A trigger is useful work like a create, and shares its budget. */
 	return choose(in, r->kind == RECORD_TRIGGER ? WORK_TRIGGER : WORK_CREATE, CALL_CREATE, (unsigned) s->n_queued, r,
 	              ret);
@@ -206,5 +210,10 @@ void plan_next(const PlanSummary *s, const PlanInput *in, PlanStep *ret) {
 		return;
 	if (plan_poll(s, in, ret))
 		return;
-	plan_create(s, in, ret);
+	if (plan_create(s, in, ret))
+		return;
+	/* Who the key is (GET /test, once per key; keylife.h), when nothing
+	 * else needs the call: after it has worked, never on an idle start. */
+	if (in->identify_key && in->key_valid)
+		choose(in, WORK_PROBE, CALL_PROBE, 1, NULL, ret);
 }

@@ -24,7 +24,10 @@
  *   when several of one loop are missing, else the list, paced by
  *   plan_poll_interval()); last a create or trigger, chosen by sched.h,
  *   never while a create's outcome is unknown nor while the breaker holds
- *   creates (polls go on). */
+ *   creates (polls go on); a key whose id is not known yet is asked who it is
+ *   (GET /test, once per key) when nothing else is to be done and it has
+ *   worked, or in place of its first create when a key hitld switched away
+ *   from may be back (identify_first). */
 #pragma once
 
 #include <stdbool.h>
@@ -99,6 +102,9 @@ typedef struct PlanInput {
 	usec_t next_probe_at;       /* while the key is invalid */
 	bool breaker_open;          /* creates held until breaker_probe_at */
 	usec_t breaker_probe_at;
+	bool identify_key;          /* the key's id is not known yet (GET /test, once per key) */
+	bool identify_first;        /* ... and is needed before any create (a key retired before may be back) */
+	bool key_valid;             /* the key has worked */
 
 	const Record *rec_current;  /* the reconcile under way (m->rec_id), if any */
 	bool rec_has_candidate;     /* it has a candidate left to read whole */

@@ -189,6 +189,44 @@ int secret_load(const char *key_file, char **ret_key, SecretSource *ret_source) 
 	return -ENOKEY;
 }
 
+int secret_load_standby(const char *next_key_file, char **ret_key, SecretSource *ret_source) {
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char *key = NULL;
+	int r;
+
+	/* The same sources, trust checks and wiping as the current key's
+	 * (secret_load), the environment excepted: one variable, one key. */
+	if (creds && *creds) {
+		_cleanup_(freep) char *path = NULL;
+
+		if (asprintf(&path, "%s/%s", creds, SECRET_STANDBY_CREDENTIAL_NAME) < 0)
+			return -ENOMEM;
+		r = read_key_file(path, false, &key);
+		if (r >= 0) {
+			*ret_key = key;
+			*ret_source = SECRET_SOURCE_CREDENTIAL;
+			return 0;
+		}
+		if (r != -ENOENT)
+			return log_error_errno(r, "Failed to read the standby API key from credential %s: %m", path);
+	}
+
+	if (next_key_file) {
+		r = read_key_file(next_key_file, true, &key);
+		if (r >= 0) {
+			*ret_key = key;
+			*ret_source = SECRET_SOURCE_KEY_FILE;
+			return 0;
+		}
+		if (r != -ENOENT)
+			return log_error_errno(r, "Failed to read the standby API key from api.next_key_file %s: %m",
+			                       next_key_file);
+		log_warning("api.next_key_file %s does not exist.", next_key_file);
+	}
+
+	return -ENOKEY;
+}
+
 int secret_protect_process(void) {
 	struct rlimit rl = { 0, 0 };
 

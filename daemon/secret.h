@@ -5,7 +5,10 @@
  * anyone but root and us, unless sticky and root's or ours like /tmp; opened
  * O_NONBLOCK|O_NOFOLLOW, so a FIFO cannot hang us), then $HITL_API_KEY
  * (removed from the environment once read). The key is returned in memory the
- * caller wipes (erase_and_freep); it is never logged. */
+ * caller wipes (erase_and_freep); it is never logged.
+ * The standby key (hitld(8), "Key rotation") comes from
+ * $CREDENTIALS_DIRECTORY/hitl-api-key.next, then api.next_key_file, with the
+ * same checks; never from the environment. */
 #pragma once
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 
 #define SECRET_KEY_MAX 256
 #define SECRET_CREDENTIAL_NAME "hitl-api-key"
+#define SECRET_STANDBY_CREDENTIAL_NAME "hitl-api-key.next"
 
 typedef enum SecretSource {
 	SECRET_SOURCE_CREDENTIAL,
@@ -29,6 +33,10 @@ const char *secret_source_to_string(SecretSource s);
  * key; another negative errno when a source exists but is refused (logged
  * with the source and the reason, never the key). */
 int secret_load(const char *key_file, char **ret_key, SecretSource *ret_source);
+
+/* Loads the standby key: as secret_load, without the environment. -ENOKEY
+ * when there is none (not an error: a standby is optional). */
+int secret_load_standby(const char *next_key_file, char **ret_key, SecretSource *ret_source);
 
 /* Is key plausible: 1..SECRET_KEY_MAX printable ASCII, no spaces? */
 bool secret_key_is_valid(const char *key);

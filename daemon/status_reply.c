@@ -125,7 +125,7 @@ static json_object *api_json(const StatusFacts *f) {
 }
 
 static json_object *key_json(const StatusFacts *f) {
-	json_object *key = json_object_new_object();
+	json_object *key = json_object_new_object(), *standby = NULL;
 
 	if (!key)
 		return NULL;
@@ -133,6 +133,20 @@ static json_object *key_json(const StatusFacts *f) {
 	json_object_object_add(key, "valid", f->num.key_valid < 0 ? NULL : json_object_new_boolean(f->num.key_valid));
 	json_object_object_add(key, "api_key_id", string_or_null(f->str[STATUS_API_KEY_ID]));
 	json_object_object_add(key, "error", string_or_null(f->str[STATUS_KEY_ERROR]));
+	json_object_object_add(key, "active", json_object_new_string(f->num.key_on_standby ? "standby" : "primary"));
+	json_object_object_add(key, "source", string_or_null(f->str[STATUS_KEY_SOURCE]));
+	json_object_object_add(key, "first_used_at", time_or_null(f->num.key_first_used_at));
+	json_object_object_add(key, "age_days", f->num.key_age_days_null ? NULL : int64(f->num.key_age_days));
+	json_object_object_add(key, "rotate_after_days", int64(f->num.key_rotate_after_days));
+	json_object_object_add(key, "switched_at", time_or_null(f->num.key_switched_at));
+	json_object_object_add(key, "switch_reason", string_or_null(f->str[STATUS_KEY_SWITCH_REASON]));
+	if (f->num.standby) {
+		standby = json_object_new_object();
+		json_object_object_add(standby, "state", string_or_null(f->str[STATUS_STANDBY_STATE]));
+		json_object_object_add(standby, "source", string_or_null(f->str[STATUS_STANDBY_SOURCE]));
+		json_object_object_add(standby, "error", string_or_null(f->str[STATUS_STANDBY_ERROR]));
+	}
+	json_object_object_add(key, "standby", standby);
 	return key;
 }
 

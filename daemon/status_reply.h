@@ -31,6 +31,11 @@ typedef enum StatusString {
 	STATUS_BREAKER_REASON,     /* api.creates_paused.reason (strna'd: never null there) */
 	STATUS_API_KEY_ID,
 	STATUS_KEY_ERROR,
+	STATUS_KEY_SOURCE,         /* key.source */
+	STATUS_KEY_SWITCH_REASON,
+	STATUS_STANDBY_STATE,      /* key.standby.*: shown when standby is set */
+	STATUS_STANDBY_SOURCE,
+	STATUS_STANDBY_ERROR,
 	STATUS_SOCKET_PATH,
 	STATUS_FORECAST_HELD,      /* forecast.held: why creates are held */
 	STATUS_WEBHOOK_LISTEN,     /* webhook.listen, webhook.public_url (inbox_status_facts()) */
@@ -71,6 +76,11 @@ typedef struct StatusNumbers {
 	/* key */
 	int64_t key_loaded;
 	int64_t key_valid;                 /* 1, 0, or -1 for null (not yet known) */
+	int64_t key_on_standby;            /* key.active: "standby", else "primary" */
+	int64_t key_first_used_at;         /* 0: null */
+	int64_t key_age_days_null, key_age_days, key_rotate_after_days;
+	int64_t key_switched_at;           /* 0: null */
+	int64_t standby;                   /* key.standby is an object (else null) */
 	/* socket, queue.pause */
 	int64_t socket_activated, socket_replaced, paused;
 	/* webhook (inbox_status_facts()) */

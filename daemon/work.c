@@ -208,7 +208,8 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.budget = &m->budget,
 		.sched = &m->sched,
 		.min_poll_interval = (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC,
-		.busy = m->work_call != NULL,
+		/* While the standby key is tested, nothing goes with the key it may replace. */
+		.busy = m->work_call != NULL || m->ks.test_call != NULL,
 		.key_missing = m->key_state == KEY_MISSING,
 		.key_invalid = m->key_state == KEY_INVALID,
 		.paused = m->paused,
@@ -216,6 +217,9 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.next_probe_at = m->next_probe_at,
 		.breaker_open = m->breaker != APIERR_NONE,
 		.breaker_probe_at = m->breaker_probe_at,
+		.identify_key = m->key_state != KEY_MISSING && !m->api_key_id && !m->ks.identify_tried,
+		.identify_first = keyswitch_identify_first(m),
+		.key_valid = m->key_state == KEY_VALID,
 		.rec_current = m->rec_id[0] ? outbox_get(m->outbox, m->rec_id) : NULL,
 		.rec_has_candidate = m->rec_next_candidate < m->n_rec_candidates,
 		.next_poll_at = m->next_poll_at,
@@ -462,6 +466,7 @@ static int start_call(Manager *m, WorkKind kind, Record *r, usec_t now) {
 		                      &m->work_call);
 		break;
 	case WORK_PROBE:
+		m->ks.identify_tried = true;
 		k = api_test_key(m->api, work_done, m, &m->work_call);
 		break;
 	default:

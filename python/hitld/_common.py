@@ -326,6 +326,12 @@ class _Methods(Generic[R]):
         """key.test (admin; costs budget) → HITL.sh's /v1/test data."""
         return self._call("key.test", merge(None, params))
 
+    def key_rotate(self, **params: Any) -> R:
+        """key.rotate (admin) → {"switched": true, "api_key_id"}: hitld tests its
+        standby key and switches to it; InvalidState when there is none or
+        HITL.sh refuses it (the current key stays)."""
+        return self._call("key.rotate", merge(None, params))
+
     def pause(self, **params: Any) -> R:
         """queue.pause (admin) → {"paused": true}."""
         return self._call("queue.pause", merge(None, params))
@@ -346,7 +352,7 @@ METHOD_NAMES: Dict[str, str] = {
     "request.feedback": "feedback", "watch": "watch", "loop.list": "loop_list", "loop.get": "loop_get",
     "loop.members": "loop_members", "loop.create": "loop_create", "loop.update": "loop_update",
     "loop.delete": "loop_delete", "loop.remove_member": "loop_remove_member",
-    "workflow.trigger": "trigger", "key.test": "key_test", "queue.pause": "pause",
+    "workflow.trigger": "trigger", "key.test": "key_test", "key.rotate": "key_rotate", "queue.pause": "pause",
     "queue.resume": "resume", "daemon.reload": "reload",
 }
 """Protocol method → Python method of Client and AsyncClient."""

@@ -593,6 +593,7 @@ class Key:
         self.user_id = user_id
         self.limit = limit
         self.status = status          # active | inactive | revoked
+        self.inactive_status = None   # what an inactive key gets: None (401, or the drift's) | 401 | 403
         self.window_start = None
         self.usage = 0
         self.created_at = now
@@ -1073,7 +1074,7 @@ class Emulator:
                     if k is None or k.status == "revoked":
                         raise ApiError(401, "Invalid API key")
                     if k.status == "inactive" or self.drift["key_inactive"]:
-                        raise ApiError(self.drift["key_inactive"] or 401, "API key is inactive")
+                        raise ApiError(self.drift["key_inactive"] or k.inactive_status or 401, "API key is inactive")
                     self.roll(k, now)
                     if k.usage >= k.limit:
                         k.over_limit += 1
@@ -1591,6 +1592,7 @@ class Emulator:
         self.roll(k, now)
         return {"key": k.key, "key_masked": mask(k.key), "user_id": k.user_id, "api_key_id": k.id,
                 "email": self.users[k.user_id]["email"], "limit": k.limit, "status": k.status,
+                "inactive_status": k.inactive_status,
                 "usage": k.usage, "remaining": max(0, k.limit - k.usage),
                 "reset": int(k.window_start + self.cfg.window)}
 
@@ -1636,6 +1638,10 @@ class Emulator:
                 raise CtlError(400, "limit must be an integer >= 0")
         if "status" in obj and obj["status"] not in ("active", "inactive"):
             raise CtlError(400, "status must be active or inactive")
+        if "inactive_status" in obj and obj["inactive_status"] not in (None, 401, 403):
+            raise CtlError(400, "inactive_status must be 401, 403 or null")
+        if "inactive_status" in obj:
+            k.inactive_status = obj["inactive_status"]
         if "limit" in obj:
             k.limit = obj["limit"]
         if "status" in obj:

@@ -1980,6 +1980,21 @@ class TestDrift(EmuCase):
         self.drift(key_inactive=None)
         self.ok(self.api("GET", "/v1/test"))
 
+    def test_one_key_deactivated_as_403_leaves_the_others_working(self):
+        # A key deactivated mid-run (hitld's standby key test): only that key
+        # is refused, with the status asked for; another key of the account
+        # goes on.
+        self.ctl("POST", "/_emu/keys", {"key": "k_other", "user_id": self.ok(self.api("GET", "/v1/test"))["user_id"]})
+        r = self.ctl("POST", "/_emu/keys/%s" % KEY, {"status": "inactive", "inactive_status": 403})
+        self.assertEqual((r.status, r.json["status"], r.json["inactive_status"]), (200, "inactive", 403))
+        self.err(self.api("GET", "/v1/test"), 403, "API key is inactive")
+        self.ok(self.api("GET", "/v1/test", key="k_other"))
+        self.assertEqual(self.ctl("POST", "/_emu/keys/%s" % KEY, {"inactive_status": 402}).status, 400)
+        self.ctl("POST", "/_emu/keys/%s" % KEY, {"inactive_status": None})
+        self.err(self.api("GET", "/v1/test"), 401, "API key is inactive")
+        self.ctl("POST", "/_emu/keys/%s" % KEY, {"status": "active"})
+        self.ok(self.api("GET", "/v1/test"))
+
     def test_quota_exhausted_refuses_creates_only(self):
         self.drift(quota_exhausted=True)
         r = self.api("POST", "/v1/api/loops/%s/requests" % self.loop, req_body())

@@ -803,6 +803,53 @@ static void test_api_key_rotation_applies_to_the_next_call(void **state) {
 	assert_string_equal(auth, "Bearer " KEY_B);
 }
 
+/* The standby key (api.h): sent only by api_test_standby_key() until it is
+ * promoted; every reply says which key it was made with (key_serial). */
+static void test_api_standby_key_is_tested_then_promoted(void **state) {
+	Fixture *f = *state;
+	char auth[640];
+	unsigned serial;
+	Outcome o = {};
+
+	assert_false(api_has_standby_key(f->api));
+	assert_int_equal(api_test_standby_key(f->api, on_done, &o, NULL), -ENOKEY);
+	assert_int_equal(api_promote_standby_key(f->api), -ENOKEY);
+	assert_int_equal(api_set_standby_key(f->api, "bad key"), -EINVAL);
+	assert_int_equal(api_set_standby_key(f->api, KEY_B), 0);
+	assert_true(api_has_standby_key(f->api));
+	serial = api_key_serial(f->api);
+
+	server_set_response(&f->server, ok_head, ok_body);
+	/* Ordinary calls still go with the current key. */
+	call_and_wait(f, "GET", "/test", NULL, &o);
+	server_get(&f->server, f->server.authorization, auth, sizeof(auth));
+	assert_string_equal(auth, "Bearer " KEY_A);
+	assert_int_equal(o.res.key_serial, serial);
+
+	/* The standby's test goes with the standby, marked as such. */
+	o = (Outcome) {};
+	assert_int_equal(api_test_standby_key(f->api, on_done, &o, NULL), 0);
+	wait_done(f, &o);
+	server_get(&f->server, f->server.authorization, auth, sizeof(auth));
+	assert_string_equal(auth, "Bearer " KEY_B);
+	assert_int_equal(o.res.key_serial, API_KEY_SERIAL_STANDBY);
+
+	/* Promoted: the current key now, the standby slot empty, a new serial. */
+	assert_int_equal(api_promote_standby_key(f->api), 0);
+	assert_false(api_has_standby_key(f->api));
+	assert_true(api_has_key(f->api));
+	assert_int_not_equal(api_key_serial(f->api), serial);
+	call_and_wait(f, "GET", "/test", NULL, &o);
+	server_get(&f->server, f->server.authorization, auth, sizeof(auth));
+	assert_string_equal(auth, "Bearer " KEY_B);
+	assert_int_equal(o.res.key_serial, api_key_serial(f->api));
+
+	/* api_set_key() changes the serial too. */
+	serial = api_key_serial(f->api);
+	assert_int_equal(api_set_key(f->api, KEY_A), 0);
+	assert_int_not_equal(api_key_serial(f->api), serial);
+}
+
 static void on_done_chain(ApiClient *c, const ApiResult *res, void *userdata) {
 	Outcome *o = userdata;
 
@@ -960,6 +1007,7 @@ int main(void) {
 		cmocka_unit_test_setup_teardown(test_api_plain_http_only_to_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_sends_the_key_as_bearer_authorization, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_key_rotation_applies_to_the_next_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_standby_key_is_tested_then_promoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_callback_may_start_the_next_call_with_a_new_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_refuses_to_call_without_a_key_or_with_a_bad_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_wrappers_build_paths_and_bodies, setup, teardown),

@@ -115,6 +115,40 @@ static void test_plan_one_call_at_a_time_and_no_key(void **state) {
 	assert_int_equal(plan(&f).kind, WORK_CREATE);
 }
 
+/* The key's id (keylife.h): asked for once it has worked and nothing else
+ * needs the call, never on an idle start; before the first create only when
+ * a key hitld switched away from may be back. */
+static void test_plan_identify_key(void **state) {
+	Fixture f;
+	Record a = mk(REQUEST_QUEUED, 1000, PRIORITY_MEDIUM, 1);
+	Record *q[] = { &a };
+
+	fixture_init(&f, T0);
+	f.in.identify_key = true;
+	/* Idle, the key never used: no call at all. */
+	assert_int_equal(plan(&f).kind, WORK_NONE);
+	/* Work first: the create goes, not the probe. */
+	f.in.key_valid = true;
+	f.s.queued = q;
+	f.s.n_queued = 1;
+	assert_int_equal(plan(&f).kind, WORK_CREATE);
+	/* Nothing else to do, the key has worked: now the probe. */
+	f.s.n_queued = 0;
+	assert_int_equal(plan(&f).kind, WORK_PROBE);
+	assert_int_equal(plan(&f).call_kind, CALL_PROBE);
+	/* Known already: nothing. */
+	f.in.identify_key = false;
+	assert_int_equal(plan(&f).kind, WORK_NONE);
+	/* A retired key may be back: the probe goes before any create. */
+	f.in.identify_key = f.in.identify_first = true;
+	f.in.key_valid = false;
+	f.s.n_queued = 1;
+	assert_int_equal(plan(&f).kind, WORK_PROBE);
+	/* ... and nothing while paused. */
+	f.in.paused = true;
+	assert_int_equal(plan(&f).kind, WORK_NONE);
+}
+
 static void test_plan_key_invalid_only_probes(void **state) {
 	Fixture f;
 	Record a = mk(REQUEST_QUEUED, 1000, PRIORITY_MEDIUM, 1), p = mk(REQUEST_PENDING, 1000, PRIORITY_MEDIUM, 2);
@@ -617,6 +651,7 @@ int main(void) {
 		cmocka_unit_test(test_plan_pause_resume),
 		cmocka_unit_test(test_plan_one_call_at_a_time_and_no_key),
 		cmocka_unit_test(test_plan_key_invalid_only_probes),
+		cmocka_unit_test(test_plan_identify_key),
 		cmocka_unit_test(test_plan_429_pauses_everything_until_the_reset),
 		cmocka_unit_test(test_plan_order_cancel_feedback_poll_create),
 		cmocka_unit_test(test_plan_trigger_goes_like_a_create),
