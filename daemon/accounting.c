@@ -139,26 +139,20 @@ void accounting_finished(Manager *m, const Record *r) {
 	                            now_realtime());
 }
 
-json_object *accounting_status_json(Manager *m) {
-	json_object *o = json_object_new_object();
+void accounting_status_facts(Manager *m, StatusNumbers *n) {
 	UsageWindow w;
 	UsageTotals t;
-	char buf[ISO8601_MAX];
 
 	usage_store_window(m->usage, &w);
 	usage_store_totals(m->usage, &t);
-	json_object_object_add(o, "calls", json_object_new_int64(w.foreign));
-	json_object_object_add(o, "own_calls", json_object_new_int64(w.own));
-	json_object_object_add(o, "server_used", json_object_new_int64(w.server_used));
-	json_object_object_add(o, "window_reset_at",
-	                       w.reset_epoch > 0 ? json_object_new_string(format_iso8601((usec_t) w.reset_epoch * USEC_PER_SEC, buf))
-	                                         : NULL);
-	json_object_object_add(o, "rate_limited", json_object_new_boolean(w.foreign_429));
-	json_object_object_add(o, "threshold", json_object_new_int64(m->config->api_foreign_threshold));
-	json_object_object_add(o, "alarm", json_object_new_boolean(w.foreign >= m->config->api_foreign_threshold ||
-	                                                           (w.foreign > 0 && w.foreign_429)));
-	json_object_object_add(o, "total", json_object_new_int64((int64_t) t.calls[USAGE_FOREIGN][USAGE_NONE]));
-	return o;
+	n->foreign_calls = w.foreign;
+	n->foreign_own_calls = w.own;
+	n->foreign_server_used = w.server_used;
+	n->foreign_reset_at = w.reset_epoch > 0 ? (int64_t) w.reset_epoch * (int64_t) USEC_PER_SEC : 0;
+	n->foreign_rate_limited = w.foreign_429;
+	n->foreign_threshold = m->config->api_foreign_threshold;
+	n->foreign_alarm = w.foreign >= m->config->api_foreign_threshold || (w.foreign > 0 && w.foreign_429);
+	n->foreign_total = (int64_t) t.calls[USAGE_FOREIGN][USAGE_NONE];
 }
 
 /* ------------------------------------------------------------------ the usage method */

@@ -163,28 +163,19 @@ bool inbox_receiving(Manager *m, usec_t *ret_last_at) {
 	return st && m->config->webhook_public_url;
 }
 
-json_object *inbox_status(Manager *m) {
+void inbox_status_facts(Manager *m, StatusFacts *f) {
 	Inbox *in = m->inbox;
 	const WebhookStats *st = in && in->server ? webhook_server_stats(in->server) : NULL;
-	json_object *o = json_object_new_object();
-	char buf[ISO8601_MAX];
+	StatusNumbers *n = &f->num;
 
-	if (!o)
-		return NULL;
-	json_object_object_add(o, "enabled", json_object_new_boolean(st != NULL));
-	json_object_object_add(o, "listen", st ? json_object_new_string(in->address) : NULL);
-	json_object_object_add(o, "activated", json_object_new_boolean(st && in->activated));
-	json_object_object_add(o, "public_url",
-	                       st && m->config->webhook_public_url ? json_object_new_string(m->config->webhook_public_url)
-	                                                           : NULL);
-	json_object_object_add(o, "received", json_object_new_int64(st ? (int64_t) st->received : 0));
-	json_object_object_add(o, "rejected", json_object_new_int64(st ? (int64_t) st->rejected : 0));
-	json_object_object_add(o, "last_at",
-	                       st && st->last_at ? json_object_new_string(format_iso8601(st->last_at, buf)) : NULL);
-	json_object_object_add(o, "last_rejected_at",
-	                       st && st->last_rejected_at ? json_object_new_string(format_iso8601(st->last_rejected_at, buf))
-	                                                  : NULL);
-	return o;
+	n->webhook_enabled = st != NULL;
+	n->webhook_activated = st && in->activated;
+	n->webhook_received = st ? (int64_t) st->received : 0;
+	n->webhook_rejected = st ? (int64_t) st->rejected : 0;
+	n->webhook_last_at = st ? (int64_t) st->last_at : 0;
+	n->webhook_last_rejected_at = st ? (int64_t) st->last_rejected_at : 0;
+	f->str[STATUS_WEBHOOK_LISTEN] = st ? in->address : NULL;
+	f->str[STATUS_WEBHOOK_PUBLIC_URL] = st ? m->config->webhook_public_url : NULL;
 }
 
 void inbox_reload(Manager *m) {

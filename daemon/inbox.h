@@ -34,9 +34,9 @@ int inbox_callback_url(Manager *m, Record *r, char **ret_url);
  * (may be NULL) is the time of its last 2xx answer, 0 for none. */
 bool inbox_receiving(Manager *m, usec_t *ret_last_at);
 
-/* status.webhook (PROTOCOL.md): enabled, listen, public_url, received,
- * rejected, last_at, last_rejected_at. */
-json_object *inbox_status(Manager *m);
+/* The facts of status.webhook (PROTOCOL.md; status_reply.h): enabled,
+ * listen, public_url, received, rejected, last_at, last_rejected_at. */
+void inbox_status_facts(Manager *m, StatusFacts *f);
 
 /* After a reload: public_url applies to the next creates; a changed listen
  * address only at the next start (logged). */

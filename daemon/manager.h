@@ -32,6 +32,7 @@
 #include "rpc.h"
 #include "sched.h"
 #include "secret.h"
+#include "status_reply.h"
 #include "usage_store.h"
 
 typedef enum KeyState {
@@ -308,8 +309,8 @@ double manager_random(Manager *m);   /* in [0, 1) */
 void manager_set_paused(Manager *m, bool paused);
 
 /* accounting.c: the `usage` method (PROTOCOL.md; a non-admin sees its own
- * calls only) and status's api.foreign. */
+ * calls only) and the facts of status's api.foreign (status_reply.h). */
 void accounting_method_usage(Manager *m, RpcCall *call, bool admin);
-json_object *accounting_status_json(Manager *m);
+void accounting_status_facts(Manager *m, StatusNumbers *n);
 
 const char *key_state_to_string(KeyState s);

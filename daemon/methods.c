@@ -17,12 +17,6 @@
 
 #define PROTOCOL_VERSION 1
 
-static json_object *iso_or_null(usec_t t) {
-	char buf[ISO8601_MAX];
-
-	return t ? json_object_new_string(format_iso8601(t, buf)) : NULL;
-}
-
 bool methods_caller_is_admin(Manager *m, RpcCall *call) {
 	return manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 }
@@ -52,170 +46,130 @@ static void method_hello(Manager *m, RpcCall *call) {
 }
 
 /* Where a key came from, as the protocol names it (status, daemon.reload). */
-static json_object *key_source_json(SecretSource s) {
+static const char *key_source_name(SecretSource s) {
 	static const char *const sources[_SECRET_SOURCE_MAX] = {
 		[SECRET_SOURCE_CREDENTIAL] = "credential",
 		[SECRET_SOURCE_KEY_FILE] = "key_file",
 		[SECRET_SOURCE_ENVIRONMENT] = "environment",
 	};
 
-	return s >= 0 && s < _SECRET_SOURCE_MAX ? json_object_new_string(sources[s]) : NULL;
+	return s >= 0 && s < _SECRET_SOURCE_MAX ? sources[s] : NULL;
 }
 
-/* status's key lifecycle fields (PROTOCOL.md, status): never the key, only
- * its id, where it came from, its age and the standby's state. */
-static void status_key_lifecycle(Manager *m, json_object *key, usec_t now) {
+static json_object *key_source_json(SecretSource s) {
+	const char *name = key_source_name(s);
+
+	return name ? json_object_new_string(name) : NULL;
+}
+
+/* The key's lifecycle and the standby key (status's key.*). */
+static void status_key_lifecycle(Manager *m, usec_t now, StatusFacts *f) {
 	const KeyLifeEntry *e = m->api_key_id ? keylife_get(&m->ks.life, m->api_key_id) : NULL;
-	json_object *standby = NULL;
+	StatusNumbers *n = &f->num;
 
-	json_object_object_add(key, "active", json_object_new_string(m->ks.on_standby ? "standby" : "primary"));
-	json_object_object_add(key, "source", m->key_state != KEY_MISSING ? key_source_json(m->key_source) : NULL);
-	json_object_object_add(key, "first_used_at", e ? iso_or_null(e->first_used) : NULL);
-	json_object_object_add(key, "age_days",
-	                       e ? json_object_new_int64(keylife_age_days(&m->ks.life, m->api_key_id, now)) : NULL);
-	json_object_object_add(key, "rotate_after_days", json_object_new_int64(m->config->api_rotate_after_days));
-	json_object_object_add(key, "switched_at", m->ks.switched_at ? iso_or_null(m->ks.switched_at) : NULL);
-	json_object_object_add(key, "switch_reason", m->ks.switch_reason ? json_object_new_string(m->ks.switch_reason) : NULL);
-	if (m->ks.standby != STANDBY_NONE) {
-		standby = json_object_new_object();
-		json_object_object_add(standby, "state", json_object_new_string(standby_state_to_string(m->ks.standby)));
-		json_object_object_add(standby, "source", key_source_json(m->ks.standby_source));
-		json_object_object_add(standby, "error", m->ks.standby_error ? json_object_new_string(m->ks.standby_error) : NULL);
+	n->key_on_standby = m->ks.on_standby;
+	f->str[STATUS_KEY_SOURCE] = m->key_state != KEY_MISSING ? key_source_name(m->key_source) : NULL;
+	n->key_first_used_at = e ? (int64_t) e->first_used : 0;
+	n->key_age_days_null = !e;
+	n->key_age_days = e ? (int64_t) keylife_age_days(&m->ks.life, m->api_key_id, now) : 0;
+	n->key_rotate_after_days = m->config->api_rotate_after_days;
+	n->key_switched_at = (int64_t) m->ks.switched_at;
+	f->str[STATUS_KEY_SWITCH_REASON] = m->ks.switch_reason;
+	n->standby = m->ks.standby != STANDBY_NONE;
+	if (n->standby) {
+		f->str[STATUS_STANDBY_STATE] = standby_state_to_string(m->ks.standby);
+		f->str[STATUS_STANDBY_SOURCE] = key_source_name(m->ks.standby_source);
+		f->str[STATUS_STANDBY_ERROR] = m->ks.standby_error;
 	}
-	json_object_object_add(key, "standby", standby);
 }
 
-/* status's "budget": the window, and the caller's share of loop calls in it
- * (administrators have none). */
-static json_object *status_budget(Manager *m, uid_t uid, bool admin, usec_t now) {
-	json_object *budget = json_object_new_object(), *interactive = json_object_new_object();
-	unsigned per_uid, total;
-
-	budget_tick(&m->budget, now);
-	json_object_object_add(budget, "limit", json_object_new_int64(m->budget.limit));
-	json_object_object_add(budget, "remaining", json_object_new_int64(budget_remaining(&m->budget, now)));
-	json_object_object_add(budget, "used", json_object_new_int64(m->budget.used));
-	json_object_object_add(budget, "reset_at", iso_or_null(m->budget.window_end));
-	json_object_object_add(budget, "paused_until",
-	                       m->budget.paused_until > now ? iso_or_null(m->budget.paused_until) : NULL);
-	json_object_object_add(budget, "source", json_object_new_string(m->budget.from_server ? "server" : "local"));
-
-	budget_interactive_shares(&m->budget, &per_uid, &total);
-	json_object_object_add(interactive, "share", admin ? NULL : json_object_new_int64(per_uid));
-	json_object_object_add(interactive, "used",
-	                       json_object_new_int64(admin ? m->budget.interactive_used
-	                                                   : budget_interactive_used(&m->budget, uid, now)));
-	json_object_object_add(interactive, "total", json_object_new_int64(total));
-	json_object_object_add(budget, "interactive", interactive);
-	return budget;
-}
-
-/* status's "queue": the counts of every state, the caller's own unless an
- * administrator asks. The outbox keeps these counts, globally and per uid: no
- * walk over 100,000 records, whoever asks (a non-admin flooding status must
- * cost O(1) each). The oldest queued request is the first queued one in
- * acceptance order. */
-static json_object *status_queue(Manager *m, uid_t uid, bool admin) {
-	json_object *queue = json_object_new_object();
-	Record *oldest;
-
-	for (RequestState s = 0; s < _REQUEST_STATE_MAX; s++)
-		json_object_object_add(queue, request_state_to_string(s),
-		                       json_object_new_int64((int64_t) (admin ? outbox_count_state(m->outbox, s)
-		                                                              : outbox_count_state_uid(m->outbox, uid, s))));
-	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
-	json_object_object_add(queue, "oldest_queued_at", iso_or_null(oldest ? oldest->created_at : 0));
-	return queue;
-}
-
-/* Creates paused by the circuit breaker, and loops whose creates pause
- * (PROTOCOL.md §5.4). */
-static void status_api_pauses(Manager *m, json_object *api) {
-	json_object *paused = NULL, *loops = json_object_new_array();
-
-	if (m->breaker != APIERR_NONE) {
-		paused = json_object_new_object();
-		json_object_object_add(paused, "class", json_object_new_string(apierr_class_to_string(m->breaker)));
-		json_object_object_add(paused, "reason", json_object_new_string(strna(m->breaker_reason)));
-		json_object_object_add(paused, "since", iso_or_null(m->breaker_since));
-		json_object_object_add(paused, "next_probe_at", iso_or_null(m->breaker_probe_at));
-	}
-	json_object_object_add(api, "creates_paused", paused);
-	for (size_t i = 0; i < m->n_loop_pauses; i++) {
-		json_object *l = json_object_new_object();
-
-		json_object_object_add(l, "loop_id", json_object_new_string(m->loop_pauses[i].loop_id));
-		json_object_object_add(l, "reason", json_object_new_string(strna(m->loop_pauses[i].reason)));
-		json_object_object_add(l, "next_probe_at", iso_or_null(m->loop_pauses[i].until));
-		json_object_array_add(loops, l);
-	}
-	json_object_object_add(api, "loops_paused", loops);
-}
-
-/* status's "api": HITL.sh's health as the engine sees it. */
-static json_object *status_api(Manager *m, usec_t now) {
-	json_object *api = json_object_new_object();
-
-	json_object_object_add(api, "base_url", json_object_new_string(m->config->api_base_url));
-	json_object_object_add(api, "reachable", json_object_new_boolean(m->reachable));
-	json_object_object_add(api, "last_ok_at", iso_or_null(m->last_ok_at));
-	json_object_object_add(api, "last_error", m->last_error ? json_object_new_string(m->last_error) : NULL);
-	json_object_object_add(api, "last_error_at", iso_or_null(m->last_error_at));
-	json_object_object_add(api, "last_attempt_at", iso_or_null(m->last_attempt_at));
-	json_object_object_add(api, "consecutive_failures", json_object_new_int64(m->consecutive_failures));
-	json_object_object_add(api, "backoff_until", m->backoff_until > now ? iso_or_null(m->backoff_until) : NULL);
-	status_api_pauses(m, api);
-	json_object_object_add(api, "foreign", accounting_status_json(m));
-	return api;
-}
-
-static json_object *status_key(Manager *m) {
-	json_object *key = json_object_new_object();
-
-	json_object_object_add(key, "loaded", json_object_new_boolean(m->key_state != KEY_MISSING));
-	json_object_object_add(key, "valid",
-	                       m->key_state == KEY_VALID     ? json_object_new_boolean(true)
-	                       : m->key_state == KEY_INVALID ? json_object_new_boolean(false)
-	                                                     : NULL);
-	json_object_object_add(key, "api_key_id", m->api_key_id ? json_object_new_string(m->api_key_id) : NULL);
-	json_object_object_add(key, "error", m->key_error ? json_object_new_string(m->key_error) : NULL);
-	status_key_lifecycle(m, key, now_realtime());
-	return key;
-}
-
-static json_object *status_socket(Manager *m) {
-	json_object *sock = json_object_new_object();
-
-	json_object_object_add(sock, "path", json_object_new_string(m->socket_path));
-	json_object_object_add(sock, "activated", json_object_new_boolean(m->listen_inherited));
-	json_object_object_add(sock, "replaced", json_object_new_boolean(manager_socket_replaced(m)));
-	return sock;
-}
-
-static void method_status(Manager *m, RpcCall *call) {
-	static const char *const known[] = { NULL };
+/* Everything status shows, as the caller may see it now (status_reply.h).
+ * loops has room for m->n_loop_pauses entries. */
+static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loops, StatusFacts *ret) {
 	bool admin = methods_caller_is_admin(m, call);
 	uid_t uid = rpc_call_uid(call);
-	usec_t now = now_realtime();
-	json_object *result;
+	StatusNumbers *n = &ret->num;
+	Record *oldest;
+	unsigned per_uid, total;
+
+	*ret = (StatusFacts) {};
+	n->started_at = (int64_t) m->started_at;
+	n->uptime_s = (int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC);
+
+	budget_tick(&m->budget, now);
+	budget_interactive_shares(&m->budget, &per_uid, &total);
+	n->limit = m->budget.limit;
+	n->remaining = budget_remaining(&m->budget, now);
+	n->used = m->budget.used;
+	n->reset_at = (int64_t) m->budget.window_end;
+	n->paused_until = m->budget.paused_until > now ? (int64_t) m->budget.paused_until : 0;
+	n->from_server = m->budget.from_server;
+	n->interactive_share_null = admin;
+	n->interactive_share = admin ? 0 : per_uid;
+	n->interactive_used = admin ? m->budget.interactive_used : budget_interactive_used(&m->budget, uid, now);
+	n->interactive_total = total;
+
+	/* The outbox keeps these counts, globally and per uid: no walk over
+	 * 100,000 records, whoever asks (a non-admin flooding status must cost
+	 * O(1) each). The oldest queued request is the first queued one in
+	 * acceptance order. */
+	for (RequestState st = 0; st < _REQUEST_STATE_MAX; st++)
+		n->counts[st] = (int64_t) (admin ? outbox_count_state(m->outbox, st)
+		                                 : outbox_count_state_uid(m->outbox, uid, st));
+	oldest = admin ? outbox_oldest_queued(m->outbox) : outbox_oldest_queued_uid(m->outbox, uid);
+	n->oldest_queued_at = oldest ? (int64_t) oldest->created_at : 0;
+
+	n->reachable = m->reachable;
+	n->last_ok_at = (int64_t) m->last_ok_at;
+	n->last_error_at = (int64_t) m->last_error_at;
+	n->last_attempt_at = (int64_t) m->last_attempt_at;
+	n->consecutive_failures = m->consecutive_failures;
+	n->backoff_until = m->backoff_until > now ? (int64_t) m->backoff_until : 0;
+	n->breaker = m->breaker;
+	n->breaker_since = (int64_t) m->breaker_since;
+	n->breaker_probe_at = (int64_t) m->breaker_probe_at;
+	accounting_status_facts(m, n);
+	telemetry_status_facts(m, admin, uid, now, ret);
+	inbox_status_facts(m, ret);
+	sweep_status_facts(m, ret);
+	for (size_t i = 0; i < m->n_loop_pauses; i++)
+		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
+	ret->loops = loops;
+	ret->n_loops = m->n_loop_pauses;
+
+	n->key_loaded = m->key_state != KEY_MISSING;
+	n->key_valid = m->key_state == KEY_VALID ? 1 : m->key_state == KEY_INVALID ? 0 : -1;
+	n->socket_activated = m->listen_inherited;
+	n->socket_replaced = manager_socket_replaced(m);
+	n->paused = m->paused;
+
+	ret->str[STATUS_BASE_URL] = m->config->api_base_url;
+	ret->str[STATUS_LAST_ERROR] = m->last_error;
+	ret->str[STATUS_BREAKER_REASON] = m->breaker_reason;
+	ret->str[STATUS_API_KEY_ID] = m->api_key_id;
+	ret->str[STATUS_KEY_ERROR] = m->key_error;
+	status_key_lifecycle(m, now, ret);
+	ret->str[STATUS_SOCKET_PATH] = m->socket_path;
+}
+
+/* status is what monitoring polls: its text is built once and sent again
+ * while nothing it shows has changed (status_reply.h). */
+static void method_status(Methods *ms, RpcCall *call) {
+	static const char *const known[] = { NULL };
+	Manager *m = ms->manager;
+	_cleanup_(freep) StatusLoop *loops = NULL;
+	StatusFacts facts;
+	json_object *reply;
 
 	if (!params_check_known(call, known))
 		return;
-
-	result = json_object_new_object();
-	json_object_object_add(result, "version", json_object_new_string(HITLD_VERSION));
-	json_object_object_add(result, "started_at", iso_or_null(m->started_at));
-	json_object_object_add(result, "uptime_s", json_object_new_int64((int64_t) (usec_sub(now, m->started_at) / USEC_PER_SEC)));
-	json_object_object_add(result, "budget", status_budget(m, uid, admin, now));
-	json_object_object_add(result, "queue", status_queue(m, uid, admin));
-	json_object_object_add(result, "forecast", telemetry_forecast_json(m, admin, uid, now));
-	json_object_object_add(result, "api", status_api(m, now));
-	json_object_object_add(result, "key", status_key(m));
-	json_object_object_add(result, "socket", status_socket(m));
-	json_object_object_add(result, "paused", json_object_new_boolean(m->paused));
-	json_object_object_add(result, "webhook", inbox_status(m));
-	json_object_object_add(result, "polling", sweep_status(m));
-	rpc_call_reply(call, result);
+	if (m->n_loop_pauses > 0 && !(loops = calloc(m->n_loop_pauses, sizeof *loops)))
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	status_facts(m, call, now_realtime(), loops, &facts);
+	reply = status_reply_object(&ms->status, &facts);
+	if (!reply)
+		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Out of memory.", NULL);
+	rpc_call_reply(call, reply);
 }
 
 /* ------------------------------------------------------------------ watch, admin */
@@ -405,7 +359,7 @@ static void method_loop(Methods *ms, RpcCall *call) {
 
 static const Method methods[] = {
 	{ "hello", false, method_hello, NULL },
-	{ "status", false, method_status, NULL },
+	{ "status", false, NULL, method_status },
 	{ "metrics", false, method_metrics, NULL },
 	{ "request.submit", false, NULL, method_submit },
 	{ "request.get", false, method_get, NULL },
@@ -467,6 +421,7 @@ Methods *methods_free(Methods *ms) {
 	if (!ms)
 		return NULL;
 	remote_free(ms->remote);
+	status_reply_clear(&ms->status);
 	free(ms);
 	return NULL;
 }

@@ -14,6 +14,7 @@
 #include "methods.h"
 #include "remote.h"
 #include "rpc.h"
+#include "status_reply.h"
 
 #define WAIT_DEFAULT_MS 30000
 #define WAIT_MAX_MS 3600000
@@ -21,6 +22,7 @@
 struct Methods {
 	Manager *manager;
 	Remote *remote;           /* loop.*, key.test and their cache */
+	StatusReply status;       /* status's text, kept while nothing it shows changes */
 };
 
 /* methods.c: is the caller an administrator (manager_peer_is_admin)? */

@@ -73,20 +73,15 @@ void sweep_note_poll(Manager *m, const Record *r, RequestState old, usec_t now) 
 		m->poll_miss_at = now;
 }
 
-json_object *sweep_status(Manager *m) {
-	json_object *o = json_object_new_object();
+void sweep_status_facts(Manager *m, StatusFacts *f) {
+	StatusNumbers *n = &f->num;
 	usec_t last = 0;
-	char buf[ISO8601_MAX];
 
-	if (!o)
-		return NULL;
 	(void) inbox_receiving(m, &last);
-	json_object_object_add(o, "mode", json_object_new_string(poll_mode_to_string(m->poll_state.mode)));
-	json_object_object_add(o, "reason", json_object_new_string(poll_reason_to_string(m->poll_state.reason)));
-	json_object_object_add(o, "since",
-	                       m->poll_state.since ? json_object_new_string(format_iso8601(m->poll_state.since, buf)) : NULL);
-	json_object_object_add(o, "sweep_interval_s", json_object_new_int64(m->config->webhook_sweep_interval_s));
-	json_object_object_add(o, "last_callback_at", last ? json_object_new_string(format_iso8601(last, buf)) : NULL);
-	json_object_object_add(o, "poll_reserve", json_object_new_int64(m->budget.config.poll_reserve));
-	return o;
+	f->str[STATUS_POLL_MODE] = poll_mode_to_string(m->poll_state.mode);
+	f->str[STATUS_POLL_REASON] = poll_reason_to_string(m->poll_state.reason);
+	n->poll_since = (int64_t) m->poll_state.since;
+	n->poll_sweep_interval_s = m->config->webhook_sweep_interval_s;
+	n->poll_last_callback_at = (int64_t) last;
+	n->poll_reserve = m->budget.config.poll_reserve;
 }

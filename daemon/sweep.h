@@ -10,10 +10,9 @@
  * fallback polls at once. */
 #pragma once
 
-#include <json-c/json.h>
-
 #include "manager.h"
 #include "plan.h"
+#include "status_reply.h"
 
 void sweep_init(Manager *m, usec_t now);
 /* Before each plan_next(): moves the mode on with the outbox summary. */
@@ -21,6 +20,6 @@ void sweep_update(Manager *m, const PlanSummary *s, usec_t now);
 /* A poll's reply moved r from old to a final state: had hitld's callback
  * URL been given for it, its callback was lost or late. */
 void sweep_note_poll(Manager *m, const Record *r, RequestState old, usec_t now);
-/* status.polling (PROTOCOL.md): mode, reason, since, sweep_interval_s,
- * last_callback_at. */
-json_object *sweep_status(Manager *m);
+/* The facts of status.polling (PROTOCOL.md; status_reply.h): mode, reason,
+ * since, sweep_interval_s, last_callback_at, poll_reserve. */
+void sweep_status_facts(Manager *m, StatusFacts *f);

@@ -51,30 +51,23 @@ void telemetry_forecast(Manager *m, bool all, uid_t uid, usec_t now, TelemetryFo
 	ret->decisions_per_hour = (uint64_t) forecast_decisions_per_hour(&m->budget, now);
 }
 
-static json_object *iso_or_null(usec_t t) {
-	char buf[ISO8601_MAX];
-
-	return t > 0 && t != USEC_INFINITY ? json_object_new_string(format_iso8601(t, buf)) : NULL;
-}
-
-json_object *telemetry_forecast_json(Manager *m, bool all, uid_t uid, usec_t now) {
+void telemetry_status_facts(Manager *m, bool all, uid_t uid, usec_t now, StatusFacts *ret) {
+	StatusNumbers *n = &ret->num;
 	TelemetryForecast f;
-	json_object *o = json_object_new_object();
 
-	if (!o)
-		return NULL;
 	telemetry_forecast(m, all, uid, now, &f);
-	json_object_object_add(o, "backlog", json_object_new_int64((int64_t) f.backlog));
-	json_object_object_add(o, "held", f.held ? json_object_new_string(f.held) : NULL);
-	/* Nothing queued: drained now, no time to name. */
-	json_object_object_add(o, "drain_at", f.drain_known && f.backlog > 0 ? iso_or_null(f.drain.done_at) : NULL);
-	json_object_object_add(o, "drain_seconds",
-	                       f.drain_known && f.drain.duration != USEC_INFINITY
-	                               ? json_object_new_int64((int64_t) (f.drain.duration / USEC_PER_SEC))
-	                               : NULL);
-	json_object_object_add(o, "creates_per_window", json_object_new_int64(f.drain.creates_per_window));
-	json_object_object_add(o, "decisions_per_hour", json_object_new_int64((int64_t) f.decisions_per_hour));
-	return o;
+	n->backlog = (int64_t) f.backlog;
+	ret->str[STATUS_FORECAST_HELD] = f.held;
+	/* Nothing queued: drained now, no time to name. In whole seconds, as
+	 * shown: a time that moves with now must not rebuild status's text on
+	 * every call. */
+	n->drain_at = f.drain_known && f.backlog > 0 && f.drain.done_at != USEC_INFINITY
+	                      ? (int64_t) (f.drain.done_at / USEC_PER_SEC * USEC_PER_SEC)
+	                      : 0;
+	n->drain_seconds_null = !(f.drain_known && f.drain.duration != USEC_INFINITY);
+	n->drain_seconds = n->drain_seconds_null ? 0 : (int64_t) (f.drain.duration / USEC_PER_SEC);
+	n->creates_per_window = f.drain.creates_per_window;
+	n->decisions_per_hour = (int64_t) f.decisions_per_hour;
 }
 
 int telemetry_metrics(Manager *m, bool all, uid_t uid, usec_t now, char **ret_text, size_t *ret_len) {

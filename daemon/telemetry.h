@@ -18,6 +18,7 @@
 
 #include "forecast.h"
 #include "rpc.h"
+#include "status_reply.h"
 #include "timeutil.h"
 
 typedef struct Manager Manager;
@@ -47,8 +48,8 @@ typedef struct TelemetryForecast {
 } TelemetryForecast;
 
 void telemetry_forecast(Manager *m, bool all, uid_t uid, usec_t now, TelemetryForecast *ret);
-/* status's "forecast" object (PROTOCOL.md). */
-json_object *telemetry_forecast_json(Manager *m, bool all, uid_t uid, usec_t now);
+/* The facts of status's "forecast" object (PROTOCOL.md; status_reply.h). */
+void telemetry_status_facts(Manager *m, bool all, uid_t uid, usec_t now, StatusFacts *ret);
 
 /* The Prometheus text: for an admin (all) the whole daemon, else the budget
  * and uid's own requests. *ret_text malloc'd. */
