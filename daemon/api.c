@@ -467,7 +467,9 @@ static int auth_line(ApiClient *c, const char *key, char **ret) {
 	return 0;
 }
 
-int api_set_key(ApiClient *c, const char *key) {
+/* The Authorization line for key into *slot, in locked memory; the old one
+ * wiped. */
+static int set_auth(ApiClient *c, const char *key, char **slot) {
 	char *line;
 	int r;
 
@@ -476,8 +478,16 @@ int api_set_key(ApiClient *c, const char *key) {
 	r = auth_line(c, key, &line);
 	if (r < 0)
 		return r;
-	locked_arena_put(c->secrets, c->auth);
-	c->auth = line;
+	locked_arena_put(c->secrets, *slot);
+	*slot = line;
+	return 0;
+}
+
+int api_set_key(ApiClient *c, const char *key) {
+	int r = set_auth(c, key, c ? &c->auth : NULL);
+
+	if (r < 0)
+		return r;
 	c->key_serial = (c->key_serial + 1) % API_KEY_SERIAL_STANDBY;
 	return 0;
 }
@@ -487,17 +497,7 @@ bool api_has_key(const ApiClient *c) {
 }
 
 int api_set_standby_key(ApiClient *c, const char *key) {
-	char *line;
-	int r;
-
-	if (!c)
-		return -EINVAL;
-	r = auth_line(c, key, &line);
-	if (r < 0)
-		return r;
-	locked_arena_put(c->secrets, c->standby_auth);
-	c->standby_auth = line;
-	return 0;
+	return set_auth(c, key, c ? &c->standby_auth : NULL);
 }
 
 bool api_has_standby_key(const ApiClient *c) {

@@ -68,14 +68,11 @@ typedef enum RecordKind {
 } RecordKind;
 
 typedef struct Record {
+	/* The fields are ordered so the struct packs without holes: an outbox
+	 * holds up to 100,000 of them (bench/REPORT.md, scale). */
 	char id[RECORD_ID_MAX];           /* local id, "r_…" */
-	RecordKind kind;
 	uint64_t seq;                     /* monotonically increasing acceptance order */
 	char *client_ref;                 /* NULL or 1..128 chars */
-	uid_t owner_uid;
-
-	RequestState state;
-	Priority priority;                /* copy of params.priority, for scheduling */
 	char *loop_id;                    /* copy of params.loop_id; a trigger's params.workflow_id */
 
 	/* The HITL.sh create-request body as validated and normalised at submit
@@ -94,13 +91,7 @@ typedef struct Record {
 
 	json_object *response;            /* {data, by, at, time_seconds} or NULL */
 	json_object *result;              /* normalised answer or default, or NULL */
-	ResultSource result_source;
-
-	bool cancel_requested;
-	FeedbackState feedback_state;
 	json_object *feedback;            /* the feedback object to send, or NULL */
-
-	unsigned attempts;                /* remote create attempts so far */
 	json_object *error;               /* {code, message, http_status} or NULL */
 	/* The secret part of the callback URL hitld gave HITL.sh for this
 	 * request (callback.h: 64 lowercase hex digits), or NULL when it gave
@@ -108,12 +99,21 @@ typedef struct Record {
 	 * clients. Stored only when set, so records without one read as before. */
 	char *callback_token;
 
+	RecordKind kind;
+	uid_t owner_uid;
+	RequestState state;
+	Priority priority;                /* copy of params.priority, for scheduling */
+	ResultSource result_source;
+	FeedbackState feedback_state;
+	unsigned attempts;                /* remote create attempts so far */
+	bool cancel_requested;
+
 	/* In memory only, never stored: polling bookkeeping. */
-	uint64_t poll_seen_round;         /* last list round that showed it */
 	bool poll_missing;                /* a full list round did not show it */
 	bool poll_by_id;                  /* nor did its loop's listing: GET it by id */
 	bool log_damaged_after;           /* outbox_open(): a damaged log region after its newest entry
 	                                   * may have held a newer one (see outbox.h) */
+	uint64_t poll_seen_round;         /* last list round that showed it */
 	usec_t reconcile_since;           /* a reconcile looks at remote requests created after this
 	                                   * (less a skew margin); 0 = since created_at */
 	size_t outbox_slot;               /* the outbox's hint where it keeps r (iteration) */
