@@ -104,6 +104,7 @@ static const KeyDef config_keys[] = {
 	KEY("webhook", "public_url", KEY_URL, webhook_public_url, 0, 0),
 	KEY("webhook", "max_connections", KEY_UNSIGNED, webhook_max_connections, 1, 4096),
 	KEY("webhook", "timeout_s", KEY_UNSIGNED, webhook_timeout_s, 1, 300),
+	KEY("webhook", "sweep_interval_s", KEY_UNSIGNED, webhook_sweep_interval_s, 1, 86400),
 };
 
 static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "metrics", "log", "webhook" };
@@ -171,6 +172,7 @@ int config_new_default(Config **ret) {
 		.socket_max_connections = 1024,
 		.webhook_max_connections = 64,
 		.webhook_timeout_s = 10,
+		.webhook_sweep_interval_s = 1800,
 		.socket_max_message_bytes = 1048576,
 		.socket_idle_timeout_s = 300,
 		.socket_max_output_mb_per_uid = 8,

@@ -73,6 +73,7 @@ typedef struct Config {
 	char *webhook_public_url;          /* NULL; the URL HITL.sh posts to (a reverse proxy forwards it) */
 	unsigned webhook_max_connections;  /* 64, 1..4096 */
 	unsigned webhook_timeout_s;        /* 10, 1..300: an idle or slow connection is closed */
+	unsigned webhook_sweep_interval_s; /* 1800, 1..86400: one list call per this while callbacks arrive */
 	/* log */
 	int log_level;                     /* LOG_INFO; "emerg".."debug" in the file */
 } Config;

@@ -10,7 +10,8 @@
  * pauses), reconcile.c (finding out whether a create happened) and
  * keyswitch.c (the key's id and age, the standby key, switching to it) and
  * accounting.c (the usage history's hooks, foreign use of the key), the last
- * four declared here. Which call goes next is decided, pure, in plan.h;
+ * four declared here; inbox.c (HITL.sh's callbacks; inbox.h) and sweep.c
+ * (how polls go while callbacks arrive; sweep.h). Which call goes next is decided, pure, in plan.h;
  * records change state only through record.h's transitions.
  * Internal to the engine: the methods and the rest use manager.h. */
 #pragma once

@@ -154,6 +154,15 @@ int inbox_callback_url(Manager *m, Record *r, char **ret_url) {
 	return callback_url_format(m->config->webhook_public_url, r->id, r->callback_token, ret_url);
 }
 
+bool inbox_receiving(Manager *m, usec_t *ret_last_at) {
+	Inbox *in = m->inbox;
+	const WebhookStats *st = in && in->server ? webhook_server_stats(in->server) : NULL;
+
+	if (ret_last_at)
+		*ret_last_at = st ? st->last_at : 0;
+	return st && m->config->webhook_public_url;
+}
+
 void inbox_status_facts(Manager *m, StatusFacts *f) {
 	Inbox *in = m->inbox;
 	const WebhookStats *st = in && in->server ? webhook_server_stats(in->server) : NULL;

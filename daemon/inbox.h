@@ -30,6 +30,10 @@ Inbox *inbox_free(Inbox *in);
  * first if it has none (the caller stores r before sending the create). */
 int inbox_callback_url(Manager *m, Record *r, char **ret_url);
 
+/* Whether the receiver listens and creates carry its URLs; *ret_last_at
+ * (may be NULL) is the time of its last 2xx answer, 0 for none. */
+bool inbox_receiving(Manager *m, usec_t *ret_last_at);
+
 /* The facts of status.webhook (PROTOCOL.md; status_reply.h): enabled,
  * listen, public_url, received, rejected, last_at, last_rejected_at. */
 void inbox_status_facts(Manager *m, StatusFacts *f);

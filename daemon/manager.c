@@ -25,6 +25,7 @@
 #include "persist.h"
 #include "precedence.h"
 #include "statelock.h"
+#include "sweep.h"
 #include "telemetry.h"
 #include "work.h"
 
@@ -572,6 +573,7 @@ int manager_startup(Manager *m) {
 	k = inbox_new(m, &m->inbox);
 	if (k < 0)
 		return log_error_errno(k, "Failed to set up the webhook listener: %m");
+	sweep_init(m, now_realtime());
 
 	log_started(m);
 	notify_status_now(m);

@@ -169,6 +169,10 @@ struct Manager {
 	usec_t poll_round_started_at;
 	unsigned poll_offset;      /* list paging within one round */
 	unsigned poll_pages;
+	/* While callbacks arrive, polls sweep (sweep.h). */
+	PollState poll_state;
+	usec_t last_poll_at;       /* the last poll call started */
+	usec_t poll_miss_at;       /* a poll last found final a request with hitld's callback URL */
 
 	/* Key and API health. */
 	KeyState key_state;

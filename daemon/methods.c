@@ -12,6 +12,7 @@
 #include "inbox.h"
 #include "methods_internal.h"
 #include "params.h"
+#include "sweep.h"
 #include "telemetry.h"
 
 #define PROTOCOL_VERSION 1
@@ -130,6 +131,7 @@ static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loop
 	accounting_status_facts(m, n);
 	telemetry_status_facts(m, admin, uid, now, ret);
 	inbox_status_facts(m, ret);
+	sweep_status_facts(m, ret);
 	for (size_t i = 0; i < m->n_loop_pauses; i++)
 		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
 	ret->loops = loops;

@@ -11,6 +11,7 @@
 #include "msgid.h"
 #include "outcome.h"
 #include "persist.h"
+#include "sweep.h"
 #include "trigger.h"
 #include "validate.h"
 #include "work.h"
@@ -93,6 +94,15 @@ static int apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
 			            r->id, rr->raw_status);
 	}
 	return manager_record_changed(m, r);
+}
+
+/* A poll's answer: applied, and one it found final that a callback
+ * should have told is noted (sweep.h). */
+static void poll_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
+	RequestState old = r->state;
+
+	(void) apply_remote(m, r, rr);
+	sweep_note_poll(m, r, old, now_realtime());
 }
 
 int manager_apply_remote(Manager *m, Record *r, const RemoteRequest *rr) {
@@ -344,7 +354,7 @@ static bool on_poll_loop_done(Manager *m, const ApiResult *res) {
 			/* Found: no GET needed. Absent ones keep the flag and are
 			 * asked for by id. */
 			r->poll_missing = r->poll_by_id = false;
-			apply_remote(m, r, &rr);
+			poll_apply_remote(m, r, &rr);
 			break;
 		}
 	}
@@ -369,7 +379,7 @@ static void poll_apply(Manager *m, json_object *obj, size_t *ret_matched) {
 			continue;
 		(*ret_matched)++;
 		r->poll_seen_round = m->poll_round;
-		apply_remote(m, r, &rr);
+		poll_apply_remote(m, r, &rr);
 		return;
 	}
 }
@@ -509,7 +519,7 @@ static bool on_poll_get_reply(Manager *m, Record *r, const ApiResult *res, usec_
 		RemoteRequest rr;
 
 		if (apiparse_get_request(res->data, &rr) >= 0)
-			apply_remote(m, r, &rr);
+			poll_apply_remote(m, r, &rr);
 		else
 			ok = false;
 	} else if (r && res->http_status == 404) {

@@ -129,7 +129,14 @@ static bool plan_reconcile(const PlanSummary *s, const PlanInput *in, PlanStep *
 	              rec, ret);
 }
 
+/* Polls sweep only while callbacks arrive and every pending request has
+ * hitld's callback_url (one with its client's own is polled as always). */
+static bool sweeping(const PlanSummary *s, PollMode mode) {
+	return mode == POLL_MODE_SWEEP && s->n_pending_hooked >= s->n_pending;
+}
+
 static bool plan_poll(const PlanSummary *s, const PlanInput *in, PlanStep *ret) {
+	bool sweep = sweeping(s, in->poll_mode);
 	Record *one;
 
 	if (s->n_pending == 0) {
@@ -137,7 +144,22 @@ static bool plan_poll(const PlanSummary *s, const PlanInput *in, PlanStep *ret) 
 		return false;
 	}
 	if (ret->next_poll_at == 0)
-		ret->next_poll_at = in->now + plan_poll_interval(in->budget, in->min_poll_interval, in->now, s->n_queued);
+		/* The first pending request after none: a sweep (or poll) interval from now. */
+		ret->next_poll_at = in->now + (sweep ? in->sweep_interval
+		                                     : plan_poll_interval(in->budget, in->min_poll_interval, in->now,
+		                                                          s->n_queued));
+	else if (sweep) {
+		/* The next round of a sweep goes a sweep interval after the last
+		 * poll, whatever pace the last reply asked for (sooner would
+		 * waste calls; the budget's pace, living on a reserve cut to the
+		 * sweeps, could be later); a round's further pages and the
+		 * requests it did not show go on at once. */
+		if (!in->poll_in_round && !s->missing && in->last_poll_at > 0)
+			ret->next_poll_at = usec_add(in->last_poll_at, in->sweep_interval);
+	}
+	if (sweep)
+		/* Wake when a callback is overdue: plan_poll_mode() then ends the sweep. */
+		ret->wake = min_usec(ret->wake, s->hooked_due_at);
 	if (in->now < ret->next_poll_at) {
 		ret->wake = min_usec(ret->wake, ret->next_poll_at);
 		return false;
@@ -216,4 +238,82 @@ void plan_next(const PlanSummary *s, const PlanInput *in, PlanStep *ret) {
 	 * else needs the call: after it has worked, never on an idle start. */
 	if (in->identify_key && in->key_valid)
 		choose(in, WORK_PROBE, CALL_PROBE, 1, NULL, ret);
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static const char *const poll_mode_names[_POLL_MODE_MAX] = {
+	[POLL_MODE_NORMAL] = "normal",
+	[POLL_MODE_SWEEP] = "sweep",
+};
+
+static const char *const poll_reason_names[_POLL_REASON_MAX] = {
+	[POLL_REASON_NO_RECEIVER] = "no_receiver",
+	[POLL_REASON_NO_CALLBACK] = "no_callback_yet",
+	[POLL_REASON_OVERDUE] = "callback_overdue",
+	[POLL_REASON_SILENT] = "callbacks_silent",
+	[POLL_REASON_CALLBACKS] = "callbacks_arrive",
+};
+
+const char *poll_mode_to_string(PollMode m) {
+	return m >= 0 && m < _POLL_MODE_MAX ? poll_mode_names[m] : NULL;
+}
+
+const char *poll_reason_to_string(PollReason r) {
+	return r >= 0 && r < _POLL_REASON_MAX ? poll_reason_names[r] : NULL;
+}
+
+PollState plan_poll_state_init(bool callbacks_enabled, usec_t now) {
+	return (PollState) {
+		.mode = POLL_MODE_NORMAL,
+		.reason = callbacks_enabled ? POLL_REASON_NO_CALLBACK : POLL_REASON_NO_RECEIVER,
+		.since = now,
+	};
+}
+
+static bool poll_state_set(PollState *state, PollMode mode, PollReason reason, usec_t now) {
+	if (state->mode == mode && state->reason == reason)
+		return false;
+	*state = (PollState) { .mode = mode, .reason = reason, .since = now };
+	return true;
+}
+
+bool plan_poll_mode(const PlanSummary *s, const PollModeInput *in, usec_t now, PollState *state) {
+	bool overdue = s->n_pending_hooked > 0 && now >= s->hooked_due_at;
+
+	if (!in->callbacks_enabled)
+		return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_NO_RECEIVER, now);
+	if (state->mode == POLL_MODE_SWEEP) {
+		if (overdue)
+			return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_OVERDUE, now);
+		/* A poll found final what a callback should have said, and none
+		 * came for two sweep intervals before (the request finished at
+		 * most one interval before the sweep that found it, and one
+		 * more spares a callback merely late): callbacks stopped. One
+		 * lost now and then while others come is what the sweep is for. */
+		if (in->poll_miss_at > state->since &&
+		    usec_add(in->last_callback_at, 2 * in->sweep_interval) < in->poll_miss_at)
+			return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_SILENT, now);
+		return false;
+	}
+	/* Callbacks are trusted again only once one came after polls took over
+	 * and nothing is overdue any more (else the overdue request would
+	 * send polls back and forth). */
+	if (in->last_callback_at > state->since && !overdue)
+		return poll_state_set(state, POLL_MODE_SWEEP, POLL_REASON_CALLBACKS, now);
+	if (state->reason == POLL_REASON_NO_RECEIVER)
+		return poll_state_set(state, POLL_MODE_NORMAL, POLL_REASON_NO_CALLBACK, now);
+	return false;
+}
+
+unsigned plan_poll_reserve(const PlanSummary *s, const PollState *state, unsigned configured, usec_t window,
+                           usec_t sweep_interval) {
+	usec_t sweeps;
+
+	if (!sweeping(s, state->mode) || sweep_interval == 0)
+		return configured;
+	sweeps = (window + sweep_interval - 1) / sweep_interval;
+	if (sweeps < 1)
+		sweeps = 1;
+	return sweeps < configured ? (unsigned) sweeps : configured;
 }

@@ -27,7 +27,15 @@
  *   creates (polls go on); a key whose id is not known yet is asked who it is
  *   (GET /test, once per key) when nothing else is to be done and it has
  *   worked, or in place of its first create when a key hitld switched away
- *   from may be back (identify_first). */
+ *   from may be back (identify_first).
+ *
+ * Callbacks (webhook.*, docs/HITL-API.md §2.11): plan_poll_mode() decides,
+ * before plan_next(), whether polls may drop to a slow sweep because
+ * callbacks arrive, or go at their normal pace because the receiver is off,
+ * no callback came yet, or one seems lost; plan_poll_reserve() is the
+ * budget's poll reserve that goes with it (a sweep needs little, and the
+ * rest goes to creates). A callback may never come: the sweep, one list
+ * call per sweep_interval, finds what it would have said. */
 #pragma once
 
 #include <stdbool.h>
@@ -39,6 +47,10 @@
 #include "timeutil.h"
 
 #define LOCAL_TIMEOUT_MARGIN (60 * USEC_PER_SEC)   /* HITL.sh's minimum timeout */
+
+/* After its HITL.sh deadline, a request whose callback is hitld's expects
+ * the timeout callback within this much; then polls take over. */
+#define CALLBACK_GRACE (30 * USEC_PER_SEC)
 
 typedef enum WorkKind {
 	WORK_NONE,
@@ -87,7 +99,63 @@ typedef struct PlanSummary {
 	size_t n_missing_same_loop; /* how many missing share missing's loop */
 	size_t n_pending;           /* pending with a remote id */
 	usec_t next_local;          /* earliest local event (limits, loop pauses, find retries) */
+	size_t n_pending_hooked;    /* of n_pending, those whose callback_url is hitld's receiver */
+	usec_t hooked_due_at;       /* earliest deadline_at + CALLBACK_GRACE among those (deadline
+	                             * set); USEC_INFINITY if none: the latest a callback is expected */
 } PlanSummary;
+
+/* How polls go: at their normal pace (plan_poll_interval()), or, while
+ * callbacks arrive, a sweep every sweep_interval. */
+typedef enum PollMode {
+	POLL_MODE_NORMAL,
+	POLL_MODE_SWEEP,
+	_POLL_MODE_MAX,
+} PollMode;
+
+typedef enum PollReason {
+	POLL_REASON_NO_RECEIVER,  /* normal: webhook is off */
+	POLL_REASON_NO_CALLBACK,  /* normal: no callback came since hitld started */
+	POLL_REASON_OVERDUE,      /* normal: a request passed its expected answer time with no callback */
+	POLL_REASON_SILENT,       /* normal: a poll found a request final while no callback came for two sweep intervals */
+	POLL_REASON_CALLBACKS,    /* sweep: callbacks arrive */
+	_POLL_REASON_MAX,
+} PollReason;
+
+typedef struct PollState {
+	PollMode mode;
+	PollReason reason;
+	usec_t since;               /* when mode and reason took effect */
+} PollState;
+
+/* What plan_poll_mode() weighs; the manager keeps it (and the receiver's
+ * counters feed it). */
+typedef struct PollModeInput {
+	bool callbacks_enabled;     /* the receiver listens: creates carry a callback_url of hitld's */
+	usec_t sweep_interval;      /* webhook.sweep_interval_s */
+	usec_t last_callback_at;    /* the last callback the receiver applied; 0: none */
+	usec_t poll_miss_at;        /* the last time a poll found final a request whose
+	                             * callback_url is hitld's (a callback lost or late); 0: never */
+} PollModeInput;
+
+const char *poll_mode_to_string(PollMode m);
+const char *poll_reason_to_string(PollReason r);
+
+/* The initial state of a daemon started at now. */
+PollState plan_poll_state_init(bool callbacks_enabled, usec_t now);
+
+/* Moves *state on at now; true if mode or reason changed (the caller says so
+ * once in the journal and status). Sweep from normal: the receiver is on, a
+ * callback came since the state began, and no request is overdue
+ * (s->hooked_due_at). Normal from sweep: the receiver went off; a request is
+ * overdue; or a poll found a request final (in->poll_miss_at, after the
+ * sweep began) while no callback had come for two sweep intervals before it. */
+bool plan_poll_mode(const PlanSummary *s, const PollModeInput *in, usec_t now, PollState *state);
+
+/* The poll reserve (budget.poll_reserve) for this window: configured, or
+ * during a sweep only what the sweeps of one window need (at least 1), so
+ * that the rest goes to creates. */
+unsigned plan_poll_reserve(const PlanSummary *s, const PollState *state, unsigned configured, usec_t window,
+                           usec_t sweep_interval);
 
 typedef struct PlanInput {
 	usec_t now;
@@ -111,6 +179,9 @@ typedef struct PlanInput {
 
 	usec_t next_poll_at;        /* 0: no poll planned */
 	bool poll_in_round;         /* a paged list round is under way */
+	PollMode poll_mode;         /* from plan_poll_mode() */
+	usec_t sweep_interval;      /* webhook.sweep_interval_s */
+	usec_t last_poll_at;        /* when the last poll call started; 0: none */
 
 	unsigned skip;              /* 1 << WorkKind: failed to start this turn */
 } PlanInput;

@@ -179,6 +179,22 @@ static json_object *webhook_json(const StatusFacts *f) {
 	return o;
 }
 
+/* How polls go while callbacks arrive or not (PROTOCOL.md §5.2, sweep.h). */
+static json_object *polling_json(const StatusFacts *f) {
+	const StatusNumbers *n = &f->num;
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "mode", string_or_null(f->str[STATUS_POLL_MODE]));
+	json_object_object_add(o, "reason", string_or_null(f->str[STATUS_POLL_REASON]));
+	json_object_object_add(o, "since", time_or_null(n->poll_since));
+	json_object_object_add(o, "sweep_interval_s", int64(n->poll_sweep_interval_s));
+	json_object_object_add(o, "last_callback_at", time_or_null(n->poll_last_callback_at));
+	json_object_object_add(o, "poll_reserve", int64(n->poll_reserve));
+	return o;
+}
+
 json_object *status_reply_json(const StatusFacts *f) {
 	_cleanup_(json_object_putp) json_object *result = NULL;
 	json_object *parts[6];
@@ -209,6 +225,10 @@ json_object *status_reply_json(const StatusFacts *f) {
 	if (!parts[0])
 		return NULL;
 	json_object_object_add(result, "webhook", parts[0]);
+	parts[0] = polling_json(f);
+	if (!parts[0])
+		return NULL;
+	json_object_object_add(result, "polling", parts[0]);
 	return TAKE_PTR(result);
 }
 

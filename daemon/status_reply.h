@@ -40,6 +40,8 @@ typedef enum StatusString {
 	STATUS_FORECAST_HELD,      /* forecast.held: why creates are held */
 	STATUS_WEBHOOK_LISTEN,     /* webhook.listen, webhook.public_url (inbox_status_facts()) */
 	STATUS_WEBHOOK_PUBLIC_URL,
+	STATUS_POLL_MODE,          /* polling.mode, polling.reason (sweep_status_facts()) */
+	STATUS_POLL_REASON,
 	_STATUS_STRING_MAX,
 } StatusString;
 
@@ -86,6 +88,9 @@ typedef struct StatusNumbers {
 	/* webhook (inbox_status_facts()) */
 	int64_t webhook_enabled, webhook_activated, webhook_received, webhook_rejected;
 	int64_t webhook_last_at, webhook_last_rejected_at;   /* 0: null */
+	/* polling (sweep_status_facts()) */
+	int64_t poll_since, poll_last_callback_at;            /* 0: null */
+	int64_t poll_sweep_interval_s, poll_reserve;
 } StatusNumbers;
 
 /* One loop whose creates pause (api.loops_paused[]). */

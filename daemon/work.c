@@ -11,6 +11,7 @@
 #include "log.h"
 #include "msgid.h"
 #include "outcome.h"
+#include "sweep.h"
 #include "trigger.h"
 #include "validate.h"
 #include "work.h"
@@ -125,7 +126,7 @@ static void work_scan_free(WorkScan *w) {
  * left out, as it would be if it had ended. */
 static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 	PlanLimits limits = plan_limits(m);
-	WorkScan w = { .s.next_local = USEC_INFINITY };
+	WorkScan w = { .s.next_local = USEC_INFINITY, .s.hooked_due_at = USEC_INFINITY };
 	PlanSummary *s = &w.s;
 	size_t cap = outbox_count_state(m->outbox, REQUEST_QUEUED), n_queued = 0;
 
@@ -163,6 +164,12 @@ static int work_scan(Manager *m, usec_t now, WorkScan *ret) {
 				break;
 			}
 			s->n_pending++;
+			if (r->callback_token) {
+				/* hitld's callback URL: its deadline is when a callback is due at the latest. */
+				s->n_pending_hooked++;
+				if (r->deadline_at > 0)
+					s->hooked_due_at = min_usec(s->hooked_due_at, usec_add(r->deadline_at, CALLBACK_GRACE));
+			}
 			if (!s->pending_one)
 				s->pending_one = r;
 			if (r->poll_missing && !s->missing)
@@ -224,6 +231,9 @@ static PlanInput plan_input(Manager *m, usec_t now) {
 		.rec_has_candidate = m->rec_next_candidate < m->n_rec_candidates,
 		.next_poll_at = m->next_poll_at,
 		.poll_in_round = m->poll_in_round,
+		.poll_mode = m->poll_state.mode,
+		.sweep_interval = (usec_t) m->config->webhook_sweep_interval_s * USEC_PER_SEC,
+		.last_poll_at = m->last_poll_at,
 	};
 }
 
@@ -243,6 +253,7 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		return 0;
 	}
 	budget_tick(&m->budget, now);
+	sweep_update(m, &w.s, now);
 	if (!m->work_call && m->key_state != KEY_MISSING && !m->paused)
 		note_budget_spent(m, now, w.s.n_queued + w.s.n_pending);
 	telemetry_observe(m->telemetry, now);
@@ -264,8 +275,11 @@ static int on_work_timer(sd_event_source *source, uint64_t usec, void *userdata)
 			break;
 		if (step.target)
 			snprintf(m->work_record, sizeof m->work_record, "%s", step.target->id);
-		if (work_start(m, step.kind, step.call_kind) >= 0)
+		if (work_start(m, step.kind, step.call_kind) >= 0) {
+			if (step.call_kind == CALL_POLL)
+				m->last_poll_at = now;
 			break;
+		}
 		/* It could not start (the record could not be marked "submitting"
 		 * on a full disk, say): the next in order may go now, this one is
 		 * tried again soon, not only at the next kick. */

@@ -5,7 +5,8 @@ workflows trigger, envelope, validation wordings, ranges, unknown fields,
 rate limiting, lifecycle, callbacks), with switchable drifts for what the real
 service may show (alternative status words and shapes, inactive key as 401 or
 403, a spent monthly quota, retired loop endpoints), plus private control
-endpoints under /_emu/ (keys, reviewers, workflows, clock, faults, drift, stats).
+endpoints under /_emu/ (keys, reviewers, workflows, clock, faults, drift,
+callbacks, stats).
 
 Python 3.11 standard library only. See tests/emulator/README.md for the CLI and
 every control endpoint.
@@ -77,6 +78,7 @@ DRIFT_DEFAULTS = {"status_words": "standard", "status_shape": "nested", "key_ina
 DRIFT_CHOICES = {"status_words": ("standard", "alt"), "status_shape": ("nested", "flat"),
                  "key_inactive": (None, 401, 403), "quota_exhausted": (False, True),
                  "loop_endpoints": (None, 404, 410, 301)}
+CALLBACK_SWITCHES = ("drop", "duplicate", "seed", "retry_408_429")
 QUOTA_MSG = "Monthly response limit reached"
 MIGRATION_URL = "https://docs.hitl.sh/guides/migration"
 
@@ -673,6 +675,8 @@ class Emulator:
             self.email_seq = 0
             self.autoreview = {"enabled": False}
             self.drift = dict(self.cfg.drift)
+            self.cb_control = dict(self.cfg.callbacks)
+            self.cb_rng = random.Random(self.cb_control["seed"])
             self.workflows = {}
             if self.cfg.auto_review is not None:
                 self.autoreview = {"enabled": True, "delay_s": float(self.cfg.auto_review), "jitter_s": 0.0,
@@ -704,7 +708,8 @@ class Emulator:
         self.faults_injected = 0
         self.auto_reviewed = 0
         self.auto_review_skipped = 0
-        self.cb = {"sent": 0, "failed": 0, "skipped_non_loopback": 0, "attempts": 0, "deliveries": []}
+        self.cb = {"sent": 0, "failed": 0, "skipped_non_loopback": 0, "attempts": 0, "delivered": 0, "dropped": 0,
+                   "duplicated": 0, "retried": 0, "deliveries": []}
         for k in getattr(self, "keys", {}).values():
             k.reset_counters()
         for wf in getattr(self, "workflows", {}).values():
@@ -910,22 +915,55 @@ class Emulator:
     # ---- callbacks (section 6)
 
     def queue_callback(self, r):
+        """Called under self.lock when r is final. The drop and duplicate
+        switches draw from their own seeded generator, twice per callback
+        whatever the switches say, so that one seed gives one sequence."""
         url = r["callback_url"]
         body = {"event": "request." + r["status"], "request_id": r["id"], "loop_id": r["loop_id"],
                 "status": r["status"], "response_data": r["response_data"],
                 "response_by": self.user_brief(r["response_by"]), "response_at": iso(r["response_at"]),
                 "response_time_seconds": r["response_time_seconds"], "created_at": iso(r["created_at"])}
-        rec = {"request_id": r["id"], "event": body["event"], "url": url, "attempts": 0,
-               "result": "in_progress", "last_status": None, "last_error": None}
-        self.cb["deliveries"].append(rec)
-        del self.cb["deliveries"][:-MAX_DELIVERY_LOG]
+        drop = self.cb_rng.random() < self.cb_control["drop"]
+        dup = self.cb_rng.random() < self.cb_control["duplicate"]
+        rec = self.delivery_record(r["id"], body["event"], url)
         if not is_loopback_host(urllib.parse.urlsplit(url).hostname):
             rec["result"] = "skipped_non_loopback"
             self.cb["skipped_non_loopback"] += 1
             return
-        threading.Thread(target=self.deliver, args=(url, dumps(body), rec), daemon=True).start()
+        if drop:
+            rec["result"] = "dropped"
+            self.cb["dropped"] += 1
+            return
+        threading.Thread(target=self.deliver, args=(url, dumps(body), rec, dup), daemon=True).start()
 
-    def deliver(self, url, raw, rec):
+    def delivery_record(self, request_id, event, url, duplicate=False):
+        rec = {"request_id": request_id, "event": event, "url": url, "attempts": 0, "result": "in_progress",
+               "last_status": None, "last_error": None, "duplicate": duplicate}
+        self.cb["deliveries"].append(rec)
+        del self.cb["deliveries"][:-MAX_DELIVERY_LOG]
+        return rec
+
+    def retry_delays(self):
+        """docs/HITL-API.md "Callbacks": up to 3 attempts, 1 s then 2 s
+        apart, on the emulator's time scale (the window stands for an hour)."""
+        scale = self.cfg.window / 3600.0
+        return [1.0 * scale, 2.0 * scale]
+
+    def retryable(self, status):
+        if status is None or status >= 500:
+            return True       # a network error or timeout, or 5xx
+        return self.cb_control["retry_408_429"] and status in (408, 429)
+
+    def deliver(self, url, raw, rec, duplicate):
+        if self.deliver_once(url, raw, rec) and duplicate:
+            # Delivered, and delivered again: as if the 2xx had been lost
+            # on its way back to HITL.sh.
+            with self.lock:
+                self.cb["duplicated"] += 1
+                rec2 = self.delivery_record(rec["request_id"], rec["event"], url, duplicate=True)
+            self.deliver_once(url, raw, rec2)
+
+    def deliver_once(self, url, raw, rec):
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *a, **kw):
                 return None
@@ -938,8 +976,9 @@ class Emulator:
         if self.cfg.callback_secret:
             sig = hmac.new(self.cfg.callback_secret.encode(), raw, hashlib.sha256).hexdigest()
             headers["X-HITL-Signature-256"] = "sha256=" + sig
+        delays = self.retry_delays()
         result = "failed"
-        for attempt in range(1, 4):
+        for attempt in range(1, len(delays) + 2):
             status, err = None, None
             try:
                 req = urllib.request.Request(url, data=raw, headers=headers, method="POST")
@@ -955,16 +994,20 @@ class Emulator:
                 rec["last_status"] = status
                 rec["last_error"] = err
                 self.cb["attempts"] += 1
+                if attempt > 1:
+                    self.cb["retried"] += 1
             if status is not None and 200 <= status < 300:
                 result = "sent"
                 break
-            if status is not None and status < 500:
+            if not self.retryable(status) or attempt > len(delays):
                 break
-            if attempt < 3:
-                time.sleep(attempt)
+            time.sleep(delays[attempt - 1])
         with self.lock:
             rec["result"] = result
             self.cb[result] += 1
+            if result == "sent" and not rec["duplicate"]:
+                self.cb["delivered"] += 1
+        return result == "sent"
 
     # ---- faults
 
@@ -1861,6 +1904,36 @@ class Emulator:
         self.drift = new
         return 200, dict(self.drift)
 
+    def c_callbacks_get(self, obj, q, now):
+        return 200, self.callbacks_obj()
+
+    def callbacks_obj(self):
+        out = dict(self.cb_control)
+        out.update({k: self.cb[k] for k in ("sent", "failed", "skipped_non_loopback", "attempts", "delivered",
+                                             "dropped", "duplicated", "retried")})
+        out["retry_delays_s"] = self.retry_delays()
+        return out
+
+    def c_callbacks(self, obj, q, now):
+        new = dict(self.cb_control)
+        for k, v in obj.items():
+            if k not in CALLBACK_SWITCHES:
+                raise CtlError(400, "unknown callbacks switch %s (known: %s)" % (k, ", ".join(sorted(CALLBACK_SWITCHES))))
+            if k in ("drop", "duplicate"):
+                if not is_num(v) or not 0 <= v <= 1:
+                    raise CtlError(400, "%s must be a number from 0 to 1" % k)
+                v = float(v)
+            elif k == "seed":
+                if not is_int(v):
+                    raise CtlError(400, "seed must be an integer")
+            elif not isinstance(v, bool):
+                raise CtlError(400, "%s must be true or false" % k)
+            new[k] = v
+        if "seed" in obj:
+            self.cb_rng = random.Random(new["seed"])
+        self.cb_control = new
+        return 200, self.callbacks_obj()
+
     def workflow_obj(self, wf):
         return {"id": wf["id"], "name": wf["name"], "user_id": wf["user_id"], "triggers": wf["triggers"],
                 "executions": list(wf["executions"])}
@@ -1973,7 +2046,9 @@ class Emulator:
             "auto_review_skipped": self.auto_review_skipped,
             "callbacks": {"sent": self.cb["sent"], "failed": self.cb["failed"],
                           "skipped_non_loopback": self.cb["skipped_non_loopback"],
-                          "attempts": self.cb["attempts"], "deliveries": list(self.cb["deliveries"])}}
+                          "attempts": self.cb["attempts"], "delivered": self.cb["delivered"],
+                          "dropped": self.cb["dropped"], "duplicated": self.cb["duplicated"],
+                          "retried": self.cb["retried"], "deliveries": [dict(d) for d in self.cb["deliveries"]]}}
 
     def c_stats_reset(self, obj, q, now):
         self.reset_stats()
@@ -2086,6 +2161,7 @@ CONTROL_ROUTES = [
     (r"/_emu/stats/reset", {"POST": Emulator.c_stats_reset}),
     (r"/_emu/reset", {"POST": Emulator.c_reset}),
     (r"/_emu/drift", {"GET": Emulator.c_drift_get, "POST": Emulator.c_drift}),
+    (r"/_emu/callbacks", {"GET": Emulator.c_callbacks_get, "POST": Emulator.c_callbacks}),
     (r"/_emu/workflows", {"GET": Emulator.c_workflows, "POST": Emulator.c_add_workflow}),
 ]
 CONTROL_ROUTES = [(re.compile("^" + rx + "/?$"), m) for rx, m in CONTROL_ROUTES]
@@ -2300,6 +2376,10 @@ def parse_args(argv):
     ap.add_argument("--clock-offset", type=float, default=0.0)
     ap.add_argument("--auto-review", type=float, default=None, metavar="DELAY")
     ap.add_argument("--callback-secret", default=None)
+    ap.add_argument("--callback-drop", type=float, default=0.0, metavar="FRACTION")
+    ap.add_argument("--callback-duplicate", type=float, default=0.0, metavar="FRACTION")
+    ap.add_argument("--callback-seed", type=int, default=0)
+    ap.add_argument("--callback-retry-408-429", action="store_true")
     ap.add_argument("--drift-status-words", choices=["standard", "alt"], default="standard")
     ap.add_argument("--drift-status-shape", choices=["nested", "flat"], default="nested")
     ap.add_argument("--drift-key-inactive", type=int, choices=[401, 403], default=None)
@@ -2323,11 +2403,16 @@ def parse_args(argv):
             ap.error("--key must be non-empty without whitespace")
     if len(set(args.keys)) != len(args.keys):
         ap.error("duplicate --key")
+    for name in ("callback_drop", "callback_duplicate"):
+        if not 0 <= getattr(args, name) <= 1:
+            ap.error("--%s must be from 0 to 1" % name.replace("_", "-"))
     if args.loop_member and not args.keys:
         ap.error("--loop-member needs a --key")
     args.drift = {"status_words": args.drift_status_words, "status_shape": args.drift_status_shape,
                   "key_inactive": args.drift_key_inactive, "quota_exhausted": args.drift_quota_exhausted,
                   "loop_endpoints": args.drift_loop_endpoints}
+    args.callbacks = {"drop": args.callback_drop, "duplicate": args.callback_duplicate, "seed": args.callback_seed,
+                      "retry_408_429": args.callback_retry_408_429}
     return args
 
 

@@ -1510,6 +1510,8 @@ class CallbackReceiver:
                     code = 500 if outer.flaky_seen == 1 else 200
                 elif self.path == "/bad":
                     code = 400
+                elif self.path.startswith("/code/"):
+                    code = int(self.path[len("/code/"):])
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -1800,6 +1802,166 @@ class TestPlainEncodingAndFlags(EmuCase):
         self.assertEqual(p["request"]["priority"], "critical")
         self.ok(self.api("POST", "/v1/api/requests/%s/cancel" % rid, {}), 200, "Request cancelled successfully")
         self.assertEqual(self.get_req(rid)["status"], "cancelled")
+
+
+class TestCallbackDelivery(EmuCase):
+    """Delivery as docs/HITL-API.md "Callbacks" states it: retries on 5xx and
+    network errors, none on 4xx (408/429 only under a switch), and the
+    /_emu/callbacks switches that lose and repeat callbacks."""
+
+    def setUp(self):
+        super().setUp()
+        self.rx = CallbackReceiver()
+        self.addCleanup(self.rx.close)
+
+    def switches(self, **kw):
+        r = self.ctl("POST", "/_emu/callbacks", kw)
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def settled(self, n, timeout=20):
+        """The callbacks counters once n deliveries (originals and repeats)
+        have ended, and none is in progress."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cb = self.stats()["callbacks"]
+            done = [d for d in cb["deliveries"] if d["result"] != "in_progress"]
+            if len(done) >= n and len(done) == len(cb["deliveries"]):
+                return cb
+            time.sleep(0.05)
+        self.fail("callbacks never settled at %d: %r" % (n, self.stats()["callbacks"]))
+
+    def stats(self):
+        r = self.ctl("GET", "/_emu/stats?calls=0")
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def finish_many(self, n, path):
+        ids = [self.create(callback_url=self.rx.url(path), request_text="Approve %d?" % i) for i in range(n)]
+        for rid in ids:
+            self.respond(rid, "Approve")
+        return ids
+
+    def test_5xx_retried_three_attempts_then_failed(self):
+        a = self.finish_many(1, "/code/503")[0]
+        cb = self.settled(1)
+        d = cb["deliveries"][0]
+        self.assertEqual((d["request_id"], d["attempts"], d["result"], d["last_status"]), (a, 3, "failed", 503))
+        self.assertEqual((cb["attempts"], cb["retried"], cb["failed"], cb["delivered"]), (3, 2, 1, 0))
+        t = [tm for path, tm in self.rx.times if path == "/code/503"]
+        self.assertEqual(len(t), 3)
+        self.assertGreaterEqual(t[2] - t[1], 1.9)          # 2 s before the third attempt (window 3600)
+
+    def test_network_error_retried(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()                                           # nothing listens there now
+        rid = self.create(callback_url="http://127.0.0.1:%d/cb" % port)
+        self.respond(rid, "Approve")
+        cb = self.settled(1)
+        d = cb["deliveries"][0]
+        self.assertEqual((d["attempts"], d["result"], d["last_status"]), (3, "failed", None))
+        self.assertTrue(d["last_error"])
+        self.assertEqual(cb["retried"], 2)
+
+    def test_4xx_not_retried_408_429_only_under_switch(self):
+        self.finish_many(1, "/code/404")
+        self.finish_many(1, "/code/408")
+        self.finish_many(1, "/code/429")
+        cb = self.settled(3)
+        self.assertEqual(sorted((d["last_status"], d["attempts"]) for d in cb["deliveries"]),
+                         [(404, 1), (408, 1), (429, 1)])
+        self.assertEqual(cb["retried"], 0)
+        self.assertIs(self.switches(retry_408_429=True)["retry_408_429"], True)
+        self.ctl("POST", "/_emu/stats/reset")
+        self.finish_many(1, "/code/404")
+        self.finish_many(1, "/code/408")
+        self.finish_many(1, "/code/429")
+        cb = self.settled(3)
+        self.assertEqual(sorted((d["last_status"], d["attempts"]) for d in cb["deliveries"]),
+                         [(404, 1), (408, 3), (429, 3)])
+        self.assertEqual((cb["retried"], cb["failed"]), (4, 3))
+
+    def dropped_pattern(self, n):
+        ids = self.finish_many(n, "/ok")
+        cb = self.settled(n)
+        by = {d["request_id"]: d["result"] for d in cb["deliveries"]}
+        return [by[i] for i in ids], cb
+
+    def test_drop_is_a_seeded_fraction(self):
+        self.assertEqual(self.switches(drop=0.5, seed=7)["drop"], 0.5)
+        first, cb = self.dropped_pattern(30)
+        dropped = first.count("dropped")
+        self.assertEqual(first.count("sent") + dropped, 30)
+        self.assertTrue(3 <= dropped <= 27, first)
+        self.assertEqual((cb["dropped"], cb["delivered"], cb["sent"]), (dropped, 30 - dropped, 30 - dropped))
+        got = self.rx.wait(30 - dropped)
+        self.assertEqual(len(got), 30 - dropped)
+        time.sleep(0.2)
+        self.assertEqual(len(self.rx.events), 30 - dropped)   # the dropped ones never come
+        # The same seed loses the same callbacks of the same sequence.
+        self.ctl("POST", "/_emu/reset")
+        self.switches(drop=0.5, seed=7)
+        again, _ = self.dropped_pattern(30)
+        self.assertEqual(again, first)
+
+    def test_duplicate_delivers_twice(self):
+        self.switches(duplicate=1.0)
+        ids = self.finish_many(3, "/ok")
+        cb = self.settled(6)
+        self.assertEqual((cb["delivered"], cb["duplicated"], cb["sent"], cb["dropped"]), (3, 3, 6, 0))
+        self.assertEqual(sorted(d["duplicate"] for d in cb["deliveries"]), [False] * 3 + [True] * 3)
+        ev = self.rx.wait(6)
+        bodies = [e[1] for e in ev]
+        for rid in ids:
+            two = [b for b in bodies if b["request_id"] == rid]
+            self.assertEqual(len(two), 2)
+            self.assertEqual(two[0], two[1])
+
+    def test_duplicate_only_after_a_delivery(self):
+        self.switches(duplicate=1.0)
+        self.finish_many(1, "/code/400")
+        cb = self.settled(1)
+        time.sleep(0.2)
+        cb = self.stats()["callbacks"]
+        self.assertEqual((len(cb["deliveries"]), cb["duplicated"], cb["failed"]), (1, 0, 1))
+
+    def test_switch_validation(self):
+        for body, msg in (({"lose": 1}, "unknown callbacks switch lose"),
+                          ({"drop": 1.5}, "drop must be a number from 0 to 1"),
+                          ({"duplicate": "x"}, "duplicate must be a number from 0 to 1"),
+                          ({"seed": 1.5}, "seed must be an integer"),
+                          ({"retry_408_429": 1}, "retry_408_429 must be true or false")):
+            r = self.ctl("POST", "/_emu/callbacks", body)
+            self.assertEqual(r.status, 400, r)
+            self.assertTrue(r.json["msg"].startswith(msg), r.json)
+        g = self.ctl("GET", "/_emu/callbacks").json
+        self.assertEqual((g["drop"], g["duplicate"], g["seed"], g["retry_408_429"]), (0.0, 0.0, 0, False))
+        self.assertEqual(g["retry_delays_s"], [1.0, 2.0])
+
+
+class TestCallbackScaledWindow(EmuCase):
+    """A 36-s window stands for an hour: the retries come 100 times sooner,
+    and the CLI switches are what /_emu/reset returns to."""
+    ARGS = ("--window", "36", "--callback-drop", "0.25", "--callback-seed", "3")
+    ALIGN = False
+
+    def test_scaled_retries_and_cli_switches(self):
+        rx = CallbackReceiver()
+        self.addCleanup(rx.close)
+        self.ctl("POST", "/_emu/callbacks", {"drop": 0})
+        g = self.ctl("GET", "/_emu/callbacks").json
+        self.assertEqual(g["retry_delays_s"], [0.01, 0.02])
+        rid = self.create(callback_url=rx.url("/code/500"))
+        self.respond(rid, "Approve")
+        deadline = time.monotonic() + 10
+        while len(rx.events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(rx.events), 3)
+        self.ctl("POST", "/_emu/reset")
+        g = self.ctl("GET", "/_emu/callbacks").json
+        self.assertEqual((g["drop"], g["seed"]), (0.25, 3))
 
 
 class TestProcess(unittest.TestCase):

@@ -675,7 +675,7 @@ class Admin(CtlTestCase):
         self.assertRegex(human, r"resets \d\d:\d\d:\d\d \(in ")
         got = self.ctl_json("status")
         self.assertEqual(set(got), {"version", "started_at", "uptime_s", "budget", "queue", "forecast", "api", "key",
-                                    "socket", "paused", "webhook"})
+                                    "socket", "paused", "webhook", "polling"})
         self.assertEqual(got["budget"]["limit"], 100)
 
     def test_pause_resume_reload_key_test(self):

@@ -323,6 +323,18 @@ static void test_config_webhook_is_off_by_default_and_reads_back(void **state) {
 	assert_int_equal(again->webhook_max_connections, 4096);
 }
 
+static void test_config_webhook_sweep_interval(void **state) {
+	_cleanup_(config_freep) Config *d = load_ok(""), *c = NULL, *again = NULL;
+
+	assert_int_equal(d->webhook_sweep_interval_s, 1800);
+	c = load_ok("webhook = {\n  sweep_interval_s = 10;\n};\n");
+	assert_int_equal(c->webhook_sweep_interval_s, 10);
+	again = dump_and_reload(c);
+	assert_int_equal(again->webhook_sweep_interval_s, 10);
+	expect_error("webhook = {\n  sweep_interval_s = 0;\n};\n", 2, "webhook.sweep_interval_s", "");
+	expect_error("webhook = {\n  sweep_interval_s = 86401;\n};\n", 2, "webhook.sweep_interval_s", "");
+}
+
 static void test_config_webhook_bad_values(void **state) {
 	expect_error("webhook = {\n  listen = \"localhost:8089\";\n  public_url = \"https://x.example/h\";\n};\n", 2,
 	             "webhook.listen", "numeric address and port");
@@ -916,6 +928,7 @@ int main(void) {
 		cmocka_unit_test(test_config_hex_integer_is_accepted),
 		cmocka_unit_test(test_config_webhook_is_off_by_default_and_reads_back),
 		cmocka_unit_test(test_config_webhook_bad_values),
+		cmocka_unit_test(test_config_webhook_sweep_interval),
 		cmocka_unit_test(test_config_unknown_key_names_file_line_and_key),
 		cmocka_unit_test(test_config_unknown_group_names_file_line_and_group),
 		cmocka_unit_test(test_config_unknown_top_level_scalar_is_an_unknown_group),

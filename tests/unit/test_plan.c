@@ -543,6 +543,241 @@ static void test_plan_small_backlog_goes_at_once_and_polls_follow(void **state) 
 	assert_true(t.polls <= 600 / 30 + 1);
 }
 
+/* ------------------------------------------------------------------ callbacks: sweep and fallback */
+
+static void test_plan_poll_mode_sweep_while_callbacks_arrive(void **state) {
+	PlanSummary s = { .next_local = USEC_INFINITY, .hooked_due_at = USEC_INFINITY };
+	PollModeInput in = { .callbacks_enabled = true, .sweep_interval = S(900) };
+	PollState st;
+
+	st = plan_poll_state_init(false, T0);
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	assert_int_equal(st.reason, POLL_REASON_NO_RECEIVER);
+	st = plan_poll_state_init(true, T0);
+	assert_int_equal(st.reason, POLL_REASON_NO_CALLBACK);
+
+	/* The receiver is on, but no callback came yet: polls as always. */
+	assert_false(plan_poll_mode(&s, &in, T0 + S(60), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	/* One comes: the sweep, once. */
+	in.last_callback_at = T0 + S(61);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(62), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+	assert_int_equal(st.reason, POLL_REASON_CALLBACKS);
+	assert_true(st.since == T0 + S(62));
+	assert_false(plan_poll_mode(&s, &in, T0 + S(63), &st));
+	/* More callbacks, no news. */
+	in.last_callback_at = T0 + S(500);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(600), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+
+	/* The receiver goes off: normal polling. */
+	in.callbacks_enabled = false;
+	assert_true(plan_poll_mode(&s, &in, T0 + S(700), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	assert_int_equal(st.reason, POLL_REASON_NO_RECEIVER);
+	/* Back on: a callback older than that does not count. */
+	in.callbacks_enabled = true;
+	assert_true(plan_poll_mode(&s, &in, T0 + S(701), &st));
+	assert_int_equal(st.reason, POLL_REASON_NO_CALLBACK);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(702), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	in.last_callback_at = T0 + S(710);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(711), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+}
+
+static void test_plan_poll_mode_overdue_falls_back(void **state) {
+	PlanSummary s = { .next_local = USEC_INFINITY, .n_pending = 2, .n_pending_hooked = 2,
+	                  .hooked_due_at = T0 + S(1000) };
+	PollModeInput in = { .callbacks_enabled = true, .sweep_interval = S(900), .last_callback_at = T0 + S(1) };
+	PollState st = plan_poll_state_init(true, T0);
+
+	assert_true(plan_poll_mode(&s, &in, T0 + S(2), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+	/* Before its expected answer time, a request without a callback is fine. */
+	in.last_callback_at = T0 + S(900);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(999), &st));
+	/* Past it with no callback (even while others come): normal polling. */
+	assert_true(plan_poll_mode(&s, &in, T0 + S(1000), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	assert_int_equal(st.reason, POLL_REASON_OVERDUE);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1001), &st));
+	/* Other callbacks come, but the overdue one is still pending: no flapping. */
+	in.last_callback_at = T0 + S(1010);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1020), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	/* A poll found it: callbacks that came meanwhile bring the sweep back. */
+	s.n_pending_hooked = s.n_pending = 1;
+	s.hooked_due_at = T0 + S(5000);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(1030), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+	/* Overdue, but only among records without hitld's callback: not ours to judge. */
+	s.n_pending_hooked = 0;
+	s.hooked_due_at = T0;
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1040), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+}
+
+static void test_plan_poll_mode_silent_callbacks_fall_back(void **state) {
+	PlanSummary s = { .next_local = USEC_INFINITY, .n_pending = 3, .n_pending_hooked = 3,
+	                  .hooked_due_at = USEC_INFINITY };
+	PollModeInput in = { .callbacks_enabled = true, .sweep_interval = S(900), .last_callback_at = T0 + S(10) };
+	PollState st = plan_poll_state_init(true, T0);
+
+	/* A poll miss from before the sweep began does not end it. */
+	in.poll_miss_at = T0 + S(5);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(20), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(30), &st));
+	/* The sweep finds a request final whose callback never came, while
+	 * others came within the interval: one lost callback, the sweep's job. */
+	in.last_callback_at = T0 + S(800);
+	in.poll_miss_at = T0 + S(920);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(921), &st));
+	assert_int_equal(st.mode, POLL_MODE_SWEEP);
+	/* A later sweep finds more final while the last callback is one sweep
+	 * interval old: perhaps merely late, the sweep goes on. */
+	in.poll_miss_at = T0 + S(1700);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1701), &st));
+	/* No callback for two sweep intervals: callbacks stopped. */
+	in.poll_miss_at = T0 + S(2620);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(2621), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	assert_int_equal(st.reason, POLL_REASON_SILENT);
+	/* Polls keep finding answers, no callback: stays normal. */
+	in.poll_miss_at = T0 + S(2700);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(2701), &st));
+	assert_int_equal(st.mode, POLL_MODE_NORMAL);
+	/* One callback at T0, then none: silent two intervals later, not before. */
+	in = (PollModeInput) { .callbacks_enabled = true, .sweep_interval = S(900), .last_callback_at = T0 };
+	st = (PollState) { .mode = POLL_MODE_SWEEP, .reason = POLL_REASON_CALLBACKS, .since = T0 };
+	in.poll_miss_at = T0 + S(1800);
+	assert_false(plan_poll_mode(&s, &in, T0 + S(1801), &st));
+	in.poll_miss_at = T0 + S(1801);
+	assert_true(plan_poll_mode(&s, &in, T0 + S(1802), &st));
+	assert_int_equal(st.reason, POLL_REASON_SILENT);
+}
+
+static void test_plan_sweep_paces_polls(void **state) {
+	Fixture f;
+	Record p[3];
+	PlanStep step;
+
+	for (int i = 0; i < 3; i++) {
+		p[i] = mk(REQUEST_PENDING, 1000, PRIORITY_MEDIUM, (uint64_t) i + 1);
+		p[i].remote_id = (char *) "req";
+	}
+	fixture_init(&f, T0 + S(100));
+	f.s.n_pending = f.s.n_pending_hooked = 3;
+	f.s.pending_one = &p[0];
+	f.s.hooked_due_at = USEC_INFINITY;
+	f.in.poll_mode = POLL_MODE_SWEEP;
+	f.in.sweep_interval = S(900);
+	f.in.last_poll_at = T0 + S(50);
+
+	/* None planned: a sweep interval from now, not the budget's pace. */
+	step = plan(&f);
+	assert_int_equal(step.kind, WORK_NONE);
+	assert_true(step.next_poll_at == T0 + S(1000));
+	assert_true(step.wake == T0 + S(1000));
+	/* A reply that asked for its normal pace is held back to a sweep
+	 * interval after the last poll. */
+	f.in.next_poll_at = T0 + S(130);
+	step = plan(&f);
+	assert_true(step.next_poll_at == T0 + S(950));
+	assert_true(step.wake == T0 + S(950));
+	/* And one slower than the sweep (the reserve is cut to the sweeps'
+	 * share, the budget's pace may be slow) does not delay it. */
+	f.in.next_poll_at = T0 + S(1500);
+	step = plan(&f);
+	assert_true(step.next_poll_at == T0 + S(950));
+	f.in.now = T0 + S(950);
+	f.in.next_poll_at = step.next_poll_at;
+	step = plan(&f);
+	assert_int_equal(step.kind, WORK_POLL_LIST);
+	assert_true(step.begin_poll_round);
+
+	/* A round's further pages and the requests it did not show go at once. */
+	f.in.last_poll_at = T0 + S(950);
+	f.in.next_poll_at = T0 + S(950);
+	f.in.poll_in_round = true;
+	assert_int_equal(plan(&f).kind, WORK_POLL_LIST);
+	f.in.poll_in_round = false;
+	f.s.missing = &p[1];
+	assert_int_equal(plan(&f).kind, WORK_POLL_GET);
+	f.s.missing = NULL;
+	assert_int_equal(plan(&f).kind, WORK_NONE);
+
+	/* The engine wakes when a callback is overdue. */
+	f.s.hooked_due_at = T0 + S(1200);
+	step = plan(&f);
+	assert_true(step.wake == T0 + S(1200));
+
+	/* One pending request with its client's own callback_url: normal pace. */
+	f.s.n_pending_hooked = 2;
+	f.in.next_poll_at = 0;
+	step = plan(&f);
+	assert_true(step.next_poll_at == f.in.now + plan_poll_interval(&f.budget, S(30), f.in.now, 0));
+	assert_true(step.next_poll_at < T0 + S(950) + S(900));
+	/* Normal mode: the budget's pace, no sweep. */
+	f.s.n_pending_hooked = 3;
+	f.in.poll_mode = POLL_MODE_NORMAL;
+	step = plan(&f);
+	assert_true(step.next_poll_at == f.in.now + plan_poll_interval(&f.budget, S(30), f.in.now, 0));
+}
+
+static void test_plan_sweep_reserve(void **state) {
+	PlanSummary s = { .n_pending = 4, .n_pending_hooked = 4 };
+	PollState sweep = { .mode = POLL_MODE_SWEEP, .reason = POLL_REASON_CALLBACKS };
+	PollState normal = { .mode = POLL_MODE_NORMAL, .reason = POLL_REASON_SILENT };
+
+	assert_int_equal(plan_poll_reserve(&s, &normal, 10, USEC_PER_HOUR, S(1800)), 10);
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 10, USEC_PER_HOUR, S(1800)), 2);
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 10, USEC_PER_HOUR, S(900)), 4);
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 10, S(20), S(10)), 2);
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 10, S(20), S(30)), 1);
+	/* Never above what is configured. */
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 3, USEC_PER_HOUR, S(60)), 3);
+	/* A request polled as always needs the whole reserve. */
+	s.n_pending_hooked = 3;
+	assert_int_equal(plan_poll_reserve(&s, &sweep, 10, USEC_PER_HOUR, S(1800)), 10);
+}
+
+/* A backlog with callbacks arriving: creates take all but the sweeps'
+ * share of each window; without them the poll reserve stays whole. */
+static void test_plan_sweep_backlog_gets_the_budget(void **state) {
+	for (int sweeping_on = 0; sweeping_on <= 1; sweeping_on++) {
+		Fixture f;
+		Record r[400], *q[400];
+		PollState st = { .mode = sweeping_on ? POLL_MODE_SWEEP : POLL_MODE_NORMAL };
+		Record p = mk(REQUEST_PENDING, 1000, PRIORITY_MEDIUM, 999);
+		Tally t;
+
+		fixture_init(&f, T0);
+		p.remote_id = (char *) "req";
+		for (size_t i = 0; i < ELEMENTSOF(r); i++) {
+			r[i] = mk(REQUEST_QUEUED, 1000, PRIORITY_MEDIUM, i + 1);
+			q[i] = &r[i];
+		}
+		f.s.n_pending = f.s.n_pending_hooked = 1;
+		f.s.pending_one = &p;
+		f.s.hooked_due_at = USEC_INFINITY;
+		f.in.poll_mode = st.mode;
+		f.in.sweep_interval = S(1800);
+		f.budget.config.poll_reserve = plan_poll_reserve(&f.s, &st, 10, USEC_PER_HOUR, S(1800));
+		t = simulate(&f, q, ELEMENTSOF(r), T0 + USEC_PER_HOUR, NULL, 0);
+		if (sweeping_on) {
+			assert_true(t.creates >= 97);
+			assert_true(t.polls <= 2);
+		} else {
+			assert_true(t.creates <= 90);
+			assert_true(t.polls >= 5);
+		}
+		assert_true(f.budget.used <= f.budget.limit);
+	}
+}
+
 /* ------------------------------------------------------------------ fairness (through sched.h) */
 
 static void test_plan_fair_across_uids_and_priorities(void **state) {
@@ -663,6 +898,12 @@ int main(void) {
 		cmocka_unit_test(test_plan_poll_interval_spreads_the_budget),
 		cmocka_unit_test(test_plan_backlog_paced_within_the_budget),
 		cmocka_unit_test(test_plan_small_backlog_goes_at_once_and_polls_follow),
+		cmocka_unit_test(test_plan_poll_mode_sweep_while_callbacks_arrive),
+		cmocka_unit_test(test_plan_poll_mode_overdue_falls_back),
+		cmocka_unit_test(test_plan_poll_mode_silent_callbacks_fall_back),
+		cmocka_unit_test(test_plan_sweep_paces_polls),
+		cmocka_unit_test(test_plan_sweep_reserve),
+		cmocka_unit_test(test_plan_sweep_backlog_gets_the_budget),
 		cmocka_unit_test(test_plan_fair_across_uids_and_priorities),
 		cmocka_unit_test(test_plan_expiry_lifetime_and_deadline),
 		cmocka_unit_test(test_plan_expiry_created_never_found),
