@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 80 s
 """hitld against the HITL.sh of 2026 (docs/HITL-API.md): a strict writer
 (documented fields and ranges only), a tolerant reader (alternative status
 words and shapes), the newer response and content types end to end through

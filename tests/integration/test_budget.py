@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 100 s
 """hitld spends the emulator's budget without ever causing a 429, polls with
 one list call for many requests, follows the server's clock, and stays idle
 when there is nothing to do."""

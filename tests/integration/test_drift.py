@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 45 s
 """hitld against the emulator's drift switches for errors that are not about
 one request (docs/HITL-API.md §5): an inactive key (as 401 and as 403), a
 spent monthly quota, and loop endpoints that answer 404, 410 or a redirect.

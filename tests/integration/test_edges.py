@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 165 s
 """The remote work engine at its edges (issue 12 items 3-7 and 14, issue 13
 item 3): replies hitld cannot read, listings too big to read whole, replies
 that are neither success nor a documented error, timeouts too short to reach

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 30 s
 """One local user cannot starve the others (issue 15: budget and queue order).
 
 A non-admin uid attacks as a hostile local user would: loop reads of made-up

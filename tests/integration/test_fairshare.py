@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 45 s
 """One local user cannot starve the others of CPU or memory (issue 15, items
 3 to 5; PROTOCOL.md §7, hitld(8) LIMITS).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 65 s
 """Network and server faults from the emulator: 500/503 bursts, connection
 resets before and after the server committed, hangs longer than the call
 timeout, slow replies (shorter and longer than the timeout), 429s caused by

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 40 s
 """The backlog forecast in status, and the journal's backlog warnings, each
 once per condition (hitld(8) "FORECASTS AND WARNINGS"): a backlog that takes
 longer than budget.warn_drain_hours to be created, and a budget window that

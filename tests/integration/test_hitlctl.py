@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 35 s
 """hitlctl against the real daemon and the HITL.sh emulator: every verb, its
 human and --json output, exit codes, and the errors a user meets. Each check
 is verified against the daemon's or the emulator's state, not only hitlctl's

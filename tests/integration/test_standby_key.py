@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 30 s
 """The key's lifecycle and the standby key (hitld(8) "Key rotation", issue 16
 item 5): status shows the key's id (never the key) and when it was first
 used; a key older than api.rotate_after_days is noticed in the journal once;

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# run-suite: about 140 s
 """Polling as the callbacks' safety net (issue 17 item 4; plan.h, sweep.h).
 
 With the webhook receiver on, hitld polls as always until a callback
