@@ -206,21 +206,13 @@ int apiparse_header_block(const char *block, size_t len, RateInfo *ri) {
 	return stored;
 }
 
-static void json_tokener_freep(json_tokener **t) {
-	if (*t)
-		json_tokener_free(*t);
-}
-
-int apiparse_envelope(const char *body, size_t len, json_object **ret_root, bool *ret_error,
-                      const char **ret_msg, json_object **ret_data) {
+int apiparse_json_object(const char *body, size_t len, int depth, json_object **ret) {
 	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
 	_cleanup_(json_object_putp) json_object *root = NULL;
-	json_object *error = NULL, *msg = NULL, *data = NULL;
 
 	if (!body || len == 0 || len > INT_MAX || memchr(body, '\0', len))
 		return -EBADMSG;
-
-	tok = json_tokener_new_ex(APIPARSE_JSON_DEPTH);
+	tok = json_tokener_new_ex(depth);
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
@@ -231,9 +223,21 @@ int apiparse_envelope(const char *body, size_t len, json_object **ret_root, bool
 	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
 		if (!strchr(" \t\r\n", body[i]))
 			return -EBADMSG;
-
 	if (!json_object_is_type(root, json_type_object))
 		return -EBADMSG;
+	*ret = TAKE_PTR(root);
+	return 0;
+}
+
+int apiparse_envelope(const char *body, size_t len, json_object **ret_root, bool *ret_error,
+                      const char **ret_msg, json_object **ret_data) {
+	_cleanup_(json_object_putp) json_object *root = NULL;
+	json_object *error = NULL, *msg = NULL, *data = NULL;
+	int k;
+
+	k = apiparse_json_object(body, len, APIPARSE_JSON_DEPTH, &root);
+	if (k < 0)
+		return k;
 	if (!json_object_object_get_ex(root, "error", &error) ||
 	    !json_object_is_type(error, json_type_boolean))
 		return -EBADMSG;

@@ -39,6 +39,11 @@ bool apiparse_header_wanted(const char *line, size_t len);
  * lines are skipped. Returns the number of lines stored. */
 int apiparse_header_block(const char *block, size_t len, RateInfo *ri);
 
+/* One strict JSON object (RFC 8259 syntax, valid UTF-8, no NUL bytes, at
+ * most depth levels, nothing after it but whitespace) into *ret (owned by the
+ * caller); anything else -EBADMSG. The envelope's and a callback's reader. */
+int apiparse_json_object(const char *body, size_t len, int depth, json_object **ret);
+
 /* Parses the {error,msg,data} envelope. body may be NULL, empty, not JSON, not
  * an object, or contain NUL bytes: -EBADMSG. "error" must be a boolean; "msg"
  * a string or null or absent; "data" anything (JSON null -> NULL). On success

@@ -93,32 +93,17 @@ int callback_capability_parse(const char *path, char ret_id[static RECORD_ID_MAX
 	return 0;
 }
 
-static void json_tokener_freep(json_tokener **t) {
-	if (*t)
-		json_tokener_free(*t);
-}
-
 int callback_parse(const char *body, size_t size, json_object **ret_root, RemoteRequest *ret) {
-	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
 	_cleanup_(json_object_putp) json_object *root = NULL;
 	json_object *obj, *data, *request, *event;
 	RemoteRequest rr;
 	int k;
 
-	if (!body || !ret_root || !ret || size == 0 || size > CALLBACK_BODY_MAX || memchr(body, '\0', size))
+	if (!ret_root || !ret || size > CALLBACK_BODY_MAX)
 		return -EBADMSG;
-	tok = json_tokener_new_ex(CALLBACK_JSON_DEPTH);
-	if (!tok)
-		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, body, (int) size);
-	if (!root || json_tokener_get_error(tok) != json_tokener_success)
-		return -EBADMSG;
-	for (size_t i = json_tokener_get_parse_end(tok); i < size; i++)
-		if (!strchr(" \t\r\n", body[i]))
-			return -EBADMSG;
-	if (!json_object_is_type(root, json_type_object))
-		return -EBADMSG;
+	k = apiparse_json_object(body, size, CALLBACK_JSON_DEPTH, &root);
+	if (k < 0)
+		return k;
 
 	/* §6.1 puts the request's fields at the top; the older account
 	 * webhooks (§6.2) nest them in data.request (or data). */

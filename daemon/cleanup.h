@@ -55,6 +55,11 @@ static inline void json_object_putp(json_object **j) {
 		json_object_put(*j);
 }
 
+static inline void json_tokener_freep(json_tokener **t) {
+	if (*t)
+		json_tokener_free(*t);
+}
+
 /* Frees a NULL-terminated array of strings. */
 static inline void strv_freep(char ***v) {
 	if (!*v)

@@ -29,11 +29,6 @@ void fuzz_quiet_logs(void) {
 	log_set_max_level(LOG_CRIT);
 }
 
-static void json_tokener_freep(json_tokener **t) {
-	if (*t)
-		json_tokener_free(*t);
-}
-
 int fuzz_parse_json(const uint8_t *data, size_t size, int depth, bool validate_utf8, json_object **ret) {
 	_cleanup_(json_tokener_freep) json_tokener *tok = NULL;
 	_cleanup_(json_object_putp) json_object *j = NULL;
