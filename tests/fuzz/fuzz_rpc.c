@@ -442,11 +442,15 @@ static void run_session(Session *s, const char *path, uint8_t flags, size_t chun
 	}
 
 	if (!(flags & FLAG_ABRUPT)) {
-		/* Held calls, a stopped server or (Manager) a request.wait may keep the
-		 * connection open after EOF: then only look a little while. */
-		bool must_close = !may_hang && !(s->stub && (stub.n_held > 0 || stub.stopped));
+		bool must_close;
 
 		FUZZ_CHECK(shutdown(s->fd, SHUT_WR) == 0, "shutdown: %m");
+		/* The server reads the EOF first: a last line without '\n' is a
+		 * message and is dispatched only now, so what is owed is known after. */
+		pump(s);
+		/* Held calls, a stopped server or (Manager) a request.wait may keep the
+		 * connection open after EOF: then only look a little while. */
+		must_close = !may_hang && !(s->stub && (stub.n_held > 0 || stub.stopped));
 		for (unsigned i = 0; i < (must_close ? PUMP_STEPS_MAX : 8) && !s->rd.eof; i++)
 			pump(s);
 		if (must_close)
