@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# run-suite: about 15 s
+# run-suite: about 5 s
 """One local user cannot make hitld hold more of its unfinished input lines
 than hitld(8) LIMITS allows (socket.max_input_mb_per_uid, 8 MiB).
 
@@ -13,6 +13,10 @@ input is answered -32600 {"reason":"message too large"} and closed, so the
 partial lines hitld still holds for that uid add up to at most the bound.
 Meanwhile another uid's large line (half the message size, sent in two
 halves around the attack) and root's status calls are served.
+
+Then the total (socket.max_input_mb_total): two uids, each under its own
+bound, together past the total; the connections holding the most are
+refused until the rest fits.
 
 Measured: the bytes on the connections hitld kept open (every byte sent on
 them has been read by hitld: the client's send queue is empty) and, in
@@ -91,6 +95,9 @@ class Held:
             return True
         return unread(self.sock) > 0
 
+    def refused(self):
+        return self.closed or b'"error"' in self.reply
+
     def errors(self):
         out = []
         for line in self.reply.split(b"\n"):
@@ -126,7 +133,9 @@ def hold_partial_lines(path, ctl_fd, ready_fd, n, size, bound, seconds):
     stopped(ctl_fd, 600)
     for c in conns:
         c.poll(data)
+    # held_end: after what other uids did meanwhile (a refusal is sent the moment it happens).
     result = {"held": held, "open": sum(not c.closed for c in conns),
+              "held_end": sum(c.sent for c in conns if not c.refused()),
               "errors": [e for c in conns for e in c.errors()]}
     for c in conns:
         c.sock.close()
@@ -218,6 +227,43 @@ class PartialLines(HitldTestCase):
         if not SANITIZER:
             # ASan's quarantine keeps freed memory: RSS there says nothing.
             self.assertLess(extra, INPUT_PER_UID + RSS_SLACK)
+
+
+class PartialLinesOfSeveralUids(HitldTestCase):
+    # 1 MiB per uid and in all; 256 KiB lines keep the per-uid floor (640 KiB) under it.
+    CONFIG = {"socket": {"max_message_bytes": 256 * 1024, "max_input_mb_per_uid": 1,
+                         "max_input_mb_total": 1}}
+
+    def test_the_total_bound_holds_across_uids(self):
+        path = self.hitld.socket
+        ctl_r, ctl_w = os.pipe()
+        kids, size = {}, 230 * 1024
+        try:
+            # Three lines of one uid (690 KiB, under its own bound), then three of
+            # another: each uid stays under 1 MiB, together they would hold 1.35 MiB.
+            for uid in (ATTACK_UID, VICTIM_UID):
+                ready_r, ready_w = os.pipe()
+                CHILD_CLOSE[:] = [ctl_w, ready_r]
+                kids[uid] = child(uid, hold_partial_lines, path, ctl_r, ready_w, 3, size,
+                                  1024 * 1024, 60 * SLOW)
+                os.close(ready_w)
+                self.assertTrue(stopped(ready_r, 120 * SLOW), "uid %d not done" % uid)
+                os.close(ready_r)
+            self.c.call("status")
+        finally:
+            os.close(ctl_w)
+            results = {k: collect(*v) for k, v in kids.items()}
+            os.close(ctl_r)
+        for v in results.values():
+            self.assertNotIn("error", v, results)
+        held = sum(v["held_end"] for v in results.values())
+        errors = [e for v in results.values() for e in v["errors"]]
+        print("\ntwo uids, 3 unfinished lines of %d bytes each: hitld kept %d bytes (bound %d), "
+              "refused %d" % (size, held, 1024 * 1024, len(errors)), file=sys.stderr)
+        self.assertLessEqual(held, 1024 * 1024, results)
+        self.assertEqual(len(errors), 2, results)
+        for e in errors:
+            self.assertEqual(e, [-32600, "message too large"], results)
 
 
 if __name__ == "__main__":
