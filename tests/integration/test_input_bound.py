@@ -43,9 +43,9 @@ CONNS = 32                       # socket.max_connections_per_uid's default
 MAX_MESSAGE = 1024 * 1024        # socket.max_message_bytes's default
 PARTIAL = MAX_MESSAGE - 1024     # just under it: never "message too large" on its own
 INPUT_PER_UID = 8 * 1024 * 1024  # socket.max_input_mb_per_uid's default (hitld(8) LIMITS)
-# hitld(8): besides the bound, each connection may keep a 64 KiB read buffer;
-# and 6 MiB for the heap (freed buffers are not all given back to the kernel).
-RSS_SLACK = CONNS * 64 * 1024 + 6 * 1024 * 1024
+# hitld(8): besides the bound, each connection's buffer may hold 128 KiB more
+# than its input; and 6 MiB for the heap (freed buffers are not all given back).
+RSS_SLACK = CONNS * 128 * 1024 + 6 * 1024 * 1024
 
 
 def unread(sock):
