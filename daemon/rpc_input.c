@@ -57,12 +57,16 @@ bool conn_can_read(const RpcConn *c) {
 	return conn_can_dispatch(c) && !c->read_eof && !c->input_pending;
 }
 
-static void conn_too_large(RpcConn *c) {
-	log_debug("Connection of uid %u (pid %d) sent a message over %zu bytes, closing.",
-	          (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_message_bytes);
+static void conn_answer_too_large(RpcConn *c) {
 	conn_reply_error(c, NULL, RPC_ERROR_INVALID_REQUEST, "Message too large", "message too large");
 	if (c->state == CONN_OPEN)
 		c->state = CONN_DRAINING;
+}
+
+static void conn_too_large(RpcConn *c) {
+	log_debug("Connection of uid %u (pid %d) sent a message over %zu bytes, closing.",
+	          (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_message_bytes);
+	conn_answer_too_large(c);
 }
 
 static void conn_drop_input(RpcConn *c) {
@@ -97,20 +101,22 @@ static RpcConn *server_biggest_input(RpcServer *s, const UidShare *u) {
 
 /* Answered and closed as a line over max_message_bytes is (the rest it sends is not read). */
 static void conn_refuse_input(RpcConn *c) {
-	conn_too_large(c);
+	conn_answer_too_large(c);
 	conn_drop_input(c);
 	conn_kick(c);
 }
 
 /* Past the per-uid or the total input bound, the connection holding the most input is
- * refused as an over-long line is. Each refusal drops a buffer, so the loops end. */
+ * refused as an over-long line is. Each refusal drops a buffer, so the loops end. Both
+ * warnings are rate-limited: a client can cause one per few hundred KiB it sends. */
 static void server_enforce_input(RpcServer *s, UidShare *u) {
 	RpcConn *victim;
 
 	while (u && u->in_bytes > s->limits.max_input_bytes_per_uid &&
 	       (victim = server_biggest_input(s, u))) {
-		log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unhandled input.",
-		            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_per_uid);
+		if (server_may_log_limit(s))
+			log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unhandled input.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_per_uid);
 		conn_refuse_input(victim);
 	}
 	while (s->in_total > s->limits.max_input_bytes_total && (victim = server_biggest_input(s, NULL))) {
