@@ -47,7 +47,8 @@ _printf_(1, 2) int usage_error(const char *format, ...) {
  * it. So stdout and stderr go through this filter, which shows, visibly
  * escaped, every C0 control but \t and \n (as \xHH), DEL, every byte that is
  * not valid UTF-8 (0x9B alone is CSI on an 8-bit terminal), the C1 controls
- * and the bidi overrides and isolates (as \uHHHH). --json output bypasses it:
+ * and the bidi overrides and isolates (as \uHHHH); in a table cell or a
+ * shortened line, \t and \n too. --json output bypasses it:
  * JSON has its own escaping, and a program wants the text unchanged. The live
  * line writes its own "\r\033[K" to the unfiltered stderr. */
 typedef struct TermFilter {
