@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+# run-suite: about 40 s
+"""One local user cannot flood hitld's log, nor hide another user's entries
+in it (hitld(8) LOGGING).
+
+- Output: a non-root uid makes hitld close one of its connections for the
+  per-uid output bound (socket.max_output_mb_per_uid) 100 times, by
+  pipelining status calls it never reads on three connections and opening a
+  new one each time hitld closes one. hitld logs at most the documented burst
+  per interval for that uid, not one line per closure.
+- Input: a non-root uid makes hitld refuse its input for the per-uid input
+  bound (socket.max_input_mb_per_uid) again and again; meanwhile a second uid
+  does it once, and that uid's entry is in the log: the first uid's flood
+  neither fills the log nor hides the second's entry.
+
+The log is hitld's stderr (the harness runs it with --foreground): the lines
+counted are the ones journald would store.
+"""
+import errno
+import math
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SLOW, HitldTestCase, main, wait_for  # noqa: E402
+from test_hostile import CHILD_CLOSE, child, collect, raise_fd_limit, stopped  # noqa: E402
+
+FLOOD_UID = 65531
+OTHER_UID = 65530
+CLOSURES = 100
+# hitld(8) LOGGING: per cause and uid, LOG_BURST entries per LOG_INTERVAL_S.
+LOG_INTERVAL_S = 30
+LOG_BURST = 5
+STATUS = b'{"jsonrpc":"2.0","id":1,"method":"status"}\n' * 64
+PARTIAL = b'{"jsonrpc":"2.0","id":1,"method":"status","params":{"pad":"' + b"x" * (200 * 1024)
+
+
+def new_reader_that_never_reads(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(path)
+    s.setblocking(False)
+    return s
+
+
+def output_closures(path, n, deadline_s):
+    """As one uid: three connections pipeline status calls and never read;
+    each one hitld closes (its send fails) is replaced. Returns how many
+    hitld closed."""
+    socks = [new_reader_that_never_reads(path) for _ in range(3)]
+    closed = 0
+    deadline = time.monotonic() + deadline_s
+    while closed < n and time.monotonic() < deadline:
+        progress = False
+        for i, s in enumerate(socks):
+            try:
+                s.send(STATUS)
+                progress = True
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                if e.errno not in (errno.EPIPE, errno.ECONNRESET):
+                    raise
+                s.close()
+                closed += 1
+                socks[i] = new_reader_that_never_reads(path)
+                progress = True
+        if not progress:
+            time.sleep(0.002)
+    for s in socks:
+        s.close()
+    return closed
+
+
+def input_refusal(path):
+    """As one uid: six connections each send 200 KiB of one unfinished line
+    (under max_message_bytes), 1.2 MiB in all, past the 1 MiB per-uid input
+    bound; hitld refuses (answers and closes) one. Returns True once one was
+    closed."""
+    socks = []
+    try:
+        for _ in range(6):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(20 * SLOW)
+            s.connect(path)
+            socks.append(s)
+            try:
+                s.sendall(PARTIAL)
+            except OSError as e:
+                if e.errno not in (errno.EPIPE, errno.ECONNRESET):
+                    raise
+                return True
+        deadline = time.monotonic() + 20 * SLOW
+        while time.monotonic() < deadline:
+            for s in socks:
+                s.setblocking(False)
+                try:
+                    while True:
+                        if not s.recv(65536):
+                            return True
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    return True
+            time.sleep(0.01)
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def input_flood(path, ctl_fd, ready_fd):
+    """Refusals until told to stop; tells ready_fd after the first 20."""
+    done = 0
+    while not stopped(ctl_fd, 0):
+        if input_refusal(path):
+            done += 1
+        if done == 20:
+            os.write(ready_fd, b"x")
+    return {"refusals": done}
+
+
+def lines_about(text, uid, what):
+    return [l for l in text.splitlines() if ("connection of uid %d " % uid) in l and what in l]
+
+
+class LogFlood(HitldTestCase):
+    # max_message_bytes: the per-uid input bound is at least twice it plus 64 KiB (hitld(8)).
+    CONFIG = {"socket": {"max_output_mb_per_uid": 1, "max_input_mb_per_uid": 1, "max_message_bytes": 262144,
+                         "max_connections_per_uid": 16}}
+
+    def setUp(self):
+        raise_fd_limit()
+        super().setUp()
+
+    def allowed(self, elapsed_s):
+        """Entries the documented limit lets through for one uid and cause in
+        elapsed_s: a burst per interval begun (a generous count)."""
+        return LOG_BURST * (math.ceil(elapsed_s / LOG_INTERVAL_S) + 1)
+
+    def test_one_uid_closed_for_output_100_times_logs_a_bounded_number_of_lines(self):
+        path = self.hitld.socket
+        t0 = time.monotonic()
+        pid, rfd = child(FLOOD_UID, lambda: {"closed": output_closures(path, CLOSURES, 300 * SLOW)})
+        res = collect(pid, rfd)
+        elapsed = time.monotonic() - t0
+        self.assertNotIn("error", res, res)
+        self.assertEqual(res["closed"], CLOSURES, res)
+        logged = lines_about(self.hitld.log_text(), FLOOD_UID, "unsent output")
+        print("\n%d closures for output in %.1f s: %d log lines (allowed %d)"
+              % (res["closed"], elapsed, len(logged), self.allowed(elapsed)), file=sys.stderr)
+        self.assertGreater(len(logged), 0)
+        self.assertLessEqual(len(logged), self.allowed(elapsed), "\n".join(logged[:20]))
+        # Another uid, right after: its first closure is logged.
+        pid, rfd = child(OTHER_UID, lambda: {"closed": output_closures(path, 1, 60 * SLOW)})
+        res = collect(pid, rfd)
+        self.assertEqual(res.get("closed"), 1, res)
+        wait_for(lambda: lines_about(self.hitld.log_text(), OTHER_UID, "unsent output"), 10,
+                 what="the other uid's output closure in the log")
+
+    def test_one_uids_input_flood_does_not_hide_anothers_entry(self):
+        path = self.hitld.socket
+        ctl_r, ctl_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        CHILD_CLOSE[:] = [ctl_w, ready_r]
+        kid = child(FLOOD_UID, input_flood, path, ctl_r, ready_w)
+        os.close(ready_w)
+        try:
+            self.assertTrue(stopped(ready_r, 120 * SLOW), "the flood did not start")
+            pid, rfd = child(OTHER_UID, lambda: {"refused": input_refusal(path)})
+            other = collect(pid, rfd)
+        finally:
+            os.close(ctl_w)
+            flood = collect(*kid)
+            os.close(ctl_r)
+            os.close(ready_r)
+        self.assertNotIn("error", flood, flood)
+        self.assertTrue(other.get("refused"), other)
+        text = self.hitld.log_text()
+        flood_lines = lines_about(text, FLOOD_UID, "unhandled input")
+        print("\n%d input refusals of uid %d: %d log lines"
+              % (flood["refusals"], FLOOD_UID, len(flood_lines)), file=sys.stderr)
+        self.assertGreater(len(flood_lines), 0)
+        self.assertLess(len(flood_lines), flood["refusals"])
+        self.assertTrue(lines_about(text, OTHER_UID, "unhandled input"),
+                        "uid %d's refusal is not in the log:\n%s" % (OTHER_UID, "\n".join(flood_lines)))
+
+
+if __name__ == "__main__":
+    main()
