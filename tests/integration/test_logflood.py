@@ -7,7 +7,8 @@ in it (hitld(8) LOGGING).
   per-uid output bound (socket.max_output_mb_per_uid) 100 times, by
   pipelining status calls it never reads on three connections and opening a
   new one each time hitld closes one. hitld logs at most the documented burst
-  per interval for that uid, not one line per closure.
+  per interval for that uid, not one line per closure; a second uid's closure
+  right after is logged, and says how many entries were held back.
 - Input: a non-root uid makes hitld refuse its input for the per-uid input
   bound (socket.max_input_mb_per_uid) again and again; meanwhile a second uid
   does it once, and that uid's entry is in the log: the first uid's flood
@@ -19,6 +20,7 @@ counted are the ones journald would store.
 import errno
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -55,6 +57,8 @@ def output_closures(path, n, deadline_s):
     while closed < n and time.monotonic() < deadline:
         progress = False
         for i, s in enumerate(socks):
+            if closed >= n:
+                break
             try:
                 s.send(STATUS)
                 progress = True
@@ -122,6 +126,12 @@ def input_flood(path, ctl_fd, ready_fd):
     return {"refusals": done}
 
 
+def suppressed(line):
+    """N of "(N similar message(s) suppressed)" in a log line, else 0."""
+    m = re.search(r"\((\d+) similar messages? suppressed\)", line)
+    return int(m.group(1)) if m else 0
+
+
 def lines_about(text, uid, what):
     return [l for l in text.splitlines() if ("connection of uid %d " % uid) in l and what in l]
 
@@ -159,6 +169,13 @@ class LogFlood(HitldTestCase):
         self.assertEqual(res.get("closed"), 1, res)
         wait_for(lambda: lines_about(self.hitld.log_text(), OTHER_UID, "unsent output"), 10,
                  what="the other uid's output closure in the log")
+        # Each of the flood's closures was logged or counted in the next entry let through,
+        # the other uid's first (hitld may close one or two the flood did not notice).
+        reported = sum(suppressed(l) for l in lines_about(self.hitld.log_text(), FLOOD_UID, "unsent output"))
+        other = lines_about(self.hitld.log_text(), OTHER_UID, "unsent output")
+        self.assertGreater(suppressed(other[0]), 0, other[0])
+        self.assertGreaterEqual(len(logged) + reported + suppressed(other[0]), CLOSURES, other[0])
+        self.assertLessEqual(len(logged) + reported + suppressed(other[0]), CLOSURES + 3, other[0])
 
     def test_one_uids_input_flood_does_not_hide_anothers_entry(self):
         path = self.hitld.socket
