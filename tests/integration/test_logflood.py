@@ -13,11 +13,15 @@ in it (hitld(8) LOGGING).
   bound (socket.max_input_mb_per_uid) again and again; meanwhile a second uid
   does it once, and that uid's entry is in the log: the first uid's flood
   neither fills the log nor hides the second's entry.
+- Callbacks: a sender posts refused callbacks from 60 loopback addresses;
+  hitld logs one entry per address and minute, and at most 10 a minute for
+  all addresses together, not one per address.
 
 The log is hitld's stderr (the harness runs it with --foreground): the lines
 counted are the ones journald would store.
 """
 import errno
+import http.client
 import math
 import os
 import re
@@ -28,6 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SLOW, HitldTestCase, main, wait_for  # noqa: E402
 from test_hostile import CHILD_CLOSE, child, collect, raise_fd_limit, stopped  # noqa: E402
+from test_webhook import HOOK_PATH, WebhookTestCase  # noqa: E402
 
 FLOOD_UID = 65531
 OTHER_UID = 65530
@@ -203,6 +208,35 @@ class LogFlood(HitldTestCase):
         self.assertLess(len(flood_lines), flood["refusals"])
         self.assertTrue(lines_about(text, OTHER_UID, "unhandled input"),
                         "uid %d's refusal is not in the log:\n%s" % (OTHER_UID, "\n".join(flood_lines)))
+
+
+# hitld(8) LOGGING: a refused callback is logged once a minute per source, 10 a minute in all.
+REJECT_INTERVAL_S = 60
+REJECT_BURST_ALL = 10
+SOURCES = ["127.0.0.%d" % i for i in range(2, 62)]
+
+
+class CallbackSenderFlood(WebhookTestCase):
+    def test_refused_callbacks_from_many_addresses_log_a_bounded_number_of_lines(self):
+        t0 = time.monotonic()
+        for rnd in range(3):
+            for src in SOURCES:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10 * SLOW,
+                                                  source_address=(src, 0))
+                try:
+                    conn.request("POST", HOOK_PATH + "/nosuch.token", body=b"{}",
+                                 headers={"Content-Type": "application/json"})
+                    self.assertEqual(conn.getresponse().status, 404)
+                finally:
+                    conn.close()
+        elapsed = time.monotonic() - t0
+        self.assertEqual(self.webhook_status()["rejected"], 3 * len(SOURCES))
+        logged = [l for l in self.hitld.log_text().splitlines() if "Refused a callback from 127.0.0." in l]
+        allowed = REJECT_BURST_ALL * (math.ceil(elapsed / REJECT_INTERVAL_S) + 1)
+        print("\n%d refused callbacks from %d addresses in %.1f s: %d log lines (allowed %d)"
+              % (3 * len(SOURCES), len(SOURCES), elapsed, len(logged), allowed), file=sys.stderr)
+        self.assertGreater(len(logged), 0)
+        self.assertLessEqual(len(logged), allowed, "\n".join(logged[:20]))
 
 
 if __name__ == "__main__":
