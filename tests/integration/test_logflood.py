@@ -13,6 +13,9 @@ in it (hitld(8) LOGGING).
   bound (socket.max_input_mb_per_uid) again and again; meanwhile a second uid
   does it once, and that uid's entry is in the log: the first uid's flood
   neither fills the log nor hides the second's entry.
+- HITL.sh hangs: with 16 calls in flight (API_MAX_IN_FLIGHT), a non-root
+  uid's 200 loop.get calls are each refused "try again" without costing
+  budget; hitld logs a bounded number of lines for them, not 200.
 - Callbacks: a sender posts refused callbacks from 60 loopback addresses;
   hitld logs one entry per address and minute, and at most 10 a minute for
   all addresses together, not one per address.
@@ -22,6 +25,7 @@ counted are the ones journald would store.
 """
 import errno
 import http.client
+import json
 import math
 import os
 import re
@@ -30,7 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, HitldTestCase, main, wait_for  # noqa: E402
+from harness import SLOW, Client, HitldTestCase, main, wait_for  # noqa: E402
 from test_hostile import CHILD_CLOSE, child, collect, raise_fd_limit, stopped  # noqa: E402
 from test_webhook import HOOK_PATH, WebhookTestCase  # noqa: E402
 
@@ -208,6 +212,49 @@ class LogFlood(HitldTestCase):
         self.assertLess(len(flood_lines), flood["refusals"])
         self.assertTrue(lines_about(text, OTHER_UID, "unhandled input"),
                         "uid %d's refusal is not in the log:\n%s" % (OTHER_UID, "\n".join(flood_lines)))
+
+
+def busy_calls(path, loop_id, n):
+    """As one uid: n pipelined loop.get calls; returns the error codes."""
+    from harness import Client
+    c = Client(path, timeout=60 * SLOW)
+    c.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "loop.get", "params": {"id": loop_id}})
+                        .encode() + b"\n" for i in range(n)))
+    codes = []
+    for _ in range(n):
+        m = c.read_message()
+        codes.append(m["error"]["code"] if "error" in m else 0)
+    c.close()
+    return {"codes": codes}
+
+
+class HangingServer(HitldTestCase):
+    CONFIG = {"api": {"timeout_s": 60}}
+
+    def test_calls_refused_while_hitl_sh_hangs_log_a_bounded_number_of_lines(self):
+        self.emu.ctl("POST", "/_emu/faults", {"kind": "hang", "count": 16, "seconds": 30 * SLOW,
+                                              "match": {"path_prefix": "/v1/api/loops"}})
+        root = Client(self.hitld.socket, timeout=60 * SLOW)
+        self.addCleanup(root.close)
+        root.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "loop.create",
+                                           "params": {"name": "hang %d" % i, "icon": "rocket"}}).encode() + b"\n"
+                               for i in range(16)))
+        wait_for(lambda: len([c for c in self.emu.stats()["calls"] if c.get("fault") == "hang"]) >= 16, 20,
+                 what="16 calls hanging at HITL.sh")
+        t0 = time.monotonic()
+        pid, rfd = child(FLOOD_UID, busy_calls, self.hitld.socket, self.loop_id, 200)
+        res = collect(pid, rfd)
+        elapsed = time.monotonic() - t0
+        self.assertNotIn("error", res, res)
+        busy = res["codes"].count(-32010)   # HITL_ERROR_UNAVAILABLE: "try again"
+        logged = [l for l in self.hitld.log_text().splitlines() if "Failed to start a HITL.sh call" in l]
+        print("\n%d calls refused while HITL.sh hangs (codes %s) in %.1f s: %d log lines (allowed %d)"
+              % (busy, sorted(set(res["codes"])), elapsed, len(logged), self.allowed(elapsed)), file=sys.stderr)
+        self.assertGreater(busy, 100, res)
+        self.assertGreater(len(logged), 0)
+        self.assertLessEqual(len(logged), self.allowed(elapsed), "\n".join(logged[:20]))
+
+    allowed = LogFlood.allowed
 
 
 # hitld(8) LOGGING: a refused callback is logged once a minute per source, 10 a minute in all.
