@@ -16,6 +16,8 @@ in it (hitld(8) LOGGING).
 - HITL.sh hangs: with 16 calls in flight (API_MAX_IN_FLIGHT), a non-root
   uid's 200 loop.get calls are each refused "try again" without costing
   budget; hitld logs a bounded number of lines for them, not 200.
+- Disk below outbox.min_free_mb: a non-root uid's 200 submits each fail
+  "no space left"; hitld logs a bounded number of lines for them, not 200.
 - Callbacks: a sender posts refused callbacks from 60 loopback addresses;
   hitld logs one entry per address and minute, and at most 10 a minute for
   all addresses together, not one per address.
@@ -29,12 +31,13 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Client, HitldTestCase, main, wait_for  # noqa: E402
+from harness import SLOW, Client, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
 from test_hostile import CHILD_CLOSE, child, collect, raise_fd_limit, stopped  # noqa: E402
 from test_webhook import HOOK_PATH, WebhookTestCase  # noqa: E402
 
@@ -251,6 +254,45 @@ class HangingServer(HitldTestCase):
         print("\n%d calls refused while HITL.sh hangs (codes %s) in %.1f s: %d log lines (allowed %d)"
               % (busy, sorted(set(res["codes"])), elapsed, len(logged), self.allowed(elapsed)), file=sys.stderr)
         self.assertGreater(busy, 100, res)
+        self.assertGreater(len(logged), 0)
+        self.assertLessEqual(len(logged), self.allowed(elapsed), "\n".join(logged[:20]))
+
+    allowed = LogFlood.allowed
+
+
+def submits(path, loop_id, n):
+    """As one uid: n pipelined request.submit calls; returns the error codes."""
+    c = Client(path, timeout=60 * SLOW)
+    body = single_select_request(loop_id)
+    c.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "request.submit", "params": body})
+                        .encode() + b"\n" for i in range(n)))
+    codes = []
+    for _ in range(n):
+        m = c.read_message()
+        codes.append(m["error"]["code"] if "error" in m else 0)
+    c.close()
+    return {"codes": codes}
+
+
+class DiskFull(HitldTestCase):
+    MIN_FREE_MB = 1048576   # the most outbox.min_free_mb takes: 1 TiB
+
+    def test_submits_refused_for_space_log_a_bounded_number_of_lines(self):
+        if shutil.disk_usage(self.hitld.state_dir).free >= self.MIN_FREE_MB << 20:
+            self.skipTest("more than 1 TiB free")
+        self.c.close()
+        self.hitld.stop()
+        d = self.new_daemon({"outbox": {"min_free_mb": self.MIN_FREE_MB}}, name="full").start()
+        t0 = time.monotonic()
+        pid, rfd = child(FLOOD_UID, submits, d.socket, self.loop_id, 200)
+        res = collect(pid, rfd)
+        elapsed = time.monotonic() - t0
+        self.assertNotIn("error", res, res)
+        self.assertEqual(res["codes"].count(0), 0, res)
+        logged = [l for l in d.log_text().splitlines() if "Failed to store a new request" in l]
+        print("\n%d submits refused for space (codes %s) in %.1f s: %d log lines (allowed %d)"
+              % (len(res["codes"]), sorted(set(res["codes"])), elapsed, len(logged), self.allowed(elapsed)),
+              file=sys.stderr)
         self.assertGreater(len(logged), 0)
         self.assertLessEqual(len(logged), self.allowed(elapsed), "\n".join(logged[:20]))
 
