@@ -46,6 +46,10 @@ typedef struct LogRl {
 
 #define LOGRL(i, b, ball) { .interval = (i), .burst = (b), .burst_all = (ball) }
 
+/* The limit of every entry a local client (a uid) can cause at will, as hitld(8)
+ * LOGGING states it: 5 per uid and 20 for all uids together, per cause and 30 s. */
+#define LOGRL_CLIENT LOGRL(30 * USEC_PER_SEC, 5U, 20U)
+
 /* May an entry of this cause, for key, be logged at now? If so, returns true
  * and the number of the cause's entries held back since the last one let
  * through (of any key: "similar" is the cause) in *ret_suppressed, and counts

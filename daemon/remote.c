@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "logrl.h"
 #include "params.h"
 #include "remote.h"
 #include "validate.h"
@@ -307,11 +308,17 @@ static bool may_call_now(Manager *m, RpcCall *call, bool admin) {
 	return true;
 }
 
+/* A client fails a start at will (calls past API_MAX_IN_FLIGHT, or no key): one limit
+ * for the one call site, as systemd's log_ratelimit_*() keep a static one per site. */
+static LogRl start_failed_log = LOGRL_CLIENT;
+
 static void start(Remote *rm, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
                   json_object *body, const char *cache_key, bool write, bool key_test) {
 	Manager *m = rm->manager;
 	bool admin = manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 	RemoteCall *rc;
+	char more[LOGRL_SUFFIX_MAX];
+	unsigned held;
 	int k;
 
 	if (!may_call_now(m, call, admin))
@@ -334,7 +341,9 @@ static void start(Remote *rm, RpcCall *call, const char *method, const char *loo
 		k = api_loop_call(m->api, method, loop_id, suffix, body, on_done, rc, &rc->api_call);
 	if (k < 0) {
 		remote_call_free(rc);
-		log_warning_errno(k, "Failed to start a HITL.sh call for a client: %m");
+		if (logrl_below(&start_failed_log, rpc_call_uid(call), now_monotonic(), &held))
+			log_warning_errno(k, "Failed to start a HITL.sh call for uid %u: %m%s", (unsigned) rpc_call_uid(call),
+			                  logrl_suffix(held, more));
 		return rpc_call_error(call, k == -EBUSY ? RPC_ERROR_UNAVAILABLE : RPC_ERROR_INTERNAL,
 		                      k == -EBUSY ? "Too many HITL.sh calls in flight; try again." : "Internal error.", NULL);
 	}

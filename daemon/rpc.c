@@ -368,7 +368,7 @@ int rpc_server_new(sd_event *e, int listen_fd, const RpcLimits *limits, rpc_disp
 	s->listen_fd = listen_fd;
 	s->limits = limits_normalize(limits);
 	for (size_t i = 0; i < _RPC_LOG_MAX; i++)
-		s->log_limits[i] = (LogRl) LOGRL(RPC_LOG_INTERVAL, RPC_LOG_BURST, RPC_LOG_BURST_ALL);
+		s->log_limits[i] = (LogRl) LOGRL_CLIENT;
 	s->dispatch = dispatch;
 	s->userdata = userdata;
 	r = sd_event_add_io(e, &s->listen_source, listen_fd, EPOLLIN, server_on_listen, s);

@@ -27,14 +27,10 @@
 /* json_tokener takes an int length; keep well clear of it. */
 #define RPC_MESSAGE_BYTES_CAP     ((size_t) 256 * 1024 * 1024)
 #define RPC_ACCEPT_PAUSE_USEC     (1 * USEC_PER_SEC)
-/* hitld(8) LOGGING: per cause, RPC_LOG_BURST entries per uid and RPC_LOG_BURST_ALL for
- * all uids together per RPC_LOG_INTERVAL; a client can cause each of them at will. */
-#define RPC_LOG_INTERVAL          (30 * USEC_PER_SEC)
-#define RPC_LOG_BURST             5U
-#define RPC_LOG_BURST_ALL         20U
 #define RPC_SHARE_BURST           (20 * USEC_PER_MSEC)
 
-/* The log entries a client can cause, each rate-limited on its own (server_may_log). */
+/* The log entries a client can cause, each rate-limited on its own (server_may_log,
+ * LOGRL_CLIENT). */
 typedef enum RpcLogCause {
 	RPC_LOG_REFUSE_UID,       /* connection refused: its uid's max_connections_per_uid */
 	RPC_LOG_REFUSE_TOTAL,     /* connection refused: max_connections */
