@@ -38,7 +38,7 @@ Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref
 }
 
 /* While the outbox cannot store (disk full, below outbox.min_free_mb…), every submit
- * fails: a client could log one error per call (hitld(8) LOGGING). */
+ * fails: a client could log one error per call (hitld(8) LIMITS, Journal). */
 static LogRl store_failed_log = LOGRL_CLIENT;
 
 void manager_commit(Manager *m) {

@@ -1,6 +1,6 @@
 /* logrl.h — rate limits for the log entries that somebody other than the
  * operator can cause at will: a local client (a uid), a callback sender (a
- * peer address), HITL.sh (hitld(8) LOGGING). Modelled on systemd's
+ * peer address), HITL.sh (hitld(8) LIMITS, Journal). Modelled on systemd's
  * ratelimit: in a window of `interval`, `burst` entries pass; the rest are
  * counted, not logged, and the next entry let through says how many were held
  * back ("(N similar messages suppressed)"). One LogRl per cause. Keyed by
@@ -47,7 +47,7 @@ typedef struct LogRl {
 #define LOGRL(i, b, ball) { .interval = (i), .burst = (b), .burst_all = (ball) }
 
 /* The limit of every entry a local client (a uid) can cause at will, as hitld(8)
- * LOGGING states it: 5 per uid and 20 for all uids together, per cause and 30 s. */
+ * LIMITS, Journal states it: 5 per uid and 20 for all uids together, per cause and 30 s. */
 #define LOGRL_CLIENT LOGRL(30 * USEC_PER_SEC, 5U, 20U)
 
 /* May an entry of this cause, for key, be logged at now? If so, returns true

@@ -308,8 +308,9 @@ static bool may_call_now(Manager *m, RpcCall *call, bool admin) {
 	return true;
 }
 
-/* A client fails a start at will (calls past API_MAX_IN_FLIGHT, or no key): one limit
- * for the one call site, as systemd's log_ratelimit_*() keep a static one per site. */
+/* While HITL.sh is slow, a client fails starts at will (calls past API_MAX_IN_FLIGHT,
+ * which spend no budget): one limit for the one call site, as systemd's
+ * log_ratelimit_*() keep a static one per site. */
 static LogRl start_failed_log = LOGRL_CLIENT;
 
 static void start(Remote *rm, RpcCall *call, const char *method, const char *loop_id, const char *suffix,

@@ -18,7 +18,7 @@
 #include "webhook.h"
 
 /* Rejections are logged once per source address and minute, and ten a minute from all
- * sources together (a sender with many addresses), hitld(8) LOGGING. */
+ * sources together (a sender with many addresses), hitld(8) LIMITS, Journal. */
 #define REJECT_LOG_INTERVAL (60 * USEC_PER_SEC)
 #define REJECT_LOG_BURST_ALL 10U
 #define LISTEN_BACKLOG 128

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # run-suite: about 40 s
 """One local user cannot flood hitld's log, nor hide another user's entries
-in it (hitld(8) LOGGING).
+in it (hitld(8) LIMITS, Journal).
 
 - Output: a non-root uid makes hitld close one of its connections for the
   per-uid output bound (socket.max_output_mb_per_uid) 100 times, by
@@ -44,7 +44,7 @@ from test_webhook import HOOK_PATH, WebhookTestCase  # noqa: E402
 FLOOD_UID = 65531
 OTHER_UID = 65530
 CLOSURES = 100
-# hitld(8) LOGGING: per cause and uid, LOG_BURST entries per LOG_INTERVAL_S.
+# hitld(8) LIMITS, Journal: per cause and uid, LOG_BURST entries per LOG_INTERVAL_S.
 LOG_INTERVAL_S = 30
 LOG_BURST = 5
 STATUS = b'{"jsonrpc":"2.0","id":1,"method":"status"}\n' * 64
@@ -299,7 +299,7 @@ class DiskFull(HitldTestCase):
     allowed = LogFlood.allowed
 
 
-# hitld(8) LOGGING: a refused callback is logged once a minute per source, 10 a minute in all.
+# hitld(8) LIMITS, Journal: a refused callback is logged once a minute per source, 10 a minute in all.
 REJECT_INTERVAL_S = 60
 REJECT_BURST_ALL = 10
 SOURCES = ["127.0.0.%d" % i for i in range(2, 62)]
