@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# run-suite: about 40 s
+# run-suite: about 10 s
 """One local user cannot flood hitld's log, nor hide another user's entries
 in it (hitld(8) LIMITS, Journal).
 
