@@ -150,6 +150,12 @@ class EveryKeyIsClassified(ReloadBase):
         reply, log = self.reload_with({})
         self.assertEqual(len(self.restart_lines(log)), 1, log)
         self.assertEqual(sorted(reply["restart_needed"]), start_only)
+        p = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "reload"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        line = [l for l in p.stdout.splitlines() if l.startswith("not in effect until hitld restarts")]
+        self.assertEqual(len(line), 1, p.stdout)
+        self.assertEqual(sorted(line[0].split(":", 1)[1].replace(" ", "").split(",")), start_only)
 
     def test_reloadable_keys_are_not_named(self):
         settings = {k: self.value(k) for k, (reload, _) in KEYS.items() if reload}
