@@ -278,8 +278,9 @@ static void check_workflows(UsageStore *s, usec_t now) {
 	assert_int_equal(loop_calls(s, now, "wf_deploy_4812"), 2);
 	assert_int_equal(loop_calls(s, now, "wf_a-B_9"), 1);
 	assert_int_equal(loop_calls(s, now, "wf_0123456789abcdef"), 1);
+	assert_int_equal(loop_calls(s, now, "wf_customer_onb~aB-_"), 1);
 	assert_int_equal(loop_calls(s, now, LOOP_A), 1);
-	assert_int_equal(loop_calls(s, now, ""), 0);
+	assert_int_equal(loop_calls(s, now, ""), 1);
 }
 
 /* A trigger's calls count for its workflow ("wf_…", up to 16 characters
@@ -306,6 +307,9 @@ static void test_usage_store_keeps_workflow_ids(void **state) {
 	assert_int_equal(usage_store_open(f->fd, T0 + 2 * USEC_PER_SEC, &s), 0);
 	call(s, USAGE_TRIGGER, 1000, "wf_deploy_4812", 200, T0 + 2 * USEC_PER_SEC);
 	call(s, USAGE_CREATE, 1000, LOOP_A, 201, T0 + 2 * USEC_PER_SEC);
+	/* A shortened key (usage_workflow_key()), and one that is none. */
+	call(s, USAGE_TRIGGER, 1000, "wf_customer_onb~aB-_", 200, T0 + 2 * USEC_PER_SEC);
+	call(s, USAGE_TRIGGER, 1000, "wf_a~b", 200, T0 + 2 * USEC_PER_SEC);
 	{
 		/* In flight when hitld stops: the state file keeps its tag. */
 		UsageTag t = tag(USAGE_TRIGGER, 1000, "wf_0123456789abcdef");
