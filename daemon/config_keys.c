@@ -68,6 +68,8 @@ const KeyDef config_keys[] = {
 	KEY("webhook", "sweep_interval_s", KEY_UNSIGNED, webhook_sweep_interval_s, 1, 86400, RELOAD),
 };
 
+_Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == CONFIG_KEYS_N, "CONFIG_KEYS_N counts the table");
+
 static size_t field_size(KeyKind kind) {
 	switch (kind) {
 	case KEY_UNSIGNED:
@@ -105,7 +107,8 @@ size_t config_reload_keep(Config *loaded, Config *running, const char *ret_chang
 
 	for (size_t i = 0; i < CONFIG_KEYS_N; i++) {
 		const KeyDef *k = &config_keys[i];
-		char *fa = (char *) loaded + k->offset, *fb = (char *) running + k->offset, tmp[sizeof(size_t) + sizeof(char *)];
+		char *fa = (char *) loaded + k->offset, *fb = (char *) running + k->offset;
+		char tmp[sizeof(size_t) + sizeof(char *)];
 		size_t size = field_size(k->kind);
 
 		if (k->reload || config_key_equal(k, loaded, running))
