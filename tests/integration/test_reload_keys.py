@@ -8,7 +8,13 @@ as taking effect at the next start. Nothing is silently ignored.
 KEYS below names every key `hitld --check-config --dump` prints (a key added
 without a line here fails the test) with a value to change it to; the tests
 then show the effect of the reloadable ones, by `status` or by behaviour,
-and that each start-only one is named.
+and that each start-only one is named. Reloadable keys whose effect is not
+shown here on its own: socket.max_connections, max_output_mb_per_uid,
+max_output_mb_total and cpu_percent_per_uid (the same RpcLimits push as
+max_message_bytes and max_connections_per_uid, shown), budget.warn_drain_hours,
+queue.precedence_group, outbox.max_lifetime_s and retention_days, and
+webhook.public_url (read where they are used; test_forecast, test_fairness,
+test_api2026, test_webhook show what they do).
 """
 import datetime
 import os
@@ -280,6 +286,54 @@ class OtherKeys(ReloadBase):
         self.assertNotEqual(as_uid(NOBODY, reload_as_nobody), "ok")
         self.reload_with({"socket.admin_group": "nogroup"})
         self.assertEqual(as_uid(NOBODY, reload_as_nobody), "ok")
+
+    def test_loop_writes_and_the_loop_cache(self):
+        def delete_as_nobody():
+            c = self.hitld.client()
+            try:
+                c.call("loop.delete", {"id": "a" * 24})
+                return 0
+            except RpcError as e:
+                return e.code
+            finally:
+                c.close()
+        self.assertEqual(as_uid(NOBODY, delete_as_nobody), -32002)
+        self.reload_with({"socket.loop_writes": "all"})
+        self.assertNotEqual(as_uid(NOBODY, delete_as_nobody), -32002)
+
+        def loop_reads():
+            return sum(1 for m, p, _ in self.emu.api_calls() if m == "GET" and p.endswith("/loops/" + self.loop_id))
+        for _ in range(2):
+            self.c.call("loop.get", {"id": self.loop_id})
+        self.assertEqual(loop_reads(), 1)                 # the second from the cache
+        self.reload_with({"api.loop_cache_ttl_s": 0})
+        for _ in range(2):
+            self.c.call("loop.get", {"id": self.loop_id})
+        self.assertEqual(loop_reads(), 3)
+
+    def test_connections_per_uid_and_metrics_interval(self):
+        def two_connections_as_nobody():
+            a = self.hitld.client()
+            b = self.hitld.client()
+            try:
+                a.call("hello")
+                try:
+                    b.call("hello")
+                    return 0
+                except (RpcError, AssertionError, ConnectionError, OSError):
+                    return -1
+            finally:
+                a.close()
+                b.close()
+        self.assertEqual(as_uid(NOBODY, two_connections_as_nobody), 0)
+        self.reload_with({"socket.max_connections_per_uid": 1})
+        self.assertEqual(as_uid(NOBODY, two_connections_as_nobody), -1)
+
+        path = self.value("metrics.textfile")
+        self.reload_with({"metrics.textfile": path, "metrics.interval_s": 1})
+        wait_for(lambda: os.path.exists(path), 30, what="the metrics textfile")
+        first = os.stat(path).st_mtime_ns
+        wait_for(lambda: os.stat(path).st_mtime_ns != first, 30, what="the textfile rewritten after 1 s")
 
     def test_socket_limits(self):
         self.reload_with({"socket.max_message_bytes": 1024})
