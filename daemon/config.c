@@ -101,6 +101,8 @@ int config_new_default(Config **ret) {
 		.socket_idle_timeout_s = 300,
 		.socket_max_output_mb_per_uid = 8,
 		.socket_max_output_mb_total = 64,
+		.socket_max_input_mb_per_uid = 8,
+		.socket_max_input_mb_total = 64,
 		.socket_cpu_percent_per_uid = 25,
 		.socket_loop_writes = LOOP_WRITES_ADMIN,
 		.outbox_max_requests = 100000,

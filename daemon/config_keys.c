@@ -44,6 +44,8 @@ const KeyDef config_keys[] = {
 	KEY("socket", "idle_timeout_s", KEY_UNSIGNED, socket_idle_timeout_s, 1, 86400, RELOAD),
 	KEY("socket", "max_output_mb_per_uid", KEY_UNSIGNED, socket_max_output_mb_per_uid, 1, 1024, RELOAD),
 	KEY("socket", "max_output_mb_total", KEY_UNSIGNED, socket_max_output_mb_total, 1, 65536, RELOAD),
+	KEY("socket", "max_input_mb_per_uid", KEY_UNSIGNED, socket_max_input_mb_per_uid, 1, 1024, RELOAD),
+	KEY("socket", "max_input_mb_total", KEY_UNSIGNED, socket_max_input_mb_total, 1, 65536, RELOAD),
 	KEY("socket", "cpu_percent_per_uid", KEY_UNSIGNED, socket_cpu_percent_per_uid, 1, 100, RELOAD),
 	KEY("socket", "loop_writes", KEY_LOOP_WRITES, socket_loop_writes, 0, 0, RELOAD),
 

@@ -13,7 +13,7 @@
 
 #include "config.h"
 
-#define CONFIG_KEYS_N 43
+#define CONFIG_KEYS_N 45
 
 typedef enum KeyKind {
 	KEY_UNSIGNED,    /* unsigned, min..max */

@@ -58,6 +58,8 @@ KEYS = {
     "socket.idle_timeout_s": (True, 1),
     "socket.max_output_mb_per_uid": (True, 2),
     "socket.max_output_mb_total": (True, 4),
+    "socket.max_input_mb_per_uid": (True, 2),
+    "socket.max_input_mb_total": (True, 4),
     "socket.cpu_percent_per_uid": (True, 50),
     "socket.loop_writes": (True, "all"),
     "queue.precedence_group": (True, "nogroup"),
