@@ -27,6 +27,14 @@ KEY = "hitl_test_" + "0123456789abcdef" * 3
 REVIEWER = "reviewer@example.com"
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for listeners the
+    test starts: the webhook receiver, sshd)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout * SLOW
     while True:
