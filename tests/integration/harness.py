@@ -35,6 +35,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def compile_client_program(source, exe):
+    """Compiles one C file against the build's libhitlclient.a (and the
+    sanitizers' runtime when that library was built with them); returns None,
+    or the compiler's complaint."""
+    lib = os.path.join(BUILD, "libhitlclient.a")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    with open(lib, "rb") as f:
+        if b"__asan_" in f.read():
+            flags += ["-fsanitize=address,undefined"]
+    p = subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-I", os.path.join(ROOT, "client"), source, lib] +
+                       flags + ["-o", exe], capture_output=True, text=True, timeout=120)
+    return None if p.returncode == 0 else p.stderr
+
+
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout * SLOW
     while True:
