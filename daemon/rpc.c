@@ -4,9 +4,9 @@
  *
  * Life of a connection: accept4 → SO_PEERCRED → limits → OPEN. Lines are read into a bounded
  * buffer (at most one partial line of max_message_bytes plus one read chunk; all of a uid's
- * buffers together at most max_input_bytes_per_uid, rpc_input.c) and turned into calls, kept in a per-connection FIFO so that replies leave in request order. OPEN becomes
- * DRAINING (read no more, close once every owed reply is sent: EOF, message too large,
- * input bound),
+ * buffers together at most max_input_bytes_per_uid, rpc_input.c) and turned into calls, kept
+ * in a per-connection FIFO so that replies leave in request order. OPEN becomes DRAINING
+ * (read no more, close once every owed reply is sent: EOF, message too large, input bound),
  * FLUSHING (answer no more, close once the output is sent: notify_and_close) or FAILED (close at
  * the next loop iteration: I/O error, output bound). Only event-loop callbacks close a
  * connection; the public functions the methods layer calls never do, so no callback of ours

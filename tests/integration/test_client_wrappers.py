@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, KEY, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, KEY, HitldTestCase, compile_client_program, main, single_select_request, wait_for  # noqa: E402
 from sec_util import add_key_same_account, new_key, write_key_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,16 +91,9 @@ def compile_program(directory):
     src, exe = os.path.join(directory, "wrappers.c"), os.path.join(directory, "wrappers")
     with open(src, "w") as f:
         f.write(PROGRAM)
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], capture_output=True, text=True,
-                           check=True).stdout.split()
-    lib = os.path.join(BUILD, "libhitlclient.a")
-    with open(lib, "rb") as f:
-        if b"__asan_" in f.read():      # the sanitizer build's library needs its runtime
-            flags += ["-fsanitize=address,undefined"]
-    p = subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-I", os.path.join(ROOT, "client"), src, lib] + flags +
-                       ["-o", exe], capture_output=True, text=True, timeout=120)
-    if p.returncode != 0:
-        raise AssertionError("the test program does not compile:\n" + p.stderr)
+    error = compile_client_program(src, exe)
+    if error is not None:
+        raise AssertionError("the test program does not compile:\n" + error)
     os.chmod(exe, 0o755)
     return exe
 

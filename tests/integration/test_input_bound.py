@@ -22,7 +22,6 @@ Measured: the bytes on the connections hitld kept open (every byte sent on
 them has been read by hitld: the client's send queue is empty) and, in
 the plain build, hitld's resident memory (VmRSS) before and after.
 """
-import errno
 import fcntl
 import json
 import os
@@ -31,7 +30,6 @@ import struct
 import sys
 import termios
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SANITIZER, SLOW, HitldTestCase, main  # noqa: E402
