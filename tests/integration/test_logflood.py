@@ -18,6 +18,14 @@ in it (hitld(8) LIMITS, Journal).
   budget; hitld logs a bounded number of lines for them, not 200.
 - Disk below outbox.min_free_mb: a non-root uid's 200 submits each fail
   "no space left"; hitld logs a bounded number of lines for them, not 200.
+- Local churn: a non-root uid submits and cancels 600 requests as fast as it
+  can (each accepted and cancelled before it was sent: nothing reaches
+  HITL.sh, nothing costs budget). Uncapped, that is two info entries per
+  cycle, ~1,000 a second, which trips journald's own per-service limit
+  (10,000 in 30 s by default) and so hides every other entry of hitld's,
+  the operator's alerts included. hitld logs at most the audit burst per
+  uid and interval for these local-only events; a second uid's submit right
+  after is logged and counts what was held back.
 - Callbacks: a sender posts refused callbacks from 60 loopback addresses;
   hitld logs one entry per address and minute, and at most 10 a minute for
   all addresses together, not one per address.
@@ -297,6 +305,61 @@ class DiskFull(HitldTestCase):
         self.assertLessEqual(len(logged), self.allowed(elapsed), "\n".join(logged[:20]))
 
     allowed = LogFlood.allowed
+
+
+# hitld(8) LIMITS, Journal: entries for a request's local-only events (accepted,
+# cancelled before it was sent), per uid and AUDIT_INTERVAL_S.
+AUDIT_INTERVAL_S = 30
+AUDIT_BURST = 100
+CHURN = 600
+
+
+def churn(path, loop_id, n):
+    """As one uid: n rounds of a pipelined submit then its cancel."""
+    c = Client(path, timeout=60 * SLOW)
+    body = single_select_request(loop_id)
+    done = 0
+    for _ in range(n):
+        r = c.call("request.submit", body)
+        c.call("request.cancel", {"id": r["id"]})
+        done += 1
+    c.close()
+    return {"cycles": done}
+
+
+def audit_lines(text, uid, what):
+    return [l for l in text.splitlines() if what in l and ("uid %d" % uid) in l]
+
+
+class LocalChurn(HitldTestCase):
+    CONFIG = {"log": {"level": "info"}}
+
+    def test_submit_cancel_churn_logs_a_bounded_number_of_lines(self):
+        self.c.call("queue.pause")      # nothing is sent: every cancel is local
+        t0 = time.monotonic()
+        pid, rfd = child(FLOOD_UID, churn, self.hitld.socket, self.loop_id, CHURN)
+        res = collect(pid, rfd)
+        elapsed = time.monotonic() - t0
+        self.assertNotIn("error", res, res)
+        self.assertEqual(res["cycles"], CHURN, res)
+        allowed = AUDIT_BURST * (math.ceil(elapsed / AUDIT_INTERVAL_S) + 1)
+        # Another uid right after: its entry is logged and counts what was held back.
+        pid, rfd = child(OTHER_UID, churn, self.hitld.socket, self.loop_id, 1)
+        self.assertEqual(collect(pid, rfd).get("cycles"), 1)
+        wait_for(lambda: audit_lines(self.hitld.log_text(), OTHER_UID, "accepted from"), 10,
+                 what="the other uid's accepted entry")
+        text = self.hitld.log_text()
+        for what in ("accepted from", "cancelled before it was sent"):
+            logged = audit_lines(text, FLOOD_UID, what)
+            other = audit_lines(text, OTHER_UID, what)
+            print("\n%d cycles of uid %d in %.1f s: %d '%s' lines (allowed %d)"
+                  % (CHURN, FLOOD_UID, elapsed, len(logged), what, allowed), file=sys.stderr)
+            self.assertGreater(len(logged), 0)
+            self.assertLessEqual(len(logged), allowed, what)
+            self.assertEqual(len(other), 1, other)
+            # Every entry of the flood was logged or counted as held back.
+            held = sum(suppressed(l) for l in logged[1:]) + suppressed(other[0])
+            self.assertEqual(len(logged) + held, CHURN, (what, other[0]))
 
 
 # hitld(8) LIMITS, Journal: a refused callback is logged once a minute per source, 10 a minute in all.
