@@ -40,6 +40,7 @@ Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref
 /* While the outbox cannot store (disk full, below outbox.min_free_mb…), every submit
  * fails: a client could log one error per call (hitld(8) LIMITS, Journal). */
 static LogRl store_failed_log = LOGRL_CLIENT;
+static LogRl accepted_log = LOGRL_AUDIT;
 
 void manager_commit(Manager *m) {
 	Record *records[COMMIT_BATCH_MAX];
@@ -74,14 +75,19 @@ void manager_commit(Manager *m) {
 			continue;
 		}
 
-		char uid[16];
+		char uid[16], more[LOGRL_SUFFIX_MAX];
+		unsigned held;
+
 		snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
-		log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
-		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id },
-		                     { r->kind == RECORD_TRIGGER ? "HITL_WORKFLOW_ID" : "HITL_LOOP_ID", r->loop_id },
-		                     { "HITL_UID", uid }, { "HITL_STATE", "queued" },
-		                     { "HITL_PRIORITY", priority_to_string(r->priority) }),
-		          "Request %s accepted from uid %u.", r->id, (unsigned) r->owner_uid);
+		if (logrl_below(&accepted_log, r->owner_uid, now_monotonic(), &held))
+			log_event(LOG_INFO, MID_REQUEST_ACCEPTED,
+			          LOG_FIELDS({ "HITL_REQUEST_ID", r->id },
+			                     { r->kind == RECORD_TRIGGER ? "HITL_WORKFLOW_ID" : "HITL_LOOP_ID",
+			                       r->loop_id },
+			                     { "HITL_UID", uid }, { "HITL_STATE", "queued" },
+			                     { "HITL_PRIORITY", priority_to_string(r->priority) }),
+			          "Request %s accepted from uid %u.%s", r->id, (unsigned) r->owner_uid,
+			          logrl_suffix(held, more));
 		p->done(m, r, 0, p->userdata);
 		manager_notify(m, r);
 		any = true;

@@ -50,6 +50,13 @@ typedef struct LogRl {
  * LIMITS, Journal states it: 5 per uid and 20 for all uids together, per cause and 30 s. */
 #define LOGRL_CLIENT LOGRL(30 * USEC_PER_SEC, 5U, 20U)
 
+/* The limit of a request's local-only audit entries (accepted, cancelled before it was
+ * sent), which a uid can cause as fast as it submits and cancels: 100 per uid and 1,000
+ * for all uids together, per cause and 30 s — far below journald's own per-service limit
+ * (10,000 in 30 s by default), which, once tripped, would hide every entry of hitld's.
+ * What reaches HITL.sh is logged in full: the budget bounds it. */
+#define LOGRL_AUDIT LOGRL(30 * USEC_PER_SEC, 100U, 1000U)
+
 /* May an entry of this cause, for key, be logged at now? If so, returns true
  * and the number of the cause's entries held back since the last one let
  * through (of any key: "similar" is the cause) in *ret_suppressed, and counts

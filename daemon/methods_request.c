@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "logrl.h"
 #include "cursor.h"
 #include "log.h"
 #include "methods_internal.h"
@@ -364,12 +365,17 @@ void method_cancel(Manager *m, RpcCall *call) {
 	}
 	manager_record_saved(m, r);
 	if (r->state == REQUEST_CANCELLED) {
-		char uid[16];
+		static LogRl cancelled_log = LOGRL_AUDIT;
+		char uid[16], more[LOGRL_SUFFIX_MAX];
+		unsigned held;
 
 		snprintf(uid, sizeof uid, "%u", (unsigned) r->owner_uid);
-		log_event(LOG_INFO, MID_REQUEST_CANCELLED,
-		          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_UID", uid }, { "HITL_STATE", "cancelled" }),
-		          "Request %s cancelled before it was sent.", r->id);
+		if (logrl_below(&cancelled_log, r->owner_uid, now_monotonic(), &held))
+			log_event(LOG_INFO, MID_REQUEST_CANCELLED,
+			          LOG_FIELDS({ "HITL_REQUEST_ID", r->id }, { "HITL_UID", uid },
+			                     { "HITL_STATE", "cancelled" }),
+			          "Request %s of uid %u cancelled before it was sent.%s", r->id,
+			          (unsigned) r->owner_uid, logrl_suffix(held, more));
 	}
 	reply_record(m, call, r);
 }
