@@ -138,6 +138,10 @@ $(B)/tests/unit/test_ctl_params: $(B)/tests/unit/test_ctl_params.o $(B)/client/c
                                  $(B)/client/ctl_output.o $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 
+# hitlctl's output: the terminal filter, tables, shorten() (client/ctl_output.c).
+$(B)/tests/unit/test_ctl_output: $(B)/tests/unit/test_ctl_output.o $(B)/client/ctl_output.o $(B)/libhitlclient.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
+
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(UNIT_HELPER_OBJ) $(B)/libhitld.a $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 

@@ -3,6 +3,8 @@
  * of times, durations, tables and records (see ctl_output.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "cleanup.h"
 #include "ctl_output.h"
@@ -44,14 +47,19 @@ _printf_(1, 2) int usage_error(const char *format, ...) {
  * it. So stdout and stderr go through this filter, which shows, visibly
  * escaped, every C0 control but \t and \n (as \xHH), DEL, every byte that is
  * not valid UTF-8 (0x9B alone is CSI on an 8-bit terminal), the C1 controls
- * and the bidi overrides and isolates (as \uHHHH). --json output bypasses it:
+ * and the bidi overrides and isolates (as \uHHHH); in a table cell or a
+ * shortened line, \t and \n too. --json output bypasses it:
  * JSON has its own escaping, and a program wants the text unchanged. The live
  * line writes its own "\r\033[K" to the unfiltered stderr. */
 typedef struct TermFilter {
 	int fd;
+	bool one_line;            /* escape \t and \n too (a table cell, a shortened line) */
 	unsigned char pending[4]; /* an incomplete UTF-8 sequence carried to the next write */
 	size_t n_pending, need;
 } TermFilter;
+
+/* The most term_filter_byte() appends: 3 pending bytes and c, each as \xHH. */
+#define TERM_STEP_MAX 16
 
 static TermFilter term_out = { .fd = STDOUT_FILENO }, term_err = { .fd = STDERR_FILENO };
 FILE *raw_stdout, *raw_stderr;
@@ -106,37 +114,48 @@ static size_t term_flush_sequence(TermFilter *f, char *out) {
 	return w;
 }
 
+/* Feeds byte c through the filter: appends what it shows, at most
+ * TERM_STEP_MAX bytes (no NUL), to out and returns how many. What it appends
+ * is one unit a reader sees: a character, or escapes of the bytes it ended. */
+static size_t term_filter_byte(TermFilter *f, unsigned char c, char *out) {
+	char esc[TERM_STEP_MAX + 1]; /* sprintf()'s NUL needs a byte more than what is kept */
+	size_t w = 0;
+
+	if (f->need > 0) {
+		if ((c & 0xC0) == 0x80) {
+			f->pending[f->n_pending++] = c;
+			if (f->n_pending < f->need)
+				return 0;
+			w = term_flush_sequence(f, esc);
+			memcpy(out, esc, w);
+			return w;
+		}
+		w = term_escape_bytes(esc, f->pending, f->n_pending);
+		f->n_pending = f->need = 0;
+	}
+	if (c >= 0xC2 && c <= 0xF4) {
+		f->pending[0] = c;
+		f->n_pending = 1;
+		f->need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	} else if ((c < 0x20 && (f->one_line || (c != '\n' && c != '\t'))) || c == 0x7F || c >= 0x80)
+		w += term_escape_bytes(esc + w, &c, 1);
+	else
+		esc[w++] = (char) c;
+	memcpy(out, esc, w);
+	return w;
+}
+
 static ssize_t term_filter_write(void *cookie, const char *buf, size_t size) {
 	TermFilter *f = cookie;
 	char out[4096];
 	size_t w = 0;
 
 	for (size_t i = 0; i < size; i++) {
-		unsigned char c = (unsigned char) buf[i];
-
-		/* Room for the worst case of one step: 4 pending bytes as \xHH, then c. */
-		if (w > sizeof out - 32) {
+		if (w > sizeof out - TERM_STEP_MAX) {
 			term_write_all(f->fd, out, w);
 			w = 0;
 		}
-		if (f->need > 0) {
-			if ((c & 0xC0) == 0x80) {
-				f->pending[f->n_pending++] = c;
-				if (f->n_pending == f->need)
-					w += term_flush_sequence(f, out + w);
-				continue;
-			}
-			w += term_escape_bytes(out + w, f->pending, f->n_pending);
-			f->n_pending = f->need = 0;
-		}
-		if (c >= 0xC2 && c <= 0xF4) {
-			f->pending[0] = c;
-			f->n_pending = 1;
-			f->need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-		} else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F || c >= 0x80)
-			w += term_escape_bytes(out + w, &c, 1);
-		else
-			out[w++] = (char) c;
+		w += term_filter_byte(f, (unsigned char) buf[i], out + w);
 	}
 	term_write_all(f->fd, out, w);
 	return (ssize_t) size;
@@ -282,52 +301,97 @@ char *format_ago(const char *iso, char *buf, size_t size) {
 	return format_relative(t, time(NULL), buf, size);
 }
 
-/* Code points in s: what a terminal column count roughly is. */
-static size_t text_width(const char *s) {
-	size_t n = 0;
+/* ------------------------------------------------------------------ display width */
 
-	for (; *s; s++)
-		if (((unsigned char) *s & 0xC0) != 0x80)
-			n++;
-	return n;
+/* Tables and shortened lines are laid out in terminal columns: a CJK
+ * character takes 2, a combining mark 0, and text is measured as the filter
+ * shows it (a control byte as \xHH is 4). The widths are libc's wcwidth()
+ * in the user's LC_CTYPE locale (LC_ALL, LC_CTYPE, LANG), read with
+ * newlocale() rather than setlocale() so nothing else in hitlctl (ctype,
+ * json-c, --json output) changes with it. The filter writes UTF-8 whatever
+ * the locale, so in a locale that is not UTF-8 (C, POSIX) the widths are
+ * C.UTF-8's, which is how a UTF-8 terminal shows that text; without either,
+ * 1 per code point. */
+static locale_t width_locale(void) {
+	static locale_t loc;
+	static bool tried;
+
+	if (tried)
+		return loc;
+	tried = true;
+	loc = newlocale(LC_CTYPE_MASK, "", (locale_t) 0);
+	if (loc && !streq(nl_langinfo_l(CODESET, loc), "UTF-8")) {
+		freelocale(loc);
+		loc = (locale_t) 0;
+	}
+	if (!loc)
+		loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+	return loc;
 }
 
-/* The first line of s, at most max code points, "…" when cut. */
-char *shorten(const char *s, size_t max) {
-	size_t bytes = 0, points = 0;
-	bool cut = false;
+/* Columns of n bytes the filter showed (valid UTF-8 without controls);
+ * the caller has width_locale() in use. */
+static size_t shown_columns(const char *s, size_t n) {
+	size_t cols = 0;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char) s[i];
+		size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+		int w;
+
+		if (i + len > n)
+			len = n - i; /* cannot happen after the filter: count what is there */
+		for (size_t k = 1; k < len; k++)
+			cp = cp << 6 | ((unsigned char) s[i + k] & 0x3F);
+		i += len;
+		w = c < 0x80 ? 1 : wcwidth((wchar_t) cp);
+		/* -1 (not printable) cannot come out of the filter; a terminal
+		 * would most likely draw such a character in one column. */
+		cols += w < 0 ? 1 : (size_t) w;
+	}
+	return cols;
+}
+
+/* s as the filter shows it, on one line (\t and \n escaped too): cut
+ * after its first line or at max columns, "…" marking the cut, never inside
+ * a character or an escape; a combining mark stays with its letter.
+ * malloc()ed; NULL without memory. */
+static char *shown_text(const char *s, bool first_line, size_t max) {
+	TermFilter f = { .fd = -1, .one_line = true };
+	size_t n = first_line ? strcspn(s, "\r\n") : strlen(s), w = 0, cols = 0, fit = 0;
+	bool cut = first_line && s[n];
+	locale_t loc = width_locale(), old = loc ? uselocale(loc) : (locale_t) 0;
 	char *out;
 
-	if (!s)
-		s = "";
-	while (s[bytes] && s[bytes] != '\n' && s[bytes] != '\r') {
-		if (((unsigned char) s[bytes] & 0xC0) != 0x80) {
-			if (points == max) {
-				cut = true;
-				break;
-			}
-			points++;
-		}
-		bytes++;
+	/* Each input byte shows as at most 4 (\xHH); then "…" and the NUL. */
+	out = n < (SIZE_MAX - TERM_STEP_MAX - 8) / 4 ? malloc(n * 4 + TERM_STEP_MAX + 8) : NULL;
+	for (size_t i = 0; out && i <= n && cols <= max; i++) {
+		/* The last step writes out what is still pending, escaped. */
+		size_t k = i < n ? term_filter_byte(&f, (unsigned char) s[i], out + w)
+		                 : term_escape_bytes(out + w, f.pending, f.n_pending);
+
+		cols += shown_columns(out + w, k);
+		w += k;
+		if (cols < max) /* room for "…" after it */
+			fit = w;
+		else if (cols > max)
+			cut = true;
 	}
-	if (s[bytes] == '\n' || s[bytes] == '\r')
-		cut = true;
-	if (cut && points == max) {
-		/* Make room for the ellipsis: drop the last code point. */
-		while (bytes > 0 && ((unsigned char) s[bytes - 1] & 0xC0) == 0x80)
-			bytes--;
-		if (bytes > 0)
-			bytes--;
-	}
-	out = malloc(bytes + 4);
+	if (old)
+		uselocale(old);
 	if (!out)
 		return NULL;
-	memcpy(out, s, bytes);
-	if (cut)
-		memcpy(out + bytes, "…", 4);
+	if (cut && max > 0)
+		memcpy(out + fit, "…", sizeof "…");
 	else
-		out[bytes] = 0;
+		out[cut ? 0 : w] = 0;
 	return out;
+}
+
+/* The first line of s as the terminal shows it, at most max columns, "…" when cut. */
+char *shorten(const char *s, size_t max) {
+	return shown_text(s ? s : "", true, max);
 }
 
 int terminal_columns(void) {
@@ -369,7 +433,7 @@ int table_add(Table *t, const char *const *values) {
 		t->allocated = n;
 	}
 	for (size_t i = 0; i < t->n_columns; i++) {
-		t->cells[t->n_rows * t->n_columns + i] = strdup(values[i] ? values[i] : "");
+		t->cells[t->n_rows * t->n_columns + i] = shown_text(values[i] ? values[i] : "", false, SIZE_MAX);
 		if (!t->cells[t->n_rows * t->n_columns + i]) {
 			for (size_t j = 0; j < i; j++)
 				free(t->cells[t->n_rows * t->n_columns + j]);
@@ -378,6 +442,16 @@ int table_add(Table *t, const char *const *values) {
 	}
 	t->n_rows++;
 	return 0;
+}
+
+/* Columns of text the filter shows unchanged (a cell, a header). */
+static size_t text_width(const char *s) {
+	locale_t loc = width_locale(), old = loc ? uselocale(loc) : (locale_t) 0;
+	size_t cols = shown_columns(s, strlen(s));
+
+	if (old)
+		uselocale(old);
+	return cols;
 }
 
 void table_print(const Table *t) {

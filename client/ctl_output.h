@@ -48,14 +48,20 @@ char *format_relative(time_t t, time_t now, char *buf, size_t size);
 char *format_when(const char *iso, char *buf, size_t size);
 /* "3m 2s ago" for an ISO time; NULL when absent or unreadable. */
 char *format_ago(const char *iso, char *buf, size_t size);
-/* The first line of s, at most max code points, "…" when cut; malloc()ed, NULL without memory. */
+/* The first line of s as the terminal shows it: escaped as the filter does
+ * (and \t too), at most max display columns, "…" when cut; malloc()ed, NULL
+ * without memory. The filter passes it unchanged. */
 char *shorten(const char *s, size_t max);
 /* The width of the terminal on stderr, 80 when unknown. */
 int terminal_columns(void);
 /* Appends to the string in buf, truncating. */
 _printf_(3, 4) void append(char *buf, size_t size, const char *format, ...);
 
-/* A table with a header row, columns as wide as their widest cell. */
+/* A table with a header row, columns as wide as their widest cell in display
+ * columns (a CJK character is 2, a combining mark 0, per wcwidth() in the
+ * user's LC_CTYPE locale, C.UTF-8's when that is not UTF-8). Cells are stored
+ * as the terminal filter shows them, \t and \n escaped too, and measured so;
+ * headers are hitlctl's own text. */
 #define TABLE_COLUMNS_MAX 8
 
 typedef struct Table {

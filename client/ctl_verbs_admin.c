@@ -468,10 +468,11 @@ static int key_rotate(Ctl *ctl) {
 	int k;
 
 	k = ctl_connect(ctl);
-	if (!k)
-		k = ctl_call(ctl, "key.rotate", NULL, &res, "key rotate");
 	if (k)
 		return k;
+	k = hitl_key_rotate(ctl->client, &res, &ctl->error);
+	if (k < 0)
+		return report_call_error(ctl, k, "key rotate");
 	if (ctl->json) {
 		print_json(res);
 		return 0;
@@ -603,9 +604,9 @@ int verb_metrics(Ctl *ctl, int argc, char **argv) {
 	k = ctl_connect(ctl);
 	if (k)
 		return k;
-	k = ctl_call(ctl, "metrics", NULL, &res, "metrics");
-	if (k)
-		return k;
+	k = hitl_metrics(ctl->client, &res, &ctl->error);
+	if (k < 0)
+		return report_call_error(ctl, k, "metrics");
 	if (ctl->json) {
 		print_json(res);
 		return 0;

@@ -15,13 +15,8 @@
 
 #define BAR_WIDTH_MAX 60
 
-typedef struct UsageArgs {
-	const char *since;
-	const char *by;
-} UsageArgs;
-
 static int usage_option(Ctl *ctl, int opt, const char *arg, void *userdata) {
-	UsageArgs *a = userdata;
+	HitlUsageFilter *a = userdata;
 
 	switch (opt) {
 	case 's':
@@ -141,8 +136,8 @@ int verb_usage(Ctl *ctl, int argc, char **argv) {
 		{ "by", required_argument, NULL, 'b' },
 		{},
 	};
-	_cleanup_(json_object_putp) json_object *params = NULL, *res = NULL;
-	UsageArgs a = { .since = "24h", .by = "kind" };
+	_cleanup_(json_object_putp) json_object *res = NULL;
+	HitlUsageFilter a = { .since = "24h", .by = "kind" };
 	char when[96];
 	int k;
 
@@ -153,17 +148,12 @@ int verb_usage(Ctl *ctl, int argc, char **argv) {
 		return usage_error("usage takes no arguments.");
 	if (!streq(a.by, "kind") && !streq(a.by, "uid") && !streq(a.by, "loop") && !streq(a.by, "hour"))
 		return usage_error("usage: --by must be kind, uid, loop or hour.");
-	params = json_object_new_object();
-	if (!params)
-		return usage_error("out of memory");
-	json_object_object_add(params, "since", json_object_new_string(a.since));
-	json_object_object_add(params, "by", json_object_new_string(a.by));
 	k = ctl_connect(ctl);
 	if (k)
 		return k;
-	k = ctl_call(ctl, "usage", params, &res, "usage");
-	if (k)
-		return k;
+	k = hitl_usage(ctl->client, &a, &res, &ctl->error);
+	if (k < 0)
+		return report_call_error(ctl, k, "usage");
 	if (ctl->json) {
 		print_json(res);
 		return 0;

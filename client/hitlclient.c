@@ -783,6 +783,23 @@ int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event) {
 	}
 }
 
+int hitl_usage(HitlClient *c, const HitlUsageFilter *filter, json_object **ret_result, HitlError *error) {
+	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
+
+	if (filter && filter->since && filter->since_seconds > 0)
+		return -EINVAL;
+	if (!p)
+		return -ENOMEM;
+	if (filter && (add_string(p, "since", filter->since) < 0 || add_string(p, "by", filter->by) < 0 ||
+	               (filter->since_seconds > 0 && add_int(p, "since", filter->since_seconds) < 0)))
+		return -ENOMEM;
+	return hitl_client_call(c, "usage", p, ret_result, error);
+}
+
+int hitl_metrics(HitlClient *c, json_object **ret_result, HitlError *error) {
+	return hitl_client_call(c, "metrics", NULL, ret_result, error);
+}
+
 int hitl_loop_list(HitlClient *c, json_object **ret_result, HitlError *error) {
 	return hitl_client_call(c, "loop.list", NULL, ret_result, error);
 }
@@ -838,6 +855,10 @@ int hitl_loop_remove_member(HitlClient *c, const char *loop_id, const char *user
 
 int hitl_key_test(HitlClient *c, json_object **ret_result, HitlError *error) {
 	return hitl_client_call(c, "key.test", NULL, ret_result, error);
+}
+
+int hitl_key_rotate(HitlClient *c, json_object **ret_result, HitlError *error) {
+	return hitl_client_call(c, "key.rotate", NULL, ret_result, error);
 }
 
 int hitl_queue_pause(HitlClient *c, json_object **ret_result, HitlError *error) {

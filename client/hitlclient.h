@@ -137,6 +137,14 @@ typedef struct HitlListFilter {
 	const char *cursor;        /* next_cursor of the previous page, or NULL */
 } HitlListFilter;
 
+/* Filters for hitl_usage(). Zero-initialise ({0}) and set what you need; a
+ * member left 0/NULL is left out and the daemon's default applies. */
+typedef struct HitlUsageFilter {
+	const char *since;      /* "1h", "24h" (default), "7d", "30d", or N followed by m, h or d; at most 31 days */
+	uint32_t since_seconds; /* or the same as a number of seconds (1–2678400); not both with since */
+	const char *by;         /* "kind" (default), "uid", "loop" or "hour": what a row sums */
+} HitlUsageFilter;
+
 /* ------------------------------------------------------------------ errors */
 
 /* Frees what e holds and empties it. Accepts NULL. */
@@ -284,6 +292,24 @@ int hitl_watch(HitlClient *c, const char *const *ids, HitlError *error);
  * connection, e.g. after a "watch.overflow" event; -EINTR on a signal). */
 int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event);
 
+/* usage with filter (NULL: the last 24 hours by kind) → {since, until, by,
+ * scope, uid, limit_per_hour, in_flight, rows: [{kind|uid|loop_id|hour, calls,
+ * outcomes: {"2xx", "4xx", "429", "5xx", "no_reply", "unsent"}, decisions,
+ * defaults}…], total: {calls, outcomes, decisions, defaults}}: where the
+ * HITL.sh calls made with hitld's key went (PROTOCOL.md §5.12), summed over
+ * whole hours. Costs no HITL.sh call. An admin sees every uid's calls and
+ * other programs' ("scope": "all"), anyone else only the calls made for their
+ * own requests ("own"). A filter with both since and since_seconds is -EINVAL;
+ * a since or by the daemon does not know is -EREMOTEIO with
+ * HITL_ERROR_INVALID_PARAMS and error->data {"field", "reason"}. */
+int hitl_usage(HitlClient *c, const HitlUsageFilter *filter, json_object **ret_result, HitlError *error);
+
+/* metrics {} → {content_type, text}: hitld's figures in the Prometheus text
+ * exposition format 0.0.4; "text" is newline-terminated, ready to serve or
+ * write to a file (PROTOCOL.md §5.13, hitld(8) METRICS). Costs no HITL.sh
+ * call. A non-admin gets the budget and their own requests only. */
+int hitl_metrics(HitlClient *c, json_object **ret_result, HitlError *error);
+
 /* loop.* (these call HITL.sh and may cost budget) → HITL.sh's data object,
  * plus "cached"/"fetched_at" for reads. String arguments that are NULL are
  * left out (loop_update: unchanged; loop_create: description optional). */
@@ -299,8 +325,17 @@ int hitl_loop_remove_member(HitlClient *c, const char *loop_id, const char *user
                             HitlError *error);
 
 /* Admin methods: key.test (calls HITL.sh /v1/test, costs budget) → HITL.sh's
- * data; queue.pause / queue.resume → {paused}; daemon.reload → {reloaded}. */
+ * data; queue.pause / queue.resume → {paused}; daemon.reload → {reloaded}.
+ * key.rotate → {switched: true, api_key_id}: hitld tests its standby key
+ * (credential hitl-api-key.next or api.next_key_file) with HITL.sh, a call on
+ * the standby's own budget, and switches to it; the call returns once HITL.sh
+ * has answered. No standby, a rotation already under way or a standby HITL.sh
+ * refuses (error->data {"standby": "refused", "msg"}) is
+ * HITL_ERROR_INVALID_STATE, no usable reply from HITL.sh
+ * HITL_ERROR_UNAVAILABLE; the current key stays in use in each case. A
+ * non-admin gets HITL_ERROR_PERMISSION from each of these. */
 int hitl_key_test(HitlClient *c, json_object **ret_result, HitlError *error);
+int hitl_key_rotate(HitlClient *c, json_object **ret_result, HitlError *error);
 int hitl_queue_pause(HitlClient *c, json_object **ret_result, HitlError *error);
 int hitl_queue_resume(HitlClient *c, json_object **ret_result, HitlError *error);
 int hitl_daemon_reload(HitlClient *c, json_object **ret_result, HitlError *error);

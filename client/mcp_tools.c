@@ -63,6 +63,9 @@ struct McpTool {
 	bool read_only, destructive, idempotent;
 };
 
+/* No admin method has a tool (queue.pause/resume, daemon.reload, key.test, key.rotate):
+ * an agent asks humans, it does not run the service or change the key every program
+ * on the machine uses. */
 static const McpTool tools[] = {
 	{ "ask_human", "Ask a human and wait for the answer", MCP_TOOL_ASK, NULL,
 	  "Ask a human reviewer a question and wait for their answer. Use it for decisions you must not "

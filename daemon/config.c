@@ -83,6 +83,8 @@ static const KeyDef config_keys[] = {
 	KEY("socket", "idle_timeout_s", KEY_UNSIGNED, socket_idle_timeout_s, 1, 86400),
 	KEY("socket", "max_output_mb_per_uid", KEY_UNSIGNED, socket_max_output_mb_per_uid, 1, 1024),
 	KEY("socket", "max_output_mb_total", KEY_UNSIGNED, socket_max_output_mb_total, 1, 65536),
+	KEY("socket", "max_input_mb_per_uid", KEY_UNSIGNED, socket_max_input_mb_per_uid, 1, 1024),
+	KEY("socket", "max_input_mb_total", KEY_UNSIGNED, socket_max_input_mb_total, 1, 65536),
 	KEY("socket", "cpu_percent_per_uid", KEY_UNSIGNED, socket_cpu_percent_per_uid, 1, 100),
 	KEY("socket", "loop_writes", KEY_LOOP_WRITES, socket_loop_writes, 0, 0),
 
@@ -177,6 +179,8 @@ int config_new_default(Config **ret) {
 		.socket_idle_timeout_s = 300,
 		.socket_max_output_mb_per_uid = 8,
 		.socket_max_output_mb_total = 64,
+		.socket_max_input_mb_per_uid = 8,
+		.socket_max_input_mb_total = 64,
 		.socket_cpu_percent_per_uid = 25,
 		.socket_loop_writes = LOOP_WRITES_ADMIN,
 		.outbox_max_requests = 100000,

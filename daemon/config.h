@@ -54,6 +54,9 @@ typedef struct Config {
 	unsigned socket_idle_timeout_s;    /* 300, 1..86400 */
 	unsigned socket_max_output_mb_per_uid; /* 8, 1..1024: buffered output of one uid's connections */
 	unsigned socket_max_output_mb_total;   /* 64, 1..65536: of every connection */
+	unsigned socket_max_input_mb_per_uid;  /* 8, 1..1024: unhandled input of one uid's
+	                                        * connections (raised to 2 x (max_message + 64 KiB)) */
+	unsigned socket_max_input_mb_total;    /* 64, 1..65536: of every connection */
 	unsigned socket_cpu_percent_per_uid;   /* 25, 1..100 (100: no limit); admins exempt */
 	LoopWrites socket_loop_writes;     /* "admin" | "all" */
 	/* queue */

@@ -288,6 +288,8 @@ static RpcLimits socket_limits(const Config *c) {
 		.max_pending_calls = SOCKET_MAX_PENDING_CALLS,
 		.max_output_bytes_per_uid = (size_t) c->socket_max_output_mb_per_uid * 1024 * 1024,
 		.max_output_bytes_total = (size_t) c->socket_max_output_mb_total * 1024 * 1024,
+		.max_input_bytes_per_uid = (size_t) c->socket_max_input_mb_per_uid * 1024 * 1024,
+		.max_input_bytes_total = (size_t) c->socket_max_input_mb_total * 1024 * 1024,
 		.cpu_percent_per_uid = c->socket_cpu_percent_per_uid,
 	};
 }

@@ -3,9 +3,10 @@
  * lines rpc_wire.c's (rpc_internal.h).
  *
  * Life of a connection: accept4 → SO_PEERCRED → limits → OPEN. Lines are read into a bounded
- * buffer (at most one partial line of max_message_bytes plus one read chunk) and turned into
- * calls, kept in a per-connection FIFO so that replies leave in request order. OPEN becomes
- * DRAINING (read no more, close once every owed reply is sent: EOF, message too large),
+ * buffer (at most one partial line of max_message_bytes plus one read chunk; all of a uid's
+ * buffers together at most max_input_bytes_per_uid, rpc_input.c) and turned into calls, kept
+ * in a per-connection FIFO so that replies leave in request order. OPEN becomes DRAINING
+ * (read no more, close once every owed reply is sent: EOF, message too large, input bound),
  * FLUSHING (answer no more, close once the output is sent: notify_and_close) or FAILED (close at
  * the next loop iteration: I/O error, output bound). Only event-loop callbacks close a
  * connection; the public functions the methods layer calls never do, so no callback of ours
@@ -66,6 +67,16 @@ static RpcLimits limits_normalize(const RpcLimits *in) {
 		l.max_output_bytes_per_uid = RPC_DEFAULT_MAX_OUTPUT_BYTES_PER_UID;
 	if (l.max_output_bytes_total == 0)
 		l.max_output_bytes_total = RPC_DEFAULT_MAX_OUTPUT_BYTES_TOTAL;
+	if (l.max_input_bytes_per_uid == 0)
+		l.max_input_bytes_per_uid = RPC_DEFAULT_MAX_INPUT_BYTES_PER_UID;
+	/* Raised, not refused: a larger max_message_bytes must not turn one message into an
+	 * error that names another limit. */
+	if (l.max_input_bytes_per_uid < RPC_INPUT_PER_UID_FLOOR(l.max_message_bytes))
+		l.max_input_bytes_per_uid = RPC_INPUT_PER_UID_FLOOR(l.max_message_bytes);
+	if (l.max_input_bytes_total == 0)
+		l.max_input_bytes_total = RPC_DEFAULT_MAX_INPUT_BYTES_TOTAL;
+	if (l.max_input_bytes_total < l.max_input_bytes_per_uid)
+		l.max_input_bytes_total = l.max_input_bytes_per_uid;
 	if (l.cpu_percent_per_uid == 0)
 		l.cpu_percent_per_uid = RPC_DEFAULT_CPU_PERCENT_PER_UID;
 	return l;
@@ -396,6 +407,16 @@ size_t rpc_server_output_bytes_uid(const RpcServer *s, uid_t uid) {
 	UidShare *u = s ? server_find_share(s, uid) : NULL;
 
 	return u ? u->out_bytes : 0;
+}
+
+size_t rpc_server_input_bytes(const RpcServer *s) {
+	return s ? s->in_total : 0;
+}
+
+size_t rpc_server_input_bytes_uid(const RpcServer *s, uid_t uid) {
+	UidShare *u = s ? server_find_share(s, uid) : NULL;
+
+	return u ? u->in_bytes : 0;
 }
 
 unsigned rpc_server_connections(const RpcServer *s) {

@@ -5,6 +5,12 @@
  * (uidshare.h; past it its connections are not read, backpressure rather than errors),
  * connections take turns of RPC_LINES_PER_TURN lines, and buffered output is bounded per uid
  * and in total as well as per connection.
+ * Buffered input (a partial line, lines waiting their turn) is bounded per connection by
+ * max_message_bytes, and per uid and in total like the output: past a bound, the connection
+ * (of that uid, or of anyone) holding the most input is answered as a line over
+ * max_message_bytes is ("message too large") and closed. Not "stop reading the one that
+ * would pass": if every connection of a uid holds half a line, none could ever finish it.
+ * Admins are held to the memory bounds like everyone (only the time share exempts them).
  * Knows no method: every well-formed request goes to the dispatch callback (methods layer). */
 #pragma once
 
@@ -60,6 +66,13 @@ typedef struct RpcLimits {
 	                                    * closed */
 	size_t max_output_bytes_total;     /* [64 MiB] every connection together: the same, server
 	                                    * wide (the connection with the most output is closed) */
+	size_t max_input_bytes_per_uid;    /* [8 MiB, never less than
+	                                    * RPC_INPUT_PER_UID_FLOOR(max_message_bytes)] input
+	                                    * received and not yet handled on all connections of
+	                                    * one uid: past it, the uid's connection holding the
+	                                    * most is answered "message too large" and closed */
+	size_t max_input_bytes_total;      /* [64 MiB, never less than the per-uid bound] every
+	                                    * connection together: the same, server wide */
 	unsigned cpu_percent_per_uid;      /* [25] share of the event loop's time one uid's calls
 	                                    * may take (a token bucket of dispatch time, 20 ms
 	                                    * deep); past it, that uid's connections are not read
@@ -76,6 +89,11 @@ typedef struct RpcLimits {
 #define RPC_DEFAULT_MAX_QUEUED_NOTIFICATIONS 1000U
 #define RPC_DEFAULT_MAX_OUTPUT_BYTES_PER_UID ((size_t) 8 * 1024 * 1024)
 #define RPC_DEFAULT_MAX_OUTPUT_BYTES_TOTAL   ((size_t) 64 * 1024 * 1024)
+#define RPC_DEFAULT_MAX_INPUT_BYTES_PER_UID  ((size_t) 8 * 1024 * 1024)
+#define RPC_DEFAULT_MAX_INPUT_BYTES_TOTAL    ((size_t) 64 * 1024 * 1024)
+/* Two connections of a uid may each be receiving a message of the largest size (one read
+ * of 64 KiB may go past the end of a line before it is handled). */
+#define RPC_INPUT_PER_UID_FLOOR(max_message) (2 * ((max_message) + (size_t) 64 * 1024))
 #define RPC_DEFAULT_CPU_PERCENT_PER_UID      25U
 /* Connections take turns: one handles at most this many lines, then yields to the others. */
 #define RPC_LINES_PER_TURN                   8U
@@ -100,6 +118,9 @@ void rpc_server_set_exempt(RpcServer *s, rpc_exempt_t exempt, void *userdata);
 /* Buffered output of every connection together, and of uid's (bytes). */
 size_t rpc_server_output_bytes(const RpcServer *s);
 size_t rpc_server_output_bytes_uid(const RpcServer *s, uid_t uid);
+/* Input received and not yet handled, of every connection together and of uid's (bytes). */
+size_t rpc_server_input_bytes(const RpcServer *s);
+size_t rpc_server_input_bytes_uid(const RpcServer *s, uid_t uid);
 /* Reload. Existing connections keep running under the new limits. */
 void rpc_server_set_limits(RpcServer *s, const RpcLimits *limits);
 /* Shutdown: stop accepting and stop reading requests; replies still owed are still sent. */

@@ -494,6 +494,7 @@ void conn_close(RpcConn *c) {
 	ref = conn_ref(c);
 	c->state = CONN_CLOSED;
 	conn_account(c);
+	conn_account_input(c);
 	if (s && c->share && --c->share->n_conns == 0) {
 		UidShare *u = c->share;
 

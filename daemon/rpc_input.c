@@ -1,5 +1,6 @@
 /* rpc_input.c — reading a connection's lines and dispatching them as calls, within the
- * connection's and its uid's bounds (rpc_internal.h). */
+ * connection's and its uid's bounds (rpc_internal.h), and the bound on the input buffered for
+ * a uid and for every connection (rpc.h: the connection holding the most is refused). */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -56,18 +57,94 @@ bool conn_can_read(const RpcConn *c) {
 	return conn_can_dispatch(c) && !c->read_eof && !c->input_pending;
 }
 
-static void conn_too_large(RpcConn *c) {
-	log_debug("Connection of uid %u (pid %d) sent a message over %zu bytes, closing.",
-	          (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_message_bytes);
+static void conn_answer_too_large(RpcConn *c) {
 	conn_reply_error(c, NULL, RPC_ERROR_INVALID_REQUEST, "Message too large", "message too large");
 	if (c->state == CONN_OPEN)
 		c->state = CONN_DRAINING;
+}
+
+static void conn_too_large(RpcConn *c) {
+	log_debug("Connection of uid %u (pid %d) sent a message over %zu bytes, closing.",
+	          (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_message_bytes);
+	conn_answer_too_large(c);
 }
 
 static void conn_drop_input(RpcConn *c) {
 	c->in = mfree(c->in);
 	c->in_len = c->in_alloc = c->in_scanned = 0;
 	c->input_pending = false;
+	conn_account_input(c);
+}
+
+/* Brings the uid's and the server's input totals up to date with c. A failed or closed
+ * connection counts nothing: its buffer goes at the next loop iteration. */
+void conn_account_input(RpcConn *c) {
+	size_t load = c->state == CONN_FAILED || c->state == CONN_CLOSED ? 0 : c->in_len;
+
+	if (!c->share || !c->server || load == c->in_accounted)
+		return;
+	c->share->in_bytes = c->share->in_bytes - c->in_accounted + load;
+	c->server->in_total = c->server->in_total - c->in_accounted + load;
+	c->in_accounted = load;
+}
+
+/* The open connection (of uid u, or of anyone when u is NULL) holding the most input. */
+static RpcConn *server_biggest_input(RpcServer *s, const UidShare *u) {
+	RpcConn *best = NULL;
+
+	for (RpcConn *c = s->conns; c; c = c->next)
+		if ((!u || c->share == u) && c->state == CONN_OPEN && c->in_accounted > 0 &&
+		    (!best || c->in_accounted > best->in_accounted))
+			best = c;
+	return best;
+}
+
+/* Answered and closed as a line over max_message_bytes is (the rest it sends is not read). */
+static void conn_refuse_input(RpcConn *c) {
+	conn_answer_too_large(c);
+	conn_drop_input(c);
+	conn_kick(c);
+}
+
+/* Past the per-uid or the total input bound, the connection holding the most input is
+ * refused as an over-long line is. Each refusal drops a buffer, so the loops end. Both
+ * warnings are rate-limited: a client can cause one per few hundred KiB it sends. */
+static void server_enforce_input(RpcServer *s, UidShare *u) {
+	RpcConn *victim;
+
+	while (u && u->in_bytes > s->limits.max_input_bytes_per_uid &&
+	       (victim = server_biggest_input(s, u))) {
+		if (server_may_log_limit(s))
+			log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unhandled input.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_per_uid);
+		conn_refuse_input(victim);
+	}
+	while (s->in_total > s->limits.max_input_bytes_total && (victim = server_biggest_input(s, NULL))) {
+		if (server_may_log_limit(s))
+			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unhandled input in all.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_total);
+		conn_refuse_input(victim);
+	}
+}
+
+/* The buffer is kept within RPC_READ_CHUNK of what it holds (plus the read that grows it),
+ * so that the bytes accounted are the memory held: a long line handled, then a partial one,
+ * must not leave a buffer of the long line's size behind. */
+static void conn_trim_input(RpcConn *c) {
+	char *p;
+
+	if (c->in_len == 0 && c->in_alloc > RPC_BUFFER_KEEP_BYTES) {
+		c->in = mfree(c->in);
+		c->in_alloc = c->in_scanned = 0;
+		return;
+	}
+	if (c->in_alloc <= c->in_len + 2 * RPC_READ_CHUNK)
+		return;
+	p = realloc(c->in, c->in_len + RPC_READ_CHUNK);
+	if (!p)
+		return;   /* keeps the larger buffer; shrinking is an economy */
+	c->in = p;
+	c->in_alloc = c->in_len + RPC_READ_CHUNK;
 }
 
 /* JSON-RPC: params, when present, MUST be a structured value (object or array). */
@@ -229,10 +306,8 @@ void conn_process_input(RpcConn *c) {
 		conn_drop_input(c);
 		return;
 	}
-	if (c->in_len == 0 && c->in_alloc > RPC_BUFFER_KEEP_BYTES) {
-		c->in = mfree(c->in);
-		c->in_alloc = c->in_scanned = 0;
-	}
+	conn_trim_input(c);
+	conn_account_input(c);
 }
 
 void conn_read(RpcConn *c) {
@@ -269,6 +344,8 @@ void conn_read(RpcConn *c) {
 			conn_touch(c);
 		}
 		conn_process_input(c);
+		if (c->server)
+			server_enforce_input(c->server, c->share);
 		/* A short read drained the socket: the next recv() would only say
 		 * EAGAIN (a syscall per request at 64 clients). The io source is
 		 * level-triggered, so anything arriving later wakes us again. */

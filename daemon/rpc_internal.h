@@ -69,6 +69,7 @@ struct RpcConn {
 	bool exempt;              /* not held to cpu_percent_per_uid */
 	UidShare *share;          /* the uid's share; NULL once closed */
 	size_t accounted;         /* output load last added to share->out_bytes and out_total */
+	size_t in_accounted;      /* in_len last added to share->in_bytes and in_total */
 
 	char *in;
 	size_t in_len, in_alloc;
@@ -105,6 +106,7 @@ struct RpcServer {
 	usec_t last_limit_log;
 	UidShare *shares;         /* one per uid with an open connection */
 	size_t out_total;         /* output load of every connection */
+	size_t in_total;          /* unhandled input of every connection */
 	sd_event_source *share_source; /* wakes connections held back by their uid's share */
 	rpc_exempt_t exempt;
 	void *exempt_userdata;
@@ -141,6 +143,7 @@ void conn_close(RpcConn *c);
 bool conn_can_dispatch(const RpcConn *c);
 bool conn_can_read(const RpcConn *c);
 void conn_process_input(RpcConn *c);
+void conn_account_input(RpcConn *c);
 void conn_read(RpcConn *c);
 
 /* rpc.c: the server. */

@@ -1,7 +1,7 @@
 /* uidshare.h — what one local uid may take of the control socket server
  * (issue 15; hitld(8) LIMITS): a share of the event loop's time, as a token
  * bucket of microseconds spent dispatching that uid's calls, and the bytes of
- * output buffered for all its connections together. Owns nothing but the
+ * output and of unhandled input buffered for all its connections together. Owns nothing but the
  * struct; pure decision logic, the clock is passed in (unit-tested in
  * tests/unit/test_uidshare.c). rpc.c keeps one UidShare per uid with an open
  * connection. */
@@ -18,6 +18,8 @@ typedef struct UidShare {
 	uid_t uid;
 	unsigned n_conns;
 	size_t out_bytes;        /* unsent output and held-back replies of all its connections */
+	size_t in_bytes;         /* input received and not yet handled (partial lines, lines
+	                          * waiting their turn) of all its connections */
 	int64_t credit;          /* usec of dispatch time it may still spend; may go negative */
 	usec_t updated;          /* CLOCK_MONOTONIC of the last refill */
 	bool waiting;            /* its connections wait for the bucket to refill */

@@ -56,7 +56,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import struct
 import sys
 import tempfile

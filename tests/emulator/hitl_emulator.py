@@ -1061,7 +1061,6 @@ class Emulator:
 
     def api(self, method, raw_path, headers, body, ctype):
         t0 = time.monotonic()
-        callbacks = None
         with self.lock:
             now = self.now()
             self.advance(now)

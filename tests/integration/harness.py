@@ -27,6 +27,29 @@ KEY = "hitl_test_" + "0123456789abcdef" * 3
 REVIEWER = "reviewer@example.com"
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for listeners the
+    test starts: the webhook receiver, sshd)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def compile_client_program(source, exe):
+    """Compiles one C file against the build's libhitlclient.a (and the
+    sanitizers' runtime when that library was built with them); returns None,
+    or the compiler's complaint."""
+    lib = os.path.join(BUILD, "libhitlclient.a")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    with open(lib, "rb") as f:
+        if b"__asan_" in f.read():
+            flags += ["-fsanitize=address,undefined"]
+    p = subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-I", os.path.join(ROOT, "client"), source, lib] +
+                       flags + ["-o", exe], capture_output=True, text=True, timeout=120)
+    return None if p.returncode == 0 else p.stderr
+
+
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout * SLOW
     while True:

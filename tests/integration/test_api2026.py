@@ -4,7 +4,6 @@
 (documented fields and ranges only), a tolerant reader (alternative status
 words and shapes), the newer response and content types end to end through
 hitlctl, and local validation that refuses what would cost a create call."""
-import json
 import os
 import subprocess
 

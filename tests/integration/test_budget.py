@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HitldTestCase, KEY, RpcError, main, single_select_request, wait_for  # noqa: E402
+from harness import HitldTestCase, KEY, main, single_select_request, wait_for  # noqa: E402
 
 
 def count_calls(emu, method, pred):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, HitldTestCase, main  # noqa: E402
+from harness import HitldTestCase, compile_client_program, main  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE_LOOP = "65f1234567890abcdef12345"
@@ -43,16 +43,8 @@ class ClientExamples(HitldTestCase):
         exe = os.path.join(self.tmp, name)
         with open(src, "w") as f:
             f.write(source)
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "json-c"], capture_output=True, text=True,
-                               check=True).stdout.split()
-        lib = os.path.join(BUILD, "libhitlclient.a")
-        with open(lib, "rb") as f:
-            if b"__asan_" in f.read():      # the sanitizer build's library needs its runtime
-                flags += ["-fsanitize=address,undefined"]
-        p = subprocess.run(["cc", "-std=c17", "-Wall", "-Werror", "-I", os.path.join(ROOT, "client"), src,
-                            os.path.join(BUILD, "libhitlclient.a")] + flags + ["-o", exe],
-                           capture_output=True, text=True, timeout=120)
-        self.assertEqual(p.returncode, 0, "%s does not compile:\n%s\n%s" % (name, p.stderr, source))
+        error = compile_client_program(src, exe)
+        self.assertIsNone(error, "%s does not compile:\n%s\n%s" % (name, error, source))
         return exe
 
     def run_example(self, exe):

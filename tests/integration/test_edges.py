@@ -434,7 +434,7 @@ class Breaker(EdgeCase):
         self.proxy.add("POST", self.create_prefix, status=402, headers=JSON,
                        body=envelope(True, "Monthly request quota exhausted"))
         self.submit(2, "status line")
-        m = n.wait(lambda f: "Creates paused: HTTP 402: Monthly request quota exhausted. 2 queued" in f.get("STATUS", ""),
+        n.wait(lambda f: "Creates paused: HTTP 402: Monthly request quota exhausted. 2 queued" in f.get("STATUS", ""),
                    20, "STATUS= naming the reason")
         self.proxy.clear()
         n.wait(lambda f: f.get("STATUS", "").startswith("0 queued") and "Creates paused" not in f["STATUS"], 60,

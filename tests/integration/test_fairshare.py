@@ -25,7 +25,6 @@ import socket
 import statistics
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SANITIZER, SLOW, HitldTestCase, RpcError, main, single_select_request  # noqa: E402

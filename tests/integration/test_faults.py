@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import KEY, SLOW, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402
+from harness import KEY, SLOW, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
 
 CREATE = {"method": "POST", "path_prefix": "/v1/api/loops/"}
 SERVE_LIMIT_MS = 1000.0

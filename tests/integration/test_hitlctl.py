@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -752,6 +753,65 @@ class TerminalEscapes(CtlTestCase):
         self.assertEqual(self.ctl_json("get", rid)["request_text"], HOSTILE)
         page = self.ctl_json("list")
         self.assertIn(HOSTILE, [r.get("request_text") for r in page["requests"]])
+
+    # Loop names as HITL.sh may hold them (any local user can name a loop):
+    # each shows wider or narrower than its code points once escaped.
+    ODD_NAMES = ["ops\x01\x1b[31mred", "\u540d\u524d\u306e\u8868", "cafe\u0301 lounge", "evil\u202eexe.txt",
+                 "tab\there"]
+
+    def assert_columns_line_up(self, what, out, n_columns):
+        """Every row's first n_columns cells start at the header's display
+        columns (cells hold no double space; the last may run on)."""
+        lines = out.splitlines()
+        self.assertGreater(len(lines), 1, "%s printed no table: %r" % (what, out))
+        want = column_starts(lines[0])[:n_columns]
+        self.assertEqual(len(want), n_columns, lines[0])
+        for line in lines[1:]:
+            self.assertEqual(column_starts(line)[:n_columns], want,
+                             "%s: a row's columns are not under their headers:\n%s" % (what, out))
+
+    def test_tables_line_up_in_display_columns_after_escaping(self):
+        for i, name in enumerate(self.ODD_NAMES):
+            self.emu.ctl("POST", "/_emu/loops", {"key": KEY, "name": name, "icon": "inbox",
+                                                  "description": "d%d \u8aac\u660e\x07" % i})
+        for locale in ("C.UTF-8", "C"):
+            with self.subTest(locale=locale):
+                out = self.ok("loops", "list", env=self.env(LC_ALL=locale)).stdout
+                self.assert_safe("loops list", out)
+                self.assertIn("ops\\x01\\x1B[31mred", out)       # shown, visibly
+                self.assertIn("evil\\u202Eexe.txt", out)
+                self.assertIn("tab\\x09here", out)                 # a tab in a cell would jump a tab stop
+                self.assertIn("\u540d\u524d\u306e\u8868", out)
+                self.assert_columns_line_up("loops list", out, 4)
+
+    @__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to submit as another uid")
+    def test_list_owner_column_lines_up_after_odd_texts(self):
+        from harness import single_select_request
+        self.ok("submit", "--loop", self.loop_id, "--option", "a", "--option", "b", "--default", "a",
+                "--timeout", "15m", "theirs", uid=OTHER_UID)
+        for text in ["ctl\x01x", "\u540d\u524d\u306e\u8868\u3092\u78ba\u8a8d", "cafe\u0301 menu", HOSTILE]:
+            self.c.call("request.submit", single_select_request(self.loop_id, text))
+        out = self.ok("list").stdout
+        self.assert_safe("list", out)
+        lines = out.splitlines()
+        self.assertTrue(lines[0].rstrip().endswith("OWNER"), out)
+        want = display_width(lines[0][:lines[0].rindex("OWNER")])
+        self.assertIn(str(OTHER_UID), out)
+        for line in lines[1:]:
+            self.assertEqual(display_width(line[:line.rindex("  ") + 2]), want,
+                             "list: the OWNER column is not under its header:\n" + out)
+
+
+def display_width(s):
+    """Terminal columns of s: East Asian wide and fullwidth characters are 2, combining marks 0."""
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me")
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def column_starts(line):
+    """The display columns where a table line's cells start: the line's start and
+    each character after two or more spaces."""
+    return [display_width(line[:m.start()]) for m in re.finditer(r"(?:^|(?<=  ))[^ ]", line)]
 
 
 MISSING_ID = "r_01JD00000000000000000000ZZ"

@@ -453,11 +453,11 @@ def attack_garbage(path, ctl_fd, seed):
     stats = {"sent": 0, "wrong": []}
     while not stopped(ctl_fd):
         if rng.random() < 0.5:
-            name, data, code, usable = rng.choice(BAD_INPUTS)
+            name, data, code, _ = rng.choice(BAD_INPUTS)
         else:
             name = "random bytes"
             data = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 2000))) + b"\n"
-            code, usable = None, True
+            code = None
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10 * SLOW)
         try:

@@ -13,7 +13,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, KEY, HitldTestCase, main, single_select_request, wait_for  # noqa: E402

@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys

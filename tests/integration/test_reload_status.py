@@ -8,7 +8,6 @@
   reported (the window and limit); the count is hitld's own, "estimated".
 """
 import os
-import re
 import subprocess
 import sys
 

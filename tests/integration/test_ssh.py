@@ -19,22 +19,13 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, SLOW, Client, HitldTestCase, RpcError, main,  # noqa: E402
+from harness import (free_port, BUILD, SLOW, Client, HitldTestCase, RpcError, main,  # noqa: E402
                      single_select_request, wait_for)
 from sec_util import Accounts, _run_locked, stop_quietly, sweep_stale_accounts  # noqa: E402
 
 SSHD = "/usr/sbin/sshd"   # sshd refuses to re-exec itself unless started by absolute path
 SSH = shutil.which("ssh")
 SSH_KEYGEN = shutil.which("ssh-keygen")
-
-
-def free_port():
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def keygen(path):

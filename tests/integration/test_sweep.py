@@ -10,20 +10,11 @@ goes back to normal polling and says why ("callbacks_silent"); a callback
 brings the sweep back. A request past its deadline with no callback
 ("callback_overdue") does the same.
 """
-import socket
 import time
 
-from harness import HitldTestCase, main, single_select_request, wait_for
+from harness import HitldTestCase, free_port, main, single_select_request, wait_for
 
 SWEEP_S = 4
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class SweepCase(HitldTestCase):

@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import KEY, HitldTestCase, RpcError, main, single_select_request, wait_for  # noqa: E402

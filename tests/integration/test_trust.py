@@ -14,10 +14,8 @@ import os
 import pwd
 import signal
 import socket
-import stat
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -125,7 +123,7 @@ class StateDirTrust(RootTestCase):
                 elif tag == "owner":
                     os.chown(d.state_dir, who, -1)
                 os.chmod(d.state_dir, mode)
-                log = self.refused(d, d.state_dir, *expect)
+                self.refused(d, d.state_dir, *expect)
                 self.assertEqual(os.listdir(d.state_dir), [], "hitld wrote into a refused state directory")
 
     def test_refuses_a_parent_others_may_write_and_names_it(self):

@@ -21,17 +21,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, SANITIZER, HitldTestCase, main, single_select_request, wait_for  # noqa: E402
+from harness import BUILD, SANITIZER, HitldTestCase, free_port, main, single_select_request, wait_for  # noqa: E402
 
 HOOK_PATH = "/hitl/callback"
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def post(port, path, body, headers=None, timeout=10):

@@ -6,7 +6,6 @@ trigger whose outcome hitld cannot know fails as "outcome_unknown" and is
 never sent again."""
 import json
 import os
-import re
 import subprocess
 import sys
 import time

@@ -104,6 +104,8 @@ static void assert_defaults(const Config *c) {
 	assert_int_equal(c->socket_max_connections, 1024);
 	assert_int_equal(c->socket_max_message_bytes, 1048576);
 	assert_int_equal(c->socket_idle_timeout_s, 300);
+	assert_int_equal(c->socket_max_input_mb_per_uid, 8);
+	assert_int_equal(c->socket_max_input_mb_total, 64);
 	assert_int_equal(c->socket_loop_writes, LOOP_WRITES_ADMIN);
 	assert_string_equal(c->outbox_state_dir, "/var/lib/hitld");
 	assert_int_equal(c->outbox_max_requests, 100000);
@@ -135,6 +137,8 @@ static void assert_same_config(const Config *a, const Config *b) {
 	assert_int_equal(a->socket_max_connections, b->socket_max_connections);
 	assert_int_equal(a->socket_max_message_bytes, b->socket_max_message_bytes);
 	assert_int_equal(a->socket_idle_timeout_s, b->socket_idle_timeout_s);
+	assert_int_equal(a->socket_max_input_mb_per_uid, b->socket_max_input_mb_per_uid);
+	assert_int_equal(a->socket_max_input_mb_total, b->socket_max_input_mb_total);
 	assert_int_equal(a->socket_loop_writes, b->socket_loop_writes);
 	assert_true(streq_ptr(a->outbox_state_dir, b->outbox_state_dir));
 	assert_int_equal(a->outbox_max_requests, b->outbox_max_requests);
@@ -169,6 +173,8 @@ static const char full_file[] =
 	"  max_connections = 8;\n"
 	"  max_message_bytes = 16777216;\n"
 	"  idle_timeout_s = 86400;\n"
+	"  max_input_mb_per_uid = 1024;\n"
+	"  max_input_mb_total = 65536;\n"
 	"  loop_writes = \"all\";\n"
 	"};\n"
 	"outbox = {\n"
@@ -201,6 +207,8 @@ static void assert_full_file_values(const Config *c) {
 	assert_int_equal(c->socket_max_connections, 8);
 	assert_int_equal(c->socket_max_message_bytes, 16777216);
 	assert_int_equal(c->socket_idle_timeout_s, 86400);
+	assert_int_equal(c->socket_max_input_mb_per_uid, 1024);
+	assert_int_equal(c->socket_max_input_mb_total, 65536);
 	assert_int_equal(c->socket_loop_writes, LOOP_WRITES_ALL);
 	assert_string_equal(c->outbox_state_dir, "/srv/hitld");
 	assert_int_equal(c->outbox_max_requests, 10000000);

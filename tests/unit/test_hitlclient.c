@@ -625,6 +625,54 @@ static void test_workflow_trigger_sends_its_params(void **state) {
 	assert_int_equal(json_object_object_length(json_object_object_get(b, "params")), 1);
 }
 
+static void test_usage_filter_becomes_usage_params(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *a = NULL, *b = NULL, *c = NULL;
+	HitlUsageFilter by_hour = { .since = "7d", .by = "hour" }, seconds = { .since_seconds = 5400 },
+	                both = { .since = "1h", .since_seconds = 3600 };
+	json_object *p;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n");
+	assert_int_equal(hitl_usage(f->client, &by_hour, NULL, &f->error), 0);
+	assert_int_equal(hitl_usage(f->client, &seconds, NULL, &f->error), 0);
+	assert_int_equal(hitl_usage(f->client, NULL, NULL, &f->error), 0);
+	/* Two forms of since at once: refused here, nothing sent. */
+	assert_int_equal(hitl_usage(f->client, &both, NULL, &f->error), -EINVAL);
+	a = server_read_message(f->server);
+	b = server_read_message(f->server);
+	c = server_read_message(f->server);
+	assert_string_equal(json_object_get_string(json_object_object_get(a, "method")), "usage");
+	p = json_object_object_get(a, "params");
+	assert_int_equal(json_object_object_length(p), 2);
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "since")), "7d");
+	assert_string_equal(json_object_get_string(json_object_object_get(p, "by")), "hour");
+	p = json_object_object_get(b, "params");
+	assert_int_equal(json_object_object_length(p), 1);
+	assert_true(json_object_is_type(json_object_object_get(p, "since"), json_type_int));
+	assert_int_equal(json_object_get_int(json_object_object_get(p, "since")), 5400);
+	assert_int_equal(json_object_object_length(json_object_object_get(c, "params")), 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(c, "id")), 3);
+}
+
+static void test_metrics_and_key_rotate_call_their_methods_and_return_the_result(void **state) {
+	Fixture *f = *state;
+	_cleanup_(json_object_putp) json_object *a = NULL, *b = NULL, *metrics = NULL;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content_type\":\"text/plain\","
+	                        "\"text\":\"hitld_budget_limit 100\\n\"}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32002,"
+	                        "\"message\":\"This method is for administrators only.\"}}\n");
+	assert_int_equal(hitl_metrics(f->client, &metrics, &f->error), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(metrics, "text")), "hitld_budget_limit 100\n");
+	assert_int_equal(hitl_key_rotate(f->client, NULL, &f->error), -EREMOTEIO);
+	assert_int_equal(f->error.code, HITL_ERROR_PERMISSION);
+	a = server_read_message(f->server);
+	b = server_read_message(f->server);
+	assert_string_equal(json_object_get_string(json_object_object_get(a, "method")), "metrics");
+	assert_string_equal(json_object_get_string(json_object_object_get(b, "method")), "key.rotate");
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 static void test_time_parse_reads_protocol_times_and_refuses_others(void **state) {
@@ -707,6 +755,8 @@ int main(void) {
 		T(test_loop_update_leaves_out_unchanged_fields),
 		T(test_feedback_and_remove_member_send_their_params),
 		T(test_workflow_trigger_sends_its_params),
+		T(test_usage_filter_becomes_usage_params),
+		T(test_metrics_and_key_rotate_call_their_methods_and_return_the_result),
 		cmocka_unit_test(test_time_parse_reads_protocol_times_and_refuses_others),
 		cmocka_unit_test(test_duration_parse_accepts_units_and_refuses_garbage),
 	};
