@@ -39,6 +39,8 @@
 #define PARSE_THREAD_MIN 4096
 
 typedef struct Entry Entry;
+/* One per record: ordered without holes, 88 bytes, so its malloc chunk is 96
+ * bytes and not 112 (1.6 MB at 100,000 records; test_outbox_memory.c). */
 struct Entry {
 	Record *record;
 	Entry *id_next;
@@ -46,10 +48,10 @@ struct Entry {
 	size_t slot;           /* index in Outbox.slots */
 	uid_t uid;             /* owner_uid at insert */
 	RequestState state;    /* state as last written */
-	bool cref_indexed;     /* in the (uid, client_ref) table */
-	bool loaded;           /* record->params in memory, on the LRU list */
 	SegLoc loc;            /* the record's current entry in the log */
 	uint32_t size;
+	bool cref_indexed;     /* in the (uid, client_ref) table */
+	bool loaded;           /* record->params in memory, on the LRU list */
 	Entry *lru_prev, *lru_next;
 	Entry *uid_prev, *uid_next; /* the uid's records, in seq order */
 };

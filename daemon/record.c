@@ -815,6 +815,34 @@ int record_from_json_meta(json_object *j, Record **ret) {
 	return from_json(j, false, ret);
 }
 
+static int copy_json(json_object *v, json_object **ret) {
+	*ret = NULL;
+	return v && json_object_deep_copy(v, ret, NULL) < 0 ? -ENOMEM : 0;
+}
+
+int record_copy(const Record *r, Record **ret) {
+	_cleanup_(record_freep) Record *c = NULL;
+
+	if (!r || !ret)
+		return -EINVAL;
+	c = malloc(sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	*c = *r;
+	/* Nothing of r's is shared until every copy below is made. */
+	c->client_ref = c->loop_id = c->remote_id = c->remote_status = c->callback_token = NULL;
+	c->protocol_text = NULL;
+	c->params = c->response = c->result = c->feedback = c->error = NULL;
+	if (dup_string(r->client_ref, &c->client_ref) < 0 || dup_string(r->loop_id, &c->loop_id) < 0 ||
+	    dup_string(r->remote_id, &c->remote_id) < 0 || dup_string(r->remote_status, &c->remote_status) < 0 ||
+	    dup_string(r->callback_token, &c->callback_token) < 0 || copy_json(r->params, &c->params) < 0 ||
+	    copy_json(r->response, &c->response) < 0 || copy_json(r->result, &c->result) < 0 ||
+	    copy_json(r->feedback, &c->feedback) < 0 || copy_json(r->error, &c->error) < 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
 int record_check(const Record *r) {
 	size_t n;
 

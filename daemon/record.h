@@ -148,6 +148,11 @@ FeedbackState feedback_state_from_string(const char *s);
  * bits, Crockford base32) so ids sort by creation time. */
 int record_make_id(usec_t now, char ret[static RECORD_ID_MAX]);
 
+/* A copy of r that shares nothing with it (strings and JSON copied; the
+ * cached protocol_text is not): the outbox's load moves each record out of
+ * its parse thread's heap with it (outbox_internal.h). -ENOMEM, or 0. */
+int record_copy(const Record *r, Record **ret);
+
 /* Is s a syntactically valid local id? */
 bool record_id_is_valid(const char *s);
 

@@ -157,6 +157,52 @@ static void test_record_full_round_trip_keeps_every_field(void **state) {
 	assert_ptr_not_equal(r->params, back->params);
 }
 
+/* record_copy() (the outbox's load moves each record with it): every field,
+ * the in-memory ones too, and nothing shared with the original, which is
+ * freed right after; the cached protocol text is not carried over. */
+static void test_record_copy_keeps_every_field_and_shares_nothing(void **state) {
+	_cleanup_(record_freep) Record *r = make_full(), *c = NULL, *m = NULL, *cm = NULL;
+
+	r->kind = RECORD_TRIGGER;
+	r->callback_token = strdup("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	r->poll_by_id = r->log_damaged_after = true;
+	r->poll_seen_round = 7;
+	r->reconcile_since = T0 + 1;
+	r->outbox_slot = 11;
+	r->position_all = 3;
+	r->position_own = 2;
+	r->protocol_text = strdup("{}");
+	assert_int_equal(record_copy(r, &c), 0);
+	assert_records_equal(r, c);
+	assert_int_equal(c->kind, RECORD_TRIGGER);
+	assert_string_equal(c->callback_token, r->callback_token);
+	assert_true(c->poll_by_id && c->log_damaged_after && !c->poll_missing);
+	assert_int_equal(c->poll_seen_round, 7);
+	assert_int_equal(c->reconcile_since, T0 + 1);
+	assert_int_equal(c->outbox_slot, 11);
+	assert_int_equal(c->position_all, 3);
+	assert_int_equal(c->position_own, 2);
+	assert_null(c->protocol_text);
+	assert_ptr_not_equal(c->client_ref, r->client_ref);
+	assert_ptr_not_equal(c->loop_id, r->loop_id);
+	assert_ptr_not_equal(c->remote_id, r->remote_id);
+	assert_ptr_not_equal(c->remote_status, r->remote_status);
+	assert_ptr_not_equal(c->callback_token, r->callback_token);
+	assert_ptr_not_equal(c->params, r->params);
+	assert_ptr_not_equal(c->response, r->response);
+	assert_ptr_not_equal(c->result, r->result);
+	assert_ptr_not_equal(c->feedback, r->feedback);
+	assert_ptr_not_equal(c->error, r->error);
+
+	/* NULLs stay NULL. */
+	m = make_minimal();
+	assert_int_equal(record_copy(m, &cm), 0);
+	assert_records_equal(m, cm);
+	assert_null(cm->client_ref);
+	assert_null(cm->callback_token);
+	assert_int_equal(record_copy(NULL, &cm), -EINVAL);
+}
+
 static void test_record_minimal_round_trip_keeps_nulls(void **state) {
 	_cleanup_(record_freep) Record *r = make_minimal(), *back = NULL;
 
@@ -951,6 +997,7 @@ int main(void) {
 		cmocka_unit_test(test_record_full_round_trip_keeps_every_field),
 		cmocka_unit_test(test_record_callback_token_round_trip_and_old_form),
 		cmocka_unit_test(test_record_minimal_round_trip_keeps_nulls),
+		cmocka_unit_test(test_record_copy_keeps_every_field_and_shares_nothing),
 		cmocka_unit_test(test_record_result_may_be_any_json_type),
 		cmocka_unit_test(test_record_unsent_round_trips_and_shows),
 		cmocka_unit_test(test_record_to_json_writes_version_and_every_field),
