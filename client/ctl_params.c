@@ -587,7 +587,10 @@ static int submit_params_text(const SubmitOpts *o, char **args, int n_args, json
 		if (isatty(STDIN_FILENO) || (o->params_file && streq(o->params_file, "-")))
 			return usage_error("no request text: give it as an argument, with --text or --text-file, or on stdin.");
 		k = read_text_arg("-", &text);
-		if (k == 0 && !text[0])
+		if (k)
+			return k;
+		assert(text); /* read_text_arg() succeeded */
+		if (!text[0])
 			return usage_error("no request text: stdin was empty; give the text as an argument, with --text or --text-file.");
 	}
 	if (k)
