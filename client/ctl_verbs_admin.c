@@ -534,8 +534,23 @@ static bool reload_key_ok(json_object *res) {
 	return !key || jbool(key, "loaded") || (jbool(key, "kept") && streq_ptr(jstr(key, "reason"), "no_key"));
 }
 
+/* daemon.reload's "restart_needed": changed keys a reload does not apply. */
+static void reload_restart_needed(json_object *res) {
+	json_object *keys = json_object_object_get(res, "restart_needed");
+	size_t n = json_object_is_type(keys, json_type_array) ? json_object_array_length(keys) : 0;
+
+	if (n == 0)
+		return;
+	fputs("not in effect until hitld restarts (systemctl restart hitld):", stdout);
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s", i > 0 ? "," : "", strna(json_object_get_string(json_object_array_get_idx(keys, i))));
+	putchar('\n');
+}
+
 static int reload_outcome(json_object *res) {
 	json_object *key = json_object_object_get(res, "key");
+
+	reload_restart_needed(res);
 
 	if (!key)
 		puts("reloaded: configuration and API key read again");

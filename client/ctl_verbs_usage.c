@@ -37,7 +37,12 @@ static int64_t outcome(json_object *row, const char *name) {
 	return n;
 }
 
-static const char *row_key(json_object *row, const char *by) {
+/* By loop, a workflow's row (its triggers' calls) reads "workflow:ID". */
+static const char *row_key(json_object *row, const char *by, char *buf, size_t size) {
+	if (streq(by, "loop") && jstr(row, "workflow_id")) {
+		snprintf(buf, size, "workflow:%s", jstr(row, "workflow_id"));
+		return buf;
+	}
 	if (streq(by, "loop"))
 		return jstr(row, "loop_id") ? jstr(row, "loop_id") : "(none)";
 	return strna(jstr(row, by));
@@ -47,7 +52,7 @@ static int print_table(json_object *res, const char *by) {
 	static const char *const outcomes[] = { "2xx", "4xx", "429", "5xx", "no_reply" };
 	json_object *rows = json_object_object_get(res, "rows"), *total = json_object_object_get(res, "total");
 	Table t = { .n_columns = 8, .headers = { NULL, "CALLS", "2XX", "4XX", "429", "5XX", "NO-REPLY", "DECISIONS" } };
-	char cells[8][32];
+	char cells[8][40], key[40];
 	const char *values[8];
 	int64_t unsent = 0, defaults = 0;
 	int k = 0;
@@ -59,7 +64,7 @@ static int print_table(json_object *res, const char *by) {
 
 		jint(row, "calls", &calls);
 		jint(row, "decisions", &decisions);
-		snprintf(cells[0], sizeof cells[0], "%s", row == total ? "total" : row_key(row, by));
+		snprintf(cells[0], sizeof cells[0], "%s", row == total ? "total" : row_key(row, by, key, sizeof key));
 		snprintf(cells[1], sizeof cells[1], "%" PRId64, calls);
 		for (size_t o = 0; o < ELEMENTSOF(outcomes); o++)
 			snprintf(cells[2 + o], sizeof cells[2 + o], "%" PRId64, outcome(row, outcomes[o]));

@@ -126,8 +126,11 @@ void accounting_tag_work(Manager *m, ApiCall *call, WorkKind kind, const Record 
 	 * requests: shared. Everything else is about one request. */
 	if (r && kind != WORK_POLL_LOOP && kind != WORK_POLL_LIST)
 		tag.uid = (uint32_t) r->owner_uid;
-	/* A trigger's workflow id is no loop, and the history keeps only loop ids. */
-	if (r && r->loop_id && kind != WORK_TRIGGER)
+	/* A trigger's record holds its workflow id where a request's holds
+	 * its loop: kept under the workflow's key (usage.h). */
+	if (r && r->loop_id && kind == WORK_TRIGGER)
+		usage_workflow_key(r->loop_id, tag.loop_id);
+	else if (r && r->loop_id)
 		snprintf(tag.loop_id, sizeof tag.loop_id, "%s", r->loop_id);
 	api_call_tag(call, &tag);
 }
@@ -214,9 +217,15 @@ static json_object *sum_json(const UsageSum *s, UsageGroup by, bool with_key) {
 		case USAGE_BY_UID:
 			json_object_object_add(o, "uid", json_object_new_string(usage_uid_to_string(s->uid, ubuf)));
 			break;
-		case USAGE_BY_LOOP:
-			json_object_object_add(o, "loop_id", s->loop_id[0] ? json_object_new_string(s->loop_id) : NULL);
+		case USAGE_BY_LOOP: {
+			bool workflow = usage_id_is_workflow(s->loop_id);
+
+			/* A trigger's calls are its workflow's, not a loop's. */
+			json_object_object_add(o, "loop_id",
+			                       s->loop_id[0] && !workflow ? json_object_new_string(s->loop_id) : NULL);
+			json_object_object_add(o, "workflow_id", workflow ? json_object_new_string(s->loop_id) : NULL);
 			break;
+		}
 		default:
 			json_object_object_add(o, "hour", json_object_new_string(format_iso8601((usec_t) s->hour * USEC_PER_HOUR, buf)));
 			break;

@@ -206,6 +206,29 @@ void budget_init(Budget *b, const BudgetConfig *config, usec_t now) {
 	b->window_end = usec_add(b->window_start, b->config.window);
 }
 
+void budget_reconfigure(Budget *b, const BudgetConfig *config, usec_t now) {
+	usec_t len, end;
+
+	assert(b);
+	assert(config);
+
+	budget_tick(b, now);
+	b->config = config_sanitize(config);
+	if (!b->limit_from_server) {
+		b->limit = b->config.limit_per_hour;
+		if (b->used > b->limit)
+			b->used = b->limit;
+	}
+	if (b->server_reset_epoch != 0)
+		return;
+	len = b->config.window;
+	end = usec_add(now - now % len, len);
+	if (end < b->window_end) {
+		b->window_end = end;
+		b->window_start = usec_max(b->window_start, end - len);
+	}
+}
+
 void budget_tick(Budget *b, usec_t now) {
 	bool consecutive;
 	usec_t start;
@@ -271,8 +294,10 @@ void budget_refund(Budget *b, usec_t charged_at, usec_t now) {
 }
 
 static void adopt_limit(Budget *b, const RateInfo *ri) {
-	if (ri && ri->has_limit && ri->limit > 0 && ri->limit <= BUDGET_LIMIT_MAX)
+	if (ri && ri->has_limit && ri->limit > 0 && ri->limit <= BUDGET_LIMIT_MAX) {
 		b->limit = ri->limit;
+		b->limit_from_server = true;
+	}
 	if (b->used > b->limit)
 		b->used = b->limit;
 }
@@ -767,6 +792,7 @@ int budget_from_json(Budget *b, json_object *j, usec_t now) {
 
 	/* Never heard from the server: the configured limit rules (it may have
 	 * changed across the restart). */
+	n.limit_from_server = n.server_reset_epoch != 0;
 	if (n.server_reset_epoch == 0) {
 		n.limit = n.config.limit_per_hour;
 		if (n.used > n.limit)

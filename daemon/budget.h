@@ -74,6 +74,7 @@ typedef struct Budget {
 	bool from_server;        /* the current window is the server window server_reset_epoch names */
 	usec_t last_call_at;
 	unsigned over_limit_429s;  /* 429s seen (for status) */
+	bool limit_from_server;    /* limit is the server's X-RateLimit-Limit, not config.limit_per_hour */
 
 	/* Additions to the interface of the task: */
 	int64_t server_reset_epoch;  /* X-RateLimit-Reset of the newest server window seen; 0 = none yet.
@@ -95,6 +96,14 @@ const char *budget_call_kind_to_string(CallKind kind);
 CallKind budget_call_kind_from_string(const char *s);
 
 void budget_init(Budget *b, const BudgetConfig *config, usec_t now);
+/* A reload's configuration, for the next decisions. The limit becomes
+ * config->limit_per_hour unless the server has named one (its
+ * X-RateLimit-Limit keeps precedence); calls counted stay counted (a lower
+ * limit than what this window used leaves nothing until it ends). A window
+ * that is not the server's ends at the first boundary of config->window
+ * after now when that comes before its end (a longer one applies from the
+ * next window); the server's windows stay the server's. */
+void budget_reconfigure(Budget *b, const BudgetConfig *config, usec_t now);
 /* Rolls the ledger into a new window once now ≥ window_end (used = 0, new window bounds). Called by every function below. */
 void budget_tick(Budget *b, usec_t now);
 /* Counts one call BEFORE it is sent (a call whose reply is lost still counts). */

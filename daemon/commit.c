@@ -5,6 +5,7 @@
 #include "commit.h"
 #include "engine.h"
 #include "log.h"
+#include "logrl.h"
 #include "msgid.h"
 #include "notify.h"
 
@@ -36,6 +37,10 @@ Record *manager_pending_client_ref(Manager *m, uid_t uid, const char *client_ref
 	return NULL;
 }
 
+/* While the outbox cannot store (disk full, below outbox.min_free_mb…), every submit
+ * fails: a client could log one error per call (hitld(8) LIMITS, Journal). */
+static LogRl store_failed_log = LOGRL_CLIENT;
+
 void manager_commit(Manager *m) {
 	Record *records[COMMIT_BATCH_MAX];
 	int results[COMMIT_BATCH_MAX];
@@ -58,7 +63,12 @@ void manager_commit(Manager *m) {
 		const PendingSubmit *p = &m->pending[i];
 
 		if (results[i] < 0) {
-			log_error_errno(results[i], "Failed to store a new request from uid %u: %m", (unsigned) r->owner_uid);
+			char more[LOGRL_SUFFIX_MAX];
+			unsigned held;
+
+			if (logrl_below(&store_failed_log, r->owner_uid, now_monotonic(), &held))
+				log_error_errno(results[i], "Failed to store a new request from uid %u: %m%s",
+				                (unsigned) r->owner_uid, logrl_suffix(held, more));
 			p->done(m, r, results[i], p->userdata);
 			record_free(r);
 			continue;

@@ -19,6 +19,7 @@
 #include "baseurl.h"
 #include "cleanup.h"
 #include "config.h"
+#include "config_keys.h"
 #include "log.h"
 #include "store.h"
 #include "webhook.h"
@@ -29,85 +30,6 @@
 
 #define GROUP_NAME_MAX 255
 #define QUOTE_MAX 80
-
-typedef enum KeyKind {
-	KEY_UNSIGNED,    /* unsigned, min..max */
-	KEY_SIZE,        /* size_t, min..max */
-	KEY_MODE,        /* mode_t: octal string or integer, 0..0777 */
-	KEY_URL,         /* char *, http:// or https:// */
-	KEY_PATH,        /* char *, absolute */
-	KEY_SOCKET_PATH, /* char *, absolute, fits sun_path */
-	KEY_GROUP_NAME,  /* char *, a group name or "" */
-	KEY_LOOP_WRITES, /* LoopWrites */
-	KEY_LOG_LEVEL,   /* int, LOG_EMERG..LOG_DEBUG */
-	KEY_LISTEN,      /* char *, numeric "host:port" (webhook_parse_listen) */
-} KeyKind;
-
-typedef struct KeyDef {
-	const char *group;
-	const char *name;
-	KeyKind kind;
-	size_t offset;
-	long long min, max;
-} KeyDef;
-
-#define KEY(g, n, k, field, lo, hi) { g, n, k, offsetof(Config, field), lo, hi }
-
-/* In the order of the file and of the dump. */
-static const KeyDef config_keys[] = {
-	KEY("api", "base_url", KEY_URL, api_base_url, 0, 0),
-	KEY("api", "key_file", KEY_PATH, api_key_file, 0, 0),
-	KEY("api", "next_key_file", KEY_PATH, api_next_key_file, 0, 0),
-	KEY("api", "rotate_after_days", KEY_UNSIGNED, api_rotate_after_days, 0, 3650),
-	KEY("api", "timeout_s", KEY_UNSIGNED, api_timeout_s, 1, 300),
-	KEY("api", "min_timeout_margin", KEY_UNSIGNED, api_min_timeout_margin_s, 0, 3600),
-	KEY("api", "ca_file", KEY_PATH, api_ca_file, 0, 0),
-	KEY("api", "loop_cache_ttl_s", KEY_UNSIGNED, api_loop_cache_ttl_s, 0, 86400),
-	KEY("api", "foreign_threshold", KEY_UNSIGNED, api_foreign_threshold, 1, 1000000),
-
-	KEY("budget", "limit_per_hour", KEY_UNSIGNED, budget_limit_per_hour, 1, 100000),
-	KEY("budget", "poll_reserve", KEY_UNSIGNED, budget_poll_reserve, 0, 50000),
-	KEY("budget", "min_poll_interval_s", KEY_UNSIGNED, budget_min_poll_interval_s, 1, 3600),
-	KEY("budget", "window_s", KEY_UNSIGNED, budget_window_s, 1, 86400),
-	KEY("budget", "interactive_per_uid", KEY_UNSIGNED, budget_interactive_per_uid, 0, 100000),
-	KEY("budget", "interactive_total", KEY_UNSIGNED, budget_interactive_total, 0, 100000),
-	KEY("budget", "warn_drain_hours", KEY_UNSIGNED, budget_warn_drain_hours, 0, 8760),
-
-	KEY("socket", "path", KEY_SOCKET_PATH, socket_path, 0, 0),
-	KEY("socket", "mode", KEY_MODE, socket_mode, 0, 0777),
-	KEY("socket", "group", KEY_GROUP_NAME, socket_group, 0, 0),
-	KEY("socket", "admin_group", KEY_GROUP_NAME, socket_admin_group, 0, 0),
-	KEY("socket", "max_connections_per_uid", KEY_UNSIGNED, socket_max_connections_per_uid, 1, 1024),
-	KEY("socket", "max_connections", KEY_UNSIGNED, socket_max_connections, 1, 65536),
-	KEY("socket", "max_message_bytes", KEY_SIZE, socket_max_message_bytes, 1024, 16777216),
-	KEY("socket", "idle_timeout_s", KEY_UNSIGNED, socket_idle_timeout_s, 1, 86400),
-	KEY("socket", "max_output_mb_per_uid", KEY_UNSIGNED, socket_max_output_mb_per_uid, 1, 1024),
-	KEY("socket", "max_output_mb_total", KEY_UNSIGNED, socket_max_output_mb_total, 1, 65536),
-	KEY("socket", "max_input_mb_per_uid", KEY_UNSIGNED, socket_max_input_mb_per_uid, 1, 1024),
-	KEY("socket", "max_input_mb_total", KEY_UNSIGNED, socket_max_input_mb_total, 1, 65536),
-	KEY("socket", "cpu_percent_per_uid", KEY_UNSIGNED, socket_cpu_percent_per_uid, 1, 100),
-	KEY("socket", "loop_writes", KEY_LOOP_WRITES, socket_loop_writes, 0, 0),
-
-	KEY("queue", "precedence_group", KEY_GROUP_NAME, queue_precedence_group, 0, 0),
-
-	KEY("outbox", "state_dir", KEY_PATH, outbox_state_dir, 0, 0),
-	KEY("outbox", "max_requests", KEY_UNSIGNED, outbox_max_requests, 1, 10000000),
-	KEY("outbox", "max_per_uid", KEY_UNSIGNED, outbox_max_per_uid, 1, 10000000),
-	KEY("outbox", "min_free_mb", KEY_UNSIGNED, outbox_min_free_mb, 0, 1048576),
-	KEY("outbox", "max_lifetime_s", KEY_UNSIGNED, outbox_max_lifetime_s, 60, 31536000),
-	KEY("outbox", "retention_days", KEY_UNSIGNED, outbox_retention_days, 0, 3650),
-
-	KEY("metrics", "textfile", KEY_PATH, metrics_textfile, 0, 0),
-	KEY("metrics", "interval_s", KEY_UNSIGNED, metrics_interval_s, 1, 86400),
-
-	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
-
-	KEY("webhook", "listen", KEY_LISTEN, webhook_listen, 0, 0),
-	KEY("webhook", "public_url", KEY_URL, webhook_public_url, 0, 0),
-	KEY("webhook", "max_connections", KEY_UNSIGNED, webhook_max_connections, 1, 4096),
-	KEY("webhook", "timeout_s", KEY_UNSIGNED, webhook_timeout_s, 1, 300),
-	KEY("webhook", "sweep_interval_s", KEY_UNSIGNED, webhook_sweep_interval_s, 1, 86400),
-};
 
 static const char *const config_groups[] = { "api", "budget", "socket", "queue", "outbox", "metrics", "log", "webhook" };
 
@@ -542,7 +464,7 @@ typedef struct LoadContext {
 	const char *path;
 	Lexed *lexed;
 	char **ret_error;
-	unsigned key_lines[ELEMENTSOF(config_keys)]; /* 0: not in the file */
+	unsigned key_lines[CONFIG_KEYS_N]; /* 0: not in the file */
 } LoadContext;
 
 _printf_(4, 5) static int key_fail(LoadContext *ctx, unsigned line, const char *key, const char *format, ...) {

@@ -184,7 +184,4 @@ void inbox_reload(Manager *m) {
 	if (in && in->server && !m->config->webhook_public_url)
 		log_warning("webhook.public_url was removed: new requests are polled; the listener stays until "
 		            "hitld restarts.");
-	if (in && !in->activated && !streq_ptr(in->listen, m->config->webhook_listen))
-		log_warning("webhook.listen changed from %s to %s: that takes effect when hitld restarts.",
-		            in->listen ?: "(off)", m->config->webhook_listen ?: "(off)");
 }

@@ -38,6 +38,6 @@ bool inbox_receiving(Manager *m, usec_t *ret_last_at);
  * listen, public_url, received, rejected, last_at, last_rejected_at. */
 void inbox_status_facts(Manager *m, StatusFacts *f);
 
-/* After a reload: public_url applies to the next creates; a changed listen
- * address only at the next start (logged). */
+/* After a reload: public_url applies to the next creates; the listener's
+ * keys wait for the next start (config_keys.h; manager.c names them). */
 void inbox_reload(Manager *m);

@@ -294,16 +294,50 @@ static RpcLimits socket_limits(const Config *c) {
 	};
 }
 
-static int apply_config(Manager *m) {
+static BudgetConfig budget_config(const Config *c) {
+	return (BudgetConfig) {
+		.limit_per_hour = c->budget_limit_per_hour,
+		.poll_reserve = c->budget_poll_reserve,
+		.window = (usec_t) c->budget_window_s * USEC_PER_SEC,
+		.interactive_per_uid = c->budget_interactive_per_uid,
+		.interactive_total = c->budget_interactive_total,
+	};
+}
+
+/* What a reload applies beyond the keys read where they are used
+ * (config_keys.h). */
+static void apply_config(Manager *m) {
 	RpcLimits limits = socket_limits(m->config);
+	BudgetConfig bc = budget_config(m->config);
+	usec_t now = now_realtime(), poll_at;
 
 	log_set_max_level(m->config->log_level);
-	m->budget.config.poll_reserve = m->config->budget_poll_reserve;
-	m->budget.config.interactive_per_uid = m->config->budget_interactive_per_uid;
-	m->budget.config.interactive_total = m->config->budget_interactive_total;
-	if (m->rpc)
+	budget_reconfigure(&m->budget, &bc, now);
+	if (m->rpc) {
 		rpc_server_set_limits(m->rpc, &limits);
-	return 0;
+		/* socket.admin_group: the open connections' exemption too. */
+		rpc_server_set_exempt(m->rpc, rpc_exempt_admin, m);
+	}
+	outbox_set_min_free(m->outbox, (uint64_t) m->config->outbox_min_free_mb * 1024 * 1024);
+	/* A shorter poll interval applies to the poll already planned too. */
+	poll_at = usec_add(now, plan_poll_interval(&m->budget, (usec_t) m->config->budget_min_poll_interval_s * USEC_PER_SEC,
+	                                           now, outbox_count_state(m->outbox, REQUEST_QUEUED)));
+	if (m->next_poll_at > poll_at)
+		m->next_poll_at = poll_at;
+}
+
+/* One warning names every changed key that waits for the next start. */
+static void log_restart_needed(Manager *m) {
+	char keys[CONFIG_KEYS_N * 40] = "";
+	size_t len = 0;
+
+	if (m->n_restart_needed == 0)
+		return;
+	for (size_t i = 0; i < m->n_restart_needed; i++)
+		len += (size_t) snprintf(keys + len, len < sizeof keys ? sizeof keys - len : 0, "%s%s",
+		                         i > 0 ? ", " : "", m->restart_needed[i]);
+	log_event(LOG_WARNING, MID_CONFIG_RESTART_NEEDED, LOG_FIELDS({ "HITL_CONFIG_KEYS", keys }),
+	          "Reload: changes to %s take effect at the next start (systemctl restart hitld).", keys);
 }
 
 static int load_key(Manager *m, bool reload) {
@@ -364,14 +398,10 @@ int manager_reload(Manager *m) {
 	if (k < 0)
 		log_error("Reload failed, keeping the current configuration: %s", error ? error : strerror(-k));
 	else {
-		/* Paths that are bound at start do not change on reload, nor does
-		 * the HITL.sh client, which may have calls in flight. */
-		if (!streq_ptr(c->api_base_url, m->config->api_base_url) ||
-		    !streq_ptr(c->api_ca_file, m->config->api_ca_file) || c->api_timeout_s != m->config->api_timeout_s)
-			log_warning("api.base_url, api.ca_file and api.timeout_s changes take effect at the next restart.");
-		if (!streq_ptr(c->socket_path, m->config->socket_path) ||
-		    !streq_ptr(c->outbox_state_dir, m->config->outbox_state_dir))
-			log_warning("socket.path and outbox.state_dir changes take effect at the next restart.");
+		/* What is bound at start stays as it is (config_keys.h says
+		 * which keys): m->config holds what is in effect. */
+		m->n_restart_needed = config_reload_keep(c, m->config, m->restart_needed);
+		log_restart_needed(m);
 		config_free(m->config);
 		m->config = TAKE_PTR(c);
 		apply_config(m);
@@ -463,13 +493,7 @@ static int startup_api(Manager *m) {
 /* The outbox (damage reconciled before any create), the usage history, the
  * budget ledger and the pause flag. */
 static int startup_state(Manager *m, usec_t now) {
-	BudgetConfig bc = {
-		.limit_per_hour = m->config->budget_limit_per_hour,
-		.poll_reserve = m->config->budget_poll_reserve,
-		.window = (usec_t) m->config->budget_window_s * USEC_PER_SEC,
-		.interactive_per_uid = m->config->budget_interactive_per_uid,
-		.interactive_total = m->config->budget_interactive_total,
-	};
+	BudgetConfig bc = budget_config(m->config);
 	int k;
 
 	k = outbox_open(m->state_dir, &m->outbox);

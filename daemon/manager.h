@@ -24,6 +24,7 @@
 #include "apierr.h"
 #include "budget.h"
 #include "config.h"
+#include "config_keys.h"
 #include "keylife.h"
 #include "listener.h"
 #include "outbox.h"
@@ -183,6 +184,10 @@ struct Manager {
 	 * key_load_kept: the previous key stayed in use. */
 	int key_load_result;
 	bool key_load_kept;
+	/* The last reload's changed keys that wait for the next start
+	 * (config_keys.h), for daemon.reload's reply. */
+	const char *restart_needed[CONFIG_KEYS_N];
+	size_t n_restart_needed;
 	char *api_key_id;
 	usec_t key_changed_at;     /* a reload loaded a key (perhaps another one) */
 	unsigned probe_failures;
@@ -236,7 +241,11 @@ void manager_set_dispatch(Manager *m, rpc_dispatch_t dispatch, void *userdata);
 int manager_startup(Manager *m);
 int manager_run(Manager *m);
 
-/* Re-reads config and key (SIGHUP, daemon.reload). Keeps the old ones on error. */
+/* Re-reads config and key (SIGHUP, daemon.reload). Keeps the old ones on
+ * error. Applies every key config_keys.h marks reload (the budget's to the
+ * window in progress, budget_reconfigure()); a changed start-only key keeps
+ * its value in m->config and is named in one warning and in
+ * restart_needed. */
 int manager_reload(Manager *m);
 
 /* Has the socket file we bound been removed or replaced (checked now; logged once)? Always

@@ -263,7 +263,7 @@ static json_object *key_load_reply(const Manager *m) {
 
 static void method_reload(Manager *m, RpcCall *call) {
 	static const char *const known[] = { NULL };
-	json_object *result;
+	json_object *result, *restart;
 	int k;
 
 	if (!params_check_known(call, known))
@@ -274,6 +274,10 @@ static void method_reload(Manager *m, RpcCall *call) {
 	result = json_object_new_object();
 	json_object_object_add(result, "reloaded", json_object_new_boolean(true));
 	json_object_object_add(result, "key", key_load_reply(m));
+	restart = json_object_new_array();
+	for (size_t i = 0; i < m->n_restart_needed; i++)
+		json_object_array_add(restart, json_object_new_string(m->restart_needed[i]));
+	json_object_object_add(result, "restart_needed", restart);
 	rpc_call_reply(call, result);
 }
 

@@ -15,6 +15,7 @@
 #define MID_KEY_LOADED           "42ace8c7a52145a6aed1dbb29c434b6a"
 #define MID_KEY_INVALID          "e5182723e95e4effa609ff4c7936356e"
 #define MID_CONFIG_RELOADED      "3af96fbae758480a924e1ca49df516b9"
+#define MID_CONFIG_RESTART_NEEDED "c9f218851d264cf48102def787c7fbab"
 #define MID_DAEMON_STARTED       "8963d83af73442ea941eb8ec96ff7bb0"
 #define MID_DAEMON_STOPPING      "7a3024b9299d4ef583e17774e16e5e2a"
 #define MID_API_ERROR            "b18cf5f86fe94deba3fbdc39bbf24b8b"

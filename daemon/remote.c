@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "logrl.h"
 #include "params.h"
 #include "remote.h"
 #include "validate.h"
@@ -19,14 +20,18 @@ typedef struct RemoteCacheEntry {
 	struct RemoteCacheEntry *next;
 } RemoteCacheEntry;
 
+typedef struct RemoteCall RemoteCall;
+
 struct Remote {
 	Manager *manager;
 	RemoteCacheEntry *cache;  /* newest first */
 	size_t cache_size;
+	RemoteCall *calls;        /* in flight: freed by on_done, or by remote_free at exit */
 };
 
-typedef struct RemoteCall {
+struct RemoteCall {
 	Remote *remote;
+	RemoteCall *prev, *next;  /* the Remote's calls in flight */
 	RpcCall *call;            /* NULL once the client is gone */
 	ApiCall *api_call;
 	char *cache_key;          /* reads: where to store the answer */
@@ -34,7 +39,7 @@ typedef struct RemoteCall {
 	bool key_test;
 	uid_t uid;                /* whose share paid for it */
 	bool admin;
-} RemoteCall;
+};
 
 static void cache_entry_free(RemoteCacheEntry *e) {
 	free(e->key);
@@ -52,9 +57,15 @@ int remote_new(Manager *m, Remote **ret) {
 	return 0;
 }
 
+static void remote_call_free(RemoteCall *rc);
+
 Remote *remote_free(Remote *rm) {
 	if (!rm)
 		return NULL;
+	/* Calls still in flight at exit (HITL.sh hangs past the stop's grace): the manager,
+	 * freed first, freed their ApiCalls without calling back, so nothing else frees these. */
+	while (rm->calls)
+		remote_call_free(rm->calls);
 	remote_cache_flush(rm);
 	free(rm);
 	return NULL;
@@ -206,6 +217,12 @@ static json_object *with_cache_marks(json_object *data, bool cached, usec_t fetc
 }
 
 static void remote_call_free(RemoteCall *rc) {
+	if (rc->prev)
+		rc->prev->next = rc->next;
+	else if (rc->remote && rc->remote->calls == rc)
+		rc->remote->calls = rc->next;
+	if (rc->next)
+		rc->next->prev = rc->prev;
 	free(rc->cache_key);
 	free(rc);
 }
@@ -307,11 +324,18 @@ static bool may_call_now(Manager *m, RpcCall *call, bool admin) {
 	return true;
 }
 
+/* While HITL.sh is slow, a client fails starts at will (calls past API_MAX_IN_FLIGHT,
+ * which spend no budget): one limit for the one call site, as systemd's
+ * log_ratelimit_*() keep a static one per site. */
+static LogRl start_failed_log = LOGRL_CLIENT;
+
 static void start(Remote *rm, RpcCall *call, const char *method, const char *loop_id, const char *suffix,
                   json_object *body, const char *cache_key, bool write, bool key_test) {
 	Manager *m = rm->manager;
 	bool admin = manager_peer_is_admin(m, rpc_call_uid(call), rpc_call_gid(call));
 	RemoteCall *rc;
+	char more[LOGRL_SUFFIX_MAX];
+	unsigned held;
 	int k;
 
 	if (!may_call_now(m, call, admin))
@@ -334,10 +358,16 @@ static void start(Remote *rm, RpcCall *call, const char *method, const char *loo
 		k = api_loop_call(m->api, method, loop_id, suffix, body, on_done, rc, &rc->api_call);
 	if (k < 0) {
 		remote_call_free(rc);
-		log_warning_errno(k, "Failed to start a HITL.sh call for a client: %m");
+		if (logrl_below(&start_failed_log, rpc_call_uid(call), now_monotonic(), &held))
+			log_warning_errno(k, "Failed to start a HITL.sh call for uid %u: %m%s", (unsigned) rpc_call_uid(call),
+			                  logrl_suffix(held, more));
 		return rpc_call_error(call, k == -EBUSY ? RPC_ERROR_UNAVAILABLE : RPC_ERROR_INTERNAL,
 		                      k == -EBUSY ? "Too many HITL.sh calls in flight; try again." : "Internal error.", NULL);
 	}
+	rc->next = rm->calls;
+	if (rm->calls)
+		rm->calls->prev = rc;
+	rm->calls = rc;
 	{
 		UsageTag tag = { .kind = USAGE_INTERACTIVE, .uid = (uint32_t) rc->uid };
 

@@ -11,8 +11,9 @@
  * Layer (docs/ARCHITECTURE.md): below methods.c, which dispatches to it,
  * above the engine (manager.h): it changes the key's state only through the
  * engine's functions, charges its calls with manager_charge() and the uid's
- * share through budget.h on the engine's ledger. Owns the loop cache (a
- * Remote, made and freed by the methods layer); nothing below sees it. */
+ * share through budget.h on the engine's ledger. Owns the loop cache and its
+ * calls in flight (a Remote, made and freed by the methods layer, after the
+ * manager: calls HITL.sh never answered are freed then); nothing below sees it. */
 #pragma once
 
 #include <stdbool.h>

@@ -4,9 +4,9 @@
  *
  * Life of a connection: accept4 → SO_PEERCRED → limits → OPEN. Lines are read into a bounded
  * buffer (at most one partial line of max_message_bytes plus one read chunk; all of a uid's
- * buffers together at most max_input_bytes_per_uid, rpc_input.c) and turned into calls, kept in a per-connection FIFO so that replies leave in request order. OPEN becomes
- * DRAINING (read no more, close once every owed reply is sent: EOF, message too large,
- * input bound),
+ * buffers together at most max_input_bytes_per_uid, rpc_input.c) and turned into calls, kept
+ * in a per-connection FIFO so that replies leave in request order. OPEN becomes DRAINING
+ * (read no more, close once every owed reply is sent: EOF, message too large, input bound),
  * FLUSHING (answer no more, close once the output is sent: notify_and_close) or FAILED (close at
  * the next loop iteration: I/O error, output bound). Only event-loop callbacks close a
  * connection; the public functions the methods layer calls never do, so no callback of ours
@@ -164,12 +164,13 @@ static int server_on_idle(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* ---- accepting ---- */
 
-bool server_may_log_limit(RpcServer *s) {
-	usec_t now = server_now(s);
+bool server_may_log(RpcServer *s, RpcLogCause cause, uid_t uid, char more[static LOGRL_SUFFIX_MAX]) {
+	unsigned n;
 
-	if (s->last_limit_log != 0 && now < usec_add(s->last_limit_log, RPC_LIMIT_LOG_INTERVAL))
+	if (!logrl_below(&s->log_limits[cause], cause == RPC_LOG_ACCEPT_FAILED ? LOGRL_NO_KEY : (uint64_t) uid,
+	                 server_now(s), &n))
 		return false;
-	s->last_limit_log = now;
+	logrl_suffix(n, more);
 	return true;
 }
 
@@ -210,10 +211,11 @@ static void server_refuse_uid(RpcServer *s, int fd, uid_t uid) {
 	_cleanup_(json_object_putp) json_object *data = json_object_new_object();
 	json_object *limit, *error;
 	size_t len;
+	char more[LOGRL_SUFFIX_MAX];
 
-	if (server_may_log_limit(s))
-		log_warning("Refusing connection of uid %u: it already has %u connections.",
-		            (unsigned) uid, s->limits.max_connections_per_uid);
+	if (server_may_log(s, RPC_LOG_REFUSE_UID, uid, more))
+		log_warning("Refusing connection of uid %u: it already has %u connections%s.",
+		            (unsigned) uid, s->limits.max_connections_per_uid, more);
 	if (!data)
 		return;
 	limit = json_object_new_int64((int64_t) s->limits.max_connections_per_uid);
@@ -278,6 +280,7 @@ static void server_take_connection(RpcServer *s, int fd_in) {
 	_cleanup_(closep) int fd = fd_in;
 	struct ucred cred = {};
 	socklen_t len = sizeof cred;
+	char more[LOGRL_SUFFIX_MAX];
 	int r;
 
 	/* Identity comes from the kernel, once, at accept; never from anything the client says. */
@@ -286,9 +289,9 @@ static void server_take_connection(RpcServer *s, int fd_in) {
 		return;
 	}
 	if (s->n_connections >= s->limits.max_connections) {
-		if (server_may_log_limit(s))
-			log_warning("Refusing connection of uid %u: %u connections open, the limit.",
-			            (unsigned) cred.uid, s->n_connections);
+		if (server_may_log(s, RPC_LOG_REFUSE_TOTAL, cred.uid, more))
+			log_warning("Refusing connection of uid %u: %u connections open, the limit%s.",
+			            (unsigned) cred.uid, s->n_connections, more);
 		return;
 	}
 	if (server_count_uid(s, cred.uid) >= s->limits.max_connections_per_uid) {
@@ -336,13 +339,15 @@ static int server_on_listen(sd_event_source *src, int listen_fd, uint32_t revent
 
 	for (unsigned i = 0; i < RPC_ACCEPTS_PER_WAKEUP && !s->reading_stopped; i++) {
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		char more[LOGRL_SUFFIX_MAX];
 
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			if (errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			log_warning_errno(errno, "accept() failed, pausing new connections: %m");
+			if (server_may_log(s, RPC_LOG_ACCEPT_FAILED, 0, more))
+				log_warning_errno(errno, "accept() failed, pausing new connections: %m%s", more);
 			server_pause_accept(s);
 			return 0;
 		}
@@ -371,6 +376,8 @@ int rpc_server_new(sd_event *e, int listen_fd, const RpcLimits *limits, rpc_disp
 	s->event = sd_event_ref(e);
 	s->listen_fd = listen_fd;
 	s->limits = limits_normalize(limits);
+	for (size_t i = 0; i < _RPC_LOG_MAX; i++)
+		s->log_limits[i] = (LogRl) LOGRL_CLIENT;
 	s->dispatch = dispatch;
 	s->userdata = userdata;
 	r = sd_event_add_io(e, &s->listen_source, listen_fd, EPOLLIN, server_on_listen, s);

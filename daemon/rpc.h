@@ -11,6 +11,8 @@
  * max_message_bytes is ("message too large") and closed. Not "stop reading the one that
  * would pass": if every connection of a uid holds half a line, none could ever finish it.
  * Admins are held to the memory bounds like everyone (only the time share exempts them).
+ * Every warning a client can cause (a refused connection, a bound passed) is rate-limited
+ * per cause and uid (logrl.h, LOGRL_CLIENT): no uid fills the journal or hides another's.
  * Knows no method: every well-formed request goes to the dispatch callback (methods layer). */
 #pragma once
 

@@ -130,18 +130,22 @@ static RpcConn *server_biggest_output(RpcServer *s, const UidShare *u) {
  * the connection holding the most is closed, the way one that passes max_output_bytes is. */
 static void server_enforce_output(RpcServer *s, UidShare *u) {
 	RpcConn *victim;
+	char more[LOGRL_SUFFIX_MAX];
 
 	while (u && u->out_bytes > s->limits.max_output_bytes_per_uid &&
 	       (victim = server_biggest_output(s, u))) {
-		log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unsent output.",
-		            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_per_uid);
+		if (server_may_log(s, RPC_LOG_OUTPUT_UID, victim->cred.uid, more))
+			log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unsent output%s.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_per_uid,
+			            more);
 		conn_fail(victim, 0, "per-uid output limit");
 		conn_account(victim);
 	}
 	while (s->out_total > s->limits.max_output_bytes_total && (victim = server_biggest_output(s, NULL))) {
-		if (server_may_log_limit(s))
-			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output in all.",
-			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_total);
+		if (server_may_log(s, RPC_LOG_OUTPUT_TOTAL, victim->cred.uid, more))
+			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output in all%s.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_output_bytes_total,
+			            more);
 		conn_fail(victim, 0, "total output limit");
 		conn_account(victim);
 	}
@@ -271,6 +275,7 @@ static void conn_release_replies(RpcConn *c) {
 
 /* After output was queued: release, send, and enforce the bound. */
 static void conn_output_changed(RpcConn *c) {
+	char more[LOGRL_SUFFIX_MAX];
 	int r;
 
 	conn_release_replies(c);
@@ -283,8 +288,9 @@ static void conn_output_changed(RpcConn *c) {
 	}
 	if (c->server && conn_output_load(c) > c->server->limits.max_output_bytes &&
 	    c->state != CONN_FLUSHING) {
-		log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output.",
-		            (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_output_bytes);
+		if (server_may_log(c->server, RPC_LOG_OUTPUT_CONN, c->cred.uid, more))
+			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unsent output%s.",
+			            (unsigned) c->cred.uid, (int) c->cred.pid, c->server->limits.max_output_bytes, more);
 		conn_fail(c, 0, "output limit");
 		conn_account(c);
 		return;

@@ -108,21 +108,24 @@ static void conn_refuse_input(RpcConn *c) {
 
 /* Past the per-uid or the total input bound, the connection holding the most input is
  * refused as an over-long line is. Each refusal drops a buffer, so the loops end. Both
- * warnings are rate-limited: a client can cause one per few hundred KiB it sends. */
+ * warnings are rate-limited per uid: a client can cause one per few hundred KiB it sends. */
 static void server_enforce_input(RpcServer *s, UidShare *u) {
 	RpcConn *victim;
+	char more[LOGRL_SUFFIX_MAX];
 
 	while (u && u->in_bytes > s->limits.max_input_bytes_per_uid &&
 	       (victim = server_biggest_input(s, u))) {
-		if (server_may_log_limit(s))
-			log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unhandled input.",
-			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_per_uid);
+		if (server_may_log(s, RPC_LOG_INPUT_UID, victim->cred.uid, more))
+			log_warning("Closing connection of uid %u (pid %d): its uid has more than %zu bytes of unhandled input%s.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_per_uid,
+			            more);
 		conn_refuse_input(victim);
 	}
 	while (s->in_total > s->limits.max_input_bytes_total && (victim = server_biggest_input(s, NULL))) {
-		if (server_may_log_limit(s))
-			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unhandled input in all.",
-			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_total);
+		if (server_may_log(s, RPC_LOG_INPUT_TOTAL, victim->cred.uid, more))
+			log_warning("Closing connection of uid %u (pid %d): more than %zu bytes of unhandled input in all%s.",
+			            (unsigned) victim->cred.uid, (int) victim->cred.pid, s->limits.max_input_bytes_total,
+			            more);
 		conn_refuse_input(victim);
 	}
 }

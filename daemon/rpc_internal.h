@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "logrl.h"
 #include "rpc.h"
 #include "uidshare.h"
 
@@ -26,8 +27,21 @@
 /* json_tokener takes an int length; keep well clear of it. */
 #define RPC_MESSAGE_BYTES_CAP     ((size_t) 256 * 1024 * 1024)
 #define RPC_ACCEPT_PAUSE_USEC     (1 * USEC_PER_SEC)
-#define RPC_LIMIT_LOG_INTERVAL    (10 * USEC_PER_SEC)
 #define RPC_SHARE_BURST           (20 * USEC_PER_MSEC)
+
+/* The log entries a client can cause, each rate-limited on its own (server_may_log,
+ * LOGRL_CLIENT). */
+typedef enum RpcLogCause {
+	RPC_LOG_REFUSE_UID,       /* connection refused: its uid's max_connections_per_uid */
+	RPC_LOG_REFUSE_TOTAL,     /* connection refused: max_connections */
+	RPC_LOG_ACCEPT_FAILED,    /* accept() failed (EMFILE…): no uid to key */
+	RPC_LOG_OUTPUT_CONN,      /* closed: max_output_bytes */
+	RPC_LOG_OUTPUT_UID,       /* closed: max_output_bytes_per_uid */
+	RPC_LOG_OUTPUT_TOTAL,     /* closed: max_output_bytes_total */
+	RPC_LOG_INPUT_UID,        /* refused: max_input_bytes_per_uid */
+	RPC_LOG_INPUT_TOTAL,      /* refused: max_input_bytes_total */
+	_RPC_LOG_MAX,
+} RpcLogCause;
 
 typedef enum ConnState {
 	CONN_OPEN,      /* reading, dispatching, answering */
@@ -103,7 +117,7 @@ struct RpcServer {
 	RpcConn *conns;
 	unsigned n_connections;
 	bool reading_stopped;
-	usec_t last_limit_log;
+	LogRl log_limits[_RPC_LOG_MAX];
 	UidShare *shares;         /* one per uid with an open connection */
 	size_t out_total;         /* output load of every connection */
 	size_t in_total;          /* unhandled input of every connection */
@@ -149,5 +163,7 @@ void conn_read(RpcConn *c);
 /* rpc.c: the server. */
 usec_t server_now(const RpcServer *s);
 void server_note_idle(RpcServer *s, const RpcConn *c);
-bool server_may_log_limit(RpcServer *s);
+/* May an entry of cause, for uid, be logged now? If so, more is the suffix that says
+ * how many were held back (logrl_suffix). */
+bool server_may_log(RpcServer *s, RpcLogCause cause, uid_t uid, char more[static LOGRL_SUFFIX_MAX]);
 unsigned server_count_uid(const RpcServer *s, uid_t uid);

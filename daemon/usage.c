@@ -25,6 +25,35 @@ static const char *const group_names[_USAGE_GROUP_MAX] = {
 	[USAGE_BY_KIND] = "kind", [USAGE_BY_UID] = "uid", [USAGE_BY_LOOP] = "loop", [USAGE_BY_HOUR] = "hour",
 };
 
+void usage_workflow_key(const char *workflow_id, char ret[static USAGE_LOOP_ID_MAX]) {
+	const size_t prefix = strlen(USAGE_WORKFLOW_PREFIX);
+	const char *rest;
+	uint32_t hash = 2166136261U;
+	size_t len;
+
+	ret[0] = '\0';
+	if (!workflow_id || strncmp(workflow_id, USAGE_WORKFLOW_PREFIX, prefix) != 0)
+		return;
+	rest = workflow_id + prefix;
+	len = strlen(rest);
+	if (len == 0 || strspn(rest, USAGE_WORKFLOW_SYMBOLS) != len)
+		return;
+	if (len <= USAGE_WORKFLOW_KEPT) {
+		snprintf(ret, USAGE_LOOP_ID_MAX, "%s", workflow_id);
+		return;
+	}
+	for (const char *p = workflow_id; *p; p++)
+		hash = (hash ^ (uint8_t) *p) * 16777619U;
+	snprintf(ret, USAGE_LOOP_ID_MAX, "%s%.*s~", USAGE_WORKFLOW_PREFIX, (int) USAGE_WORKFLOW_HEAD, rest);
+	for (unsigned i = 0; i < USAGE_WORKFLOW_HASH; i++, hash >>= 6)
+		ret[prefix + USAGE_WORKFLOW_HEAD + 1 + i] = USAGE_WORKFLOW_SYMBOLS[hash & 63];
+	ret[prefix + USAGE_WORKFLOW_HEAD + 1 + USAGE_WORKFLOW_HASH] = '\0';
+}
+
+bool usage_id_is_workflow(const char *id) {
+	return id && strncmp(id, USAGE_WORKFLOW_PREFIX, strlen(USAGE_WORKFLOW_PREFIX)) == 0;
+}
+
 const char *usage_kind_to_string(UsageKind k) {
 	return k >= 0 && k < _USAGE_KIND_MAX ? kind_names[k] : NULL;
 }

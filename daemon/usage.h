@@ -23,7 +23,15 @@
 #define USAGE_HOURS_KEPT (USAGE_DAYS_KEPT * 24U)
 /* Distinct (kind, outcome, uid, loop) rows in one hour, before folding. */
 #define USAGE_ROWS_PER_HOUR_MAX 256U
-#define USAGE_LOOP_ID_MAX 25U   /* 24 hex digits and NUL; "" = no loop */
+#define USAGE_LOOP_ID_MAX 25U   /* 24 hex digits, or a workflow key, and NUL; "" = no loop */
+/* A workflow's calls are kept under its key: "wf_" and at most 16 of the
+ * characters below as they are; a longer id's first 12 of them, '~' and 4 of
+ * them from a hash of the whole id (usage_workflow_key()). */
+#define USAGE_WORKFLOW_PREFIX "wf_"
+#define USAGE_WORKFLOW_SYMBOLS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#define USAGE_WORKFLOW_KEPT 16U      /* characters after the prefix kept as they are */
+#define USAGE_WORKFLOW_HEAD 12U      /* of a longer id, before '~' */
+#define USAGE_WORKFLOW_HASH 4U       /* after '~' */
 
 /* uids that are no local user: */
 #define USAGE_UID_SHARED  ((uint32_t) 0xfffffffeU) /* polls for everyone, key probes */
@@ -65,8 +73,18 @@ typedef enum UsageOutcome {
 typedef struct UsageTag {
 	UsageKind kind;
 	uint32_t uid;                    /* a local uid, or USAGE_UID_SHARED */
-	char loop_id[USAGE_LOOP_ID_MAX]; /* a loop id (24 hex digits), or "" */
+	char loop_id[USAGE_LOOP_ID_MAX]; /* a loop id (24 hex digits), a trigger's workflow key
+	                                  * (usage_workflow_key()), or "" */
 } UsageTag;
+
+/* The key a workflow's calls are kept under (see USAGE_WORKFLOW_PREFIX):
+ * the id itself if it is "wf_" and 1..16 symbols, else "wf_", its first 12
+ * symbols, '~' and 4 symbols of its FNV-1a hash, so that ids alike at the
+ * start stay apart (two that share the 12 and the hash share a row). ""
+ * for what is not "wf_" and symbols. */
+void usage_workflow_key(const char *workflow_id, char ret[static USAGE_LOOP_ID_MAX]);
+/* Is id (a row's loop_id) a workflow key? */
+bool usage_id_is_workflow(const char *id);
 
 const char *usage_kind_to_string(UsageKind k);
 UsageKind usage_kind_from_string(const char *s);

@@ -16,7 +16,11 @@
 #define ENTRY_SIZE 96U
 #define DAY_MAGIC "HITLUSGD"
 #define STATE_MAGIC "HITLUSGS"
-#define FORMAT_VERSION 1U
+/* Version 2 adds workflow keys to the tags (TAG_WORKFLOW*). A day file or
+ * state that holds none is still written as version 1, which an older hitld
+ * reads; version 1 is read as it always was. */
+#define FORMAT_VERSION_LOOPS 1U
+#define FORMAT_VERSION_WORKFLOWS 2U
 #define DAY_HEADER_SIZE 32U
 #define OPEN_DISK_SIZE 36U
 #define WINDOW_DISK_SIZE 32U
@@ -145,28 +149,122 @@ static void loop_unpack(const uint8_t in[static 12], bool has, char out[static U
 			snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
-/* The loop id as the day files keep it (lower case), or "": the same before
- * and after a restart. */
-static void tag_normalise(UsageTag *t) {
-	uint8_t packed[12];
+/* A tag's flags byte: what its 12 id bytes hold. */
+#define TAG_NONE 0x00U
+#define TAG_LOOP 0x01U               /* a loop id, 24 hex digits as 12 bytes */
+#define TAG_WORKFLOW 0x20U           /* | n: "wf_" and n (1..16) symbols, 6 bits each */
+#define TAG_WORKFLOW_SHORT 0x40U     /* "wf_", 12 symbols, '~', 4 symbols: 16 symbols */
+#define WORKFLOW_SYMBOLS_MAX (USAGE_WORKFLOW_HEAD + USAGE_WORKFLOW_HASH)
 
-	loop_unpack(packed, loop_pack(t->loop_id, packed), t->loop_id);
+static bool tag_flags_valid(uint8_t flags, uint32_t version) {
+	if (flags == TAG_NONE || flags == TAG_LOOP)
+		return true;
+	if (version < FORMAT_VERSION_WORKFLOWS)
+		return false;
+	return flags == TAG_WORKFLOW_SHORT ||
+	       (flags > TAG_WORKFLOW && flags <= (TAG_WORKFLOW | USAGE_WORKFLOW_KEPT));
 }
 
-/* Tag as kind, flags, uid, loop at p (18 bytes: 1 + 1 + 4 + 12). */
+static bool tag_is_workflow(uint8_t flags) {
+	return flags != TAG_NONE && flags != TAG_LOOP;
+}
+
+/* 16 symbols of 6 bits in 12 bytes, 4 symbols in each 3. */
+static void symbols_pack(const uint8_t sym[static 16], uint8_t out[static 12]) {
+	for (unsigned g = 0; g < 4; g++) {
+		uint32_t v = (uint32_t) sym[4 * g] << 18 | (uint32_t) sym[4 * g + 1] << 12 |
+		             (uint32_t) sym[4 * g + 2] << 6 | sym[4 * g + 3];
+
+		out[3 * g] = (uint8_t) (v >> 16);
+		out[3 * g + 1] = (uint8_t) (v >> 8);
+		out[3 * g + 2] = (uint8_t) v;
+	}
+}
+
+static void symbols_unpack(const uint8_t in[static 12], uint8_t sym[static 16]) {
+	for (unsigned g = 0; g < 4; g++) {
+		uint32_t v = (uint32_t) in[3 * g] << 16 | (uint32_t) in[3 * g + 1] << 8 | in[3 * g + 2];
+
+		for (unsigned i = 0; i < 4; i++)
+			sym[4 * g + i] = (uint8_t) (v >> (18 - 6 * i)) & 63;
+	}
+}
+
+/* A workflow key (usage_workflow_key()) as 12 bytes and its flags; false
+ * (and zeros) when id is none. */
+static bool workflow_pack(const char *id, uint8_t out[static 12], uint8_t *ret_flags) {
+	char chars[WORKFLOW_SYMBOLS_MAX + 1];
+	uint8_t sym[16] = {};
+	size_t n;
+
+	memset(out, 0, 12);
+	if (!usage_id_is_workflow(id))
+		return false;
+	id += strlen(USAGE_WORKFLOW_PREFIX);
+	n = strlen(id);
+	if (n == USAGE_WORKFLOW_HEAD + 1 + USAGE_WORKFLOW_HASH && id[USAGE_WORKFLOW_HEAD] == '~') {
+		snprintf(chars, sizeof chars, "%.*s%s", (int) USAGE_WORKFLOW_HEAD, id, id + USAGE_WORKFLOW_HEAD + 1);
+		*ret_flags = TAG_WORKFLOW_SHORT;
+	} else if (n >= 1 && n <= USAGE_WORKFLOW_KEPT) {
+		snprintf(chars, sizeof chars, "%s", id);
+		*ret_flags = (uint8_t) (TAG_WORKFLOW | n);
+	} else
+		return false;
+	n = strlen(chars);
+	if (strspn(chars, USAGE_WORKFLOW_SYMBOLS) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		sym[i] = (uint8_t) (strchr(USAGE_WORKFLOW_SYMBOLS, chars[i]) - USAGE_WORKFLOW_SYMBOLS);
+	symbols_pack(sym, out);
+	return true;
+}
+
+static void workflow_unpack(const uint8_t in[static 12], uint8_t flags, char out[static USAGE_LOOP_ID_MAX]) {
+	char *p = stpcpy(out, USAGE_WORKFLOW_PREFIX);
+	uint8_t sym[16];
+	size_t n = flags == TAG_WORKFLOW_SHORT ? WORKFLOW_SYMBOLS_MAX : (size_t) (flags & ~TAG_WORKFLOW);
+
+	symbols_unpack(in, sym);
+	for (size_t i = 0; i < n; i++) {
+		if (flags == TAG_WORKFLOW_SHORT && i == USAGE_WORKFLOW_HEAD)
+			*p++ = '~';
+		*p++ = USAGE_WORKFLOW_SYMBOLS[sym[i]];
+	}
+	*p = '\0';
+}
+
+/* Tag as kind, flags, uid, id at p (18 bytes: 1 + 1 + 4 + 12). */
 static void tag_put(uint8_t *p, const UsageTag *t) {
+	uint8_t flags = TAG_NONE;
+
 	p[0] = (uint8_t) t->kind;
-	p[1] = loop_pack(t->loop_id, p + 6) ? 1 : 0;
+	if (loop_pack(t->loop_id, p + 6))
+		flags = TAG_LOOP;
+	else if (!workflow_pack(t->loop_id, p + 6, &flags))
+		flags = TAG_NONE;
+	p[1] = flags;
 	put32(p + 2, t->uid);
 }
 
-static bool tag_get(const uint8_t *p, UsageTag *t) {
-	if (p[0] >= _USAGE_KIND_MAX || p[1] > 1)
+static bool tag_get(const uint8_t *p, uint32_t version, UsageTag *t) {
+	if (p[0] >= _USAGE_KIND_MAX || !tag_flags_valid(p[1], version))
 		return false;
 	t->kind = p[0];
 	t->uid = get32(p + 2);
-	loop_unpack(p + 6, p[1], t->loop_id);
+	if (tag_is_workflow(p[1]))
+		workflow_unpack(p + 6, p[1], t->loop_id);
+	else
+		loop_unpack(p + 6, p[1] == TAG_LOOP, t->loop_id);
 	return true;
+}
+
+/* The id as the files keep it (a loop id in lower case, a workflow key as
+ * it is), or "": the same before and after a restart. */
+static void tag_normalise(UsageTag *t) {
+	uint8_t p[18];
+
+	tag_put(p, t);
+	(void) tag_get(p, FORMAT_VERSION_WORKFLOWS, t);
 }
 
 static void window_put(uint8_t *p, const UsageWindow *w) {
@@ -205,7 +303,8 @@ static bool entry_decode(const uint8_t in[static ENTRY_SIZE], Entry *e) {
 	if (get32(in) != crc32c(0, in + 4, ENTRY_SIZE - 4))
 		return false;
 	*e = (Entry) { .type = in[4], .outcome = in[5] };
-	if (e->type < ENTRY_START || e->type > ENTRY_DEFAULT || in[5] >= _USAGE_OUTCOME_MAX || !tag_get(in + 6, &e->tag))
+	if (e->type < ENTRY_START || e->type > ENTRY_DEFAULT || in[5] >= _USAGE_OUTCOME_MAX ||
+	    !tag_get(in + 6, FORMAT_VERSION_WORKFLOWS, &e->tag))
 		return false;
 	e->seq = get64(in + 24);
 	e->at = get64(in + 32);
@@ -414,7 +513,7 @@ static int day_encode(const UsageStore *s, uint32_t day, uint64_t applied_seq, u
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, DAY_MAGIC, 8);
-	put32(buf + 8, FORMAT_VERSION);
+	put32(buf + 8, FORMAT_VERSION_LOOPS);
 	put32(buf + 12, day);
 	put64(buf + 16, applied_seq);
 	put32(buf + 24, (uint32_t) n);
@@ -430,6 +529,8 @@ static int day_encode(const UsageStore *s, uint32_t day, uint64_t applied_seq, u
 			p[0] = (uint8_t) (h - day * 24);
 			p[1] = r->outcome;
 			tag_put(p + 2, &t);
+			if (tag_is_workflow(p[3]))
+				put32(buf + 8, FORMAT_VERSION_WORKFLOWS);
 			put32(p + 20, r->count);
 		}
 	}
@@ -440,9 +541,12 @@ static int day_encode(const UsageStore *s, uint32_t day, uint64_t applied_seq, u
 }
 
 static int day_decode(UsageStore *s, const uint8_t *buf, size_t len, uint32_t day, uint64_t *ret_seq) {
-	uint32_t n;
+	uint32_t n, version;
 
-	if (len < DAY_HEADER_SIZE || memcmp(buf, DAY_MAGIC, 8) != 0 || get32(buf + 8) != FORMAT_VERSION ||
+	if (len < DAY_HEADER_SIZE || memcmp(buf, DAY_MAGIC, 8) != 0)
+		return -EBADMSG;
+	version = get32(buf + 8);
+	if (version < FORMAT_VERSION_LOOPS || version > FORMAT_VERSION_WORKFLOWS ||
 	    get32(buf + 12) != day)
 		return -EBADMSG;
 	n = get32(buf + 24);
@@ -452,13 +556,13 @@ static int day_decode(UsageStore *s, const uint8_t *buf, size_t len, uint32_t da
 	for (const uint8_t *p = buf + DAY_HEADER_SIZE; p < buf + len; p += USAGE_DISK_ROW_SIZE) {
 		UsageTag t;
 
-		if (p[0] >= 24 || p[1] >= _USAGE_OUTCOME_MAX || !tag_get(p + 2, &t))
+		if (p[0] >= 24 || p[1] >= _USAGE_OUTCOME_MAX || !tag_get(p + 2, version, &t))
 			return -EBADMSG;
 	}
 	for (const uint8_t *p = buf + DAY_HEADER_SIZE; p < buf + len; p += USAGE_DISK_ROW_SIZE) {
 		UsageTag t;
 
-		(void) tag_get(p + 2, &t);
+		(void) tag_get(p + 2, version, &t);
 		if (usage_history_add(&s->history, day * 24 + p[0], t.kind, p[1], t.uid, t.loop_id, get32(p + 20)) < 0)
 			return -ENOMEM;
 	}
@@ -473,7 +577,7 @@ static int state_encode(const UsageStore *s, uint8_t **ret, size_t *ret_len) {
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, STATE_MAGIC, 8);
-	put32(buf + 8, FORMAT_VERSION);
+	put32(buf + 8, FORMAT_VERSION_LOOPS);
 	put32(buf + 12, (uint32_t) s->n_open);
 	put64(buf + 16, s->next_seq - 1);
 	put64(buf + 24, s->next_seq);
@@ -486,6 +590,8 @@ static int state_encode(const UsageStore *s, uint8_t **ret, size_t *ret_len) {
 		put64(p, s->open[i].seq);
 		put64(p + 8, s->open[i].at);
 		tag_put(p + 16, &s->open[i].tag);
+		if (tag_is_workflow(p[17]))
+			put32(buf + 8, FORMAT_VERSION_WORKFLOWS);
 	}
 	put32(p, crc32c(0, buf, len - 4));
 	*ret = buf;
@@ -494,11 +600,13 @@ static int state_encode(const UsageStore *s, uint8_t **ret, size_t *ret_len) {
 }
 
 static int state_decode(UsageStore *s, const uint8_t *buf, size_t len, uint64_t *ret_applied) {
-	uint32_t n_open;
+	uint32_t n_open, version;
 	const uint8_t *p;
 
-	if (len < 8 + 4 + 4 + 8 + 8 + WINDOW_DISK_SIZE + sizeof s->totals + 4 || memcmp(buf, STATE_MAGIC, 8) != 0 ||
-	    get32(buf + 8) != FORMAT_VERSION)
+	if (len < 8 + 4 + 4 + 8 + 8 + WINDOW_DISK_SIZE + sizeof s->totals + 4 || memcmp(buf, STATE_MAGIC, 8) != 0)
+		return -EBADMSG;
+	version = get32(buf + 8);
+	if (version < FORMAT_VERSION_LOOPS || version > FORMAT_VERSION_WORKFLOWS)
 		return -EBADMSG;
 	n_open = get32(buf + 12);
 	if (n_open > USAGE_OPEN_MAX ||
@@ -516,7 +624,7 @@ static int state_decode(UsageStore *s, const uint8_t *buf, size_t len, uint64_t 
 	for (uint32_t i = 0; i < n_open; i++, p += OPEN_DISK_SIZE) {
 		OpenCall c = { .seq = get64(p), .at = get64(p + 8) };
 
-		if (tag_get(p + 16, &c.tag))
+		if (tag_get(p + 16, version, &c.tag))
 			s->open[s->n_open++] = c;
 	}
 	return 0;

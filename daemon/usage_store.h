@@ -4,7 +4,9 @@
  * fdatasync'd before the call it records is sent and when it ends),
  * usage/YYYY-MM-DD (one day's buckets, rewritten whole through store.h at a
  * checkpoint) and usage/state (the totals, the current window's foreign-use
- * estimate, the calls in flight).
+ * estimate, the calls in flight). A row's id is a loop id or a trigger's
+ * workflow key (usage.h), packed in 12 bytes; files with a workflow key are
+ * of format version 2, the others of version 1 as before, and both are read.
  * Promises: a call counts once hitld has durably written that it is about to
  * send it, so a crash (kill -9 included) loses no call the server may have
  * seen; one still in flight then counts as "no reply". The only way to be off

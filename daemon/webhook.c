@@ -13,20 +13,16 @@
 #include "callback.h"
 #include "cleanup.h"
 #include "log.h"
+#include "logrl.h"
 #include "msgid.h"
 #include "webhook.h"
 
-/* Rejections are logged once per source and this long. */
+/* Rejections are logged once per source address and minute, and ten a minute from all
+ * sources together (a sender with many addresses), hitld(8) LIMITS, Journal. */
 #define REJECT_LOG_INTERVAL (60 * USEC_PER_SEC)
-#define REJECT_SOURCES 32
+#define REJECT_LOG_BURST_ALL 10U
 #define LISTEN_BACKLOG 128
 #define WEBHOOK_DISCARD_MAX (4U * CALLBACK_BODY_MAX)
-
-typedef struct RejectSource {
-	char addr[INET6_ADDRSTRLEN];
-	usec_t logged_at;          /* monotonic */
-	unsigned suppressed;       /* not logged since */
-} RejectSource;
 
 struct WebhookServer {
 	struct MHD_Daemon *mhd;
@@ -35,7 +31,7 @@ struct WebhookServer {
 	webhook_handler_t handler;
 	void *userdata;
 	WebhookStats stats;
-	RejectSource sources[REJECT_SOURCES];
+	LogRl reject_log;
 	struct MHD_Response *responses[6];
 };
 
@@ -206,43 +202,18 @@ static void peer_address(struct MHD_Connection *c, char buf[static INET6_ADDRSTR
 }
 
 static void note_rejection(WebhookServer *w, struct MHD_Connection *c, unsigned status, const char *reason) {
-	char addr[INET6_ADDRSTRLEN], code[8];
-	usec_t now = now_monotonic();
-	RejectSource *s = NULL, *oldest = &w->sources[0];
+	char addr[INET6_ADDRSTRLEN], code[8], more[LOGRL_SUFFIX_MAX];
 	unsigned suppressed;
 
 	w->stats.rejected++;
 	w->stats.last_rejected_at = now_realtime();
 	peer_address(c, addr);
-	for (size_t i = 0; i < REJECT_SOURCES; i++) {
-		RejectSource *x = &w->sources[i];
-
-		if (streq(x->addr, addr)) {
-			s = x;
-			break;
-		}
-		if (x->logged_at < oldest->logged_at)
-			oldest = x;
-	}
-	if (s && now < s->logged_at + REJECT_LOG_INTERVAL) {
-		s->suppressed++;
+	if (!logrl_below(&w->reject_log, logrl_key_string(addr), now_monotonic(), &suppressed))
 		return;
-	}
-	if (!s) {
-		/* Forgetting the quietest source costs at most one more line. */
-		s = oldest;
-		snprintf(s->addr, sizeof s->addr, "%s", addr);
-		s->suppressed = 0;
-	}
-	suppressed = s->suppressed;
-	s->suppressed = 0;
-	s->logged_at = now;
 	snprintf(code, sizeof code, "%u", status);
 	log_event(LOG_WARNING, MID_CALLBACK_REJECTED,
 	          LOG_FIELDS({ "HITL_PEER", addr }, { "HITL_HTTP_STATUS", code }),
-	          "Refused a callback from %s with %u: %s (%u more from there since its last entry; "
-	          "at most one entry a minute per source).",
-	          addr, status, reason, suppressed);
+	          "Refused a callback from %s with %u: %s%s.", addr, status, reason, logrl_suffix(suppressed, more));
 }
 
 /* ---- the access handler ---- */
@@ -391,6 +362,7 @@ int webhook_server_new(sd_event *e, int fd, unsigned max_connections, unsigned t
 		return -ENOMEM;
 	}
 	w->fd = fd;
+	w->reject_log = (LogRl) LOGRL(REJECT_LOG_INTERVAL, 1, REJECT_LOG_BURST_ALL);
 	w->handler = handler;
 	w->userdata = userdata;
 	for (size_t i = 0; i < ELEMENTSOF(answers); i++) {

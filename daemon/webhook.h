@@ -12,7 +12,8 @@
  * the bound the connection is closed without an answer); a complete body
  * goes to the handler, whose HTTP status is the answer. It counts what it
  * answered (2xx received, anything else rejected) and logs a rejection once
- * per source and minute. What a callback means is the handler's business
+ * per source address and minute, ten a minute from all sources at most
+ * (logrl.h). What a callback means is the handler's business
  * (daemon/inbox.h). */
 #pragma once
 

@@ -56,7 +56,7 @@ class RotationBase(HitldTestCase):
             self.hitld.proc.send_signal(signal.SIGHUP)
         else:
             self.assertEqual(self.c.call("daemon.reload"),
-                             {"reloaded": True, "key": {"loaded": True, "source": "key_file"}})
+                             {"reloaded": True, "key": {"loaded": True, "source": "key_file"}, "restart_needed": []})
         wait_for(lambda: self.hitld.log_text().count("API key reloaded from the key file.") > before, 10,
                  what="the key reload")
 

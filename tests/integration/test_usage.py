@@ -143,6 +143,45 @@ class UsageMatchesEmulator(HitldTestCase):
         self.assertIn("limit 100", chart)
         self.assertRegex(chart, r"#")
 
+    def test_trigger_calls_are_attributed_to_their_workflow(self):
+        # Two long ids alike in their first 12 characters after wf_, and a short one.
+        long_a, long_b = "wf_customer_onboarding_step_1", "wf_customer_onboarding_step_2"
+        for wf in ("wf_deploy_4812", long_a, long_b):
+            self.emu.ctl("POST", "/_emu/workflows", {"key": KEY, "id": wf})
+        for wf in ("wf_deploy_4812", "wf_deploy_4812", long_a, long_b):
+            done = self.c.call("workflow.trigger", {"workflow_id": wf, "wait": True, "timeout_ms": 20000})
+            self.assertEqual(done["request"]["state"], "completed", done)
+        rid = self.c.call("request.submit", single_select_request(self.loop_id))["id"]
+        self.wait_state(rid, "pending")
+        self.settle()
+
+        def check(usage):
+            flows = {r["workflow_id"]: r["calls"] for r in usage["rows"] if r.get("workflow_id")}
+            self.assertEqual(flows.get("wf_deploy_4812"), 2, usage)
+            longs = [w for w in flows if w.startswith("wf_customer_o")]
+            self.assertEqual(len(longs), 2, usage)
+            self.assertEqual([flows[w] for w in longs], [1, 1], usage)
+            for r in usage["rows"]:
+                if r.get("workflow_id"):
+                    self.assertIsNone(r["loop_id"], r)
+            loops = {r["loop_id"]: r["calls"] for r in usage["rows"] if r["loop_id"]}
+            self.assertEqual(loops.get(self.loop_id), 1, usage)
+            by_kind = {r["kind"]: r["calls"] for r in self.c.call("usage", {"since": "1h", "by": "kind"})["rows"]}
+            self.assertEqual(sum(flows.values()), by_kind["trigger"])
+
+        check(self.c.call("usage", {"since": "1h", "by": "loop"}))
+        table = self.hitlctl_usage("--by", "loop")
+        self.assertRegex(table, r"(?m)^workflow:wf_deploy_4812\s+2\b")
+        self.assertRegex(table, r"(?m)^%s\s+1\b" % self.loop_id)
+
+        # Written to the day files and read back.
+        self.c.close()
+        self.hitld.stop()
+        self.hitld.start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+        check(self.c.call("usage", {"since": "1h", "by": "loop"}))
+
     def test_bad_params_are_refused_naming_the_field(self):
         for params, field in (({"by": "nope"}, "by"), ({"since": "2y"}, "since"), ({"since": "40d"}, "since"),
                               ({"since": 0}, "since"), ({"sort": "x"}, "sort")):

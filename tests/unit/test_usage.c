@@ -214,6 +214,45 @@ static void test_usage_window_429(void **state) {
 	assert_int_equal(w.own, 20);
 }
 
+/* A trigger's workflow id as the history keeps it: as it is up to 16
+ * characters after wf_; longer, shortened so that ids alike at the start
+ * stay apart; nothing for what is no workflow id. */
+static void test_usage_workflow_key(void **state) {
+	char a[USAGE_LOOP_ID_MAX], b[USAGE_LOOP_ID_MAX];
+
+	usage_workflow_key("wf_deploy_4812", a);
+	assert_string_equal(a, "wf_deploy_4812");
+	usage_workflow_key("wf_0123456789abcdef", a);
+	assert_string_equal(a, "wf_0123456789abcdef");
+	assert_true(usage_id_is_workflow(a));
+	assert_false(usage_id_is_workflow("0123456789abcdef01234567"));
+	assert_false(usage_id_is_workflow(""));
+
+	usage_workflow_key("wf_customer_onboarding_step_1", a);
+	usage_workflow_key("wf_customer_onboarding_step_2", b);
+	assert_int_equal(strlen(a), 3 + 12 + 1 + 4);
+	assert_memory_equal(a, "wf_customer_onb~", 16);
+	assert_memory_equal(b, "wf_customer_onb~", 16);
+	assert_string_not_equal(a, b);
+	/* the same id, the same key */
+	usage_workflow_key("wf_customer_onboarding_step_1", b);
+	assert_string_equal(a, b);
+	usage_workflow_key("wf_" "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij"
+	                   "abcdefghij" "abcdefghij" "abcdefghij" "abcdefg", a);
+	assert_int_equal(strlen(a), 20);
+
+	usage_workflow_key("wf_", a);
+	assert_string_equal(a, "");
+	usage_workflow_key("wf_a b", a);
+	assert_string_equal(a, "");
+	usage_workflow_key("wf_a~b", a);
+	assert_string_equal(a, "");
+	usage_workflow_key("WF_abc", a);
+	assert_string_equal(a, "");
+	usage_workflow_key(NULL, a);
+	assert_string_equal(a, "");
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_usage_outcome_classes),
@@ -223,6 +262,7 @@ int main(void) {
 		cmocka_unit_test(test_usage_window_new_history_takes_earlier_calls_as_own),
 		cmocka_unit_test(test_usage_window_in_flight_is_not_foreign),
 		cmocka_unit_test(test_usage_window_429),
+		cmocka_unit_test(test_usage_workflow_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "crc32c.h"
 #include "store.h"
 #include "usage_store.h"
 #include "unit_tmpdir.h"
@@ -250,6 +251,134 @@ static void test_usage_store_damaged_day_file_is_set_aside(void **state) {
 	usage_store_free(s, T0 + 3 * USEC_PER_SEC);
 }
 
+static uint64_t loop_calls(UsageStore *s, usec_t now, const char *loop_id) {
+	_cleanup_(freep) UsageSum *v = NULL;
+	size_t n;
+
+	assert_int_equal(usage_store_query(s, T0, now, USAGE_UID_ANY, USAGE_BY_LOOP, &v, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (streq(v[i].loop_id, loop_id))
+			return v[i].calls;
+	return 0;
+}
+
+static uint32_t day_file_version(int state_fd, const char *name) {
+	_cleanup_(freep) char *data = NULL;
+	int dfd = openat(state_fd, USAGE_DIR, O_DIRECTORY | O_CLOEXEC);
+	size_t len;
+
+	assert_true(dfd >= 0);
+	assert_int_equal(store_read_file(dfd, name, 1 << 20, &data, &len), 0);
+	close(dfd);
+	assert_true(len >= 12);
+	return (uint32_t) (uint8_t) data[8] | (uint32_t) (uint8_t) data[9] << 8;
+}
+
+static void check_workflows(UsageStore *s, usec_t now) {
+	assert_int_equal(loop_calls(s, now, "wf_deploy_4812"), 2);
+	assert_int_equal(loop_calls(s, now, "wf_a-B_9"), 1);
+	assert_int_equal(loop_calls(s, now, "wf_0123456789abcdef"), 1);
+	assert_int_equal(loop_calls(s, now, "wf_customer_onb~aB-_"), 1);
+	assert_int_equal(loop_calls(s, now, LOOP_A), 1);
+	assert_int_equal(loop_calls(s, now, ""), 1);
+}
+
+/* A trigger's calls count for its workflow ("wf_…", up to 16 characters
+ * after the prefix: longer ones come shortened, usage.h), in the journal
+ * after a crash, in the day files and in the state's calls in flight. */
+static void test_usage_store_keeps_workflow_ids(void **state) {
+	Fixture *f = *state;
+	UsageStore *s = NULL;
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (usage_store_open(f->fd, T0, &s) < 0)
+			_exit(1);
+		call(s, USAGE_TRIGGER, 1000, "wf_deploy_4812", 200, T0);
+		call(s, USAGE_TRIGGER, 1000, "wf_a-B_9", 500, T0 + USEC_PER_SEC);
+		_exit(0); /* no checkpoint: only the journal has them */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	assert_int_equal(usage_store_open(f->fd, T0 + 2 * USEC_PER_SEC, &s), 0);
+	call(s, USAGE_TRIGGER, 1000, "wf_deploy_4812", 200, T0 + 2 * USEC_PER_SEC);
+	call(s, USAGE_CREATE, 1000, LOOP_A, 201, T0 + 2 * USEC_PER_SEC);
+	/* A shortened key (usage_workflow_key()), and one that is none. */
+	call(s, USAGE_TRIGGER, 1000, "wf_customer_onb~aB-_", 200, T0 + 2 * USEC_PER_SEC);
+	call(s, USAGE_TRIGGER, 1000, "wf_a~b", 200, T0 + 2 * USEC_PER_SEC);
+	{
+		/* In flight when hitld stops: the state file keeps its tag. */
+		UsageTag t = tag(USAGE_TRIGGER, 1000, "wf_0123456789abcdef");
+		uint64_t seq;
+
+		assert_int_equal(usage_store_sent(s, &t, T0 + 3 * USEC_PER_SEC, &seq), 0);
+	}
+	check_workflows(s, T0 + 4 * USEC_PER_SEC);
+	usage_store_free(s, T0 + 4 * USEC_PER_SEC);
+	/* A day with a workflow in it is of the second version. */
+	assert_int_equal(day_file_version(f->fd, "2025-12-06"), 2);
+
+	assert_int_equal(usage_store_open(f->fd, T0 + 5 * USEC_PER_SEC, &s), 0);
+	check_workflows(s, T0 + 5 * USEC_PER_SEC);
+	usage_store_free(s, T0 + 6 * USEC_PER_SEC);
+}
+
+/* A day file of the first version, as hitld wrote it before workflows were
+ * kept (loop ids only), reads as it did; and a day without a workflow is
+ * still written so, which an older hitld can read. */
+static void test_usage_store_reads_version_1_day_files(void **state) {
+	Fixture *f = *state;
+	UsageStore *s = NULL;
+	uint8_t buf[32 + 2 * 24] = "HITLUSGD";
+	uint32_t day = (uint32_t) (T0 / USEC_PER_DAY), hour = (uint32_t) (T0 / USEC_PER_HOUR % 24), crc;
+	static const uint8_t loop_a[12] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67 };
+	int dfd, fd;
+
+	/* header: magic, version 1, day, applied seq 0, 2 rows, crc */
+	buf[8] = 1;
+	memcpy(buf + 12, &day, 4); /* little endian, as the file */
+	buf[24] = 2;
+	/* hour, outcome 2xx, kind create, flags 1 (a loop), uid 1000, loop, count 3 */
+	buf[32] = (uint8_t) hour;
+	buf[34] = USAGE_CREATE;
+	buf[35] = 1;
+	buf[36] = 1000 & 0xff;
+	buf[37] = 1000 >> 8;
+	memcpy(buf + 40, loop_a, 12);
+	buf[52] = 3;
+	/* hour, outcome 2xx, kind poll, no loop, uid shared, count 5 */
+	buf[56] = (uint8_t) hour;
+	buf[58] = USAGE_POLL;
+	memset(buf + 60, 0xff, 4);
+	buf[60] = 0xfe;
+	buf[76] = 5;
+	crc = crc32c(crc32c(0, buf, 28), buf + 32, sizeof buf - 32);
+	memcpy(buf + 28, &crc, 4);
+
+	assert_int_equal(usage_store_open(f->fd, T0, &s), 0);
+	usage_store_free(s, T0);
+	dfd = openat(f->fd, USAGE_DIR, O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	fd = openat(dfd, "2025-12-06", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, sizeof buf), (ssize_t) sizeof buf);
+	close(fd);
+	close(dfd);
+
+	assert_int_equal(usage_store_open(f->fd, T0 + USEC_PER_SEC, &s), 0);
+	assert_int_equal(kind_calls(s, T0, T0 + USEC_PER_SEC, USAGE_CREATE, USAGE_2XX), 3);
+	assert_int_equal(kind_calls(s, T0, T0 + USEC_PER_SEC, USAGE_POLL, USAGE_2XX), 5);
+	assert_int_equal(loop_calls(s, T0 + USEC_PER_SEC, LOOP_A), 3);
+	assert_int_equal(loop_calls(s, T0 + USEC_PER_SEC, ""), 5);
+	call(s, USAGE_CANCEL, 1000, LOOP_B, 200, T0 + USEC_PER_SEC);
+	usage_store_free(s, T0 + 2 * USEC_PER_SEC);
+	assert_int_equal(day_file_version(f->fd, "2025-12-06"), 1);
+}
+
 static int fake_fsync(int fd) {
 	return 0;
 }
@@ -355,6 +484,8 @@ int main(void) {
 		T(test_usage_store_replay_is_idempotent),
 		T(test_usage_store_damaged_journal_entries_are_skipped),
 		T(test_usage_store_damaged_day_file_is_set_aside),
+		T(test_usage_store_keeps_workflow_ids),
+		T(test_usage_store_reads_version_1_day_files),
 		T(test_usage_store_thirty_days_at_full_budget),
 #undef T
 	};
