@@ -166,7 +166,7 @@ void hitl_event_clear(HitlEvent *ev);
 const char *hitl_socket_path(const char *explicit_path);
 
 /* "/run/hitld-NAME.sock" for an instance NAME of hitld@.service. NAME must be
- * 1–HITL_INSTANCE_NAME_MAX characters of [A-Za-z0-9_.@-] and not start with
+ * 1–HITL_INSTANCE_NAME_MAX characters of [A-Za-z0-9_.:@-] and not start with
  * '.'; else -EINVAL. *ret_path is malloc'ed. */
 int hitl_socket_path_for_instance(const char *name, char **ret_path);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The C examples a programmer copies (issue 12 item 17) compile against
 libhitlclient and do what they say against a running hitld: the "Minimal use"
-example in client/hitlclient.h and the one in docs/PROTOCOL.md §8. A request
+example in client/hitlclient.h, the one in docs/PROTOCOL.md §8 and the one in
+hitlclient(3) EXAMPLES (docs/hitlclient.3, read from its groff source). A request
 hitld refuses must be explained by the field and the reason (HitlError.data),
 not only by "Invalid parameters."; an accepted one is answered.
 """
@@ -32,6 +33,19 @@ def protocol_example():
         text = f.read()
     section = text.split("### From C, with libhitlclient", 1)[1]
     return re.search(r"```c\n(.*?)```", section, re.S).group(1)
+
+
+def man_page_example():
+    """The first .EX block of hitlclient(3)'s EXAMPLES, as C: the groff escapes
+    the page uses in code undone (\\e is a backslash, \\- a minus)."""
+    with open(os.path.join(ROOT, "docs", "hitlclient.3")) as f:
+        text = f.read()
+    section = text.split("\n.SH EXAMPLES\n", 1)[1]
+    code = re.search(r"^\.EX\n(.*?)^\.EE$", section, re.S | re.M).group(1)
+    assert not re.search(r"^[.']", code, re.M), "a line of the example would be read as a request"
+    code = code.replace("\\e", "\x00").replace("\\-", "-").replace("\\(aq", "'").replace("\\&", "")
+    assert "\\" not in code, "a groff escape the test does not undo: %r" % code
+    return code.replace("\x00", "\\")
 
 
 class ClientExamples(HitldTestCase):
@@ -73,6 +87,16 @@ class ClientExamples(HitldTestCase):
                                                    "rules": [{"match": "4812", "response_data":
                                                               {"selected_value": "approve"}}]})
         exe = self.build("protocol_ok", protocol_example(), self.loop_id, "reject")
+        p = self.run_example(exe)
+        self.assertEqual((p.returncode, p.stdout), (0, "approve\n"), p.stderr)
+
+    def test_the_man_page_example_says_which_field_and_why_and_gets_the_answer(self):
+        exe = self.build("man_refused", man_page_example(), self.loop_id, "maybe")
+        self.assert_explains_the_refusal(self.run_example(exe))
+        self.emu.ctl("POST", "/_emu/auto-review", {"delay_s": 0, "default": "none",
+                                                   "rules": [{"match": "4812", "response_data":
+                                                              {"selected_value": "approve"}}]})
+        exe = self.build("man_ok", man_page_example(), self.loop_id, "reject")
         p = self.run_example(exe)
         self.assertEqual((p.returncode, p.stdout), (0, "approve\n"), p.stderr)
 

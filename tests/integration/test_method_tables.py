@@ -8,12 +8,21 @@ Three methods added in one session once got no C wrapper (a C programmer had
 to build their JSON by hand): this makes such drift fail `make check`. No
 daemon is started (the shape of test_error_codes.py).
 
+The library's man page, docs/hitlclient.3, is held to the header the same
+way (ManPage below): its SYNOPSIS gives every function hitlclient.h declares,
+with the header's prototype, and nothing else; each is described below the
+SYNOPSIS; every hitl_*, HITL_* and Hitl* name on the page exists; ERRORS
+lists every code of hitlerrors.h with its number and hitl_error_code_name();
+and the page renders without a warning (lintian checks that in the package).
+
 The C wrapper of method "a.b_c" is hitl_a_b_c(HitlClient *c, …). A method
 that deliberately has none goes into WITHOUT_C_WRAPPER with the reason.
 """
 import inspect
 import os
 import re
+import shutil
+import subprocess
 import sys
 import unittest
 
@@ -119,6 +128,114 @@ class MethodTables(unittest.TestCase):
             if attr != "watch":   # Client.watch returns a Watch; the others are their method's call
                 self.assertIn('"%s"' % method, inspect.getsource(getattr(hitld.Client, attr)),
                               "Client.%s does not call %s" % (attr, method))
+
+
+def c_tokens(text):
+    """A C declaration as tokens, so that spacing and line breaks do not count."""
+    return " ".join(re.findall(r"\w+|[^\s\w]", text))
+
+
+def header_prototypes():
+    """{name: tokens of its prototype} of every function hitlclient.h declares."""
+    text = re.sub(r"/\*.*?\*/", "", read("client", "hitlclient.h"), flags=re.S)
+    protos = {}
+    for m in re.finditer(r"^([A-Za-z][\w ]*[ *](hitl_\w+)\([^;]*\);)", text, re.M):
+        assert m.group(2) not in protos, "%s declared twice" % m.group(2)
+        protos[m.group(2)] = c_tokens(m.group(1))
+    return protos
+
+
+def groff_plain(text):
+    """Text of groff source without the escapes a man page uses."""
+    text = re.sub(r"\\f[BIRP]|\\&|\\c", "", text)
+    return text.replace("\\-", "-").replace("\\e", "\\").replace("\\(aq", "'").replace("\\(sc", "§")
+
+
+def macro_args(line):
+    """The arguments of a one-line groff request such as .BI, quotes removed."""
+    return [q if a == "" else a for q, a in re.findall(r'"([^"]*)"|(\S+)', line.split(None, 1)[1])]
+
+
+def man_synopsis_prototypes(page):
+    """{name: tokens} of the prototypes in the SYNOPSIS's .nf block: .BI lines,
+    a prototype running on until its ';'."""
+    synopsis = page.split("\n.SH SYNOPSIS\n", 1)[1].split("\n.fi\n", 1)[0]
+    protos, pending = {}, ""
+    for line in synopsis.splitlines():
+        if not line.startswith(".BI "):
+            assert not pending, "a prototype in the SYNOPSIS is cut by %r: %s" % (line, pending)
+            continue
+        pending += " " + "".join(groff_plain(a) for a in macro_args(line))
+        if pending.rstrip().endswith(";"):
+            m = re.search(r"\b(hitl_\w+)\(", pending)
+            assert m, "a SYNOPSIS prototype without a hitl_ function: %s" % pending
+            assert m.group(1) not in protos, "%s twice in the SYNOPSIS" % m.group(1)
+            protos[m.group(1)] = c_tokens(pending)
+            pending = ""
+    assert not pending, "the SYNOPSIS ends inside a prototype: %s" % pending
+    return protos
+
+
+class ManPage(unittest.TestCase):
+    """docs/hitlclient.3 against client/hitlclient.h and hitlerrors.h."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.page = read("docs", "hitlclient.3")
+        cls.plain = groff_plain(cls.page)
+        cls.declared = header_prototypes()
+
+    def test_the_header_is_read(self):
+        self.assertGreaterEqual(len(self.declared), 40, sorted(self.declared))
+        for fn in ("hitl_client_connect", "hitl_request_wait", "hitl_watch_next", "hitl_duration_parse"):
+            self.assertIn(fn, self.declared)
+
+    def test_the_synopsis_gives_every_function_with_the_headers_prototype(self):
+        listed = man_synopsis_prototypes(self.page)
+        self.assertEqual(sorted(set(self.declared) - set(listed)), [],
+                         "declared in client/hitlclient.h, missing from the SYNOPSIS of docs/hitlclient.3")
+        self.assertEqual(sorted(set(listed) - set(self.declared)), [],
+                         "in the SYNOPSIS of docs/hitlclient.3, not declared in client/hitlclient.h")
+        for fn in sorted(self.declared):
+            self.assertEqual(listed[fn], self.declared[fn], "%s: the page's prototype is not the header's" % fn)
+
+    def test_every_function_is_described(self):
+        body = self.plain.split("\n.SH DESCRIPTION\n", 1)[1]
+        undescribed = [fn for fn in sorted(self.declared) if not re.search(r"\b%s\b" % fn, body)]
+        self.assertEqual(undescribed, [], "functions docs/hitlclient.3 names only in its SYNOPSIS")
+
+    def test_every_name_on_the_page_exists(self):
+        header = read("client", "hitlclient.h") + read("client", "hitlerrors.h")
+        macros = set(re.findall(r"^#define (HITL_\w+)", header, re.M))
+        types = set(re.findall(r"\}\s*(Hitl\w+);|typedef struct \w+ (Hitl\w+);", header))
+        types = {a or b for a, b in types}
+        self.assertIn("HitlError", types)
+        self.assertEqual(sorted(set(re.findall(r"\bhitl_\w+", self.plain)) - set(self.declared)), [],
+                         "hitl_* names on the page that hitlclient.h does not declare")
+        self.assertEqual(sorted(set(re.findall(r"\bHITL_[A-Z_]+\b", self.plain)) - macros), [],
+                         "HITL_* names on the page that the headers do not define")
+        self.assertEqual(sorted(set(re.findall(r"\bHitl[A-Z]\w*", self.plain)) - types), [],
+                         "Hitl* types on the page that hitlclient.h does not define")
+
+    def test_errors_lists_every_code_with_its_number_and_name(self):
+        codes = dict(re.findall(r"^#define (HITL_ERROR_\w+)\s+\((-\d+)\)", read("client", "hitlerrors.h"), re.M))
+        names = dict(re.findall(r"case (HITL_ERROR_\w+):\s+return \"(\w+)\";", read("client", "hitlclient.c")))
+        self.assertGreaterEqual(len(codes), 15)
+        self.assertEqual(set(names), set(codes), "hitl_error_code_name() and hitlerrors.h disagree")
+        errors = self.plain.split("\n.SH ERRORS\n", 1)[1].split("\n.SH ", 1)[0]
+        rows = dict((m[0], (m[1], m[2])) for m in
+                    re.findall(r'^\.BR (HITL_ERROR_\w+) " \((-\d+)\) " (\w+)$', errors, re.M))
+        self.assertEqual(rows, {c: (codes[c], names[c]) for c in codes},
+                         "ERRORS of docs/hitlclient.3: a code, its number and its name per row")
+
+    @unittest.skipUnless(shutil.which("man"), "man is not installed")
+    def test_the_page_renders_without_warnings(self):
+        # What lintian runs on the package's pages (groff-message).
+        p = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z",
+                            os.path.join(ROOT, "docs", "hitlclient.3")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertGreater(len(p.stdout), 1000)
 
 
 if __name__ == "__main__":
