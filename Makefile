@@ -211,7 +211,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/hitld $(DESTDIR)$(BINDIR)/hitlctl
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*.service systemd/*.socket)))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/hitld.conf $(DESTDIR)$(TMPFILESDIR)/hitld.conf $(DESTDIR)$(CATALOGDIR)/hitld.catalog
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man3/,hitlclient.3) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
 	rm -f $(DESTDIR)$(LIBDIR)/libhitlclient.a $(DESTDIR)$(LIBDIR)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0
 	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/hitlerrors.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md

@@ -282,6 +282,7 @@ class Install(TempDirTestCase):
             pc("tmpfilesdir", "/usr/lib/tmpfiles.d") + "/hitld.conf",
             pc("catalogdir", "/usr/lib/systemd/catalog") + "/hitld.catalog",
             "/usr/share/man/man8/hitld.8",
+            "/usr/share/man/man3/hitlclient.3",
             "/etc/hitld/hitld.conf",
         ]
         for path in expected:
