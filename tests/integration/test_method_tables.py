@@ -236,6 +236,12 @@ class ManPage(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertGreater(len(p.stdout), 1000)
+        # A macro argument that starts with a quote loses it: .B {"a", "b"} shows {"a", b"}.
+        p = subprocess.run(["man", "-l", os.path.join(ROOT, "docs", "hitlclient.3")], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, MANWIDTH="1000", MANPAGER="cat", PAGER="cat"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        odd = [m for m in re.findall(r"\{[^{}\n]*\}", p.stdout) if m.count('"') % 2]
+        self.assertEqual(odd, [], "JSON on the rendered page with a quote lost")
 
 
 if __name__ == "__main__":
