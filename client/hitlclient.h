@@ -45,7 +45,9 @@
  *     hitl_error_clear(&e);
  *     hitl_client_free(c);
  *
- * Link with `pkg-config --libs hitlclient` (libhitlclient and json-c).
+ * Link with `pkg-config --libs hitlclient` (libhitlclient and json-c). The
+ * manual, hitlclient(3) (`man hitlclient`), has every function grouped, the
+ * error codes, watching from an event loop and a complete ask-and-wait program.
  */
 #pragma once
 
