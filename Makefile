@@ -68,6 +68,8 @@ relpath = $(shell realpath -m --relative-to='$(2)' '$(1)')
 
 PROGRAMS := $(B)/hitld $(if $(wildcard client/hitlctl.c),$(B)/hitlctl)
 LIBS_OUT := $(if $(wildcard $(CLIENT_LIB_SRC)),$(B)/libhitlclient.a $(B)/libhitlclient.so)
+# The functions hitlclient.h declares: `man hitl_client_connect` opens hitlclient(3).
+CLIENT_FUNCS := $(shell grep -o '^[A-Za-z][A-Za-z0-9_ ]*[ *]hitl_[a-z0-9_]*' client/hitlclient.h | grep -o 'hitl_[a-z0-9_]*$$')
 
 .PHONY: all help deps mcp-sdk check check-unit check-emulator check-integration \
         check-asan demo programs install uninstall clean crash-long deb lintian check-deb
@@ -194,6 +196,7 @@ install: programs
 	$(if $(wildcard systemd/hitld.catalog),install -D -m 0644 systemd/hitld.catalog $(DESTDIR)$(CATALOGDIR)/hitld.catalog)
 	for f in $(wildcard docs/*.[1-8]); do \
 		s=$${f##*.}; install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$f); done
+	$(if $(LIBS_OUT),for f in $(CLIENT_FUNCS); do ln -sf hitlclient.3 $(DESTDIR)$(MANDIR)/man3/$$f.3 || exit 1; done)
 	$(if $(LIBS_OUT),install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR))
 	$(if $(LIBS_OUT),install -m 0644 $(B)/libhitlclient.a $(DESTDIR)$(LIBDIR)/)
 	$(if $(LIBS_OUT),install -m 0755 $(B)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0)
@@ -211,7 +214,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/hitld $(DESTDIR)$(BINDIR)/hitlctl
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*.service systemd/*.socket)))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/hitld.conf $(DESTDIR)$(TMPFILESDIR)/hitld.conf $(DESTDIR)$(CATALOGDIR)/hitld.catalog
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man3/,hitlclient.3) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,hitlctl.1) $(addprefix $(DESTDIR)$(MANDIR)/man3/,hitlclient.3 $(CLIENT_FUNCS:=.3)) $(addprefix $(DESTDIR)$(MANDIR)/man5/,hitld.conf.5) $(addprefix $(DESTDIR)$(MANDIR)/man8/,hitld.8)
 	rm -f $(DESTDIR)$(LIBDIR)/libhitlclient.a $(DESTDIR)$(LIBDIR)/libhitlclient.so $(DESTDIR)$(LIBDIR)/libhitlclient.so.0
 	rm -f $(DESTDIR)$(INCLUDEDIR)/hitlclient.h $(DESTDIR)$(INCLUDEDIR)/hitlerrors.h $(DESTDIR)$(PKGCONFIGDIR)/hitlclient.pc
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/hitlctl $(DESTDIR)$(DATADIR)/doc/hitld/PROTOCOL.md

@@ -287,6 +287,15 @@ class Install(TempDirTestCase):
         ]
         for path in expected:
             self.assertTrue(os.path.isfile(dest + path), "make install did not install %s" % path)
+        # `man hitl_request_wait` opens hitlclient(3): a link for each function the header declares.
+        with open(os.path.join(ROOT, "client", "hitlclient.h")) as f:
+            functions = re.findall(r"^[A-Za-z][\w ]*[ *](hitl_\w+)\(", f.read(), re.M)
+        self.assertGreaterEqual(len(functions), 40)
+        man3 = dest + "/usr/share/man/man3"
+        self.assertEqual(sorted(n for n in os.listdir(man3) if os.path.islink(os.path.join(man3, n))),
+                         sorted(fn + ".3" for fn in functions))
+        for fn in functions:
+            self.assertEqual(os.readlink(os.path.join(man3, fn + ".3")), "hitlclient.3", fn)
         for name in ("hitld.service", "hitld@.service"):
             u = read_unit(dest + unitdir + "/" + name)
             self.assertTrue(u["Service"]["ExecStart"][0].startswith("/usr/sbin/hitld "),
