@@ -296,6 +296,37 @@ static void test_notifications_during_a_call_are_kept_for_watch_next(void **stat
 	assert_int_equal(hitl_watch_next(f->client, 0, &ev), 0);
 }
 
+/* A HitlError reused across calls says only what the last call said: a call that
+ * fails otherwise than with -EREMOTEIO leaves it empty, not holding an earlier error. */
+static void test_a_call_failing_otherwise_leaves_no_earlier_error(void **state) {
+	Fixture *f = *state;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32001,\"message\":\"Not found.\"}}\n");
+	assert_int_equal(hitl_request_get(f->client, "r_x", NULL, &f->error), -EREMOTEIO);
+	assert_int_equal(f->error.code, HITL_ERROR_NOT_FOUND);
+	close(f->server);
+	f->server = -EBADF;
+	assert_true(hitl_request_get(f->client, "r_x", NULL, &f->error) < 0);
+	assert_int_equal(f->error.code, 0);
+	assert_null(f->error.message);
+	assert_null(f->error.data);
+}
+
+/* An event passed again without hitl_event_clear() is emptied first, as a HitlError is:
+ * nothing leaks (LeakSanitizer in the ASan build sees it otherwise). */
+static void test_watch_next_frees_what_the_event_held(void **state) {
+	Fixture *f = *state;
+	HitlEvent ev = HITL_EVENT_INIT;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"request\":{\"id\":\"r_a\"}}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"request\":{\"id\":\"r_b\"}}}\n");
+	assert_int_equal(hitl_watch_next(f->client, 1000, &ev), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(ev.request, "id")), "r_a");
+	assert_int_equal(hitl_watch_next(f->client, 1000, &ev), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(ev.request, "id")), "r_b");
+	hitl_event_clear(&ev);
+}
+
 static void test_watch_sends_ids_and_reads_events_in_order(void **state) {
 	Fixture *f = *state;
 	_cleanup_(json_object_putp) json_object *req = NULL;
@@ -722,6 +753,8 @@ int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socket_path_prefers_explicit_then_env_then_default),
+		T(test_a_call_failing_otherwise_leaves_no_earlier_error),
+		T(test_watch_next_frees_what_the_event_held),
 		cmocka_unit_test(test_instance_socket_path_is_built_and_bad_names_are_refused),
 		cmocka_unit_test(test_connect_to_a_missing_socket_is_enoent),
 		cmocka_unit_test(test_connect_to_a_socket_nobody_listens_on_is_econnrefused),
