@@ -458,6 +458,7 @@ int hitl_client_call_full(HitlClient *c, const char *method, json_object *params
 	uint64_t id;
 	int k;
 
+	hitl_error_clear(error);
 	if (!c || !method || (params && !json_object_is_type(params, json_type_object)))
 		return -EINVAL;
 	if (c->broken)
@@ -580,6 +581,7 @@ static int call_strings(HitlClient *c, const char *method, const char *k1, const
 int hitl_hello(HitlClient *c, const char *client_name, json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!p || add_string(p, "client", client_name) < 0 || add_int(p, "protocol", HITL_PROTOCOL_VERSION) < 0)
 		return -ENOMEM;
 	return hitl_client_call(c, "hello", p, ret_result, error);
@@ -590,18 +592,21 @@ int hitl_status(HitlClient *c, json_object **ret_status, HitlError *error) {
 }
 
 int hitl_request_submit(HitlClient *c, json_object *params, json_object **ret_result, HitlError *error) {
+	hitl_error_clear(error);
 	if (!params)
 		return -EINVAL;
 	return hitl_client_call(c, "request.submit", params, ret_result, error);
 }
 
 int hitl_request_get(HitlClient *c, const char *id, json_object **ret_record, HitlError *error) {
+	hitl_error_clear(error);
 	if (!id)
 		return -EINVAL;
 	return call_strings(c, "request.get", "id", id, NULL, NULL, ret_record, error);
 }
 
 int hitl_request_get_by_ref(HitlClient *c, const char *client_ref, json_object **ret_record, HitlError *error) {
+	hitl_error_clear(error);
 	if (!client_ref)
 		return -EINVAL;
 	return call_strings(c, "request.get", "client_ref", client_ref, NULL, NULL, ret_record, error);
@@ -612,6 +617,7 @@ int hitl_request_wait(HitlClient *c, const char *id, int timeout_ms, json_object
 	json_object *done, *record;
 	int k;
 
+	hitl_error_clear(error);
 	if (!id || timeout_ms < 0)
 		return -EINVAL;
 	if (!p || add_string(p, "id", id) < 0 || add_int(p, "timeout_ms", timeout_ms) < 0)
@@ -630,6 +636,7 @@ int hitl_request_wait(HitlClient *c, const char *id, int timeout_ms, json_object
 int hitl_request_list(HitlClient *c, const HitlListFilter *filter, json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!p)
 		return -ENOMEM;
 	if (filter) {
@@ -650,6 +657,7 @@ int hitl_request_list(HitlClient *c, const HitlListFilter *filter, json_object *
 }
 
 int hitl_request_cancel(HitlClient *c, const char *id, json_object **ret_record, HitlError *error) {
+	hitl_error_clear(error);
 	if (!id)
 		return -EINVAL;
 	return call_strings(c, "request.cancel", "id", id, NULL, NULL, ret_record, error);
@@ -659,6 +667,7 @@ int hitl_request_feedback(HitlClient *c, const char *id, json_object *feedback, 
                           HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!id || !feedback)
 		return -EINVAL;
 	if (!p || add_string(p, "id", id) < 0 || json_object_object_add(p, "feedback", json_object_get(feedback)) < 0)
@@ -670,6 +679,7 @@ int hitl_workflow_trigger(HitlClient *c, const char *workflow_id, json_object *d
                           json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!workflow_id)
 		return -EINVAL;
 	if (!p || add_string(p, "workflow_id", workflow_id) < 0 ||
@@ -684,6 +694,7 @@ int hitl_watch(HitlClient *c, const char *const *ids, HitlError *error) {
 	json_object *n;
 	int k;
 
+	hitl_error_clear(error);
 	if (!p)
 		return -ENOMEM;
 	if (ids) {
@@ -734,6 +745,7 @@ int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event) {
 
 	if (!c || !ret_event)
 		return -EINVAL;
+	hitl_event_clear(ret_event);
 
 	if (c->events) {
 		QueuedEvent *e = c->events;
@@ -786,6 +798,7 @@ int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event) {
 int hitl_usage(HitlClient *c, const HitlUsageFilter *filter, json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (filter && filter->since && filter->since_seconds > 0)
 		return -EINVAL;
 	if (!p)
@@ -805,12 +818,14 @@ int hitl_loop_list(HitlClient *c, json_object **ret_result, HitlError *error) {
 }
 
 int hitl_loop_get(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error) {
+	hitl_error_clear(error);
 	if (!loop_id)
 		return -EINVAL;
 	return call_strings(c, "loop.get", "id", loop_id, NULL, NULL, ret_result, error);
 }
 
 int hitl_loop_members(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error) {
+	hitl_error_clear(error);
 	if (!loop_id)
 		return -EINVAL;
 	return call_strings(c, "loop.members", "id", loop_id, NULL, NULL, ret_result, error);
@@ -820,6 +835,7 @@ int hitl_loop_create(HitlClient *c, const char *name, const char *description, c
                      json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!name || !icon)
 		return -EINVAL;
 	if (!p || add_string(p, "name", name) < 0 || add_string(p, "description", description) < 0 ||
@@ -832,6 +848,7 @@ int hitl_loop_update(HitlClient *c, const char *loop_id, const char *name, const
                      const char *icon, json_object **ret_result, HitlError *error) {
 	_cleanup_(json_object_putp) json_object *p = json_object_new_object();
 
+	hitl_error_clear(error);
 	if (!loop_id)
 		return -EINVAL;
 	if (!p || add_string(p, "id", loop_id) < 0 || add_string(p, "name", name) < 0 ||
@@ -841,6 +858,7 @@ int hitl_loop_update(HitlClient *c, const char *loop_id, const char *name, const
 }
 
 int hitl_loop_delete(HitlClient *c, const char *loop_id, json_object **ret_result, HitlError *error) {
+	hitl_error_clear(error);
 	if (!loop_id)
 		return -EINVAL;
 	return call_strings(c, "loop.delete", "id", loop_id, NULL, NULL, ret_result, error);
@@ -848,6 +866,7 @@ int hitl_loop_delete(HitlClient *c, const char *loop_id, json_object **ret_resul
 
 int hitl_loop_remove_member(HitlClient *c, const char *loop_id, const char *user_id, json_object **ret_result,
                             HitlError *error) {
+	hitl_error_clear(error);
 	if (!loop_id || !user_id)
 		return -EINVAL;
 	return call_strings(c, "loop.remove_member", "id", loop_id, "user_id", user_id, ret_result, error);

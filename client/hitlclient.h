@@ -95,8 +95,9 @@ extern "C" {
 typedef struct HitlClient HitlClient;
 
 /* A JSON-RPC error as the daemon sent it. Initialise with HITL_ERROR_INIT,
- * release with hitl_error_clear(). A call that fills it first clears what it
- * held, so one HitlError can be reused across calls.
+ * release with hitl_error_clear(). Every call that takes one empties it
+ * first and fills it only when it returns -EREMOTEIO, so one HitlError can be
+ * reused across calls and never shows an earlier call's error.
  *
  * message is for people and says little ("Invalid parameters."); programs
  * branch on code and read data, whose members depend on the code
@@ -118,8 +119,9 @@ typedef struct HitlError {
 
 #define HITL_ERROR_INIT ((HitlError) { 0, NULL, NULL })
 
-/* One notification received on a watching connection. Release with
- * hitl_event_clear(). */
+/* One notification received on a watching connection. Start from
+ * HITL_EVENT_INIT; hitl_watch_next() empties it before filling it (so one
+ * event may be passed again and again); release with hitl_event_clear(). */
 typedef struct HitlEvent {
 	char *method;          /* "request.changed", "watch.overflow", … */
 	json_object *params;   /* the notification's params (owned; an empty object if absent) */
