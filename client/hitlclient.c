@@ -236,6 +236,10 @@ void hitl_client_set_max_message(HitlClient *c, size_t bytes) {
 		c->max_message = bytes < MESSAGE_MIN ? MESSAGE_MIN : bytes;
 }
 
+bool hitl_client_pending(const HitlClient *c) {
+	return c && (c->events || c->events_overflow || memchr(c->buf, '\n', c->buf_len));
+}
+
 bool hitl_client_is_broken(const HitlClient *c) {
 	return !c || c->broken != 0;
 }

@@ -191,8 +191,16 @@ int hitl_client_new_from_fd(int fd, HitlClient **ret);
 HitlClient *hitl_client_free(HitlClient *c);
 
 /* The connection's descriptor, for poll(2) in an event loop. Do not read from
- * or write to it; it stays the client's. */
+ * or write to it; it stays the client's. Check hitl_client_pending() before
+ * each poll(2): what the client already holds does not make it readable. */
 int hitl_client_fd(const HitlClient *c);
+
+/* True when the client holds input that poll(2) on hitl_client_fd() cannot
+ * see: notifications kept during a call, or lines read together with an
+ * earlier one. Then call hitl_watch_next(c, 0, …) until it returns 0 (it may
+ * return 0 at once: a held line may be the late reply of an abandoned call).
+ * False for NULL. */
+bool hitl_client_pending(const HitlClient *c);
 
 /* Sets how long one call may take, in ms (negative: no limit). Default
  * HITL_CALL_TIMEOUT_MS_DEFAULT. request.wait adds its timeout_ms on top. */

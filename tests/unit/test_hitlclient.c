@@ -327,6 +327,40 @@ static void test_watch_next_frees_what_the_event_held(void **state) {
 	hitl_event_clear(&ev);
 }
 
+static bool fd_readable_now(int fd) {
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* What the client already holds does not make its descriptor readable:
+ * hitl_client_pending() says so, for a notification kept during a call and for
+ * a second line read together with the first. */
+static void test_pending_says_what_poll_cannot_see(void **state) {
+	Fixture *f = *state;
+	HitlEvent ev = HITL_EVENT_INIT;
+
+	assert_false(hitl_client_pending(NULL));
+	assert_false(hitl_client_pending(f->client));
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+	assert_int_equal(hitl_status(f->client, NULL, &f->error), 0);
+	assert_false(fd_readable_now(hitl_client_fd(f->client)));
+	assert_true(hitl_client_pending(f->client));
+	assert_int_equal(hitl_watch_next(f->client, 0, &ev), 1);
+	assert_false(hitl_client_pending(f->client));
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"n\":1}}\n"
+	                        "{\"jsonrpc\":\"2.0\",\"method\":\"request.changed\",\"params\":{\"n\":2}}\n");
+	assert_int_equal(hitl_watch_next(f->client, 1000, &ev), 1);
+	assert_false(fd_readable_now(hitl_client_fd(f->client)));
+	assert_true(hitl_client_pending(f->client));
+	assert_int_equal(hitl_watch_next(f->client, 0, &ev), 1);
+	assert_int_equal(json_object_get_int(json_object_object_get(ev.params, "n")), 2);
+	assert_false(hitl_client_pending(f->client));
+	hitl_event_clear(&ev);
+}
+
 static void test_watch_sends_ids_and_reads_events_in_order(void **state) {
 	Fixture *f = *state;
 	_cleanup_(json_object_putp) json_object *req = NULL;
@@ -755,6 +789,7 @@ int main(void) {
 		cmocka_unit_test(test_socket_path_prefers_explicit_then_env_then_default),
 		T(test_a_call_failing_otherwise_leaves_no_earlier_error),
 		T(test_watch_next_frees_what_the_event_held),
+		T(test_pending_says_what_poll_cannot_see),
 		cmocka_unit_test(test_instance_socket_path_is_built_and_bad_names_are_refused),
 		cmocka_unit_test(test_connect_to_a_missing_socket_is_enoent),
 		cmocka_unit_test(test_connect_to_a_socket_nobody_listens_on_is_econnrefused),
