@@ -554,7 +554,8 @@ class Requests(CtlTestCase):
         rid = self.ok("submit", "--loop", self.loop_id, "--type", "text", "--max", "2000", "--default", "none",
                       input="Describe the outage\n").stdout.strip()
         rec = self.wait_state(rid, "pending")
-        answer = "The outage began when " + "the cache filled up " * 30 + "\nsecond line\tEND"
+        # A reviewer's escape sequence too: shown escaped, never sent to the terminal.
+        answer = "The \x1b[31moutage began when " + "the cache filled up " * 30 + "\nsecond line\tEND"
         self.emu.respond(rec["remote_id"], answer)
         self.wait_state(rid, "completed")
         while True:
@@ -563,8 +564,9 @@ class Requests(CtlTestCase):
                 break
         # The answer in at most 20 columns, as in `hitlctl list`, on one line,
         # and the request's text still after it.
-        self.assertRegex(line, r"^\d\d:\d\d:\d\d  %s\s+completed\s+The outage began wh\S*…  Describe the outage$" % rid)
+        self.assertRegex(line, r"^\d\d:\d\d:\d\d  %s\s+completed\s+The \\x1B\[31moutage.{0,4}…  Describe the outage$" % rid)
         self.assertNotIn("END", line)
+        self.assertNotIn("\x1b", line)
         self.assertEqual(self.ctl_json("get", rid)["result"], answer)
         human.send_signal(signal.SIGINT)
         human.wait(10 * SLOW)
