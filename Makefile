@@ -133,10 +133,11 @@ $(B)/hitlctl: $(B)/client/hitlctl.o $(CTL_OBJ) $(MCP_OBJ) $(B)/libhitlclient.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/unit/test_mcp_tools: $(B)/client/mcp_tools.o
-# hitlctl's request.submit params (client/ctl_params.c), linked before the library they call.
+# hitlctl's request.submit params (client/ctl_params.c), linked before the library they call;
+# json_object_new_string() wrapped so the test can make it fail.
 $(B)/tests/unit/test_ctl_params: $(B)/tests/unit/test_ctl_params.o $(B)/client/ctl_params.o $(B)/client/ctl_input.o \
                                  $(B)/client/ctl_output.o $(B)/libhitlclient.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -Wl,--wrap=json_object_new_string -o $@ $^ $(TEST_LIBS) $(PKG_LIBS)
 
 # hitlctl's output: the terminal filter, tables, shorten() (client/ctl_output.c).
 $(B)/tests/unit/test_ctl_output: $(B)/tests/unit/test_ctl_output.o $(B)/client/ctl_output.o $(B)/libhitlclient.a

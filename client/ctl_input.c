@@ -94,15 +94,17 @@ int parse_bool_word(const char *s, bool *ret) {
 }
 
 int strv_push(char ***v, size_t *n, const char *s) {
-	char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+	size_t i = *n;
+	char **nv = realloc(*v, (i + 2) * sizeof(char *));
 
 	if (!nv)
 		return -ENOMEM;
 	*v = nv;
-	nv[*n] = strdup(s);
-	if (!nv[*n])
+	nv[i] = strdup(s);
+	if (!nv[i])
 		return -ENOMEM;
-	nv[++*n] = NULL;
+	nv[i + 1] = NULL;
+	*n = i + 1;
 	return 0;
 }
 

@@ -2,6 +2,7 @@
  * input (files, stdin, numbers, yes/no words), request.submit's params built
  * from the submit/ask flags, and the blame table that maps a field the daemon
  * refused back to the flag (or --config/--params) that set it (see ctl_params.h). */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -586,7 +587,10 @@ static int submit_params_text(const SubmitOpts *o, char **args, int n_args, json
 		if (isatty(STDIN_FILENO) || (o->params_file && streq(o->params_file, "-")))
 			return usage_error("no request text: give it as an argument, with --text or --text-file, or on stdin.");
 		k = read_text_arg("-", &text);
-		if (k == 0 && !text[0])
+		if (k)
+			return k;
+		assert(text); /* read_text_arg() succeeded */
+		if (!text[0])
 			return usage_error("no request text: stdin was empty; give the text as an argument, with --text or --text-file.");
 	}
 	if (k)
@@ -625,6 +629,8 @@ static int submit_params_type(const SubmitOpts *o, json_object *p, const char **
 	if (o->type)
 		origin_set("response_type", "--type");
 	*ret_type = jstr(p, "response_type");
+	if (!*ret_type) /* its copy could not be made */
+		return usage_error("out of memory");
 	return 0;
 }
 
@@ -789,6 +795,7 @@ int build_submit_params(const SubmitOpts *o, char **args, int n_args, json_objec
 		k = submit_params_type(o, p, &type);
 	if (k)
 		return k;
+	assert(type); /* submit_params_type() succeeded */
 	t = response_type_find(type);
 	k = submit_params_config(o, t, type, p);
 	if (k == 0)

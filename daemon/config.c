@@ -809,6 +809,7 @@ int config_load(const char *path, bool must_exist, Config **ret, char **ret_erro
 	if (r < 0)
 		return fail(ret_error, r, "%s: %s", path, reason ?: strerror(-r));
 
+	assert(text); /* read_bounded() succeeded: text and size are set */
 	r = lex(path, text, size, &lexed, ret_error);
 	if (r < 0)
 		return r;

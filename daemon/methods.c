@@ -3,6 +3,7 @@
  * status, watch, queue.pause/resume and daemon.reload; the request methods
  * are in methods_submit.c and methods_request.c, the loop methods in
  * remote.c (methods_internal.h). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,8 @@ static void status_facts(Manager *m, RpcCall *call, usec_t now, StatusLoop *loop
 	telemetry_status_facts(m, admin, uid, now, ret);
 	inbox_status_facts(m, ret);
 	sweep_status_facts(m, ret);
+	/* Nothing above changes the pauses: loops still fits them (method_status). */
+	assert(loops || m->n_loop_pauses == 0);
 	for (size_t i = 0; i < m->n_loop_pauses; i++)
 		loops[i] = (StatusLoop) { m->loop_pauses[i].loop_id, m->loop_pauses[i].reason, m->loop_pauses[i].until };
 	ret->loops = loops;

@@ -131,17 +131,17 @@ int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_obj
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < n; i++) {
-			w->ids[i] = strdup(json_object_get_string(json_object_array_get_idx(ids, i)));
-			if (!w->ids[i]) {
-				w->n_ids = i;
+			char *id = strdup(json_object_get_string(json_object_array_get_idx(ids, i)));
+
+			if (!id) {
 				watch_destroy(w);
 				return -ENOMEM;
 			}
-			Record *r = outbox_get(m->outbox, w->ids[i]);
+			w->ids[w->n_ids++] = id;
+			Record *r = outbox_get(m->outbox, id);
 			if (r && (admin || r->owner_uid == uid))
 				count++;
 		}
-		w->n_ids = n;
 	} else
 		for (Record *r = outbox_first(m->outbox); r; r = outbox_next(m->outbox, r))
 			if (admin || r->owner_uid == uid)

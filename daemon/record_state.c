@@ -1,5 +1,6 @@
 /* record_state.c — the request state machine: the transitions declared in
  * record.h, the only writers of a record's state and outcome fields. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,9 @@ int record_trigger_sent(Record *r, json_object *result, const char *remote_statu
 int record_apply_remote(Record *r, const char *remote_id, const char *status, const char *raw_status,
                         json_object *response, json_object *result, json_object *default_response, usec_t now) {
 	bool changed = false;
+
+	assert(remote_id);
+	assert(status); /* r->remote_status may be NULL, status never is */
 
 	/* A request not yet sent has no remote side to hear from. */
 	if (r->state == REQUEST_QUEUED)

@@ -181,6 +181,25 @@ static UidShare *server_find_share(const RpcServer *s, uid_t uid) {
 	return NULL;
 }
 
+/* The uid's share, added to s->shares if it has none yet; NULL when out of memory. */
+static UidShare *server_get_share(RpcServer *s, uid_t uid) {
+	UidShare *u = server_find_share(s, uid);
+	ShareRate rate;
+
+	if (u)
+		return u;
+	u = malloc(sizeof *u);
+	if (!u)
+		return NULL;
+	rate = server_share_rate(s);
+	uidshare_init(u, uid, &rate, now_monotonic());
+	u->next = s->shares;
+	if (s->shares)
+		s->shares->prev = u;
+	s->shares = u;
+	return u;
+}
+
 unsigned server_count_uid(const RpcServer *s, uid_t uid) {
 	UidShare *u = server_find_share(s, uid);
 
@@ -238,21 +257,11 @@ static int conn_new(RpcServer *s, int fd, const struct ucred *cred) {
 		c->defer_source = sd_event_source_disable_unref(c->defer_source);
 		return r;
 	}
-	c->share = server_find_share(s, cred->uid);
+	c->share = server_get_share(s, cred->uid);
 	if (!c->share) {
-		ShareRate rate = server_share_rate(s);
-
-		c->share = malloc(sizeof *c->share);
-		if (!c->share) {
-			c->io_source = sd_event_source_disable_unref(c->io_source);
-			c->defer_source = sd_event_source_disable_unref(c->defer_source);
-			return -ENOMEM;
-		}
-		uidshare_init(c->share, cred->uid, &rate, now_monotonic());
-		c->share->next = s->shares;
-		if (s->shares)
-			s->shares->prev = c->share;
-		s->shares = c->share;
+		c->io_source = sd_event_source_disable_unref(c->io_source);
+		c->defer_source = sd_event_source_disable_unref(c->defer_source);
+		return -ENOMEM;
 	}
 	c->share->n_conns++;
 	c->next = s->conns;

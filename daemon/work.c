@@ -1,5 +1,6 @@
 /* work.c — see work.h: one turn of the work timer (settle, sum up, plan,
  * execute) and the start of the call it chose. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,6 +447,8 @@ static int start_reconcile(Manager *m, Record *r) {
 static int start_call(Manager *m, WorkKind kind, Record *r, usec_t now) {
 	int k;
 
+	/* Every kind but these two is about one record (plan.h, Plan.target). */
+	assert(r || kind == WORK_PROBE || kind == WORK_POLL_LIST);
 	switch (kind) {
 	case WORK_CREATE:
 		return start_create(m, r, now);

@@ -225,11 +225,10 @@ class LogFlood(HitldTestCase):
                         "uid %d's refusal is not in the log:\n%s" % (OTHER_UID, "\n".join(flood_lines)))
 
 
-def busy_calls(path, loop_id, n):
-    """As one uid: n pipelined loop.get calls; returns the error codes."""
-    from harness import Client
+def pipelined(path, method, params, n):
+    """As one uid: n pipelined calls of method; returns the error codes (0: a result)."""
     c = Client(path, timeout=60 * SLOW)
-    c.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "loop.get", "params": {"id": loop_id}})
+    c.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
                         .encode() + b"\n" for i in range(n)))
     codes = []
     for _ in range(n):
@@ -253,7 +252,7 @@ class HangingServer(HitldTestCase):
         wait_for(lambda: len([c for c in self.emu.stats()["calls"] if c.get("fault") == "hang"]) >= 16, 20,
                  what="16 calls hanging at HITL.sh")
         t0 = time.monotonic()
-        pid, rfd = child(FLOOD_UID, busy_calls, self.hitld.socket, self.loop_id, 200)
+        pid, rfd = child(FLOOD_UID, pipelined, self.hitld.socket, "loop.get", {"id": self.loop_id}, 200)
         res = collect(pid, rfd)
         elapsed = time.monotonic() - t0
         self.assertNotIn("error", res, res)
@@ -268,20 +267,6 @@ class HangingServer(HitldTestCase):
     allowed = LogFlood.allowed
 
 
-def submits(path, loop_id, n):
-    """As one uid: n pipelined request.submit calls; returns the error codes."""
-    c = Client(path, timeout=60 * SLOW)
-    body = single_select_request(loop_id)
-    c.send_raw(b"".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "request.submit", "params": body})
-                        .encode() + b"\n" for i in range(n)))
-    codes = []
-    for _ in range(n):
-        m = c.read_message()
-        codes.append(m["error"]["code"] if "error" in m else 0)
-    c.close()
-    return {"codes": codes}
-
-
 class DiskFull(HitldTestCase):
     MIN_FREE_MB = 1048576   # the most outbox.min_free_mb takes: 1 TiB
 
@@ -292,7 +277,7 @@ class DiskFull(HitldTestCase):
         self.hitld.stop()
         d = self.new_daemon({"outbox": {"min_free_mb": self.MIN_FREE_MB}}, name="full").start()
         t0 = time.monotonic()
-        pid, rfd = child(FLOOD_UID, submits, d.socket, self.loop_id, 200)
+        pid, rfd = child(FLOOD_UID, pipelined, d.socket, "request.submit", single_select_request(self.loop_id), 200)
         res = collect(pid, rfd)
         elapsed = time.monotonic() - t0
         self.assertNotIn("error", res, res)

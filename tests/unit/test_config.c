@@ -838,30 +838,10 @@ static char **key_names(void) {
 	return names;
 }
 
-static char *slurp(const char *path) {
-	_cleanup_(fclosep) FILE *f = fopen(path, "re");
-	char *text = NULL;
-	size_t size = 0;
-	_cleanup_(fclosep) FILE *out = NULL;
-	char buf[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	out = open_memstream(&text, &size);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, out);
-	assert_int_equal(fclose(TAKE_PTR(out)), 0);
-	return text;
-}
-
 static void test_config_shipped_example_lists_every_key(void **state) {
 	_cleanup_(strv_freep) char **names = key_names();
-	_cleanup_(freep) char *text = slurp("etc/hitld.conf");
+	_cleanup_(freep) char *text = unit_read_repo_file("etc/hitld.conf");
 
-	if (!text)
-		skip();
 	for (char **n = names; *n; n++) {
 		char needle[80];
 		snprintf(needle, sizeof(needle), "\t#%s = ", *n);
@@ -871,7 +851,7 @@ static void test_config_shipped_example_lists_every_key(void **state) {
 }
 
 static void test_config_shipped_example_loads_and_uncommented_gives_defaults(void **state) {
-	_cleanup_(freep) char *text = slurp("etc/hitld.conf");
+	_cleanup_(freep) char *text = unit_read_repo_file("etc/hitld.conf");
 	_cleanup_(config_freep) Config *c = NULL;
 	_cleanup_(config_freep) Config *uncommented = NULL;
 	_cleanup_(config_freep) Config *defaults = NULL;
@@ -879,8 +859,6 @@ static void test_config_shipped_example_loads_and_uncommented_gives_defaults(voi
 	size_t size = 0;
 	FILE *f;
 
-	if (!text)
-		skip();
 	c = load_ok(text);
 	assert_defaults(c);
 
@@ -910,10 +888,8 @@ static void test_config_shipped_example_loads_and_uncommented_gives_defaults(voi
 
 static void test_config_man_page_documents_every_key(void **state) {
 	_cleanup_(strv_freep) char **names = key_names();
-	_cleanup_(freep) char *text = slurp("docs/hitld.conf.5");
+	_cleanup_(freep) char *text = unit_read_repo_file("docs/hitld.conf.5");
 
-	if (!text)
-		skip();
 	for (char **n = names; *n; n++) {
 		char needle[80];
 		snprintf(needle, sizeof(needle), "\n.B %s\n", *n);

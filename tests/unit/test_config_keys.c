@@ -14,27 +14,12 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "unit_tmpdir.h"
 #include "config_keys.h"
 
 #define MAN_PAGE "docs/hitld.conf.5"
 #define SAYS_RELOAD "\nA reload applies it.\n"
 #define SAYS_START "\nTakes effect at the next start, not on reload.\n"
-
-static char *slurp(const char *path) {
-	_cleanup_(fclosep) FILE *f = fopen(path, "re");
-	_cleanup_(fclosep) FILE *out = NULL;
-	char *text = NULL, buf[4096];
-	size_t size = 0, n;
-
-	if (!f)
-		return NULL;
-	out = open_memstream(&text, &size);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, out);
-	assert_int_equal(fclose(TAKE_PTR(out)), 0);
-	return text;
-}
 
 /* Counts needle in [p, end). */
 static unsigned count_in(const char *p, const char *end, const char *needle) {
@@ -46,10 +31,8 @@ static unsigned count_in(const char *p, const char *end, const char *needle) {
 }
 
 static void test_the_man_page_says_of_every_key_what_the_table_says(void **state) {
-	_cleanup_(freep) char *text = slurp(MAN_PAGE);
+	_cleanup_(freep) char *text = unit_read_repo_file(MAN_PAGE);
 
-	if (!text)
-		skip();
 	for (size_t i = 0; i < CONFIG_KEYS_N; i++) {
 		const KeyDef *k = &config_keys[i];
 		char section[64], entry[80];

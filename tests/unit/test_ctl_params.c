@@ -19,6 +19,17 @@
 
 static char *text_args[] = { "Deploy", "build", "4812?", NULL };
 
+/* A seam for running out of memory: the test is linked with
+ * --wrap=json_object_new_string, and the copy of this one string fails. */
+static const char *fail_new_string;
+json_object *__real_json_object_new_string(const char *s);
+json_object *__wrap_json_object_new_string(const char *s);
+json_object *__wrap_json_object_new_string(const char *s) {
+	if (fail_new_string && streq(s, fail_new_string))
+		return NULL;
+	return __real_json_object_new_string(s);
+}
+
 /* The params for o with the TEXT "Deploy build 4812?", as plain JSON, or NULL with *ret_exit set. */
 static char *build(const SubmitOpts *o, int *ret_exit) {
 	_cleanup_(json_object_putp) json_object *p = NULL;
@@ -228,6 +239,19 @@ static void test_refused_fields_are_blamed_on_what_set_them(void **state) {
 	assert_string_equal(flag_for_field("response_config.scale_max"), "--max");
 }
 
+/* The response type is read back from the params: when its copy could not be
+ * made there is none, which is an error, not a NULL type to look up. */
+static void test_no_memory_for_the_type_is_an_error(void **state) {
+	SubmitOpts o = { .loop = "L", .type = "rating" };
+	int k;
+
+	fail_new_string = "rating";
+	_cleanup_(freep) char *got = build(&o, &k);
+	fail_new_string = NULL;
+	assert_null(got);
+	assert_int_not_equal(k, 0);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options_make_a_single_select_in_flag_order),
@@ -237,6 +261,7 @@ int main(void) {
 		cmocka_unit_test(test_content_flags_name_their_type_and_must_agree),
 		cmocka_unit_test(test_timing_and_the_rest),
 		cmocka_unit_test(test_refused_fields_are_blamed_on_what_set_them),
+		cmocka_unit_test(test_no_memory_for_the_type_is_an_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
