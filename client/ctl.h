@@ -47,6 +47,7 @@ enum {
 #define LIST_PAGE 100
 #define LIST_DEFAULT_LIMIT 50
 #define TEXT_COLUMN_MAX 50
+#define RESULT_COLUMN_MAX 20      /* an answer in list and watch lines (a free text may be long) */
 
 typedef struct Ctl {
 	const char *socket_arg;      /* --socket */

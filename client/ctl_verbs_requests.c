@@ -351,7 +351,7 @@ static int list_row(const Ctl *ctl, const ListOpts *o, Table *table, json_object
 	                      *result = shorten(json_object_object_get(rec, "result")
 	                                                ? value_text(json_object_object_get(rec, "result"))
 	                                                : "",
-	                                        20);
+	                                        RESULT_COLUMN_MAX);
 	char created[64], owner[24];
 	int64_t uid = 0;
 	const char *row[LIST_COLUMNS];

@@ -14,16 +14,19 @@
 static void print_event_line(json_object *rec) {
 	char label[160];
 	_cleanup_(freep) char *text = shorten(record_text(rec, label, sizeof label), TEXT_COLUMN_MAX);
+	json_object *result = json_object_object_get(rec, "result");
+	/* Cut, its tab and newline escaped too, as in `hitlctl list`: a long free-text
+	 * answer would wrap the line, its newlines split it. */
+	_cleanup_(freep) char *answer = result ? shorten(value_text(result), RESULT_COLUMN_MAX) : NULL;
 	char when[32];
 	time_t now = time(NULL);
 	struct tm tm;
-	json_object *result = json_object_object_get(rec, "result");
 
 	localtime_r(&now, &tm);
 	strftime(when, sizeof when, "%H:%M:%S", &tm);
 	printf("%s  %-28s  %-10s  %s%s%s%s%s%s", when, strna(jstr(rec, "id")), strna(jstr(rec, "state")),
-	       jbool(rec, "cancel_requested") ? "(cancelling)  " : "", result ? value_text(result) : "",
-	       result ? "  " : "", jstr(rec, "feedback_state") ? "(feedback " : "",
+	       jbool(rec, "cancel_requested") ? "(cancelling)  " : "", answer ? answer : "",
+	       answer ? "  " : "", jstr(rec, "feedback_state") ? "(feedback " : "",
 	       jstr(rec, "feedback_state") ? jstr(rec, "feedback_state") : "", jstr(rec, "feedback_state") ? ")  " : "");
 	fputs(text ? text : "", stdout);
 	fputc('\n', stdout);

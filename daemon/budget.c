@@ -13,9 +13,6 @@
 #include "budget.h"
 #include "cleanup.h"
 
-/* Year 9999: keeps epoch * USEC_PER_SEC far from overflowing. */
-#define EPOCH_MAX INT64_C(253402300799)
-
 typedef enum Relation {
 	RELATION_UNPLACED,  /* no usable Reset: cannot tell the window, merge conservatively */
 	RELATION_NEW,       /* a server window later than any seen */
@@ -128,7 +125,7 @@ static unsigned kind_cap(const Budget *b, CallKind kind) {
 }
 
 static bool epoch_valid(int64_t e) {
-	return e > 0 && e <= EPOCH_MAX;
+	return e > 0 && e <= BUDGET_EPOCH_MAX;
 }
 
 static bool reset_usable(const RateInfo *ri) {
@@ -676,130 +673,4 @@ void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_
 void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
 	budget_charge(b, CALL_INTERACTIVE, now);
 	budget_note_interactive(b, uid, admin, now);
-}
-
-/* ------------------------------------------------------------------ persistence */
-
-static int json_add(json_object *o, const char *key, json_object *v) {
-	if (!v)
-		return -ENOMEM;
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int budget_to_json(const Budget *b, json_object **ret) {
-	_cleanup_(json_object_putp) json_object *o = NULL;
-	int r;
-
-	assert(b);
-	assert(ret);
-
-	o = json_object_new_object();
-	if (!o)
-		return -ENOMEM;
-
-	if ((r = json_add(o, "version", json_object_new_int(BUDGET_FORMAT_VERSION))) < 0 ||
-	    (r = json_add(o, "limit", json_object_new_int64(b->limit))) < 0 ||
-	    (r = json_add(o, "used", json_object_new_int64(b->used))) < 0 ||
-	    (r = json_add(o, "window_start_usec", json_object_new_uint64(b->window_start))) < 0 ||
-	    (r = json_add(o, "window_end_usec", json_object_new_uint64(b->window_end))) < 0 ||
-	    (r = json_add(o, "paused_until_usec", json_object_new_uint64(b->paused_until))) < 0 ||
-	    (r = json_add(o, "from_server", json_object_new_boolean(b->from_server))) < 0 ||
-	    (r = json_add(o, "last_call_at_usec", json_object_new_uint64(b->last_call_at))) < 0 ||
-	    (r = json_add(o, "over_limit_429s", json_object_new_int64(b->over_limit_429s))) < 0 ||
-	    (r = json_add(o, "server_reset_epoch", json_object_new_int64(b->server_reset_epoch))) < 0 ||
-	    (r = json_add(o, "prev_window_exhausted", json_object_new_boolean(b->prev_window_exhausted))) < 0)
-		return r;
-
-	*ret = TAKE_PTR(o);
-	return 0;
-}
-
-/* A non-negative integer member no larger than max. */
-static int json_get_uint(json_object *o, const char *key, uint64_t max, uint64_t *ret) {
-	json_object *v;
-	uint64_t u;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -EBADMSG;
-	if (json_object_get_int64(v) < 0)
-		return -EBADMSG;
-	u = json_object_get_uint64(v);
-	if (u > max)
-		return -EBADMSG;
-	*ret = u;
-	return 0;
-}
-
-static int json_get_bool(json_object *o, const char *key, bool *ret) {
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
-		return -EBADMSG;
-	*ret = json_object_get_boolean(v);
-	return 0;
-}
-
-int budget_from_json(Budget *b, json_object *j, usec_t now) {
-	uint64_t version, limit, used, window_start, window_end, paused_until, last_call_at, n429, reset;
-	bool from_server, exhausted;
-	Budget n;
-
-	assert(b);
-
-	if (!j || !json_object_is_type(j, json_type_object))
-		return -EBADMSG;
-
-	if (json_get_uint(j, "version", UINT32_MAX, &version) < 0 || version != BUDGET_FORMAT_VERSION ||
-	    json_get_uint(j, "limit", BUDGET_LIMIT_MAX, &limit) < 0 || limit == 0 ||
-	    json_get_uint(j, "used", limit, &used) < 0 ||
-	    json_get_uint(j, "window_start_usec", UINT64_MAX, &window_start) < 0 ||
-	    json_get_uint(j, "window_end_usec", UINT64_MAX, &window_end) < 0 ||
-	    json_get_uint(j, "paused_until_usec", UINT64_MAX, &paused_until) < 0 ||
-	    json_get_uint(j, "last_call_at_usec", UINT64_MAX, &last_call_at) < 0 ||
-	    json_get_uint(j, "over_limit_429s", UINT_MAX, &n429) < 0 ||
-	    json_get_uint(j, "server_reset_epoch", EPOCH_MAX, &reset) < 0 ||
-	    json_get_bool(j, "from_server", &from_server) < 0 ||
-	    json_get_bool(j, "prev_window_exhausted", &exhausted) < 0)
-		return -EBADMSG;
-
-	if (window_end <= window_start || window_end - window_start > BUDGET_WINDOW_MAX)
-		return -EBADMSG;
-	/* A window or pause far in our future is corruption (or a clock stepped back
-	 * by more than a day); either way it must not stall the daemon. */
-	if (window_start > usec_add(now, BUDGET_WINDOW_MAX) ||
-	    paused_until > usec_add(now, usec_add(BUDGET_WINDOW_MAX, BUDGET_429_JITTER_MAX)))
-		return -EBADMSG;
-	if (from_server && reset == 0)
-		return -EBADMSG;
-
-	n = (Budget) {
-		.config = config_sanitize(&b->config),
-		.limit = (unsigned) limit,
-		.used = (unsigned) used,
-		.window_start = window_start,
-		.window_end = window_end,
-		.paused_until = paused_until,
-		.from_server = from_server,
-		.last_call_at = last_call_at,
-		.over_limit_429s = (unsigned) n429,
-		.server_reset_epoch = (int64_t) reset,
-		.prev_window_exhausted = exhausted,
-	};
-
-	/* Never heard from the server: the configured limit rules (it may have
-	 * changed across the restart). */
-	n.limit_from_server = n.server_reset_epoch != 0;
-	if (n.server_reset_epoch == 0) {
-		n.limit = n.config.limit_per_hour;
-		if (n.used > n.limit)
-			n.used = n.limit;
-	}
-
-	budget_tick(&n, now);
-	*b = n;
-	return 0;
 }

@@ -6,24 +6,26 @@
  * user can trigger at will, are charged to the uid that asked, within a per-uid and
  * a total share per window, so no user's reads can take the polls or (beyond the
  * total) the creates of others. Pure: time and random numbers come from the caller
- * (the work engine, work.c), so the clock can be injected in tests. */
+ * (the work engine, work.c), so the clock can be injected in tests. Its file form,
+ * STATE_DIR/budget.json, is budget_json.h's: all of the window's counts, the
+ * shares included, so a restart within the window forgets nothing it spent. */
 #pragma once
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <json-c/json.h>
 
 #include "timeutil.h"
 
-#define BUDGET_FORMAT_VERSION 1
 #define BUDGET_LIMIT_MAX 1000000U                  /* larger Limit headers are ignored */
 #define BUDGET_WINDOW_MAX USEC_PER_DAY             /* no window we believe in is longer */
 #define BUDGET_RESET_MARGIN USEC_PER_SEC           /* Date has 1-second precision */
 #define BUDGET_429_DEFAULT_WAIT (60 * USEC_PER_SEC)
 #define BUDGET_429_JITTER_MAX (60 * USEC_PER_SEC)
 #define BUDGET_RESET_SPREAD_MAX (30 * USEC_PER_SEC)
+/* Year 9999: keeps epoch * USEC_PER_SEC far from overflowing. */
+#define BUDGET_EPOCH_MAX INT64_C(253402300799)
 /* uids whose interactive calls one window tracks; further uids wait for the next window */
 #define BUDGET_SHARE_UIDS_MAX 256
 
@@ -81,7 +83,8 @@ typedef struct Budget {
 	                              * Responses naming an older (or the already ended) window are stale. */
 	bool prev_window_exhausted;  /* the window before this one ran out of creates and no call has
 	                              * been made since the reset: the first one is spread, no burst */
-	/* In memory only (after a restart creates just leave the whole reserve again): */
+	/* What this window spent, by kind and by uid; budget_tick() clears it at the reset,
+	 * budget.json keeps it across a restart within the window: */
 	unsigned used_other;         /* calls from the reserve (polls, cancels, feedback, reconciles,
 	                              * probes) charged in this window */
 	bool last_was_create;        /* the last call charged was a create or an interactive call:
@@ -154,8 +157,3 @@ void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now);
 void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_at, usec_t now);
 /* budget_charge(CALL_INTERACTIVE) and budget_note_interactive() in one. */
 void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now);
-
-/* Persisted ledger, so a restart does not forget what this window spent.
- * budget_from_json() keeps b->config (b must have been budget_init()ed). */
-int budget_to_json(const Budget *b, json_object **ret);
-int budget_from_json(Budget *b, json_object *j, usec_t now);  /* -EBADMSG on bad input, b untouched; a stale window is rolled over */

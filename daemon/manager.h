@@ -298,6 +298,9 @@ int manager_add_watch(Manager *m, RpcConn *conn, uid_t uid, bool admin, json_obj
 void manager_observe_response(Manager *m, const ApiResult *res);
 /* Counts a call about to be made against the budget (persisted). */
 void manager_charge(Manager *m, CallKind kind);
+/* Counts a client's interactive call about to be made, and charges it to uid's
+ * share (none for an admin); persisted with the ledger. */
+void manager_charge_interactive(Manager *m, uid_t uid, bool admin);
 
 /* key.test (remote.c) is about to ask HITL.sh about the key: a key it
  * refused may be the very thing being tested, so the probe is allowed. */

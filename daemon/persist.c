@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "budget_json.h"
 #include "cleanup.h"
 #include "engine.h"
 #include "log.h"
@@ -63,6 +64,12 @@ void manager_set_paused(Manager *m, bool paused) {
 
 void manager_charge(Manager *m, CallKind kind) {
 	budget_charge(&m->budget, kind, now_realtime());
+	persist_budget(m);
+	manager_status_changed(m);
+}
+
+void manager_charge_interactive(Manager *m, uid_t uid, bool admin) {
+	budget_charge_interactive(&m->budget, uid, admin, now_realtime());
 	persist_budget(m);
 	manager_status_changed(m);
 }

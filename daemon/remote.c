@@ -240,10 +240,11 @@ static void on_done(ApiClient *c, const ApiResult *res, void *userdata) {
 	Manager *m = rm->manager;
 	usec_t now = now_realtime();
 
-	manager_observe_response(m, res);
-	/* Refused before anything was sent: the share is given back with the call. */
+	/* Refused before anything was sent: the share is given back with the call
+	 * (first, so that the ledger manager_observe_response() persists has it). */
 	if (res->http_status == 0 && !res->maybe_sent)
 		budget_refund_interactive(&m->budget, rc->uid, rc->admin, res->started_at, now);
+	manager_observe_response(m, res);
 	cache_note_loop(rm, rc->cache_key, res, now);
 
 	if (rc->call) {
@@ -374,8 +375,7 @@ static void start(Remote *rm, RpcCall *call, const char *method, const char *loo
 		snprintf(tag.loop_id, sizeof tag.loop_id, "%s", loop_id ? loop_id : "");
 		api_call_tag(rc->api_call, &tag);
 	}
-	manager_charge(m, CALL_INTERACTIVE);
-	budget_note_interactive(&m->budget, rpc_call_uid(call), admin, now_realtime());
+	manager_charge_interactive(m, rpc_call_uid(call), admin);
 	rpc_call_set_abandon(call, on_abandon, rc);
 }
 

@@ -161,6 +161,46 @@ class InteractiveBudget(FairnessCase):
 
 
 @__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to switch uids")
+class InteractiveShareAcrossRestart(FairnessCase):
+    """A restart within the window does not give a uid its interactive share
+    again (hitld(8) BUDGET SHARES): the shares are kept with the ledger."""
+    WINDOW = 600
+    CONFIG = {"budget": {"min_poll_interval_s": 1, "window_s": 600}}
+
+    def loop_calls(self):
+        return [c for c in self.emu.api_calls() if "/loops/" in c[1]]
+
+    def restart(self):
+        self.c.close()
+        self.hitld.stop()
+        self.hitld.start()
+        self.c = self.hitld.client()
+        self.addCleanup(self.c.close)
+
+    def test_a_restart_within_the_window_keeps_the_uids_spent_share(self):
+        sock = self.hitld.socket
+        # Made-up ids: each one reaches HITL.sh (no cache can answer it).
+        replies = as_uid(ATTACKER, lambda: sequential(sock, "loop.get", [{"id": made_up_id()} for _ in range(6)]))
+        codes = [r.get("error", {}).get("code") for r in replies]
+        self.assertEqual(codes, [-32006] * 5 + [-32004], replies)
+        sent = len(self.loop_calls())
+        self.assertEqual(sent, 5)
+
+        self.restart()
+
+        again = as_uid(ATTACKER, lambda: [one_call(sock, "loop.get", {"id": made_up_id()}) for _ in range(3)])
+        self.assertEqual([a.get("error", {}).get("code") for a in again], [-32004] * 3, again)
+        self.assertIn("retry_at", again[0]["error"]["data"])
+        self.assertEqual((again[0]["error"]["data"]["share"], again[0]["error"]["data"]["used"]), (5, 5))
+        self.assertEqual(len(self.loop_calls()), sent, "the restart gave the uid its share again")
+        mine = as_uid(ATTACKER, lambda: one_call(sock, "status"))["result"]["budget"]["interactive"]
+        self.assertEqual(mine, {"share": 5, "used": 5, "total": 20})
+        # Another uid still has its own share (and the total the first one left).
+        other = as_uid(OTHER, lambda: one_call(sock, "loop.get", {"id": made_up_id()}))
+        self.assertEqual(other.get("error", {}).get("code"), -32006, other)
+
+
+@__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to switch uids")
 class QueueOrder(FairnessCase):
     """1,000 critical requests of one non-admin uid ahead of everyone else's."""
     WINDOW = 120

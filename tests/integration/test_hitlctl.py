@@ -547,6 +547,31 @@ class Requests(CtlTestCase):
             p.wait(10 * SLOW)
             self.assertEqual(p.returncode, 0)
 
+    def test_watch_cuts_a_long_answer_as_list_does(self):
+        human = self.spawn("watch")
+        lines = Lines(human.stdout)
+        time.sleep(0.5 * SLOW)
+        rid = self.ok("submit", "--loop", self.loop_id, "--type", "text", "--max", "2000", "--default", "none",
+                      input="Describe the outage\n").stdout.strip()
+        rec = self.wait_state(rid, "pending")
+        # A reviewer's escape sequence too: shown escaped, never sent to the terminal.
+        answer = "The \x1b[31moutage began when " + "the cache filled up " * 30 + "\nsecond line\tEND"
+        self.emu.respond(rec["remote_id"], answer)
+        self.wait_state(rid, "completed")
+        while True:
+            line = lines.get().rstrip("\n")
+            if " completed " in line:
+                break
+        # The answer in at most 20 columns, as in `hitlctl list`, on one line,
+        # and the request's text still after it.
+        self.assertRegex(line, r"^\d\d:\d\d:\d\d  %s\s+completed\s+The \\x1B\[31moutage.{0,4}…  Describe the outage$" % rid)
+        self.assertNotIn("END", line)
+        self.assertNotIn("\x1b", line)
+        self.assertEqual(self.ctl_json("get", rid)["result"], answer)
+        human.send_signal(signal.SIGINT)
+        human.wait(10 * SLOW)
+        self.assertEqual(human.returncode, 0)
+
 
 class Errors(CtlTestCase):
     def test_missing_daemon_is_exit_3_with_cause_and_fix(self):

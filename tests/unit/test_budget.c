@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "budget.h"
+#include "budget_json.h"
 #include "unit_budget.h"
 #include "cleanup.h"
 
@@ -851,7 +852,7 @@ static void test_budget_json_rejects_malformed_and_leaves_budget_untouched(void 
 		"42",
 		"{}",
 		/* wrong version */
-		"{\"version\":2,\"limit\":100,\"used\":5,\"window_start_usec\":1795870800000000,\"window_end_usec\":1795874400000000,"
+		"{\"version\":3,\"limit\":100,\"used\":5,\"window_start_usec\":1795870800000000,\"window_end_usec\":1795874400000000,"
 		"\"paused_until_usec\":0,\"from_server\":false,\"last_call_at_usec\":0,\"over_limit_429s\":0,"
 		"\"server_reset_epoch\":0,\"prev_window_exhausted\":false}",
 		/* used as a string */

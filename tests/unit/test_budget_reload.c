@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "budget.h"
+#include "budget_json.h"
 #include "unit_budget.h"
 
 /* 2026-11-28T… at the top of an hour, server clock, seconds. */
