@@ -55,7 +55,7 @@ LDFLAGS   += $(HARDEN_LD)
 
 DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(B)/%.o)
-CLIENT_LIB_SRC := client/hitlclient.c
+CLIENT_LIB_SRC := client/hitlclient.c client/hitlclient_calls.c
 CLIENT_LIB_OBJ := $(CLIENT_LIB_SRC:%.c=$(B)/%.o)
 CLIENT_PIC_OBJ := $(CLIENT_LIB_SRC:%.c=$(B)/pic/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)

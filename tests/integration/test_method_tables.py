@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The socket's methods are one list: every method in daemon/methods.c's
 methods[] table has a typed wrapper in the C library (client/hitlclient.h,
-defined in hitlclient.c, exported in debian/libhitlclient0.symbols and named
+defined in hitlclient_calls.c, exported in debian/libhitlclient0.symbols and named
 in PROTOCOL.md §9), is documented in docs/PROTOCOL.md §5, and has a method of
 the Python client (python/hitld, METHOD_NAMES, on Client and AsyncClient).
 Three methods added in one session once got no C wrapper (a C programmer had
@@ -74,7 +74,7 @@ class MethodTables(unittest.TestCase):
             self.assertEqual(self.methods.get(name), admin, name)
 
     def test_every_method_has_a_c_wrapper_that_calls_it(self):
-        header, source = read("client", "hitlclient.h"), read("client", "hitlclient.c")
+        header, source = read("client", "hitlclient.h"), read("client", "hitlclient_calls.c")
         missing, wrong = [], []
         for method in self.methods:
             if method in WITHOUT_C_WRAPPER:
