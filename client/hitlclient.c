@@ -238,7 +238,7 @@ void hitl_client_set_max_message(HitlClient *c, size_t bytes) {
 }
 
 bool hitl_client_pending(const HitlClient *c) {
-	return c && (c->events || c->events_overflow || memchr(c->buf, '\n', c->buf_len));
+	return c && (c->events || c->events_overflow || (c->buf_len > 0 && memchr(c->buf, '\n', c->buf_len)));
 }
 
 bool hitl_client_is_broken(const HitlClient *c) {
