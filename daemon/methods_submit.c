@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "methods_internal.h"
 #include "params.h"
 #include "queuepos.h"
@@ -195,7 +196,7 @@ void method_submit(Methods *ms, RpcCall *call) {
 		return rpc_call_error(call, RPC_ERROR_INTERNAL, "Internal error.", NULL);
 	r->owner_uid = uid;   /* record_new(): queued */
 	r->priority = priority_from_string(json_object_get_string(json_object_object_get(create, "priority")));
-	r->loop_id = strdup(json_object_get_string(json_object_object_get(create, "loop_id")));
+	(void) intern_string(json_object_get_string(json_object_object_get(create, "loop_id")), &r->loop_id);   /* NULL: -ENOMEM */
 	if (client_ref)
 		r->client_ref = strdup(client_ref);
 	if (!r->loop_id || (client_ref && !r->client_ref))
@@ -285,7 +286,7 @@ void method_trigger(Manager *m, RpcCall *call) {
 	r->owner_uid = uid;   /* record_new(): queued */
 	v = json_object_object_get(stored, "priority");
 	r->priority = v ? priority_from_string(json_object_get_string(v)) : PRIORITY_MEDIUM;
-	r->loop_id = strdup(json_object_get_string(json_object_object_get(stored, "workflow_id")));
+	(void) intern_string(json_object_get_string(json_object_object_get(stored, "workflow_id")), &r->loop_id);   /* NULL: -ENOMEM */
 	if (client_ref)
 		r->client_ref = strdup(client_ref);
 	if (!r->loop_id || (client_ref && !r->client_ref))

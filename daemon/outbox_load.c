@@ -187,6 +187,9 @@ void ob_copy_id(const SegEntry *e, char id[static RECORD_ID_MAX]) {
  * free in the heap (bench/ANALYSIS.md, "RSS at 100,000 records"); the first
  * version's chunks serve the next record's parse. test_outbox_memory.c
  * holds the bound. */
+/* glibc's default M_MXFAST (64 * sizeof(size_t) / 4), restored after the parse. */
+#define GLIBC_DEFAULT_MXFAST ((int) (64 * sizeof(size_t) / 4))
+
 static int parse_meta(json_tokener *tok, const SegEntry *e, Record **ret) {
 	_cleanup_(json_object_putp) json_object *j = NULL;
 	_cleanup_(record_freep) Record *r = NULL;
@@ -268,6 +271,12 @@ static int load_log(Outbox *o, LoadState *s) {
 	results = calloc(n + 1, sizeof *results);
 	if (!records || !results)
 		return -ENOMEM;
+	/* No fast bins while the trees come and go: their small chunks, freed into fast
+	 * bins (which never coalesce), split the trees' space, and each kept record then
+	 * came from the top instead (60 bytes a record more once the records stopped
+	 * allocating a loop_id each; bench/ANALYSIS.md). The per-thread caches still
+	 * serve the small allocations. */
+	mallopt(M_MXFAST, 0);
 	{
 		ParseJob jobs[2] = {
 			{ .entries = cur, .lo = 0, .hi = n, .records = records, .results = results },
@@ -285,6 +294,7 @@ static int load_log(Outbox *o, LoadState *s) {
 		parse_job(&jobs[0]);
 		if (threaded)
 			(void) pthread_join(thread, NULL);
+		mallopt(M_MXFAST, GLIBC_DEFAULT_MXFAST);
 	}
 
 	for (size_t i = 0; i < n; i++) {

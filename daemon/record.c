@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "record.h"
 
 #define ULID_LEN 26
@@ -130,7 +131,7 @@ Record *record_free(Record *r) {
 	if (!r)
 		return NULL;
 	free(r->client_ref);
-	free(r->loop_id);
+	intern_unref(r->loop_id);
 	free(r->remote_id);
 	free(r->remote_status);
 	json_object_put(r->params);
@@ -680,7 +681,7 @@ static int from_json_identity(json_object *j, bool with_params, bool has_kind, R
 	k = get_string(j, "loop_id", false, 1, LOOP_ID_MAX, &s);
 	if (k < 0)
 		return k;
-	if ((k = dup_string(s, &r->loop_id)) < 0)
+	if ((k = intern_string(s, &r->loop_id)) < 0)
 		return k;
 
 	if (with_params) {
@@ -829,12 +830,14 @@ int record_copy(const Record *r, Record **ret) {
 	if (!c)
 		return -ENOMEM;
 	*c = *r;
-	/* Nothing of r's is shared until every copy below is made. */
-	c->client_ref = c->loop_id = c->remote_id = c->remote_status = c->callback_token = NULL;
+	/* Nothing of r's is shared until every copy below is made, but the interned
+	 * loop_id, which holds one more reference (c's free drops it). */
+	c->loop_id = intern_ref(r->loop_id);
+	c->client_ref = c->remote_id = c->remote_status = c->callback_token = NULL;
 	c->protocol_text = NULL;
 	c->params = c->response = c->result = c->feedback = c->error = NULL;
-	if (dup_string(r->client_ref, &c->client_ref) < 0 || dup_string(r->loop_id, &c->loop_id) < 0 ||
-	    dup_string(r->remote_id, &c->remote_id) < 0 || dup_string(r->remote_status, &c->remote_status) < 0 ||
+	if (dup_string(r->client_ref, &c->client_ref) < 0 || dup_string(r->remote_id, &c->remote_id) < 0 ||
+	    dup_string(r->remote_status, &c->remote_status) < 0 ||
 	    dup_string(r->callback_token, &c->callback_token) < 0 || copy_json(r->params, &c->params) < 0 ||
 	    copy_json(r->response, &c->response) < 0 || copy_json(r->result, &c->result) < 0 ||
 	    copy_json(r->feedback, &c->feedback) < 0 || copy_json(r->error, &c->error) < 0)

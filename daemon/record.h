@@ -73,7 +73,8 @@ typedef struct Record {
 	char id[RECORD_ID_MAX];           /* local id, "r_…" */
 	uint64_t seq;                     /* monotonically increasing acceptance order */
 	char *client_ref;                 /* NULL or 1..128 chars */
-	char *loop_id;                    /* copy of params.loop_id; a trigger's params.workflow_id */
+	const char *loop_id;              /* params.loop_id, a trigger's params.workflow_id: interned
+	                                   * (intern.h), one copy per loop shared by its records */
 
 	/* The HITL.sh create-request body as validated and normalised at submit
 	 * (validate_submit): loop_id, request_text, response_type, … . The

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "fuzz_common.h"
 #include "outbox.h"
 #include "record.h"
@@ -148,7 +149,7 @@ static void check_storable(json_object *create) {
 	r->priority = priority_from_string(json_object_get_string(json_object_object_get(create, "priority")));
 	FUZZ_CHECK(r->priority >= 0, "validated priority unknown to record.c: %s",
 	           json_object_get_string(json_object_object_get(create, "priority")));
-	r->loop_id = strdup(json_object_get_string(json_object_object_get(create, "loop_id")));
+	(void) intern_string(json_object_get_string(json_object_object_get(create, "loop_id")), &r->loop_id);   /* NULL: -ENOMEM */
 	FUZZ_CHECK(r->loop_id, "out of memory");
 	r->created_at = r->updated_at = 1700000000 * USEC_PER_SEC;
 	/* As method_submit sets it. */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "outbox.h"
 #include "seglog.h"
 #include "store.h"
@@ -779,7 +780,7 @@ static void test_outbox_insert_refuses_record_without_loop_id(void **state) {
 
 	no_loop = make_record(1000, NULL);
 	o = open_outbox(f);
-	free(no_loop->loop_id);
+	intern_unref(no_loop->loop_id);
 	no_loop->loop_id = NULL;
 	k = outbox_insert(o, no_loop);
 	if (k == 0)

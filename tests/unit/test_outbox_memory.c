@@ -43,10 +43,10 @@
 /* The live part per queued record (x86-64 glibc malloc chunks): Record
  * (240 bytes, a 256-byte chunk), its Entry (88 bytes, a 96-byte chunk), its
  * Slot (16) and id-table bucket (8-16): about 385 bytes; the loop_id is one
- * copy per loop, not 32 bytes a record. The bound leaves 10 % for the arenas'
- * own bookkeeping; holes left by the parse (about 125 bytes a record when this
- * test was written, 50 with a loop_id per record) and a loop_id per record do
- * not fit in it. */
+ * copy per loop (intern.h), not 32 bytes a record. The bound leaves 10 % for
+ * the arenas' own bookkeeping; holes left by the parse (about 125 bytes a
+ * record when this test was written, 50 with a loop_id per record) and a
+ * loop_id per record do not fit in it. */
 #define BYTES_PER_RECORD_MAX 420
 
 /* A malloc chunk holds its size, and 16-byte alignment: what a struct of n

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "record.h"
 
 #define VALID_ID "r_01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -31,7 +32,7 @@ static Record *make_minimal(void) {
 	strcpy(r->id, VALID_ID);
 	r->seq = 1;
 	r->owner_uid = 1000;
-	r->loop_id = strdup(LOOP_ID);
+	assert_int_equal(intern_string(LOOP_ID, &r->loop_id), 0);
 	r->params = parse("{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Deploy?\","
 	                  "\"response_type\":\"text\"}");
 	r->created_at = T0;
@@ -49,7 +50,7 @@ static Record *make_full(void) {
 	r->owner_uid = 1001;
 	r->state = REQUEST_COMPLETED;
 	r->priority = PRIORITY_HIGH;
-	r->loop_id = strdup(LOOP_ID);
+	assert_int_equal(intern_string(LOOP_ID, &r->loop_id), 0);
 	r->params = parse(
 		"{\"loop_id\":\"" LOOP_ID "\",\"request_text\":\"Deploy build 4812?\","
 		"\"response_type\":\"single_select\",\"priority\":\"high\","
@@ -157,21 +158,32 @@ static void test_record_full_round_trip_keeps_every_field(void **state) {
 	assert_ptr_not_equal(r->params, back->params);
 }
 
-/* The records of one loop hold one copy of its loop_id, not one each
- * (bench/ANALYSIS.md: 100,000 copies were 3.2 MB). */
-static void test_record_loop_id_is_shared(void **state) {
-	_cleanup_(record_freep) Record *r = make_full(), *a = NULL, *b = NULL, *c = NULL;
+/* The records of one loop hold one copy of its loop_id (bench/ANALYSIS.md: 100,000
+ * copies were 3.2 MB), and the copy goes with the last record holding it: the table
+ * holds only what records hold. */
+static void test_record_loop_id_is_shared_and_released(void **state) {
+	_cleanup_(record_freep) Record *r = make_full();
+	Record *a, *b, *c;
+	size_t before = intern_count();
 
 	a = round_trip(r);
 	b = round_trip(r);
-	assert_ptr_equal(a->loop_id, b->loop_id);
+	assert_ptr_equal(a->loop_id, r->loop_id);
+	assert_ptr_equal(b->loop_id, r->loop_id);
 	assert_int_equal(record_copy(b, &c), 0);
-	assert_ptr_equal(c->loop_id, b->loop_id);
+	assert_ptr_equal(c->loop_id, r->loop_id);
+	assert_int_equal(intern_count(), before);
+	record_free(a);
+	record_free(b);
+	record_free(c);
+	assert_string_equal(r->loop_id, LOOP_ID);   /* r still holds it (ASan: not freed) */
+	r = record_free(r);
+	assert_int_equal(intern_count(), before - 1);
 }
 
 /* record_copy() (the outbox's load moves each record with it): every field,
- * the in-memory ones too, and nothing shared with the original, which is
- * freed right after; the cached protocol text is not carried over. */
+ * the in-memory ones too, and nothing shared with the original (but the
+ * interned loop_id, refcounted), which is freed right after; the cached protocol text is not carried over. */
 static void test_record_copy_keeps_every_field_and_shares_nothing(void **state) {
 	_cleanup_(record_freep) Record *r = make_full(), *c = NULL, *m = NULL, *cm = NULL;
 
@@ -196,7 +208,7 @@ static void test_record_copy_keeps_every_field_and_shares_nothing(void **state) 
 	assert_int_equal(c->position_own, 2);
 	assert_null(c->protocol_text);
 	assert_ptr_not_equal(c->client_ref, r->client_ref);
-	assert_ptr_not_equal(c->loop_id, r->loop_id);
+	assert_ptr_equal(c->loop_id, r->loop_id);   /* interned: one copy per loop (intern.h) */
 	assert_ptr_not_equal(c->remote_id, r->remote_id);
 	assert_ptr_not_equal(c->remote_status, r->remote_status);
 	assert_ptr_not_equal(c->callback_token, r->callback_token);
@@ -655,7 +667,7 @@ static Record *make_trigger(void) {
 	r->owner_uid = 1000;
 	r->kind = RECORD_TRIGGER;
 	r->state = REQUEST_COMPLETED;
-	r->loop_id = strdup(WF_ID);
+	assert_int_equal(intern_string(WF_ID, &r->loop_id), 0);
 	r->params = parse("{\"workflow_id\":\"" WF_ID "\",\"data\":{\"ticket\":4812}}");
 	r->result = parse("{\"execution_id\":\"exec_42\"}");
 	r->remote_status = strdup("running");
@@ -1010,7 +1022,7 @@ int main(void) {
 		cmocka_unit_test(test_record_callback_token_round_trip_and_old_form),
 		cmocka_unit_test(test_record_minimal_round_trip_keeps_nulls),
 		cmocka_unit_test(test_record_copy_keeps_every_field_and_shares_nothing),
-		cmocka_unit_test(test_record_loop_id_is_shared),
+		cmocka_unit_test(test_record_loop_id_is_shared_and_released),
 		cmocka_unit_test(test_record_result_may_be_any_json_type),
 		cmocka_unit_test(test_record_unsent_round_trips_and_shows),
 		cmocka_unit_test(test_record_to_json_writes_version_and_every_field),

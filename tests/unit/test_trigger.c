@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "intern.h"
 #include "trigger.h"
 
 #define WF "wf_abc123"
@@ -32,7 +33,7 @@ static Record *submitting(void) {
 	r->kind = RECORD_TRIGGER;
 	r->state = REQUEST_SUBMITTING;
 	r->attempts = 1;
-	r->loop_id = strdup(WF);
+	assert_int_equal(intern_string(WF, &r->loop_id), 0);
 	r->params = parse("{\"workflow_id\":\"" WF "\"}");
 	return r;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intern.h"
 #include "unit_outbox.h"
 
 usec_t unit_clock_now = UNIT_T0;
@@ -22,7 +23,7 @@ Record *unit_make_record(uid_t uid, const char *client_ref, const char *request_
 	assert_int_equal(record_make_id(unit_clock_now, r->id), 0);
 	r->owner_uid = uid;
 	r->client_ref = client_ref ? strdup(client_ref) : NULL;
-	r->loop_id = strdup(UNIT_LOOP_ID);
+	assert_int_equal(intern_string(UNIT_LOOP_ID, &r->loop_id), 0);
 	params = json_object_new_object();
 	assert_non_null(params);
 	assert_int_equal(json_object_object_add(params, "loop_id", json_object_new_string(UNIT_LOOP_ID)), 0);
