@@ -175,7 +175,7 @@ int hitl_client_new_from_fd(int fd_in, HitlClient **ret) {
 	return 0;
 }
 
-int hitl_client_connect(const char *path, HitlClient **ret) {
+int hitl_client_connect_timeout(const char *path, int timeout_ms, HitlClient **ret) {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_(closep) int fd = -EBADF;
 	size_t len;
@@ -197,6 +197,10 @@ int hitl_client_connect(const char *path, HitlClient **ret) {
 		if (errno != EINTR)
 			return negative_errno();
 	return hitl_client_new_from_fd(TAKE_FD(fd), ret);
+}
+
+int hitl_client_connect(const char *path, HitlClient **ret) {
+	return hitl_client_connect_timeout(path, HITL_CALL_TIMEOUT_MS_DEFAULT, ret);
 }
 
 static void events_drop_all(HitlClient *c) {

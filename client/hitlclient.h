@@ -183,6 +183,9 @@ int hitl_socket_path_for_instance(const char *name, char **ret_path);
  * Unix socket address allows), -ENOMEM, or another connect(2) errno. */
 int hitl_client_connect(const char *path, HitlClient **ret);
 
+/* Like hitl_client_connect(), bounded by timeout_ms. */
+int hitl_client_connect_timeout(const char *path, int timeout_ms, HitlClient **ret);
+
 /* Wraps an already connected AF_UNIX stream socket (e.g. one half of a
  * socketpair in tests). The client takes ownership of fd, also on failure. */
 int hitl_client_new_from_fd(int fd, HitlClient **ret);
