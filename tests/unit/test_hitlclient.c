@@ -166,8 +166,9 @@ static void test_connect_with_a_path_too_long_is_enametoolong(void **state) {
 static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state) {
 	char dir[] = "/tmp/hitlclient-XXXXXX", path[128];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int lfd, fillers[32], n = 0;
+	int lfd, fillers[32], n = 0, status;
 	bool full = false;
+	pid_t pid;
 	HitlClient *c = NULL;
 
 	assert_non_null(mkdtemp(dir));
@@ -193,7 +194,22 @@ static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state)
 	alarm(60); /* the harness's bound: an unbounded connect dies here */
 	assert_int_equal(hitl_client_connect_timeout(path, 300, &c), -ETIMEDOUT);
 	assert_null(c);
+	assert_int_equal(hitl_client_connect_timeout(path, 0, &c), -ETIMEDOUT);
 	alarm(0);
+
+	/* Once the daemon accepts again, a waiting connect gets through. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(200 * 1000);
+		_exit(accept(lfd, NULL, NULL) >= 0 ? 0 : 1);
+	}
+	alarm(60);
+	assert_int_equal(hitl_client_connect_timeout(path, 30000, &c), 0);
+	alarm(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	hitl_client_free(c);
 
 	for (int i = 0; i < n; i++)
 		close(fillers[i]);
