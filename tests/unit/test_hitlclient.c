@@ -161,6 +161,9 @@ static void test_connect_with_a_path_too_long_is_enametoolong(void **state) {
 	assert_int_equal(hitl_client_connect(path, &c), -ENAMETOOLONG);
 }
 
+static void on_alarm(int sig) {
+}
+
 /* A listening socket nobody accepts on, its backlog full: connect(2) would block
  * until someone accepts (a stopped or swamped hitld). The client gives up in time. */
 static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state) {
@@ -168,6 +171,7 @@ static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int lfd, fillers[32], n = 0, status;
 	bool full = false;
+	struct sigaction old;
 	pid_t pid;
 	HitlClient *c = NULL;
 
@@ -196,6 +200,14 @@ static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state)
 	assert_null(c);
 	assert_int_equal(hitl_client_connect_timeout(path, 0, &c), -ETIMEDOUT);
 	alarm(0);
+
+	/* A signal ends the wait, as it ends a call's (Ctrl-C in hitlctl). */
+	assert_int_equal(sigaction(SIGALRM, &(struct sigaction) { .sa_handler = on_alarm }, &old), 0);
+	alarm(1);
+	assert_int_equal(hitl_client_connect_timeout(path, 60000, &c), -EINTR);
+	assert_null(c);
+	alarm(0);
+	assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
 
 	/* Once the daemon accepts again, a waiting connect gets through. */
 	pid = fork();
