@@ -199,7 +199,9 @@ static int connect_until(int fd, const struct sockaddr_un *sa, socklen_t sa_len,
 		left = remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;
-		(void) poll(NULL, 0, left >= 0 && left < pause_ms ? left : pause_ms);
+		/* A signal ends the wait, as it ends a call's (Ctrl-C in hitlctl). */
+		if (poll(NULL, 0, left >= 0 && left < pause_ms ? left : pause_ms) < 0 && errno == EINTR)
+			return -EINTR;
 		if (pause_ms < CONNECT_PAUSE_MAX_MS)
 			pause_ms *= 2;
 	}

@@ -181,7 +181,7 @@ int hitl_socket_path_for_instance(const char *name, char **ret_path);
  * While the daemon's listen backlog is full (hitld stopped or swamped) the
  * connect is retried for at most HITL_CALL_TIMEOUT_MS_DEFAULT, then fails with
  * -ETIMEDOUT (no environment variable changes this; see
- * hitl_client_connect_timeout()). Other errors: -ENOENT (no socket there:
+ * hitl_client_connect_timeout()); a signal during that wait is -EINTR. Other errors: -ENOENT (no socket there:
  * hitld not installed or not started), -EACCES (not allowed to open the
  * socket: group membership), -ECONNREFUSED (a socket file with no daemon
  * behind it), -ENAMETOOLONG (path longer than a Unix socket address allows),
