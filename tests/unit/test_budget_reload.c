@@ -250,7 +250,7 @@ static void test_used_over_the_limit_leaves_nothing_and_wraps_nothing(void **sta
 	assert_int_equal(budget_remaining(&b, S(T0 + 30)), 0);
 	for (CallKind k = 0; k < _CALL_KIND_MAX; k++) {
 		assert_int_equal(budget_available(&b, k, S(T0 + 30)), 0);
-		assert_int_equal(budget_next_slot(&b, k, 1, S(T0 + 30), 0.5), S(T0 + HOUR));
+		assert_int_equal(budget_next_slot(&b, k, 1, S(T0 + 30), 0.0), S(T0 + HOUR));
 	}
 	assert_true(budget_reserve_left(&b, S(T0 + 30)) <= 20);
 	budget_interactive_shares(&b, &per_uid, &total);
