@@ -54,6 +54,10 @@ static int report_connect_error(const Ctl *ctl, int r) {
 		errorf("cannot connect to %s: connection refused — nothing is listening there, hitld is not running. Check 'systemctl status hitld'; %s.",
 		       ctl->path, start_hint(ctl, hint, sizeof hint));
 		break;
+	case -ETIMEDOUT:
+		errorf("cannot connect to %s: hitld accepted no connection in time (its backlog stayed full) — it may be stopped or overloaded; check 'systemctl status hitld'.",
+		       ctl->path);
+		break;
 	case -ENAMETOOLONG:
 		errorf("cannot connect to %s: the path is too long for a Unix socket (at most 107 bytes).", ctl->path);
 		break;

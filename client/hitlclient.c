@@ -6,6 +6,7 @@
  * method, are in hitlclient_calls.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #define MESSAGE_MIN 4096
 #define READ_CHUNK 65536
 #define DURATION_MAX_S (100ULL * 365 * 86400)
+/* Longest pause between two connect(2) attempts while the backlog is full. */
+#define CONNECT_PAUSE_MAX_MS 50
 
 typedef struct QueuedEvent {
 	char *line;
@@ -46,10 +49,8 @@ struct HitlClient {
 
 	QueuedEvent *events, *events_tail;
 	size_t n_events;
-	bool events_overflow;   /* notifications were dropped since the last hitl_watch_next() */
+	uint64_t events_dropped; /* notifications dropped (queue full) since the last hitl_watch_next() */
 };
-
-static const char overflow_line[] = "{\"jsonrpc\":\"2.0\",\"method\":\"watch.overflow\",\"params\":{}}";
 
 /* ------------------------------------------------------------------ errors, events */
 
@@ -132,11 +133,11 @@ static int64_t now_ms(void) {
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A deadline from a timeout; negative: none. */
+/* A deadline from a timeout (negative: none) and a non-negative extra time. */
 static int64_t deadline_after(int timeout_ms, int extra_ms) {
 	int64_t t;
 
-	if (timeout_ms < 0 || extra_ms < 0)
+	if (timeout_ms < 0)
 		return -1;
 	t = (int64_t) timeout_ms + extra_ms;
 	return now_ms() + t;
@@ -159,8 +160,11 @@ int hitl_client_new_from_fd(int fd_in, HitlClient **ret) {
 	HitlClient *c;
 	int flags;
 
-	if (fd < 0 || !ret)
+	if (fd < 0)
 		return -EBADF;
+	if (!ret)
+		return -EINVAL;
+	/* On the file description: shared with every dup of fd (documented). */
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return negative_errno();
@@ -175,28 +179,61 @@ int hitl_client_new_from_fd(int fd_in, HitlClient **ret) {
 	return 0;
 }
 
-int hitl_client_connect(const char *path, HitlClient **ret) {
+/* connect(2) bounded by a deadline. A Unix socket connects at once or fails at once,
+ * except when the listener's backlog is full (a stopped or swamped hitld): a
+ * blocking connect would then wait for an accept that may never come, and a
+ * non-blocking one fails with EAGAIN (not EINPROGRESS), with nothing poll(2) could
+ * wait on. So: retry with a growing pause until the deadline. */
+static int connect_until(int fd, const struct sockaddr_un *sa, socklen_t sa_len, int64_t deadline) {
+	int pause_ms = 1;
+
+	for (;;) {
+		int left;
+
+		if (connect(fd, (const struct sockaddr *) sa, sa_len) >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return negative_errno();
+		left = remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		/* A signal ends the wait, as it ends a call's (Ctrl-C in hitlctl). */
+		if (poll(NULL, 0, left >= 0 && left < pause_ms ? left : pause_ms) < 0 && errno == EINTR)
+			return -EINTR;
+		if (pause_ms < CONNECT_PAUSE_MAX_MS)
+			pause_ms *= 2;
+	}
+}
+
+int hitl_client_connect_timeout(const char *path, int timeout_ms, HitlClient **ret) {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_(closep) int fd = -EBADF;
+	int64_t deadline;
 	size_t len;
+	int r;
 
 	if (!ret)
 		return -EINVAL;
+	deadline = deadline_after(timeout_ms, 0);
 	path = hitl_socket_path(path);
 	len = strlen(path);
 	if (len >= sizeof sa.sun_path)
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, len);
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return negative_errno();
-	/* Blocking connect: a Unix socket connects at once or fails at once,
-	 * except with a full backlog, where waiting is right. */
-	while (connect(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + 1)) < 0)
-		if (errno != EINTR)
-			return negative_errno();
+	r = connect_until(fd, &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + 1), deadline);
+	if (r < 0)
+		return r;
 	return hitl_client_new_from_fd(TAKE_FD(fd), ret);
+}
+
+int hitl_client_connect(const char *path, HitlClient **ret) {
+	return hitl_client_connect_timeout(path, HITL_CALL_TIMEOUT_MS_DEFAULT, ret);
 }
 
 static void events_drop_all(HitlClient *c) {
@@ -238,7 +275,7 @@ void hitl_client_set_max_message(HitlClient *c, size_t bytes) {
 }
 
 bool hitl_client_pending(const HitlClient *c) {
-	return c && (c->events || c->events_overflow || (c->buf_len > 0 && memchr(c->buf, '\n', c->buf_len)));
+	return c && (c->events || c->events_dropped > 0 || (c->buf_len > 0 && memchr(c->buf, '\n', c->buf_len)));
 }
 
 bool hitl_client_is_broken(const HitlClient *c) {
@@ -384,7 +421,7 @@ static int queue_event(HitlClient *c, char *line, json_object *msg) {
 	QueuedEvent *e;
 
 	if (c->n_events >= HITL_EVENT_QUEUE_MAX) {
-		c->events_overflow = true;
+		c->events_dropped++;
 		free(line);
 		json_object_put(msg);
 		return 0;
@@ -464,7 +501,8 @@ int hitl_client_call_full(HitlClient *c, const char *method, json_object *params
 	int k;
 
 	hitl_error_clear(error);
-	if (!c || !method || (params && !json_object_is_type(params, json_type_object)))
+	/* A negative extra time would lift the call's time limit. */
+	if (!c || !method || extra_timeout_ms < 0 || (params && !json_object_is_type(params, json_type_object)))
 		return -EINVAL;
 	if (c->broken)
 		return c->broken;
@@ -573,17 +611,20 @@ int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event) {
 		free(e);
 		return k < 0 ? k : 1;
 	}
-	if (c->events_overflow) {
+	if (c->events_dropped > 0) {
+		/* The library's overflow, told from the daemon's (which has no "source"). */
 		_cleanup_(json_object_putp) json_object *msg = NULL;
-		char *line = strdup(overflow_line);
+		char *line;
 
-		if (!line)
+		if (asprintf(&line,
+		             "{\"jsonrpc\":\"2.0\",\"method\":\"watch.overflow\",\"params\":{\"source\":\"client\",\"dropped\":%" PRIu64 "}}",
+		             c->events_dropped) < 0)
 			return -ENOMEM;
 		if (parse_message(line, strlen(line), &msg) < 0) {
 			free(line);
 			return -EBADMSG;
 		}
-		c->events_overflow = false;
+		c->events_dropped = 0;
 		return event_from(line, TAKE_PTR(msg), ret_event) < 0 ? -ENOMEM : 1;
 	}
 	if (c->broken)
@@ -631,6 +672,13 @@ static bool expect_char(const char **p, char c) {
 	return true;
 }
 
+static int days_in_month(int year, int mon) {
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return mon == 2 && leap ? 29 : days[mon - 1];
+}
+
 int hitl_time_parse(const char *s, time_t *ret) {
 	struct tm tm = {};
 	int year, mon, day, hour, min, sec;
@@ -654,6 +702,11 @@ int hitl_time_parse(const char *s, time_t *ret) {
 		return -EINVAL;
 	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
 		return -EINVAL;
+	/* RFC 3339 5.7: second 60 exists only at 23:59:60 UTC on a month's last day,
+	 * where a leap second may be inserted; time_t has none, so it reads as the
+	 * next day's first second (timegm's normalisation). */
+	if (sec == 60 && (hour != 23 || min != 59 || day != days_in_month(year, mon)))
+		return -EINVAL;
 
 	tm.tm_year = year - 1900;
 	tm.tm_mon = mon - 1;
@@ -661,8 +714,10 @@ int hitl_time_parse(const char *s, time_t *ret) {
 	tm.tm_hour = hour;
 	tm.tm_min = min;
 	tm.tm_sec = sec;
+	if (day > days_in_month(year, mon))
+		return -EINVAL;
 	t = timegm(&tm);
-	if (t == (time_t) -1 || tm.tm_mday != day) /* timegm normalises 31 Feb into March */
+	if (t == (time_t) -1)
 		return -EINVAL;
 	*ret = t;
 	return 0;

@@ -83,7 +83,8 @@ extern "C" {
  * adds its own timeout_ms on top). */
 #define HITL_CALL_TIMEOUT_MS_DEFAULT 120000
 /* Notifications a client keeps while a call is in progress (later ones are
- * dropped and reported by hitl_watch_next() as a "watch.overflow" event). */
+ * dropped and reported by hitl_watch_next() as a "watch.overflow" event with
+ * params {"source": "client", "dropped": N}; see hitl_watch_next()). */
 #define HITL_EVENT_QUEUE_MAX 1000
 
 /* The JSON-RPC and hitld error codes (PROTOCOL.md §5), HITL_ERROR_PARSE (-32700) …
@@ -177,14 +178,27 @@ int hitl_socket_path_for_instance(const char *name, char **ret_path);
 /* ------------------------------------------------------------------ connection */
 
 /* Connects to hitld's socket at path (NULL or "": see hitl_socket_path()).
- * Errors: -ENOENT (no socket there: hitld not installed or not started),
- * -EACCES (not allowed to open the socket: group membership), -ECONNREFUSED
- * (a socket file with no daemon behind it), -ENAMETOOLONG (path longer than a
- * Unix socket address allows), -ENOMEM, or another connect(2) errno. */
+ * While the daemon's listen backlog is full (hitld stopped or swamped) the
+ * connect is retried for at most HITL_CALL_TIMEOUT_MS_DEFAULT, then fails with
+ * -ETIMEDOUT (no environment variable changes this; see
+ * hitl_client_connect_timeout()); a signal during that wait is -EINTR. Other errors: -ENOENT (no socket there:
+ * hitld not installed or not started), -EACCES (not allowed to open the
+ * socket: group membership), -ECONNREFUSED (a socket file with no daemon
+ * behind it), -ENAMETOOLONG (path longer than a Unix socket address allows),
+ * -EINVAL (ret NULL), -ENOMEM, or another connect(2) errno. */
 int hitl_client_connect(const char *path, HitlClient **ret);
 
+/* Like hitl_client_connect(), but waits at most timeout_ms for a full backlog
+ * (0: one attempt; negative: as long as it takes). Only the connect: the
+ * client's call timeout is still HITL_CALL_TIMEOUT_MS_DEFAULT. */
+int hitl_client_connect_timeout(const char *path, int timeout_ms, HitlClient **ret);
+
 /* Wraps an already connected AF_UNIX stream socket (e.g. one half of a
- * socketpair in tests). The client takes ownership of fd, also on failure. */
+ * socketpair in tests). The client takes ownership of fd, also on failure
+ * (it is closed then). Sets O_NONBLOCK on fd's open file description, so on
+ * every duplicate of fd too, and leaves it set; FD_CLOEXEC is the caller's
+ * business (neither set nor cleared). -EBADF for a negative fd, -EINVAL for
+ * a NULL ret. */
 int hitl_client_new_from_fd(int fd, HitlClient **ret);
 
 /* Closes the connection and frees the client. Accepts NULL; returns NULL. */
@@ -228,8 +242,10 @@ bool hitl_client_is_broken(const HitlClient *c);
 int hitl_client_call(HitlClient *c, const char *method, json_object *params, json_object **ret_result,
                      HitlError *error);
 
-/* Like hitl_client_call(), but the call may take extra_timeout_ms longer than
- * the client's timeout (used by request.wait). */
+/* Like hitl_client_call(), but the call may take extra_timeout_ms (≥ 0) longer
+ * than the client's timeout (used by request.wait). A negative
+ * extra_timeout_ms is -EINVAL and nothing is sent (for no limit, set the
+ * client's timeout to -1). */
 int hitl_client_call_full(HitlClient *c, const char *method, json_object *params, int extra_timeout_ms,
                           json_object **ret_result, HitlError *error);
 
@@ -301,7 +317,16 @@ int hitl_watch(HitlClient *c, const char *const *ids, HitlError *error);
 /* Waits up to timeout_ms (negative: forever, 0: only what is already there)
  * for the next notification. Returns 1 and fills *ret_event, 0 when the time
  * passed, or a negative errno (-ECONNRESET once the daemon closed the
- * connection, e.g. after a "watch.overflow" event; -EINTR on a signal). */
+ * connection, e.g. after its "watch.overflow"; -EINTR on a signal).
+ * "watch.overflow" comes in two kinds, told apart by params:
+ *   - the daemon's (params without "source"): it was too far behind and the
+ *     daemon closes the connection; connect, hitl_watch() again, then re-read;
+ *   - the library's, params {"source": "client", "dropped": N}: more than
+ *     HITL_EVENT_QUEUE_MAX notifications came during calls, the first ones
+ *     were kept (returned before it), N later ones dropped; the connection
+ *     stays open and the watch goes on.
+ * Either way changes were missed: re-read the watched records
+ * (hitl_request_get(), hitl_request_list()). */
 int hitl_watch_next(HitlClient *c, int timeout_ms, HitlEvent *ret_event);
 
 /* usage with filter (NULL: the last 24 hours by kind) → {since, until, by,
@@ -355,7 +380,10 @@ int hitl_daemon_reload(HitlClient *c, json_object **ret_result, HitlError *error
 /* ------------------------------------------------------------------ helpers */
 
 /* Parses the protocol's time form "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also
- * "+00:00") into seconds since the epoch. -EINVAL on anything else. */
+ * "+00:00") into seconds since the epoch. Second 60 only where RFC 3339 §5.7
+ * allows a leap second, 23:59:60 on a month's last day, read as the next
+ * second (the next day's 00:00:00: time_t has no leap seconds). -EINVAL on
+ * anything else (":60" at another time included). */
 int hitl_time_parse(const char *s, time_t *ret);
 
 /* Parses a duration: a number of seconds ("900"), or one or more

@@ -211,11 +211,10 @@ void budget_reconfigure(Budget *b, const BudgetConfig *config, usec_t now) {
 
 	budget_tick(b, now);
 	b->config = config_sanitize(config);
-	if (!b->limit_from_server) {
+	/* used stays as counted, over the new limit too: calls made are made,
+	 * and a limit raised again within the window must not forget them. */
+	if (!b->limit_from_server)
 		b->limit = b->config.limit_per_hour;
-		if (b->used > b->limit)
-			b->used = b->limit;
-	}
 	if (b->server_reset_epoch != 0)
 		return;
 	len = b->config.window;
@@ -269,9 +268,9 @@ void budget_charge(Budget *b, CallKind kind, usec_t now) {
 	assert(b);
 
 	budget_tick(b, now);
-	/* The scheduler only charges calls budget_next_slot() allowed; if a caller
-	 * goes beyond, the ledger just stays full. */
-	if (b->used < b->limit)
+	/* The scheduler only charges calls budget_next_slot() allowed; one
+	 * beyond the limit (a lowered limit) still counts: it was made. */
+	if (b->used < UINT_MAX)
 		b->used++;
 	b->last_was_create = kind_leaves_reserve(kind);
 	if (kind == CALL_CREATE)
@@ -295,8 +294,6 @@ static void adopt_limit(Budget *b, const RateInfo *ri) {
 		b->limit = ri->limit;
 		b->limit_from_server = true;
 	}
-	if (b->used > b->limit)
-		b->used = b->limit;
 }
 
 /* A response from a server window later than any seen: its count replaces ours. */
@@ -422,7 +419,9 @@ void budget_observe_429(Budget *b, const RateInfo *ri, usec_t now, double jitter
 		base = usec_max(base, usec_add(now, wait));
 	}
 
-	b->used = b->limit;
+	/* Full: the server says so, but never forget calls counted beyond. */
+	if (b->used < b->limit)
+		b->used = b->limit;
 	b->paused_until = usec_max(b->paused_until, usec_add(base, extra));
 }
 

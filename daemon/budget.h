@@ -69,7 +69,8 @@ typedef struct BudgetShare {
 typedef struct Budget {
 	BudgetConfig config;
 	unsigned limit;          /* current limit: the server's once known */
-	unsigned used;           /* calls counted in the current window, ≤ limit */
+	unsigned used;           /* calls counted in the current window; above limit after a reload
+	                          * lowered it (every reader takes that as nothing left) */
 	usec_t window_start;     /* local realtime */
 	usec_t window_end;       /* local realtime instant the window resets (already includes the safety margin) */
 	usec_t paused_until;     /* after a 429: no calls before this; 0 = not paused */
@@ -102,7 +103,8 @@ void budget_init(Budget *b, const BudgetConfig *config, usec_t now);
 /* A reload's configuration, for the next decisions. The limit becomes
  * config->limit_per_hour unless the server has named one (its
  * X-RateLimit-Limit keeps precedence); calls counted stay counted (a lower
- * limit than what this window used leaves nothing until it ends). A window
+ * limit than what this window used leaves nothing until it ends, and one
+ * raised again leaves only what it has over them). A window
  * that is not the server's ends at the first boundary of config->window
  * after now when that comes before its end (a longer one applies from the
  * next window); the server's windows stay the server's. */

@@ -124,7 +124,7 @@ static int ledger_from_json(Budget *n, json_object *j, usec_t now) {
 	bool from_server, exhausted;
 
 	if (json_get_uint(j, "limit", BUDGET_LIMIT_MAX, &limit) < 0 || limit == 0 ||
-	    json_get_uint(j, "used", limit, &used) < 0 ||
+	    json_get_uint(j, "used", UINT_MAX, &used) < 0 ||
 	    json_get_uint(j, "window_start_usec", UINT64_MAX, &window_start) < 0 ||
 	    json_get_uint(j, "window_end_usec", UINT64_MAX, &window_end) < 0 ||
 	    json_get_uint(j, "paused_until_usec", UINT64_MAX, &paused_until) < 0 ||
@@ -237,11 +237,8 @@ int budget_from_json(Budget *b, json_object *j, usec_t now) {
 	/* Never heard from the server: the configured limit rules (it may have
 	 * changed across the restart). */
 	n.limit_from_server = n.server_reset_epoch != 0;
-	if (n.server_reset_epoch == 0) {
-		n.limit = n.config.limit_per_hour;
-		if (n.used > n.limit)
-			n.used = n.limit;
-	}
+	if (n.server_reset_epoch == 0)
+		n.limit = n.config.limit_per_hour;  /* used stays as counted, as over a reload */
 
 	/* An ended window takes what it spent with it. */
 	budget_tick(&n, now);

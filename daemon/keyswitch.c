@@ -161,7 +161,8 @@ static void on_standby_tested(ApiClient *c, const ApiResult *res, void *userdata
 		log_event(LOG_ERR, MID_KEY_STANDBY_REFUSED, LOG_FIELDS({ "HITL_HTTP_STATUS", status }, { "HITL_REASON", what }),
 		          "HITL.sh refused the standby API key (%s); hitld stays on the current key%s.", what,
 		          m->key_state == KEY_INVALID || m->breaker == APIERR_KEY
-		                  ? ", which is refused too: remote calls wait until a working key is loaded (systemctl reload hitld)"
+		                  ? ", which is refused too: remote calls wait until a working key is loaded (systemctl reload hitld, "
+		                    "or hitlctl key rotate once HITL.sh accepts the standby)"
 		                  : "");
 		error = -EKEYREJECTED;
 	} else {

@@ -222,6 +222,52 @@ class BudgetKeys(ReloadBase):
         self.assertEqual(self.c.call("status")["budget"]["limit"], 100)
 
 
+class LimitLoweredAndRaised(ReloadBase):
+    """A reload that lowers budget.limit_per_hour below what the window used
+    keeps the calls counted: status, the metrics and hitlctl show used over
+    the limit and 0 left (never a wrapped number), and a second reload that
+    raises it again leaves only the raised limit less the calls made."""
+    # A day-long window: no rollover between the reloads and their checks.
+    CONFIG = {"budget": {"window_s": 86400}}
+
+    def budget_metrics(self):
+        text = self.c.call("metrics")["text"]
+        got = {}
+        for name in ("limit", "used", "remaining"):
+            m = re.search(r"^hitld_budget_%s (\S+)$" % name, text, re.M)
+            self.assertIsNotNone(m, "hitld_budget_%s in %r" % (name, text[:400]))
+            got[name] = float(m.group(1))
+        return got
+
+    def test_the_calls_made_stay_counted(self):
+        # Calls HITL.sh received but never answered: counted by hitld alone
+        # (no rate-limit headers, so the configured limit rules).
+        self.emu.ctl("POST", "/_emu/faults", {"kind": "reset", "count": 3,
+                                              "match": {"path_prefix": "/v1/test"}})
+        for _ in range(3):
+            with self.assertRaises(RpcError):
+                self.c.call("key.test")
+        b = self.c.call("status")["budget"]
+        self.assertEqual(b["source"], "local")
+        used = b["used"]
+        self.assertGreaterEqual(used, 3)
+
+        self.reload_with({"budget.limit_per_hour": 2, "budget.poll_reserve": 0})
+        st = self.c.call("status")
+        self.assertEqual((st["budget"]["limit"], st["budget"]["used"], st["budget"]["remaining"]), (2, used, 0))
+        self.assertEqual(st["forecast"]["creates_per_window"], 2)
+        self.assertEqual(self.budget_metrics(), {"limit": 2, "used": used, "remaining": 0})
+        p = subprocess.run([os.path.join(BUILD, "hitlctl"), "--socket", self.hitld.socket, "status"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("%d/2 calls used this hour, 0 left" % used, p.stdout)
+
+        self.reload_with({"budget.limit_per_hour": 100, "budget.poll_reserve": 10})
+        b = self.c.call("status")["budget"]
+        self.assertEqual((b["limit"], b["used"], b["remaining"]), (100, used, 100 - used))
+        self.assertEqual(self.budget_metrics(), {"limit": 100, "used": used, "remaining": 100 - used})
+
+
 class PollInterval(ReloadBase):
     CONFIG = {"budget": {"window_s": 3600, "min_poll_interval_s": 3600}}
 

@@ -282,6 +282,38 @@ class KeyRotate(StandbyBase):
         self.assertEqual(self.c.call("status")["key"]["active"], "primary")
         self.assert_no_key_in_journal()
 
+    def standby_tests(self):
+        """GET /v1/test calls the emulator saw with the standby key."""
+        return [c for c in self.emu.stats()["calls"]
+                if c.get("key") == mask(self.new) and c.get("path", "").split("?")[0] == "/v1/test"]
+
+    def test_key_rotate_tests_a_refused_standby_again(self):
+        # The standby is refused (inactive at HITL.sh's side) when tested...
+        self.emu.ctl("POST", "/_emu/keys/%s" % self.new, {"status": "inactive"})
+        self.start(standby=self.new)
+        p = self.hitlctl("key", "rotate")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("refused the standby key", p.stderr)
+        self.entries("MID_KEY_STANDBY_REFUSED")
+        self.assertEqual(self.c.call("status")["key"]["standby"]["state"], "refused")
+        self.assertEqual(len(self.standby_tests()), 1)
+
+        # ...then the administrator fixes it there and rotates, without a
+        # reload: key.rotate tests it again (one GET /v1/test), not the
+        # stale refusal, and switches.
+        self.emu.ctl("POST", "/_emu/keys/%s" % self.new, {"status": "active"})
+        r = self.c.call("key.rotate")
+        self.assertTrue(r["switched"], r)
+        self.assertEqual(len(self.standby_tests()), 2)
+        st = self.c.call("status")["key"]
+        self.assertEqual((st["active"], st["api_key_id"], st["standby"]), ("standby", self.new_id, None))
+        ids = self.submit(1, "fixed")
+        self.wait_all(ids)
+        self.assertEqual(set(self.created_once(ids).values()), {self.new_id})
+        # hitld does not test a refused standby on its own: only the one
+        # refusal and the administrator's rotate (hitld(8)).
+        self.assertEqual(len(self.standby_tests()), 2)
+
 
 class StandbyKeyMemory(HitldTestCase):
     """After a switch to the standby no copy of the old key is left in the

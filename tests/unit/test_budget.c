@@ -859,8 +859,8 @@ static void test_budget_json_rejects_malformed_and_leaves_budget_untouched(void 
 		"{\"version\":1,\"limit\":100,\"used\":\"5\",\"window_start_usec\":1795870800000000,\"window_end_usec\":1795874400000000,"
 		"\"paused_until_usec\":0,\"from_server\":false,\"last_call_at_usec\":0,\"over_limit_429s\":0,"
 		"\"server_reset_epoch\":0,\"prev_window_exhausted\":false}",
-		/* used > limit */
-		"{\"version\":1,\"limit\":100,\"used\":101,\"window_start_usec\":1795870800000000,\"window_end_usec\":1795874400000000,"
+		/* used beyond an unsigned (over the limit is fine: a reload lowered it) */
+		"{\"version\":1,\"limit\":100,\"used\":4294967296,\"window_start_usec\":1795870800000000,\"window_end_usec\":1795874400000000,"
 		"\"paused_until_usec\":0,\"from_server\":false,\"last_call_at_usec\":0,\"over_limit_429s\":0,"
 		"\"server_reset_epoch\":0,\"prev_window_exhausted\":false}",
 		/* negative used */

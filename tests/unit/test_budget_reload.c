@@ -10,6 +10,7 @@
 
 #include "budget.h"
 #include "budget_json.h"
+#include "forecast.h"
 #include "unit_budget.h"
 
 /* 2026-11-28T… at the top of an hour, server clock, seconds. */
@@ -182,6 +183,97 @@ static void test_the_shares_scale_with_the_new_limit(void **state) {
 	assert_int_equal(per_uid, 5);
 }
 
+/* Lowered below what the window used, then raised again within it (two
+ * reloads): the calls made beyond the lowered limit were made and stay
+ * counted, so the raised limit allows only what it leaves. */
+static void test_lowering_then_raising_the_limit_forgets_no_call(void **state) {
+	Budget b;
+	BudgetConfig twenty = with_limit(20), hundred = with_limit(100);
+
+	budget_init(&b, &hundred, S(T0 + 10));
+	charge_n(&b, CALL_CREATE, 50, S(T0 + 20));
+
+	budget_reconfigure(&b, &twenty, S(T0 + 30));
+	assert_int_equal(b.used, 50);
+	assert_int_equal(budget_remaining(&b, S(T0 + 30)), 0);
+
+	budget_reconfigure(&b, &hundred, S(T0 + 40));
+	assert_int_equal(b.used, 50);
+	assert_int_equal(budget_remaining(&b, S(T0 + 40)), 100 - 50);
+	/* Creates leave the reserve (10): 40 more, not 80. */
+	assert_int_equal(budget_available(&b, CALL_CREATE, S(T0 + 40)), 100 - 10 - 50);
+
+	/* The same across a restart between the two reloads: budget.json keeps
+	 * the count over the lowered limit and loads it. */
+	{
+		Budget lowered, loaded;
+		json_object *j = NULL;
+
+		budget_init(&lowered, &hundred, S(T0 + 10));
+		charge_n(&lowered, CALL_CREATE, 50, S(T0 + 20));
+		budget_reconfigure(&lowered, &twenty, S(T0 + 30));
+		assert_int_equal(budget_to_json(&lowered, &j), 0);
+		budget_init(&loaded, &twenty, S(T0 + 50));
+		assert_int_equal(budget_from_json(&loaded, j, S(T0 + 50)), 0);
+		json_object_put(j);
+		assert_int_equal(loaded.used, 50);
+		budget_reconfigure(&loaded, &hundred, S(T0 + 60));
+		assert_int_equal(budget_remaining(&loaded, S(T0 + 60)), 100 - 50);
+
+		/* A restart with the raised limit in the configuration. */
+		assert_int_equal(budget_to_json(&lowered, &j), 0);
+		budget_init(&loaded, &hundred, S(T0 + 50));
+		assert_int_equal(budget_from_json(&loaded, j, S(T0 + 50)), 0);
+		json_object_put(j);
+		assert_int_equal(budget_remaining(&loaded, S(T0 + 50)), 100 - 50);
+	}
+
+	/* The next window starts afresh. */
+	assert_int_equal(budget_remaining(&b, S(T0 + HOUR)), 100);
+}
+
+/* While used > limit every reader says "nothing left", never a wrapped
+ * number: what status, the metrics and the forecast show. */
+static void test_used_over_the_limit_leaves_nothing_and_wraps_nothing(void **state) {
+	Budget b;
+	BudgetConfig twenty = with_limit(20);
+	ForecastDrain d;
+	unsigned per_uid, total;
+
+	budget_init(&b, &unit_budget_config, S(T0 + 10));
+	charge_n(&b, CALL_CREATE, 50, S(T0 + 20));
+	charge_n(&b, CALL_POLL, 5, S(T0 + 21));
+	budget_reconfigure(&b, &twenty, S(T0 + 30));
+	assert_int_equal(b.used, 55);
+	assert_int_equal(b.limit, 20);
+
+	assert_int_equal(budget_remaining(&b, S(T0 + 30)), 0);
+	for (CallKind k = 0; k < _CALL_KIND_MAX; k++) {
+		assert_int_equal(budget_available(&b, k, S(T0 + 30)), 0);
+		assert_int_equal(budget_next_slot(&b, k, 1, S(T0 + 30), 0.0), S(T0 + HOUR));
+	}
+	assert_true(budget_reserve_left(&b, S(T0 + 30)) <= 20);
+	budget_interactive_shares(&b, &per_uid, &total);
+	assert_true(total <= 20 && per_uid <= total);
+	assert_int_equal(budget_interactive_slot(&b, 1000, false, S(T0 + 30)), S(T0 + HOUR));
+	assert_int_equal(budget_interactive_slot(&b, 0, true, S(T0 + 30)), S(T0 + HOUR));
+
+	forecast_drain(&b, 30, S(T0 + 30), &d);
+	assert_int_equal(d.creates_now, 0);
+	assert_int_equal(d.creates_per_window, 20 - 2);
+	assert_int_equal(d.done_at, S(T0 + 2 * HOUR));
+
+	/* A call charged anyway (a probe) counts; a refund gives one back. */
+	budget_charge(&b, CALL_PROBE, S(T0 + 40));
+	assert_int_equal(b.used, 56);
+	budget_refund(&b, S(T0 + 40), S(T0 + 41));
+	assert_int_equal(b.used, 55);
+	/* A 429 fills the ledger: it never lowers the count. */
+	budget_observe_429(&b, NULL, S(T0 + 42), 0.0);
+	assert_int_equal(b.used, 55);
+	assert_int_equal(budget_remaining(&b, S(T0 + 42)), 0);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_lower_limit_applies_to_the_window_in_progress),
@@ -190,6 +282,8 @@ int main(void) {
 		cmocka_unit_test(test_a_longer_window_applies_from_the_next_one),
 		cmocka_unit_test(test_the_servers_window_stays_the_servers),
 		cmocka_unit_test(test_the_shares_scale_with_the_new_limit),
+		cmocka_unit_test(test_lowering_then_raising_the_limit_forgets_no_call),
+		cmocka_unit_test(test_used_over_the_limit_leaves_nothing_and_wraps_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

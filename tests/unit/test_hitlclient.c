@@ -2,6 +2,7 @@
  * (or a real Unix socket in a temporary directory) played by the test, which writes the replies
  * the daemon would send and reads what the client wrote. Bigger or slower peers run in a child. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -160,6 +161,75 @@ static void test_connect_with_a_path_too_long_is_enametoolong(void **state) {
 	assert_int_equal(hitl_client_connect(path, &c), -ENAMETOOLONG);
 }
 
+static void on_alarm(int sig) {
+}
+
+/* A listening socket nobody accepts on, its backlog full: connect(2) would block
+ * until someone accepts (a stopped or swamped hitld). The client gives up in time. */
+static void test_connect_to_a_full_backlog_gives_up_with_etimedout(void **state) {
+	char dir[] = "/tmp/hitlclient-XXXXXX", path[128];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd, fillers[32], n = 0, status;
+	bool full = false;
+	struct sigaction old;
+	pid_t pid;
+	HitlClient *c = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/s.sock", dir);
+	strcpy(sa.sun_path, path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *) &sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	while (n < (int) (sizeof fillers / sizeof fillers[0])) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		assert_true(fd >= 0);
+		if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+			assert_int_equal(errno, EAGAIN);
+			close(fd);
+			full = true;
+			break;
+		}
+		fillers[n++] = fd;
+	}
+	assert_true(full);
+
+	alarm(60); /* the harness's bound: an unbounded connect dies here */
+	assert_int_equal(hitl_client_connect_timeout(path, 300, &c), -ETIMEDOUT);
+	assert_null(c);
+	assert_int_equal(hitl_client_connect_timeout(path, 0, &c), -ETIMEDOUT);
+	alarm(0);
+
+	/* A signal ends the wait, as it ends a call's (Ctrl-C in hitlctl). */
+	assert_int_equal(sigaction(SIGALRM, &(struct sigaction) { .sa_handler = on_alarm }, &old), 0);
+	alarm(1);
+	assert_int_equal(hitl_client_connect_timeout(path, 60000, &c), -EINTR);
+	assert_null(c);
+	alarm(0);
+	assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+
+	/* Once the daemon accepts again, a waiting connect gets through. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(200 * 1000);
+		_exit(accept(lfd, NULL, NULL) >= 0 ? 0 : 1);
+	}
+	alarm(60);
+	assert_int_equal(hitl_client_connect_timeout(path, 30000, &c), 0);
+	alarm(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	hitl_client_free(c);
+
+	for (int i = 0; i < n; i++)
+		close(fillers[i]);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_connect_follows_hitld_socket_env_and_calls_over_a_real_socket(void **state) {
 	char dir[] = "/tmp/hitlclient-XXXXXX", path[128];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -191,6 +261,18 @@ static void test_connect_follows_hitld_socket_env_and_calls_over_a_real_socket(v
 	close(lfd);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* The fd belongs to the client from the call on, even when it fails. */
+static void test_new_from_fd_without_ret_is_einval_and_closes_the_fd(void **state) {
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(hitl_client_new_from_fd(sv[0], NULL), -EINVAL);
+	assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	close(sv[1]);
+	assert_int_equal(hitl_client_new_from_fd(-1, &(HitlClient *) { NULL }), -EBADF);
 }
 
 /* ------------------------------------------------------------------ calls */
@@ -401,6 +483,9 @@ static void test_too_many_notifications_during_a_call_become_one_overflow_event(
 	while (hitl_watch_next(f->client, 0, &ev) == 1) {
 		n++;
 		if (streq(ev.method, "watch.overflow")) {
+			assert_non_null(json_object_object_get(ev.params, "source"));
+			assert_string_equal(json_object_get_string(json_object_object_get(ev.params, "source")), "client");
+			assert_int_equal(json_object_get_int(json_object_object_get(ev.params, "dropped")), 5);
 			hitl_event_clear(&ev);
 			break;
 		}
@@ -408,6 +493,22 @@ static void test_too_many_notifications_during_a_call_become_one_overflow_event(
 		hitl_event_clear(&ev);
 	}
 	assert_int_equal(n, HITL_EVENT_QUEUE_MAX + 1);
+}
+
+/* The daemon's own overflow (it then closes the connection) carries no "source":
+ * a program tells it from the library's by that. */
+static void test_daemon_overflow_event_has_no_client_source(void **state) {
+	Fixture *f = *state;
+	HitlEvent ev = HITL_EVENT_INIT;
+
+	server_write(f->server, "{\"jsonrpc\":\"2.0\",\"method\":\"watch.overflow\",\"params\":{}}\n");
+	close(f->server);
+	f->server = -1;
+	assert_int_equal(hitl_watch_next(f->client, 2000, &ev), 1);
+	assert_string_equal(ev.method, "watch.overflow");
+	assert_null(json_object_object_get(ev.params, "source"));
+	hitl_event_clear(&ev);
+	assert_int_equal(hitl_watch_next(f->client, 2000, &ev), -ECONNRESET);
 }
 
 static void test_late_reply_of_a_timed_out_call_is_skipped(void **state) {
@@ -588,6 +689,18 @@ static void test_request_wait_returns_done_and_the_record(void **state) {
 	                 100);
 }
 
+/* A negative extra time would lift the call's time limit: refused, nothing sent. */
+static void test_call_full_with_negative_extra_timeout_is_einval_and_sends_nothing(void **state) {
+	Fixture *f = *state;
+	struct pollfd p = { .fd = f->server, .events = POLLIN };
+
+	alarm(60); /* the harness's bound: a call without a time limit waits here for ever */
+	assert_int_equal(hitl_client_call_full(f->client, "status", NULL, -1, NULL, &f->error), -EINVAL);
+	alarm(0);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_false(hitl_client_is_broken(f->client));
+}
+
 static void test_request_wait_may_take_longer_than_the_call_timeout(void **state) {
 	Fixture *f = *state;
 	pid_t pid;
@@ -756,6 +869,27 @@ static void test_time_parse_reads_protocol_times_and_refuses_others(void **state
 	assert_int_equal(hitl_time_parse("", &t), -EINVAL);
 }
 
+/* RFC 3339 §5.7: second 60 only at the end of a month (23:59:60 UTC on its last
+ * day), where a leap second may be inserted. POSIX time has no leap seconds: it
+ * reads as the first second of the next day. ":60" anywhere else is refused. */
+static void test_time_parse_reads_a_leap_second_as_the_next_day_and_refuses_other_60s(void **state) {
+	time_t t;
+
+	assert_int_equal(hitl_time_parse("2016-12-31T23:59:60Z", &t), 0);
+	assert_int_equal(t, 1483228800); /* 2017-01-01T00:00:00Z */
+	assert_int_equal(hitl_time_parse("2015-06-30T23:59:60.5+00:00", &t), 0);
+	assert_int_equal(t, 1435708800); /* 2015-07-01T00:00:00Z */
+	assert_int_equal(hitl_time_parse("2024-02-29T23:59:60Z", &t), 0);
+	assert_int_equal(t, 1709251200); /* 2024-03-01T00:00:00Z */
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:60Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-12-31T23:58:60Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-12-31T22:59:60Z", &t), -EINVAL);
+	assert_int_equal(hitl_time_parse("2026-11-28T23:59:60Z", &t), -EINVAL); /* not a month's last day */
+	assert_int_equal(hitl_time_parse("2023-02-28T23:59:59Z", &t), 0);
+	assert_int_equal(hitl_time_parse("2024-02-28T23:59:60Z", &t), -EINVAL); /* 2024 is a leap year */
+	assert_int_equal(hitl_time_parse("2026-11-28T14:00:61Z", &t), -EINVAL);
+}
+
 static void test_duration_parse_accepts_units_and_refuses_garbage(void **state) {
 	uint64_t s;
 
@@ -794,7 +928,9 @@ int main(void) {
 		cmocka_unit_test(test_connect_to_a_missing_socket_is_enoent),
 		cmocka_unit_test(test_connect_to_a_socket_nobody_listens_on_is_econnrefused),
 		cmocka_unit_test(test_connect_with_a_path_too_long_is_enametoolong),
+		cmocka_unit_test(test_connect_to_a_full_backlog_gives_up_with_etimedout),
 		cmocka_unit_test(test_connect_follows_hitld_socket_env_and_calls_over_a_real_socket),
+		cmocka_unit_test(test_new_from_fd_without_ret_is_einval_and_closes_the_fd),
 		T(test_call_sends_one_jsonrpc_line_with_increasing_ids),
 		T(test_slash_is_not_escaped_on_the_wire),
 		T(test_call_returns_the_result_and_a_null_result_as_null),
@@ -804,6 +940,7 @@ int main(void) {
 		T(test_notifications_during_a_call_are_kept_for_watch_next),
 		T(test_watch_sends_ids_and_reads_events_in_order),
 		T(test_too_many_notifications_during_a_call_become_one_overflow_event),
+		T(test_daemon_overflow_event_has_no_client_source),
 		T(test_late_reply_of_a_timed_out_call_is_skipped),
 		T(test_reply_with_a_future_id_breaks_the_connection),
 		T(test_reply_that_is_not_json_is_ebadmsg),
@@ -817,6 +954,7 @@ int main(void) {
 		T(test_default_bound_refuses_a_line_over_one_mib),
 		T(test_request_larger_than_the_bound_is_refused_before_sending),
 		T(test_request_wait_returns_done_and_the_record),
+		T(test_call_full_with_negative_extra_timeout_is_einval_and_sends_nothing),
 		T(test_request_wait_may_take_longer_than_the_call_timeout),
 		T(test_list_filter_becomes_request_list_params),
 		T(test_empty_list_filter_sends_no_params),
@@ -826,6 +964,7 @@ int main(void) {
 		T(test_usage_filter_becomes_usage_params),
 		T(test_metrics_and_key_rotate_call_their_methods_and_return_the_result),
 		cmocka_unit_test(test_time_parse_reads_protocol_times_and_refuses_others),
+		cmocka_unit_test(test_time_parse_reads_a_leap_second_as_the_next_day_and_refuses_other_60s),
 		cmocka_unit_test(test_duration_parse_accepts_units_and_refuses_garbage),
 	};
 
