@@ -631,7 +631,9 @@ usec_t budget_interactive_slot(const Budget *b, uid_t uid, bool admin, usec_t no
 	return USEC_INFINITY;  /* not reached */
 }
 
-void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
+/* Charges an interactive call already counted by budget_charge() to uid's share
+ * (nothing for an admin). */
+static void note_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
 	BudgetShare *s;
 
 	assert(b);
@@ -671,5 +673,5 @@ void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_
 
 void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now) {
 	budget_charge(b, CALL_INTERACTIVE, now);
-	budget_note_interactive(b, uid, admin, now);
+	note_interactive(b, uid, admin, now);
 }

@@ -150,12 +150,10 @@ unsigned budget_interactive_used(const Budget *b, uid_t uid, usec_t now);
  * (an admin has no share: it is trusted, but still leaves the reserve).
  * USEC_INFINITY when a share of 0 means never. */
 usec_t budget_interactive_slot(const Budget *b, uid_t uid, bool admin, usec_t now);
-/* Charges an interactive call already counted by budget_charge() to uid's share
- * (nothing for an admin). */
-void budget_note_interactive(Budget *b, uid_t uid, bool admin, usec_t now);
 /* Gives uid back the share of an interactive call charged at charged_at that
  * provably never reached the server (see budget_refund(), which gives back
  * the call itself). Only within the window it was charged in. */
 void budget_refund_interactive(Budget *b, uid_t uid, bool admin, usec_t charged_at, usec_t now);
-/* budget_charge(CALL_INTERACTIVE) and budget_note_interactive() in one. */
+/* budget_charge(CALL_INTERACTIVE), and the call charged to uid's interactive
+ * share (nothing for an admin). */
 void budget_charge_interactive(Budget *b, uid_t uid, bool admin, usec_t now);

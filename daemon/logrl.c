@@ -5,14 +5,16 @@
 
 /* systemd's ratelimit_below(), with the clock given: a window begins at the
  * first entry after the last one ended and lets burst entries through. */
+static bool window_over(const LogRlWindow *w, usec_t interval, usec_t now) {
+	return w->begin == 0 || now < w->begin || now - w->begin > interval;
+}
+
 static bool window_test(const LogRlWindow *w, usec_t interval, unsigned burst, usec_t now) {
-	if (w->begin == 0 || now < w->begin || now - w->begin > interval)
-		return true;
-	return w->num < burst;
+	return window_over(w, interval, now) || w->num < burst;
 }
 
 static void window_take(LogRlWindow *w, usec_t interval, usec_t now) {
-	if (w->begin == 0 || now < w->begin || now - w->begin > interval) {
+	if (window_over(w, interval, now)) {
 		w->begin = now;
 		w->num = 0;
 	}
