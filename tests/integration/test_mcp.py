@@ -42,6 +42,19 @@ def sdk_present():
     return node
 
 
+def readable_copies(test):
+    """The driver, the SDK and hitlctl where another uid can read them: the
+    test's own directory (0755). The clone itself may not be (CI clones into a
+    `mktemp -d` directory, mode 0700). Copied once per test."""
+    d = os.path.join(test.tmp, "mcp-as-user")
+    if not os.path.isdir(d):
+        os.mkdir(d, 0o755)
+        shutil.copy2(DRIVER, d)
+        shutil.copytree(SDK, os.path.join(d, "mcp-sdk"), symlinks=True)
+        shutil.copy2(HITLCTL, d)
+    return os.path.join(d, "driver.mjs"), os.path.join(d, "mcp-sdk"), os.path.join(d, "hitlctl")
+
+
 class Agent:
     """driver.mjs: an MCP client on the official SDK that runs `hitlctl mcp`.
     Commands go to its stdin, events come back on its stdout (see driver.mjs)."""
@@ -54,14 +67,18 @@ class Agent:
         self.args = ["mcp", "--socket", socket, "--loop", test.loop_id, "--progress-interval", "1",
                      "--reconnect-timeout", "120"] + list(extra_args)
 
+        driver, sdk, self.hitlctl = DRIVER, SDK, HITLCTL
+        if uid is not None:
+            driver, sdk, self.hitlctl = readable_copies(test)
+
         def as_user():
             if uid is not None:
                 os.setgroups([])
                 os.setgid(uid)
                 os.setuid(uid)
-        self.proc = subprocess.Popen([node, DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([node, driver], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, cwd="/", preexec_fn=as_user,
-                                     env=dict(os.environ, HITLD_MCP_SDK=os.path.abspath(SDK)))
+                                     env=dict(os.environ, HITLD_MCP_SDK=os.path.abspath(sdk)))
         threading.Thread(target=self._read, daemon=True).start()
         test.addCleanup(self.close)
 
@@ -96,7 +113,7 @@ class Agent:
         return ev
 
     def connect(self):
-        return self.op("connect", command=HITLCTL, args=self.args)
+        return self.op("connect", command=self.hitlctl, args=self.args)
 
     def call(self, tag, name, arguments, progress=False):
         self.send(op="call", tag=tag, name=name, arguments=arguments, progress=progress)
